@@ -1,0 +1,1 @@
+"""The data layer: scenes, AOI/POI, the analysis grid, reprojection, labels, the chip store and datasets."""

@@ -1,0 +1,112 @@
+"""EuroSAT-style chip folders (``DIR/<Class>/*.tif``) as a chip store of kind ``chips``.
+
+Every chip must have the same size and band list. Bands are named by the files (descriptions / tags) or by
+``band_names``; EuroSAT-MS files carry no names, so their 13-band order (B01..B08, B8A, B09..B12, the order
+stated by the EuroSAT authors) is the default for 13-band chips, and any other band count must be named.
+A chip folder written by ``eo-ssl export-dataset`` (with ``dataset.json``) is read the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from backend import __version__
+from backend.data.bands import S2_L1C_ORDER, canonical_s2
+from backend.data.chipstore import BandStats, ChipStoreWriter
+from backend.data.labels import SPLITS, _split_stratified, class_colour
+from backend.data.scenes import RASTER_SUFFIXES
+from backend.errors import EoSslError
+from backend.events import Events
+
+
+def find_chips(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (sorted folder names) and (file, class id) pairs."""
+    if not root.is_dir():
+        raise EoSslError("input_not_found", f"Chip folder {root} does not exist.", "Give DIR with DIR/<Class>/*.tif.")
+    classes = sorted(d.name for d in root.iterdir()
+                     if d.is_dir() and any(f.suffix.lower() in RASTER_SUFFIXES for f in d.iterdir()))
+    if len(classes) < 2:
+        raise EoSslError("one_class", f"{root} holds {len(classes)} class folder(s) with rasters; need at least 2.",
+                         "Lay chips out as DIR/<Class>/*.tif, one folder per class.")
+    items = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
+             if f.suffix.lower() in RASTER_SUFFIXES]
+    return classes, items
+
+
+def _chip_band_names(src: rasterio.DatasetReader, given: list[str] | None, path: Path) -> list[str]:
+    if given:
+        if len(given) != src.count:
+            raise EoSslError("band_count_mismatch", f"{path} has {src.count} bands but {len(given)} names were given.",
+                             "Give one name per band with --chip-bands.")
+        return given
+    desc = [canonical_s2(d) if d else None for d in src.descriptions]
+    if all(desc):
+        return desc  # type: ignore[return-value]
+    if src.count == len(S2_L1C_ORDER):
+        return list(S2_L1C_ORDER)
+    raise EoSslError("unknown_bands", f"{path} has {src.count} unnamed bands; only 13-band chips default to the "
+                     "EuroSAT order.", "Give the band order with --chip-bands B02,B03,...")
+
+
+def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names: list[str] | None = None,
+                  overwrite: bool = False, seed: int = 0,
+                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, Any]:
+    root = Path(root)
+    classes, items = find_chips(root)
+    with rasterio.open(items[0][0]) as src:
+        names = _chip_band_names(src, band_names, items[0][0])
+        size, dtype, crs0 = (src.height, src.width), np.dtype(src.dtypes[0]), src.crs
+    writer = ChipStoreWriter(out, overwrite)
+    try:
+        chips = writer.create("chips", (len(items), len(names), *size), dtype)
+        labels = np.array([c for _, c in items], np.int16)
+        stats = BandStats(len(names))
+        for i, (path, _) in enumerate(items):
+            events.check_cancel()
+            try:
+                with rasterio.open(path) as src:
+                    if (src.height, src.width) != size or src.count != len(names):
+                        raise EoSslError("chip_mismatch", f"{path} is {src.count} x {src.height} x {src.width}; "
+                                         f"the first chip is {len(names)} x {size[0]} x {size[1]}.",
+                                         "All chips must have the same bands and size.")
+                    data = src.read()
+            except RasterioIOError as exc:
+                raise EoSslError("corrupt_file", f"Cannot read chip {path}: {exc}",
+                                 "Remove or replace the damaged file.") from exc
+            chips[i] = data
+            for b in range(len(names)):
+                stats.update(b, data[b].ravel())
+            if i % 32 == 0 or i == len(items) - 1:
+                events.progress(i + 1, len(items), stage="chips")
+        split = _split_stratified(labels, fractions, np.random.default_rng(seed))
+        writer.create("chip_labels", labels.shape, np.int16)[:] = labels
+        writer.create("chip_split", split.shape, np.uint8)[:] = split
+        manifest = {
+            "kind": "chips",
+            "chips": {"count": len(items), "size": list(size), "root": str(root),
+                      "paths": [str(p.relative_to(root)) for p, _ in items], "crs_of_first": str(crs0),
+                      "file": "chips.npy", "labels_file": "chip_labels.npy", "split_file": "chip_split.npy"},
+            "sensors": {"s2": {"bands": names, "dates": [None], "dtype": str(dtype), "file": "chips.npy",
+                               "stats": stats.result(names), "band_order_source":
+                               "given" if band_names else "file or EuroSAT default"}},
+            "labels": {"class_field": "folder", "ignore_index": -1,
+                       "classes": [{"id": i, "name": c, "colour": class_colour(c, i),
+                                    "chips": int((labels == i).sum())} for i, c in enumerate(classes)],
+                       "split": {"method": "by-chip (stratified)", "seed": seed, "fractions": list(fractions),
+                                 "counts": {k: int((split == v).sum()) for k, v in SPLITS.items() if v}}},
+            "provenance": {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "code_version": __version__, "inputs": [str(root)]},
+        }
+        writer.commit(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+    events.artifact("chipstore", str(out))
+    return {"out": str(out), "chips": len(items), "classes": len(classes), "bands": ",".join(names),
+            "size": f"{size[0]} x {size[1]}", "split": manifest["labels"]["split"]["counts"]}

@@ -1,0 +1,209 @@
+"""torch Datasets over a chip store. No GDAL call happens here: every read is a memory-mapped slice.
+
+Samples are dicts of tensors:
+
+- ``s2`` (T, C, h, w) float32, normalised with the store's per-band mean/std, 0 where invalid;
+  ``s2_valid`` (T, h, w) bool; ``s2_doy`` (T,) day of year (0 when unknown).
+- ``s1``, ``s1_valid``, ``s1_doy`` likewise when the store has Sentinel-1 and it was asked for.
+- ``label`` (h, w) int64 class ids, -1 = ignore (outside parcels, or parcels of another split);
+  ``aoi`` (h, w) bool; ``pos`` (row, col) of the crop's top-left pixel on the grid.
+
+``dates="random"`` draws one S2 date per sample (T = 1; the S1 date nearest to it), which is what the
+image-level SSL methods want; ``dates="all"`` keeps the whole series, for temporal models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from backend.data.chipstore import ChipStore
+from backend.data.labels import SPLITS
+from backend.errors import EoSslError
+
+
+def _doy(dates: Sequence[str | None]) -> np.ndarray:
+    return np.array([dt.date.fromisoformat(d).timetuple().tm_yday if d else 0 for d in dates], np.int64)
+
+
+def _ordinal(dates: Sequence[str | None]) -> np.ndarray:
+    return np.array([dt.date.fromisoformat(d).toordinal() if d else 0 for d in dates], np.int64)
+
+
+class _CubeBase(Dataset):
+    """Shared reading and normalisation for crops of a ``cube`` store."""
+
+    def __init__(self, store: ChipStore | str, sensors: Sequence[str] | None = None, split: str | None = None,
+                 dates: str = "all", normalize: bool = True) -> None:
+        self.store = store if isinstance(store, ChipStore) else ChipStore(store)
+        if self.store.kind != "cube":
+            raise EoSslError("wrong_store_kind", f"{self.store.path} holds chips, not a cube.",
+                             "Use ChipDataset for chip stores.")
+        available = self.store.sensors
+        self.sensors = list(sensors) if sensors is not None else available
+        missing = [s for s in self.sensors if s not in available]
+        if missing:
+            raise EoSslError("sensor_missing", f"{self.store.path} has no {', '.join(missing).upper()} data.",
+                             f"Prepare it with --{missing[0]} ..., or train on {', '.join(available).upper()} only.")
+        if dates not in ("all", "random"):
+            raise ValueError(f"dates must be 'all' or 'random', not {dates!r}")
+        self.dates = dates
+        self.split = split
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}")
+        if split is not None and self.store.array("split") is None:
+            raise EoSslError("no_labels", f"{self.store.path} has no labels to split.", "Prepare with --parcels.")
+        self.normalize = normalize
+        self._norm = {s: self.store.mean_std(s) for s in self.sensors}
+        self._doy = {s: _doy(self.store.dates(s)) for s in self.sensors}
+        self._ord = {s: _ordinal(self.store.dates(s)) for s in self.sensors}
+        self.has_labels = self.store.array("labels") is not None
+
+    def read(self, row: int, col: int, size: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        sl = (slice(row, row + size), slice(col, col + size))
+        out: dict[str, torch.Tensor] = {"pos": torch.tensor([row, col])}
+        t_s2: np.ndarray | None = None
+        for sensor in self.sensors:
+            arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
+            n_t = arr.shape[2]
+            if self.dates == "all":
+                t_idx = np.arange(n_t)
+            elif sensor == "s2" or t_s2 is None:
+                t_idx = np.array([self._pick_date(valid, sl, rng)])
+                t_s2 = t_idx if sensor == "s2" else t_s2
+            else:  # the S1 date nearest to the chosen S2 date
+                t_idx = np.array([int(np.argmin(np.abs(self._ord[sensor] - self._ord["s2"][t_s2[0]])))])
+            x = np.asarray(arr[sl][:, :, t_idx, :], dtype=np.float32)  # (h, w, T, C)
+            v = np.asarray(valid[sl][:, :, t_idx]).astype(bool)  # (h, w, T)
+            if self.normalize:
+                mean, std = self._norm[sensor]
+                x = (x - mean) / std
+            x[~v] = 0.0
+            out[sensor] = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 3, 0, 1)))
+            out[f"{sensor}_valid"] = torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))
+            out[f"{sensor}_doy"] = torch.from_numpy(self._doy[sensor][t_idx])
+        out["aoi"] = torch.from_numpy(np.asarray(self.store.array("aoi")[sl]).astype(bool))
+        if self.has_labels:
+            label = np.asarray(self.store.array("labels")[sl]).astype(np.int64)
+            if self.split is not None:
+                label[np.asarray(self.store.array("split")[sl]) != SPLITS[self.split]] = -1
+            out["label"] = torch.from_numpy(label)
+        return out
+
+    @staticmethod
+    def _pick_date(valid: np.ndarray, sl: tuple[slice, slice], rng: np.random.Generator | None) -> int:
+        """A date with the most valid pixels among a few random draws (clouds make some dates empty)."""
+        n_t = valid.shape[2]
+        if n_t == 1:
+            return 0
+        rng = rng or np.random.default_rng()
+        draws = rng.choice(n_t, size=min(n_t, 4), replace=False)
+        fractions = np.asarray(valid[sl][:, :, draws]).mean(axis=(0, 1))
+        return int(draws[int(np.argmax(fractions))])
+
+
+class RandomCropDataset(_CubeBase):
+    """``length`` random ``size`` x ``size`` crops whose centre lies in the AOI (and in ``split`` if given).
+
+    With ``seed`` set, sample ``i`` is the same crop every time (``set_epoch`` changes the draw per epoch);
+    with ``seed=None`` every access draws afresh.
+    """
+
+    def __init__(self, store: ChipStore | str, size: int = 64, length: int = 1024, *, sensors: Sequence[str] | None
+                 = None, split: str | None = None, dates: str = "random", normalize: bool = True,
+                 seed: int | None = 0, stride: int = 4) -> None:
+        super().__init__(store, sensors, split, dates, normalize)
+        h, w = self.store.shape
+        if size > min(h, w):
+            raise EoSslError("crop_too_large", f"Crop size {size} exceeds the grid ({w} x {h} px).",
+                             f"Use a crop size of at most {min(h, w)}.")
+        self.size, self.length, self.seed, self.epoch = size, length, seed, 0
+        mask = np.asarray(self.store.array("aoi")[::stride, ::stride]).astype(bool)
+        if split is not None:
+            mask &= np.asarray(self.store.array("split")[::stride, ::stride]) == SPLITS[split]
+        rows, cols = np.nonzero(mask)
+        if rows.size == 0:
+            raise EoSslError("no_samples", f"No pixel of {self.store.path} is in the AOI"
+                             + (f" and the {split} split." if split else "."), "Check the AOI and the split.")
+        half = size // 2
+        self.centres = np.stack([np.clip(rows * stride, half, h - size + half),
+                                 np.clip(cols * stride, half, w - size + half)], axis=1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(None if self.seed is None else (self.seed, self.epoch, i))
+        r, c = self.centres[rng.integers(len(self.centres))]
+        return self.read(int(r) - self.size // 2, int(c) - self.size // 2, self.size, rng)
+
+
+class SlidingWindowDataset(_CubeBase):
+    """Windows of ``size`` every ``stride`` pixels covering the whole grid (the last ones flush with the edge).
+
+    Windows with no AOI pixel are skipped (and, with ``split``, windows with no pixel of that split).
+    """
+
+    def __init__(self, store: ChipStore | str, size: int = 64, stride: int | None = None, *,
+                 sensors: Sequence[str] | None = None, split: str | None = None, dates: str = "all",
+                 normalize: bool = True) -> None:
+        super().__init__(store, sensors, split, dates, normalize)
+        h, w = self.store.shape
+        self.size = min(size, h, w)
+        stride = stride or self.size
+        rows = sorted(set(list(range(0, h - self.size + 1, stride)) + [h - self.size]))
+        cols = sorted(set(list(range(0, w - self.size + 1, stride)) + [w - self.size]))
+        aoi, split_arr = self.store.array("aoi"), self.store.array("split")
+        keep = []
+        for r in rows:
+            for c in cols:
+                sl = (slice(r, r + self.size), slice(c, c + self.size))
+                ok = np.asarray(aoi[sl]).any()
+                if ok and split is not None:
+                    ok = (np.asarray(split_arr[sl]) == SPLITS[split]).any()
+                if ok:
+                    keep.append((r, c))
+        self.positions = keep
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        r, c = self.positions[i]
+        return self.read(r, c, self.size, np.random.default_rng((0, i)))
+
+
+class ChipDataset(Dataset):
+    """Chips of a ``chips`` store: ``s2`` (1, C, H, W) normalised, ``label`` a class id."""
+
+    def __init__(self, store: ChipStore | str, split: str | None = None, normalize: bool = True,
+                 indices: Sequence[int] | None = None) -> None:
+        self.store = store if isinstance(store, ChipStore) else ChipStore(store)
+        if self.store.kind != "chips":
+            raise EoSslError("wrong_store_kind", f"{self.store.path} holds a cube, not chips.",
+                             "Use RandomCropDataset or SlidingWindowDataset for cubes.")
+        labels = np.asarray(self.store.array("chip_labels"))
+        idx = np.arange(len(labels))
+        if split is not None:
+            idx = idx[np.asarray(self.store.array("chip_split")) == SPLITS[split]]
+        self.indices = np.asarray(indices if indices is not None else idx)
+        self.labels = labels
+        self.normalize = normalize
+        self.mean, self.std = self.store.mean_std("s2")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = int(self.indices[i])
+        x = np.asarray(self.store.array("chips")[j], dtype=np.float32)  # (C, H, W)
+        if self.normalize:
+            x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+        return {"s2": torch.from_numpy(x[None]), "label": torch.tensor(int(self.labels[j]))}

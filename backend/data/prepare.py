@@ -1,0 +1,329 @@
+"""``eo-ssl prepare``: Sentinel-1/2 rasters + AOI + POI (+ parcels) -> a chip store.
+
+The input options are defined once here (:func:`add_input_arguments`, :func:`resolve_inputs`) and reused
+by every command that reads rasters (``predict``, ``export-dataset``), so they all accept the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import platform
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.features import geometry_mask
+from shapely.geometry.base import BaseGeometry
+
+from backend import __version__
+from backend.data.aoi import AOI, bbox_aoi, load_aoi, parse_poi
+from backend.data.bands import parse_band_list
+from backend.data.chipstore import BandStats, ChipStoreWriter
+from backend.data.grid import Grid, choose_grid
+from backend.data.labels import IGNORE_INDEX, Parcels, load_parcels
+from backend.data.scenes import BAND_OPTION, Scene, common_bands, discover, filter_poi
+from backend.data.warp import GridReader
+from backend.errors import EoSslError
+from backend.events import Events
+
+#: Memory for one window's block of all dates and bands (the writer's working set).
+WINDOW_BUDGET_BYTES = 64 * 2**20
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The raster inputs shared by prepare, predict and export-dataset."""
+    g = p.add_argument_group("inputs")
+    g.add_argument("--s2", nargs="+", metavar="PATH", help="Sentinel-2 files or folders (multi-band, one file per "
+                   "band as *_B02.jp2, or dated time series)")
+    g.add_argument("--s2-bands", metavar="B02,B03,...", help="band names of multi-band S2 files, in file order "
+                   "(when the files do not name their bands)")
+    g.add_argument("--s1", nargs="+", metavar="PATH", help="Sentinel-1 files or folders (VV/VH two-band files or "
+                   "*_VV.tif/*_VH.tif); dB or linear power (converted to dB)")
+    g.add_argument("--s1-bands", metavar="VV,VH", help="polarisations of two-band S1 files, in file order")
+    g.add_argument("--aoi", metavar="VECTOR", help="area of interest: polygons of any OGR vector file, any CRS")
+    g.add_argument("--aoi-layer", help="layer of --aoi (default: the first)")
+    g.add_argument("--bbox", metavar="MINX,MINY,MAXX,MAXY", help="area of interest as a box (instead of --aoi)")
+    g.add_argument("--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default EPSG:4326)")
+    g.add_argument("--poi", metavar="START/END", help="period of interest, e.g. 2017-01-01/2017-12-31")
+    g.add_argument("--crs", help="CRS of the analysis grid (default: the S2 CRS, or the UTM zone of the AOI)")
+    g.add_argument("--resolution", type=float, default=10.0, help="grid resolution in metres (default 10)")
+
+
+@dataclass
+class Inputs:
+    s2: list[Scene]
+    s1: list[Scene]
+    aoi: AOI | None
+    poi: tuple[dt.date, dt.date] | None
+    grid: Grid
+    aoi_geom: BaseGeometry
+    s2_bands: list[str]
+    s1_bands: list[str]
+
+
+def _band_arg(text: str | None, sensor: str) -> list[str] | None:
+    if not text:
+        return None
+    try:
+        return parse_band_list(text, sensor)
+    except ValueError as exc:
+        valid = "B01..B12, B8A" if sensor == "s2" else "VV, VH"
+        raise EoSslError("unknown_band_name", f"{BAND_OPTION[sensor]}: {exc.args[0]!r} is not a band name.",
+                         f"Band names are {valid}.") from exc
+
+
+def resolve_inputs(args: argparse.Namespace, events: Events) -> Inputs:
+    """Discover scenes, apply the POI, read the AOI and choose the grid; every failure is an EoSslError."""
+    if not args.s2:
+        raise EoSslError("no_s2", "No Sentinel-2 input was given.", "Give --s2 PATH... (files or folders).")
+    if args.aoi and args.bbox:
+        raise EoSslError("aoi_twice", "Both --aoi and --bbox were given.", "Give one of them.")
+    poi = parse_poi(args.poi)
+    aoi = load_aoi(args.aoi, args.aoi_layer) if args.aoi else (bbox_aoi(args.bbox, args.bbox_crs) if args.bbox
+                                                                else None)
+    s2 = filter_poi(discover(args.s2, "s2", _band_arg(args.s2_bands, "s2")), poi, "s2")
+    s2_bands = common_bands(s2, "s2")
+    s1: list[Scene] = []
+    s1_bands: list[str] = []
+    if args.s1:
+        s1 = filter_poi(discover(args.s1, "s1", _band_arg(args.s1_bands, "s1")), poi, "s1")
+        s1_bands = common_bands(s1, "s1")
+        linear = [s.name for s in s1 if s.scale == "linear"]
+        events.log(f"Sentinel-1: {len(s1)} scene(s), {', '.join(s1_bands)}; "
+                   + (f"{len(linear)} in linear power, converted to dB" if linear else "values already in dB"))
+    grid, aoi_geom = choose_grid(s2, aoi, args.crs, args.resolution, s1 or None)
+    events.log(f"Sentinel-2: {len(s2)} scene(s), bands {', '.join(s2_bands)}; grid {grid.width} x {grid.height} "
+               f"px at {grid.resolution:g} m in {grid.crs.name}")
+    return Inputs(s2, s1, aoi, poi, grid, aoi_geom, s2_bands, s1_bands)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p)
+    g = p.add_argument_group("labels")
+    g.add_argument("--parcels", metavar="VECTOR", help="labelled parcels (polygons with a class field)")
+    g.add_argument("--parcels-layer", help="layer of --parcels (default: the first)")
+    g.add_argument("--class-field", help="attribute of --parcels holding the class")
+    g.add_argument("--split", choices=["by-parcel", "by-block"], default="by-parcel",
+                   help="train/val/test split by parcel (default) or by spatial block; never by pixel")
+    g.add_argument("--block-size", type=float, default=1280.0, help="block size in metres for --split by-block")
+    g.add_argument("--val-fraction", type=float, default=0.15)
+    g.add_argument("--test-fraction", type=float, default=0.15)
+    g.add_argument("--seed", type=int, default=0)
+    c = p.add_argument_group("chip folders")
+    c.add_argument("--chips", metavar="DIR", help="a EuroSAT-style folder DIR/<Class>/*.tif instead of --s2")
+    c.add_argument("--chip-bands", metavar="B01,...", help="band order of the chips (default: the 13-band EuroSAT "
+                   "order B01..B08,B8A,B09..B12 when the files do not name their bands)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, metavar="DIR", help="chip store folder to write")
+    o.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    o.add_argument("--window", type=int, default=0, help="processing window in pixels (default: from memory budget)")
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    if args.chips:
+        from backend.data.chips import prepare_chips
+
+        if args.s2 or args.s1:
+            raise EoSslError("chips_and_rasters", "--chips cannot be combined with --s2/--s1.", "Give one kind of input.")
+        return prepare_chips(args.chips, args.out, events, band_names=_band_arg(args.chip_bands, "s2"),
+                             overwrite=args.overwrite, seed=args.seed,
+                             fractions=(1 - args.val_fraction - args.test_fraction, args.val_fraction,
+                                        args.test_fraction))
+    if bool(args.parcels) != bool(args.class_field):
+        raise EoSslError("class_field_missing" if args.parcels else "parcels_missing",
+                         "--parcels and --class-field go together.", "Give both, or neither.")
+    fractions = (1 - args.val_fraction - args.test_fraction, args.val_fraction, args.test_fraction)
+    if min(fractions) < 0:
+        raise EoSslError("bad_split", "--val-fraction + --test-fraction exceed 1.", "Use e.g. 0.15 and 0.15.")
+    from backend.data.chipstore import check_writable
+
+    check_writable(Path(args.out), args.overwrite)  # before any reading: fail fast
+    inputs = resolve_inputs(args, events)
+    parcels = None
+    if args.parcels:
+        parcels = load_parcels(args.parcels, args.class_field, inputs.grid, inputs.aoi_geom, split=args.split,
+                               fractions=fractions, block_size_m=args.block_size, seed=args.seed,
+                               layer=args.parcels_layer, warn=events.warning)
+        events.log(f"Parcels: {len(parcels.geoms)} in the AOI, {len(parcels.classes)} classes "
+                   f"({', '.join(c['name'] for c in parcels.classes)}); split {parcels.split_info['parcels']}")
+    return build_cube(inputs, parcels, Path(args.out), events, overwrite=args.overwrite, window=args.window,
+                      command=sys.argv)
+
+
+def _group_by_date(scenes: list[Scene]) -> list[tuple[dt.date | None, list[Scene]]]:
+    """Scenes of the same day are one acquisition (mosaicked: the first valid value wins)."""
+    groups: dict[dt.date | None, list[Scene]] = defaultdict(list)
+    for s in scenes:
+        groups[s.date].append(s)
+    return sorted(groups.items(), key=lambda kv: kv[0] or dt.date.min)
+
+
+def _window_size(bytes_per_pixel: int, requested: int) -> int:
+    if requested:
+        return requested
+    side = int(math.sqrt(WINDOW_BUDGET_BYTES / max(bytes_per_pixel, 1)))
+    return int(min(1024, max(64, side // 64 * 64)))
+
+
+def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Events, *, overwrite: bool = False,
+               window: int = 0, command: list[str] | None = None) -> dict[str, Any]:
+    grid = inputs.grid
+    h, w = grid.shape
+    s2_groups = _group_by_date(inputs.s2)
+    s1_groups = _group_by_date(inputs.s1)
+    s2_dtype = np.result_type(*[b.dtype for s in inputs.s2 for b in s.bands if b.name in inputs.s2_bands])
+    t2, c2, t1, c1 = len(s2_groups), len(inputs.s2_bands), len(s1_groups), len(inputs.s1_bands)
+    bpp = t2 * c2 * s2_dtype.itemsize + t1 * c1 * 4 + t2 + t1 + 12
+    size = _window_size(bpp, window)
+
+    writer = ChipStoreWriter(out, overwrite)
+    try:
+        s2_arr = writer.create("s2", (h, w, t2, c2), s2_dtype)
+        s2_valid = writer.create("s2_valid", (h, w, t2), np.uint8)
+        aoi_arr = writer.create("aoi", (h, w), np.uint8)
+        s1_arr = writer.create("s1", (h, w, t1, c1), np.float32) if t1 else None
+        s1_valid = writer.create("s1_valid", (h, w, t1), np.uint8) if t1 else None
+        if parcels is not None:
+            lab_arr = writer.create("labels", (h, w), np.int16)
+            par_arr = writer.create("parcels", (h, w), np.int32)
+            spl_arr = writer.create("split", (h, w), np.uint8)
+        s2_stats, s1_stats = BandStats(c2), BandStats(c1)
+        class_pixels = np.zeros(len(parcels.classes) if parcels else 0, np.int64)
+        windows = list(grid.windows(size))
+        events.log(f"Writing {h} x {w} px, {t2} S2 date(s) x {c2} bands"
+                   + (f", {t1} S1 date(s) x {c1}" if t1 else "") + f" in {len(windows)} window(s) of {size} px")
+        with GridReader(grid) as reader:
+            for step, win in enumerate(windows, start=1):
+                events.check_cancel()
+                r0, c0 = int(win.row_off), int(win.col_off)
+                r1, c1_ = r0 + int(win.height), c0 + int(win.width)
+                inside = geometry_mask([inputs.aoi_geom], out_shape=(int(win.height), int(win.width)),
+                                       transform=grid.window_transform(win), invert=True)
+                aoi_arr[r0:r1, c0:c1_] = inside
+                block, valid = _read_stack(reader, s2_groups, inputs.s2_bands, win, s2_dtype, inside)
+                s2_arr[r0:r1, c0:c1_] = block
+                s2_valid[r0:r1, c0:c1_] = valid
+                _update_stats(s2_stats, block, valid)
+                if t1:
+                    block1, valid1 = _read_stack(reader, s1_groups, inputs.s1_bands, win, np.dtype(np.float32),
+                                                 inside, to_db=True)
+                    s1_arr[r0:r1, c0:c1_] = block1
+                    s1_valid[r0:r1, c0:c1_] = valid1
+                    _update_stats(s1_stats, block1, valid1)
+                if parcels is not None:
+                    labels, pidx, split = parcels.rasterize(grid, win)
+                    outside = ~inside
+                    labels[outside], pidx[outside], split[outside] = IGNORE_INDEX, -1, 0
+                    lab_arr[r0:r1, c0:c1_], par_arr[r0:r1, c0:c1_], spl_arr[r0:r1, c0:c1_] = labels, pidx, split
+                    class_pixels += np.bincount(labels[labels >= 0], minlength=len(class_pixels))
+                events.progress(step, len(windows), stage="prepare")
+        if s2_stats.n.sum() == 0:
+            raise EoSslError("all_nodata", "Every Sentinel-2 pixel inside the AOI is nodata (clouds masked, or "
+                             "the AOI lies in the scenes' empty margin).", "Pick another AOI, POI or scenes.")
+        manifest = _manifest(inputs, parcels, s2_stats, s1_stats, s2_dtype, s2_groups, s1_groups, class_pixels,
+                             command)
+        writer.commit(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+    events.artifact("chipstore", str(out))
+    valid_frac = float(manifest["sensors"]["s2"]["valid_fraction"])
+    summary = {"out": str(out), "grid": f"{w} x {h} px at {grid.resolution:g} m, {grid.crs.name}",
+               "s2": f"{t2} date(s) x {c2} bands", "s2_valid_fraction": round(valid_frac, 4)}
+    if t1:
+        summary["s1"] = f"{t1} date(s) x {c1} polarisations"
+    if parcels is not None:
+        summary["classes"] = len(parcels.classes)
+        summary["parcels"] = parcels.split_info["parcels"]
+    return summary
+
+
+def _read_stack(reader: GridReader, groups: list[tuple[dt.date | None, list[Scene]]], bands: list[str], win,  # noqa: ANN001
+                dtype: np.dtype, inside: np.ndarray, to_db: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, T, C) values and (h, w, T) validity: valid = every band valid and inside the AOI."""
+    hh, ww = int(win.height), int(win.width)
+    block = np.zeros((hh, ww, len(groups), len(bands)), dtype)
+    valid = np.zeros((hh, ww, len(groups)), np.uint8)
+    for t, (_, scenes) in enumerate(groups):
+        all_ok = np.zeros((hh, ww), bool)
+        for scene in scenes:  # mosaic: fill what earlier scenes of the day left empty
+            ok = np.ones((hh, ww), bool)
+            values = []
+            for name in bands:
+                data, v = reader.read(scene.band(name), win)
+                if to_db and scene.scale == "linear":
+                    data = 10.0 * np.log10(np.where(v & (data > 0), data, np.nan))
+                    v &= np.isfinite(data)
+                values.append(data)
+                ok &= v
+            take = ok & ~all_ok
+            for c, data in enumerate(values):
+                block[..., t, c][take] = data[take]
+            all_ok |= ok
+        valid[..., t] = all_ok & inside
+    block[valid == 0] = 0
+    return block, valid
+
+
+def _update_stats(stats: BandStats, block: np.ndarray, valid: np.ndarray) -> None:
+    mask = valid.astype(bool)
+    if not mask.any():
+        return
+    for c in range(block.shape[-1]):
+        stats.update(c, block[..., c][mask])
+
+
+def _scene_record(s: Scene) -> dict:
+    return {"name": s.name, "date": s.date.isoformat() if s.date else None, "files": [str(f) for f in s.files],
+            "bands": s.band_names, **({"scale": s.scale} if s.sensor == "s1" else {})}
+
+
+def _manifest(inputs: Inputs, parcels: Parcels | None, s2_stats: BandStats, s1_stats: BandStats,
+              s2_dtype: np.dtype, s2_groups: list, s1_groups: list, class_pixels: np.ndarray,
+              command: list[str] | None) -> dict[str, Any]:
+    def iso(d: dt.date | None) -> str | None:
+        return d.isoformat() if d else None
+
+    n_aoi = None
+    sensors: dict[str, Any] = {
+        "s2": {"bands": inputs.s2_bands, "dates": [iso(d) for d, _ in s2_groups], "dtype": str(s2_dtype),
+               "file": "s2.npy", "valid_file": "s2_valid.npy", "nodata_fill": 0,
+               "scale": "reflectance x 10000" if s2_dtype.kind in "ui" else "as source",
+               "stats": s2_stats.result(inputs.s2_bands),
+               "valid_fraction": None, "scenes": [_scene_record(s) for s in inputs.s2]},
+    }
+    if inputs.s1:
+        sensors["s1"] = {"bands": inputs.s1_bands, "dates": [iso(d) for d, _ in s1_groups], "dtype": "float32",
+                         "file": "s1.npy", "valid_file": "s1_valid.npy", "nodata_fill": 0, "scale": "dB",
+                         "stats": s1_stats.result(inputs.s1_bands), "valid_fraction": None,
+                         "scenes": [_scene_record(s) for s in inputs.s1]}
+    h, w = inputs.grid.shape
+    n_aoi = max(1, int(inputs.aoi_geom.area / inputs.grid.resolution**2))
+    for key, stats in (("s2", s2_stats), ("s1", s1_stats)):
+        if key in sensors:
+            t = len(sensors[key]["dates"])
+            sensors[key]["valid_fraction"] = float(min(1.0, stats.n[0] / max(1, n_aoi * t)))
+    manifest: dict[str, Any] = {
+        "kind": "cube",
+        "grid": inputs.grid.to_dict(),
+        "sensors": sensors,
+        "aoi": {"wkt": inputs.aoi_geom.wkt, "file": "aoi.npy",
+                "source": inputs.aoi.source if inputs.aoi else "union of the Sentinel-2 footprints"},
+        "poi": [inputs.poi[0].isoformat(), inputs.poi[1].isoformat()] if inputs.poi else None,
+        "provenance": {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "code_version": __version__, "command": command or [],
+                       "python": platform.python_version()},
+    }
+    if parcels is not None:
+        classes = [dict(c, pixels=int(class_pixels[c["id"]])) for c in parcels.classes]
+        manifest["labels"] = {"file": "labels.npy", "parcels_file": "parcels.npy", "split_file": "split.npy",
+                              "source": parcels.source, "class_field": parcels.class_field,
+                              "ignore_index": IGNORE_INDEX, "classes": classes,
+                              "split": {**parcels.split_info, "codes": {"none": 0, "train": 1, "val": 2, "test": 3}},
+                              "parcel_fids": parcels.fids.tolist()}
+    return manifest

@@ -1,0 +1,118 @@
+"""Reading source bands onto the analysis grid, one window at a time.
+
+A band whose file is on the grid (same CRS, resolution and pixel alignment) is read with a plain window:
+the values are copied. Anything else goes through a ``WarpedVRT`` onto the grid: GDAL reprojects and
+resamples only the requested window, so memory is bounded by the window, never by the raster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from backend.data.grid import Grid
+from backend.data.scenes import BandFile
+
+
+def default_nodata(band: BandFile) -> float:
+    """Declared nodata, else 0 for integer data (the Sentinel-2 'no data' value), else NaN."""
+    if band.nodata is not None:
+        return band.nodata
+    return float("nan") if np.dtype(band.dtype).kind == "f" else 0
+
+
+class GridReader:
+    """Reads windows of source bands onto a :class:`Grid`, keeping a few datasets open between windows."""
+
+    def __init__(self, grid: Grid, resampling: Resampling = Resampling.bilinear, max_open: int = 64) -> None:
+        self.grid = grid
+        self.resampling = resampling
+        self.max_open = max_open
+        self._open: OrderedDict[Path, tuple] = OrderedDict()
+        self._dst_crs = grid.rasterio_crs()
+
+    def _dataset(self, band: BandFile) -> tuple:
+        """(reader, aligned offset or None) for a file; a WarpedVRT when the file is not on the grid."""
+        entry = self._open.get(band.path)
+        if entry is not None:
+            self._open.move_to_end(band.path)
+            return entry
+        src = rasterio.open(band.path)
+        offset = self._aligned_offset(src)
+        if offset is not None:
+            entry = (src, None, offset)
+        else:
+            nodata = default_nodata(band)
+            vrt = WarpedVRT(src, crs=self._dst_crs, transform=self.grid.transform, width=self.grid.width,
+                            height=self.grid.height, resampling=self.resampling, src_nodata=nodata, nodata=nodata)
+            entry = (src, vrt, None)
+        self._open[band.path] = entry
+        while len(self._open) > self.max_open:
+            _, (old_src, old_vrt, _) = self._open.popitem(last=False)
+            if old_vrt is not None:
+                old_vrt.close()
+            old_src.close()
+        return entry
+
+    def _aligned_offset(self, src: rasterio.DatasetReader) -> tuple[int, int] | None:
+        """(row, col) of the grid origin in the file when the file's pixels are the grid's pixels."""
+        from pyproj import CRS
+
+        if src.crs is None or CRS.from_user_input(src.crs.to_wkt()) != self.grid.crs:
+            return None
+        st, gt = src.transform, self.grid.transform
+        if not (math.isclose(st.a, gt.a, rel_tol=1e-9) and math.isclose(st.e, gt.e, rel_tol=1e-9)
+                and st.b == 0 and st.d == 0):
+            return None
+        col = (gt.c - st.c) / st.a
+        row = (gt.f - st.f) / st.e
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+            return None
+        return int(round(row)), int(round(col))
+
+    def read(self, band: BandFile, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(values in the file's dtype, valid mask) of ``band`` over ``window`` of the grid."""
+        src, vrt, offset = self._dataset(band)
+        nodata = default_nodata(band)
+        if vrt is not None:
+            data = vrt.read(band.index, window=window)
+        else:
+            data = self._read_aligned(src, band, window, offset, nodata)
+        valid = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, bool)
+        if not (isinstance(nodata, float) and math.isnan(nodata)):
+            valid &= data != nodata
+        return data, valid
+
+    @staticmethod
+    def _read_aligned(src: rasterio.DatasetReader, band: BandFile, window: Window, offset: tuple[int, int],
+                      nodata: float) -> np.ndarray:
+        """Plain windowed read; the part of the window outside the file is nodata."""
+        h, w = int(window.height), int(window.width)
+        r0, c0 = int(window.row_off) + offset[0], int(window.col_off) + offset[1]
+        out = np.full((h, w), nodata, dtype=band.dtype)
+        rr0, cc0 = max(r0, 0), max(c0, 0)
+        rr1, cc1 = min(r0 + h, src.height), min(c0 + w, src.width)
+        if rr1 > rr0 and cc1 > cc0:
+            part = src.read(band.index, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+            out[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = part
+        return out
+
+    def close(self) -> None:
+        for src, vrt, _ in self._open.values():
+            if vrt is not None:
+                vrt.close()
+            src.close()
+        self._open.clear()
+
+    def __enter__(self) -> GridReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

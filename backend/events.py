@@ -1,0 +1,165 @@
+"""The JSON-lines event protocol (version 1) and its human-readable twin.
+
+One object per line on stdout: ``start``, ``progress``, ``log``, ``warning``, ``artifact``, ``error``, ``done``.
+The same calls drive the CLI progress bar (``human`` mode), the plugin's dialog and Processing feedback
+(``json`` mode). In ``json`` mode nothing else may reach stdout, so :func:`Events.json_stdout` redirects
+``sys.stdout`` to stderr while a command runs and keeps the real stream for events.
+
+Cancellation: SIGINT/SIGTERM set :attr:`Events.cancelled`; long loops call :meth:`Events.check_cancel`
+at safe points (between steps) so work stops cleanly and leaves a resumable checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+PROTOCOL_VERSION = 1
+
+
+class Cancelled(Exception):
+    """Raised at a safe point after the user asked the process to stop."""
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None, numpy scalars become Python numbers, paths become strings."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class Events:
+    """Emit progress and results either as JSON lines (``json=True``) or for a person at a terminal."""
+
+    def __init__(self, json_mode: bool = False, stream: IO[str] | None = None, quiet: bool = False) -> None:
+        self.json_mode = json_mode
+        self.stream = stream if stream is not None else sys.stdout
+        self.quiet = quiet
+        self.cancelled = False
+        self.warnings: list[dict[str, Any]] = []
+        self.artifacts: list[dict[str, Any]] = []
+        self._bar: Any = None
+        self._bar_total: int | None = None
+        self._t0 = time.monotonic()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def emit(self, event: str, **fields: Any) -> None:
+        if self.json_mode:
+            record = {"event": event, "v": PROTOCOL_VERSION, "time": round(time.time(), 3), **_clean(fields)}
+            self.stream.write(json.dumps(record) + "\n")
+            self.stream.flush()
+
+    @contextlib.contextmanager
+    def json_stdout(self) -> Iterator[None]:
+        """While active, ``print`` and library output go to stderr; events keep the real stdout."""
+        if not self.json_mode:
+            yield
+            return
+        real = sys.stdout
+        self.stream = real
+        sys.stdout = sys.stderr
+        try:
+            yield
+        finally:
+            sys.stdout = real
+
+    def install_signal_handlers(self) -> None:
+        """First SIGINT/SIGTERM asks for a clean stop; a second one stops at once."""
+
+        def handler(signum: int, _frame: Any) -> None:
+            if self.cancelled:
+                raise KeyboardInterrupt
+            self.cancelled = True
+            self.log(f"signal {signum} received: stopping at the next safe point", level="warning")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not in the main thread (tests)
+                signal.signal(sig, handler)
+
+    def check_cancel(self) -> None:
+        if self.cancelled:
+            raise Cancelled("cancelled by the user")
+
+    # -- the protocol -----------------------------------------------------------------------------------
+    def start(self, command: str, **args: Any) -> None:
+        self._t0 = time.monotonic()
+        self.emit("start", command=command, args=args)
+
+    def progress(self, step: int, total: int | None = None, **fields: Any) -> None:
+        """``fields`` may hold ``epoch``, ``loss``, ``lr``, ``metrics``, ``eta_s``, ``stage``..."""
+        if "eta_s" not in fields and total and step > 0:
+            elapsed = time.monotonic() - self._t0
+            fields["eta_s"] = round(elapsed / step * (total - step), 1)
+        self.emit("progress", step=step, total=total, **fields)
+        if not self.json_mode and not self.quiet:
+            self._human_bar(step, total, fields)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit("log", message=message, level=level)
+        if not self.json_mode and not self.quiet:
+            self._write_human(f"{message}")
+
+    def warning(self, code: str, message: str) -> None:
+        self.warnings.append({"code": code, "message": message})
+        self.emit("warning", code=code, message=message)
+        if not self.json_mode:
+            self._write_human(f"warning [{code}]: {message}")
+
+    def artifact(self, kind: str, path: str, **fields: Any) -> None:
+        self.artifacts.append({"kind": kind, "path": str(path), **fields})
+        self.emit("artifact", kind=kind, path=str(path), **fields)
+
+    def error(self, code: str, message: str, hint: str = "") -> None:
+        self.emit("error", code=code, message=message, hint=hint)
+        if not self.json_mode:
+            self.close_bar()
+            sys.stderr.write(f"error [{code}]: {message}\n")
+            if hint:
+                sys.stderr.write(f"hint: {hint}\n")
+            sys.stderr.flush()
+
+    def done(self, ok: bool = True, summary: dict[str, Any] | None = None) -> None:
+        self.close_bar()
+        self.emit("done", ok=ok, summary=summary or {}, elapsed_s=round(time.monotonic() - self._t0, 2))
+
+    # -- human mode -------------------------------------------------------------------------------------
+    def _write_human(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    def _human_bar(self, step: int, total: int | None, fields: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None or total != self._bar_total:
+            self.close_bar()
+            self._bar = tqdm(total=total, file=sys.stderr, desc=str(fields.get("stage", "")), leave=False)
+            self._bar_total = total
+        self._bar.n = step
+        post = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in fields.items()
+                if k in ("epoch", "loss", "lr") and v is not None}
+        if post:
+            self._bar.set_postfix(post, refresh=False)
+        self._bar.refresh()
+
+    def close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+            self._bar_total = None
