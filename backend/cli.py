@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 import traceback
 from collections.abc import Sequence
@@ -35,7 +36,12 @@ def _load_optional_commands() -> None:
     except ModuleNotFoundError:
         return
     for name, (module, help_text) in getattr(extra, "COMMANDS", {}).items():
-        COMMANDS.setdefault(name, (module, help_text))
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its package is not there either
+            present = False
+        if present:
+            COMMANDS.setdefault(name, (module, help_text))
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

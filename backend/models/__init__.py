@@ -1,0 +1,1 @@
+"""Encoders (timm), segmentation models, temporal networks, and the model package format."""
