@@ -1,0 +1,150 @@
+"""Find the backend's Python and check what it has (backend version, torch, device).
+
+Pure Python: no ``qgis``, no ``torch`` (torch is imported only inside the probed interpreter).
+
+Order of search (docs/DESIGN.md, "Set-up"): the plugin setting, then the environment variable ``EO_SSL_PYTHON``,
+then the checkout's own ``.venv`` (made by ``scripts/setup.sh``). There is no fallback to the interpreter QGIS runs
+in: that one must never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backend_runner import backend_env
+from .paths import ROOT
+
+ENV_VAR = "EO_SSL_PYTHON"
+
+#: Run by the backend's Python; prints one JSON object on its last stdout line.
+PROBE = r"""
+import json, platform, sys
+info = {"python": platform.python_version(), "executable": sys.executable, "platform": platform.platform()}
+try:
+    import backend
+    info["backend_version"] = backend.__version__
+except Exception as exc:
+    info["backend_error"] = f"{type(exc).__name__}: {exc}"
+try:
+    import torch
+    info["torch"] = torch.__version__
+    info["cuda_available"] = bool(torch.cuda.is_available())
+    info["cuda_version"] = torch.version.cuda
+    if info["cuda_available"]:
+        info["device"] = "cuda"
+        info["device_name"] = torch.cuda.get_device_name(0)
+        info["device_count"] = torch.cuda.device_count()
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        info["device"] = "mps"
+        info["device_name"] = "Apple MPS"
+    else:
+        info["device"] = "cpu"
+        info["device_name"] = "CPU"
+except Exception as exc:
+    info["torch_error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(info))
+"""
+
+
+@dataclass
+class Candidate:
+    source: str  # "setting", "env", "venv"
+    path: Path
+    exists: bool
+
+
+@dataclass
+class BackendReport:
+    ok: bool
+    python: str | None
+    source: str | None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for a status bar or a log."""
+        if not self.ok:
+            return f"backend not usable: {self.error}"
+        i = self.info
+        return (f"eo-ssl backend {i.get('backend_version')} | Python {i.get('python')} | torch {i.get('torch')} | "
+                f"{i.get('device_name')}")
+
+
+def _venv_python(root: Path) -> Path:
+    return root / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def candidates(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
+               environ: dict[str, str] | None = None) -> list[Candidate]:
+    """Every place looked at, in order, with whether something is there."""
+    environ = dict(os.environ if environ is None else environ)
+    found: list[Candidate] = []
+    for source, value in (("setting", setting), ("env", environ.get(ENV_VAR)), ("venv", _venv_python(root))):
+        if value is None or str(value).strip() == "":
+            continue
+        path = Path(os.path.expanduser(os.fspath(value)))
+        found.append(Candidate(source, path, path.is_file() and os.access(path, os.X_OK)))
+    return found
+
+
+def find_backend_python(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
+                        environ: dict[str, str] | None = None) -> Candidate | None:
+    """The first existing candidate, or ``None`` (never the interpreter QGIS itself runs in)."""
+    return next((c for c in candidates(setting, root, environ) if c.exists), None)
+
+
+def check_backend(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
+                  environ: dict[str, str] | None = None, timeout_s: float = 120.0) -> BackendReport:
+    """Find the backend Python and run :data:`PROBE` in it. Never raises for a bad environment: the report says
+    what is wrong and what to do."""
+    found = find_backend_python(setting, root, environ)
+    if found is None:
+        looked = ", ".join(f"{c.source}: {c.path}" for c in candidates(setting, root, environ)) or "nothing set"
+        return BackendReport(
+            ok=False, python=None, source=None,
+            error=f"no backend Python found (looked at {looked})",
+            hint=f"Run `bash scripts/setup.sh` in {root}, or set the backend Python in the plugin settings "
+                 f"or in the environment variable {ENV_VAR}.",
+        )
+    python = str(found.path)
+    try:
+        proc = subprocess.run(
+            [python, "-c", PROBE], cwd=root, env=backend_env(root, environ), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=timeout_s, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return BackendReport(ok=False, python=python, source=found.source,
+                             error=f"could not run {python}: {exc}",
+                             hint="Check that this is a working Python 3.11+ interpreter.")
+    info: dict[str, Any] = {}
+    lines = proc.stdout.strip().splitlines()
+    if lines:
+        try:
+            info = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            info = {}
+    if proc.returncode != 0 or not info:
+        tail = proc.stderr.strip().splitlines()[-5:]
+        return BackendReport(ok=False, python=python, source=found.source, info=info,
+                             error=f"the probe failed (exit code {proc.returncode}): {' | '.join(tail)}",
+                             hint="Check that this is a working Python 3.11+ interpreter.")
+    problems = [info[k] for k in ("backend_error", "torch_error") if k in info]
+    if problems:
+        return BackendReport(ok=False, python=python, source=found.source, info=info,
+                             error="; ".join(problems),
+                             hint=f"Install the backend's dependencies into {python}: `bash scripts/setup.sh` "
+                                  f"(or pip install -c constraints.txt -r requirements.lock).")
+    return BackendReport(ok=True, python=python, source=found.source, info=info)
+
+
+if __name__ == "__main__":  # python -m qgis_plugin.environment: the same report on a terminal
+    print(json.dumps(check_backend().to_dict(), indent=2))
