@@ -1,0 +1,125 @@
+"""Per-pixel encoders for Sentinel-2 time series (Embedding Earth's backbone and a cheaper variant).
+
+Input ``x`` is (B, T, C, H, W); the output is (B, F, H, W) per-pixel features. :class:`UNet3D` convolves over
+time and space (3x3x3) and pools space only, so the time axis keeps its length until a learned temporal
+pooling at the end; :class:`TemporalStackUNet` folds time into channels and runs a 2D U-Net (cheaper, fixed T).
+Both take an optional day-of-year (B, T) that is appended as two channels (sin, cos), as the paper feeds the
+acquisition date.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def doy_channels(doy: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, T) day of year -> (B, T, 2, H, W) sin/cos channels shaped like ``like`` (B, T, C, H, W)."""
+    angle = 2 * math.pi * doy.to(like.dtype) / 365.25
+    enc = torch.stack([torch.sin(angle), torch.cos(angle)], dim=2)  # (B, T, 2)
+    return enc[..., None, None].expand(-1, -1, -1, like.shape[-2], like.shape[-1])
+
+
+class _Block3d(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True),
+            nn.Conv3d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+
+
+class UNet3D(nn.Module):
+    """A 3D U-Net over (T, H, W) with spatial-only down/up-sampling and attention-free temporal pooling.
+
+    ``out_channels`` is the per-pixel feature size. H and W must be divisible by ``2 ** depth``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 64, base: int = 32, depth: int = 3,
+                 use_doy: bool = True) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.depth, self.use_doy = in_channels, out_channels, depth, use_doy
+        cin = in_channels + (2 if use_doy else 0)
+        widths = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList()
+        for w in widths:
+            self.down.append(_Block3d(cin, w))
+            cin = w
+        self.up = nn.ModuleList()
+        self.reduce = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.reduce.append(nn.Conv3d(cin, w, 1))
+            self.up.append(_Block3d(2 * w, w))
+            cin = w
+        # temporal pooling: softmax attention weights over T per pixel (works for any T)
+        self.time_score = nn.Conv3d(cin, 1, 1)
+        self.head = nn.Conv2d(cin, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
+        if self.use_doy:
+            doy = doy if doy is not None else torch.zeros(x.shape[:2], device=x.device)
+            x = torch.cat([x, doy_channels(doy, x)], dim=2)
+        h = x.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h)
+            if i < self.depth:
+                skips.append(h)
+                h = F.max_pool3d(h, (1, 2, 2))
+        for reduce, block, skip in zip(self.reduce, self.up, reversed(skips), strict=True):
+            h = F.interpolate(reduce(h), size=skip.shape[2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1))
+        weights = torch.softmax(self.time_score(h), dim=2)  # (B, 1, T, H, W)
+        pooled = (h * weights).sum(dim=2)  # (B, C, H, W)
+        return self.head(pooled)
+
+
+class TemporalStackUNet(nn.Module):
+    """A 2D U-Net on the time series folded into channels (T x C): cheaper, but T is fixed at construction."""
+
+    def __init__(self, in_channels: int, time_steps: int, out_channels: int = 64, base: int = 32,
+                 depth: int = 3, use_doy: bool = True) -> None:
+        super().__init__()
+        self.time_steps, self.use_doy = time_steps, use_doy
+        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
+        cin = time_steps * (in_channels + (2 if use_doy else 0))
+        widths = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList()
+        for w in widths:
+            self.down.append(_block2d(cin, w))
+            cin = w
+        self.reduce = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.reduce.append(nn.Conv2d(cin, w, 1))
+            self.up.append(_block2d(2 * w, w))
+            cin = w
+        self.head = nn.Conv2d(cin, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
+        if x.shape[1] != self.time_steps:
+            raise ValueError(f"TemporalStackUNet was built for T={self.time_steps}, got T={x.shape[1]}")
+        if self.use_doy:
+            doy = doy if doy is not None else torch.zeros(x.shape[:2], device=x.device)
+            x = torch.cat([x, doy_channels(doy, x)], dim=2)
+        h = x.flatten(1, 2)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h)
+            if i < self.depth:
+                skips.append(h)
+                h = F.max_pool2d(h, 2)
+        for reduce, block, skip in zip(self.reduce, self.up, reversed(skips), strict=True):
+            h = F.interpolate(reduce(h), size=skip.shape[2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1))
+        return self.head(h)
+
+
+def _block2d(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+BACKBONES = {"unet3d": UNet3D, "temporal-stack-unet": TemporalStackUNet}
