@@ -114,7 +114,8 @@ def parse_poi(text: str | None) -> tuple[dt.date, dt.date] | None:
         start = dt.date.fromisoformat(parts[0]) if parts[0] else dt.date.min
         end = dt.date.fromisoformat(parts[1]) if parts[1] else dt.date.max
     except ValueError as exc:
-        raise EoSslError("bad_poi", f"--poi {text!r}: {exc}.", "Dates are YYYY-MM-DD, e.g. 2017-01-01/2017-12-31.") from exc
+        raise EoSslError("bad_poi", f"--poi {text!r}: {exc}.",
+                         "Dates are YYYY-MM-DD, e.g. 2017-01-01/2017-12-31.") from exc
     if end < start:
         raise EoSslError("bad_poi", f"--poi {text!r} ends before it starts.", "Swap the two dates.")
     return start, end

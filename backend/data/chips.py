@@ -100,7 +100,7 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
                                     "chips": int((labels == i).sum())} for i, c in enumerate(classes)],
                        "split": {"method": "by-chip (stratified)", "seed": seed, "fractions": list(fractions),
                                  "counts": {k: int((split == v).sum()) for k, v in SPLITS.items() if v}}},
-            "provenance": {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "provenance": {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "code_version": __version__, "inputs": [str(root)]},
         }
         writer.commit(manifest)

@@ -82,7 +82,8 @@ def footprint(scene: Scene, crs: CRS) -> BaseGeometry:
 def check_metric(crs: CRS, what: str) -> None:
     units = {ax.unit_name for ax in crs.axis_info}
     if not crs.is_projected or not units <= {"metre", "meter", "m"}:
-        raise EoSslError("crs_not_metric", f"The {what} CRS {crs.name} has units {', '.join(sorted(units))}, not metres.",
+        raise EoSslError("crs_not_metric",
+                         f"The {what} CRS {crs.name} has units {', '.join(sorted(units))}, not metres.",
                          "Pick a projected CRS in metres (e.g. the UTM zone, EPSG:326NN) with --crs, or leave it "
                          "out to use the Sentinel-2 UTM grid.")
 

@@ -129,7 +129,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         from backend.data.chips import prepare_chips
 
         if args.s2 or args.s1:
-            raise EoSslError("chips_and_rasters", "--chips cannot be combined with --s2/--s1.", "Give one kind of input.")
+            raise EoSslError("chips_and_rasters", "--chips cannot be combined with --s2/--s1.",
+                             "Give one kind of input.")
         return prepare_chips(args.chips, args.out, events, band_names=_band_arg(args.chip_bands, "s2"),
                              overwrite=args.overwrite, seed=args.seed,
                              fractions=(1 - args.val_fraction - args.test_fraction, args.val_fraction,
@@ -315,7 +316,7 @@ def _manifest(inputs: Inputs, parcels: Parcels | None, s2_stats: BandStats, s1_s
         "aoi": {"wkt": inputs.aoi_geom.wkt, "file": "aoi.npy",
                 "source": inputs.aoi.source if inputs.aoi else "union of the Sentinel-2 footprints"},
         "poi": [inputs.poi[0].isoformat(), inputs.poi[1].isoformat()] if inputs.poi else None,
-        "provenance": {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                        "code_version": __version__, "command": command or [],
                        "python": platform.python_version()},
     }

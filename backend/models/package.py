@@ -42,7 +42,7 @@ def save_package(out: str | Path, state_dict: dict[str, torch.Tensor], meta: dic
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         full = {"format": FORMAT, "version": VERSION, "code_version": __version__,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **meta}
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **meta}
         (tmp / META).write_text(json.dumps(full, indent=1, default=str))
         for name, src in (extra_files or {}).items():
             if Path(src).exists():
