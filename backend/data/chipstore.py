@@ -22,25 +22,43 @@ VERSION = 1
 
 
 class BandStats:
-    """Running mean/std (exact, float64 sums) and percentiles (from a bounded random sample) per band."""
+    """Running mean/std (exact, float64 sums) and percentiles (from a bounded random sample) per band.
 
-    def __init__(self, n_bands: int, sample_size: int = 200_000, seed: int = 0) -> None:
+    The sample is a uniform sample without replacement of every value seen (bottom-k sampling: each value gets
+    a random key and the ``sample_size`` smallest keys are kept), so its size, and memory, stay fixed however
+    many windows are added.
+    """
+
+    def __init__(self, n_bands: int, sample_size: int = 65_536, seed: int = 0) -> None:
         self.n = np.zeros(n_bands, np.int64)
         self.s = np.zeros(n_bands, np.float64)
         self.ss = np.zeros(n_bands, np.float64)
         self.sample_size = sample_size
-        self.samples: list[list[np.ndarray]] = [[] for _ in range(n_bands)]
+        self.samples: list[np.ndarray] = [np.zeros(0, np.float64) for _ in range(n_bands)]
+        self.keys: list[np.ndarray] = [np.zeros(0, np.float64) for _ in range(n_bands)]
+        self.threshold = np.ones(n_bands, np.float64)  # largest kept key once the sample is full
         self.rng = np.random.default_rng(seed)
 
     def update(self, band: int, values: np.ndarray) -> None:
-        values = values.astype(np.float64, copy=False)
+        values = values.astype(np.float64, copy=False).ravel()
         if values.size == 0:
             return
         self.n[band] += values.size
         self.s[band] += values.sum()
         self.ss[band] += np.square(values).sum()
-        take = min(values.size, max(1, self.sample_size // 64))
-        self.samples[band].append(self.rng.choice(values, size=take, replace=False))
+        # only values whose key would fall below the threshold can enter the sample: draw how many, then which
+        tau = self.threshold[band]
+        k = values.size if tau >= 1.0 else int(self.rng.binomial(values.size, tau))
+        if k == 0:
+            return
+        picked = values if k == values.size else values[self.rng.choice(values.size, size=k, replace=False)]
+        keys = np.concatenate([self.keys[band], self.rng.uniform(0.0, tau, k)])
+        sample = np.concatenate([self.samples[band], picked])
+        if keys.size > self.sample_size:
+            keep = np.argpartition(keys, self.sample_size - 1)[:self.sample_size]
+            keys, sample = keys[keep], sample[keep]
+            self.threshold[band] = float(keys.max())
+        self.keys[band], self.samples[band] = keys, sample
 
     def result(self, names: list[str]) -> dict[str, dict[str, float]]:
         out = {}
@@ -51,8 +69,7 @@ class BandStats:
                 continue
             mean = self.s[i] / n
             var = max(self.ss[i] / n - mean * mean, 0.0)
-            sample = np.concatenate(self.samples[i])
-            p02, p98 = np.percentile(sample, [2, 98])
+            p02, p98 = np.percentile(self.samples[i], [2, 98])
             out[name] = {"count": n, "mean": float(mean), "std": float(max(np.sqrt(var), 1e-6)),
                          "p02": float(p02), "p98": float(p98)}
         return out
@@ -74,6 +91,58 @@ def check_writable(out: Path, overwrite: bool) -> None:
                          "Pick an --out in a folder you can write to.")
 
 
+class SlabArray:
+    """A ``.npy`` file being written, memory-mapped only for the slab of leading-axis rows each assignment touches.
+
+    ``arr[r0:r1, c0:c1] = block`` maps rows ``r0:r1``, writes and unmaps at once. A memory map of the whole file
+    would keep every page written so far in the process's resident set (the pages are the process's until it
+    unmaps them), so peak memory would grow with the output; this way it stays bounded by one window.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: str | np.dtype) -> None:
+        self.path, self.shape, self.dtype = Path(path), tuple(int(n) for n in shape), np.dtype(dtype)
+        header = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=self.shape)
+        self.offset = int(header.offset)
+        del header  # the file exists, zero-filled (sparse); nothing stays mapped
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def _slab(self, key: Any) -> tuple[np.memmap | None, tuple]:
+        """The mapped rows that ``key`` touches, and ``key`` relative to them."""
+        key = key if isinstance(key, tuple) else (key,)
+        first, rest = (key[0], key[1:]) if key else (slice(None), ())
+        if first is Ellipsis:
+            first, rest = slice(None), (Ellipsis, *rest)
+        n = self.shape[0] if self.shape else 0
+        if isinstance(first, (int, np.integer)):
+            start = int(first) + n if first < 0 else int(first)
+            stop, rel = start + 1, 0
+        elif isinstance(first, slice) and first.step in (None, 1):
+            start, stop, _ = first.indices(n)
+            rel = slice(None)
+        else:  # fancy index on the first axis: map the whole array
+            start, stop, rel = 0, n, first
+        if stop <= start:
+            return None, ()
+        mm = np.memmap(self.path, dtype=self.dtype, mode="r+", offset=self.offset + start * self.row_bytes,
+                       shape=(stop - start, *self.shape[1:]))
+        return mm, (rel, *rest)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        mm, rel = self._slab(key)
+        if mm is not None:
+            mm[rel] = value
+            del mm  # unmap: the written pages leave this process (the kernel writes them back)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        mm, rel = self._slab(key)
+        if mm is None:
+            return np.empty((0, *self.shape[1:]), self.dtype)
+        return np.array(mm[rel])
+
+    def flush(self) -> None:
+        """Nothing stays mapped between assignments, so there is nothing to flush."""
+
+
 class ChipStoreWriter:
     """Write arrays into ``<out>.tmp-<pid>``; :meth:`commit` renames it to ``out``; :meth:`abort` removes it."""
 
@@ -85,10 +154,10 @@ class ChipStoreWriter:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir(parents=True)
-        self.arrays: dict[str, np.memmap] = {}
+        self.arrays: dict[str, SlabArray] = {}
 
-    def create(self, name: str, shape: tuple[int, ...], dtype: str | np.dtype, fill: float | int = 0) -> np.memmap:
-        arr = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=np.dtype(dtype), shape=shape)
+    def create(self, name: str, shape: tuple[int, ...], dtype: str | np.dtype, fill: float | int = 0) -> SlabArray:
+        arr = SlabArray(self.tmp / f"{name}.npy", shape, dtype)
         if fill != 0:  # new files are zero-filled already
             arr[...] = fill
         self.arrays[name] = arr

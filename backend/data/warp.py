@@ -8,6 +8,7 @@ resamples only the requested window, so memory is bounded by the window, never b
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def default_nodata(band: BandFile) -> float:
     return float("nan") if np.dtype(band.dtype).kind == "f" else 0
 
 
+#: GDAL's block cache while a GridReader is open (used as a context manager). GDAL's default is 5 % of RAM, which
+#: a windowed pass over a large raster fills block by block: memory would grow with the raster, not the window.
+#: A ``GDAL_CACHEMAX`` set in the environment wins.
+GDAL_CACHE_BYTES = 64 * 2**20
+
+
 class GridReader:
     """Reads windows of source bands onto a :class:`Grid`, keeping a few datasets open between windows."""
 
@@ -37,6 +44,7 @@ class GridReader:
         self.max_open = max_open
         self._open: OrderedDict[Path, tuple] = OrderedDict()
         self._dst_crs = grid.rasterio_crs()
+        self._env: rasterio.Env | None = None
 
     def _dataset(self, band: BandFile) -> tuple:
         """(reader, aligned offset or None) for a file; a WarpedVRT when the file is not on the grid."""
@@ -112,7 +120,13 @@ class GridReader:
         self._open.clear()
 
     def __enter__(self) -> GridReader:
+        if "GDAL_CACHEMAX" not in os.environ:
+            self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+            self._env.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        if self._env is not None:
+            self._env.__exit__(*exc)
+            self._env = None
