@@ -11,7 +11,6 @@ import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
 
 from backend.errors import EoSslError
 
@@ -37,7 +36,7 @@ def reproject_geometry(geom: BaseGeometry, src: CRS, dst: CRS) -> BaseGeometry:
         return geom
     tr = Transformer.from_crs(src, dst, always_xy=True)
     dense = shapely.segmentize(geom, max_segment_length=_segment_length(geom))
-    return shapely.make_valid(shapely_transform(tr.transform, dense))
+    return shapely.make_valid(shapely.transform(dense, tr.transform, interleaved=False))
 
 
 def _segment_length(geom: BaseGeometry) -> float:

@@ -45,7 +45,7 @@ class Grid:
         return self.height, self.width
 
     def window_transform(self, window: Window) -> Affine:
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def windows(self, size: int = 512) -> Iterator[Window]:
         """Row-major blocks of ``size`` x ``size`` (smaller at the right and bottom edges)."""

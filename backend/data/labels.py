@@ -78,8 +78,8 @@ class Parcels:
 
 
 def _window_bounds(transform, w: int, h: int) -> tuple[float, float, float, float]:  # noqa: ANN001
-    x0, y0 = transform * (0, 0)
-    x1, y1 = transform * (w, h)
+    x0, y0 = transform @ (0, 0)
+    x1, y1 = transform @ (w, h)
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
