@@ -67,14 +67,17 @@ class _CubeBase(Dataset):
         sl = (slice(row, row + size), slice(col, col + size))
         out: dict[str, torch.Tensor] = {"pos": torch.tensor([row, col])}
         t_s2: np.ndarray | None = None
+        if self.dates == "random" and "s2" in self.sensors:  # first, whatever the order of ``sensors``
+            t_s2 = np.array([self._pick_date(self.store.array("s2_valid"), sl, rng)])
         for sensor in self.sensors:
             arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
             n_t = arr.shape[2]
             if self.dates == "all":
                 t_idx = np.arange(n_t)
-            elif sensor == "s2" or t_s2 is None:
+            elif sensor == "s2":
+                t_idx = t_s2
+            elif t_s2 is None:  # no S2 asked for: a date of this sensor's own
                 t_idx = np.array([self._pick_date(valid, sl, rng)])
-                t_s2 = t_idx if sensor == "s2" else t_s2
             else:  # the S1 date nearest to the chosen S2 date
                 t_idx = np.array([int(np.argmin(np.abs(self._ord[sensor] - self._ord["s2"][t_s2[0]])))])
             x = np.asarray(arr[sl][:, :, t_idx, :], dtype=np.float32)  # (h, w, T, C)
