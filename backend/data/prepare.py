@@ -24,9 +24,9 @@ from backend import __version__
 from backend.data.aoi import AOI, bbox_aoi, load_aoi, parse_poi
 from backend.data.bands import parse_band_list
 from backend.data.chipstore import BandStats, ChipStoreWriter
-from backend.data.grid import Grid, choose_grid
+from backend.data.grid import Grid, choose_grid, footprint
 from backend.data.labels import IGNORE_INDEX, Parcels, load_parcels
-from backend.data.scenes import BAND_OPTION, Scene, common_bands, discover, filter_poi
+from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, discover, filter_poi
 from backend.data.warp import GridReader
 from backend.errors import EoSslError
 from backend.events import Events
@@ -86,12 +86,13 @@ def resolve_inputs(args: argparse.Namespace, events: Events) -> Inputs:
     poi = parse_poi(args.poi)
     aoi = load_aoi(args.aoi, args.aoi_layer) if args.aoi else (bbox_aoi(args.bbox, args.bbox_crs) if args.bbox
                                                                 else None)
-    s2 = filter_poi(discover(args.s2, "s2", _band_arg(args.s2_bands, "s2")), poi, "s2")
+    s2 = _overlapping(filter_poi(discover(args.s2, "s2", _band_arg(args.s2_bands, "s2")), poi, "s2"), aoi, events)
     s2_bands = common_bands(s2, "s2")
     s1: list[Scene] = []
     s1_bands: list[str] = []
     if args.s1:
-        s1 = filter_poi(discover(args.s1, "s1", _band_arg(args.s1_bands, "s1")), poi, "s1")
+        s1 = _overlapping(filter_poi(discover(args.s1, "s1", _band_arg(args.s1_bands, "s1")), poi, "s1"), aoi,
+                          events)
         s1_bands = common_bands(s1, "s1")
         linear = [s.name for s in s1 if s.scale == "linear"]
         events.log(f"Sentinel-1: {len(s1)} scene(s), {', '.join(s1_bands)}; "
@@ -100,6 +101,19 @@ def resolve_inputs(args: argparse.Namespace, events: Events) -> Inputs:
     events.log(f"Sentinel-2: {len(s2)} scene(s), bands {', '.join(s2_bands)}; grid {grid.width} x {grid.height} "
                f"px at {grid.resolution:g} m in {grid.crs.name}")
     return Inputs(s2, s1, aoi, poi, grid, aoi_geom, s2_bands, s1_bands)
+
+
+def _overlapping(scenes: list[Scene], aoi: AOI | None, events: Events) -> list[Scene]:
+    """The scenes whose footprint overlaps the AOI: a scene of another place would only add an empty date.
+    When none overlaps, all are kept, so that :func:`choose_grid` reports the AOI as outside the rasters."""
+    if aoi is None or len(scenes) < 2:
+        return scenes
+    kept = [s for s in scenes if footprint(s, aoi.crs).intersection(aoi.geometry).area > 0]
+    if kept and len(kept) < len(scenes):
+        left = [s.name for s in scenes if s not in kept]
+        events.log(f"{SENSOR_LABEL[scenes[0].sensor]}: left out {len(left)} scene(s) that do not overlap the AOI: "
+                   + ", ".join(left[:5]) + (" ..." if len(left) > 5 else ""))
+    return kept or scenes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
