@@ -13,6 +13,7 @@ in the file name (or its folder). What cannot be known is an error that says how
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -110,12 +111,38 @@ def expand_paths(paths: list[str | Path], sensor: str) -> list[Path]:
     return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
+class _GdalIOWarnings(logging.Handler):
+    """Collects GDAL's I/O warnings, which rasterio logs (GDAL carries on after them, e.g. dropping the band
+    descriptions of a file cut short after its pixels)."""
+
+    PATTERNS = ("IO error", "Read error", "Failed to read", "truncated", "Cannot read")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(p.lower() in message.lower() for p in self.PATTERNS):
+            self.messages.append(message)
+
+
 def _open(path: Path) -> rasterio.DatasetReader:
+    handler = _GdalIOWarnings()
+    logger = logging.getLogger("rasterio._env")
+    logger.addHandler(handler)
     try:
-        return rasterio.open(path)
+        src = rasterio.open(path)
     except RasterioIOError as exc:
         raise EoSslError("corrupt_file", f"Cannot read {path}: {exc}",
                          "The file is corrupt, truncated or not a raster; re-download or re-export it.") from exc
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        src.close()
+        raise EoSslError("corrupt_file", f"Cannot read all of {path}: {handler.messages[0]}",
+                         "The file is corrupt or truncated; re-download or re-export it.")
+    return src
 
 
 def _check_readable(src: rasterio.DatasetReader, path: Path) -> None:
