@@ -9,8 +9,13 @@ S2_BANDS: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
     "B08": 10, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
 }
-#: The 13-band order of EuroSAT-MS and of L1C stacks (ESA order, B8A after B08).
+#: The 13-band order of L1C stacks (ESA order, B8A after B08), e.g. Sen1Floods11's S2Hand.
 S2_L1C_ORDER: tuple[str, ...] = tuple(S2_BANDS)
+#: The band order of the EuroSAT-MS GeoTIFFs, which name no band: B8A comes *last*, not after B08 (torchgeo's
+#: EuroSAT has the same order). The spectra show it: over vegetation the 9th band is dark (945 nm water vapour,
+#: about a third of the NIR), the 10th is near zero (1375 nm cirrus) and the 13th is the NIR plateau (>= B08).
+EUROSAT_MS_ORDER: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11",
+                                     "B12", "B8A")
 #: The 12-band order of L2A stacks (no cirrus band B10).
 S2_L2A_ORDER: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
 #: The 10 bands at 10 and 20 m, the usual analysis-ready set.

@@ -1,8 +1,9 @@
 """EuroSAT-style chip folders (``DIR/<Class>/*.tif``) as a chip store of kind ``chips``.
 
 Every chip must have the same size and band list. Bands are named by the files (descriptions / tags) or by
-``band_names``; EuroSAT-MS files carry no names, so their 13-band order (B01..B08, B8A, B09..B12, the order
-stated by the EuroSAT authors) is the default for 13-band chips, and any other band count must be named.
+``band_names``; EuroSAT-MS files carry no names, so their 13-band file order (B01..B12 with B8A *last*, see
+:data:`backend.data.bands.EUROSAT_MS_ORDER`) is the default for 13-band chips, and any other band count must be
+named.
 A chip folder written by ``eo-ssl export-dataset`` (with ``dataset.json``) is read the same way.
 """
 
@@ -17,7 +18,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from backend import __version__
-from backend.data.bands import S2_L1C_ORDER, canonical_s2
+from backend.data.bands import EUROSAT_MS_ORDER, canonical_s2
 from backend.data.chipstore import BandStats, ChipStoreWriter
 from backend.data.labels import SPLITS, _split_stratified, class_colour
 from backend.data.scenes import RASTER_SUFFIXES
@@ -48,8 +49,8 @@ def _chip_band_names(src: rasterio.DatasetReader, given: list[str] | None, path:
     desc = [canonical_s2(d) if d else None for d in src.descriptions]
     if all(desc):
         return desc  # type: ignore[return-value]
-    if src.count == len(S2_L1C_ORDER):
-        return list(S2_L1C_ORDER)
+    if src.count == len(EUROSAT_MS_ORDER):
+        return list(EUROSAT_MS_ORDER)
     raise EoSslError("unknown_bands", f"{path} has {src.count} unnamed bands; only 13-band chips default to the "
                      "EuroSAT order.", "Give the band order with --chip-bands B02,B03,...")
 

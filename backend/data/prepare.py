@@ -130,8 +130,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0)
     c = p.add_argument_group("chip folders")
     c.add_argument("--chips", metavar="DIR", help="a EuroSAT-style folder DIR/<Class>/*.tif instead of --s2")
-    c.add_argument("--chip-bands", metavar="B01,...", help="band order of the chips (default: the 13-band EuroSAT "
-                   "order B01..B08,B8A,B09..B12 when the files do not name their bands)")
+    c.add_argument("--chip-bands", metavar="B01,...", help="band order of the chips (default: the 13-band EuroSAT-MS "
+                   "file order B01..B12,B8A when the files do not name their bands)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, metavar="DIR", help="chip store folder to write")
     o.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
