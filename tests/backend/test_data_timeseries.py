@@ -80,6 +80,17 @@ def test_t37mem_nodata_zero_is_invalid(t37, tmp_path):
     assert st.stats("s2")["B02"]["count"] == int(valid.sum())
     assert st.stats("s2")["B02"]["p02"] > 0
 
+    # the --s2-bands order given (SOURCES.md: "most likely") fits the spectra of vegetated pixels
+    bands = st.bands("s2")
+    px = s2[valid].astype(np.float64)  # (N, C) valid observations of all dates
+    nir, red = px[:, bands.index("B08")], px[:, bands.index("B04")]
+    ndvi = (nir - red) / (nir + red)
+    v = dict(zip(bands, px[ndvi > 0.4].mean(axis=0)))
+    assert v["B03"] > v["B02"] > v["B04"]  # green peak, red absorption
+    assert v["B05"] < v["B06"] < v["B07"]  # red edge
+    assert v["B8A"] >= v["B08"] > 2 * v["B05"]  # NIR plateau
+    assert v["B11"] > v["B12"]
+
 
 # -- WorldCereal Flanders -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
