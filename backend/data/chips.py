@@ -4,12 +4,16 @@ Every chip must have the same size and band list. Bands are named by the files (
 ``band_names``; EuroSAT-MS files carry no names, so their 13-band file order (B01..B12 with B8A *last*, see
 :data:`backend.data.bands.EUROSAT_MS_ORDER`) is the default for 13-band chips, and any other band count must be
 named.
-A chip folder written by ``eo-ssl export-dataset`` (with ``dataset.json``) is read the same way.
+A chip folder written by ``eo-ssl export-dataset`` (with ``dataset.json``) is read the same way, with its class
+names, channel names and split from ``dataset.json``; a chip's label is the majority class of its mask, and the
+masks are kept as ``chip_masks.npy`` (N, H, W) int16, -1 = ignore, for segmentation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,24 @@ def find_chips(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, items
 
 
+def find_exported(root: Path) -> dict[str, Any] | None:
+    """The ``dataset.json`` of a folder written by ``eo-ssl export-dataset``, or None for other chip folders."""
+    f = root / "dataset.json"
+    if not f.is_file():
+        return None
+    doc = json.loads(f.read_text())
+    return doc if doc.get("format") == "eo-ssl-dataset" else None
+
+
+def _mask_label(path: Path, ignore: int) -> tuple[np.ndarray, int]:
+    """The mask (int16, -1 = ignore) and its majority class (-1 when nothing is labelled)."""
+    with rasterio.open(path) as src:
+        mask = src.read(1).astype(np.int16)
+    mask[mask == ignore] = -1
+    counts = np.bincount(mask[mask >= 0].ravel())
+    return mask, int(counts.argmax()) if counts.sum() else -1
+
+
 def _chip_band_names(src: rasterio.DatasetReader, given: list[str] | None, path: Path) -> list[str]:
     if given:
         if len(given) != src.count:
@@ -59,10 +81,28 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
                   overwrite: bool = False, seed: int = 0,
                   fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, Any]:
     root = Path(root)
-    classes, items = find_chips(root)
+    exported = find_exported(root)
+    masks: list[np.ndarray] = []
+    given_split = None
+    if exported:
+        classes = [c["name"] for c in exported["classes"]]
+        band_names = band_names or [c["name"] for c in exported["image"]["channels"]]
+        items, splits = [], []
+        for c in exported["chips"]:
+            mask, label = _mask_label(root / c["mask"], int(exported["mask"]["ignore_index"]))
+            if label >= 0:
+                items.append((root / c["image"], label))
+                splits.append(SPLITS[c["split"]])
+                masks.append(mask)
+        if not items:
+            raise EoSslError("no_samples", f"No chip of {root} has a labelled pixel.", "Export the dataset again.")
+        given_split = np.array(splits, np.uint8)
+    else:
+        classes, items = find_chips(root)
     with rasterio.open(items[0][0]) as src:
         names = _chip_band_names(src, band_names, items[0][0])
         size, dtype, crs0 = (src.height, src.width), np.dtype(src.dtypes[0]), src.crs
+        nodata = src.nodata
     writer = ChipStoreWriter(out, overwrite)
     try:
         chips = writer.create("chips", (len(items), len(names), *size), dtype)
@@ -80,14 +120,22 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
             except RasterioIOError as exc:
                 raise EoSslError("corrupt_file", f"Cannot read chip {path}: {exc}",
                                  "Remove or replace the damaged file.") from exc
-            chips[i] = data
+            valid = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, bool)
+            if nodata is not None and not math.isnan(nodata):
+                valid &= data != nodata
+            chips[i] = np.where(valid, data, 0)  # nodata (NaN in float chips) is stored as 0, left out of the stats
             for b in range(len(names)):
-                stats.update(b, data[b].ravel())
+                stats.update(b, data[b][valid[b]])
             if i % 32 == 0 or i == len(items) - 1:
                 events.progress(i + 1, len(items), stage="chips")
-        split = _split_stratified(labels, fractions, np.random.default_rng(seed))
+        if given_split is not None:  # keep the export's split: it is by parcel or block, never by pixel
+            split = given_split
+            writer.create("chip_masks", (len(masks), *size), np.int16)[:] = np.stack(masks)
+        else:
+            split = _split_stratified(labels, fractions, np.random.default_rng(seed))
         writer.create("chip_labels", labels.shape, np.int16)[:] = labels
         writer.create("chip_split", split.shape, np.uint8)[:] = split
+        colours = {c["name"]: c.get("colour") for c in exported["classes"]} if exported else {}
         manifest = {
             "kind": "chips",
             "chips": {"count": len(items), "size": list(size), "root": str(root),
@@ -96,14 +144,18 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
             "sensors": {"s2": {"bands": names, "dates": [None], "dtype": str(dtype), "file": "chips.npy",
                                "stats": stats.result(names), "band_order_source":
                                "given" if band_names else "file or EuroSAT default"}},
-            "labels": {"class_field": "folder", "ignore_index": -1,
-                       "classes": [{"id": i, "name": c, "colour": class_colour(c, i),
+            "labels": {"class_field": exported["class_field"] if exported else "folder", "ignore_index": -1,
+                       "classes": [{"id": i, "name": c, "colour": colours.get(c) or class_colour(c, i),
                                     "chips": int((labels == i).sum())} for i, c in enumerate(classes)],
-                       "split": {"method": "by-chip (stratified)", "seed": seed, "fractions": list(fractions),
+                       "split": {"method": "from dataset.json: " + exported["split"]["method"] if exported else
+                                 "by-chip (stratified)", "seed": seed, "fractions": list(fractions),
                                  "counts": {k: int((split == v).sum()) for k, v in SPLITS.items() if v}}},
             "provenance": {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "code_version": __version__, "inputs": [str(root)]},
         }
+        if exported:  # which sensor/band/date each channel is, and the masks for segmentation
+            manifest["chips"].update(channels=exported["image"]["channels"], masks_file="chip_masks.npy",
+                                     dataset=exported["format"])
         writer.commit(manifest)
     except BaseException:
         writer.abort()
