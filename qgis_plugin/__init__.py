@@ -8,6 +8,6 @@ from __future__ import annotations
 
 def classFactory(iface):  # noqa: N802 - the name QGIS looks for
     """Entry point QGIS calls to load the plugin."""
-    from qgis_plugin.plugin import EoSslPlugin
+    from .plugin import EoSslPlugin
 
     return EoSslPlugin(iface)

@@ -3,8 +3,9 @@
 Pure Python: no ``qgis``, no ``torch`` (torch is imported only inside the probed interpreter).
 
 Order of search (docs/DESIGN.md, "Set-up"): the plugin setting, then the environment variable ``EO_SSL_PYTHON``,
-then the checkout's own ``.venv`` (made by ``scripts/setup.sh``). There is no fallback to the interpreter QGIS runs
-in: that one must never import torch.
+then the checkout's own ``.venv`` (made by ``scripts/setup.sh``; development), then the *managed* venv in the user's
+QGIS profile (``<profile>/eo_ssl/venv``, which the plugin offers to create: see :mod:`.venv_setup`). There is no
+fallback to the interpreter QGIS runs in: that one must never import torch.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ print(json.dumps(info))
 
 @dataclass
 class Candidate:
-    source: str  # "setting", "env", "venv"
+    source: str  # "setting", "env", "venv", "managed"
     path: Path
     exists: bool
 
@@ -79,16 +80,25 @@ class BackendReport:
                 f"{i.get('device_name')}")
 
 
+def venv_python(venv_dir: Path | str) -> Path:
+    """The interpreter of a virtual environment folder (``bin/python``, ``Scripts/python.exe`` on Windows)."""
+    return Path(venv_dir) / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
 def _venv_python(root: Path) -> Path:
-    return root / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return venv_python(root / ".venv")
 
 
 def candidates(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
-               environ: dict[str, str] | None = None) -> list[Candidate]:
-    """Every place looked at, in order, with whether something is there."""
+               environ: dict[str, str] | None = None, managed: Path | str | None = None) -> list[Candidate]:
+    """Every place looked at, in order, with whether something is there. ``managed``: the managed venv folder."""
     environ = dict(os.environ if environ is None else environ)
     found: list[Candidate] = []
-    for source, value in (("setting", setting), ("env", environ.get(ENV_VAR)), ("venv", _venv_python(root))):
+    places: list[tuple[str, Any]] = [("setting", setting), ("env", environ.get(ENV_VAR)),
+                                     ("venv", _venv_python(root))]
+    if managed is not None:
+        places.append(("managed", venv_python(managed)))
+    for source, value in places:
         if value is None or str(value).strip() == "":
             continue
         path = Path(os.path.expanduser(os.fspath(value)))
@@ -97,22 +107,24 @@ def candidates(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
 
 
 def find_backend_python(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
-                        environ: dict[str, str] | None = None) -> Candidate | None:
+                        environ: dict[str, str] | None = None, managed: Path | str | None = None) -> Candidate | None:
     """The first existing candidate, or ``None`` (never the interpreter QGIS itself runs in)."""
-    return next((c for c in candidates(setting, root, environ) if c.exists), None)
+    return next((c for c in candidates(setting, root, environ, managed) if c.exists), None)
 
 
 def check_backend(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
-                  environ: dict[str, str] | None = None, timeout_s: float = 120.0) -> BackendReport:
+                  environ: dict[str, str] | None = None, timeout_s: float = 120.0,
+                  managed: Path | str | None = None) -> BackendReport:
     """Find the backend Python and run :data:`PROBE` in it. Never raises for a bad environment: the report says
     what is wrong and what to do."""
-    found = find_backend_python(setting, root, environ)
+    found = find_backend_python(setting, root, environ, managed)
     if found is None:
-        looked = ", ".join(f"{c.source}: {c.path}" for c in candidates(setting, root, environ)) or "nothing set"
+        looked = ", ".join(f"{c.source}: {c.path}" for c in candidates(setting, root, environ, managed))
         return BackendReport(
             ok=False, python=None, source=None,
-            error=f"no backend Python found (looked at {looked})",
-            hint=f"Run `bash scripts/setup.sh` in {root}, or set the backend Python in the plugin settings "
+            error=f"no backend Python found (looked at {looked or 'nothing set'})",
+            hint=f"Create the managed environment (eo-ssl > Backend diagnostics > Create environment), run "
+                 f"`bash scripts/setup.sh` in {root}, or set the backend Python in the plugin settings "
                  f"or in the environment variable {ENV_VAR}.",
         )
     python = str(found.path)
@@ -144,6 +156,35 @@ def check_backend(setting: str | os.PathLike[str] | None = None, root: Path = RO
                              hint=f"Install the backend's dependencies into {python}: `bash scripts/setup.sh` "
                                   f"(or pip install -c constraints.txt -r requirements.lock).")
     return BackendReport(ok=True, python=python, source=found.source, info=info)
+
+
+def report_text(report: BackendReport, extra: dict[str, Any] | None = None,
+                looked: list[Candidate] | None = None) -> str:
+    """The plain-text report the diagnostics panel shows and copies (for a bug report)."""
+    i = report.info
+    lines = [f"eo-ssl backend: {'OK' if report.ok else 'NOT USABLE'}"]
+    if report.error:
+        lines.append(f"problem: {report.error}")
+    if report.hint:
+        lines.append(f"what to do: {report.hint}")
+    lines += [
+        f"backend python: {report.python or '-'} (from {report.source or '-'})",
+        f"python version: {i.get('python', '-')}",
+        f"backend version: {i.get('backend_version', '-')}",
+        f"torch: {i.get('torch', '-')}",
+        f"cuda available: {i.get('cuda_available', '-')} (torch built for CUDA {i.get('cuda_version') or '-'})",
+        f"device: {i.get('device', '-')} ({i.get('device_name', '-')})",
+    ]
+    if i.get("device_count"):
+        lines.append(f"devices: {i['device_count']}")
+    if i.get("platform"):
+        lines.append(f"platform: {i['platform']}")
+    if looked:
+        lines.append("looked at: " + "; ".join(f"{c.source}: {c.path} ({'found' if c.exists else 'missing'})"
+                                               for c in looked))
+    for key, value in (extra or {}).items():
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # python -m qgis_plugin.environment: the same report on a terminal

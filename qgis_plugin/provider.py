@@ -11,8 +11,10 @@ PROVIDER_ID = "eo_ssl"
 
 
 def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
-    """The algorithm classes, one per backend command. Each subsystem adds its algorithms here."""
-    return []
+    """The algorithm classes, one per backend command, in the order of the workflow."""
+    from .algorithms import ALGORITHMS
+
+    return list(ALGORITHMS)
 
 
 class EoSslProvider(QgsProcessingProvider):

@@ -13,7 +13,23 @@ import pytest
 pytestmark = pytest.mark.qgis
 
 
-def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface) -> None:
+@pytest.fixture()
+def no_eo_provider(qgis_app):
+    """These tests register the provider through the plugin: take away the session's (algorithm tests) meanwhile."""
+    from qgis.core import QgsApplication
+
+    from tests.plugin.conftest import ensure_provider
+
+    registry = QgsApplication.processingRegistry()
+    before = registry.providerById("eo_ssl")
+    if before is not None:
+        registry.removeProvider(before)
+    yield
+    if before is not None:
+        ensure_provider()
+
+
+def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo_provider) -> None:
     from qgis.core import QgsApplication
 
     import qgis_plugin
@@ -28,16 +44,19 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface) -> No
         provider = registry.providerById("eo_ssl")
         assert provider is not None
         assert provider.name() == "eo-ssl"
+        assert len(provider.algorithms()) == 7
         assert not provider.icon().isNull()
         assert Path(provider.svgIconPath()).is_file()
         assert plugin.toolbar is not None and plugin.toolbar.actions() == plugin.actions
-        assert len(plugin.actions) >= 1
-        qgis_iface.addPluginToRasterMenu.assert_any_call(MENU, plugin.actions[0])
+        assert [a.objectName() for a in plugin.actions] == ["EoSslDialogAction", "EoSslLabelToolAction"]
+        assert [a.objectName() for a in plugin.menu_actions][-1] == "EoSslDiagnostics"
+        for action in plugin.menu_actions:
+            qgis_iface.addPluginToRasterMenu.assert_any_call(MENU, action)
         # initProcessing is idempotent (QGIS calls it on its own for hasProcessingProvider=yes)
         plugin.initProcessing()
         assert [p.id() for p in registry.providers()].count("eo_ssl") == 1
     finally:
-        actions = list(plugin.actions)
+        actions = list(plugin.menu_actions)
         plugin.unload()
     assert registry.providerById("eo_ssl") is None
     assert plugin.actions == [] and plugin.toolbar is None and plugin.provider is None
@@ -45,31 +64,45 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface) -> No
     del actions
 
 
-def test_diagnostics_action_shows_the_backend_report(qgis_app, qgis_iface, monkeypatch, backend_python) -> None:
-    import qgis_plugin
-    from qgis_plugin import plugin as plugin_module
+def test_diagnostics_panel_shows_the_backend_report(qgis_app, qgis_iface, monkeypatch, backend_python,
+                                                    docs_img, no_eo_provider) -> None:
+    """The diagnostics action: Python, backend version, torch and device, and a 'copy report' that copies it."""
+    import torch
+    from qgis.PyQt.QtWidgets import QApplication
 
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(plugin_module.QMessageBox, "information", lambda _p, title, text: shown.append((title, text)))
-    monkeypatch.setattr(plugin_module.QMessageBox, "warning", lambda _p, title, text: shown.append((title, text)))
+    import backend
+    import qgis_plugin
+    from qgis_plugin import settings
+
+    monkeypatch.setattr(settings, "backend_python_setting", lambda: backend_python)
     plugin = qgis_plugin.classFactory(qgis_iface)
-    monkeypatch.setattr(plugin, "backend_python_setting", lambda: backend_python)
     plugin.initGui()
     try:
-        plugin.actions[0].trigger()
+        plugin.menu_actions[-1].trigger()
+        dlg = plugin.diagnostics_dialog
+        assert dlg is not None and dlg.isVisible()
+        report = dlg.report
+        assert report.ok, report
+        text = dlg.copy_button.click() or QApplication.clipboard().text()
+        assert text == dlg.text
+        assert f"backend version: {backend.__version__}" in text
+        assert f"torch: {torch.__version__}" in text
+        assert f"backend python: {backend_python} (from setting)" in text
+        assert "device: " in text and "nvidia-smi: " in text and "plugin version: " in text
+        assert "Ready" in dlg.status.text()
+        dlg.resize(800, 560)
+        assert dlg.grab().save(str(docs_img / "diagnostics.png"))
     finally:
         plugin.unload()
-    assert len(shown) == 1
-    title, text = shown[0]
-    assert title == "eo-ssl backend"
-    assert text.startswith("<b>OK</b>") and "torch" in text and backend_python in text
 
 
 def test_plugin_package_does_not_import_torch(repo_root: Path) -> None:
     """Loading every plugin module (with PyQGIS) leaves torch unimported: it must never enter the QGIS process."""
     code = (
         "import sys, qgis_plugin, qgis_plugin.plugin, qgis_plugin.provider, qgis_plugin.backend_runner, "
-        "qgis_plugin.environment; print('torch' in sys.modules, 'backend' in sys.modules)"
+        "qgis_plugin.environment, qgis_plugin.algorithms, qgis_plugin.dialog, qgis_plugin.maptool, "
+        "qgis_plugin.diagnostics, qgis_plugin.jobs, qgis_plugin.venv_setup; "
+        "print('torch' in sys.modules, 'backend' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin", "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(repo_root)})

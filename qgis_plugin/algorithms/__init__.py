@@ -1,0 +1,14 @@
+"""The eo-ssl Processing algorithms: one per backend command (docs/DESIGN.md)."""
+
+from __future__ import annotations
+
+from .data import ExportDatasetAlgorithm, PrepareAlgorithm
+from .mapping import LabelParcelsAlgorithm, PredictAlgorithm
+from .training import EvaluateAlgorithm, FinetuneAlgorithm, PretrainAlgorithm
+
+#: In the order of the workflow (their display names are numbered the same way).
+ALGORITHMS = (PrepareAlgorithm, PretrainAlgorithm, FinetuneAlgorithm, EvaluateAlgorithm, PredictAlgorithm,
+              LabelParcelsAlgorithm, ExportDatasetAlgorithm)
+
+__all__ = ["ALGORITHMS", "EvaluateAlgorithm", "ExportDatasetAlgorithm", "FinetuneAlgorithm", "LabelParcelsAlgorithm",
+           "PredictAlgorithm", "PrepareAlgorithm", "PretrainAlgorithm"]

@@ -1,0 +1,312 @@
+"""What every eo-ssl Processing algorithm shares: resolving its parameters into backend options (on the main
+thread, in ``prepareAlgorithm``), running ``python -m backend <command> ... --events`` through
+:class:`~qgis_plugin.backend_runner.BackendRunner` (in ``processAlgorithm``, a worker thread when run from the
+toolbox or the dialog), forwarding events to ``feedback``, honouring Cancel, and turning a backend ``error`` into a
+:class:`QgsProcessingException` with the backend's message and hint.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+from qgis.PyQt.QtGui import QIcon
+
+from .. import settings
+from ..backend_runner import BackendRunner, options_to_args
+from ..paths import ICON, ROOT
+
+#: Seconds between SIGTERM and a hard kill on Cancel: the backend stops at its next safe point (and writes its
+#: checkpoint) well before; the kill keeps the promise "stopped within 5 s" for a step that takes longer.
+CANCEL_GRACE_S = 4.0
+EXTRA_ARGS = "EXTRA_ARGS"
+
+HELP_FOOTER = (
+    "<p><i>eo-ssl runs this step in its own Python process (the backend; see eo-ssl &gt; Backend diagnostics), so "
+    "QGIS never loads PyTorch. The exact command line is shown at the top of the log: the same command works in a "
+    "terminal (<code>python -m backend ...</code>).</i></p>"
+)
+
+
+class EventFeedback(QgsProcessingFeedback):
+    """A feedback that also re-emits every backend event (the dialog draws its loss curve from them). The signal
+    is emitted from the worker thread; connections to widgets are queued by Qt."""
+
+    backendEvent = pyqtSignal(object)  # noqa: N815 - Qt naming
+
+
+def format_eta(seconds: Any) -> str:
+    try:
+        s = int(round(float(seconds)))
+    except (TypeError, ValueError):
+        return ""
+    if s < 0:
+        return ""
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_text(event: dict[str, Any]) -> str:
+    """``train step 12/100 · epoch 2 · loss 0.4312 · ETA 1:05``."""
+    parts = []
+    step, total = event.get("step"), event.get("total")
+    stage = event.get("stage") or "step"
+    if step is not None:
+        parts.append(f"{stage} {step}/{total}" if total else f"{stage} {step}")
+    if event.get("epoch") is not None:
+        parts.append(f"epoch {event['epoch']}")
+    loss = event.get("loss")
+    if isinstance(loss, (int, float)):
+        parts.append(f"loss {loss:.4g}")
+    metrics = event.get("metrics")
+    if isinstance(metrics, dict):
+        parts += [f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(metrics.items())[:4]]
+    eta = format_eta(event.get("eta_s"))
+    if eta:
+        parts.append(f"ETA {eta}")
+    return " · ".join(parts)
+
+
+class EventForwarder:
+    """Backend events -> Processing feedback (progress bar, progress text, log). Thread-safe: stdout events and
+    stderr lines arrive from two threads; feedback is touched by one at a time."""
+
+    LOG_EVERY_S = 5.0
+
+    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+        self.feedback = feedback
+        self.lock = threading.Lock()
+        self._last_logged = 0.0
+        self._last_epoch: Any = None
+        self.signal = getattr(feedback, "backendEvent", None)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            self._forward(event)
+        if self.signal is not None:
+            self.signal.emit(event)
+
+    def _forward(self, event: dict[str, Any]) -> None:
+        fb = self.feedback
+        kind = event.get("event")
+        if kind == "progress":
+            step, total = event.get("step"), event.get("total")
+            if isinstance(step, (int, float)) and isinstance(total, (int, float)) and total > 0:
+                fb.setProgress(max(0.0, min(100.0, 100.0 * step / total)))
+            text = progress_text(event)
+            fb.setProgressText(text)
+            now = time.monotonic()
+            epoch = event.get("epoch")
+            if now - self._last_logged >= self.LOG_EVERY_S or epoch != self._last_epoch or step == total:
+                self._last_logged, self._last_epoch = now, epoch
+                fb.pushInfo(text)
+        elif kind == "log":
+            level = event.get("level", "info")
+            message = str(event.get("message", ""))
+            if level in ("warning", "error"):
+                fb.pushWarning(message)
+            elif level == "debug":
+                fb.pushDebugInfo(message)
+            elif level == "stdout":
+                fb.pushConsoleInfo(message)
+            else:
+                fb.pushInfo(message)
+        elif kind == "warning":
+            fb.pushWarning(f"Warning [{event.get('code', '')}]: {event.get('message', '')}")
+        elif kind == "artifact":
+            fb.pushInfo(f"Wrote {event.get('kind', 'output')}: {event.get('path', '')}")
+        elif kind == "done" and event.get("ok"):
+            summary = event.get("summary") or {}
+            for key, value in summary.items():
+                fb.pushInfo(f"  {key}: {value}")
+            if event.get("elapsed_s") is not None:
+                fb.pushInfo(f"Finished in {event['elapsed_s']} s")
+
+    def stderr(self, line: str) -> None:
+        if not line.strip():
+            return
+        with self.lock:
+            self.feedback.pushConsoleInfo(line)
+
+
+def describe_command(argv: list[str]) -> str:
+    from subprocess import list2cmdline
+
+    return list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
+
+
+def backend_python_or_raise() -> str:
+    found = settings.backend_python()
+    if found is None:
+        looked = "; ".join(f"{c.source}: {c.path}" for c in settings.looked_at()) or "nothing set"
+        raise QgsProcessingException(
+            "No backend Python found for eo-ssl (looked at " + looked + ").\n"
+            "Open eo-ssl > Backend diagnostics and create the managed environment, or set the backend Python "
+            "in the plugin settings (or the environment variable EO_SSL_PYTHON).")
+    return str(found.path)
+
+
+def error_message(command: str, final: dict[str, Any]) -> str:
+    """The text of the QgsProcessingException for a backend ``error`` event."""
+    code = final.get("code", "error")
+    detail = str(final.get("detail") or "")
+    if code == "backend_crashed" and "invalid choice" in detail and repr(command) in detail:
+        return (f"This eo-ssl backend has no '{command}' command (it is older than the plugin, or that part of "
+                f"the backend is not installed).\nUpdate the backend (reinstall the plugin, or pull the checkout) "
+                f"and check eo-ssl > Backend diagnostics.")
+    if code == "cancelled":
+        return ("Cancelled: the backend was stopped. Whatever it had finished is kept (a training run leaves its "
+                "last checkpoint: run it again with 'Resume' to continue).")
+    message = f"eo-ssl {command} failed [{code}]: {final.get('message', '')}"
+    hint = final.get("hint")
+    if hint:
+        message += f"\nWhat to do: {hint}"
+    if detail:
+        message += "\n\nEnd of the backend's error output:\n" + "\n".join(detail.strip().splitlines()[-15:])
+    return message
+
+
+def run_backend(command: str, options: dict[str, Any], python: str, feedback: QgsProcessingFeedback | None,
+                root: Path | str = ROOT, grace_s: float = CANCEL_GRACE_S) -> tuple[dict[str, Any], list[dict]]:
+    """Run one backend command to its end; return (final ``done`` event, all events). Raises
+    QgsProcessingException for a backend error, a crash or a cancel."""
+    feedback = feedback or QgsProcessingFeedback()
+    runner = BackendRunner(python, root=root, grace_s=grace_s)
+    argv = runner.build_command(command, options)
+    feedback.pushCommandInfo(describe_command(argv))
+    if feedback.isCanceled():
+        raise QgsProcessingException(error_message(command, {"code": "cancelled"}))
+    forwarder = EventForwarder(feedback)
+    finished = threading.Event()
+
+    def watch_cancel() -> None:
+        while not finished.wait(0.1):
+            if feedback.isCanceled() and runner.running and not runner.cancelled:
+                feedback.pushInfo("Cancel: asking the backend to stop at its next safe point...")
+                runner.cancel()
+
+    watcher = threading.Thread(target=watch_cancel, name=f"eo-ssl-cancel-{command}", daemon=True)
+    watcher.start()
+    try:
+        final = runner.run(command, options, on_event=forwarder, on_stderr=forwarder.stderr)
+    finally:
+        finished.set()
+        watcher.join(timeout=2)
+    if final.get("event") != "done" or not final.get("ok", False):
+        if runner.cancelled or feedback.isCanceled():
+            final = {**final, "code": "cancelled"}
+        raise QgsProcessingException(error_message(command, final))
+    return final, list(runner.events)
+
+
+def artifacts(events: list[dict[str, Any]], kind: str | None = None) -> list[str]:
+    return [str(e.get("path")) for e in events
+            if e.get("event") == "artifact" and (kind is None or e.get("kind") == kind)]
+
+
+class BackendAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses define the parameters, :meth:`backend_options` (main thread) and
+    :meth:`results` (after the backend succeeded)."""
+
+    COMMAND = ""
+    NAME = ""
+    DISPLAY = ""
+    GROUP = "eo-ssl"
+    GROUP_ID = "eo_ssl"
+    HELP = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._options: dict[str, Any] = {}
+        self._python: str | None = None
+        self._final: dict[str, Any] = {}
+        self._events: list[dict[str, Any]] = []
+        self._extra: list[str] = []
+
+    # -- identity ----------------------------------------------------------------------------------------------
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("eo_ssl", text)
+
+    def createInstance(self):  # noqa: N802 - QGIS API
+        return type(self)()
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr(self.DISPLAY)
+
+    def group(self) -> str:
+        return self.tr(self.GROUP)
+
+    def groupId(self) -> str:  # noqa: N802 - QGIS API
+        return self.GROUP_ID
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr(self.HELP) + HELP_FOOTER
+
+    def shortDescription(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr(self.HELP.split("</p>")[0].replace("<p>", ""))
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
+        return str(ICON)
+
+    def helpUrl(self) -> str:  # noqa: N802 - QGIS API
+        return "https://github.com/eo-ssl/eo-ssl#the-qgis-plugin"
+
+    # -- running -----------------------------------------------------------------------------------------------
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback) -> bool:  # noqa: N802
+        self._python = backend_python_or_raise()
+        self._options = self.backend_options(parameters, context, feedback)
+        self._extra = self.extra_args(parameters, context)
+        return True
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802 - QGIS API
+        assert self._python is not None
+        args = options_to_args(self._options) + self._extra
+        self._final, self._events = run_backend(self.COMMAND, args, self._python, feedback)
+        return self.results(parameters, context, feedback)
+
+    def add_extra_args_parameter(self) -> None:
+        param = QgsProcessingParameterString(
+            EXTRA_ARGS, "Further backend options (advanced, e.g. --lr 0.05)", optional=True)
+        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        param.setHelp("Passed to the backend command as extra arguments (split like a shell would, but never run "
+                      "by a shell). See `python -m backend <command> --help`.")
+        self.addParameter(param)
+
+    def extra_args(self, parameters, context) -> list[str]:
+        if parameters.get(EXTRA_ARGS) in (None, "") or self.parameterDefinition(EXTRA_ARGS) is None:
+            return []
+        text = self.parameterAsString(parameters, EXTRA_ARGS, context).strip()
+        try:
+            return shlex.split(text)
+        except ValueError as exc:
+            raise QgsProcessingException(f"Cannot read the further backend options {text!r}: {exc}") from exc
+
+    # -- for subclasses ----------------------------------------------------------------------------------------
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self._final.get("summary") or {})

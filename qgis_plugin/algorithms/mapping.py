@@ -1,0 +1,191 @@
+"""5 Predict land cover, 6 Label parcels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+)
+
+from . import inputs
+from .base import BackendAlgorithm
+from .styling import ConfidenceStyler, ParcelsStyler, PredictionStyler, attach
+
+
+def _model_name(model_dir: str) -> str:
+    try:
+        meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+        return f"{meta.get('task', 'model')} {meta.get('architecture', {}).get('encoder', '')}".strip()
+    except (OSError, ValueError, AttributeError):
+        return Path(model_dir).name
+
+
+class PredictAlgorithm(BackendAlgorithm):
+    COMMAND = "predict"
+    NAME = "predict"
+    DISPLAY = "5 Predict land cover"
+    GROUP = "3 Mapping"
+    GROUP_ID = "mapping"
+    HELP = (
+        "<p>Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, "
+        "overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour "
+        "table and a <code>.qml</code> style (the class legend), plus an optional confidence raster (the highest "
+        "class probability, 0..1).</p><p>The model's bands are matched to the inputs by name; a model whose bands "
+        "are missing from the inputs is refused before any work. Loaded into the project with the class style "
+        "and legend.</p>")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        self.addParameter(inputs.with_help(QgsProcessingParameterFile(
+            "MODEL", "Model package (from Fine-tune)", behavior=QgsProcessingParameterFile.Folder),
+            "A folder holding weights.safetensors and model.json."))
+        inputs.raster_input_parameters(self, s2_optional=False, with_grid=False)
+        self.addParameter(QgsProcessingParameterNumber("TILE", "Tile size (pixels)",
+                                                       QgsProcessingParameterNumber.Integer, 256, minValue=32,
+                                                       maxValue=4096))
+        self.addParameter(QgsProcessingParameterNumber("OVERLAP", "Tile overlap (fraction)",
+                                                       QgsProcessingParameterNumber.Double, 0.25, minValue=0.0,
+                                                       maxValue=0.75))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "BATCH_SIZE", "Batch size (0: the backend's default)", QgsProcessingParameterNumber.Integer, 0,
+            minValue=0, maxValue=4096)))
+        self.addParameter(QgsProcessingParameterString("DEVICES", "Devices (auto, cpu, or the number of GPUs)",
+                                                       defaultValue="auto"))
+        self.add_extra_args_parameter()
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Land-cover map"))
+        self.addParameter(QgsProcessingParameterRasterDestination("CONFIDENCE", "Confidence", optional=True,
+                                                                  createByDefault=True))
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        model = self.parameterAsFile(parameters, "MODEL", context)
+        if not model or not (Path(model) / "model.json").is_file():
+            raise QgsProcessingException(f"{model!r} is not an eo-ssl model package (no model.json in it).")
+        options: dict[str, Any] = {"model": model}
+        options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
+        options["tile"] = self.parameterAsInt(parameters, "TILE", context)
+        options["overlap"] = self.parameterAsDouble(parameters, "OVERLAP", context)
+        batch = self.parameterAsInt(parameters, "BATCH_SIZE", context)
+        if batch > 0:
+            options["batch_size"] = batch
+        options["devices"] = (self.parameterAsString(parameters, "DEVICES", context) or "auto").strip() or "auto"
+        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        options["out"] = inputs.ensure_parent(out)
+        conf = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) if parameters.get("CONFIDENCE") else ""
+        if conf:
+            options["confidence"] = inputs.ensure_parent(conf)
+        self._model_name = _model_name(model)
+        return options
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        out = self._options["out"]
+        if not Path(out).is_file():
+            raise QgsProcessingException(f"The backend finished but wrote no map ({out}).")
+        results = {"OUTPUT": out}
+        conf = self._options.get("confidence")
+        if conf:
+            if not Path(conf).is_file():
+                raise QgsProcessingException(f"The backend finished but wrote no confidence raster ({conf}).")
+            results["CONFIDENCE"] = conf
+        return results
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API (main thread)
+        out = self._options.get("out", "")
+        qml = str(Path(out).with_suffix(".qml")) if out else None
+        attach(context, out, PredictionStyler(qml), None)
+        conf = self._options.get("confidence")
+        if conf:
+            attach(context, conf, ConfidenceStyler(), None)
+        return {}
+
+
+class LabelParcelsAlgorithm(BackendAlgorithm):
+    COMMAND = "label-parcels"
+    NAME = "label_parcels"
+    DISPLAY = "6 Label parcels"
+    GROUP = "4 Parcels"
+    GROUP_ID = "parcels"
+    HELP = (
+        "<p>Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel's "
+        "valid pixels, the mean confidence, the class entropy, pixel counts and a <b>status</b>: <i>labelled</i>, "
+        "<i>uncertain</i> (majority share or confidence below the thresholds), <i>too_small</i>, <i>no_data</i>, "
+        "<i>outside_raster</i>, or a geometry problem. Every input feature is in the output with all its "
+        "attributes; the input is never modified.</p><p>Review the uncertain parcels with the eo-ssl parcel "
+        "labelling tool ('next uncertain parcel'), then export a dataset.</p>")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        self.addParameter(QgsProcessingParameterRasterLayer("MAP", "Land-cover map (class ids)"))
+        self.addParameter(QgsProcessingParameterRasterLayer("CONFIDENCE", "Confidence raster (0..1)", optional=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterFeatureSource(
+            "PARCELS", "Parcels", [QgsProcessing.TypeVectorPolygon]),
+            "Polygons in any CRS; 'Selected features only' labels just the selection."))
+        self.addParameter(QgsProcessingParameterField("ID_FIELD", "Parcel id field (for messages and exports)",
+                                                      parentLayerParameterName="PARCELS", optional=True))
+        self.addParameter(inputs.advanced(QgsProcessingParameterFile(
+            "CLASSES", "Class names (model.json, dataset.json, .qml or a JSON list; default: the map's own)",
+            optional=True)))
+        self.addParameter(QgsProcessingParameterNumber("MIN_PIXELS", "Minimum valid pixels",
+                                                       QgsProcessingParameterNumber.Integer, 4, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber("MIN_FRACTION", "Minimum majority share",
+                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.0,
+                                                       maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber("MIN_CONFIDENCE", "Minimum mean confidence",
+                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.0,
+                                                       maxValue=1.0))
+        self.addParameter(inputs.advanced(QgsProcessingParameterBoolean(
+            "OVERWRITE", "Replace the output if it exists", defaultValue=True)))
+        self.add_extra_args_parameter()
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", "Labelled parcels (GeoPackage)", QgsProcessing.TypeVectorPolygon))
+        for status in ("labelled", "uncertain"):
+            self.addOutput(QgsProcessingOutputNumber(status.upper(), f"Parcels {status}"))
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        options: dict[str, Any] = {"map": inputs.layer_file(self.parameterAsRasterLayer(parameters, "MAP", context))}
+        if parameters.get("CONFIDENCE") not in (None, ""):
+            options["confidence"] = inputs.layer_file(self.parameterAsRasterLayer(parameters, "CONFIDENCE", context))
+        parcels = inputs.vector_file(self, parameters, "PARCELS", context, feedback)
+        if parcels is None:
+            raise QgsProcessingException("Give the parcels to label.")
+        options["parcels"] = parcels[0]
+        if parcels[1]:
+            options["parcels_layer"] = parcels[1]
+        if parameters.get("ID_FIELD") not in (None, ""):
+            options["id_field"] = self.parameterAsString(parameters, "ID_FIELD", context) or None
+        if parameters.get("CLASSES") not in (None, ""):
+            options["classes"] = self.parameterAsFile(parameters, "CLASSES", context) or None
+        options["min_pixels"] = self.parameterAsInt(parameters, "MIN_PIXELS", context)
+        options["min_fraction"] = self.parameterAsDouble(parameters, "MIN_FRACTION", context)
+        options["min_confidence"] = self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context)
+        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not out.lower().endswith(".gpkg"):
+            raise QgsProcessingException(f"The labelled parcels are written as a GeoPackage: {out!r} must end in "
+                                         ".gpkg.")
+        options["out"] = inputs.ensure_parent(out)
+        options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context)
+        return options
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        out = self._options["out"]
+        if not Path(out).is_file():
+            raise QgsProcessingException(f"The backend finished but wrote no parcels ({out}).")
+        s = self.summary()
+        return {"OUTPUT": out, "LABELLED": int(s.get("labelled", 0) or 0), "UNCERTAIN": int(s.get("uncertain", 0) or 0)}
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API (main thread)
+        out = self._options.get("out", "")
+        scheme = self._options.get("classes") or self._options.get("map")
+        attach(context, out, ParcelsStyler(scheme), None)
+        return {}

@@ -1,0 +1,256 @@
+"""2 Pre-train, 3 Fine-tune, 4 Evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputHtml,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from . import inputs
+from .base import BackendAlgorithm, artifacts
+
+METHODS = ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
+VARIANTS = ["single", "three", "s2-only", "rgb-s1s2"]
+ENCODERS = ["resnet18", "resnet34", "resnet50"]
+PRECISIONS = ["auto", "32", "16-mixed", "bf16-mixed"]
+TASKS = ["segmentation", "classification"]
+ARCHS = ["unet", "deeplabv3plus"]
+PROTOCOLS = ["linear", "knn", "finetune"]
+
+
+def _data_parameter(alg) -> None:
+    alg.addParameter(inputs.with_help(QgsProcessingParameterFile(
+        "DATA", "Chip store (output of Prepare data)", behavior=QgsProcessingParameterFile.Folder),
+        "A folder written by 'Prepare data' (it holds manifest.json)."))
+
+
+def _check_data(alg, parameters, context) -> str:
+    data = alg.parameterAsFile(parameters, "DATA", context)
+    if not data or not Path(data).is_dir():
+        raise QgsProcessingException(f"The chip store {data!r} is not a folder: run 'Prepare data' first.")
+    return data
+
+
+def _device_parameters(alg) -> None:
+    alg.addParameter(inputs.with_help(QgsProcessingParameterString(
+        "DEVICES", "Devices (auto, cpu, or the number of GPUs)", defaultValue="auto"),
+        "auto: the GPU when the backend finds one (see eo-ssl > Backend diagnostics), else the CPU."))
+
+
+def _devices(alg, parameters, context) -> str:
+    return (alg.parameterAsString(parameters, "DEVICES", context) or "auto").strip() or "auto"
+
+
+class PretrainAlgorithm(BackendAlgorithm):
+    COMMAND = "pretrain"
+    NAME = "pretrain"
+    DISPLAY = "2 Pre-train (self-supervised)"
+    GROUP = "2 Training"
+    GROUP_ID = "training"
+    HELP = (
+        "<p>Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when "
+        "there is one (else the CPU, slowly).</p><ul>"
+        "<li><b>rs-byol</b>: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same "
+        "place. Variants: <i>single</i> (one S2 band vs one S1 polarisation, 1-channel encoder), <i>three</i> (three "
+        "S2 bands vs VV/VH + a copy), <i>s2-only</i> (two S2 band draws, no S1), <i>rgb-s1s2</i> (RGB vs S1 + two "
+        "non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.</li>"
+        "<li><b>byol, moco-v2, simsiam, barlow-twins, swav</b>: on all bands of the chip store.</li></ul>"
+        "<p>Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops "
+        "at the next step and keeps the last checkpoint: run again with <i>Resume</i> to continue.</p>")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        _data_parameter(self)
+        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", METHODS, defaultValue="rs-byol",
+                                                     usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterEnum("VARIANT", "RS-BYOL variant", VARIANTS, defaultValue="single",
+                                                     usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterString(
+            "ENCODER", "Encoder (timm name: resnet18, resnet50, ...)", defaultValue="resnet18"),
+            "Any timm model name; resnet50 is the RS-BYOL paper's encoder, resnet18 is faster."))
+        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer,
+                                                       10, minValue=1, maxValue=10000))
+        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
+            "MAX_STEPS", "Maximum steps (0: no limit)", QgsProcessingParameterNumber.Integer, 0, minValue=0),
+            "Stop after this many optimisation steps, whatever the epochs (for a quick try)."))
+        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size",
+                                                       QgsProcessingParameterNumber.Integer, 32, minValue=2,
+                                                       maxValue=4096))
+        self.addParameter(QgsProcessingParameterNumber("CROP", "Crop size (pixels)",
+                                                       QgsProcessingParameterNumber.Integer, 64, minValue=8,
+                                                       maxValue=1024))
+        _device_parameters(self)
+        self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
+            "PRECISION", "Precision", PRECISIONS, defaultValue="auto", usesStaticStrings=True)))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "RESUME", "Resume from the checkpoint in the output folder", defaultValue=False))
+        self.add_extra_args_parameter()
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Pre-trained model package (folder)"))
+        self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
+        self.addOutput(QgsProcessingOutputNumber("FINAL_LOSS", "Final loss"))
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        method = self.parameterAsEnumString(parameters, "METHOD", context) or "rs-byol"
+        options: dict[str, Any] = {"data": _check_data(self, parameters, context), "method": method}
+        if method == "rs-byol":
+            options["variant"] = self.parameterAsEnumString(parameters, "VARIANT", context) or "single"
+        options["encoder"] = self.parameterAsString(parameters, "ENCODER", context).strip() or "resnet18"
+        options["epochs"] = self.parameterAsInt(parameters, "EPOCHS", context)
+        max_steps = self.parameterAsInt(parameters, "MAX_STEPS", context)
+        if max_steps > 0:
+            options["max_steps"] = max_steps
+        options["batch_size"] = self.parameterAsInt(parameters, "BATCH_SIZE", context)
+        options["crop"] = self.parameterAsInt(parameters, "CROP", context)
+        options["devices"] = _devices(self, parameters, context)
+        precision = self.parameterAsEnumString(parameters, "PRECISION", context)
+        if precision and precision != "auto":
+            options["precision"] = precision
+        options["resume"] = self.parameterAsBool(parameters, "RESUME", context)
+        options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
+        return options
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        out = Path(self._options["out"])
+        if not (out / "model.json").is_file():
+            raise QgsProcessingException(f"The backend finished but {out} holds no model.json.")
+        s = self.summary()
+        loss = s.get("final_loss", s.get("loss"))
+        return {"OUTPUT": str(out), "CURVES": str(out / "training_curves.png"),
+                "FINAL_LOSS": float(loss) if isinstance(loss, (int, float)) else None}
+
+
+class FinetuneAlgorithm(BackendAlgorithm):
+    COMMAND = "finetune"
+    NAME = "finetune"
+    DISPLAY = "3 Fine-tune"
+    GROUP = "2 Training"
+    GROUP_ID = "training"
+    HELP = (
+        "<p>Fine-tunes (or linear-probes, with <i>Freeze the encoder</i>) a model on the labelled parcels of a chip "
+        "store: <b>segmentation</b> (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or "
+        "<b>classification</b> (chip folders or parcel crops). Start from a pre-trained model package, or from a "
+        "random initialisation to measure what the pre-training bought.</p>"
+        "<p>Output: a model package with classes (names and colours), bands, normalisation and validation "
+        "metrics: the input of <i>Predict land cover</i>.</p>")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        _data_parameter(self)
+        self.addParameter(QgsProcessingParameterEnum("TASK", "Task", TASKS, defaultValue="segmentation",
+                                                     usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterFile(
+            "INIT", "Start from this model package (empty: random initialisation)",
+            behavior=QgsProcessingParameterFile.Folder, optional=True),
+            "A folder written by Pre-train (or Fine-tune)."))
+        self.addParameter(QgsProcessingParameterEnum("ARCH", "Segmentation decoder", ARCHS, defaultValue="unet",
+                                                     usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterBoolean("FREEZE_ENCODER", "Freeze the encoder (linear probe)",
+                                                        defaultValue=False))
+        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
+            "LABEL_FRACTION", "Fraction of the labels to use", QgsProcessingParameterNumber.Double, 1.0,
+            minValue=0.001, maxValue=1.0), "Drawn by parcel (segmentation) or by chip, stratified and seeded."))
+        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer,
+                                                       20, minValue=1, maxValue=10000))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "MAX_STEPS", "Maximum steps (0: no limit)", QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size",
+                                                       QgsProcessingParameterNumber.Integer, 16, minValue=1,
+                                                       maxValue=4096))
+        _device_parameters(self)
+        self.add_extra_args_parameter()
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Fine-tuned model package (folder)"))
+        self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        task = self.parameterAsEnumString(parameters, "TASK", context) or "segmentation"
+        options: dict[str, Any] = {"data": _check_data(self, parameters, context), "task": task}
+        init = self.parameterAsFile(parameters, "INIT", context) if parameters.get("INIT") else ""
+        options["init"] = init or "random"
+        if task == "segmentation":
+            options["arch"] = self.parameterAsEnumString(parameters, "ARCH", context) or "unet"
+        options["freeze_encoder"] = self.parameterAsBool(parameters, "FREEZE_ENCODER", context)
+        fraction = self.parameterAsDouble(parameters, "LABEL_FRACTION", context)
+        if fraction < 1.0:
+            options["label_fraction"] = fraction
+        options["epochs"] = self.parameterAsInt(parameters, "EPOCHS", context)
+        max_steps = self.parameterAsInt(parameters, "MAX_STEPS", context)
+        if max_steps > 0:
+            options["max_steps"] = max_steps
+        options["batch_size"] = self.parameterAsInt(parameters, "BATCH_SIZE", context)
+        options["devices"] = _devices(self, parameters, context)
+        options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
+        return options
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        out = Path(self._options["out"])
+        if not (out / "model.json").is_file():
+            raise QgsProcessingException(f"The backend finished but {out} holds no model.json.")
+        return {"OUTPUT": str(out), "CURVES": str(out / "training_curves.png")}
+
+
+class EvaluateAlgorithm(BackendAlgorithm):
+    COMMAND = "evaluate"
+    NAME = "evaluate"
+    DISPLAY = "4 Evaluate"
+    GROUP = "2 Training"
+    GROUP_ID = "training"
+    HELP = (
+        "<p>Evaluates encoders on the labelled chip store: linear probe on frozen features, kNN, or full fine-tune, "
+        "at several label fractions, for the given model package and (optionally) the same encoder at random "
+        "initialisation. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix; plots: label "
+        "efficiency, confusion matrix, t-SNE of the embeddings.</p>"
+        "<p>The HTML report opens in the Processing Results Viewer.</p>")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        self.addParameter(QgsProcessingParameterFile("INIT", "Model package to evaluate",
+                                                     behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterBoolean("WITH_RANDOM", "Compare with a random initialisation",
+                                                        defaultValue=True))
+        _data_parameter(self)
+        self.addParameter(QgsProcessingParameterEnum("PROTOCOL", "Protocol", PROTOCOLS, defaultValue="linear",
+                                                     usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterString(
+            "LABEL_FRACTIONS", "Label fractions (comma-separated)", defaultValue="1,0.5,0.1"),
+            "Each protocol runs once per fraction of the training labels."))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "EPOCHS", "Epochs of the probe / fine-tune (0: the backend's default)",
+            QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+        _device_parameters(self)
+        self.add_extra_args_parameter()
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Report folder"))
+        self.addOutput(QgsProcessingOutputHtml("REPORT", "Evaluation report"))
+        self.addOutput(QgsProcessingOutputFile("REPORT_JSON", "Report numbers (JSON)"))
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        init = [self.parameterAsFile(parameters, "INIT", context)]
+        if self.parameterAsBool(parameters, "WITH_RANDOM", context):
+            init.append("random")
+        fractions = self.parameterAsString(parameters, "LABEL_FRACTIONS", context).replace(" ", "")
+        options: dict[str, Any] = {"init": init, "data": _check_data(self, parameters, context),
+                                   "protocol": self.parameterAsEnumString(parameters, "PROTOCOL", context) or "linear"}
+        if fractions:
+            options["label_fractions"] = fractions
+        epochs = self.parameterAsInt(parameters, "EPOCHS", context)
+        if epochs > 0:
+            options["epochs"] = epochs
+        options["devices"] = _devices(self, parameters, context)
+        options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
+        return options
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        out = Path(self._options["out"])
+        html = next((p for p in artifacts(self._events) if p.endswith(".html")), str(out / "report.html"))
+        if not Path(html).is_file():
+            raise QgsProcessingException(f"The backend finished but wrote no report ({html}).")
+        feedback.pushInfo(f"Report: {html}")
+        return {"OUTPUT": str(out), "REPORT": html, "REPORT_JSON": str(out / "report.json")}

@@ -1,0 +1,410 @@
+"""Parcel labelling by hand: a map tool and its panel.
+
+Click a parcel to give it the current class; keys 1..9 choose the class, N jumps to the next uncertain parcel,
+Ctrl+Z undoes. Every change goes through the layer's edit buffer as one edit command (so QGIS's undo/redo and
+"save edits"/"discard" work as usual), and the layer shows the class colours (categorised renderer).
+
+The class scheme comes from a model package (``model.json``), a dataset, a JSON class list, a predicted map's
+``.qml``, or the output of ``label-parcels`` (its GeoPackage records the classes with their colours). On a
+``label-parcels`` output the ``status`` field is used: "next uncertain parcel" visits the parcels the model was
+unsure of, least confident first, so the analyst reviews only those.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsField,
+    QgsGeometry,
+    QgsMapLayerProxyModel,
+    QgsPointXY,
+    QgsProject,
+    QgsRectangle,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapLayerComboBox, QgsMapTool
+from qgis.PyQt.QtCore import QObject, QSize, Qt, QVariant, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QCursor, QIcon, QPixmap
+from qgis.PyQt.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .algorithms.styling import style_parcels
+from .classes import ClassDef, load_scheme
+
+CLASS_ID_FIELD = "class_id"
+CLASS_NAME_FIELD = "class_name"
+STATUS_FIELD = "status"
+SOURCE_FIELD = "label_src"
+LABEL_PARCELS_METADATA = "eo_ssl_label_parcels"
+
+
+def scheme_from_label_parcels(path: str) -> list[ClassDef] | None:
+    """The classes recorded by ``label-parcels`` in its GeoPackage's layer metadata (with their colours)."""
+    try:
+        from osgeo import ogr
+    except ImportError:  # pragma: no cover - GDAL's bindings come with QGIS
+        return None
+    ds = ogr.Open(str(path).split("|")[0])
+    if ds is None:
+        return None
+    try:
+        for i in range(ds.GetLayerCount()):
+            text = ds.GetLayer(i).GetMetadataItem(LABEL_PARCELS_METADATA)
+            if text:
+                from .classes import parse_classes
+
+                return parse_classes(json.loads(text)["classes"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    finally:
+        ds = None
+    return None
+
+
+class ParcelLabeller(QObject):
+    """The labelling logic for one polygon layer (no canvas needed: the map tool and the tests drive it)."""
+
+    labelled = pyqtSignal(int, int)  # feature id, class id
+    classChanged = pyqtSignal(int)  # noqa: N815 - index in the scheme
+
+    def __init__(self, layer: QgsVectorLayer, scheme: list[ClassDef], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        if not scheme:
+            raise ValueError("the class scheme is empty")
+        self.layer = layer
+        self.scheme = list(scheme)
+        self.current = 0
+        self._visited: set[int] = set()
+
+    # -- classes -----------------------------------------------------------------------------------------------
+    def set_current(self, index: int) -> bool:
+        if 0 <= index < len(self.scheme):
+            self.current = index
+            self.classChanged.emit(index)
+            return True
+        return False
+
+    def current_class(self) -> ClassDef:
+        return self.scheme[self.current]
+
+    # -- fields and style --------------------------------------------------------------------------------------
+    def has_status(self) -> bool:
+        return self.layer.fields().indexOf(STATUS_FIELD) >= 0
+
+    def ensure_editing(self) -> bool:
+        return self.layer.isEditable() or self.layer.startEditing()
+
+    def ensure_fields(self) -> None:
+        """class_id / class_name (and label_src on a label-parcels output) exist; added through the edit buffer."""
+        wanted = [QgsField(CLASS_ID_FIELD, QVariant.Int), QgsField(CLASS_NAME_FIELD, QVariant.String)]
+        if self.has_status():
+            wanted.append(QgsField(SOURCE_FIELD, QVariant.String))
+        missing = [f for f in wanted if self.layer.fields().indexOf(f.name()) < 0]
+        if not missing:
+            return
+        if not self.ensure_editing():
+            raise RuntimeError(f"layer {self.layer.name()} cannot be edited")
+        for f in missing:
+            self.layer.addAttribute(f)
+        self.layer.updateFields()
+
+    def apply_style(self) -> bool:
+        return style_parcels(self.layer, self.scheme)
+
+    # -- labelling ---------------------------------------------------------------------------------------------
+    def assign(self, fid: int, cls: ClassDef | None = None) -> bool:
+        """Give feature ``fid`` the class (default: the current one), as one undoable edit command."""
+        cls = cls or self.current_class()
+        self.ensure_fields()
+        if not self.ensure_editing():
+            return False
+        fields = self.layer.fields()
+        self.layer.beginEditCommand(f"Label parcel {fid} as {cls.name}")
+        ok = self.layer.changeAttributeValue(fid, fields.indexOf(CLASS_ID_FIELD), cls.id)
+        ok &= self.layer.changeAttributeValue(fid, fields.indexOf(CLASS_NAME_FIELD), cls.name)
+        if self.has_status():
+            ok &= self.layer.changeAttributeValue(fid, fields.indexOf(STATUS_FIELD), "labelled")
+            ok &= self.layer.changeAttributeValue(fid, fields.indexOf(SOURCE_FIELD), "manual")
+        if ok:
+            self.layer.endEditCommand()
+            self.layer.triggerRepaint()
+            self.labelled.emit(fid, cls.id)
+        else:
+            self.layer.destroyEditCommand()
+        return bool(ok)
+
+    def feature_at(self, point: QgsPointXY, tolerance: float = 0.0) -> int | None:
+        """The id of the (top-most) polygon containing ``point`` (layer CRS)."""
+        rect = QgsRectangle(point.x() - tolerance, point.y() - tolerance, point.x() + tolerance,
+                            point.y() + tolerance) if tolerance else QgsRectangle(point, point)
+        request = QgsFeatureRequest().setFilterRect(rect).setNoAttributes()
+        geom_pt = QgsGeometry.fromPointXY(point)
+        hits = [f.id() for f in self.layer.getFeatures(request) if f.hasGeometry() and f.geometry().intersects(geom_pt)]
+        return hits[-1] if hits else None
+
+    def uncertain_ids(self) -> list[int]:
+        """Parcels with status 'uncertain', least confident first (by 'confidence', else 'class_frac')."""
+        if not self.has_status():
+            return []
+        fields = self.layer.fields()
+        key_field = next((n for n in ("confidence", "class_frac") if fields.indexOf(n) >= 0), None)
+        request = QgsFeatureRequest().setFilterExpression(f"\"{STATUS_FIELD}\" = 'uncertain'")
+        rows = []
+        for f in self.layer.getFeatures(request):
+            key = f[key_field] if key_field else None
+            try:
+                k = float(key)
+                if k != k:  # NaN
+                    k = 2.0
+            except (TypeError, ValueError):
+                k = 2.0
+            rows.append((k, f.id()))
+        rows.sort()
+        return [fid for _, fid in rows]
+
+    def next_uncertain(self) -> int | None:
+        """The next uncertain parcel not visited yet in this session (or None when all were seen)."""
+        for fid in self.uncertain_ids():
+            if fid not in self._visited:
+                self._visited.add(fid)
+                return fid
+        return None
+
+
+class ParcelLabelTool(QgsMapTool):
+    """The map tool: click = label with the current class; 1..9 = choose the class; N = next uncertain parcel."""
+
+    parcelClicked = pyqtSignal(int)  # noqa: N815
+
+    def __init__(self, canvas, labeller: ParcelLabeller) -> None:
+        super().__init__(canvas)
+        self.labeller = labeller
+        self.setCursor(QCursor(Qt.PointingHandCursor))
+
+    def layer(self) -> QgsVectorLayer:
+        return self.labeller.layer
+
+    def to_layer_point(self, map_point: QgsPointXY) -> QgsPointXY:
+        return self.toLayerCoordinates(self.layer(), map_point)
+
+    def canvasReleaseEvent(self, event) -> None:  # noqa: N802 - QGIS API
+        if event.button() != Qt.LeftButton:
+            return
+        point = self.to_layer_point(event.mapPoint())
+        tol = self.searchRadiusMU(self.canvas()) * 0.25 if hasattr(self, "searchRadiusMU") else 0.0
+        fid = self.labeller.feature_at(point, 0.0) or self.labeller.feature_at(point, tol)
+        if fid is None:
+            return
+        if self.labeller.assign(fid):
+            self.parcelClicked.emit(fid)
+            self.canvas().refresh()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - QGIS API
+        key = event.key()
+        if Qt.Key_1 <= key <= Qt.Key_9 and self.labeller.set_current(key - Qt.Key_1):
+            event.accept()
+            return
+        if key == Qt.Key_N:
+            zoom_to_next_uncertain(self.canvas(), self.labeller)
+            event.accept()
+            return
+        if key == Qt.Key_Z and event.modifiers() & Qt.ControlModifier:
+            self.layer().undoStack().undo()
+            self.canvas().refresh()
+            event.accept()
+            return
+        event.ignore()
+
+    def isEditTool(self) -> bool:  # noqa: N802 - QGIS API
+        return True
+
+
+def zoom_to_next_uncertain(canvas, labeller: ParcelLabeller) -> int | None:
+    fid = labeller.next_uncertain()
+    if fid is None:
+        return None
+    layer = labeller.layer
+    feature = layer.getFeature(fid)
+    geom = QgsGeometry(feature.geometry())
+    xform = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    geom.transform(xform)
+    box = geom.boundingBox()
+    box.scale(2.5)
+    canvas.setExtent(box)
+    layer.selectByIds([fid])
+    canvas.refresh()
+    if hasattr(canvas, "flashGeometries"):
+        canvas.flashGeometries([geom], canvas.mapSettings().destinationCrs())
+    return fid
+
+
+def swatch(colour: str, size: int = 14) -> QIcon:
+    pix = QPixmap(size, size)
+    pix.fill(QColor(colour))
+    return QIcon(pix)
+
+
+class ParcelLabelPanel(QDockWidget):
+    """The labelling panel: layer, class scheme (with the 1..9 keys), next uncertain parcel, undo, save."""
+
+    def __init__(self, iface, parent=None) -> None:
+        super().__init__("eo-ssl parcel labelling", parent or (iface.mainWindow() if iface else None))
+        self.setObjectName("EoSslParcelLabelPanel")
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.scheme: list[ClassDef] = []
+        self.labeller: ParcelLabeller | None = None
+        self.tool: ParcelLabelTool | None = None
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        lay.addWidget(QLabel("Parcel layer"))
+        lay.addWidget(self.layer_combo)
+        hl = QHBoxLayout()
+        self.scheme_button = QPushButton("Classes from…")
+        self.scheme_button.setToolTip("A model package (model.json), a dataset.json, a JSON class list, a map's .qml "
+                                      "or a label-parcels output (.gpkg)")
+        self.scheme_button.clicked.connect(self.choose_scheme)
+        hl.addWidget(self.scheme_button)
+        self.scheme_label = QLabel("no classes yet")
+        hl.addWidget(self.scheme_label, 1)
+        lay.addLayout(hl)
+        self.class_list = QListWidget()
+        self.class_list.setIconSize(QSize(14, 14))
+        self.class_list.currentRowChanged.connect(self._on_row)
+        lay.addWidget(self.class_list, 1)
+        self.next_button = QPushButton("Next uncertain parcel (N)")
+        self.next_button.clicked.connect(self.next_uncertain)
+        lay.addWidget(self.next_button)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        lay.addWidget(self.status_label)
+        hl = QHBoxLayout()
+        self.activate_button = QPushButton("Label with clicks")
+        self.activate_button.setCheckable(True)
+        self.activate_button.toggled.connect(self.set_active)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo)
+        self.save_button = QPushButton("Save edits")
+        self.save_button.clicked.connect(self.save)
+        for b in (self.activate_button, self.undo_button, self.save_button):
+            hl.addWidget(b)
+        lay.addLayout(hl)
+        self.setWidget(w)
+        self.layer_combo.layerChanged.connect(self.on_layer_changed)
+        self.on_layer_changed(self.layer_combo.currentLayer())
+
+    # -- scheme and layer --------------------------------------------------------------------------------------
+    def choose_scheme(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Class scheme", "", "Class schemes (*.json *.qml *.gpkg);;All (*)")
+        if path:
+            self.set_scheme_from(path)
+
+    def set_scheme_from(self, path: str) -> bool:
+        try:
+            scheme = scheme_from_label_parcels(path) if path.lower().endswith(".gpkg") else load_scheme(path)
+        except (OSError, ValueError) as exc:
+            self.status_label.setText(f"Cannot read classes from {path}: {exc}")
+            return False
+        if not scheme:
+            self.status_label.setText(f"No classes in {path}.")
+            return False
+        self.set_scheme(scheme, Path(path).name)
+        return True
+
+    def set_scheme(self, scheme: list[ClassDef], source: str = "") -> None:
+        self.scheme = list(scheme)
+        self.class_list.clear()
+        for i, cls in enumerate(self.scheme):
+            key = f"{i + 1}  " if i < 9 else "    "
+            item = QListWidgetItem(swatch(cls.colour), f"{key}{cls.name}  (id {cls.id})")
+            self.class_list.addItem(item)
+        self.scheme_label.setText(f"{len(self.scheme)} classes{' from ' + source if source else ''}")
+        self._make_labeller()
+        if self.scheme:
+            self.class_list.setCurrentRow(0)
+
+    def on_layer_changed(self, layer) -> None:
+        if layer is not None and not self.scheme and layer.source():
+            scheme = scheme_from_label_parcels(layer.source())
+            if scheme:
+                self.set_scheme(scheme, "the label-parcels output")
+                return
+        self._make_labeller()
+
+    def _make_labeller(self) -> None:
+        layer = self.layer_combo.currentLayer()
+        was_active = self.tool is not None and self.canvas.mapTool() is self.tool
+        if self.tool is not None and was_active:
+            self.canvas.unsetMapTool(self.tool)
+        self.labeller, self.tool = None, None
+        if layer is None or not self.scheme:
+            self._update_status()
+            return
+        self.labeller = ParcelLabeller(layer, self.scheme, self)
+        self.labeller.classChanged.connect(self.class_list.setCurrentRow)
+        self.labeller.labelled.connect(lambda *_: self._update_status())
+        self.labeller.apply_style()
+        self.tool = ParcelLabelTool(self.canvas, self.labeller)
+        if was_active or self.activate_button.isChecked():
+            self.canvas.setMapTool(self.tool)
+        self._update_status()
+
+    def _on_row(self, row: int) -> None:
+        if self.labeller is not None and row >= 0 and row != self.labeller.current:
+            self.labeller.set_current(row)
+
+    def _update_status(self) -> None:
+        if self.labeller is None:
+            self.status_label.setText("Choose a polygon layer and a class scheme.")
+            return
+        n = len(self.labeller.uncertain_ids())
+        cls = self.labeller.current_class()
+        self.status_label.setText(f"Current class: <b>{cls.name}</b>. "
+                                  + (f"{n} uncertain parcel(s) left." if self.labeller.has_status() else ""))
+
+    # -- actions -----------------------------------------------------------------------------------------------
+    def set_active(self, on: bool) -> None:
+        if self.tool is None:
+            return
+        if on:
+            self.labeller.ensure_fields()
+            self.canvas.setMapTool(self.tool)
+        elif self.canvas.mapTool() is self.tool:
+            self.canvas.unsetMapTool(self.tool)
+
+    def next_uncertain(self) -> int | None:
+        if self.labeller is None:
+            return None
+        fid = zoom_to_next_uncertain(self.canvas, self.labeller)
+        if fid is None:
+            self.status_label.setText("No uncertain parcel left.")
+        return fid
+
+    def undo(self) -> None:
+        if self.labeller is not None:
+            self.labeller.layer.undoStack().undo()
+            self.labeller.layer.triggerRepaint()
+            self._update_status()
+
+    def save(self) -> bool:
+        if self.labeller is None or not self.labeller.layer.isEditable():
+            return False
+        ok = self.labeller.layer.commitChanges()
+        if not ok:
+            self.status_label.setText("Saving failed: " + "; ".join(self.labeller.layer.commitErrors()))
+        return ok

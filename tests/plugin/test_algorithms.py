@@ -1,0 +1,223 @@
+"""The Processing algorithms in a real headless QGIS, each run through ``processing.run`` with a real backend
+subprocess on real data (tiny settings). The chain prepare -> pretrain -> finetune -> evaluate -> predict ->
+label-parcels -> export-dataset shares its outputs through module-scoped fixtures; a step whose backend command has
+not landed yet is skipped with that reason (tests/plugin/conftest.py: require_command)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.conftest import require_command
+
+pytestmark = pytest.mark.qgis
+
+ALGORITHM_IDS = ["eo_ssl:prepare", "eo_ssl:pretrain", "eo_ssl:finetune", "eo_ssl:evaluate", "eo_ssl:predict",
+                 "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
+
+
+class Recorder:
+    """A QgsProcessingFeedback that keeps what the algorithm reported."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class _Feedback(QgsProcessingFeedback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.infos: list[str] = []
+                self.commands: list[str] = []
+                self.warnings: list[str] = []
+                self.errors: list[str] = []
+                self.console: list[str] = []
+                self.progress_values: list[float] = []
+                self.progressChanged.connect(self.progress_values.append)
+
+            def pushInfo(self, info):  # noqa: N802
+                self.infos.append(info)
+                super().pushInfo(info)
+
+            def pushCommandInfo(self, info):  # noqa: N802
+                self.commands.append(info)
+                super().pushCommandInfo(info)
+
+            def pushWarning(self, warning):  # noqa: N802
+                self.warnings.append(warning)
+                super().pushWarning(warning)
+
+            def pushConsoleInfo(self, info):  # noqa: N802
+                self.console.append(info)
+                super().pushConsoleInfo(info)
+
+            def reportError(self, error, fatalError=False):  # noqa: N802, N803
+                self.errors.append(error)
+                super().reportError(error, fatalError)
+
+        return _Feedback()
+
+
+def run_alg(alg_id: str, params: dict, feedback=None, context=None) -> dict:
+    import processing
+
+    return processing.run(alg_id, params, feedback=feedback or Recorder(), context=context)
+
+
+def test_provider_registers_all_algorithms(eo_provider) -> None:
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    assert sorted(a.id() for a in eo_provider.algorithms()) == sorted(ALGORITHM_IDS)
+    for alg_id in ALGORITHM_IDS:
+        alg = registry.algorithmById(alg_id)
+        assert alg is not None, alg_id
+        assert alg.displayName()[0].isdigit()
+        assert len(alg.shortHelpString()) > 200, f"{alg_id}: help text"
+        assert alg.flags() & alg.FlagSupportsBatch and alg.flags() & alg.FlagCanCancel
+        assert not alg.icon().isNull()
+        outs = [o.name() for o in alg.outputDefinitions()]
+        assert "OUTPUT" in outs, alg_id
+
+
+def test_parameter_types(eo_provider) -> None:
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingParameterDateTime,
+        QgsProcessingParameterEnum,
+        QgsProcessingParameterFeatureSource,
+        QgsProcessingParameterField,
+        QgsProcessingParameterMultipleLayers,
+        QgsProcessingParameterRasterDestination,
+        QgsProcessingParameterVectorDestination,
+    )
+
+    registry = QgsApplication.processingRegistry()
+    prepare = registry.algorithmById("eo_ssl:prepare")
+    assert isinstance(prepare.parameterDefinition("S2"), QgsProcessingParameterMultipleLayers)
+    assert isinstance(prepare.parameterDefinition("S1"), QgsProcessingParameterMultipleLayers)
+    assert isinstance(prepare.parameterDefinition("AOI"), QgsProcessingParameterFeatureSource)
+    assert isinstance(prepare.parameterDefinition("CLASS_FIELD"), QgsProcessingParameterField)
+    assert prepare.parameterDefinition("CLASS_FIELD").parentLayerParameterName() == "PARCELS"
+    assert isinstance(prepare.parameterDefinition("POI_START"), QgsProcessingParameterDateTime)
+    pretrain = registry.algorithmById("eo_ssl:pretrain")
+    method = pretrain.parameterDefinition("METHOD")
+    assert isinstance(method, QgsProcessingParameterEnum)
+    assert method.options() == ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
+    assert pretrain.parameterDefinition("VARIANT").options() == ["single", "three", "s2-only", "rgb-s1s2"]
+    predict = registry.algorithmById("eo_ssl:predict")
+    assert isinstance(predict.parameterDefinition("OUTPUT"), QgsProcessingParameterRasterDestination)
+    assert isinstance(predict.parameterDefinition("CONFIDENCE"), QgsProcessingParameterRasterDestination)
+    label = registry.algorithmById("eo_ssl:label_parcels")
+    assert isinstance(label.parameterDefinition("OUTPUT"), QgsProcessingParameterVectorDestination)
+
+
+@pytest.fixture(scope="module")
+def prepared(eo_provider_module, flanders, awkward_dir: Path) -> dict:
+    """Prepare data through processing.run: S2 + S1 layers (file paths under an awkward folder name), parcels + class
+    field, a POI; the real backend."""
+    require_command("prepare")
+    out = awkward_dir / "chip store ü"
+    feedback = Recorder()
+    params = {"S2": [str(p) for p in flanders["s2"]], "S1": [str(p) for p in flanders["s1"]],
+              "PARCELS": str(flanders["parcels"]), "CLASS_FIELD": flanders["class_field"],
+              "POI_START": "2017-08-01", "POI_END": "2017-12-31", "OUTPUT": str(out)}
+    results = run_alg("eo_ssl:prepare", params, feedback)
+    return {"results": results, "feedback": feedback, "out": out}
+
+
+def test_prepare_runs_the_backend_on_real_data(prepared, flanders) -> None:
+    results, feedback, out = prepared["results"], prepared["feedback"], prepared["out"]
+    assert Path(results["OUTPUT"]) == out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sensors"]["s2"]["bands"][:3] == ["B02", "B03", "B04"]
+    assert len(manifest["sensors"]["s2"]["dates"]) == 2 and "s1" in manifest["sensors"]
+    assert [c["name"] for c in manifest["labels"]["classes"]]
+    assert results["CLASSES"] == len(manifest["labels"]["classes"])
+    assert "64 x 64" in results["GRID"]
+    # the command line shown in the log names the awkward paths as single, intact arguments
+    assert feedback.commands and "-m backend prepare" in feedback.commands[0]
+    argv = manifest["provenance"]["command"]
+    assert argv[argv.index("--s2") + 1:argv.index("--s2") + 3] == [str(p) for p in flanders["s2"]]
+    assert argv[argv.index("--parcels") + 1] == str(flanders["parcels"])
+    assert feedback.progress_values and max(feedback.progress_values) == pytest.approx(100.0)
+    assert any("Sentinel-2" in line for line in feedback.infos)
+
+
+def test_prepare_with_selected_aoi_features_writes_a_temporary_geopackage(eo_provider, flanders,
+                                                                          awkward_dir: Path) -> None:
+    """AOI = two selected parcels of a project layer ('selected features only'): the backend gets a temporary
+    GeoPackage with just those two, and the grid shrinks to their extent."""
+    from qgis.core import QgsProcessingFeatureSourceDefinition, QgsProject, QgsVectorLayer
+
+    layer = QgsVectorLayer(str(flanders["parcels"]), "parcels", "ogr")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        ids = sorted(f.id() for f in layer.getFeatures())[:2]
+        layer.selectByIds(ids)
+        out = awkward_dir / "aoi selection"
+        feedback = Recorder()
+        results = run_alg("eo_ssl:prepare", {
+            "S2": [str(flanders["s2"][0])],
+            "AOI": QgsProcessingFeatureSourceDefinition(layer.id(), True),
+            "OUTPUT": str(out)}, feedback)
+        manifest = json.loads((Path(results["OUTPUT"]) / "manifest.json").read_text())
+        assert manifest["grid"]["width"] * manifest["grid"]["height"] < 64 * 64
+        command = feedback.commands[0]
+        assert "--aoi" in command and str(flanders["parcels"]) not in command  # a temporary file, not the source
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+        del layer
+
+
+def test_prepare_with_an_extent_aoi(eo_provider, flanders, awkward_dir: Path) -> None:
+    from qgis.core import QgsRasterLayer
+
+    layer = QgsRasterLayer(str(flanders["s2"][0]), "s2")
+    e = layer.extent()
+    crs = layer.crs().authid()
+    del layer
+    extent = f"{e.xMinimum()},{e.xMinimum() + 320},{e.yMinimum()},{e.yMinimum() + 320} [{crs}]"
+    results = run_alg("eo_ssl:prepare", {"S2": [str(flanders["s2"][0])], "EXTENT": extent,
+                                         "OUTPUT": str(awkward_dir / "extent aoi")})
+    manifest = json.loads((Path(results["OUTPUT"]) / "manifest.json").read_text())
+    assert (manifest["grid"]["width"], manifest["grid"]["height"]) == (32, 32)
+
+
+def test_a_backend_error_is_a_processing_exception_with_the_hint(eo_provider, flanders, awkward_dir: Path) -> None:
+    """A class field that does not exist: the backend's error message and hint reach the user; QGIS goes on."""
+    from qgis.core import QgsProcessingException
+
+    feedback = Recorder()
+    with pytest.raises(QgsProcessingException) as info:
+        run_alg("eo_ssl:prepare", {"S2": [str(flanders["s2"][0])], "PARCELS": str(flanders["parcels"]),
+                                   "CLASS_FIELD": "ct_name", "POI_START": "2030-01-01",
+                                   "OUTPUT": str(awkward_dir / "never")}, feedback)
+    text = str(info.value)
+    assert "eo-ssl prepare failed" in text and "What to do:" in text
+    assert not (awkward_dir / "never").exists()
+    # QGIS is alive and the provider still works
+    test_provider_registers_all_algorithms(eo_provider)
+
+
+def test_prepare_output_in_a_model_of_two_runs_in_batch_style(eo_provider, flanders, awkward_dir: Path) -> None:
+    """The same algorithm instance template runs twice with different parameters (as batch processing does)."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:prepare")
+    outs = []
+    for i, s2 in enumerate(flanders["s2"]):
+        context = QgsProcessingContext()
+        feedback = QgsProcessingFeedback()
+        out = awkward_dir / f"batch {i}"
+        results, ok = alg.run({"S2": [str(s2)], "OUTPUT": str(out)}, context, feedback)
+        assert ok, feedback.textLog()
+        outs.append(Path(results["OUTPUT"]))
+    assert all((o / "manifest.json").is_file() for o in outs)
+
+
+def _gpkg_rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as con:
+        return con.execute(sql).fetchall()
