@@ -123,3 +123,28 @@ def _block2d(cin: int, cout: int) -> nn.Sequential:
 
 
 BACKBONES = {"unet3d": UNet3D, "temporal-stack-unet": TemporalStackUNet}
+
+
+class TemporalSegmenter(nn.Module):
+    """A per-pixel backbone (pre-trained by dense-moco, or random) + a 1x1 conv classifier: (B, T, C, H, W) ->
+    (B, K, H, W) logits. The projection head of pre-training is not part of it (the paper drops it)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.temporal = backbone
+        self.head = nn.Conv2d(backbone.out_channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() == 4:  # (B, C, H, W): a single date
+            x = x[:, None]
+        return self.head(self.temporal(x, doy))
+
+
+def build_backbone(name: str, in_channels: int, **kwargs: int) -> nn.Module:
+    """A per-pixel backbone by name (``unet3d`` or ``temporal-stack-unet``; the latter needs ``time_steps``)."""
+    if name not in BACKBONES:
+        from backend.errors import EoSslError
+
+        raise EoSslError("unknown_backbone", f"Unknown temporal backbone {name!r}.",
+                         f"Use one of {', '.join(BACKBONES)}.")
+    return BACKBONES[name](in_channels, **kwargs)
