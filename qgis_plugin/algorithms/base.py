@@ -236,6 +236,7 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         self._final: dict[str, Any] = {}
         self._events: list[dict[str, Any]] = []
         self._extra: list[str] = []
+        self._prepare_error: QgsProcessingException | None = None
 
     # -- identity ----------------------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
@@ -273,12 +274,20 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
 
     # -- running -----------------------------------------------------------------------------------------------
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback) -> bool:  # noqa: N802
-        self._python = backend_python_or_raise()
-        self._options = self.backend_options(parameters, context, feedback)
-        self._extra = self.extra_args(parameters, context)
+        # A bad input found here is raised again by processAlgorithm: QGIS swallows exceptions of prepare into a
+        # generic "errors executing the algorithm", while one from processAlgorithm reaches processing.run callers.
+        self._prepare_error = None
+        try:
+            self._python = backend_python_or_raise()
+            self._options = self.backend_options(parameters, context, feedback)
+            self._extra = self.extra_args(parameters, context)
+        except QgsProcessingException as exc:
+            self._prepare_error = exc
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802 - QGIS API
+        if self._prepare_error is not None:
+            raise self._prepare_error
         assert self._python is not None
         args = options_to_args(self._options) + self._extra
         self._final, self._events = run_backend(self.COMMAND, args, self._python, feedback)

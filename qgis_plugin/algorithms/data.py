@@ -141,8 +141,19 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
             optional=True))
         inputs.raster_input_parameters(self, s2_optional=True)
         _parcels_parameters(self, False, "Attribute holding the class (class_name after Label parcels).")
-        self.addParameter(QgsProcessingParameterString(
-            "STATUS", "Only parcels with this status (empty: all)", defaultValue="labelled", optional=True))
+        self.addParameter(QgsProcessingParameterField("ID_FIELD", "Parcel id field (for the index)",
+                                                      parentLayerParameterName="PARCELS", optional=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterString(
+            "STATUS", "Only parcels with this status (comma-separated; empty: the backend's default)",
+            defaultValue="labelled", optional=True),
+            "With a label-parcels output: 'labelled' keeps the parcels the map labelled confidently and those you "
+            "labelled by hand; the backend's default is 'labelled' when the layer has a status field."))
+        self.addParameter(inputs.with_help(QgsProcessingParameterString(
+            "DATES", "Dates per chip: all, median, or YYYY-MM-DD,... (empty: the backend's default)",
+            optional=True), "all: one channel per date and band; median: per-band median of the valid dates; "
+            "dates: each sensor's nearest acquisition."))
+        self.addParameter(inputs.advanced(QgsProcessingParameterString(
+            "SENSORS", "Sensors to export (e.g. s2 or s2,s1; empty: every sensor given)", optional=True)))
         self.addParameter(QgsProcessingParameterNumber(
             "CHIP", "Chip size (pixels)", QgsProcessingParameterNumber.Integer, 64, minValue=8, maxValue=1024))
         self.addParameter(QgsProcessingParameterEnum(
@@ -169,9 +180,12 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
         else:
             options = inputs.raster_input_options(self, parameters, context, feedback)
         options.update(_parcels_options(self, parameters, context, feedback))
-        status = self.parameterAsString(parameters, "STATUS", context).strip()
-        if status:
-            options["status"] = status
+        for name in ("STATUS", "DATES", "SENSORS"):
+            value = self.parameterAsString(parameters, name, context).strip() if parameters.get(name) else ""
+            if value:
+                options[name.lower()] = value.replace(" ", "")
+        if parameters.get("ID_FIELD") not in (None, ""):
+            options["id_field"] = self.parameterAsString(parameters, "ID_FIELD", context) or None
         options["chip"] = self.parameterAsInt(parameters, "CHIP", context)
         options["split"] = self.parameterAsEnumString(parameters, "SPLIT", context) or "by-parcel"
         options["out"] = out

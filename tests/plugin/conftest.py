@@ -95,8 +95,9 @@ def awkward_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def flanders(shared_data: Path, awkward_dir: Path) -> dict[str, object]:
-    """Two Sentinel-2 dates, one Sentinel-1 date and the 19 LPIS parcels of the WorldCereal Flanders patch (64 x 64 px
-    at 10 m, real data), copied under a path with spaces, quotes and non-ASCII characters."""
+    """Two Sentinel-2 dates, one Sentinel-1 date, the 19 LPIS parcels and the label raster (WorldCereal crop codes) of
+    the WorldCereal Flanders patch (64 x 64 px at 10 m, real data), copied under a path with spaces, quotes and
+    non-ASCII characters."""
     src = shared_data / "worldcereal_flanders_2018"
     dst = awkward_dir / "flanders"
     (dst / "s2").mkdir(parents=True)
@@ -106,8 +107,9 @@ def flanders(shared_data: Path, awkward_dir: Path) -> dict[str, object]:
     for name in FLANDERS_S1:
         shutil.copy2(src / "s1" / name, dst / "s1" / name)
     shutil.copy2(src / "parcels.gpkg", dst / "parcels.gpkg")
+    shutil.copy2(src / "labels.tif", dst / "labels.tif")
     return {"dir": dst, "s2": [dst / "s2" / n for n in FLANDERS_S2], "s1": [dst / "s1" / n for n in FLANDERS_S1],
-            "parcels": dst / "parcels.gpkg", "class_field": "ct_name"}
+            "parcels": dst / "parcels.gpkg", "class_field": "ct_name", "labels": dst / "labels.tif"}
 
 
 def wait_until(predicate, timeout_s: float = 60.0, step_s: float = 0.05) -> bool:

@@ -221,3 +221,39 @@ def test_prepare_output_in_a_model_of_two_runs_in_batch_style(eo_provider, fland
 def _gpkg_rows(path: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(path) as con:
         return con.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def labelled_from_labels(eo_provider_module, flanders, awkward_dir: Path) -> dict:
+    """Label parcels from a real class raster (the patch's WorldCereal crop-type codes stand in for a map)."""
+    require_command("label-parcels")
+    out = awkward_dir / "labelled ü.gpkg"
+    feedback = Recorder()
+    results = run_alg("eo_ssl:label_parcels", {"MAP": str(flanders["labels"]), "PARCELS": str(flanders["parcels"]),
+                                                "OUTPUT": str(out)}, feedback)
+    return {"results": results, "feedback": feedback, "out": out}
+
+
+def test_label_parcels_on_a_real_class_raster(labelled_from_labels) -> None:
+    results, out = labelled_from_labels["results"], labelled_from_labels["out"]
+    assert Path(results["OUTPUT"]) == out and out.is_file()
+    rows = _gpkg_rows(out, "SELECT status, count(*) FROM parcels GROUP BY status")
+    counts = dict(rows)
+    assert sum(counts.values()) == 19
+    assert results["LABELLED"] == counts.get("labelled", 0) > 10
+    assert _gpkg_rows(out, "SELECT count(*) FROM parcels WHERE class_id IS NOT NULL")[0][0] >= results["LABELLED"]
+
+
+def test_export_dataset_from_labelled_parcels(prepared, labelled_from_labels, awkward_dir: Path) -> None:
+    require_command("export-dataset")
+    out = awkward_dir / "dataset ü"
+    results = run_alg("eo_ssl:export_dataset", {
+        "DATA": str(prepared["out"]), "PARCELS": str(labelled_from_labels["out"]), "CLASS_FIELD": "class_name",
+        "CHIP": 16, "OUTPUT": str(out)})
+    assert Path(results["OUTPUT"]) == out
+    assert Path(results["INDEX"]).is_file() and Path(results["DATASET_JSON"]).is_file()
+    assert results["CHIPS"] > 0
+    meta = json.loads(Path(results["DATASET_JSON"]).read_text())
+    assert meta["classes"]
+    n_index = _gpkg_rows(Path(results["INDEX"]), "SELECT count(*) FROM sqlite_master WHERE type='table'")[0][0]
+    assert n_index > 0

