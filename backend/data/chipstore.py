@@ -208,7 +208,8 @@ class ChipStore:
             f = self.path / f"{name}.npy"
             if not f.exists():
                 return None
-            self._arrays[name] = np.load(f, mmap_mode="r")
+            # a plain ndarray view of the read-only memory map: slicing an np.memmap costs several times more
+            self._arrays[name] = np.load(f, mmap_mode="r").view(np.ndarray)
         return self._arrays[name]
 
     def __getstate__(self) -> dict:  # memmaps are reopened in each DataLoader worker

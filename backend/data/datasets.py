@@ -64,36 +64,42 @@ class _CubeBase(Dataset):
         self.has_labels = self.store.array("labels") is not None
 
     def read(self, row: int, col: int, size: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        # Hot path of training: slices of the memory maps are views; each array is copied once, straight into
+        # its output layout, and normalised in place.
         sl = (slice(row, row + size), slice(col, col + size))
         out: dict[str, torch.Tensor] = {"pos": torch.tensor([row, col])}
-        t_s2: np.ndarray | None = None
+        t_s2: int | None = None
         if self.dates == "random" and "s2" in self.sensors:  # first, whatever the order of ``sensors``
-            t_s2 = np.array([self._pick_date(self.store.array("s2_valid"), sl, rng)])
+            t_s2 = self._pick_date(self.store.array("s2_valid"), sl, rng)
         for sensor in self.sensors:
             arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
-            n_t = arr.shape[2]
             if self.dates == "all":
-                t_idx = np.arange(n_t)
-            elif sensor == "s2":
-                t_idx = t_s2
-            elif t_s2 is None:  # no S2 asked for: a date of this sensor's own
-                t_idx = np.array([self._pick_date(valid, sl, rng)])
-            else:  # the S1 date nearest to the chosen S2 date
-                t_idx = np.array([int(np.argmin(np.abs(self._ord[sensor] - self._ord["s2"][t_s2[0]])))])
-            x = np.asarray(arr[sl][:, :, t_idx, :], dtype=np.float32)  # (h, w, T, C)
-            v = np.asarray(valid[sl][:, :, t_idx]).astype(bool)  # (h, w, T)
+                t_idx = slice(None)
+            else:
+                if sensor == "s2":
+                    t = t_s2
+                elif t_s2 is None:  # no S2 asked for: a date of this sensor's own
+                    t = self._pick_date(valid, sl, rng)
+                else:  # the S1 date nearest to the chosen S2 date
+                    t = int(np.argmin(np.abs(self._ord[sensor] - self._ord["s2"][t_s2])))
+                t_idx = slice(t, t + 1)
+            src = arr[sl[0], sl[1], t_idx]  # (h, w, T, C) view
+            x = np.empty((src.shape[2], src.shape[3], src.shape[0], src.shape[1]), np.float32)  # (T, C, h, w)
+            x[...] = src.transpose(2, 3, 0, 1)
             if self.normalize:
                 mean, std = self._norm[sensor]
-                x = (x - mean) / std
-            x[~v] = 0.0
-            out[sensor] = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 3, 0, 1)))
-            out[f"{sensor}_valid"] = torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))
-            out[f"{sensor}_doy"] = torch.from_numpy(self._doy[sensor][t_idx])
-        out["aoi"] = torch.from_numpy(np.asarray(self.store.array("aoi")[sl]).astype(bool))
+                x -= mean[:, None, None]
+                x /= std[:, None, None]
+            v = np.array(valid[sl[0], sl[1], t_idx].transpose(2, 0, 1), dtype=bool, order="C")  # (T, h, w)
+            np.copyto(x, np.float32(0), where=~v[:, None])
+            out[sensor] = torch.from_numpy(x)
+            out[f"{sensor}_valid"] = torch.from_numpy(v)
+            out[f"{sensor}_doy"] = torch.from_numpy(self._doy[sensor][t_idx].copy())
+        out["aoi"] = torch.from_numpy(np.array(self.store.array("aoi")[sl], dtype=bool))
         if self.has_labels:
-            label = np.asarray(self.store.array("labels")[sl]).astype(np.int64)
+            label = np.array(self.store.array("labels")[sl], dtype=np.int64)
             if self.split is not None:
-                label[np.asarray(self.store.array("split")[sl]) != SPLITS[self.split]] = -1
+                label[self.store.array("split")[sl] != SPLITS[self.split]] = -1
             out["label"] = torch.from_numpy(label)
         return out
 
