@@ -130,6 +130,7 @@ class EoSslDialog(QDialog):
         splitter.addWidget(self._run_panel())
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([620, 480])
 
         buttons = QDialogButtonBox()
         self.run_button = buttons.addButton("Run", QDialogButtonBox.AcceptRole)

@@ -72,7 +72,7 @@ class LossPlot(QWidget):
         data = [pt for pts in self.series.values() for pt in pts]
         if not data:
             p.setPen(text_colour)
-            p.drawText(plot, Qt.AlignCenter, "The loss curve appears here while a model trains.")
+            p.drawText(plot, Qt.AlignCenter | Qt.TextWordWrap, "The training loss\nappears here while a model trains.")
             p.end()
             return
         xs = [x for x, _ in data]

@@ -74,6 +74,15 @@ def scheme_from_label_parcels(path: str) -> list[ClassDef] | None:
     return None
 
 
+def _number(value) -> float:
+    """A sortable number from an attribute (NULL/NaN/text last)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 2.0
+    return v if v == v else 2.0
+
+
 class ParcelLabeller(QObject):
     """The labelling logic for one polygon layer (no canvas needed: the map tool and the tests drive it)."""
 
@@ -156,22 +165,15 @@ class ParcelLabeller(QObject):
         return hits[-1] if hits else None
 
     def uncertain_ids(self) -> list[int]:
-        """Parcels with status 'uncertain', least confident first (by 'confidence', else 'class_frac')."""
+        """Parcels with status 'uncertain', least sure first: by mean 'confidence' where the map had one, else by
+        'class_frac' (the majority class's share)."""
         if not self.has_status():
             return []
-        fields = self.layer.fields()
-        key_field = next((n for n in ("confidence", "class_frac") if fields.indexOf(n) >= 0), None)
+        names = [n for n in ("confidence", "class_frac") if self.layer.fields().indexOf(n) >= 0]
         request = QgsFeatureRequest().setFilterExpression(f"\"{STATUS_FIELD}\" = 'uncertain'")
         rows = []
         for f in self.layer.getFeatures(request):
-            key = f[key_field] if key_field else None
-            try:
-                k = float(key)
-                if k != k:  # NaN
-                    k = 2.0
-            except (TypeError, ValueError):
-                k = 2.0
-            rows.append((k, f.id()))
+            rows.append((tuple(_number(f[n]) for n in names), f.id()))
         rows.sort()
         return [fid for _, fid in rows]
 

@@ -95,9 +95,9 @@ def test_a_backend_crash_is_a_processing_error_and_qgis_survives(eo_provider, sh
 
 
 def test_a_missing_backend_python_is_a_clear_processing_error(eo_provider, monkeypatch, tmp_path: Path) -> None:
+    import processing
     from qgis.core import QgsProcessingException
 
-    import processing
     from qgis_plugin import settings
 
     monkeypatch.setattr(settings, "backend_python", lambda: None)
@@ -107,9 +107,9 @@ def test_a_missing_backend_python_is_a_clear_processing_error(eo_provider, monke
 
 def test_an_older_backend_without_the_command_says_so(eo_provider, monkeypatch, tmp_path: Path) -> None:
     """A backend root whose CLI lacks the command (argparse 'invalid choice'): the user is told to update it."""
+    import processing
     from qgis.core import QgsProcessingException
 
-    import processing
     from qgis_plugin.algorithms import base
 
     fake = tmp_path / "old root" / "backend"

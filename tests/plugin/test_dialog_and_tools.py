@@ -1,0 +1,297 @@
+"""The toolbar dialog (filled programmatically, runs a short real job, shows progress) and the parcel labelling map
+tool (clicks, keys 1..9, undo, next uncertain parcel), in the headless QGIS, with screenshots for the README
+(docs/img/)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.conftest import require_command, wait_until
+
+pytestmark = pytest.mark.qgis
+
+PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+
+
+@pytest.fixture()
+def project_layers(flanders, qgis_new_project):
+    """The Flanders S2 dates, S1 date and parcels as project layers (S2 shown as true colour)."""
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    project = QgsProject.instance()
+    s2 = [QgsRasterLayer(str(p), p.stem) for p in flanders["s2"]]
+    s1 = [QgsRasterLayer(str(p), p.stem) for p in flanders["s1"]]
+    parcels = QgsVectorLayer(str(flanders["parcels"]), "LPIS parcels", "ogr")
+    for layer in [*s2, *s1, parcels]:
+        assert layer.isValid(), layer.source()
+    project.addMapLayers([*s2, *s1, parcels])
+    true_colour(s2[0])
+    yield {"s2": s2, "s1": s1, "parcels": parcels}
+    project.removeAllMapLayers()
+    del s2, s1, parcels
+
+
+def true_colour(layer) -> None:
+    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterBandStats
+
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 3, 2, 1)  # B04, B03, B02
+    for band, setter in ((3, renderer.setRedContrastEnhancement), (2, renderer.setGreenContrastEnhancement),
+                         (1, renderer.setBlueContrastEnhancement)):
+        stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.All)
+        ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        ce.setMinimumValue(stats.minimumValue)
+        ce.setMaximumValue(stats.mean + 2 * stats.stdDev)
+        setter(ce)
+    layer.setRenderer(renderer)
+
+
+def render(layers, path: Path, size=(640, 640), extent=None) -> None:
+    """Render layers into a PNG (QgsMapRendererParallelJob, as the map canvas does)."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(layers[-1].crs())
+    settings.setExtent(extent or layers[-1].extent())
+    settings.setOutputSize(QSize(*size))
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    assert job.renderedImage().save(str(path))
+
+
+def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, project_layers, qgis_iface,
+                                                             awkward_dir: Path, docs_img: Path) -> None:
+    require_command("prepare")
+    from qgis.core import QgsProject
+
+    from qgis_plugin.dialog import EoSslDialog
+
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    try:
+        dlg.show()
+        # the S2/S1 lists show the project's rasters with their band names; S1 is recognised
+        s2_ids = {lyr.id() for lyr in project_layers["s2"]}
+        s1_ids = {lyr.id() for lyr in project_layers["s1"]}
+        assert set(dlg.checked_layer_ids(dlg.s2_list)) == s2_ids
+        assert set(dlg.checked_layer_ids(dlg.s1_list)) == s1_ids
+        texts = [dlg.s2_list.item(i).text() for i in range(dlg.s2_list.count())]
+        assert any("10 band(s): B02, B03, B04" in t for t in texts), texts
+        assert any("VV, VH" in t for t in texts), texts
+        # the environment check fills the device choice (it runs in the background)
+        assert wait_until(lambda: dlg.backend_report is not None, 120)
+        assert dlg.backend_report.ok, dlg.backend_report
+        assert dlg.device.count() >= 2 and dlg.backend_report.info["torch"] in dlg.device_label.text()
+        # fill it: AOI = two selected parcels, a POI, parcels + class field, only the prepare step
+        parcels = project_layers["parcels"]
+        parcels.selectByIds(sorted(f.id() for f in parcels.getFeatures())[:3])
+        dlg.aoi_layer.setLayer(parcels)
+        dlg.aoi_selected.setChecked(True)
+        assert dlg.aoi_layer_radio.isChecked()
+        dlg.poi_check.setChecked(True)
+        dlg.poi_start.setDate(dlg.poi_start.date().fromString("2017-08-01", "yyyy-MM-dd"))
+        dlg.poi_end.setDate(dlg.poi_end.date().fromString("2017-12-31", "yyyy-MM-dd"))
+        dlg.parcels_layer.setLayer(parcels)
+        dlg.class_field.setField("ct_name")
+        dlg.step_pretrain.setChecked(False)
+        out = awkward_dir / "dialog run"
+        dlg.output_dir.setFilePath(str(out))
+        steps = dlg.build_steps()
+        assert [s.alg_id for s in steps] == ["eo_ssl:prepare"]
+        assert steps[0].params["POI_START"] == "2017-08-01" and steps[0].params["CLASS_FIELD"] == "ct_name"
+
+        seen_progress: list[float] = []
+        finished: list[tuple[bool, str]] = []
+        dlg.jobFinished.connect(lambda ok, msg: finished.append((ok, msg)))
+        assert dlg.start_job()
+        dlg.job.progress.connect(seen_progress.append)
+        assert not dlg.run_button.isEnabled() and dlg.cancel_button.isEnabled()
+        assert wait_until(lambda: bool(finished), 120), dlg.log_view.toPlainText()
+        assert finished[0][0], dlg.log_view.toPlainText()
+        manifest = json.loads((out / "chips" / "manifest.json").read_text())
+        assert manifest["grid"]["width"] * manifest["grid"]["height"] < 64 * 64  # the 3 selected parcels only
+        assert len(manifest["sensors"]["s2"]["dates"]) == 2 and "s1" in manifest["sensors"]
+        assert dlg.progress.value() == 100 and seen_progress
+        log = dlg.log_view.toPlainText()
+        assert "Prepare data" in log and "Sentinel-2" in log and "All steps finished" in log
+        assert dlg.run_button.isEnabled() and not dlg.cancel_button.isEnabled()
+        dlg.tabs.setCurrentIndex(0)
+        dlg.resize(1100, 720)
+        assert dlg.grab().save(str(docs_img / "dialog.png"))
+    finally:
+        dlg.disconnect_project()
+        dlg.close()
+        dlg.deleteLater()
+
+
+def test_dialog_refuses_to_start_without_s2(eo_provider, project_layers, qgis_iface) -> None:
+    from qgis.core import QgsProject
+
+    from qgis_plugin.dialog import EoSslDialog
+
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    try:
+        dlg.set_checked_layers(dlg.s2_list, [])
+        assert dlg.start_job() is False
+        assert "Sentinel-2" in dlg.stage_label.text()
+    finally:
+        dlg.disconnect_project()
+        dlg.deleteLater()
+
+
+@pytest.fixture()
+def crop_scheme(flanders, tmp_path: Path) -> Path:
+    """A JSON class list from the parcels' own crop codes and names (WorldCereal legend)."""
+    import sqlite3
+
+    with sqlite3.connect(flanders["parcels"]) as con:
+        table = con.execute("SELECT table_name FROM gpkg_contents WHERE data_type='features'").fetchone()[0]
+        rows = con.execute(f'SELECT DISTINCT ct_code, ct_name FROM "{table}" ORDER BY ct_code').fetchall()
+    classes = [{"id": int(code), "name": name, "colour": PALETTE[i % len(PALETTE)]}
+               for i, (code, name) in enumerate(rows)]
+    path = tmp_path / "crop classes.json"
+    path.write_text(json.dumps(classes))
+    return path
+
+
+@pytest.fixture()
+def labelled_layer(eo_provider, flanders, crop_scheme, tmp_path: Path):
+    """label-parcels on a 20 m version of the patch's class raster (mixed pixels along parcel edges), with a strict
+    majority threshold so that several parcels come out 'uncertain'."""
+    require_command("label-parcels")
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    coarse = tmp_path / "crop map 20 m.tif"
+    gdal.Translate(str(coarse), str(flanders["labels"]), xRes=20, yRes=20, resampleAlg="nearest", bandList=[1])
+    out = tmp_path / "labelled parcels.gpkg"
+    processing.run("eo_ssl:label_parcels", {"MAP": str(coarse), "PARCELS": str(flanders["parcels"]),
+                                            "CLASSES": str(crop_scheme), "MIN_FRACTION": 0.97,
+                                            "OUTPUT": str(out)})
+    layer = QgsVectorLayer(str(out), "labelled parcels", "ogr")
+    assert layer.isValid()
+    yield layer  # the test adds it to the project, which owns (and deletes) it
+
+
+def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project_layers, qgis_iface,
+                               docs_img: Path) -> None:
+    """Clicks through the map tool assign the current class via the edit buffer (undo works); keys 1..9 pick the
+    class; 'next uncertain' visits the uncertain parcels least confident first; the layer shows class colours."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsPointXY, QgsProject
+    from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+    from qgis.PyQt.QtGui import QKeyEvent
+    from qgis.PyQt.QtWidgets import QHBoxLayout, QWidget
+
+    from qgis_plugin.classes import load_scheme
+    from qgis_plugin.maptool import ParcelLabelPanel
+
+    layer = labelled_layer
+    QgsProject.instance().addMapLayer(layer)
+    scheme = load_scheme(crop_scheme)
+    # a window with a map canvas and the labelling panel, as in QGIS
+    window = QWidget()
+    canvas = QgsMapCanvas(window)
+    canvas.setDestinationCrs(layer.crs())
+    canvas.setLayers([layer, project_layers["s2"][0]])
+    hl = QHBoxLayout(window)
+    hl.addWidget(canvas, 3)
+    iface = type("Iface", (), {"mapCanvas": lambda self: canvas, "mainWindow": lambda self: window})()
+    panel = ParcelLabelPanel(iface, window)
+    hl.addWidget(panel, 2)
+    window.resize(1180, 580)
+    window.show()
+    canvas.setExtent(layer.extent())
+    try:
+        panel.layer_combo.setLayer(layer)
+        panel.set_scheme(scheme, crop_scheme.name)
+        labeller = panel.labeller
+        assert labeller is not None and isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
+        assert {c.value() for c in layer.renderer().categories()} >= {c.id for c in scheme}
+        uncertain = labeller.uncertain_ids()
+        assert uncertain, "strict thresholds should leave some parcels uncertain"
+        confidences = [layer.getFeature(fid)["class_frac"] for fid in uncertain]
+        assert confidences == sorted(confidences)
+
+        # next uncertain parcel: zooms to it and selects it
+        fid = panel.next_uncertain()
+        assert fid == uncertain[0] and layer.selectedFeatureIds() == [fid]
+        assert canvas.extent().contains(layer.getFeature(fid).geometry().boundingBox())
+
+        # key 3 picks the third class, a click inside the parcel labels it
+        panel.activate_button.setChecked(True)
+        tool = panel.tool
+        assert canvas.mapTool() is tool
+        tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_3, Qt.NoModifier))
+        assert labeller.current == 2 and panel.class_list.currentRow() == 2
+        inside = layer.getFeature(fid).geometry().pointOnSurface().asPoint()
+        pixel = canvas.getCoordinateTransform().transform(QgsPointXY(inside))
+        click = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(int(pixel.x()), int(pixel.y())),
+                                 Qt.LeftButton, Qt.LeftButton, Qt.NoModifier)
+        tool.canvasReleaseEvent(click)
+        feature = layer.getFeature(fid)
+        assert (feature["class_id"], feature["class_name"]) == (scheme[2].id, scheme[2].name)
+        assert (feature["status"], feature["label_src"]) == ("labelled", "manual")
+        assert layer.isEditable() and layer.undoStack().count() >= 1
+        assert fid not in labeller.uncertain_ids()
+
+        # undo puts the old values back
+        before_undo = layer.undoStack().index()
+        panel.undo()
+        feature = layer.getFeature(fid)
+        assert feature["status"] == "uncertain" and layer.undoStack().index() == before_undo - 1
+        layer.undoStack().redo()
+        assert layer.getFeature(fid)["class_name"] == scheme[2].name
+
+        # label the next uncertain one with class 1 and save: the GeoPackage holds the edits
+        fid2 = panel.next_uncertain()
+        if fid2 is not None:
+            tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_1, Qt.NoModifier))
+            assert labeller.assign(fid2)
+        layer.removeSelection()
+        canvas.setExtent(layer.extent())
+        canvas.refresh()
+        wait_until(lambda: not canvas.isDrawing(), 20)
+        assert window.grab().save(str(docs_img / "parcel_labelling.png"))
+        assert panel.save()
+        from qgis.core import QgsVectorLayer
+
+        reread = QgsVectorLayer(layer.source(), "reread", "ogr")
+        assert reread.getFeature(fid)["class_name"] == scheme[2].name
+        del reread
+    finally:
+        panel.set_active(False)
+        window.close()
+        QgsProject.instance().removeMapLayer(layer.id())
+        window.deleteLater()
+
+
+def test_class_schemes(tmp_path: Path, flanders) -> None:
+    from qgis_plugin.classes import load_scheme, parse_classes
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_text(json.dumps({"format": "eo-ssl-model", "classes": [
+        {"id": 0, "name": "forest", "colour": "#1b7837"}, {"id": 3, "name": "water", "colour": "#2166ac"}]}))
+    assert [(c.id, c.name, c.colour) for c in load_scheme(model)] == [(0, "forest", "#1b7837"),
+                                                                       (3, "water", "#2166ac")]
+    names = parse_classes(["a", "b", "c"])
+    assert [c.id for c in names] == [0, 1, 2] and len({c.colour for c in names}) == 3
+    with pytest.raises(ValueError):
+        parse_classes([{"id": 1, "name": "x"}, {"id": 1, "name": "y"}])
+    qml = tmp_path / "map.qml"
+    qml.write_text('<qgis><pipe><rasterrenderer type="paletted"><colorPalette>'
+                   '<paletteEntry value="1" color="#ff0000" label="crop" alpha="255"/>'
+                   '<paletteEntry value="2" color="#00ff00" label="grass" alpha="255"/>'
+                   '</colorPalette></rasterrenderer></pipe></qgis>')
+    shutil.copy(flanders["labels"], tmp_path / "map.tif")
+    assert [(c.id, c.name) for c in load_scheme(tmp_path / "map.tif")] == [(1, "crop"), (2, "grass")]
