@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingProvider
+import contextlib
+
+from qgis.core import QgsApplication, QgsProcessingAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .paths import ICON
@@ -18,6 +20,24 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
 
 
 class EoSslProvider(QgsProcessingProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        # The shipped models need this provider's algorithms in the registry to resolve their children: they are
+        # added by a second load once the registry has taken the provider.
+        QgsApplication.processingRegistry().providerAdded.connect(self._on_provider_added)
+
+    def _on_provider_added(self, provider_id: str) -> None:
+        if provider_id == PROVIDER_ID and self.registered():
+            self.refreshAlgorithms()
+
+    def registered(self) -> bool:
+        return QgsApplication.processingRegistry().providerById(PROVIDER_ID) is not None
+
+    def unload(self) -> None:
+        with contextlib.suppress(TypeError):  # already disconnected
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._on_provider_added)
+        super().unload()
+
     def id(self) -> str:
         return PROVIDER_ID
 
@@ -36,3 +56,9 @@ class EoSslProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         for cls in algorithm_classes():
             self.addAlgorithm(cls())
+        # the example graphical models shipped in resources/models (Predict land cover -> Label parcels)
+        if self.registered():
+            from .models import shipped_models
+
+            for model in shipped_models():
+                self.addAlgorithm(model)

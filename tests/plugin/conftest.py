@@ -135,3 +135,97 @@ def docs_img(repo_root: Path) -> Path:
 
 def python_for_tests() -> str:
     return sys.executable
+
+
+class Recorder:
+    """A QgsProcessingFeedback that keeps what the algorithm reported."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class _Feedback(QgsProcessingFeedback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.infos: list[str] = []
+                self.commands: list[str] = []
+                self.warnings: list[str] = []
+                self.errors: list[str] = []
+                self.console: list[str] = []
+                self.progress_values: list[float] = []
+                self.progressChanged.connect(self.progress_values.append)
+
+            def pushInfo(self, info):  # noqa: N802
+                self.infos.append(info)
+                super().pushInfo(info)
+
+            def pushCommandInfo(self, info):  # noqa: N802
+                self.commands.append(info)
+                super().pushCommandInfo(info)
+
+            def pushWarning(self, warning):  # noqa: N802
+                self.warnings.append(warning)
+                super().pushWarning(warning)
+
+            def pushConsoleInfo(self, info):  # noqa: N802
+                self.console.append(info)
+                super().pushConsoleInfo(info)
+
+            def reportError(self, error, fatalError=False):  # noqa: N802, N803
+                self.errors.append(error)
+                super().reportError(error, fatalError)
+
+        return _Feedback()
+
+
+def run_alg(alg_id: str, params: dict, feedback=None, context=None) -> dict:
+    import processing
+
+    return processing.run(alg_id, params, feedback=feedback or Recorder(), context=context)
+
+
+@pytest.fixture(scope="session")
+def prepared(_eo_session, flanders, awkward_dir: Path) -> dict:
+    """Prepare data through processing.run: S2 + S1 layers (file paths under an awkward folder name), parcels + class
+    field, a POI; the real backend."""
+    require_command("prepare")
+    ensure_provider()
+    out = awkward_dir / "chip store ü"
+    feedback = Recorder()
+    params = {"S2": [str(p) for p in flanders["s2"]], "S1": [str(p) for p in flanders["s1"]],
+              "PARCELS": str(flanders["parcels"]), "CLASS_FIELD": flanders["class_field"],
+              "POI_START": "2017-08-01", "POI_END": "2017-12-31", "OUTPUT": str(out)}
+    results = run_alg("eo_ssl:prepare", params, feedback)
+    return {"results": results, "feedback": feedback, "out": out}
+
+
+@pytest.fixture(scope="session")
+def pretrained(prepared, awkward_dir: Path) -> dict:
+    """A few steps of RS-BYOL (S2 band vs S1 polarisation) on the prepared chip store, on the CPU."""
+    require_command("pretrain")
+    ensure_provider()
+    out = awkward_dir / "pretrained ü"
+    feedback = Recorder()
+    results = run_alg("eo_ssl:pretrain", {
+        "DATA": str(prepared["out"]), "METHOD": "rs-byol", "VARIANT": "single", "ENCODER": "resnet18",
+        "EPOCHS": 1, "MAX_STEPS": 3, "BATCH_SIZE": 4, "CROP": 32, "DEVICES": "cpu", "OUTPUT": str(out)}, feedback)
+    return {"results": results, "feedback": feedback, "out": out}
+
+
+@pytest.fixture(scope="session")
+def finetuned(request, prepared, awkward_dir: Path) -> dict:
+    """A few steps of segmentation fine-tuning on the prepared parcels, from the pre-trained package when the
+    pretrain command exists, else from a random initialisation."""
+    require_command("finetune")
+    ensure_provider()
+    try:
+        init = str(request.getfixturevalue("pretrained")["out"])
+    except pytest.skip.Exception:
+        init = ""
+    out = awkward_dir / "finetuned ü"
+    feedback = Recorder()
+    params = {"DATA": str(prepared["out"]), "TASK": "segmentation", "EPOCHS": 1, "MAX_STEPS": 3, "BATCH_SIZE": 4,
+              "DEVICES": "cpu", "OUTPUT": str(out)}
+    if init:
+        params["INIT"] = init
+    results = run_alg("eo_ssl:finetune", params, feedback)
+    return {"results": results, "feedback": feedback, "out": out, "init": init or "random"}

@@ -11,65 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import require_command
+from tests.plugin.conftest import Recorder, require_command, run_alg
 
 pytestmark = pytest.mark.qgis
 
 ALGORITHM_IDS = ["eo_ssl:prepare", "eo_ssl:pretrain", "eo_ssl:finetune", "eo_ssl:evaluate", "eo_ssl:predict",
                  "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
-
-
-class Recorder:
-    """A QgsProcessingFeedback that keeps what the algorithm reported."""
-
-    def __new__(cls):
-        from qgis.core import QgsProcessingFeedback
-
-        class _Feedback(QgsProcessingFeedback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.infos: list[str] = []
-                self.commands: list[str] = []
-                self.warnings: list[str] = []
-                self.errors: list[str] = []
-                self.console: list[str] = []
-                self.progress_values: list[float] = []
-                self.progressChanged.connect(self.progress_values.append)
-
-            def pushInfo(self, info):  # noqa: N802
-                self.infos.append(info)
-                super().pushInfo(info)
-
-            def pushCommandInfo(self, info):  # noqa: N802
-                self.commands.append(info)
-                super().pushCommandInfo(info)
-
-            def pushWarning(self, warning):  # noqa: N802
-                self.warnings.append(warning)
-                super().pushWarning(warning)
-
-            def pushConsoleInfo(self, info):  # noqa: N802
-                self.console.append(info)
-                super().pushConsoleInfo(info)
-
-            def reportError(self, error, fatalError=False):  # noqa: N802, N803
-                self.errors.append(error)
-                super().reportError(error, fatalError)
-
-        return _Feedback()
-
-
-def run_alg(alg_id: str, params: dict, feedback=None, context=None) -> dict:
-    import processing
-
-    return processing.run(alg_id, params, feedback=feedback or Recorder(), context=context)
+MODEL_ID = "eo_ssl:Predict land cover and label parcels"
 
 
 def test_provider_registers_all_algorithms(eo_provider) -> None:
     from qgis.core import QgsApplication
 
     registry = QgsApplication.processingRegistry()
-    assert sorted(a.id() for a in eo_provider.algorithms()) == sorted(ALGORITHM_IDS)
+    assert sorted(a.id() for a in eo_provider.algorithms()) == sorted([*ALGORITHM_IDS, MODEL_ID])
+    assert registry.algorithmById(MODEL_ID).group() == "5 Models"
     for alg_id in ALGORITHM_IDS:
         alg = registry.algorithmById(alg_id)
         assert alg is not None, alg_id
@@ -111,20 +67,6 @@ def test_parameter_types(eo_provider) -> None:
     assert isinstance(predict.parameterDefinition("CONFIDENCE"), QgsProcessingParameterRasterDestination)
     label = registry.algorithmById("eo_ssl:label_parcels")
     assert isinstance(label.parameterDefinition("OUTPUT"), QgsProcessingParameterVectorDestination)
-
-
-@pytest.fixture(scope="module")
-def prepared(eo_provider_module, flanders, awkward_dir: Path) -> dict:
-    """Prepare data through processing.run: S2 + S1 layers (file paths under an awkward folder name), parcels + class
-    field, a POI; the real backend."""
-    require_command("prepare")
-    out = awkward_dir / "chip store ü"
-    feedback = Recorder()
-    params = {"S2": [str(p) for p in flanders["s2"]], "S1": [str(p) for p in flanders["s1"]],
-              "PARCELS": str(flanders["parcels"]), "CLASS_FIELD": flanders["class_field"],
-              "POI_START": "2017-08-01", "POI_END": "2017-12-31", "OUTPUT": str(out)}
-    results = run_alg("eo_ssl:prepare", params, feedback)
-    return {"results": results, "feedback": feedback, "out": out}
 
 
 def test_prepare_runs_the_backend_on_real_data(prepared, flanders) -> None:
@@ -257,3 +199,75 @@ def test_export_dataset_from_labelled_parcels(prepared, labelled_from_labels, aw
     assert meta["classes"]
     n_index = _gpkg_rows(Path(results["INDEX"]), "SELECT count(*) FROM sqlite_master WHERE type='table'")[0][0]
     assert n_index > 0
+
+
+@pytest.mark.parametrize("method", ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"])
+def test_pretrain_offers_every_method(eo_provider, method: str, tmp_path: Path) -> None:
+    """Every method reaches the backend's command line (the variant only for rs-byol)."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    from qgis_plugin.backend_runner import options_to_args
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:pretrain")
+    params = {"DATA": str(tmp_path), "METHOD": method, "VARIANT": "three", "MAX_STEPS": 7,
+              "EXTRA_ARGS": "--lr 0.05", "OUTPUT": str(tmp_path / "model")}
+    assert alg.prepare(params, QgsProcessingContext(), QgsProcessingFeedback())
+    args = options_to_args(alg._options) + alg._extra
+    assert args[args.index("--method") + 1] == method
+    assert ("--variant" in args) == (method == "rs-byol")
+    assert args[args.index("--max-steps") + 1] == "7" and args[-2:] == ["--lr", "0.05"]
+    assert args[args.index("--out") + 1] == str(tmp_path / "model")
+
+
+def test_pretrain_runs_and_writes_a_model_package(pretrained) -> None:
+    out, feedback = pretrained["out"], pretrained["feedback"]
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["task"] == "pretrain" and meta["method"] == "rs-byol"
+    assert (out / "weights.safetensors").is_file()
+    assert any("loss" in line for line in feedback.infos), feedback.infos
+    assert max(feedback.progress_values) == pytest.approx(100.0)
+
+
+def test_finetune_runs_and_writes_a_model_package_with_classes(finetuned, prepared) -> None:
+    meta = json.loads((finetuned["out"] / "model.json").read_text())
+    assert meta["task"] == "segmentation"
+    manifest = json.loads((prepared["out"] / "manifest.json").read_text())
+    assert [c["name"] for c in meta["classes"]] == [c["name"] for c in manifest["labels"]["classes"]]
+
+
+def test_evaluate_writes_the_report(request, prepared, awkward_dir: Path) -> None:
+    require_command("evaluate")
+    try:
+        model = request.getfixturevalue("pretrained")["out"]
+    except pytest.skip.Exception:
+        model = request.getfixturevalue("finetuned")["out"]
+    out = awkward_dir / "report ü"
+    results = run_alg("eo_ssl:evaluate", {"INIT": str(model), "DATA": str(prepared["out"]), "PROTOCOL": "knn",
+                                          "LABEL_FRACTIONS": "1", "DEVICES": "cpu", "OUTPUT": str(out)})
+    assert Path(results["REPORT"]).is_file() and results["REPORT"].endswith(".html")
+    assert Path(results["REPORT_JSON"]).is_file()
+
+
+def test_predict_loads_a_styled_map_and_a_confidence_layer(finetuned, flanders, awkward_dir: Path) -> None:
+    """runAndLoadResults: the outputs are added to the project, and the post-processors (main thread) give the map its
+    class style from the .qml sidecar and the confidence its ramp."""
+    require_command("predict")
+    import processing
+    from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
+
+    out = awkward_dir / "prediction ü"
+    results = processing.runAndLoadResults("eo_ssl:predict", {
+        "MODEL": str(finetuned["out"]), "S2": [str(p) for p in flanders["s2"]], "S1": [str(p) for p in flanders["s1"]],
+        "TILE": 64, "DEVICES": "cpu", "OUTPUT": str(out / "map.tif"), "CONFIDENCE": str(out / "confidence.tif")})
+    assert Path(results["OUTPUT"]).is_file() and Path(results["CONFIDENCE"]).is_file()
+    assert (out / "map.qml").is_file()
+    project = QgsProject.instance()
+    try:
+        layers = {Path(lyr.source()).name: lyr for lyr in project.mapLayers().values()}
+        assert isinstance(layers["map.tif"].renderer(), QgsPalettedRasterRenderer)
+        meta = json.loads((finetuned["out"] / "model.json").read_text())
+        labels = {c.label for c in layers["map.tif"].renderer().classes()}
+        assert {c["name"] for c in meta["classes"]} <= labels
+        assert isinstance(layers["confidence.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
+    finally:
+        project.removeAllMapLayers()
