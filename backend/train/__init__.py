@@ -1,0 +1,1 @@
+"""Training commands (``pretrain``, ``finetune``...) and the Lightning template they share (:mod:`.runner`)."""

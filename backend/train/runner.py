@@ -1,0 +1,567 @@
+"""The common Lightning training template of every training command (``pretrain``, ``finetune``...).
+
+A command builds its ``LightningModule`` and ``DataLoader`` and calls :func:`fit`; this module does the rest the
+same way for everyone:
+
+- the shared command-line options (:func:`add_trainer_arguments` -> :class:`TrainConfig`): ``--epochs`` /
+  ``--max-steps``, ``--batch-size``, ``--devices auto|cpu|cpu:N|N``, ``--num-nodes``, ``--strategy``,
+  ``--precision``, ``--num-workers``, ``--checkpoint-every``, ``--resume``, ``--seed``;
+- the device: CUDA when there is one (AMP: bf16-mixed where supported, else 16-mixed; pinned memory; Lightning
+  copies batches with ``non_blocking``), the CPU otherwise (32-bit); DDP through Lightning for several devices or
+  nodes (gloo on CPU). The choice is said in a ``log`` event;
+- progress: ``progress`` events with step/total, epoch, loss, lr, imgs/s and eta (:class:`EventsCallback`), and a
+  per-epoch history (loss, lr and whatever the module logs with ``on_epoch=True``) that survives a resume;
+- cancellation: ``events.check_cancel`` between steps; a cancelled run saves a resumable checkpoint and stops
+  cleanly (raising :class:`backend.events.Cancelled` after the trainer has shut down);
+- checkpoints: ``MODEL_DIR/checkpoints/last.ckpt`` every N steps and at the end, written under a temporary name
+  and renamed (a kill -9 never leaves a half-written ``last.ckpt``); ``--resume`` continues from it. Checkpoints
+  are loaded with ``torch.load(weights_only=True)`` only: a pickle that would run code is refused.
+
+A supervised module works as well as a self-supervised one: anything a module logs with ``self.log(...,
+on_epoch=True)`` (e.g. ``val/f1``) lands in the history, and ``val_dataloaders`` are passed through.
+
+DDP with Lightning's default launcher re-runs the command line for ranks 1..N-1 with ``LOCAL_RANK`` set. Their
+stdout would be the parent's JSON-lines channel, so importing this module points a child's stdout at stderr
+(:func:`_ddp_child_stdout_to_stderr`) before the CLI writes its first event; only global rank 0 reports progress
+and writes outputs (``FitResult.is_global_zero``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from backend.errors import EoSslError
+from backend.events import Cancelled, Events
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+RUN_CONFIG = "run.json"
+
+
+def _ddp_child_stdout_to_stderr() -> None:
+    """In a DDP child started by Lightning (LOCAL_RANK > 0), send fd 1 to stderr: stdout belongs to rank 0."""
+    if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and os.environ.get("EO_SSL_DDP_CHILD_STDOUT") != "keep":
+        sys.stdout.flush()
+        os.dup2(2, 1)
+
+
+_ddp_child_stdout_to_stderr()
+
+
+# -- options ----------------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """The shared training options. ``None`` means "the command's (or the method's) default"."""
+
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int | None = None
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    num_workers: int | None = None
+    checkpoint_every: int = 200
+    resume: bool = False
+    seed: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **defaults: Any) -> TrainConfig:
+        """Options from parsed arguments; ``defaults`` fill what the user left unset (``None``)."""
+        values = {}
+        for name in cls.__dataclass_fields__:
+            value = getattr(args, name, None)
+            if value is None:
+                value = defaults.get(name, getattr(cls, name))
+            values[name] = value
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every training command shares (see the module docstring)."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the command's)")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimiser steps (overrides --epochs when reached first)")
+    g.add_argument("--batch-size", type=int, default=None, help="samples per step and device")
+    g.add_argument("--devices", default="auto",
+                   help="auto (one GPU if there is one, else the CPU), cpu, cpu:N (N CPU processes), "
+                        "N (N GPUs; N CPU processes when there is no GPU), or GPU ids like 0,1")
+    g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP")
+    g.add_argument("--strategy", default="auto",
+                   help="auto (ddp for several devices), ddp, ddp_spawn, ddp_find_unused_parameters_true, fsdp...")
+    g.add_argument("--precision", default="auto",
+                   help="auto (bf16-mixed or 16-mixed on CUDA, 32 on CPU), 32, 16-mixed, bf16-mixed")
+    g.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes (default: auto)")
+    g.add_argument("--checkpoint-every", type=int, default=200, help="save a resumable checkpoint every N steps")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+# -- device -----------------------------------------------------------------------------------------------------
+@dataclass
+class DeviceChoice:
+    accelerator: str
+    devices: int | list[int] | str
+    strategy: Any
+    precision: str
+    num_nodes: int
+    description: str
+
+    @property
+    def cuda(self) -> bool:
+        return self.accelerator == "gpu"
+
+    @property
+    def world_size(self) -> int:
+        n = len(self.devices) if isinstance(self.devices, list) else int(self.devices)
+        return n * self.num_nodes
+
+
+def resolve_device(devices: str = "auto", strategy: str = "auto", precision: str = "auto",
+                   num_nodes: int = 1) -> DeviceChoice:
+    """Turn the user's ``--devices/--strategy/--precision`` into Trainer arguments, with a one-line description."""
+    has_cuda = torch.cuda.is_available()
+    n_cuda = torch.cuda.device_count() if has_cuda else 0
+    spec = str(devices).strip().lower()
+    dev: int | list[int]
+    if spec in ("auto", ""):
+        accelerator, dev = ("gpu", 1) if has_cuda else ("cpu", 1)
+    elif spec == "cpu":
+        accelerator, dev = "cpu", 1
+    elif spec.startswith("cpu:"):
+        accelerator, dev = "cpu", _positive_int(spec[4:], "--devices cpu:N")
+    elif spec in ("gpu", "cuda"):
+        accelerator, dev = "gpu", 1
+    elif "," in spec:
+        accelerator, dev = "gpu", [_positive_int(s, "--devices", zero_ok=True) for s in spec.split(",") if s]
+    else:
+        n = _positive_int(spec, "--devices")
+        accelerator, dev = ("gpu", n) if has_cuda else ("cpu", n)
+    if accelerator == "gpu":
+        if not has_cuda:
+            raise EoSslError("no_gpu", f"--devices {devices} asks for a GPU but torch sees none "
+                             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}).",
+                             "Use --devices cpu, or install a CUDA build of torch and the NVIDIA driver.")
+        wanted = max(dev) + 1 if isinstance(dev, list) else dev
+        if wanted > n_cuda:
+            raise EoSslError("not_enough_gpus", f"--devices {devices} needs {wanted} GPU(s); there are {n_cuda}.",
+                             f"Use --devices {n_cuda} or fewer.")
+    n_procs = (len(dev) if isinstance(dev, list) else dev) * num_nodes
+    strat: Any = strategy
+    if strategy == "auto" and n_procs > 1:
+        strat = "ddp"
+    prec = str(precision).lower()
+    if prec == "auto":
+        if accelerator == "gpu":
+            prec = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        else:
+            prec = "32-true"
+    elif prec in ("32", "32-true"):
+        prec = "32-true"
+    elif prec in ("16", "16-mixed") and accelerator == "cpu":
+        prec = "32-true"  # fp16 autocast on CPU is slow and unsupported by many ops; said in the description
+    if accelerator == "gpu":
+        names = sorted({torch.cuda.get_device_name(i) for i in range(n_cuda)})
+        what = f"{n_procs} x CUDA GPU ({', '.join(names)})"
+    else:
+        what = f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)" + (
+            f" in {n_procs} processes" if n_procs > 1 else "")
+    desc = f"training on {what}, precision {prec}" + (f", strategy {strat}" if strat != "auto" else "")
+    if str(precision).lower() in ("16", "16-mixed") and accelerator == "cpu":
+        desc += " (16-mixed asked for, but there is no GPU: 32-bit on the CPU)"
+    return DeviceChoice(accelerator, dev, strat, prec, num_nodes, desc)
+
+
+def _positive_int(text: str, option: str, zero_ok: bool = False) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < (0 if zero_ok else 1):
+        raise EoSslError("bad_argument", f"{option}: {text!r} is not a valid count.",
+                         "Use auto, cpu, cpu:N, N or a list of GPU ids like 0,1.")
+    return n
+
+
+def default_num_workers(cuda: bool) -> int:
+    """Enough workers to feed a GPU; on a CPU run, workers compete with the model for the same cores."""
+    cores = os.cpu_count() or 1
+    return min(8, max(1, cores - 1)) if cuda else min(2, cores // 2)
+
+
+def make_loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, device: DeviceChoice, shuffle: bool = True,
+                drop_last: bool = True, batch_size: int | None = None) -> torch.utils.data.DataLoader:
+    """The training DataLoader: pinned memory on CUDA, persistent workers, a seeded shuffle.
+
+    Under DDP Lightning swaps the sampler for a ``DistributedSampler`` (each rank sees its share per epoch).
+    """
+    workers = cfg.num_workers if cfg.num_workers is not None else default_num_workers(device.cuda)
+    bs = batch_size or cfg.batch_size or 32
+    generator = torch.Generator().manual_seed(cfg.seed)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=bs, shuffle=shuffle, drop_last=drop_last and len(dataset) >= bs,  # type: ignore[arg-type]
+        num_workers=workers, pin_memory=device.cuda, persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None, generator=generator)
+
+
+# -- callbacks --------------------------------------------------------------------------------------------------
+def _batch_len(batch: Any) -> int:
+    """Samples in a batch (the first dimension of its first tensor), without touching the device."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        for v in batch.values():
+            n = _batch_len(v)
+            if n:
+                return n
+    if isinstance(batch, (list, tuple)):
+        for v in batch:
+            n = _batch_len(v)
+            if n:
+                return n
+    return 0
+
+
+def _current_lr(trainer: Any) -> float | None:
+    opts = trainer.optimizers
+    if not opts:
+        return None
+    return float(opts[0].param_groups[0]["lr"])
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        out = float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+class EventsCallback(pl.Callback):
+    """Progress events, the per-epoch history, and cancellation through ``events.check_cancel``.
+
+    The loss is summed on the device and read back (one sync) only when a progress event is due, at most every
+    ``interval_s`` seconds, so a GPU is never made to wait on each step.
+    """
+
+    def __init__(self, events: Events, interval_s: float = 1.0, world_size: int = 1,
+                 stage: str = "train") -> None:
+        self.events = events
+        self.interval_s = interval_s
+        self.world_size = world_size
+        self.stage = stage
+        self.history: list[dict[str, float | None]] = []
+        self.cancel_requested = False
+        self.imgs_per_s: float | None = None
+        self.last_loss: float | None = None
+        self._reset_epoch()
+        self._t_start = time.monotonic()
+        self._step_start: int | None = None
+        self._t_last = 0.0
+        self._n_since = 0
+        self._t_window = time.monotonic()
+        self._rates: list[float] = []
+
+    def _reset_epoch(self) -> None:
+        self._loss_sum: Any = 0.0
+        self._loss_n = 0
+        self._win_sum: Any = 0.0
+        self._win_n = 0
+
+    # state survives --resume (plain lists of floats: loadable with weights_only=True)
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = [dict(h) for h in state_dict.get("history", [])]
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._t_start = self._t_window = time.monotonic()
+        self._step_start = trainer.global_step
+        self._n_since = 0
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._reset_epoch()
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach()
+            self._loss_sum = self._loss_sum + loss
+            self._win_sum = self._win_sum + loss
+            self._loss_n += 1
+            self._win_n += 1
+        self._n_since += _batch_len(batch) * self.world_size
+        self._check_cancel(trainer)
+        now = time.monotonic()
+        total = trainer.estimated_stepping_batches
+        step = trainer.global_step
+        last = isinstance(total, int) and step >= total
+        if now - self._t_last >= self.interval_s or last or self.cancel_requested or step == 1:
+            self._emit(trainer, now, step, total)
+
+    def _check_cancel(self, trainer: Any) -> None:
+        wanted = self.events.cancelled
+        if trainer.world_size > 1:  # every rank must stop at the same step, or the next all-reduce hangs
+            wanted = bool(trainer.strategy.reduce_boolean_decision(wanted, all=False))
+        if wanted and not self.cancel_requested:
+            self.cancel_requested = True
+            trainer.should_stop = True
+
+    def _emit(self, trainer: Any, now: float, step: int, total: Any) -> None:
+        rate = self._n_since / max(now - self._t_window, 1e-9)
+        self._rates.append(rate)
+        self.imgs_per_s = rate
+        self._t_window, self._n_since, self._t_last = now, 0, now
+        if self._win_n:
+            self.last_loss = _to_float(self._win_sum / self._win_n)
+        self._win_sum, self._win_n = 0.0, 0
+        if not trainer.is_global_zero:
+            return
+        done = step - (self._step_start or 0)
+        total_i = int(total) if isinstance(total, (int, float)) and math.isfinite(total) else None
+        eta = None
+        if total_i and done > 0:
+            eta = round((now - self._t_start) / done * max(total_i - step, 0), 1)
+        self.events.progress(step, total_i, stage=self.stage, epoch=trainer.current_epoch, loss=self.last_loss,
+                             lr=_current_lr(trainer), imgs_per_s=round(rate, 1), eta_s=eta)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        row: dict[str, float | None] = {"epoch": float(trainer.current_epoch), "step": float(trainer.global_step),
+                                        "loss": _to_float(self._loss_sum / self._loss_n) if self._loss_n else None,
+                                        "lr": _current_lr(trainer)}
+        for key, value in trainer.callback_metrics.items():
+            if key not in row:
+                row[key] = _to_float(value)
+        self.history.append(row)
+
+    @property
+    def mean_imgs_per_s(self) -> float | None:
+        rates = self._rates[1:] or self._rates  # the first window holds start-up (workers, first kernels)
+        return float(sum(rates) / len(rates)) if rates else None
+
+
+class ResumableCheckpoint(pl.Callback):
+    """``last.ckpt`` every ``every_n_steps`` steps, on cancellation and at the end; written atomically."""
+
+    def __init__(self, dirpath: Path, every_n_steps: int, events_cb: EventsCallback | None = None) -> None:
+        self.dirpath = Path(dirpath)
+        self.every = max(0, int(every_n_steps))
+        self.events_cb = events_cb
+        self._saved_at = -1
+
+    def save(self, trainer: Any) -> Path:
+        path = self.dirpath / LAST
+        tmp = self.dirpath / f"{LAST}.tmp-{os.getpid()}"
+        if trainer.is_global_zero:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+        # all the state (optimiser, loops, callbacks), for resuming; a collective under DDP: rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+        trainer.strategy.barrier("eo-ssl checkpoint")
+        self._saved_at = trainer.global_step
+        return path
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        cancel = self.events_cb is not None and self.events_cb.cancel_requested
+        if (cancel or (self.every and step % self.every == 0)) and step != self._saved_at:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.global_step != self._saved_at:
+            self.save(trainer)
+
+
+# -- checkpoints on disk ----------------------------------------------------------------------------------------
+def checkpoint_dir(out_dir: str | Path) -> Path:
+    return Path(out_dir) / CHECKPOINT_DIR
+
+
+def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint read with ``weights_only=True``: tensors and plain containers only, never code."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise EoSslError("no_checkpoint", f"There is no checkpoint to resume from at {path}.",
+                         "Run without --resume to start afresh, or point --out at the folder of the killed run.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise EoSslError("unsafe_checkpoint", f"{path} holds Python objects other than tensors and plain data; "
+                         "eo-ssl does not unpickle them (a pickle can run code).",
+                         "Delete the checkpoints folder and run without --resume.") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise EoSslError("corrupt_checkpoint", f"Cannot read checkpoint {path}: {exc}",
+                         "The file is damaged or truncated; delete it and run without --resume.") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
+        raise EoSslError("corrupt_checkpoint", f"{path} is not an eo-ssl training checkpoint.",
+                         "Delete the checkpoints folder and run without --resume.")
+    return ckpt
+
+
+def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
+    """What a resumed run must agree with (method, encoder, bands...), as JSON beside the checkpoint."""
+    d = checkpoint_dir(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f"{RUN_CONFIG}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(config, indent=1, default=str))
+    os.replace(tmp, d / RUN_CONFIG)
+
+
+def load_run_config(out_dir: str | Path) -> dict[str, Any] | None:
+    f = checkpoint_dir(out_dir) / RUN_CONFIG
+    if not f.exists():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise EoSslError("corrupt_checkpoint", f"{f} is not valid JSON: {exc}",
+                         "Delete the checkpoints folder and run without --resume.") from exc
+
+
+def check_resume_matches(out_dir: str | Path, config: dict[str, Any], keys: Sequence[str]) -> None:
+    """Refuse ``--resume`` when the new command line disagrees with the run it would continue."""
+    saved = load_run_config(out_dir)
+    if saved is None:
+        return
+    diff = [k for k in keys if k in saved and json.dumps(saved[k], default=str) != json.dumps(config.get(k),
+                                                                                             default=str)]
+    if diff:
+        details = ", ".join(f"{k}: {saved[k]!r} then, {config.get(k)!r} now" for k in diff)
+        raise EoSslError("resume_mismatch", f"--resume would continue a different run ({details}).",
+                         "Repeat the original options, or use a new --out.")
+
+
+# -- fit --------------------------------------------------------------------------------------------------------
+@dataclass
+class FitResult:
+    trainer: Any
+    device: DeviceChoice
+    history: list[dict[str, float | None]]
+    global_step: int
+    epochs_done: int
+    checkpoint: Path | None
+    resumed_from_step: int | None
+    imgs_per_s: float | None
+    final_loss: float | None
+    elapsed_s: float
+    is_global_zero: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_trainer(cfg: TrainConfig, device: DeviceChoice, callbacks: Iterable[Any] = (), **overrides: Any) -> Any:
+    """A Trainer with eo-ssl's settings: no logger, no progress bar, our checkpointing, ``cfg``'s limits."""
+    max_steps = cfg.max_steps if cfg.max_steps is not None else -1
+    max_epochs = cfg.epochs if cfg.epochs is not None else (None if max_steps > 0 else 1)
+    if max_epochs is None:
+        max_epochs = -1  # --max-steps alone: as many epochs as it takes
+    kwargs: dict[str, Any] = dict(
+        accelerator=device.accelerator, devices=device.devices, num_nodes=device.num_nodes,
+        strategy=device.strategy, precision=device.precision, max_epochs=max_epochs, max_steps=max_steps,
+        logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        callbacks=list(callbacks), num_sanity_val_steps=0, use_distributed_sampler=True,
+        log_every_n_steps=1, default_root_dir=None, deterministic=False, benchmark=device.cuda)
+    kwargs.update(overrides)
+    return pl.Trainer(**kwargs)
+
+
+def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, events: Events, *,
+        device: DeviceChoice | None = None, val_loader: Any = None, callbacks: Sequence[Any] = (),
+        stage: str = "train", progress_interval_s: float = 1.0, **trainer_overrides: Any) -> FitResult:
+    """Train ``module`` on ``train_loader`` with checkpoints in ``out_dir/checkpoints`` (resumed with ``--resume``).
+
+    Raises :class:`Cancelled` (after saving a resumable checkpoint) when the user cancels.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    device = device or resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+    ckpt_dir = checkpoint_dir(out_dir)
+    ckpt_path: Path | None = None
+    resumed_from: int | None = None
+    if cfg.resume:
+        ckpt_path = ckpt_dir / LAST
+        ckpt = load_checkpoint_safely(ckpt_path)
+        resumed_from = int(ckpt.get("global_step", 0))
+        del ckpt
+        events.log(f"resuming from {ckpt_path} at step {resumed_from}")
+    elif (ckpt_dir / LAST).exists():
+        events.log(f"starting afresh: the checkpoint in {ckpt_dir} will be replaced (use --resume to continue it)")
+    events.check_cancel()
+    if device.cuda:
+        module = module.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    events_cb = EventsCallback(events, interval_s=progress_interval_s, world_size=device.world_size, stage=stage)
+    ckpt_cb = ResumableCheckpoint(ckpt_dir, cfg.checkpoint_every, events_cb)
+    trainer = build_trainer(cfg, device, [events_cb, ckpt_cb, *callbacks], **trainer_overrides)
+    if trainer.is_global_zero:
+        events.log(device.description)
+    t0 = time.monotonic()
+    try:
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                    ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    except SIGTERMException:
+        # Lightning turns SIGTERM into SystemExit after the step; our callback has already saved the checkpoint
+        if not events_cb.cancel_requested:
+            raise
+    if events_cb.cancel_requested:
+        raise Cancelled(f"cancelled at step {trainer.global_step}; checkpoint saved in {ckpt_dir / LAST}")
+    history = events_cb.history
+    final_loss = events_cb.last_loss
+    if final_loss is None and history:
+        final_loss = history[-1].get("loss")
+    return FitResult(trainer=trainer, device=device, history=history, global_step=int(trainer.global_step),
+                     epochs_done=int(trainer.current_epoch), checkpoint=ckpt_dir / LAST if (ckpt_dir / LAST).exists()
+                     else None, resumed_from_step=resumed_from, imgs_per_s=events_cb.mean_imgs_per_s,
+                     final_loss=final_loss, elapsed_s=time.monotonic() - t0, is_global_zero=trainer.is_global_zero)
+
+
+# -- curves -----------------------------------------------------------------------------------------------------
+def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, keys: Sequence[tuple[str, str]] | None = None,
+                title: str = "") -> Path | None:
+    """One small panel per ``(key, label)`` against the epoch, as a PNG; None when there is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return None
+    keys = list(keys or [("loss", "loss"), ("lr", "learning rate")])
+    keys = [(k, label) for k, label in keys if any(h.get(k) is not None for h in history)]
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, (key, label) in zip(axes[0], keys):
+        pts = [(h["epoch"] + 1, h[key]) for h in history if h.get(key) is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
