@@ -32,7 +32,7 @@ import rasterio
 import shapely
 from affine import Affine
 from rasterio.enums import MaskFlags, MergeAlg
-from rasterio.features import geometry_window, rasterize
+from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from backend.errors import EoSslError
@@ -199,6 +199,23 @@ def _corners_box(transform: Affine, w: int, h: int) -> shapely.Geometry:
     return shapely.Polygon(pts)
 
 
+def window_transform(src: rasterio.DatasetReader, win: Window) -> Affine:
+    return src.transform @ Affine.translation(int(win.col_off), int(win.row_off))
+
+
+def pixel_window(src: rasterio.DatasetReader, bounds: tuple[float, float, float, float] | np.ndarray,
+                 pad: int = 0) -> Window:
+    """The whole-pixel window of the raster covering ``bounds`` (map units), padded, clipped to the raster."""
+    x0, y0, x1, y1 = (float(v) for v in bounds)
+    inv = ~src.transform
+    cols, rows = zip(*(inv @ (x, y) for x in (x0, x1) for y in (y0, y1)))
+    c0 = max(0, math.floor(min(cols)) - pad)
+    r0 = max(0, math.floor(min(rows)) - pad)
+    c1 = min(src.width, math.ceil(max(cols)) + pad)
+    r1 = min(src.height, math.ceil(max(rows)) + pad)
+    return Window(c0, r0, max(0, c1 - c0), max(0, r1 - r0))
+
+
 def footprint(src: rasterio.DatasetReader) -> shapely.Geometry:
     """The raster's extent as a polygon in its CRS."""
     return _corners_box(src.transform, src.width, src.height)
@@ -361,12 +378,12 @@ def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtyp
     # only the part of the raster under the parcels is read
     windows: list[Window] = []
     if inside.any():
-        region = geometry_window(src, [shapely.box(*shapely.total_bounds(geoms[inside]))])
+        region = pixel_window(src, shapely.total_bounds(geoms[inside]))
         windows = _windows(src, band, region, window)
     blocks_read = overlap_blocks = 0
     n_layers = 1
     for step, win in enumerate(windows, start=1):
-        wt = src.window_transform(win)
+        wt = window_transform(src, win)
         h, w = int(win.height), int(win.width)
         hits = tree.query(_corners_box(wt, w, h))
         if len(hits):
@@ -397,14 +414,11 @@ def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtyp
     # parcels that hold no pixel centre: count the pixels they touch, one small window each
     fallback = np.nonzero(inside & (acc.n_pixels == 0))[0]
     for i in fallback:
-        try:
-            win = geometry_window(src, [geoms[i]], pad_x=1, pad_y=1)
-        except rasterio.errors.WindowError:
-            continue
+        win = pixel_window(src, geoms[i].bounds, pad=1)
         h, w = int(win.height), int(win.width)
         if h <= 0 or w <= 0:
             continue
-        wt = src.window_transform(win)
+        wt = window_transform(src, win)
         data = src.read(band, window=win)
         cls = index(data, valid_mask(src, band, data, win, folded))
         c, cok = conf.read(win) if conf is not None else (None, None)
