@@ -86,7 +86,7 @@ class DiagnosticsDialog(QDialog):
         for b in (self.recheck_button, self.copy_button, self.choose_button, self.create_button):
             hl.addWidget(b)
         lay.addLayout(hl)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
         self.recheck_button.clicked.connect(lambda: self.refresh())
@@ -158,15 +158,15 @@ class DiagnosticsDialog(QDialog):
             return
         box = QMessageBox(self)
         box.setWindowTitle("Create the eo-ssl backend environment")
-        box.setIcon(QMessageBox.Question)
+        box.setIcon(QMessageBox.Icon.Question)
         box.setText(f"Create a Python environment for the eo-ssl backend in<br><code>{html.escape(str(the_plan.venv))}"
                     f"</code><br>with PyTorch for <b>{the_plan.wheel_tag}</b> ({html.escape(the_plan.gpu.describe())})"
                     ". About 2–6 GB are downloaded. These commands run (no shell):")
         box.setDetailedText(the_plan.text())
         box.setInformativeText(the_plan.text())
-        box.setStandardButtons(QMessageBox.Ok | QMessageBox.Cancel)
-        box.button(QMessageBox.Ok).setText("Create")
-        if box.exec_() == QMessageBox.Ok:
+        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
+        box.button(QMessageBox.StandardButton.Ok).setText("Create")
+        if box.exec() == QMessageBox.StandardButton.Ok:
             self.create_venv(the_plan)
 
     def create_venv(self, the_plan: venv_setup.Plan) -> None:

@@ -120,7 +120,7 @@ class EoSslDialog(QDialog):
     # == layout ====================================================================================================
     def _build(self) -> None:
         root = QVBoxLayout(self)
-        splitter = QSplitter(Qt.Horizontal)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
         root.addWidget(splitter, 1)
         self.tabs = QTabWidget()
         splitter.addWidget(self.tabs)
@@ -133,9 +133,9 @@ class EoSslDialog(QDialog):
         splitter.setSizes([620, 480])
 
         buttons = QDialogButtonBox()
-        self.run_button = buttons.addButton("Run", QDialogButtonBox.AcceptRole)
-        self.cancel_button = buttons.addButton("Cancel job", QDialogButtonBox.ActionRole)
-        self.close_button = buttons.addButton(QDialogButtonBox.Close)
+        self.run_button = buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = buttons.addButton("Cancel job", QDialogButtonBox.ButtonRole.ActionRole)
+        self.close_button = buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.start_job)
         self.cancel_button.clicked.connect(self.cancel_job)
@@ -145,7 +145,7 @@ class EoSslDialog(QDialog):
 
     def _layer_list(self) -> QListWidget:
         lst = QListWidget()
-        lst.setSelectionMode(QAbstractItemView.NoSelection)
+        lst.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         lst.setMinimumHeight(90)
         return lst
 
@@ -332,7 +332,7 @@ class EoSslDialog(QDialog):
         self.log_view.setMaximumBlockCount(5000)
         lay.addWidget(self.log_view, 2)
         self.report_label = QLabel("")
-        self.report_label.setTextInteractionFlags(Qt.TextBrowserInteraction)
+        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.report_label.setOpenExternalLinks(False)
         self.report_label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
         lay.addWidget(self.report_label)
@@ -352,26 +352,27 @@ class EoSslDialog(QDialog):
                 names = band_names(layer)
                 shown = ", ".join(names[:13]) + (" …" if len(names) > 13 else "")
                 item = QListWidgetItem(f"{layer.name()} — {len(names)} band(s): {shown}")
-                item.setData(Qt.UserRole, layer.id())
+                item.setData(Qt.ItemDataRole.UserRole, layer.id())
                 item.setToolTip(layer.source())
-                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 if first:
                     is_s1 = looks_like_s1(layer)
                     state = is_s1 if lst is self.s1_list else not is_s1
                 else:
                     state = layer.id() in checked[lst]
-                item.setCheckState(Qt.Checked if state else Qt.Unchecked)
+                item.setCheckState(Qt.CheckState.Checked if state else Qt.CheckState.Unchecked)
                 lst.addItem(item)
 
     @staticmethod
     def checked_layer_ids(lst: QListWidget) -> list[str]:
-        return [lst.item(i).data(Qt.UserRole) for i in range(lst.count())
-                if lst.item(i).checkState() == Qt.Checked]
+        return [lst.item(i).data(Qt.ItemDataRole.UserRole) for i in range(lst.count())
+                if lst.item(i).checkState() == Qt.CheckState.Checked]
 
     def set_checked_layers(self, lst: QListWidget, layer_ids: list[str]) -> None:
         for i in range(lst.count()):
             item = lst.item(i)
-            item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in layer_ids else Qt.Unchecked)
+            checked = item.data(Qt.ItemDataRole.UserRole) in layer_ids
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
     # == environment ===============================================================================================
     def check_environment(self) -> None:
@@ -433,8 +434,8 @@ class EoSslDialog(QDialog):
         elif self.aoi_extent_radio.isChecked():
             params["EXTENT"] = self.map_extent_string()
         if self.poi_check.isChecked():
-            params["POI_START"] = self.poi_start.date().toString(Qt.ISODate)
-            params["POI_END"] = self.poi_end.date().toString(Qt.ISODate)
+            params["POI_START"] = self.poi_start.date().toString(Qt.DateFormat.ISODate)
+            params["POI_END"] = self.poi_end.date().toString(Qt.DateFormat.ISODate)
         return params
 
     def map_extent_string(self) -> str:

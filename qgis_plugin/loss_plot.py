@@ -8,6 +8,11 @@ from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
 from qgis.PyQt.QtGui import QColor, QFont, QPainter, QPainterPath, QPalette, QPen
 from qgis.PyQt.QtWidgets import QSizePolicy, QWidget
 
+
+def _int(value) -> int:
+    return int(getattr(value, "value", value))
+
+
 SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
 
@@ -22,7 +27,7 @@ class LossPlot(QWidget):
         self.series: dict[str, list[tuple[float, float]]] = {}
         self.current: str | None = None
         self.setMinimumHeight(140)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setToolTip("Training loss reported by the backend")
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
@@ -58,10 +63,10 @@ class LossPlot(QWidget):
     # -- drawing -----------------------------------------------------------------------------------------------
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
         p = QPainter(self)
-        p.setRenderHint(QPainter.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
-        p.fillRect(self.rect(), pal.color(QPalette.Base))
-        text_colour = pal.color(QPalette.Text)
+        p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
+        text_colour = pal.color(QPalette.ColorRole.Text)
         font = QFont(self.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         p.setFont(font)
@@ -72,7 +77,8 @@ class LossPlot(QWidget):
         data = [pt for pts in self.series.values() for pt in pts]
         if not data:
             p.setPen(text_colour)
-            p.drawText(plot, Qt.AlignCenter | Qt.TextWordWrap, "The training loss\nappears here while a model trains.")
+            flags = int(_int(Qt.AlignmentFlag.AlignCenter) | _int(Qt.TextFlag.TextWordWrap))
+            p.drawText(plot, flags, "The training loss\nappears here while a model trains.")
             p.end()
             return
         xs = [x for x, _ in data]
@@ -94,7 +100,7 @@ class LossPlot(QWidget):
                            plot.bottom() - (fy(y) - v0) / (v1 - v0) * plot.height())
 
         # grid + y labels
-        p.setPen(QPen(QColor(text_colour.red(), text_colour.green(), text_colour.blue(), 40), 1, Qt.DashLine))
+        p.setPen(QPen(QColor(text_colour.red(), text_colour.green(), text_colour.blue(), 40), 1, Qt.PenStyle.DashLine))
         for i in range(5):
             v = v0 + (v1 - v0) * i / 4
             y = plot.bottom() - plot.height() * i / 4
@@ -104,10 +110,11 @@ class LossPlot(QWidget):
             v = v0 + (v1 - v0) * i / 4
             value = 10 ** v if log else v
             y = plot.bottom() - plot.height() * i / 4
-            p.drawText(QRectF(0, y - 8, self.MARGIN_L - 4, 16), Qt.AlignRight | Qt.AlignVCenter, f"{value:.3g}")
-        p.drawText(QRectF(plot.left(), plot.bottom() + 4, 80, 16), Qt.AlignLeft, f"step {x0:g}")
-        p.drawText(QRectF(plot.right() - 120, plot.bottom() + 4, 120, 16), Qt.AlignRight, f"step {x1:g}")
-        p.drawText(QRectF(plot.left(), 2, plot.width(), 16), Qt.AlignLeft,
+            p.drawText(QRectF(0, y - 8, self.MARGIN_L - 4, 16),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.3g}")
+        p.drawText(QRectF(plot.left(), plot.bottom() + 4, 80, 16), Qt.AlignmentFlag.AlignLeft, f"step {x0:g}")
+        p.drawText(QRectF(plot.right() - 120, plot.bottom() + 4, 120, 16), Qt.AlignmentFlag.AlignRight, f"step {x1:g}")
+        p.drawText(QRectF(plot.left(), 2, plot.width(), 16), Qt.AlignmentFlag.AlignLeft,
                    "loss" + (" (log scale)" if log else ""))
         # series
         for i, (name, pts) in enumerate(self.series.items()):
@@ -122,7 +129,7 @@ class LossPlot(QWidget):
             if len(pts) == 1:
                 p.drawEllipse(to_px(*pts[0]), 2.5, 2.5)
             last = pts[-1]
-            p.drawText(QRectF(plot.right() - 240, 2 + 0 * i, 240, 16), Qt.AlignRight,
+            p.drawText(QRectF(plot.right() - 240, 2 + 0 * i, 240, 16), Qt.AlignmentFlag.AlignRight,
                        f"{name}: {last[1]:.4g}" if i == len(self.series) - 1 else "")
         # legend
         x = plot.left() + 6

@@ -74,6 +74,11 @@ def scheme_from_label_parcels(path: str) -> list[ClassDef] | None:
     return None
 
 
+def _int(value) -> int:
+    """An int from a Qt enum member (an int in PyQt5, an enum.Enum in PyQt6)."""
+    return int(getattr(value, "value", value))
+
+
 def _number(value) -> float:
     """A sortable number from an attribute (NULL/NaN/text last)."""
     try:
@@ -194,7 +199,7 @@ class ParcelLabelTool(QgsMapTool):
     def __init__(self, canvas, labeller: ParcelLabeller) -> None:
         super().__init__(canvas)
         self.labeller = labeller
-        self.setCursor(QCursor(Qt.PointingHandCursor))
+        self.setCursor(QCursor(Qt.CursorShape.PointingHandCursor))
 
     def layer(self) -> QgsVectorLayer:
         return self.labeller.layer
@@ -203,7 +208,7 @@ class ParcelLabelTool(QgsMapTool):
         return self.toLayerCoordinates(self.layer(), map_point)
 
     def canvasReleaseEvent(self, event) -> None:  # noqa: N802 - QGIS API
-        if event.button() != Qt.LeftButton:
+        if event.button() != Qt.MouseButton.LeftButton:
             return
         point = self.to_layer_point(event.mapPoint())
         tol = self.searchRadiusMU(self.canvas()) * 0.25 if hasattr(self, "searchRadiusMU") else 0.0
@@ -215,15 +220,15 @@ class ParcelLabelTool(QgsMapTool):
             self.canvas().refresh()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - QGIS API
-        key = event.key()
-        if Qt.Key_1 <= key <= Qt.Key_9 and self.labeller.set_current(key - Qt.Key_1):
+        key = _int(event.key())
+        if _int(Qt.Key.Key_1) <= key <= _int(Qt.Key.Key_9) and self.labeller.set_current(key - _int(Qt.Key.Key_1)):
             event.accept()
             return
-        if key == Qt.Key_N:
+        if key == _int(Qt.Key.Key_N):
             zoom_to_next_uncertain(self.canvas(), self.labeller)
             event.accept()
             return
-        if key == Qt.Key_Z and event.modifiers() & Qt.ControlModifier:
+        if key == _int(Qt.Key.Key_Z) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.layer().undoStack().undo()
             self.canvas().refresh()
             event.accept()

@@ -114,7 +114,7 @@ class EoSslPlugin:
 
         if self.label_panel is None:
             self.label_panel = ParcelLabelPanel(self.iface)
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.label_panel)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.label_panel)
         active = self.iface.activeLayer()
         if (active is not None and active.type() == QgsMapLayerType.VectorLayer
                 and active.geometryType() == QgsWkbTypes.PolygonGeometry
@@ -129,7 +129,7 @@ class EoSslPlugin:
 
         if self.diagnostics_dialog is None:
             self.diagnostics_dialog = DiagnosticsDialog(self.iface.mainWindow())
-        QApplication.setOverrideCursor(Qt.WaitCursor)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             self.diagnostics_dialog.refresh(synchronous=True)
         except Exception as exc:  # noqa: BLE001 - never into QGIS

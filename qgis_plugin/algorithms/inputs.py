@@ -146,7 +146,7 @@ def date_string(alg, parameters, name: str, context) -> str:
     value = alg.parameterAsDateTime(parameters, name, context)
     if value is None or not value.isValid():
         return ""
-    return value.date().toString(Qt.ISODate)
+    return value.date().toString(Qt.DateFormat.ISODate)
 
 
 def poi_string(alg, parameters, context) -> str | None:
