@@ -114,6 +114,7 @@ class EoSslDialog(QDialog):
         self.setObjectName("EoSslDialog")
         self._build()
         self.refresh_layers()
+        self._update_steps()
         self.project.layersAdded.connect(self.refresh_layers)
         self.project.layersRemoved.connect(self.refresh_layers)
 

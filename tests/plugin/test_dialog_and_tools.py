@@ -132,7 +132,7 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         dlg.deleteLater()
 
 
-def test_dialog_refuses_to_start_without_s2(eo_provider, project_layers, qgis_iface) -> None:
+def test_dialog_checks_its_inputs_and_uses_the_map_extent(eo_provider, project_layers, qgis_iface) -> None:
     from qgis.core import QgsProject
 
     from qgis_plugin.dialog import EoSslDialog
@@ -142,6 +142,17 @@ def test_dialog_refuses_to_start_without_s2(eo_provider, project_layers, qgis_if
         dlg.set_checked_layers(dlg.s2_list, [])
         assert dlg.start_job() is False
         assert "Sentinel-2" in dlg.stage_label.text()
+        # the current map extent as AOI: the canvas extent in the canvas CRS
+        dlg.set_checked_layers(dlg.s2_list, [project_layers["s2"][0].id()])
+        canvas = qgis_iface.mapCanvas()
+        canvas.setDestinationCrs(project_layers["s2"][0].crs())
+        canvas.setExtent(project_layers["s2"][0].extent())
+        dlg.aoi_extent_radio.setChecked(True)
+        dlg.output_dir.setFilePath("/tmp/eo-ssl-never-run")
+        (step,) = [s for s in dlg.build_steps() if s.alg_id == "eo_ssl:prepare"]
+        assert step.params["EXTENT"].endswith("[EPSG:32631]") and "AOI" not in step.params
+        # steps that need parcels are off without parcels
+        assert not dlg.step_finetune.isEnabled() and not dlg.step_predict.isEnabled()
     finally:
         dlg.disconnect_project()
         dlg.deleteLater()
