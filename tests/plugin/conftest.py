@@ -8,6 +8,7 @@ without QGIS (``-p no:pytest_qgis``).
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 import time
@@ -127,10 +128,14 @@ def wait_until(predicate, timeout_s: float = 60.0, step_s: float = 0.05) -> bool
 
 
 @pytest.fixture(scope="session")
-def docs_img(repo_root: Path) -> Path:
-    path = repo_root / "docs" / "img"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def docs_img(repo_root: Path, tmp_path_factory) -> Path:
+    """Where the screenshot tests save their PNGs: docs/img/ with EO_SSL_UPDATE_SCREENSHOTS=1 (to refresh the README's
+    pictures), else a temporary folder (a normal test run leaves the working tree alone)."""
+    if os.environ.get("EO_SSL_UPDATE_SCREENSHOTS") == "1":
+        path = repo_root / "docs" / "img"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screenshots")
 
 
 def python_for_tests() -> str:
