@@ -104,10 +104,11 @@ class PredictAlgorithm(BackendAlgorithm):
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API (main thread)
         out = self._options.get("out", "")
         qml = str(Path(out).with_suffix(".qml")) if out else None
-        attach(context, out, PredictionStyler(qml), None)
+        name = getattr(self, "_model_name", "")
+        attach(context, out, PredictionStyler(qml), f"Land cover ({name})" if name else "Land cover")
         conf = self._options.get("confidence")
         if conf:
-            attach(context, conf, ConfidenceStyler(), None)
+            attach(context, conf, ConfidenceStyler(), "Confidence")
         return {}
 
 
@@ -187,5 +188,5 @@ class LabelParcelsAlgorithm(BackendAlgorithm):
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API (main thread)
         out = self._options.get("out", "")
         scheme = self._options.get("classes") or self._options.get("map")
-        attach(context, out, ParcelsStyler(scheme), None)
+        attach(context, out, ParcelsStyler(scheme), "Labelled parcels")
         return {}

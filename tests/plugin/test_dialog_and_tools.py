@@ -306,3 +306,25 @@ def test_class_schemes(tmp_path: Path, flanders) -> None:
                    '</colorPalette></rasterrenderer></pipe></qgis>')
     shutil.copy(flanders["labels"], tmp_path / "map.tif")
     assert [(c.id, c.name) for c in load_scheme(tmp_path / "map.tif")] == [(1, "crop"), (2, "grass")]
+
+
+def test_labelled_parcels_are_loaded_with_the_class_colours(eo_provider, flanders, crop_scheme, tmp_path: Path,
+                                                            qgis_new_project) -> None:
+    """runAndLoadResults (what the toolbox does): the layer post-processor names the layer and gives it a categorised
+    renderer with the scheme's colours, on the main thread."""
+    require_command("label-parcels")
+    import processing
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
+
+    from qgis_plugin.classes import load_scheme
+
+    processing.runAndLoadResults("eo_ssl:label_parcels", {
+        "MAP": str(flanders["labels"]), "PARCELS": str(flanders["parcels"]), "CLASSES": str(crop_scheme),
+        "OUTPUT": str(tmp_path / "labelled.gpkg")})
+    (layer,) = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name() == "Labelled parcels"]
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_id"
+    colours = {c.value(): c.symbol().color().name() for c in renderer.categories()}
+    for cls in load_scheme(crop_scheme):
+        assert colours[cls.id] == cls.colour
+    QgsProject.instance().removeAllMapLayers()
