@@ -128,10 +128,31 @@ class SlabArray:
         return mm, (rel, *rest)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if self._write_window(key, value):
+            return
         mm, rel = self._slab(key)
         if mm is not None:
             mm[rel] = value
             del mm  # unmap: the written pages leave this process (the kernel writes them back)
+
+    def _write_window(self, key: Any, value: Any) -> bool:
+        """``arr[r0:r1, c0:c1] = block`` (the writer's case) as one ``pwrite`` per row: the bytes go to the page
+        cache without being mapped into this process at all. False for any other key or value."""
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, slice) for k in key)
+                and len(self.shape) >= 2 and key[0].step in (None, 1) and key[1].step in (None, 1)):
+            return False
+        r0, r1, _ = key[0].indices(self.shape[0])
+        c0, c1, _ = key[1].indices(self.shape[1])
+        target = (r1 - r0, c1 - c0, *self.shape[2:])
+        if not isinstance(value, np.ndarray) or value.shape != target or r1 <= r0 or c1 <= c0:
+            return False
+        block = np.ascontiguousarray(value, dtype=self.dtype)
+        pixel = self.row_bytes // self.shape[1]
+        with open(self.path, "r+b") as f:
+            fd = f.fileno()
+            for i, row in enumerate(block):
+                os.pwrite(fd, row, self.offset + (r0 + i) * self.row_bytes + c0 * pixel)
+        return True
 
     def __getitem__(self, key: Any) -> np.ndarray:
         mm, rel = self._slab(key)
