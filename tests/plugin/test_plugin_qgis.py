@@ -122,3 +122,33 @@ def test_metadata_icon_and_version(repo_root: Path) -> None:
     icon = repo_root / general["icon"]
     assert icon.is_file()
     assert QSvgRenderer(str(icon)).isValid()
+
+
+def test_diagnostics_offers_the_managed_environment_with_its_commands(qgis_app, monkeypatch) -> None:
+    """'Create environment...' shows the exact commands (venv in the QGIS profile, the torch wheels for this machine,
+    the backend packages) before anything runs; cancelling runs nothing."""
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    from qgis_plugin import settings
+    from qgis_plugin.diagnostics import DiagnosticsDialog
+
+    shown: list[tuple[str, str]] = []
+
+    def fake_exec(box):
+        shown.append((box.text(), box.informativeText()))
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
+    dlg = DiagnosticsDialog()
+    created: list = []
+    monkeypatch.setattr(dlg, "create_venv", created.append)
+    dlg.offer_venv()
+    assert len(shown) == 1 and not created
+    text, commands = shown[0]
+    venv = settings.managed_venv_dir()
+    assert str(venv) in text
+    lines = commands.splitlines()
+    assert lines[0].endswith(f"-m venv {venv}") or lines[0].endswith(f"-m venv '{venv}'")
+    assert any("torch==" in line and "--index-url https://download.pytorch.org/whl/" in line for line in lines)
+    assert "rasterio" in lines[-1]
+    dlg.deleteLater()
