@@ -23,6 +23,7 @@ from .base import BackendAlgorithm, artifacts
 
 METHODS = ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
 VARIANTS = ["single", "three", "s2-only", "rgb-s1s2"]
+SENSORS = ["s2", "s2+s1"]
 ENCODERS = ["resnet18", "resnet34", "resnet50"]
 PRECISIONS = ["auto", "32", "16-mixed", "bf16-mixed"]
 TASKS = ["segmentation", "classification"]
@@ -76,25 +77,37 @@ class PretrainAlgorithm(BackendAlgorithm):
                                                      usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterEnum("VARIANT", "RS-BYOL variant", VARIANTS, defaultValue="single",
                                                      usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
+            "SENSORS", "Input bands (byol, moco-v2, simsiam, barlow-twins, swav)", SENSORS, defaultValue="s2",
+            usesStaticStrings=True), "s2: the Sentinel-2 bands; s2+s1: Sentinel-2 and Sentinel-1 stacked. "
+            "RS-BYOL chooses its own views (see the variant)."))
         self.addParameter(inputs.with_help(QgsProcessingParameterString(
-            "ENCODER", "Encoder (timm name: resnet18, resnet50, ...)", defaultValue="resnet18"),
+            "ENCODER", "Encoder (timm name; empty: resnet50 for rs-byol, resnet18 otherwise)", defaultValue="resnet18",
+            optional=True),
             "Any timm model name; resnet50 is the RS-BYOL paper's encoder, resnet18 is faster."))
         self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer,
                                                        10, minValue=1, maxValue=10000))
         self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
             "MAX_STEPS", "Maximum steps (0: no limit)", QgsProcessingParameterNumber.Integer, 0, minValue=0),
             "Stop after this many optimisation steps, whatever the epochs (for a quick try)."))
-        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size",
-                                                       QgsProcessingParameterNumber.Integer, 32, minValue=2,
+        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size (0: the method's default, 32)",
+                                                       QgsProcessingParameterNumber.Integer, 0, minValue=0,
                                                        maxValue=4096))
         self.addParameter(QgsProcessingParameterNumber("CROP", "Crop size (pixels)",
                                                        QgsProcessingParameterNumber.Integer, 64, minValue=8,
                                                        maxValue=1024))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "LR", "Learning rate (0: the method's default)", QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "CHECKPOINT_EVERY", "Checkpoint every N steps", QgsProcessingParameterNumber.Integer, 200, minValue=1)))
         _device_parameters(self)
         self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
             "PRECISION", "Precision", PRECISIONS, defaultValue="auto", usesStaticStrings=True)))
         self.addParameter(QgsProcessingParameterBoolean(
             "RESUME", "Resume from the checkpoint in the output folder", defaultValue=False))
+        self.addParameter(inputs.with_help(QgsProcessingParameterBoolean(
+            "OVERWRITE", "Replace an existing package and its checkpoints in the output folder", defaultValue=True),
+            "Ignored with Resume (which continues the checkpoint)."))
         self.add_extra_args_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Pre-trained model package (folder)"))
         self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
@@ -105,18 +118,31 @@ class PretrainAlgorithm(BackendAlgorithm):
         options: dict[str, Any] = {"data": _check_data(self, parameters, context), "method": method}
         if method == "rs-byol":
             options["variant"] = self.parameterAsEnumString(parameters, "VARIANT", context) or "single"
-        options["encoder"] = self.parameterAsString(parameters, "ENCODER", context).strip() or "resnet18"
+        else:
+            options["sensors"] = self.parameterAsEnumString(parameters, "SENSORS", context) or "s2"
+        encoder = self.parameterAsString(parameters, "ENCODER", context).strip() if parameters.get("ENCODER") \
+            not in (None, "") else ""
+        if encoder:
+            options["encoder"] = encoder
         options["epochs"] = self.parameterAsInt(parameters, "EPOCHS", context)
-        max_steps = self.parameterAsInt(parameters, "MAX_STEPS", context)
-        if max_steps > 0:
-            options["max_steps"] = max_steps
-        options["batch_size"] = self.parameterAsInt(parameters, "BATCH_SIZE", context)
+        for name in ("MAX_STEPS", "BATCH_SIZE"):
+            value = self.parameterAsInt(parameters, name, context)
+            if value > 0:
+                options[name.lower()] = value
         options["crop"] = self.parameterAsInt(parameters, "CROP", context)
+        lr = self.parameterAsDouble(parameters, "LR", context)
+        if lr > 0:
+            options["lr"] = lr
+        every = self.parameterAsInt(parameters, "CHECKPOINT_EVERY", context)
+        if every and every != 200:
+            options["checkpoint_every"] = every
         options["devices"] = _devices(self, parameters, context)
         precision = self.parameterAsEnumString(parameters, "PRECISION", context)
         if precision and precision != "auto":
             options["precision"] = precision
-        options["resume"] = self.parameterAsBool(parameters, "RESUME", context)
+        resume = self.parameterAsBool(parameters, "RESUME", context)
+        options["resume"] = resume
+        options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context) and not resume
         options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
         return options
 

@@ -122,3 +122,43 @@ def test_an_older_backend_without_the_command_says_so(eo_provider, monkeypatch, 
     monkeypatch.setattr(base, "run_backend", lambda c, o, p, f, **kw: real(c, o, p, f, root=fake.parent))
     with pytest.raises(QgsProcessingException, match="has no 'pretrain' command"):
         processing.run("eo_ssl:pretrain", {"DATA": str(tmp_path), "OUTPUT": str(tmp_path / "m")})
+
+
+def test_cancel_a_pretraining_keeps_its_checkpoint_and_resume_continues(eo_provider, prepared,
+                                                                        awkward_dir: Path) -> None:
+    """Cancel a pre-training mid-run (task + Cancel on the main thread): it stops within 5 s and leaves a resumable
+    checkpoint; the same algorithm with Resume continues from it and finishes. (The backend checks for Cancel between
+    steps and saves a checkpoint then; a step longer than the 4 s grace, as on a loaded CPU, is killed, which the
+    periodic checkpoints, here every 2 steps, cover. The clean path is also tested with prepare above.)"""
+    require_command("pretrain")
+    import processing
+
+    out = awkward_dir / "pretrain cancelled ü"
+    params = {"DATA": str(prepared["out"]), "METHOD": "simsiam", "ENCODER": "resnet18", "EPOCHS": 100,
+              "MAX_STEPS": 400, "BATCH_SIZE": 4, "CROP": 32, "DEVICES": "cpu", "CHECKPOINT_EVERY": 2,
+              "OUTPUT": str(out)}
+    run = _start("eo_ssl:pretrain", params)
+    assert wait_until(lambda: any(e.get("event") == "progress" and (e.get("step") or 0) >= 3
+                                  for e in run["events"]), 180), run["feedback"].textLog()
+    t0 = time.monotonic()
+    run["feedback"].cancel()
+    assert wait_until(lambda: bool(run["done"]), 10)
+    assert time.monotonic() - t0 < 5.0
+    assert run["done"][0][0] is False
+    assert run["events"][-1]["event"] in ("done", "error") and "cancelled" in {e.get("code") for e in run["events"]}
+    checkpoint = out / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file(), sorted(p.name for p in out.rglob("*"))
+    stopped_at = max(e.get("step") or 0 for e in run["events"] if e.get("event") == "progress")
+
+    feedback_events: list[dict] = []
+    from qgis_plugin.algorithms.base import EventFeedback
+
+    feedback = EventFeedback()
+    feedback.backendEvent.connect(feedback_events.append)
+    results = processing.run("eo_ssl:pretrain", {**params, "RESUME": True, "MAX_STEPS": stopped_at + 1},
+                             feedback=feedback)
+    assert (Path(results["OUTPUT"]) / "model.json").is_file()
+    log = feedback.textLog()
+    assert "resuming from" in log, log
+    steps = [e["step"] for e in feedback_events if e.get("event") == "progress" and e.get("step")]
+    assert steps and min(steps) > 1 and max(steps) <= stopped_at + 1
