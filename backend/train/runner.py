@@ -18,7 +18,8 @@ same way for everyone:
   are loaded with ``torch.load(weights_only=True)`` only: a pickle that would run code is refused.
 
 A supervised module works as well as a self-supervised one: anything a module logs with ``self.log(...,
-on_epoch=True)`` (e.g. ``val/f1``) lands in the history, and ``val_dataloaders`` are passed through.
+on_epoch=True)`` (e.g. ``val/f1``) lands in the history, and so does the dict returned by its optional
+``epoch_metrics()`` method (called once at the end of every training epoch); ``val_dataloaders`` are passed through.
 
 DDP with Lightning's default launcher re-runs the command line for ranks 1..N-1 with ``LOCAL_RANK`` set. Their
 stdout would be the parent's JSON-lines channel, so importing this module points a child's stdout at stderr
@@ -58,6 +59,14 @@ def _ddp_child_stdout_to_stderr() -> None:
 
 
 _ddp_child_stdout_to_stderr()
+
+
+def is_main_process() -> bool:
+    """True unless this process is a DDP rank other than 0 (a child started by Lightning, or another node).
+
+    Known before the Trainer exists, from the launcher's environment: commands use it to skip work only rank 0
+    does (checking and creating the output folder, writing ``run.json``)."""
+    return all(os.environ.get(var, "0") in ("", "0") for var in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
 
 
 # -- options ----------------------------------------------------------------------------------------------------
@@ -348,6 +357,10 @@ class EventsCallback(pl.Callback):
                                         "lr": _current_lr(trainer)}
         for key, value in trainer.callback_metrics.items():
             if key not in row:
+                row[key] = _to_float(value)
+        extra = getattr(pl_module, "epoch_metrics", None)  # a module's own per-epoch numbers (e.g. collapse)
+        if callable(extra):
+            for key, value in (extra() or {}).items():
                 row[key] = _to_float(value)
         self.history.append(row)
 

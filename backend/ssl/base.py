@@ -1,0 +1,166 @@
+"""What every image-level SSL method shares: encoder, view making, optimiser and schedule, collapse monitor, export.
+
+A method is a ``LightningModule`` subclass of :class:`SSLMethod` that sets ``name``, ``DEFAULTS`` and implements
+:meth:`SSLMethod.build` (heads), :meth:`SSLMethod.make_views` (two views of a batch) and
+:meth:`SSLMethod.forward_loss` (loss, the projection to watch for collapse, the encoder features). Batches are
+dicts with ``s2`` (B, C_s2, H, W) and, when the data have it, ``s1`` (B, 2, H, W), standardised, as built by
+:mod:`backend.ssl.data`. Augmentations run in ``training_step``, on the batch's device (the GPU when there is one).
+
+``config`` is a plain dict of JSON-able values (``DEFAULTS`` updated with the user's overrides): it goes into
+``checkpoints/run.json`` and ``model.json`` as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from backend.models.encoders import create_encoder
+from backend.ssl.collapse import CollapseMonitor
+
+#: Options every method understands (with the values a method may override in its ``DEFAULTS``).
+COMMON_DEFAULTS: dict[str, Any] = {
+    "encoder": "resnet18",
+    "batch_size": 128,
+    "crop": 64,
+    "lr": None,  # absolute learning rate; None: base_lr * batch_size / 256
+    "base_lr": 0.06,
+    "lr_min": 0.0,
+    "weight_decay": 5e-4,
+    "sgd_momentum": 0.9,
+    "schedule": "warmup-cosine",  # or "cosine-warm-restarts"
+    "warmup_fraction": 0.05,  # of all steps, for warmup-cosine
+    "restart_epochs": 10,  # T0 of cosine-warm-restarts, in epochs
+    "restart_mult": 2,
+    "collapse_threshold": 0.1,
+}
+
+
+class SSLMethod(pl.LightningModule):
+    """Base class of the image-level methods (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    #: variants the method accepts (None: the method has none)
+    VARIANTS: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {**COMMON_DEFAULTS, **self.DEFAULTS, **config}
+        cfg = self.config
+        self.sensors: list[str] = list(cfg.get("sensors", ["s2"]))
+        self.encoder = create_encoder(cfg["encoder"], self.in_chans())
+        self.feat_dim = int(self.encoder.num_features)
+        self.collapse = CollapseMonitor(threshold=float(cfg["collapse_threshold"]))
+        #: called with the epoch's collapse numbers when the monitor declares collapse (the command warns)
+        self.on_collapse: Callable[[dict[str, float]], None] | None = None
+        self.collapsed_epochs: list[int] = []
+        self.build()
+
+    # -- to implement --------------------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create heads, losses and momentum copies."""
+        raise NotImplementedError
+
+    def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two augmented views (B, in_chans, crop, crop) of a batch."""
+        raise NotImplementedError
+
+    def forward_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, projection of v1 to monitor for collapse, encoder features of v1)."""
+        raise NotImplementedError
+
+    # -- what the encoder reads ----------------------------------------------------------------------------
+    def in_chans(self) -> int:
+        """Channels of the encoder's input: the stacked bands of all sensors used."""
+        return sum(len(self.config["bands"][s]) for s in self.sensors)
+
+    def input_spec(self) -> dict[str, Any]:
+        """``model.json`` ``input``: channels in order and how they are fed (DESIGN.md)."""
+        channels = [[s, b] for s in self.sensors for b in self.config["bands"][s]]
+        return {"channels": channels, "channel_mode": "stack", "crop": int(self.config["crop"]),
+                "dates": "single", "time_steps": 1}
+
+    @staticmethod
+    def needs_s1(config: dict[str, Any]) -> bool:
+        return "s1" in config.get("sensors", ["s2"])
+
+    def stacked(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([batch[s] for s in self.sensors], dim=1) if len(self.sensors) > 1 else batch[self.sensors[0]]
+
+    # -- training ------------------------------------------------------------------------------------------
+    def _channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        v1, v2 = self.make_views(batch)
+        loss, projection, features = self.forward_loss(self._channels_last(v1), self._channels_last(v2))
+        self.collapse.update(projection, features)
+        return loss
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Merged into the epoch's history row by the runner's EventsCallback (collapse numbers)."""
+        stats = self.collapse.compute() or {}
+        if stats.get("collapse/collapsed"):
+            self.collapsed_epochs.append(int(self.current_epoch))
+            if self.on_collapse is not None:
+                self.on_collapse(stats)
+        return stats
+
+    @property
+    def total_steps(self) -> int:
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+        return int(total) if math.isfinite(total) else 10**9
+
+    def learning_rate(self) -> float:
+        cfg = self.config
+        return float(cfg["lr"]) if cfg["lr"] is not None else float(cfg["base_lr"]) * cfg["batch_size"] / 256
+
+    def configure_optimizers(self) -> Any:
+        from lightly.utils.scheduler import CosineWarmupScheduler
+
+        cfg = self.config
+        lr = self.learning_rate()
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=lr, momentum=cfg["sgd_momentum"], weight_decay=cfg["weight_decay"])
+        total = self.total_steps
+        if cfg["schedule"] == "cosine-warm-restarts":
+            per_epoch = self.trainer.num_training_batches if self._trainer is not None else total
+            per_epoch = int(per_epoch) if math.isfinite(per_epoch) and per_epoch > 0 else max(total, 1)
+            sched: Any = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+                opt, T_0=max(1, int(cfg["restart_epochs"]) * per_epoch), T_mult=int(cfg["restart_mult"]),
+                eta_min=float(cfg["lr_min"]))
+        elif cfg["schedule"] == "warmup-cosine":
+            warmup = int(round(float(cfg["warmup_fraction"]) * total))
+            sched = CosineWarmupScheduler(opt, warmup_epochs=warmup, max_epochs=max(total, 1),
+                                          end_value=float(cfg["lr_min"]) / lr if lr > 0 else 0.0)
+        elif cfg["schedule"] == "constant":
+            return opt
+        else:
+            raise ValueError(f"unknown schedule {cfg['schedule']!r}")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- export --------------------------------------------------------------------------------------------
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """The encoder's weights with the package prefix ``encoder.`` (heads and momentum copies dropped)."""
+        return {f"encoder.{k}": v.detach().cpu() for k, v in self.encoder.state_dict().items()}
+
+    def describe(self) -> dict[str, Any]:
+        """Method-specific lines for ``model.json`` ``training``."""
+        return {}
+
+
+def momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy of ``module`` for the momentum (EMA) branch."""
+    import copy
+
+    from lightly.models.utils import deactivate_requires_grad
+
+    twin = copy.deepcopy(module)
+    deactivate_requires_grad(twin)
+    return twin

@@ -1,0 +1,25 @@
+"""The image-level SSL methods by name (like timm's / lightly's registries): name -> LightningModule class.
+
+Add a method by writing one module with an :class:`backend.ssl.base.SSLMethod` subclass and a line here.
+"""
+
+from __future__ import annotations
+
+from backend.errors import EoSslError
+from backend.ssl.barlow_twins import BarlowTwins
+from backend.ssl.base import SSLMethod
+from backend.ssl.byol import BYOL
+from backend.ssl.moco_v2 import MoCoV2
+from backend.ssl.rs_byol import RSBYOL
+from backend.ssl.simsiam import SimSiam
+from backend.ssl.swav import SwAV
+
+METHODS: dict[str, type[SSLMethod]] = {cls.name: cls for cls in (RSBYOL, BYOL, MoCoV2, SimSiam, BarlowTwins, SwAV)}
+
+
+def get_method(name: str) -> type[SSLMethod]:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise EoSslError("unknown_method", f"Unknown pre-training method {name!r}.",
+                         f"Use one of: {', '.join(METHODS)}.") from None

@@ -1,0 +1,292 @@
+"""``eo-ssl pretrain``: self-supervised pre-training of an encoder on one or several chip stores.
+
+    eo-ssl pretrain --data STORE [STORE ...] --method rs-byol|byol|moco-v2|simsiam|barlow-twins|swav
+                    [--variant single|three|s2-only|rgb-s1s2] [--encoder resnet18|resnet50|...]
+                    [--epochs N | --max-steps N] [--batch-size B] [--crop 64] [--devices auto|cpu|N]
+                    [--num-nodes N] [--precision 16-mixed|32] [--resume] --out MODEL_DIR [--events]
+
+Writes a model package (``backend.models.package``): ``weights.safetensors`` with the encoder (prefix
+``encoder.``), ``model.json`` (method, variant, encoder, input channels in order, channel mode, crop, normalisation
+from the stores' statistics, training configuration, final loss, collapse numbers, provenance) and
+``training_curves.png``; resumable checkpoints in ``MODEL_DIR/checkpoints/``. The training loop is
+:mod:`backend.train.runner`'s; the methods are :mod:`backend.ssl.registry`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.train import runner
+
+METHOD_NAMES = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav")
+VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
+DEFAULT_EPOCHS = 10
+#: options a resumed run must share with the run it continues
+RESUME_KEYS = ("method", "variant", "encoder", "bands", "sensors", "crop", "batch_size", "data")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, metavar="STORE",
+                        help="chip store(s) written by `eo-ssl prepare` (cube or chips); several are concatenated")
+    parser.add_argument("--method", required=True, choices=METHOD_NAMES, help="pre-training method")
+    parser.add_argument("--variant", choices=VARIANTS, default=None,
+                        help="rs-byol views: single (S2 band vs S1 polarisation, default), three, s2-only, rgb-s1s2")
+    parser.add_argument("--out", required=True, help="model package folder to write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing package / checkpoints in --out (default: refuse)")
+    m = parser.add_argument_group("model and data")
+    m.add_argument("--encoder", default=None, help="timm encoder (default: resnet50 for rs-byol, else resnet18)")
+    m.add_argument("--init", default=None, metavar="MODEL_DIR",
+                   help="start from the encoder of an eo-ssl model package (safetensors only) instead of random")
+    m.add_argument("--crop", type=int, default=64, help="size of the views in pixels")
+    m.add_argument("--sensors", default="s2", choices=("s2", "s2+s1"),
+                   help="bands stacked as the input of byol/moco-v2/simsiam/barlow-twins/swav (rs-byol: ignored)")
+    m.add_argument("--bands", default=None, help="Sentinel-2 bands to use, comma-separated (default: all shared)")
+    m.add_argument("--epoch-length", type=int, default=None,
+                   help="samples per epoch (default: all chips of chip stores, 512 random crops per cube store)")
+    m.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's)")
+    m.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: the method's)")
+    m.add_argument("--ema", type=float, default=None,
+                   help="momentum/EMA decay of the teacher (rs-byol 0.9, byol/moco-v2 0.99 -> 1)")
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any method option (e.g. queue_size=4096, prototypes=60, proj_hidden=256); "
+                        "VALUE is read as JSON when it parses")
+    runner.add_trainer_arguments(parser)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise EoSslError("bad_argument", f"--set {item!r} is not KEY=VALUE.", "Write e.g. --set queue_size=4096.")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    ckpt = runner.checkpoint_dir(out)
+    if resume:
+        if not (ckpt / runner.LAST).exists():
+            raise EoSslError("no_checkpoint", f"--resume: {out} holds no checkpoint to continue from.",
+                             "Point --out at the folder of the interrupted run, or run without --resume.")
+        return
+    has_package = (out / "model.json").exists()
+    has_ckpt = (ckpt / runner.LAST).exists()
+    if (has_package or has_ckpt) and not overwrite:
+        what = "a model package" if has_package else "the checkpoint of an unfinished run"
+        raise EoSslError("output_exists", f"{out} already holds {what}.",
+                         "Use --resume to continue an interrupted run, --overwrite to start afresh, or a new --out.")
+    if overwrite and ckpt.exists():
+        shutil.rmtree(ckpt)
+    if out.exists() and not out.is_dir():
+        raise EoSslError("output_not_writable", f"{out} exists and is not a folder.", "Choose another --out.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{id(out)}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise EoSslError("output_not_writable", f"Cannot write to {out}: {exc}", "Choose a writable --out.") from exc
+
+
+def method_config(args: argparse.Namespace, cls: type, bands: dict[str, list[str]], sensors: list[str],
+                  batch_size: int, world_size: int) -> dict[str, Any]:
+    from backend.ssl.base import COMMON_DEFAULTS
+
+    cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS}
+    cfg.update(_parse_sets(args.set))
+    if args.encoder:
+        cfg["encoder"] = args.encoder
+    if args.lr is not None:
+        cfg["lr"] = args.lr
+    if args.weight_decay is not None:
+        cfg["weight_decay"] = args.weight_decay
+    if args.ema is not None:
+        cfg["momentum"] = args.ema
+    if args.variant and args.method == "rs-byol":
+        cfg["variant"] = args.variant
+    cfg.update({"bands": bands, "sensors": sensors, "crop": int(args.crop), "batch_size": int(batch_size),
+                "world_size": int(world_size)})
+    return cfg
+
+
+def _load_init(module: Any, meta: dict[str, Any], weights: dict[str, Any], path: str) -> None:
+    """Copy a package's ``encoder.*`` weights into the module's encoder (same architecture and input channels)."""
+    arch = meta.get("architecture", {})
+    if arch.get("encoder") != module.config["encoder"] or int(arch.get("in_chans", -1)) != module.in_chans():
+        raise EoSslError("init_mismatch", f"--init {path} holds a {arch.get('encoder')} encoder reading "
+                         f"{arch.get('in_chans')} channel(s); this run needs {module.config['encoder']} with "
+                         f"{module.in_chans()}.", "Use a package of the same encoder and bands, or leave --init out.")
+    state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
+    missing, unexpected = module.encoder.load_state_dict(state, strict=False)
+    if missing or unexpected or not state:
+        raise EoSslError("init_mismatch", f"--init {path}: encoder weights do not fit ({len(missing)} missing, "
+                         f"{len(unexpected)} unexpected).", "Use a package written by `eo-ssl pretrain`.")
+    for target in ("encoder_momentum",):  # the teacher starts as the student, as in a fresh run
+        twin = getattr(module, target, None)
+        if twin is not None:
+            twin.load_state_dict(module.encoder.state_dict())
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    import lightning.pytorch as pl
+
+    from backend.models.package import load_package, save_package
+    from backend.ssl.data import build_ssl_data
+    from backend.ssl.registry import get_method
+
+    main = runner.is_main_process()
+    out = Path(args.out)
+    cls = get_method(args.method)
+    if args.variant and args.method != "rs-byol":
+        raise EoSslError("bad_argument", f"--variant is for rs-byol; {args.method} has no variants.",
+                         "Leave --variant out.")
+    if args.crop < 16:
+        raise EoSslError("bad_argument", f"--crop {args.crop} is too small for a ResNet.", "Use --crop 32 or more.")
+    if main:
+        _check_out(out, args.resume, args.overwrite)
+    from backend.ssl.base import COMMON_DEFAULTS
+
+    defaults = {"epochs": DEFAULT_EPOCHS, "batch_size": cls.DEFAULTS.get("batch_size", COMMON_DEFAULTS["batch_size"])}
+    if args.max_steps is not None and args.epochs is None:
+        defaults["epochs"] = None  # --max-steps alone: as many epochs as it takes
+    cfg = runner.TrainConfig.from_args(args, **defaults)
+    device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+
+    probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
+             "sensors": ["s2", "s1"] if args.sensors == "s2+s1" else ["s2"]}
+    rs = args.method == "rs-byol"
+    need_s1 = cls.needs_s1(probe)
+    data = build_ssl_data(
+        args.data, need_s1=need_s1, stack_s1=not rs and args.sensors == "s2+s1", crop=args.crop,
+        epoch_length=args.epoch_length, s2_bands=args.bands.split(",") if args.bands else None,
+        required_s2=cls.required_s2(probe["variant"]) if rs else (), events=events if main else None,
+        method=f"rs-byol --variant {probe['variant']}" if rs else args.method,
+        hint_no_s1="Prepare the store with --s2 ... --s1 ... (the same place), or use --variant s2-only."
+        if rs else "")
+    sensors = ["s2"] if rs else probe["sensors"]
+    config = method_config(args, cls, data.bands, sensors, cfg.batch_size, device.world_size)
+    run_config = {"method": args.method, "variant": config.get("variant"), "encoder": config["encoder"],
+                  "bands": data.bands, "sensors": sensors, "crop": args.crop, "batch_size": cfg.batch_size,
+                  "data": [str(Path(p).resolve()) for p in args.data], "config": config, "train": cfg.to_dict()}
+    if main:
+        if args.resume:
+            runner.check_resume_matches(out, run_config, RESUME_KEYS)
+        runner.save_run_config(out, run_config)
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    init_meta = None
+    if args.init:
+        init_meta, init_weights = load_package(args.init)  # refuses pickles and damaged files
+        want = init_meta.get("architecture", {}).get("encoder")
+        if args.encoder is None and want:
+            config["encoder"] = want
+    module = cls(config)
+    config = module.config  # with the common defaults filled in
+    if args.init:
+        _load_init(module, init_meta or {}, init_weights, args.init)
+    world = device.world_size
+
+    def warn_collapse(stats: dict[str, float]) -> None:
+        if module.trainer.is_global_zero:
+            events.warning("collapse", f"{args.method}: the embeddings collapsed in epoch {module.current_epoch + 1} "
+                           f"(std of normalised projections x sqrt(d) = {stats['collapse/std_ratio']:.3f}, healthy "
+                           f"~1; effective rank {stats['collapse/effective_rank']:.1f}). The encoder may be "
+                           "useless; try a lower learning rate, a larger batch or another method.")
+
+    module.on_collapse = warn_collapse
+    if main:
+        samples = sum(data.lengths)
+        events.log(f"{args.method}{' ' + config['variant'] if rs else ''}: encoder {config['encoder']} "
+                   f"(in_chans {module.in_chans()}, {module.feat_dim} features), {len(data.stores)} store(s), "
+                   f"{samples} samples/epoch of {data.sample_size} px -> views of {args.crop} px, "
+                   f"bands {', '.join(b for s in data.bands.values() for b in s)}")
+    loader = runner.make_loader(data.dataset, cfg, device)
+    if len(loader) == 0:
+        raise EoSslError("no_samples", f"{sum(data.lengths)} samples make no full batch of {cfg.batch_size}.",
+                         "Use a smaller --batch-size or a larger --epoch-length.")
+    result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
+    if not result.is_global_zero:
+        return {}
+
+    # -- the package ----------------------------------------------------------------------------------------------
+    last = next((h for h in reversed(result.history) if h.get("collapse/std") is not None), {})
+    collapse = {
+        "embedding_std": last.get("collapse/std"), "std_ratio": last.get("collapse/std_ratio"),
+        "effective_rank": last.get("collapse/effective_rank"),
+        "encoder_embedding_std": last.get("collapse/encoder_std"),
+        "encoder_effective_rank": last.get("collapse/encoder_effective_rank"),
+        "collapsed": bool(last.get("collapse/collapsed")) if last else None,
+        "collapsed_epochs": sorted({int(h["epoch"]) + 1 for h in result.history if h.get("collapse/collapsed")}),
+        "threshold": f"std x sqrt(d) < {config['collapse_threshold']} or effective rank < 1.5",
+        "measured_on": "L2-normalised projections of the last <=1024 samples of each epoch (encoder features too)",
+    }
+    spec = module.input_spec()
+    used = {(s, b) for s, b in spec["channels"]}
+    normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}
+                     for s, bands in data.normalization.items()}
+    lr = module.learning_rate()
+    training = {
+        "epochs": len(result.history), "steps": result.global_step,
+        "max_steps": cfg.max_steps, "max_epochs": cfg.epochs, "batch_size": cfg.batch_size,
+        "world_size": world, "devices": str(device.devices), "accelerator": device.accelerator,
+        "precision": device.precision, "strategy": str(device.strategy), "optimizer": "SGD",
+        "lr": lr, "weight_decay": config["weight_decay"], "sgd_momentum": config["sgd_momentum"],
+        "schedule": config["schedule"], "seed": cfg.seed, "samples_per_epoch": sum(data.lengths),
+        "crop": args.crop, "sample_size": data.sample_size, "resumed_from_step": result.resumed_from_step,
+        "elapsed_s": round(result.elapsed_s, 1), "imgs_per_s": result.imgs_per_s,
+        "augmentations": "rs-byol: random resized crop (bicubic), flips, rotation, Gaussian blur, random erasing, "
+                         "greyscale (3-channel views)" if rs else
+                         "ssl4eo: random resized crop, brightness/contrast, band-mean greyscale, Gaussian blur, "
+                         "flips, channel drop",
+        "method_config": config, **module.describe(),
+    }
+    meta = {
+        "task": "pretrain", "method": args.method, "variant": config.get("variant") if rs else None,
+        "architecture": {"family": "timm", "encoder": config["encoder"], "in_chans": module.in_chans(),
+                         "num_features": module.feat_dim, "decoder": None, "num_classes": None},
+        "input": spec,
+        "grid": {"resolution": data.grid_resolution() or 10.0},
+        "normalization": normalization,
+        "classes": [],
+        "training": training,
+        "metrics": {"final_loss": result.final_loss, "history": result.history},
+        "collapse": collapse,
+        "provenance": {**data.provenance(), "init": str(Path(args.init).resolve()) if args.init else "random"},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = runner.plot_curves(result.history, Path(tmp) / "training_curves.png",
+                                    [("loss", "loss"), ("lr", "learning rate"),
+                                     ("collapse/std", "embedding std (normalised)"),
+                                     ("collapse/effective_rank", "effective rank")],
+                                    title=f"{args.method}{' ' + str(config.get('variant')) if rs else ''}")
+        save_package(out, module.encoder_state_dict(), meta,
+                     extra_files={"training_curves.png": curves} if curves else None)
+    events.artifact("model", str(out))
+    if curves:
+        events.artifact("plot", str(out / "training_curves.png"))
+    summary: dict[str, Any] = {"model": str(out), "method": args.method, "steps": result.global_step,
+                               "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
+                               "device": device.description, "imgs_per_s": None if result.imgs_per_s is None
+                               else round(result.imgs_per_s, 1)}
+    if rs:
+        summary["variant"] = config["variant"]
+    if collapse["std_ratio"] is not None and math.isfinite(collapse["std_ratio"]):
+        summary["embedding_std_ratio"] = round(collapse["std_ratio"], 3)
+        summary["effective_rank"] = round(collapse["effective_rank"], 1)
+    if collapse["collapsed"] or collapse["collapsed_epochs"]:
+        summary["collapse"] = (f"COLLAPSED in epoch(s) {collapse['collapsed_epochs']}: the embeddings carry "
+                               "almost no information")
+    return summary
