@@ -258,7 +258,7 @@ class EoSslDialog(QDialog):
         fl.addRow("RS-BYOL variant", self.variant)
         fl.addRow("Encoder", self.encoder)
         fl.addRow("Epochs", self.epochs)
-        fl.addRow("Maximum steps", self.max_steps)
+        fl.addRow("Maximum steps (each training)", self.max_steps)
         fl.addRow("Batch size", self.batch_size)
         fl.addRow("Crop (pixels)", self.crop)
         lay.addWidget(box)
@@ -478,7 +478,8 @@ class EoSslDialog(QDialog):
         finetuned = out / "finetuned"
         if self.step_finetune.isChecked():
             params = {"DATA": str(chips), "TASK": "segmentation", "EPOCHS": self.ft_epochs.value(),
-                      "LABEL_FRACTION": self.label_fraction.value(), "DEVICES": device, "OUTPUT": str(finetuned)}
+                      "MAX_STEPS": self.max_steps.value(), "LABEL_FRACTION": self.label_fraction.value(),
+                      "DEVICES": device, "OUTPUT": str(finetuned)}
             if self.step_pretrain.isChecked():
                 params["INIT"] = str(pretrained)
             steps.append(Step("eo_ssl:finetune", params, "Fine-tune"))

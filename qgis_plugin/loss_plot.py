@@ -70,12 +70,12 @@ class LossPlot(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         p.setFont(font)
-        plot = QRectF(self.MARGIN_L, self.MARGIN_T, max(10, self.width() - self.MARGIN_L - self.MARGIN_R),
-                      max(10, self.height() - self.MARGIN_T - self.MARGIN_B))
-        p.setPen(QPen(QColor(text_colour.red(), text_colour.green(), text_colour.blue(), 90), 1))
-        p.drawRect(plot)
         data = [pt for pts in self.series.values() for pt in pts]
         if not data:
+            plot = QRectF(self.MARGIN_L, self.MARGIN_T, max(10, self.width() - self.MARGIN_L - self.MARGIN_R),
+                          max(10, self.height() - self.MARGIN_T - self.MARGIN_B))
+            p.setPen(QPen(QColor(text_colour.red(), text_colour.green(), text_colour.blue(), 90), 1))
+            p.drawRect(plot)
             p.setPen(text_colour)
             flags = int(_int(Qt.AlignmentFlag.AlignCenter) | _int(Qt.TextFlag.TextWordWrap))
             p.drawText(plot, flags, "The training loss\nappears here while a model trains.")
@@ -94,6 +94,13 @@ class LossPlot(QWidget):
             v0, v1 = v0 - 0.5, v1 + 0.5
         pad = (v1 - v0) * 0.06
         v0, v1 = v0 - pad, v1 + pad
+        ticks = [v0 + (v1 - v0) * i / 4 for i in range(5)]
+        labels = [f"{(10 ** v if log else v):.3g}" for v in ticks]
+        margin_l = max(self.MARGIN_L, max(p.fontMetrics().horizontalAdvance(t) for t in labels) + 10)
+        plot = QRectF(margin_l, self.MARGIN_T, max(10, self.width() - margin_l - self.MARGIN_R),
+                      max(10, self.height() - self.MARGIN_T - self.MARGIN_B))
+        p.setPen(QPen(QColor(text_colour.red(), text_colour.green(), text_colour.blue(), 90), 1))
+        p.drawRect(plot)
 
         def to_px(x: float, y: float) -> QPointF:
             return QPointF(plot.left() + (x - x0) / (x1 - x0) * plot.width(),
@@ -102,16 +109,13 @@ class LossPlot(QWidget):
         # grid + y labels
         p.setPen(QPen(QColor(text_colour.red(), text_colour.green(), text_colour.blue(), 40), 1, Qt.PenStyle.DashLine))
         for i in range(5):
-            v = v0 + (v1 - v0) * i / 4
             y = plot.bottom() - plot.height() * i / 4
             p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
         p.setPen(text_colour)
-        for i in range(5):
-            v = v0 + (v1 - v0) * i / 4
-            value = 10 ** v if log else v
+        for i, label in enumerate(labels):
             y = plot.bottom() - plot.height() * i / 4
-            p.drawText(QRectF(0, y - 8, self.MARGIN_L - 4, 16),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.3g}")
+            p.drawText(QRectF(0, y - 8, margin_l - 5, 16),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
         p.drawText(QRectF(plot.left(), plot.bottom() + 4, 80, 16), Qt.AlignmentFlag.AlignLeft, f"step {x0:g}")
         p.drawText(QRectF(plot.right() - 120, plot.bottom() + 4, 120, 16), Qt.AlignmentFlag.AlignRight, f"step {x1:g}")
         p.drawText(QRectF(plot.left(), 2, plot.width(), 16), Qt.AlignmentFlag.AlignLeft,

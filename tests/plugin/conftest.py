@@ -35,6 +35,14 @@ def backend_command_module(name: str) -> str | None:
     return entry[0] if entry else None
 
 
+def command_available(name: str) -> bool:
+    module = backend_command_module(name)
+    try:
+        return module is not None and importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def require_command(name: str) -> None:
     """Skip (with the reason in the summary) when the backend command's module has not landed yet; when it is there
     the test runs and must pass."""

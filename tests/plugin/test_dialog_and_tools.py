@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import require_command, wait_until
+from tests.plugin.conftest import command_available, require_command, wait_until
 
 pytestmark = pytest.mark.qgis
 
@@ -101,11 +101,29 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         dlg.poi_end.setDate(dlg.poi_end.date().fromString("2017-12-31", "yyyy-MM-dd"))
         dlg.parcels_layer.setLayer(parcels)
         dlg.class_field.setField("ct_name")
-        dlg.step_pretrain.setChecked(False)
+        # the steps whose backend commands exist, with tiny settings
+        have = {c: command_available(c) for c in ("pretrain", "finetune", "predict", "label-parcels")}
+        dlg.step_pretrain.setChecked(have["pretrain"])
+        dlg.method.setCurrentText("rs-byol")
+        dlg.variant.setCurrentText("single")
+        dlg.encoder.setCurrentText("resnet18")
+        dlg.epochs.setValue(1)
+        dlg.max_steps.setValue(10)
+        dlg.batch_size.setValue(4)
+        dlg.crop.setValue(32)
+        dlg.ft_epochs.setValue(1)
+        dlg.tile.setValue(64)
+        dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
+        full_chain = have["finetune"] and have["predict"] and have["label-parcels"]
+        dlg.step_finetune.setChecked(full_chain)
+        dlg.step_predict.setChecked(full_chain)
+        dlg.step_label.setChecked(full_chain)
         out = awkward_dir / "dialog run"
         dlg.output_dir.setFilePath(str(out))
         steps = dlg.build_steps()
-        assert [s.alg_id for s in steps] == ["eo_ssl:prepare"]
+        expected = ["eo_ssl:prepare"] + (["eo_ssl:pretrain"] if have["pretrain"] else []) + (
+            ["eo_ssl:finetune", "eo_ssl:predict", "eo_ssl:label_parcels"] if full_chain else [])
+        assert [s.alg_id for s in steps] == expected
         assert steps[0].params["POI_START"] == "2017-08-01" and steps[0].params["CLASS_FIELD"] == "ct_name"
 
         seen_progress: list[float] = []
@@ -114,7 +132,7 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         assert dlg.start_job()
         dlg.job.progress.connect(seen_progress.append)
         assert not dlg.run_button.isEnabled() and dlg.cancel_button.isEnabled()
-        assert wait_until(lambda: bool(finished), 120), dlg.log_view.toPlainText()
+        assert wait_until(lambda: bool(finished), 300), dlg.log_view.toPlainText()
         assert finished[0][0], dlg.log_view.toPlainText()
         manifest = json.loads((out / "chips" / "manifest.json").read_text())
         assert manifest["grid"]["width"] * manifest["grid"]["height"] < 64 * 64  # the 3 selected parcels only
@@ -123,6 +141,16 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         log = dlg.log_view.toPlainText()
         assert "Prepare data" in log and "Sentinel-2" in log and "All steps finished" in log
         assert dlg.run_button.isEnabled() and not dlg.cancel_button.isEnabled()
+        if have["pretrain"]:
+            assert (out / "pretrained" / "model.json").is_file()
+            assert dlg.loss_plot.points() >= 2, "the loss curve follows the pre-training"
+        if full_chain:
+            from qgis.core import QgsPalettedRasterRenderer
+
+            names = {lyr.name(): lyr for lyr in QgsProject.instance().mapLayers().values()}
+            land = [lyr for n, lyr in names.items() if n.startswith("Land cover")]
+            assert land and isinstance(land[0].renderer(), QgsPalettedRasterRenderer)
+            assert "Confidence" in names and "Labelled parcels" in names
         dlg.tabs.setCurrentIndex(0)
         dlg.resize(1100, 720)
         assert dlg.grab().save(str(docs_img / "dialog.png"))
