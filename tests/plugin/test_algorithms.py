@@ -248,7 +248,41 @@ def test_evaluate_writes_the_report(request, prepared, awkward_dir: Path) -> Non
     assert Path(results["REPORT_JSON"]).is_file()
 
 
-def test_predict_loads_a_styled_map_and_a_confidence_layer(finetuned, flanders, awkward_dir: Path) -> None:
+def render_map_with_legend(layers, legend_layer, path: Path, size: int = 520) -> None:
+    """The layers rendered as the map canvas renders them (QgsMapRendererParallelJob), with the class legend of
+    ``legend_layer``'s paletted renderer drawn beside the map."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QRectF, QSize, Qt
+    from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
+
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(legend_layer.crs())
+    settings.setExtent(legend_layer.extent())
+    settings.setOutputSize(QSize(size, size))
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    classes = legend_layer.renderer().classes()
+    image = QImage(size + 300, size, QImage.Format.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.drawImage(0, 0, job.renderedImage())
+    font = QFont()
+    font.setPointSize(11)
+    painter.setFont(font)
+    painter.drawText(QRectF(size + 16, 12, 280, 22), Qt.AlignmentFlag.AlignLeft, legend_layer.name())
+    for i, cls in enumerate(classes):
+        y = 44 + i * 26
+        painter.fillRect(QRectF(size + 16, y, 20, 16), cls.color)
+        painter.drawText(QRectF(size + 44, y - 2, 250, 20), Qt.AlignmentFlag.AlignLeft, cls.label)
+    painter.end()
+    assert image.save(str(path))
+
+
+def test_predict_loads_a_styled_map_and_a_confidence_layer(finetuned, flanders, awkward_dir: Path,
+                                                           docs_img: Path) -> None:
     """runAndLoadResults: the outputs are added to the project, and the post-processors (main thread) give the map its
     class style from the .qml sidecar and the confidence its ramp."""
     require_command("predict")
@@ -269,5 +303,7 @@ def test_predict_loads_a_styled_map_and_a_confidence_layer(finetuned, flanders, 
         labels = {c.label for c in layers["map.tif"].renderer().classes()}
         assert {c["name"] for c in meta["classes"]} <= labels
         assert isinstance(layers["confidence.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
+        assert layers["map.tif"].name().startswith("Land cover") and layers["confidence.tif"].name() == "Confidence"
+        render_map_with_legend([layers["map.tif"]], layers["map.tif"], docs_img / "prediction.png")
     finally:
         project.removeAllMapLayers()
