@@ -67,8 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     events = Events(json_mode=args.events)
-    events.install_signal_handlers()
-    with events.json_stdout():
+    with events.json_stdout(), events.signal_handlers():
         arg_dict = {k: v for k, v in vars(args).items() if k not in ("events", "command")}
         events.start(args.command, **arg_dict)
         try:

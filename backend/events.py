@@ -77,6 +77,19 @@ class Events:
         finally:
             sys.stdout = real
 
+    @contextlib.contextmanager
+    def signal_handlers(self) -> Iterator[None]:
+        """While active, the first SIGINT/SIGTERM asks for a clean stop and a second one stops at once; the
+        previous handlers come back afterwards (so in-process callers such as the demo and tests keep theirs)."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.install_signal_handlers()
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(sig, handler)
+
     def install_signal_handlers(self) -> None:
         """First SIGINT/SIGTERM asks for a clean stop; a second one stops at once."""
 
