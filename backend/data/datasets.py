@@ -190,7 +190,9 @@ class SlidingWindowDataset(_CubeBase):
 
 
 class ChipDataset(Dataset):
-    """Chips of a ``chips`` store: ``s2`` (1, C, H, W) normalised, ``label`` a class id."""
+    """Chips of a ``chips`` store: ``s2`` (1, C, H, W) normalised, ``label`` a class id, and ``mask`` (H, W)
+    class ids (-1 = ignore) when the store came from an exported dataset. ``s2`` holds every channel of the
+    chips, S1 and extra dates included: the store's ``chips.channels`` says which sensor/band/date each is."""
 
     def __init__(self, store: ChipStore | str, split: str | None = None, normalize: bool = True,
                  indices: Sequence[int] | None = None) -> None:
@@ -215,4 +217,8 @@ class ChipDataset(Dataset):
         x = np.asarray(self.store.array("chips")[j], dtype=np.float32)  # (C, H, W)
         if self.normalize:
             x = (x - self.mean[:, None, None]) / self.std[:, None, None]
-        return {"s2": torch.from_numpy(x[None]), "label": torch.tensor(int(self.labels[j]))}
+        out = {"s2": torch.from_numpy(x[None]), "label": torch.tensor(int(self.labels[j]))}
+        masks = self.store.array("chip_masks")
+        if masks is not None:  # an exported dataset: per-pixel class ids for segmentation, -1 = ignore
+            out["mask"] = torch.from_numpy(np.asarray(masks[j]).astype(np.int64))
+        return out
