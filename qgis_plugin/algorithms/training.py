@@ -26,8 +26,9 @@ VARIANTS = ["single", "three", "s2-only", "rgb-s1s2"]
 SENSORS = ["s2", "s2+s1"]
 ENCODERS = ["resnet18", "resnet34", "resnet50"]
 PRECISIONS = ["auto", "32", "16-mixed", "bf16-mixed"]
-TASKS = ["segmentation", "classification"]
-ARCHS = ["unet", "deeplabv3plus"]
+TASKS = ["auto", "segmentation", "classification"]
+ARCHS = ["unet", "deeplabv3plus", "deeplabv3"]
+HEADS = ["linear", "mlp"]
 PROTOCOLS = ["linear", "knn", "finetune"]
 
 
@@ -172,14 +173,19 @@ class FinetuneAlgorithm(BackendAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         _data_parameter(self)
-        self.addParameter(QgsProcessingParameterEnum("TASK", "Task", TASKS, defaultValue="segmentation",
-                                                     usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
+            "TASK", "Task", TASKS, defaultValue="auto", usesStaticStrings=True),
+            "auto: segmentation for a chip store prepared from scenes with parcels, classification for chips."))
         self.addParameter(inputs.with_help(QgsProcessingParameterFile(
             "INIT", "Start from this model package (empty: random initialisation)",
             behavior=QgsProcessingParameterFile.Folder, optional=True),
             "A folder written by Pre-train (or Fine-tune)."))
+        self.addParameter(inputs.advanced(QgsProcessingParameterString(
+            "ENCODER", "Encoder for a random initialisation (timm name; empty: resnet18)", optional=True)))
         self.addParameter(QgsProcessingParameterEnum("ARCH", "Segmentation decoder", ARCHS, defaultValue="unet",
                                                      usesStaticStrings=True))
+        self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
+            "HEAD", "Classification head", HEADS, defaultValue="linear", usesStaticStrings=True)))
         self.addParameter(QgsProcessingParameterBoolean("FREEZE_ENCODER", "Freeze the encoder (linear probe)",
                                                         defaultValue=False))
         self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
@@ -192,18 +198,35 @@ class FinetuneAlgorithm(BackendAlgorithm):
         self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size",
                                                        QgsProcessingParameterNumber.Integer, 16, minValue=1,
                                                        maxValue=4096))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "CROP", "Segmentation training crop (pixels, a multiple of 32)", QgsProcessingParameterNumber.Integer,
+            128, minValue=32, maxValue=2048)))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "LR", "Learning rate (0: the backend's default, 0.001)", QgsProcessingParameterNumber.Double, 0.0,
+            minValue=0.0)))
+        self.addParameter(inputs.advanced(QgsProcessingParameterString(
+            "DATE", "Sentinel-2 date of a single-date model (YYYY-MM-DD; empty: the clearest)", optional=True)))
         _device_parameters(self)
+        self.addParameter(QgsProcessingParameterBoolean("OVERWRITE", "Replace a finished package in the output "
+                                                        "folder", defaultValue=True))
         self.add_extra_args_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Fine-tuned model package (folder)"))
         self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
-        task = self.parameterAsEnumString(parameters, "TASK", context) or "segmentation"
-        options: dict[str, Any] = {"data": _check_data(self, parameters, context), "task": task}
+        options: dict[str, Any] = {"data": _check_data(self, parameters, context)}
+        task = self.parameterAsEnumString(parameters, "TASK", context) or "auto"
+        if task != "auto":
+            options["task"] = task
         init = self.parameterAsFile(parameters, "INIT", context) if parameters.get("INIT") else ""
         options["init"] = init or "random"
-        if task == "segmentation":
-            options["arch"] = self.parameterAsEnumString(parameters, "ARCH", context) or "unet"
+        encoder = self.parameterAsString(parameters, "ENCODER", context).strip() if parameters.get("ENCODER") else ""
+        if encoder and not init:
+            options["encoder"] = encoder
+        options["arch"] = self.parameterAsEnumString(parameters, "ARCH", context) or "unet"
+        head = self.parameterAsEnumString(parameters, "HEAD", context)
+        if head and head != "linear":
+            options["head"] = head
         options["freeze_encoder"] = self.parameterAsBool(parameters, "FREEZE_ENCODER", context)
         fraction = self.parameterAsDouble(parameters, "LABEL_FRACTION", context)
         if fraction < 1.0:
@@ -213,7 +236,17 @@ class FinetuneAlgorithm(BackendAlgorithm):
         if max_steps > 0:
             options["max_steps"] = max_steps
         options["batch_size"] = self.parameterAsInt(parameters, "BATCH_SIZE", context)
+        crop = self.parameterAsInt(parameters, "CROP", context)
+        if crop and crop != 128:
+            options["crop"] = crop
+        lr = self.parameterAsDouble(parameters, "LR", context)
+        if lr > 0:
+            options["lr"] = lr
+        date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
+        if date:
+            options["date"] = date
         options["devices"] = _devices(self, parameters, context)
+        options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context)
         options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
         return options
 
