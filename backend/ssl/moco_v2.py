@@ -51,6 +51,18 @@ class MoCoV2(SSLMethod):
             k = batch_unshuffle(self.projection_momentum(self.encoder_momentum(v2s)), shuffle)
         return self.criterion(q, k), q, f1
 
+    # lightly keeps the queue in non-persistent buffers: carry it in the checkpoint, so --resume keeps its negatives
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        bank = self.criterion.memory_bank
+        checkpoint["moco_queue"] = {"bank": bank.bank.detach().cpu(), "ptr": bank.bank_ptr.detach().cpu()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("moco_queue")
+        bank = self.criterion.memory_bank
+        if saved is not None and saved["bank"].shape == bank.bank.shape:
+            bank.bank.copy_(saved["bank"])
+            bank.bank_ptr.copy_(saved["ptr"])
+
     def describe(self) -> dict[str, Any]:
         c = self.config
         return {"loss": f"InfoNCE, temperature {c['temperature']}, queue {c['queue_size']} x {c['proj_dim']}"}

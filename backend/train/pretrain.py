@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -88,17 +89,14 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
         what = "a model package" if has_package else "the checkpoint of an unfinished run"
         raise EoSslError("output_exists", f"{out} already holds {what}.",
                          "Use --resume to continue an interrupted run, --overwrite to start afresh, or a new --out.")
-    if overwrite and ckpt.exists():
-        shutil.rmtree(ckpt)
     if out.exists() and not out.is_dir():
         raise EoSslError("output_not_writable", f"{out} exists and is not a folder.", "Choose another --out.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{id(out)}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise EoSslError("output_not_writable", f"Cannot write to {out}: {exc}", "Choose a writable --out.") from exc
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EoSslError("output_not_writable", f"Cannot write to {out} ({existing} is not writable).",
+                         "Choose a writable --out.")
 
 
 def method_config(args: argparse.Namespace, cls: type, bands: dict[str, list[str]], sensors: list[str],
@@ -181,10 +179,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     run_config = {"method": args.method, "variant": config.get("variant"), "encoder": config["encoder"],
                   "bands": data.bands, "sensors": sensors, "crop": args.crop, "batch_size": cfg.batch_size,
                   "data": [str(Path(p).resolve()) for p in args.data], "config": config, "train": cfg.to_dict()}
-    if main:
-        if args.resume:
-            runner.check_resume_matches(out, run_config, RESUME_KEYS)
-        runner.save_run_config(out, run_config)
+    if main and args.resume:
+        runner.check_resume_matches(out, run_config, RESUME_KEYS)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     init_meta = None
@@ -217,6 +213,10 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if len(loader) == 0:
         raise EoSslError("no_samples", f"{sum(data.lengths)} samples make no full batch of {cfg.batch_size}.",
                          "Use a smaller --batch-size or a larger --epoch-length.")
+    if main:  # the output folder appears only now that the inputs are known to be good
+        if args.overwrite and not args.resume:
+            shutil.rmtree(runner.checkpoint_dir(out), ignore_errors=True)
+        runner.save_run_config(out, run_config)
     result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
     if not result.is_global_zero:
         return {}
