@@ -1,0 +1,1 @@
+"""Evaluation metrics, plots and the self-contained HTML report."""

@@ -1,0 +1,557 @@
+"""``eo-ssl finetune``: supervised fine-tuning (or a frozen-encoder probe) on the labels of a chip store.
+
+- ``--task segmentation`` on a cube with rasterised parcels: an smp U-Net / DeepLabV3+ / DeepLabV3 over the encoder
+  (:mod:`backend.models.segmentation`); pixels outside training parcels are ignored (-1).
+- ``--task classification`` on a chip store (EuroSAT-style folders, or an ``export-dataset`` folder): the encoder's
+  pooled features + a linear or MLP head (:mod:`backend.models.classifier`).
+
+``--init`` is a model package (pre-trained or fine-tuned: its ``encoder.`` weights are loaded, and its bands and
+normalisation are kept), ``random``, or a bare ``.safetensors`` file of encoder weights (timm names, with or without
+the ``encoder.`` prefix; ``--encoder`` names the architecture). The data's bands are matched to the package's by name
+(see :mod:`backend.models.inputs`). The encoders are 2D: from a multi-date cube a model reads one date
+(:func:`backend.train.labelled.choose_date`). Label fractions are drawn by parcel or by chip, stratified and seeded
+(:mod:`backend.train.labelled`).
+
+The loop is the shared Lightning template (:mod:`backend.train.runner`): devices, precision, progress events,
+cancellation, resumable checkpoints. At the end the model is scored once more on the whole validation split and
+written as a model package (weights + ``model.json`` + ``training_curves.png``); the checkpoints are removed then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backend.data.chipstore import ChipStore, check_writable
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
+from backend.models.package import META, load_weights, read_meta, save_package
+from backend.report.metrics import confusion, headline, scores
+from backend.train import runner
+from backend.train.labelled import (
+    Chips,
+    CubeCrops,
+    CubeReader,
+    CubeWindows,
+    DateChoice,
+    chip_split,
+    choose_date,
+    classes_of,
+    draw_fraction,
+    store_channels,
+    store_stats,
+    train_parcels,
+)
+
+TASKS = ("classification", "segmentation")
+DEFAULT_ENCODER = "resnet18"
+DEFAULTS = {"epochs": 20, "batch_size": 16}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fine-tuning")
+    g.add_argument("--data", required=True, metavar="DIR", help="chip store from `eo-ssl prepare` (a cube with "
+                   "--parcels for segmentation, or chips for classification)")
+    g.add_argument("--task", choices=TASKS, help="default: segmentation for a cube, classification for chips")
+    g.add_argument("--init", default="random", metavar="MODEL_DIR|random|FILE.safetensors",
+                   help="start from a model package's encoder, at random, or from encoder weights in a file")
+    g.add_argument("--encoder", help=f"timm encoder for --init random or a weights file (default {DEFAULT_ENCODER}); "
+                   "a package names its own")
+    g.add_argument("--arch", choices=["unet", "deeplabv3plus", "deeplabv3"], default="unet",
+                   help="segmentation decoder (default unet)")
+    g.add_argument("--head", choices=["linear", "mlp"], default="linear",
+                   help="classification head (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL's evaluation)")
+    g.add_argument("--freeze-encoder", action="store_true",
+                   help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)")
+    g.add_argument("--label-fraction", type=float, default=1.0,
+                   help="use this fraction of the training labels, drawn by parcel (segmentation) or by chip "
+                        "(classification), stratified by class and seeded by --seed (default 1)")
+    g.add_argument("--date", metavar="YYYY-MM-DD", help="the Sentinel-2 date a single-date model reads from a "
+                   "multi-date cube (default: the date with the most valid pixels)")
+    g.add_argument("--crop", type=int, default=128, help="segmentation training crop in pixels (multiple of 32)")
+    g.add_argument("--samples-per-epoch", type=int, default=1024, help="segmentation crops per epoch")
+    g.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (warm-up + cosine)")
+    g.add_argument("--encoder-lr", type=float, help="learning rate of the encoder (default: --lr)")
+    g.add_argument("--weight-decay", type=float, default=1e-4)
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, metavar="MODEL_DIR", help="model package folder to write")
+    o.add_argument("--overwrite", action="store_true", help="replace a finished package in --out")
+    runner.add_trainer_arguments(p)
+
+
+# -- initialisation -----------------------------------------------------------------------------------------------
+@dataclass
+class InitSource:
+    """Where the encoder's weights come from (``model.json`` ``provenance.init``)."""
+
+    kind: str  # random | package | file
+    encoder: str
+    path: Path | None = None
+    meta: dict[str, Any] | None = None
+    encoder_state: dict[str, torch.Tensor] | None = None
+    sha256: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "random":
+            return f"random ({self.encoder})"
+        if self.meta is not None:
+            return f"{self.meta.get('method') or self.meta.get('task')} ({self.path.name if self.path else ''})"
+        return str(self.path)
+
+    def provenance(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "encoder": self.encoder}
+        if self.path is not None:
+            out.update(path=str(self.path.resolve()), weights_sha256=self.sha256)
+        if self.meta is not None:
+            out.update({k: self.meta.get(k) for k in ("task", "method", "variant", "created", "code_version")})
+            out["data"] = (self.meta.get("provenance") or {}).get("data")
+        return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
+    """Read ``--init``: ``random``, a package folder, or a ``.safetensors`` file of encoder weights."""
+    if init in ("random", "", None):
+        return InitSource("random", encoder or DEFAULT_ENCODER)
+    path = Path(init)
+    if path.is_dir():
+        meta = read_meta(path)
+        arch = meta.get("architecture") or {}
+        family = arch.get("family", "timm")
+        if family not in ("timm", "smp"):
+            raise EoSslError("unsupported_model", f"{path} holds a {family} model ({meta.get('method')}); fine-tuning "
+                             "and evaluation take 2D timm encoders (image-level pre-training).",
+                             "Initialise from a package of rs-byol, byol, moco-v2, simsiam, barlow-twins or swav.")
+        name = str(arch.get("encoder") or DEFAULT_ENCODER)
+        if encoder and encoder != name and warn is not None:
+            warn("encoder_ignored", f"--encoder {encoder} ignored: the package {path} holds a {name}.")
+        weights = path / "weights.safetensors"
+        state = load_weights(weights)
+        enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        if not enc:
+            raise EoSslError("corrupt_model", f"{path} holds no encoder weights (no 'encoder.' keys).",
+                             "Use a package written by eo-ssl pretrain or finetune.")
+        return InitSource("package", name, path, meta, enc, _sha256(weights))
+    if path.is_file():
+        state = load_weights(path)
+        enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")} or dict(state)
+        return InitSource("file", encoder or DEFAULT_ENCODER, path, None, enc, _sha256(path))
+    raise EoSslError("input_not_found", f"--init {init}: no such model package or weights file.",
+                     "Give a folder written by eo-ssl pretrain/finetune, a .safetensors file, or 'random'.")
+
+
+# -- data -----------------------------------------------------------------------------------------------------------
+@dataclass
+class TaskData:
+    task: str
+    store: ChipStore
+    spec: InputSpec
+    classes: list[dict[str, Any]]
+    train: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset | None
+    info: dict[str, Any] = field(default_factory=dict)
+    crop: int | None = None
+    date: DateChoice | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.classes]
+
+
+def input_spec(store: ChipStore, init: InitSource, warn: Any) -> tuple[InputSpec, list[tuple[str, int]]]:
+    """The model's input (the package's, or all the store's bands for a fresh model) and where each channel is."""
+    available, _ = store_channels(store)
+    stats = store_stats(store)
+    if init.meta is not None:
+        spec = spec_from_meta(init.meta, fallback=stats, warn=warn)
+    else:
+        spec = spec_from_stats([(s, b) for s, bands in available.items() for b in bands], stats)
+    picks = match_channels(spec.channels, available, f"the data in {store.path}", warn)
+    return spec, picks
+
+
+def default_task(store: ChipStore) -> str:
+    return "classification" if store.kind == "chips" else "segmentation"
+
+
+def grid_resolution(store: ChipStore) -> tuple[float, str]:
+    """The pixel size the model was trained at: the cube's grid, or a chip file's own transform."""
+    if store.kind != "chips":
+        return float(store.manifest["grid"]["resolution"]), "grid"
+    chips = store.manifest.get("chips", {})
+    try:
+        import rasterio
+
+        first = Path(chips["root"]) / chips["paths"][0]
+        with rasterio.open(first) as src:
+            if src.crs is not None and src.crs.is_projected:
+                res = float(abs(src.transform.a))
+                # EuroSAT chips are ~9.9992 m: call that Sentinel-2's 10 m, so prediction copies 10 m bands
+                snapped = next((r for r in (10.0, 20.0, 60.0) if abs(res - r) <= 0.005 * r), res)
+                return snapped, f"first chip ({first.name}: {res:.6g} m)"
+    except Exception:  # noqa: BLE001 - the chip folder may have moved: fall back to Sentinel-2's 10 m
+        pass
+    return 10.0, "assumed (Sentinel-2 10 m; the chip files were not readable)"
+
+
+def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tuple[str, int]], *,
+                    label_fraction: float = 1.0, seed: int = 0, crop: int = 128, samples_per_epoch: int = 1024,
+                    date: str | None = None, warn: Any = None) -> TaskData:
+    classes = classes_of(store)
+    if task == "segmentation":
+        if store.kind != "cube":
+            raise EoSslError("wrong_store_kind", f"{store.path} holds chips; segmentation trains on a prepared cube "
+                             "with rasterised parcels.", "Use --task classification, or prepare a cube with --parcels.")
+        choice = choose_date(store, spec.sensors, date)
+        ids, cls, n_total = train_parcels(store)
+        if len(ids) == 0:
+            raise EoSslError("no_samples", f"{store.path} has no training parcels.", "Prepare with --parcels.")
+        keep = None
+        used = len(ids)
+        per_class = {c["name"]: int((cls == c["id"]).sum()) for c in classes}
+        if label_fraction < 1.0:
+            mask = draw_fraction(cls, label_fraction, seed)
+            keep = np.zeros(n_total, bool)
+            keep[ids[mask]] = True
+            used = int(mask.sum())
+            per_class = {c["name"]: int((cls[mask] == c["id"]).sum()) for c in classes}
+        h, w = store.shape
+        size = min(crop, h, w) // 32 * 32
+        if size < 32:
+            raise EoSslError("grid_too_small", f"The grid of {store.path} is {w} x {h} px; segmentation needs at "
+                             "least 32 x 32.", "Prepare a larger AOI.")
+        train = CubeCrops(CubeReader(store, spec, picks, choice, "train", keep), size, samples_per_epoch, seed)
+        val_size = min(max(size, 256), h, w) // 32 * 32
+        val: torch.utils.data.Dataset | None = CubeWindows(CubeReader(store, spec, picks, choice, "val"), val_size)
+        if len(val) == 0:  # type: ignore[arg-type]
+            val = None
+            if warn is not None:
+                warn("no_validation", f"{store.path} has no validation parcels: no validation metrics.")
+        info = {"unit": "parcel", "label_fraction": label_fraction, "train_parcels_total": int(len(ids)),
+                "train_parcels_used": used, "train_parcels_per_class": per_class,
+                "val_windows": len(val) if val is not None else 0, "date": choice.dates, "date_rule": choice.rule}
+        return TaskData(task, store, spec, classes, train, val, info, size, choice)
+    if task != "classification":
+        raise EoSslError("bad_argument", f"Unknown task {task!r}.", f"Use one of: {', '.join(TASKS)}.")
+    if store.kind != "chips":
+        raise EoSslError("wrong_store_kind", f"{store.path} is a cube; classification trains on chips.",
+                         "Use --task segmentation, or prepare chips (--chips, or export-dataset then --chips).")
+    available, index = store_channels(store)
+    assert index is not None
+    channel_index = [index[(s, available[s][i])] for s, i in picks]
+    labels = np.asarray(store.array("chip_labels"), np.int64)
+    train_idx = chip_split(store, "train")
+    if len(train_idx) == 0:
+        raise EoSslError("no_samples", f"{store.path} has no training chips.", "Prepare the chips again.")
+    mask = draw_fraction(labels[train_idx], label_fraction, seed) if label_fraction < 1.0 else np.ones(
+        len(train_idx), bool)
+    used_idx = train_idx[mask]
+    val_idx = chip_split(store, "val")
+    train = Chips(store, spec, channel_index, used_idx, train=True, seed=seed)
+    val: torch.utils.data.Dataset | None = Chips(store, spec, channel_index, val_idx) if len(val_idx) else None
+    if val is None and warn is not None:
+        warn("no_validation", f"{store.path} has no validation chips: no validation metrics.")
+    info = {"unit": "chip", "label_fraction": label_fraction, "train_chips_total": int(len(train_idx)),
+            "train_chips_used": int(len(used_idx)),
+            "train_chips_per_class": {c["name"]: int((labels[used_idx] == c["id"]).sum()) for c in classes},
+            "val_chips": int(len(val_idx))}
+    return TaskData(task, store, spec, classes, train, val, info, None, None)
+
+
+# -- model ------------------------------------------------------------------------------------------------------
+def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *, arch: str = "unet",
+              head: str = "linear", log: Any = None) -> nn.Module:
+    """The network for ``task`` with ``init``'s encoder weights loaded (and checked: every tensor must fit)."""
+    from backend.models.classifier import ClassifierNet
+    from backend.models.segmentation import SegmentationNet
+
+    net: nn.Module
+    if task == "segmentation":
+        net = SegmentationNet(init.encoder, len(spec.channels), num_classes, arch, per_band=spec.per_band)
+    else:
+        net = ClassifierNet(init.encoder, len(spec.channels), num_classes, head, per_band=spec.per_band)
+    if init.encoder_state is not None:
+        report = net.load_encoder(init.encoder_state)  # type: ignore[operator]
+        if report.missing:
+            raise EoSslError("weights_mismatch", f"{init.path} lacks {len(report.missing)} of the {init.encoder} "
+                             f"encoder's tensors (e.g. {', '.join(report.missing[:3])}).",
+                             "Give --encoder with the architecture the weights were saved from.")
+        if log is not None:
+            log(f"encoder from {init.path}: {report.summary()}")
+    return net
+
+
+class FinetuneModule(pl.LightningModule):
+    """Cross-entropy training (ignore -1) of a segmentation or classification net, scored on a confusion matrix."""
+
+    def __init__(self, net: nn.Module, num_classes: int, *, lr: float = 1e-3, encoder_lr: float | None = None,
+                 weight_decay: float = 1e-4, freeze_encoder: bool = False, warmup_fraction: float = 0.05) -> None:
+        super().__init__()
+        self.net = net
+        self.num_classes = num_classes
+        self.lr, self.encoder_lr, self.weight_decay = lr, encoder_lr if encoder_lr is not None else lr, weight_decay
+        self.freeze_encoder, self.warmup_fraction = freeze_encoder, warmup_fraction
+        if freeze_encoder:
+            for p in self.net.encoder_module.parameters():
+                p.requires_grad_(False)
+        self._cm: torch.Tensor | None = None
+        self._val_loss = torch.zeros(2)
+
+    def train(self, mode: bool = True) -> FinetuneModule:
+        super().train(mode)
+        if self.freeze_encoder:  # frozen means frozen: BatchNorm statistics too
+            self.net.encoder_module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _x(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = batch["x"]
+        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.net(self._x(batch))
+        y = batch["label"]
+        if not bool((y >= 0).any()):
+            return logits.sum() * 0.0  # a batch without a labelled pixel: no gradient, no NaN
+        return F.cross_entropy(logits.float(), y, ignore_index=-1)
+
+    def on_validation_epoch_start(self) -> None:
+        self._cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=self.device)
+        self._val_loss = torch.zeros(2, device=self.device)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self.net(self._x(batch)).float()
+        y = batch["label"]
+        n = (y >= 0).sum()
+        if n > 0:
+            self._val_loss += torch.stack([F.cross_entropy(logits, y, ignore_index=-1, reduction="sum"), n.float()])
+        assert self._cm is not None
+        self._cm += confusion(y, logits.argmax(1), self.num_classes)
+
+    def on_validation_epoch_end(self) -> None:
+        cm, vl = self._cm, self._val_loss
+        if self.trainer.world_size > 1:
+            cm, vl = self.trainer.strategy.reduce(cm, reduce_op="sum"), self.trainer.strategy.reduce(vl, "sum")
+        s = scores(cm.cpu().numpy()) if cm is not None else {}
+        logs = {f"val/{k}": float(v) for k, v in headline(s).items() if v is not None}
+        if float(vl[1]) > 0:
+            logs["val/loss"] = float(vl[0] / vl[1])
+        self.log_dict(logs, on_epoch=True, prog_bar=False, logger=False)
+
+    def configure_optimizers(self) -> Any:
+        enc = {id(p) for p in self.net.encoder_module.parameters()}
+        groups = [{"params": [p for p in self.net.parameters() if p.requires_grad and id(p) not in enc],
+                   "lr": self.lr}]
+        enc_params = [p for p in self.net.encoder_module.parameters() if p.requires_grad]
+        if enc_params:
+            groups.append({"params": enc_params, "lr": self.encoder_lr})
+        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) and total > 0 else 1000
+        warmup = max(1, int(self.warmup_fraction * total))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@torch.no_grad()
+def confusion_on(net: nn.Module, loader: Any, device: torch.device, num_classes: int) -> np.ndarray:
+    """The confusion matrix of ``net`` over every labelled entry of ``loader``."""
+    was = net.training
+    net.eval().to(device)
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+    amp = device.type == "cuda"
+    for batch in loader:
+        x = batch["x"].to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=amp, dtype=torch.bfloat16 if amp else torch.float32):
+            logits = net(x.contiguous(memory_format=torch.channels_last) if amp else x)
+        cm += confusion(batch["label"].to(device), logits.float().argmax(1), num_classes)
+    net.train(was)
+    return cm.cpu().numpy()
+
+
+def val_loader(data: TaskData, batch_size: int, cuda: bool = False) -> Any:
+    if data.val is None:
+        return None
+    return torch.utils.data.DataLoader(data.val, batch_size=batch_size, shuffle=False, num_workers=0,
+                                       pin_memory=cuda)
+
+
+@dataclass
+class TrainOutcome:
+    net: nn.Module
+    fit: runner.FitResult
+    confusion: np.ndarray | None
+    scores: dict[str, Any] | None
+
+
+def train(data: TaskData, net: nn.Module, cfg: runner.TrainConfig, out_dir: Path, events: Events, *,
+          lr: float = 1e-3, encoder_lr: float | None = None, weight_decay: float = 1e-4,
+          freeze_encoder: bool = False, stage: str = "finetune") -> TrainOutcome:
+    """Fit ``net`` on ``data.train`` (validating each epoch) and score it on the whole validation split."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+    module = FinetuneModule(net, len(data.classes), lr=lr, encoder_lr=encoder_lr, weight_decay=weight_decay,
+                            freeze_encoder=freeze_encoder)
+    bs = cfg.batch_size or DEFAULTS["batch_size"]
+    loader = runner.make_loader(data.train, cfg, device, shuffle=True, drop_last=True, batch_size=bs)
+    vloader = val_loader(data, bs, device.cuda)
+    fit = runner.fit(module, loader, cfg, out_dir, events, device=device, val_loader=vloader, stage=stage)
+    if not fit.is_global_zero:
+        return TrainOutcome(net, fit, None, None)
+    cm = s = None
+    if vloader is not None:
+        dev = torch.device("cuda") if device.cuda else torch.device("cpu")
+        cm = confusion_on(net, vloader, dev, len(data.classes))
+        s = scores(cm, data.class_names)
+    net.cpu()
+    return TrainOutcome(net, fit, cm, s)
+
+
+# -- command ----------------------------------------------------------------------------------------------------
+RESUME_KEYS = ("task", "data", "init", "encoder", "arch", "head", "channels", "label_fraction", "seed", "date",
+               "freeze_encoder", "crop")
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    out = Path(args.out)
+    cfg = runner.TrainConfig.from_args(args, **DEFAULTS)
+    if (out / META).exists() and not (args.overwrite or cfg.resume):
+        raise EoSslError("output_exists", f"{out} already holds a model package.",
+                         "Pick a new --out, or add --overwrite to replace it.")
+    check_writable(out, overwrite=True)
+    if not 0 < args.label_fraction <= 1:
+        raise EoSslError("bad_argument", f"--label-fraction {args.label_fraction} is not in (0, 1].",
+                         "Use e.g. --label-fraction 0.1.")
+    store = ChipStore(args.data)
+    task = args.task or default_task(store)
+    init = load_init(args.init, args.encoder, events.warning)
+    spec, picks = input_spec(store, init, events.warning)
+    data = build_task_data(store, task, spec, picks, label_fraction=args.label_fraction, seed=cfg.seed,
+                           crop=args.crop, samples_per_epoch=args.samples_per_epoch, date=args.date,
+                           warn=events.warning)
+    events.log(f"{task} on {store.path}: {len(data.classes)} classes ({', '.join(data.class_names)}); "
+               f"{_describe_labels(data.info)}" + (f"; date {data.date.describe()}" if data.date else ""))
+    net = build_net(task, init, spec, len(data.classes), arch=args.arch, head=args.head, log=events.log)
+    events.log(f"model: {_describe_arch(net)} over {len(spec.channels)} channels ({spec.channel_mode}), init "
+               f"{init.label}" + (", encoder frozen" if args.freeze_encoder else ""))
+    run_config = {"task": task, "data": str(Path(args.data).resolve()), "init": args.init, "encoder": init.encoder,
+                  "arch": args.arch if task == "segmentation" else None,
+                  "head": args.head if task == "classification" else None,
+                  "channels": [list(c) for c in spec.channels], "label_fraction": args.label_fraction,
+                  "seed": cfg.seed, "date": data.date.dates if data.date else None,
+                  "freeze_encoder": bool(args.freeze_encoder), "crop": data.crop}
+    if cfg.resume:
+        runner.check_resume_matches(out, run_config, RESUME_KEYS)
+    runner.save_run_config(out, run_config)
+    outcome = train(data, net, cfg, out, events, lr=args.lr, encoder_lr=args.encoder_lr,
+                    weight_decay=args.weight_decay, freeze_encoder=args.freeze_encoder)
+    if not outcome.fit.is_global_zero:
+        return {}
+    meta = package_meta(data, net, init, cfg, outcome, args)
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = runner.plot_curves(outcome.fit.history, Path(tmp) / "training_curves.png", _curve_keys(task),
+                                    title=f"fine-tune {task} ({init.label})")
+        save_package(out, net.package_state_dict(), meta,
+                     extra_files={"training_curves.png": curves} if curves else None)
+    shutil.rmtree(runner.checkpoint_dir(out), ignore_errors=True)  # resumable state is for unfinished runs only
+    events.artifact("model", str(out))
+    if (out / "training_curves.png").exists():
+        events.artifact("plot", str(out / "training_curves.png"), name="training curves")
+    val = headline(outcome.scores) if outcome.scores else {}
+    summary: dict[str, Any] = {"out": str(out), "task": task, "init": init.label,
+                               "final_loss": outcome.fit.final_loss, "steps": outcome.fit.global_step,
+                               "epochs": outcome.fit.epochs_done}
+    summary.update({f"val_{k}": (round(v, 4) if v is not None else None) for k, v in val.items()})
+    return summary
+
+
+def _curve_keys(task: str) -> list[tuple[str, str]]:
+    keys = [("loss", "training loss"), ("val/loss", "validation loss"), ("val/oa", "validation OA")]
+    keys.append(("val/miou", "validation mIoU") if task == "segmentation" else ("val/f1_macro", "validation macro F1"))
+    return keys
+
+
+def _describe_labels(info: dict[str, Any]) -> str:
+    unit = info["unit"]
+    return (f"{info[f'train_{unit}s_used']} of {info[f'train_{unit}s_total']} training {unit}s "
+            f"(label fraction {info['label_fraction']:g})")
+
+
+def _describe_arch(net: nn.Module) -> str:
+    d = net.describe()  # type: ignore[operator]
+    return f"{d['encoder']} + {d['decoder']}"
+
+
+def package_meta(data: TaskData, net: nn.Module, init: InitSource, cfg: runner.TrainConfig, outcome: TrainOutcome,
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """``model.json`` of a fine-tuned model (see docs/DESIGN.md)."""
+    resolution, res_source = grid_resolution(data.store)
+    manifest = data.store.manifest
+    inp_extra: dict[str, Any] = {"crop": data.crop or int(manifest.get("chips", {}).get("size", [64])[0]),
+                                 "dates": "single", "time_steps": 1}
+    if data.date is not None:
+        inp_extra.update(date=data.date.dates, date_rule="most valid pixels in the AOI, or --date at prediction",
+                         trained_on=data.date.describe())
+    fit = outcome.fit
+    metrics: dict[str, Any] = {"final_loss": fit.final_loss}
+    if outcome.scores is not None:
+        metrics["val"] = {k: v for k, v in outcome.scores.items() if k not in ("recall_per_class",
+                                                                                  "precision_per_class")}
+        metrics["val_confusion"] = outcome.confusion.tolist() if outcome.confusion is not None else None
+    meta: dict[str, Any] = {
+        "task": data.task, "method": "supervised", "variant": None,
+        "architecture": net.describe(),  # type: ignore[operator]
+        "input": data.spec.input_meta(**inp_extra),
+        "grid": {"resolution": resolution, "resolution_source": res_source,
+                 "epsg": (manifest.get("grid") or {}).get("epsg")},
+        "normalization": data.spec.normalization(),
+        "normalization_source": "init package" if init.meta is not None else "training data",
+        "classes": [{"id": c["id"], "name": c["name"], "colour": c["colour"]} for c in data.classes],
+        "training": {"epochs": fit.epochs_done, "steps": fit.global_step, "batch_size": cfg.batch_size,
+                     "optimizer": "AdamW", "lr": args.lr, "encoder_lr": args.encoder_lr or args.lr,
+                     "weight_decay": args.weight_decay, "schedule": "warm-up 5% + cosine", "loss": "cross-entropy",
+                     "freeze_encoder": bool(args.freeze_encoder), "labels": data.info, "seed": cfg.seed,
+                     "device": fit.device.description, "elapsed_s": round(fit.elapsed_s, 1),
+                     "samples_per_s": fit.imgs_per_s, "history": fit.history,
+                     **({"samples_per_epoch": args.samples_per_epoch} if data.task == "segmentation" else {})},
+        "metrics": metrics,
+        "provenance": {"data": str(Path(data.store.path).resolve()), "init": init.provenance(),
+                       "inputs": [s.get("files") for sensor in (manifest.get("sensors") or {}).values()
+                                  for s in sensor.get("scenes", [])] or (manifest.get("provenance") or {}).get(
+                                      "inputs"),
+                       "aoi": (manifest.get("aoi") or {}).get("source"), "poi": manifest.get("poi"),
+                       "labels": {k: (manifest.get("labels") or {}).get(k) for k in ("source", "class_field")},
+                       "command": list(sys.argv)},
+    }
+    return meta
+

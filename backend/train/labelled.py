@@ -1,0 +1,343 @@
+"""Labelled training data for fine-tuning and evaluation: which date, which labels (label fractions), and Datasets.
+
+- **Date.** The encoders are 2D: a single-date model reads one acquisition. From a multi-date cube it reads the
+  Sentinel-2 date with the most valid pixels inside the AOI (or the one given with ``--date``), and the Sentinel-1
+  date nearest to it. :func:`choose_date` says which and why; ``model.json`` records it.
+- **Label fractions** are drawn by parcel for a cube (``parcels.npy`` + ``split.npy``: a parcel's pixels are all in
+  or all out) and by chip for a chip store; stratified by class (every class keeps at least one parcel / chip),
+  seeded, and nested: the parcels kept at fraction 0.25 are a subset of those kept at 0.5 for the same seed, so a
+  label-efficiency curve compares like with like.
+- **Datasets** yield ``{"x": (C, h, w) float32 normalised with the model's statistics, "label": ...}``: random
+  crops (centred on labelled training pixels, flips and 90-degree rotations) and non-overlapping validation windows
+  for a cube; chips for a chip store. Pixels whose input is nodata are not labelled (-1): a model cannot learn or be
+  scored where it sees nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from backend.data.chipstore import ChipStore
+from backend.data.labels import SPLITS
+from backend.errors import EoSslError
+from backend.models.inputs import InputSpec
+
+ROW_CHUNK = 512
+
+
+# -- what the data offer ------------------------------------------------------------------------------------------
+def store_channels(store: ChipStore) -> tuple[dict[str, list[str]], dict[tuple[str, str], int] | None]:
+    """The store's bands per sensor, and for a chip store the chip channel of each (sensor, band)."""
+    if store.kind != "chips":
+        return {s: store.bands(s) for s in store.sensors}, None
+    described = store.manifest.get("chips", {}).get("channels")
+    if described:  # an export-dataset folder: each channel names its sensor and band
+        pairs = [(str(c.get("sensor", "s2")), str(c.get("band", c.get("name")))) for c in described]
+        if len(set(pairs)) == len(pairs):
+            available: dict[str, list[str]] = {}
+            for s, b in pairs:
+                available.setdefault(s, []).append(b)
+            return available, {p: i for i, p in enumerate(pairs)}
+    bands = store.bands("s2")
+    return {"s2": bands}, {("s2", b): i for i, b in enumerate(bands)}
+
+
+def store_stats(store: ChipStore) -> dict[str, dict[str, dict[str, float]]]:
+    """{sensor: {band: {mean, std}}} of the store, keyed like ``store_channels``."""
+    stats = {s: {b: dict(v) for b, v in store.stats(s).items()} for s in store.sensors}
+    available, index = store_channels(store)
+    if index is not None and set(available) != {"s2"}:  # export-dataset channels: statistics by channel name
+        names = store.bands("s2")
+        by_name = stats.get("s2", {})
+        stats = {}
+        for (s, b), i in index.items():
+            stats.setdefault(s, {})[b] = by_name[names[i]]
+    return stats
+
+
+def classes_of(store: ChipStore) -> list[dict[str, Any]]:
+    classes = [{"id": int(c["id"]), "name": str(c["name"]), "colour": c.get("colour")} for c in store.classes]
+    if len(classes) < 2:
+        raise EoSslError("no_labels", f"{store.path} has {len(classes)} class(es); fine-tuning needs labels of at "
+                         "least two classes.", "Prepare the store with --parcels and --class-field (or --chips).")
+    if [c["id"] for c in classes] != list(range(len(classes))):
+        raise EoSslError("corrupt_chipstore", f"{store.path}: class ids are not 0..{len(classes) - 1}.",
+                         "Prepare the store again.")
+    return classes
+
+
+# -- dates ----------------------------------------------------------------------------------------------------------
+@dataclass
+class DateChoice:
+    index: dict[str, int]  # sensor -> date index in the store
+    dates: dict[str, str | None]  # sensor -> ISO date
+    rule: str  # "only date" | "most valid pixels" | "given (--date)"
+
+    def describe(self) -> str:
+        parts = [f"{s.upper()} {d or '(undated)'}" for s, d in self.dates.items()]
+        return f"{', '.join(parts)} ({self.rule})"
+
+
+def choose_date(store: ChipStore, sensors: Sequence[str], date: str | None = None) -> DateChoice:
+    """The acquisition a single-date model reads from a cube (see the module docstring)."""
+    lead = "s2" if "s2" in sensors else sensors[0]
+    dates = store.dates(lead)
+    if date:
+        try:
+            wanted = dt.date.fromisoformat(date)
+        except ValueError as exc:
+            raise EoSslError("bad_date", f"--date {date!r} is not a date (YYYY-MM-DD).",
+                             "Use e.g. 2017-02-16.") from exc
+        if date not in dates:
+            raise EoSslError("date_not_found", f"{store.path} has no {lead.upper()} acquisition on {date}.",
+                             f"Pick one of: {', '.join(d or '?' for d in dates)}.")
+        t, rule = dates.index(wanted.isoformat()), "given (--date)"
+    elif len(dates) == 1:
+        t, rule = 0, "only date"
+    else:
+        t, rule = int(np.argmax(valid_counts(store, lead))), "most valid pixels in the AOI"
+    index, chosen = {lead: t}, {lead: dates[t]}
+    ref = _ordinal(dates[t])
+    for s in sensors:
+        if s == lead:
+            continue
+        others = store.dates(s)
+        if ref is None or any(d is None for d in others):
+            ts = int(np.argmax(valid_counts(store, s)))
+        else:
+            ts = int(np.argmin([abs(_ordinal(d) - ref) for d in others]))  # type: ignore[operator]
+        index[s], chosen[s] = ts, others[ts]
+    return DateChoice(index, chosen, rule)
+
+
+def _ordinal(d: str | None) -> int | None:
+    return dt.date.fromisoformat(d).toordinal() if d else None
+
+
+def valid_counts(store: ChipStore, sensor: str) -> np.ndarray:
+    """Valid pixels per date of ``sensor`` (read in row chunks: memory bounded by the chunk)."""
+    valid = store.array(f"{sensor}_valid")
+    counts = np.zeros(valid.shape[2], np.int64)
+    for r in range(0, valid.shape[0], ROW_CHUNK):
+        counts += np.asarray(valid[r:r + ROW_CHUNK]).sum(axis=(0, 1), dtype=np.int64)
+    return counts
+
+
+# -- label fractions ----------------------------------------------------------------------------------------------
+def draw_fraction(class_of_item: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask over items keeping ``fraction`` of each class (at least one), seeded and nested in ``fraction``.
+
+    Each class's items are put in one random order that depends on the seed only; a fraction keeps a prefix of
+    it, so smaller fractions are subsets of larger ones.
+    """
+    if not 0 < fraction <= 1:
+        raise EoSslError("bad_argument", f"Label fraction {fraction} is not in (0, 1].", "Use e.g. 0.1.")
+    keep = np.zeros(len(class_of_item), bool)
+    rng = np.random.default_rng(seed)
+    for c in np.unique(class_of_item):
+        idx = np.nonzero(class_of_item == c)[0]
+        order = idx[rng.permutation(len(idx))]
+        n = max(1, int(round(fraction * len(idx))))
+        keep[order[:n]] = True
+    return keep
+
+
+def train_parcels(store: ChipStore) -> tuple[np.ndarray, np.ndarray, int]:
+    """(parcel indices, their class) of the training split of a cube, and the number of parcel indices in the store
+    (from parcels.npy / labels.npy / split.npy, read in row chunks)."""
+    parcels, labels, split = store.array("parcels"), store.array("labels"), store.array("split")
+    if parcels is None or labels is None or split is None:
+        raise EoSslError("no_labels", f"{store.path} has no rasterised parcels.",
+                         "Prepare the store with --parcels and --class-field.")
+    cls = np.full(len(store.manifest.get("labels", {}).get("parcel_fids", [])) + 1, -1, np.int64)
+    n_total = 0
+    for r in range(0, parcels.shape[0], ROW_CHUNK):
+        p = np.asarray(parcels[r:r + ROW_CHUNK])
+        if p.size:
+            n_total = max(n_total, int(p.max()) + 1)
+        m = (p >= 0) & (np.asarray(split[r:r + ROW_CHUNK]) == SPLITS["train"])
+        if not m.any():
+            continue
+        pp, ll = p[m], np.asarray(labels[r:r + ROW_CHUNK])[m]
+        if pp.max() >= len(cls):
+            cls = np.concatenate([cls, np.full(int(pp.max()) + 1 - len(cls), -1, np.int64)])
+        cls[pp] = ll
+    ids = np.nonzero(cls >= 0)[0]
+    return ids, cls[ids], max(n_total, len(cls))
+
+
+# -- cube datasets ------------------------------------------------------------------------------------------------
+class CubeReader:
+    """Reads model-ready windows of a cube: the model's channels at the chosen dates, normalised, with labels."""
+
+    def __init__(self, store: ChipStore, spec: InputSpec, picks: Sequence[tuple[str, int]], dates: DateChoice,
+                 split: str, keep_parcels: np.ndarray | None = None) -> None:
+        self.store, self.spec, self.dates, self.split = store, spec, dates, split
+        self.groups: dict[str, tuple[list[int], list[int]]] = {}  # sensor -> (band indices, output positions)
+        for pos, (s, i) in enumerate(picks):
+            bands, out = self.groups.setdefault(s, ([], []))
+            bands.append(i)
+            out.append(pos)
+        self.keep_parcels = keep_parcels
+        self.n_channels = len(picks)
+
+    def read(self, r: int, c: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x (C, size, size) float32 normalised, label (size, size) int64 with -1 = ignore, valid (size, size))."""
+        sl = (slice(r, r + size), slice(c, c + size))
+        x = np.empty((self.n_channels, size, size), np.float32)
+        valid = np.ones((size, size), bool)
+        for s, (bands, out) in self.groups.items():
+            t = self.dates.index[s]
+            block = self.store.array(s)[sl[0], sl[1], t]  # (h, w, C_s) view of the memory map
+            x[out] = np.moveaxis(block[:, :, bands], -1, 0)
+            valid &= self.store.array(f"{s}_valid")[sl[0], sl[1], t].astype(bool)
+        x = self.spec.normalize(x, valid)
+        label = np.asarray(self.store.array("labels")[sl], dtype=np.int64).copy()
+        keep = (np.asarray(self.store.array("split")[sl]) == SPLITS[self.split]) & valid
+        if self.keep_parcels is not None:
+            p = np.asarray(self.store.array("parcels")[sl])
+            keep &= (p >= 0) & self.keep_parcels[np.clip(p, 0, None)]
+        label[~keep] = -1
+        return x, label, valid
+
+
+def labelled_positions(reader: CubeReader, stride: int = 4) -> np.ndarray:
+    """(N, 2) rows/cols (every ``stride`` px) of pixels that carry a label for ``reader``'s split and fraction."""
+    store = reader.store
+    labels, split, parcels = store.array("labels"), store.array("split"), store.array("parcels")
+    out = []
+    assert ROW_CHUNK % stride == 0
+    for r in range(0, labels.shape[0], ROW_CHUNK):
+        sl = slice(r, min(r + ROW_CHUNK, labels.shape[0]), stride)
+        m = (np.asarray(labels[sl, ::stride]) >= 0) & (np.asarray(split[sl, ::stride]) == SPLITS[reader.split])
+        if reader.keep_parcels is not None:
+            p = np.asarray(parcels[sl, ::stride])
+            m &= (p >= 0) & reader.keep_parcels[np.clip(p, 0, None)]
+        rows, cols = np.nonzero(m)
+        out.append(np.stack([r + rows * stride, cols * stride], axis=1))
+    pos = np.concatenate(out) if out else np.zeros((0, 2), np.int64)
+    return pos.astype(np.int64)
+
+
+def augment(x: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips and 90-degree rotations (the same for image and labels)."""
+    k = int(rng.integers(4))
+    if k:
+        x, label = np.rot90(x, k, axes=(-2, -1)), np.rot90(label, k, axes=(-2, -1))
+    if rng.random() < 0.5:
+        x, label = x[..., ::-1], label[..., ::-1]
+    return np.ascontiguousarray(x), np.ascontiguousarray(label)
+
+
+class WorkerRng:
+    """A random generator per DataLoader worker, seeded by (seed, worker id) on first use and then advancing.
+
+    Persistent workers keep their generator between epochs, so every epoch draws new crops and augmentations, and a
+    run is reproducible for the same seed and number of workers.
+    """
+
+    seed: int = 0
+    _rng: np.random.Generator | None = None
+
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            info = torch.utils.data.get_worker_info()
+            self._rng = np.random.default_rng((self.seed, info.id if info is not None else 2**16))
+        return self._rng
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_rng": None}
+
+
+class CubeCrops(WorkerRng, Dataset):
+    """``length`` random ``size`` crops containing a labelled pixel (uniform over labelled pixels), augmented."""
+
+    def __init__(self, reader: CubeReader, size: int, length: int, seed: int = 0) -> None:
+        self.reader, self.size, self.length, self.seed = reader, size, length, seed
+        self.positions = labelled_positions(reader)
+        if len(self.positions) == 0:
+            raise EoSslError("no_samples", f"No labelled {reader.split} pixel with valid imagery in "
+                             f"{reader.store.path}.", "Check the parcels, the split and the label fraction.")
+        self.height, self.width = reader.store.shape
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = self.rng()
+        pr, pc = self.positions[rng.integers(len(self.positions))]
+        # the labelled pixel lies anywhere in the crop, not always at its centre
+        r = int(np.clip(pr - rng.integers(self.size), 0, self.height - self.size))
+        c = int(np.clip(pc - rng.integers(self.size), 0, self.width - self.size))
+        x, label, _ = self.reader.read(r, c, self.size)
+        x, label = augment(x, label, rng)
+        return {"x": torch.from_numpy(x), "label": torch.from_numpy(label)}
+
+
+class CubeWindows(Dataset):
+    """Non-overlapping ``size`` windows covering every labelled pixel of the split once (for validation).
+
+    Windows at the right and bottom edges are moved inside the grid; the pixels they share with their neighbour
+    are labelled -1 there, so every pixel is scored exactly once.
+    """
+
+    def __init__(self, reader: CubeReader, size: int) -> None:
+        self.reader, self.size = reader, size
+        h, w = reader.store.shape
+        self.height, self.width = h, w
+        labels, split = reader.store.array("labels"), reader.store.array("split")
+        code = SPLITS[reader.split]
+        self.windows: list[tuple[int, int, int, int]] = []  # data origin (r, c), owned origin (r, c)
+        for r in range(0, h, size):
+            for c in range(0, w, size):
+                sl = (slice(r, r + size), slice(c, c + size))
+                if not ((np.asarray(split[sl]) == code) & (np.asarray(labels[sl]) >= 0)).any():
+                    continue
+                self.windows.append((min(r, h - size), min(c, w - size), r, c))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        r, c, own_r, own_c = self.windows[i]
+        x, label, _ = self.reader.read(r, c, self.size)
+        label[: own_r - r] = -1
+        label[:, : own_c - c] = -1
+        return {"x": torch.from_numpy(x), "label": torch.from_numpy(label),
+                "pos": torch.tensor([r, c])}
+
+
+# -- chip datasets ------------------------------------------------------------------------------------------------
+class Chips(WorkerRng, Dataset):
+    """Chips of a chip store with the model's channels, normalised; ``label`` is the chip's class (augmented with
+    flips and rotations when ``train``)."""
+
+    def __init__(self, store: ChipStore, spec: InputSpec, channel_index: Sequence[int], indices: np.ndarray,
+                 train: bool = False, seed: int = 0) -> None:
+        self.store, self.spec, self.train, self.seed = store, spec, train, seed
+        self.channel_index = np.asarray(channel_index, np.int64)
+        self.indices = np.asarray(indices, np.int64)
+        self.labels = np.asarray(store.array("chip_labels"), np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = int(self.indices[i])
+        x = np.asarray(self.store.array("chips")[j], dtype=np.float32)[self.channel_index]
+        x = self.spec.normalize(x)
+        label = np.int64(self.labels[j])
+        if self.train:
+            x, _ = augment(x, np.zeros(x.shape[-2:], np.int8), self.rng())
+        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "label": torch.tensor(label)}
+
+
+def chip_split(store: ChipStore, split: str) -> np.ndarray:
+    return np.nonzero(np.asarray(store.array("chip_split")) == SPLITS[split])[0]
