@@ -1,0 +1,366 @@
+"""``eo-ssl predict``: a model package + Sentinel-1/2 rasters -> a land-cover map (and confidence) over the AOI.
+
+Inputs are given exactly as to ``prepare`` (:func:`backend.data.prepare.add_input_arguments`); the analysis grid is
+chosen the same way, at the model's resolution unless ``--resolution`` says otherwise. Windows are read straight
+from the source rasters onto the grid (:class:`backend.data.warp.GridReader`: plain reads when a file is on the
+grid, a ``WarpedVRT`` otherwise), normalised with the package's statistics, batched to the device and blended
+(:mod:`backend.predict.tiled`); finished rows of blocks are written as they complete (:mod:`backend.predict.writer`).
+
+A single-date model reads one acquisition: the Sentinel-2 date with the most valid pixels in the AOI (counted on a
+coarse copy of the grid, one band per date), or ``--date``; Sentinel-1 at the date nearest to it. Several scenes
+of the same day are mosaicked (the first valid value wins), as ``prepare`` does.
+
+Outputs: ``MAP.tif`` (uint8 class ids, 255 = nodata outside the AOI polygon and where an input band is nodata;
+colour table; class names in the ``CLASS_NAMES`` tag and the band description; COG), ``MAP.qml`` (the class legend),
+and with ``--confidence`` a float32 raster of the highest class probability (-1 = nodata) with its own ``.qml``.
+All are written under temporary names and renamed when complete, the map last; an existing output is replaced only
+then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.windows import Window
+
+from backend.data.grid import Grid
+from backend.data.prepare import Inputs, _group_by_date, _read_stack, add_input_arguments, resolve_inputs
+from backend.data.scenes import Scene
+from backend.data.warp import GridReader
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.models.inputs import InputSpec, match_channels, spec_from_meta
+from backend.models.package import load_package, read_meta
+from backend.predict import styles
+from backend.predict.tiled import ReadAhead, TilePlan, plan_tiles, predict_tiled
+from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, class_metadata, commit
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model package from `eo-ssl finetune`")
+    add_input_arguments(p)
+    for action in p._actions:  # the grid follows the model unless told otherwise
+        if action.dest == "resolution":
+            action.default = None
+            action.help = "grid resolution in metres (default: the model's)"
+    g = p.add_argument_group("inference")
+    g.add_argument("--date", metavar="YYYY-MM-DD", help="the Sentinel-2 date to read (default: the date with the "
+                   "most valid pixels in the AOI)")
+    g.add_argument("--tile", type=int, help="tile size in pixels, a multiple of 32 (default 256; a classification "
+                   "model: its chip size)")
+    g.add_argument("--overlap", type=float, default=0.25, help="overlap between tiles, fraction of --tile "
+                   "(default 0.25)")
+    g.add_argument("--batch-size", type=int, help="tiles per batch (default 8 on the CPU, 32 on a GPU)")
+    g.add_argument("--devices", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:N, or N GPUs "
+                   "(one is used)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, metavar="MAP.tif", help="land-cover map (GeoTIFF) to write")
+    o.add_argument("--confidence", metavar="CONF.tif", help="also write the highest class probability (0..1)")
+
+
+# -- device ---------------------------------------------------------------------------------------------------------
+def resolve_device(spec: str) -> tuple[torch.device, str]:
+    s = str(spec or "auto").strip().lower()
+    has_cuda = torch.cuda.is_available()
+    if s in ("auto", ""):
+        dev = torch.device("cuda:0" if has_cuda else "cpu")
+    elif s.startswith("cpu"):
+        dev = torch.device("cpu")
+    else:
+        idx = 0
+        if s.startswith("cuda:"):
+            idx = int(s[5:]) if s[5:].isdigit() else -1
+        elif s not in ("cuda", "gpu") and not s.replace(",", "").isdigit():
+            raise EoSslError("bad_argument", f"--devices {spec!r} is not a device.", "Use auto, cpu, cuda or cuda:0.")
+        elif "," in s:
+            idx = int(s.split(",")[0])
+        if not has_cuda:
+            raise EoSslError("no_gpu", f"--devices {spec} asks for a GPU but torch sees none.",
+                             "Use --devices cpu (or auto).")
+        if idx < 0 or idx >= torch.cuda.device_count():
+            raise EoSslError("not_enough_gpus", f"--devices {spec}: there are {torch.cuda.device_count()} GPU(s).",
+                             "Use --devices cuda:0.")
+        dev = torch.device(f"cuda:{idx}")
+    if dev.type == "cuda":
+        return dev, f"CUDA GPU {torch.cuda.get_device_name(dev)} (AMP, channels_last)"
+    return dev, f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+# -- model ----------------------------------------------------------------------------------------------------------
+def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
+    """(model.json, the network with its weights) of a fine-tuned package."""
+    from backend.models.classifier import ClassifierNet
+    from backend.models.segmentation import SegmentationNet
+
+    meta = read_meta(model_dir)
+    task = meta.get("task")
+    arch = meta.get("architecture") or {}
+    if task not in ("segmentation", "classification"):
+        raise EoSslError("not_a_classifier", f"{model_dir} is a {task} package ({meta.get('method')}): it has no "
+                         "classes to predict.", "Fine-tune it first: eo-ssl finetune --init MODEL_DIR ...")
+    if not meta.get("classes"):
+        raise EoSslError("corrupt_model", f"{model_dir}/model.json lists no classes.", "Use another copy.")
+    _, state = load_package(model_dir)
+    n_channels = len(meta["input"]["channels"])
+    per_band = (meta["input"].get("channel_mode") or "stack") == "per-band"
+    k = int(arch.get("num_classes") or len(meta["classes"]))
+    net: torch.nn.Module
+    if task == "segmentation":
+        net = SegmentationNet(arch["encoder"], n_channels, k, arch.get("decoder") or "unet", per_band=per_band)
+    else:
+        net = ClassifierNet(arch["encoder"], n_channels, k, arch.get("decoder") or "linear", per_band=per_band)
+    net.load_package_state_dict(state)  # type: ignore[operator]
+    return meta, net.eval()
+
+
+# -- dates ----------------------------------------------------------------------------------------------------------
+Group = tuple[dt.date | None, list[Scene]]
+
+
+def coarse_grid(grid: Grid, max_side: int = 512) -> Grid:
+    f = max(1, math.ceil(max(grid.width, grid.height) / max_side))
+    return Grid(grid.crs, grid.transform @ Affine.scale(f), math.ceil(grid.width / f), math.ceil(grid.height / f))
+
+
+def valid_fractions(groups: list[Group], band: str, grid: Grid, aoi_geom: Any) -> list[float]:
+    """Share of the AOI with a valid ``band`` value per date, on a coarse copy of the grid (cheap: overviews)."""
+    cg = coarse_grid(grid)
+    inside = geometry_mask([aoi_geom], out_shape=(cg.height, cg.width), transform=cg.transform, invert=True)
+    n = max(1, int(inside.sum()))
+    win = Window(0, 0, cg.width, cg.height)
+    out = []
+    with GridReader(cg, resampling=Resampling.nearest) as reader:
+        for _, scenes in groups:
+            ok = np.zeros((cg.height, cg.width), bool)
+            for scene in scenes:
+                _, v = reader.read(scene.band(band), win)
+                ok |= v
+            out.append(float((ok & inside).sum()) / n)
+    return out
+
+
+def choose_groups(inputs: Inputs, spec: InputSpec, date: str | None, events: Events) -> dict[str, Group]:
+    """The acquisition (scenes of one day) each sensor the model reads is taken from."""
+    chosen: dict[str, Group] = {}
+    s2_groups = _group_by_date(inputs.s2)
+    lead_band = spec.bands("s2")[0] if spec.bands("s2") else inputs.s2_bands[0]
+    if date:
+        try:
+            wanted = dt.date.fromisoformat(date)
+        except ValueError as exc:
+            raise EoSslError("bad_date", f"--date {date!r} is not a date (YYYY-MM-DD).",
+                             "Use e.g. 2017-02-16.") from exc
+        match = [g for g in s2_groups if g[0] == wanted]
+        if not match:
+            raise EoSslError("date_not_found", f"No Sentinel-2 scene of {date} among the inputs.",
+                             "Pick one of: " + ", ".join(str(d) for d, _ in s2_groups) + ".")
+        chosen["s2"], rule = match[0], "given (--date)"
+    elif len(s2_groups) == 1:
+        chosen["s2"], rule = s2_groups[0], "only date"
+    else:
+        fractions = valid_fractions(s2_groups, lead_band, inputs.grid, inputs.aoi_geom)
+        best = int(np.argmax(fractions))
+        chosen["s2"], rule = s2_groups[best], f"most valid pixels in the AOI ({fractions[best]:.0%})"
+    if "s1" in spec.sensors:
+        s1_groups = _group_by_date(inputs.s1)
+        ref = chosen["s2"][0]
+        if ref is None or any(d is None for d, _ in s1_groups):
+            chosen["s1"] = s1_groups[0]
+        else:
+            chosen["s1"] = min(s1_groups, key=lambda g: abs((g[0] - ref).days))  # type: ignore[operator]
+    events.log("reading " + ", ".join(f"{s.upper()} {g[0] or '(undated)'} ({len(g[1])} scene(s))"
+                                      for s, g in chosen.items()) + f"; S2 date: {rule}")
+    return chosen
+
+
+# -- reading --------------------------------------------------------------------------------------------------------
+class StripReader:
+    """Full-width strips of the grid: the model's channels, normalised, and validity (inside AOI, every band valid).
+
+    Runs in the read-ahead thread; the GridReader is opened there (:meth:`context`)."""
+
+    def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]], groups: dict[str, Group],
+                 plan: TilePlan) -> None:
+        self.inputs, self.spec, self.groups, self.plan = inputs, spec, groups, plan
+        self.grid = inputs.grid
+        self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
+        self.by_sensor: dict[str, tuple[list[str], list[int]]] = {}
+        for pos, (s, i) in enumerate(picks):
+            names, out = self.by_sensor.setdefault(s, ([], []))
+            names.append(self.bands[s][i])
+            out.append(pos)
+        self.dtypes: dict[str, np.dtype] = {"s1": np.dtype(np.float32)}  # dB, as prepare stores it
+        if "s2" in groups:
+            names = self.by_sensor.get("s2", ([], []))[0]
+            self.dtypes["s2"] = np.result_type(*[b.dtype for sc in groups["s2"][1] for b in sc.bands
+                                                 if b.name in names] or [np.float32])
+        self.reader: GridReader | None = None
+
+    def context(self) -> GridReader:
+        self.reader = GridReader(self.grid)
+        return self.reader
+
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        n, wp, w = r1 - r0, self.plan.padded_width, self.grid.width
+        x = np.zeros((len(self.spec.channels), n, wp), np.float32)
+        valid = np.zeros((n, wp), bool)
+        g0, g1 = max(r0, 0), min(r1, self.grid.height)
+        if g1 <= g0:
+            return x, valid
+        win = Window(0, g0, w, g1 - g0)
+        inside = geometry_mask([self.inputs.aoi_geom], out_shape=(g1 - g0, w),
+                               transform=self.grid.window_transform(win), invert=True)
+        ok = inside.copy()
+        assert self.reader is not None
+        for s, (names, out) in self.by_sensor.items():
+            block, v = _read_stack(self.reader, [self.groups[s]], names, win, self.dtypes[s], inside,
+                                   to_db=(s == "s1"))
+            x[out, g0 - r0:g1 - r0, :w] = np.moveaxis(block[:, :, 0, :], -1, 0)
+            ok &= v[:, :, 0].astype(bool)
+        valid[g0 - r0:g1 - r0, :w] = ok
+        self.spec.normalize(x[:, g0 - r0:g1 - r0, :w], None)
+        x[:, ~valid] = 0.0
+        return x, valid
+
+
+def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
+    """Batch (B, C, t, t) numpy -> logits on ``device``: pinned memory + non_blocking copy + channels_last + AMP
+    (bf16 where supported, else fp16) on CUDA; plain float32 on the CPU."""
+    cuda = device.type == "cuda"
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
+    net = net.to(device)
+    if cuda:
+        net = net.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+
+    @torch.inference_mode()
+    def fn(batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(batch)
+        if cuda:
+            x = x.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
+            out = net(x)
+        return out.float()
+
+    return fn
+
+
+# -- command ----------------------------------------------------------------------------------------------------
+def _check_output(path: Path, what: str) -> None:
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise EoSslError("bad_output", f"{what} {path} is not a .tif path.", "Give a path ending in .tif.")
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EoSslError("output_not_writable", f"Cannot create folder {parent}: {exc.strerror}.",
+                         "Pick an output in a folder you can write to.") from exc
+    if not os.access(parent, os.W_OK) or path.is_dir():
+        raise EoSslError("output_not_writable", f"Cannot write {what} {path}.",
+                         "Pick an output in a folder you can write to.")
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    t0 = time.monotonic()
+    out = Path(args.out)
+    conf_path = Path(args.confidence) if args.confidence else None
+    _check_output(out, "--out")
+    if conf_path is not None:
+        _check_output(conf_path, "--confidence")
+        if conf_path.resolve() == out.resolve():
+            raise EoSslError("bad_output", "--confidence and --out are the same file.", "Give two paths.")
+    if not 0 <= args.overlap < 1:
+        raise EoSslError("bad_argument", f"--overlap {args.overlap} is not in [0, 1).", "Use e.g. 0.25.")
+    meta = read_meta(args.model)
+    model_res = float((meta.get("grid") or {}).get("resolution") or 10.0)
+    if args.resolution is None:
+        args.resolution = model_res
+    elif not math.isclose(args.resolution, model_res):
+        events.warning("resolution_mismatch", f"--resolution {args.resolution:g} m, but the model was trained at "
+                       f"{model_res:g} m: objects will look {model_res / args.resolution:.2g}x their trained size.")
+    spec = spec_from_meta(meta)
+    inputs = resolve_inputs(args, events)
+    available = {"s2": inputs.s2_bands, **({"s1": inputs.s1_bands} if inputs.s1 else {})}
+    picks = match_channels(spec.channels, available, "the input rasters", events.warning)  # before any pixel work
+    device, device_text = resolve_device(args.devices)
+    meta, net = load_model(args.model)
+    task = meta["task"]
+    tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
+    if task == "segmentation" and tile % 32:
+        raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of 32.", "Use e.g. --tile 256.")
+    batch_size = args.batch_size or (32 if device.type == "cuda" else 8)
+    groups = choose_groups(inputs, spec, args.date, events)
+    grid = inputs.grid
+    plan = plan_tiles(grid.height, grid.width, tile, args.overlap)
+    classes = meta["classes"]
+    area_km2 = grid.width * grid.height * grid.resolution ** 2 / 1e6
+    arch = meta["architecture"]
+    events.log(f"predicting {grid.width} x {grid.height} px ({area_km2:.1f} km²) with {arch.get('encoder')} + "
+               f"{arch.get('decoder')} ({task}, {len(classes)} classes) on {device_text}: {plan.n_tiles} tiles "
+               f"of {tile} px, overlap {args.overlap:g}, batch {batch_size}")
+    if task == "classification":
+        events.log("a patch classifier: every tile gets one class, blended between overlapping tiles")
+
+    sink_map = RasterSink(out, grid, "uint8", CLASS_NODATA)
+    sink_conf = RasterSink(conf_path, grid, "float32", CONFIDENCE_NODATA) if conf_path else None
+    counts = np.zeros(256, np.int64)
+
+    def sink(row0: int, cls: np.ndarray, conf: np.ndarray) -> None:
+        sink_map.write_rows(cls)
+        if sink_conf is not None:
+            sink_conf.write_rows(conf)
+        counts[:] += np.bincount(cls.ravel(), minlength=256)
+
+    def on_row(done: int, total: int) -> None:
+        events.check_cancel()
+        events.progress(done, total, stage="predict")
+
+    reader = StripReader(inputs, spec, picks, groups, plan)
+    ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context)
+    try:
+        stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
+                              batch_size=batch_size, device=device, sink=sink, on_row=on_row)
+        events.check_cancel()
+        provenance = {"model": str(Path(args.model).resolve()), "date": {s: str(g[0]) for s, g in groups.items()},
+                      "tile": tile, "overlap": args.overlap, "code": "eo-ssl predict"}
+        colormap, tags, description = class_metadata(classes, {"EO_SSL_PREDICT": provenance})
+        conf_tmp = None
+        if sink_conf is not None and conf_path is not None:
+            conf_tmp = sink_conf.finish(tags={"EO_SSL_PREDICT": json.dumps(provenance)},
+                                        description="confidence (highest class probability, 0..1)",
+                                        resampling="AVERAGE")
+        map_tmp = sink_map.finish(colormap=colormap, tags=tags, description=description, resampling="MODE")
+        qml = styles.paletted_qml(classes, out.with_suffix(".qml"))
+        if conf_tmp is not None and conf_path is not None:
+            styles.confidence_qml(conf_path.with_suffix(".qml"))
+            commit(conf_tmp, conf_path)
+        commit(map_tmp, out)  # last: the map's name appears only when everything is complete
+    except BaseException:
+        sink_map.abort()
+        if sink_conf is not None:
+            sink_conf.abort()
+        raise
+    finally:
+        ahead.close()
+    elapsed = time.monotonic() - t0
+    events.artifact("map", str(out), qml=str(qml))
+    if conf_path is not None:
+        events.artifact("confidence", str(conf_path))
+    pixels = {c["name"]: int(counts[int(c["id"])]) for c in classes}
+    return {"out": str(out), "confidence": str(conf_path) if conf_path else None, "qml": str(qml),
+            "grid": f"{grid.width} x {grid.height} px at {grid.resolution:g} m", "area_km2": round(area_km2, 3),
+            "class_pixels": pixels, "nodata_pixels": int(counts[CLASS_NODATA]), "tiles": stats.tiles,
+            "tiles_skipped": stats.tiles_skipped, "elapsed_s": round(elapsed, 2),
+            "km2_per_s": round(area_km2 / max(elapsed, 1e-9), 3), "device": device_text}
