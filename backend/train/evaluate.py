@@ -1,0 +1,414 @@
+"""``eo-ssl evaluate``: how good are these encoders, and how much did pre-training buy, at several label fractions.
+
+Protocols (as in the SSL papers):
+
+- ``linear``: a probe on **frozen** encoder features. Chips: pooled features, standardised, a linear head or
+  RS-BYOL's MLP head (hidden 128, BatchNorm, ReLU) trained with Adam. Cubes: a DeepLabV3 decoder over the frozen
+  encoder (the dense counterpart of a linear probe), trained like ``finetune --freeze-encoder --arch deeplabv3``.
+- ``knn``: weighted k-nearest-neighbour vote on L2-normalised frozen features (cosine similarity, weight
+  ``exp(sim / 0.07)``, k = 20 or fewer). Cubes: per-pixel features (the encoder's output-stride-8 map, sampled
+  bilinearly at labelled pixels; up to ``--max-pixels`` training and validation pixels).
+- ``finetune``: the whole network trained (``finetune``'s loop): a linear head for chips, ``--arch`` (U-Net) for
+  cubes.
+
+Every (init, fraction) is scored on the whole validation split (for cube kNN: the sampled validation pixels) with
+one confusion matrix: OA, macro F1, average accuracy, per-class IoU, mIoU. ``random`` is the same encoder at random
+initialisation, reading the same bands as the first package (normalised with the data's statistics). RS-BYOL
+single-channel packages (``channel_mode: per-band``) embed each band alone and average the features.
+
+The report folder (written under a temporary name, then moved into place): ``report.json`` (every number),
+``report.html`` (self-contained), ``label_efficiency.png``, ``confusion.png`` (largest fraction, one panel per
+init), ``tsne.png`` (t-SNE of the frozen validation embeddings coloured by class, one panel per init).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend import __version__
+from backend.data.chipstore import ChipStore, check_writable
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.models.classifier import build_head
+from backend.models.inputs import InputSpec, match_channels, spec_from_stats
+from backend.report import html as report_html
+from backend.report import plots
+from backend.report.metrics import confusion, headline, scores
+from backend.train import finetune as ft
+from backend.train import runner
+from backend.train.labelled import CubeReader, CubeWindows, draw_fraction, store_channels, store_stats, train_parcels
+
+PROTOCOLS = ("linear", "knn", "finetune")
+KNN_TEMPERATURE = 0.07
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--init", nargs="+", action="extend", required=True, metavar="MODEL_DIR|random",
+                   help="model packages to evaluate, and/or 'random' (the same encoder at random initialisation); "
+                        "repeat or list several")
+    g.add_argument("--data", required=True, metavar="DIR", help="labelled chip store (chips, or a cube with parcels)")
+    g.add_argument("--task", choices=ft.TASKS, help="default: classification for chips, segmentation for a cube")
+    g.add_argument("--protocol", choices=PROTOCOLS, default="linear")
+    g.add_argument("--label-fractions", default="1,0.5,0.1,0.01", help="comma-separated fractions of the training "
+                   "labels (by parcel or by chip, stratified, seeded, nested)")
+    g.add_argument("--probe-head", choices=["linear", "mlp"], default="linear",
+                   help="chips, linear protocol: the probe (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL)")
+    g.add_argument("--probe-epochs", type=int, default=100, help="epochs of the probe on frozen chip features")
+    g.add_argument("--k", type=int, default=20, help="neighbours of the kNN vote (fewer when there are fewer)")
+    g.add_argument("--encoder", help="encoder of 'random' when no package is given (default resnet18)")
+    g.add_argument("--arch", choices=["unet", "deeplabv3plus", "deeplabv3"], default="unet",
+                   help="cube, finetune protocol: the decoder (the linear protocol always uses DeepLabV3)")
+    g.add_argument("--date", metavar="YYYY-MM-DD", help="the Sentinel-2 date read from a multi-date cube")
+    g.add_argument("--crop", type=int, default=128, help="cube: training crop in pixels")
+    g.add_argument("--samples-per-epoch", type=int, default=512, help="cube: training crops per epoch")
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--max-pixels", type=int, default=20000, help="cube kNN / t-SNE: pixels sampled per split")
+    g.add_argument("--tsne-samples", type=int, default=1000, help="validation items in the t-SNE plot")
+    g.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder to write")
+    runner.add_trainer_arguments(p)
+
+
+def parse_fractions(text: str) -> list[float]:
+    try:
+        values = sorted({float(v) for v in str(text).split(",") if v.strip()}, reverse=True)
+    except ValueError as exc:
+        raise EoSslError("bad_argument", f"--label-fractions {text!r} is not a list of numbers.",
+                         "Use e.g. --label-fractions 1,0.5,0.1,0.01.") from exc
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise EoSslError("bad_argument", f"--label-fractions {text!r}: each fraction must be in (0, 1].",
+                         "Use e.g. --label-fractions 1,0.5,0.1,0.01.")
+    return values
+
+
+# -- features -------------------------------------------------------------------------------------------------------
+def _device(cfg: runner.TrainConfig) -> torch.device:
+    choice = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+    return torch.device("cuda") if choice.cuda else torch.device("cpu")
+
+
+@torch.no_grad()
+def chip_features(net: torch.nn.Module, dataset: Any, device: torch.device, batch_size: int = 64
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F) frozen pooled features and (N,) labels of a chip dataset."""
+    net.eval().to(device)
+    feats, labels = [], []
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        feats.append(net.features(batch["x"].to(device)).float().cpu())  # type: ignore[operator]
+        labels.append(batch["label"])
+    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+
+
+@torch.no_grad()
+def pixel_features(net: torch.nn.Module, windows: CubeWindows, device: torch.device, max_pixels: int,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pixel frozen features of up to ``max_pixels`` labelled pixels, sampled evenly over the windows:
+    ((N, F) features bilinearly sampled from the encoder's deepest map, (N,) labels, (N,) parcel indices)."""
+    net.eval().to(device)
+    rng = np.random.default_rng(seed)
+    per_window = max(1, max_pixels // max(1, len(windows)))
+    parcels_arr = windows.reader.store.array("parcels")
+    feats, labels, parcels = [], [], []
+    for i in range(len(windows)):
+        item = windows[i]
+        label = item["label"].numpy()
+        rows, cols = np.nonzero(label >= 0)
+        if rows.size == 0:
+            continue
+        pick = rng.choice(rows.size, size=min(per_window, rows.size), replace=False)
+        rows, cols = rows[pick], cols[pick]
+        fmap = net.features(item["x"][None].to(device)).float()  # type: ignore[operator]
+        size = label.shape[0]
+        grid = torch.from_numpy(np.stack([(cols + 0.5) / size * 2 - 1, (rows + 0.5) / size * 2 - 1], -1))
+        grid = grid.float().to(device)[None, None]  # (1, 1, N, 2) in [-1, 1], x first
+        sampled = F.grid_sample(fmap, grid, mode="bilinear", align_corners=False)[0, :, 0].T  # (N, F)
+        feats.append(sampled.cpu().numpy())
+        labels.append(label[rows, cols])
+        r0, c0 = (int(v) for v in item["pos"])
+        parcels.append(np.asarray(parcels_arr[r0:r0 + size, c0:c0 + size])[rows, cols])
+    if not feats:
+        raise EoSslError("no_samples", f"No labelled {windows.reader.split} pixel with valid imagery.",
+                         "Check the parcels and the split of the store.")
+    return np.concatenate(feats), np.concatenate(labels).astype(np.int64), np.concatenate(parcels)
+
+
+def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int, k: int = 20,
+                temperature: float = KNN_TEMPERATURE) -> np.ndarray:
+    """Weighted kNN vote on cosine similarity (weights exp(sim / T)), in chunks."""
+    tr = F.normalize(torch.from_numpy(train_x).float(), dim=1)
+    te = F.normalize(torch.from_numpy(test_x).float(), dim=1)
+    ty = torch.from_numpy(train_y).long()
+    k = max(1, min(k, len(tr)))
+    out = []
+    for i in range(0, len(te), 1024):
+        sim = te[i:i + 1024] @ tr.T
+        top, idx = sim.topk(k, dim=1)
+        votes = torch.zeros(len(top), num_classes).scatter_add_(1, ty[idx], (top / temperature).exp())
+        out.append(votes.argmax(1))
+    return torch.cat(out).numpy()
+
+
+def train_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int, head: str,
+                epochs: int = 100, lr: float = 1e-3, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    """A head trained on frozen, standardised features; returns the predicted classes of ``test_x``."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    mean, std = train_x.mean(0, keepdims=True), train_x.std(0, keepdims=True) + 1e-6
+    x = torch.from_numpy((train_x - mean) / std).float()
+    y = torch.from_numpy(train_y).long()
+    model = build_head(head, x.shape[1], num_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    bs = min(batch_size, len(x))
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), bs):
+            sel = order[i:i + bs]
+            if len(sel) < 2 and head == "mlp":  # BatchNorm needs two samples
+                continue
+            loss = F.cross_entropy(model(x[sel]), y[sel])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy((test_x - mean) / std).float()).argmax(1).numpy()
+
+
+def tsne(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    n = len(features)
+    perplexity = float(max(2.0, min(30.0, (n - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+        features.astype(np.float32))
+
+
+# -- command --------------------------------------------------------------------------------------------------------
+PROTOCOL_TEXT = {
+    ("linear", "classification"): "a {head} probe on frozen, standardised pooled encoder features",
+    ("linear", "segmentation"): "a DeepLabV3 decoder trained over the frozen encoder (weights and BatchNorm fixed)",
+    ("knn", "classification"): "weighted kNN vote (k={k}, cosine similarity, weights exp(sim/0.07)) on frozen "
+                               "pooled features",
+    ("knn", "segmentation"): "weighted kNN vote (k={k}, cosine, exp(sim/0.07)) on frozen per-pixel features "
+                             "(output stride 8, bilinear), sampled pixels",
+    ("finetune", "classification"): "the whole network (encoder + linear head) fine-tuned",
+    ("finetune", "segmentation"): "the whole network (encoder + {arch}) fine-tuned",
+}
+
+
+def _specs(store: ChipStore, inits: list[ft.InitSource], warn: Any) -> list[tuple[InputSpec, list[tuple[str, int]]]]:
+    """Each init's input; ``random`` reads the first package's bands (store statistics), else all the store's."""
+    first_pkg = next((i for i in inits if i.meta is not None), None)
+    out = []
+    for init in inits:
+        if init.meta is None and first_pkg is not None:
+            ref_spec, _ = ft.input_spec(store, first_pkg, lambda *a: None)
+            spec = spec_from_stats(ref_spec.channels, store_stats(store))
+            available, _ = store_channels(store)
+            out.append((spec, match_channels(spec.channels, available, f"the data in {store.path}")))
+        else:
+            out.append(ft.input_spec(store, init, warn))
+    return out
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    t0 = time.monotonic()
+    out = Path(args.out)
+    check_writable(out, overwrite=True)
+    fractions = parse_fractions(args.label_fractions)
+    cfg = runner.TrainConfig.from_args(args, epochs=20 if args.protocol == "finetune" else 10, batch_size=16)
+    store = ChipStore(args.data)
+    task = args.task or ft.default_task(store)
+    names = list(dict.fromkeys(str(i) for i in args.init))
+    packages = [ft.load_init(i, args.encoder, events.warning) for i in names if i != "random"]
+    default_encoder = args.encoder or (packages[0].encoder if packages else ft.DEFAULT_ENCODER)
+    inits = [ft.load_init(i, default_encoder, events.warning) if i == "random" else packages.pop(0) for i in names]
+    labels = _unique_labels(inits)
+    specs = _specs(store, inits, events.warning)
+    device = _device(cfg)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        results, tsne_items, confusions, classes, notes = [], [], [], None, {}
+        for init, label, (spec, picks) in zip(inits, labels, specs):
+            events.log(f"evaluating {label}: {args.protocol} protocol on {task}, fractions "
+                       f"{', '.join(f'{f:g}' for f in fractions)}")
+            base = ft.build_task_data(store, task, spec, picks, seed=cfg.seed, crop=args.crop,
+                                      samples_per_epoch=args.samples_per_epoch, date=args.date, warn=events.warning)
+            if base.val is None:
+                raise EoSslError("no_validation", f"{store.path} has no validation split to score on.",
+                                 "Prepare the store with a --val-fraction above 0.")
+            classes = base.classes
+            k = len(classes)
+            frozen = ft.build_net(task, init, spec, k, arch="deeplabv3", head="linear")
+            if task == "classification":
+                train_ds = _all_train_chips(base)
+                tr_x, tr_y = chip_features(frozen, train_ds, device)
+                va_x, va_y = chip_features(frozen, base.val, device)
+                tr_group = np.arange(len(tr_y))  # fractions are drawn by chip
+            else:
+                val_windows: CubeWindows = base.val  # type: ignore[assignment]
+                va_x, va_y, _ = pixel_features(frozen, val_windows, device, args.max_pixels, cfg.seed)
+                tr_x = tr_y = tr_group = None
+                if args.protocol == "knn":
+                    train_windows = CubeWindows(CubeReader(store, spec, picks, base.date, "train"),  # type: ignore[arg-type]
+                                                val_windows.size)
+                    tr_x, tr_y, tr_group = pixel_features(frozen, train_windows, device, args.max_pixels, cfg.seed)
+            sel = np.random.default_rng(cfg.seed).permutation(len(va_y))[:args.tsne_samples]
+            tsne_items.append((label, tsne(va_x[sel], cfg.seed), va_y[sel]))
+            for fraction in fractions:
+                events.check_cancel()
+                cm, n_train = _one(args, task, init, spec, picks, store, base, fraction, cfg, device, tmp, events,
+                                   tr_x, tr_y, tr_group, va_x, va_y)
+                s = scores(cm, base.class_names)
+                results.append({"init": label, "fraction": fraction, "n_train": n_train, "metrics": s,
+                                "confusion": cm.tolist()})
+                events.log(f"{label} @ {fraction:g}: " + ", ".join(
+                    f"{m} {v:.3f}" for m, v in headline(s).items() if v is not None))
+            top = [r for r in results if r["init"] == label and r["fraction"] == fractions[0]][0]
+            confusions.append((f"{label} (fraction {fractions[0]:g})", np.array(top["confusion"])))
+            if task == "segmentation":
+                notes[label] = {"val_pixels": int(len(va_y)) if args.protocol == "knn" else None}
+        assert classes is not None
+        class_names = [c["name"] for c in classes]
+        images = {
+            "Label efficiency": plots.label_efficiency(results, tmp / "label_efficiency.png",
+                                                       title=f"{args.protocol} protocol"),
+            "Confusion matrices": plots.confusion_matrices(confusions, class_names, tmp / "confusion.png"),
+            "t-SNE of the validation embeddings (frozen encoder)": plots.tsne_panels(tsne_items, classes,
+                                                                                    tmp / "tsne.png"),
+        }
+        report = {
+            "format": "eo-ssl-report", "version": 1, "code_version": __version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "data": str(Path(args.data).resolve()), "task": task, "protocol": args.protocol,
+            "protocol_description": PROTOCOL_TEXT[(args.protocol, task)].format(
+                head=args.probe_head, k=args.k, arch=args.arch),
+            "probe_head": args.probe_head if args.protocol == "linear" and task == "classification" else None,
+            "k": args.k if args.protocol == "knn" else None,
+            "label_fractions": fractions, "seed": cfg.seed,
+            "fraction_unit": "by chip" if task == "classification" else "by parcel",
+            "validation": ("validation chips" if task == "classification" else
+                           "sampled validation pixels" if args.protocol == "knn" else "all validation pixels"),
+            "training": {"epochs": cfg.epochs, "max_steps": cfg.max_steps, "batch_size": cfg.batch_size,
+                         "probe_epochs": args.probe_epochs, "lr": args.lr},
+            "classes": classes,
+            "inits": [{"label": lb, **i.provenance(), "method": (i.meta or {}).get("method")}
+                      for lb, i in zip(labels, inits)],
+            "results": results, "notes": notes,
+            "plots": {"label_efficiency": "label_efficiency.png", "confusion": "confusion.png", "tsne": "tsne.png"},
+            "elapsed_s": round(time.monotonic() - t0, 1),
+        }
+        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+        (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot"),
+                       ("confusion.png", "plot"), ("tsne.png", "plot")):
+        events.artifact(kind, str(out / name))
+    best = {lb: headline(r["metrics"]) for r in results for lb in [r["init"]] if r["fraction"] == fractions[0]}
+    return {"out": str(out), "report": str(out / "report.html"), "protocol": args.protocol, "task": task,
+            **{f"{lb} @ {fractions[0]:g}": ", ".join(f"{m} {v:.3f}" for m, v in h.items() if v is not None)
+               for lb, h in best.items()}}
+
+
+def _one(args: argparse.Namespace, task: str, init: ft.InitSource, spec: InputSpec, picks: list[tuple[str, int]],
+         store: ChipStore, base: ft.TaskData, fraction: float, cfg: runner.TrainConfig, device: torch.device,
+         tmp: Path, events: Events, tr_x: np.ndarray | None, tr_y: np.ndarray | None, tr_group: np.ndarray | None,
+         va_x: np.ndarray, va_y: np.ndarray) -> tuple[np.ndarray, int]:
+    """The confusion matrix of one (init, fraction) and the number of training items it used."""
+    k = len(base.classes)
+    if args.protocol == "knn" or (args.protocol == "linear" and task == "classification"):
+        assert tr_x is not None and tr_y is not None and tr_group is not None
+        keep = _fraction_mask(store, task, tr_y, tr_group, fraction, cfg.seed)
+        if args.protocol == "knn":
+            pred = knn_predict(tr_x[keep], tr_y[keep], va_x, k, args.k)
+        else:
+            pred = train_probe(tr_x[keep], tr_y[keep], va_x, k, args.probe_head, args.probe_epochs, args.lr,
+                               cfg.seed)
+        cm = confusion(torch.from_numpy(va_y), torch.from_numpy(pred), k).numpy()
+        n_train = int(keep.sum()) if task == "classification" else int(len(np.unique(tr_group[keep])))
+        return cm, n_train
+    data = ft.build_task_data(store, task, spec, picks, label_fraction=fraction, seed=cfg.seed, crop=args.crop,
+                              samples_per_epoch=args.samples_per_epoch, date=args.date)
+    linear = args.protocol == "linear"
+    net = ft.build_net(task, init, spec, k, arch="deeplabv3" if linear else args.arch, head="linear")
+    (tmp / ".runs").mkdir(exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(dir=tmp / ".runs"))
+    outcome = ft.train(data, net, cfg, run_dir, events, lr=args.lr, freeze_encoder=linear,
+                       stage=f"{args.protocol} {fraction:g}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    assert outcome.confusion is not None
+    unit = data.info["unit"]
+    return outcome.confusion, int(data.info[f"train_{unit}s_used"])
+
+
+def _fraction_mask(store: ChipStore, task: str, y: np.ndarray, group: np.ndarray, fraction: float,
+                   seed: int) -> np.ndarray:
+    """Training items kept at ``fraction``: chips drawn by chip; pixels drawn by parcel (the finetune draw)."""
+    if fraction >= 1:
+        return np.ones(len(y), bool)
+    if task == "classification":
+        return draw_fraction(y, fraction, seed)
+    ids, cls, n_total = train_parcels(store)
+    keep_parcel = np.zeros(n_total, bool)
+    keep_parcel[ids[draw_fraction(cls, fraction, seed)]] = True
+    return keep_parcel[np.clip(group, 0, n_total - 1)] & (group >= 0)
+
+
+def _all_train_chips(base: ft.TaskData) -> Any:
+    from backend.train.labelled import Chips
+
+    train: Chips = base.train  # type: ignore[assignment]
+    return Chips(train.store, train.spec, train.channel_index, train.indices, train=False)
+
+
+def _unique_labels(inits: list[ft.InitSource]) -> list[str]:
+    labels: list[str] = []
+    for init in inits:
+        label = "random" if init.kind == "random" else (
+            f"{(init.meta or {}).get('method') or 'weights'}: {init.path.name if init.path else ''}")
+        while label in labels:
+            label += "'"
+        labels.append(label)
+    return labels
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder to ``out``; if ``out`` exists, move the report's files into it (others stay)."""
+    shutil.rmtree(tmp / ".runs", ignore_errors=True)
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    for f in tmp.iterdir():
+        target = out / f.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(f, target)
+    tmp.rmdir()
