@@ -518,6 +518,8 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
         events.log(f"resuming from {ckpt_path} at step {resumed_from}")
     elif (ckpt_dir / LAST).exists():
         events.log(f"starting afresh: the checkpoint in {ckpt_dir} will be replaced (use --resume to continue it)")
+    for stale in ckpt_dir.glob(f"{LAST}.tmp-*"):  # left by a run killed while it wrote a checkpoint
+        stale.unlink(missing_ok=True)
     events.check_cancel()
     if device.cuda:
         module = module.to(memory_format=torch.channels_last)
