@@ -53,12 +53,15 @@ class PredictAlgorithm(BackendAlgorithm):
             "MODEL", "Model package (from Fine-tune)", behavior=QgsProcessingParameterFile.Folder),
             "A folder holding weights.safetensors and model.json."))
         inputs.raster_input_parameters(self, s2_optional=False, with_grid=False)
-        self.addParameter(QgsProcessingParameterNumber("TILE", "Tile size (pixels)",
-                                                       QgsProcessingParameterNumber.Integer, 256, minValue=32,
-                                                       maxValue=4096))
+        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
+            "TILE", "Tile size (pixels, a multiple of 32; 0: the backend's default)",
+            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=4096),
+            "Default 256 for a segmentation model; a classification model uses its chip size."))
         self.addParameter(QgsProcessingParameterNumber("OVERLAP", "Tile overlap (fraction)",
                                                        QgsProcessingParameterNumber.Double, 0.25, minValue=0.0,
                                                        maxValue=0.75))
+        self.addParameter(inputs.advanced(QgsProcessingParameterString(
+            "DATE", "Sentinel-2 date to read (YYYY-MM-DD; empty: the clearest in the AOI)", optional=True)))
         self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", "Batch size (0: the backend's default)", QgsProcessingParameterNumber.Integer, 0,
             minValue=0, maxValue=4096)))
@@ -75,7 +78,14 @@ class PredictAlgorithm(BackendAlgorithm):
             raise QgsProcessingException(f"{model!r} is not an eo-ssl model package (no model.json in it).")
         options: dict[str, Any] = {"model": model}
         options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
-        options["tile"] = self.parameterAsInt(parameters, "TILE", context)
+        tile = self.parameterAsInt(parameters, "TILE", context)
+        if tile > 0:
+            if tile % 32:
+                raise QgsProcessingException(f"The tile size must be a multiple of 32 (got {tile}).")
+            options["tile"] = tile
+        date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
+        if date:
+            options["date"] = date
         options["overlap"] = self.parameterAsDouble(parameters, "OVERLAP", context)
         batch = self.parameterAsInt(parameters, "BATCH_SIZE", context)
         if batch > 0:

@@ -58,9 +58,17 @@ def style_prediction(layer, qml: Path | None = None) -> bool:
 
 
 def style_confidence(layer) -> bool:
-    """Confidence (max softmax, 0..1) as a Viridis ramp, dark = unsure."""
+    """Confidence (max softmax, 0..1): the backend's ``.qml`` sidecar when there is one, else a Viridis ramp
+    (dark = unsure)."""
     if layer is None or layer.type() != QgsMapLayerType.RasterLayer:
         return False
+    sidecar = Path(layer.source()).with_suffix(".qml")
+    if sidecar.is_file():
+        _msg, ok = layer.loadNamedStyle(str(sidecar))
+        if ok:
+            layer.triggerRepaint()
+            layer.emitStyleChanged()
+            return True
     ramp = QgsStyle.defaultStyle().colorRamp("Viridis")
     shader_fn = QgsColorRampShader(0.0, 1.0)
     shader_fn.setColorRampType(QgsColorRampShader.Interpolated)

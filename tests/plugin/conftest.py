@@ -236,8 +236,10 @@ def finetuned(request, prepared, awkward_dir: Path) -> dict:
         init = ""
     out = awkward_dir / "finetuned ü"
     feedback = Recorder()
-    params = {"DATA": str(prepared["out"]), "TASK": "segmentation", "EPOCHS": 1, "MAX_STEPS": 3, "BATCH_SIZE": 4,
-              "DEVICES": "cpu", "OUTPUT": str(out)}
+    # a few steps normally; more when the screenshots are refreshed, so that the pictured map means something
+    steps = 150 if os.environ.get("EO_SSL_UPDATE_SCREENSHOTS") == "1" else 3
+    params = {"DATA": str(prepared["out"]), "TASK": "segmentation", "EPOCHS": 50, "MAX_STEPS": steps,
+              "BATCH_SIZE": 4, "CROP": 64, "DEVICES": "cpu", "OUTPUT": str(out)}
     if init:
         params["INIT"] = init
     results = run_alg("eo_ssl:finetune", params, feedback)

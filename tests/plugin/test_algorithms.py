@@ -304,6 +304,12 @@ def test_predict_loads_a_styled_map_and_a_confidence_layer(finetuned, flanders, 
         assert {c["name"] for c in meta["classes"]} <= labels
         assert isinstance(layers["confidence.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
         assert layers["map.tif"].name().startswith("Land cover") and layers["confidence.tif"].name() == "Confidence"
-        render_map_with_legend([layers["map.tif"]], layers["map.tif"], docs_img / "prediction.png")
+        from qgis.core import QgsFillSymbol, QgsSingleSymbolRenderer, QgsVectorLayer
+
+        outlines = QgsVectorLayer(str(flanders["parcels"]), "parcels", "ogr")
+        outlines.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
+            {"color": "0,0,0,0", "outline_color": "30,30,30,255", "outline_width": "0.3"})))
+        render_map_with_legend([outlines, layers["map.tif"]], layers["map.tif"], docs_img / "prediction.png")
+        del outlines
     finally:
         project.removeAllMapLayers()
