@@ -276,14 +276,23 @@ class EvaluateAlgorithm(BackendAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean("WITH_RANDOM", "Compare with a random initialisation",
                                                         defaultValue=True))
         _data_parameter(self)
+        self.addParameter(QgsProcessingParameterEnum("TASK", "Task", TASKS, defaultValue="auto",
+                                                     usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterEnum("PROTOCOL", "Protocol", PROTOCOLS, defaultValue="linear",
                                                      usesStaticStrings=True))
+        self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
+            "PROBE_HEAD", "Probe head (linear probe)", HEADS, defaultValue="linear", usesStaticStrings=True)))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "K", "Neighbours of the kNN vote", QgsProcessingParameterNumber.Integer, 20, minValue=1)))
         self.addParameter(inputs.with_help(QgsProcessingParameterString(
             "LABEL_FRACTIONS", "Label fractions (comma-separated)", defaultValue="1,0.5,0.1"),
             "Each protocol runs once per fraction of the training labels."))
         self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "EPOCHS", "Epochs of the probe / fine-tune (0: the backend's default)",
+            "EPOCHS", "Epochs of the fine-tune protocol (0: the backend's default)",
             QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
+            "MAX_STEPS", "Maximum steps of each training (0: no limit)", QgsProcessingParameterNumber.Integer, 0,
+            minValue=0)))
         _device_parameters(self)
         self.add_extra_args_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Report folder"))
@@ -299,9 +308,19 @@ class EvaluateAlgorithm(BackendAlgorithm):
                                    "protocol": self.parameterAsEnumString(parameters, "PROTOCOL", context) or "linear"}
         if fractions:
             options["label_fractions"] = fractions
-        epochs = self.parameterAsInt(parameters, "EPOCHS", context)
-        if epochs > 0:
-            options["epochs"] = epochs
+        task = self.parameterAsEnumString(parameters, "TASK", context) or "auto"
+        if task != "auto":
+            options["task"] = task
+        head = self.parameterAsEnumString(parameters, "PROBE_HEAD", context)
+        if head and head != "linear":
+            options["probe_head"] = head
+        k = self.parameterAsInt(parameters, "K", context)
+        if k and k != 20:
+            options["k"] = k
+        for name in ("EPOCHS", "MAX_STEPS"):
+            value = self.parameterAsInt(parameters, name, context)
+            if value > 0:
+                options[name.lower()] = value
         options["devices"] = _devices(self, parameters, context)
         options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
         return options
