@@ -66,8 +66,10 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise EoSslError("input_not_found", f"Weights file {path} does not exist.", "Check the path.")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header ('{'); the length's first byte can
+    # be 0x80 like a pickle's protocol marker, so only a file without that JSON start is taken for a pickle
+    if head[8:9] != b"{" and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise EoSslError("unsafe_weights", f"{path} is a pickle (torch.save / Lightning checkpoint), not safetensors.",
                          "eo-ssl never unpickles weights (a pickle can run code). Convert it with "
                          "safetensors.torch.save_file(state_dict, 'weights.safetensors') where you trust it.")
