@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.models.unet3d import BACKBONES
+from backend.ssl.collapse import CollapseMonitor
 from backend.ssl.correspondence import apply_view, gather_pixels, sample_correspondences, sample_view_pair
 from backend.ssl.dense_loss import DenseInfoNCELoss
 
@@ -84,6 +85,7 @@ class DenseMoCo(pl.LightningModule):
             p.requires_grad_(False)
         self.criterion = DenseInfoNCELoss(config.proj_dim, config.queue_size, config.temperature)
         self._pending_keys: torch.Tensor | None = None
+        self.collapse = CollapseMonitor()
         self.timing = {"views_s": 0.0, "queue_s": 0.0, "step_s": 0.0, "steps": 0}
 
     def n_dates(self, t: int) -> int:
@@ -138,7 +140,8 @@ class DenseMoCo(pl.LightningModule):
         t0 = time.perf_counter()
         views = self.make_views(batch)
         t1 = time.perf_counter()
-        q_map = F.normalize(self.head(self.backbone(views["xa"], views["doy_a"])), dim=1)
+        features = self.backbone(views["xa"], views["doy_a"])
+        q_map = F.normalize(self.head(features), dim=1)
         with torch.no_grad():
             self._momentum_update()
             k_map = F.normalize(self.head_k(self.backbone_k(views["xb"], views["doy_b"])), dim=1)
@@ -151,8 +154,8 @@ class DenseMoCo(pl.LightningModule):
         self.timing["views_s"] += t1 - t0
         self.timing["step_s"] += t2 - t0
         self.timing["steps"] += 1
-        self.log("loss", loss, prog_bar=True)
-        self.log("embedding_std", q.flatten(0, 1).std(dim=0).mean().detach())
+        pixel_features = gather_pixels(features.detach(), views["ia"], views["ja"]).flatten(0, 1)
+        self.collapse.update(q.detach().flatten(0, 1), pixel_features)
         return loss
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
@@ -162,6 +165,10 @@ class DenseMoCo(pl.LightningModule):
             self.criterion.enqueue(self._pending_keys)
             self._pending_keys = None
             self.timing["queue_s"] += time.perf_counter() - t0
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """``collapse/*`` numbers of the epoch's last sampled pixels (merged into the runner's history)."""
+        return self.collapse.compute() or {}
 
     def configure_optimizers(self):  # noqa: ANN201
         c = self.config

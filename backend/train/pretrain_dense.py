@@ -1,0 +1,165 @@
+"""``eo-ssl pretrain --method dense-moco``: dense pixel-level MoCo on a Sentinel-2 time-series chip store.
+
+Called by :mod:`backend.train.pretrain` for ``--method dense-moco``; shares its options, the training loop
+(:mod:`backend.train.runner`: events, checkpoints, ``--resume``, devices, DDP) and the package format. The
+package holds the per-pixel backbone (prefix ``temporal.``; the projection head is dropped), which
+``eo-ssl finetune`` turns into a segmentation model with a 1x1 head (:class:`backend.models.unet3d.TemporalSegmenter`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import ConcatDataset
+
+from backend.data.chipstore import ChipStore
+from backend.data.datasets import RandomCropDataset
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.train import runner
+
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH = 8
+RESUME_KEYS = ("method", "bands", "crop", "region", "batch_size", "data", "config")
+
+
+def _config(args: argparse.Namespace, in_channels: int, n_dates: int) -> Any:
+    from backend.ssl.dense_moco import DenseMoCoConfig
+
+    known = {f.name for f in fields(DenseMoCoConfig)}
+    cfg: dict[str, Any] = {"in_channels": in_channels, "crop": int(args.crop)}
+    for item in args.set:
+        if "=" not in item:
+            raise EoSslError("bad_argument", f"--set {item!r} is not KEY=VALUE.", "Write e.g. --set queue_size=4096.")
+        key, value = (t.strip() for t in item.split("=", 1))
+        if key not in known:
+            raise EoSslError("bad_argument", f"--set {key}: dense-moco has no option {key!r}.",
+                             f"Options: {', '.join(sorted(known - {'in_channels'}))}.")
+        try:
+            cfg[key] = json.loads(value)
+        except json.JSONDecodeError:
+            cfg[key] = value
+    if args.lr is not None:
+        cfg["lr"] = args.lr
+    if args.weight_decay is not None:
+        cfg["weight_decay"] = args.weight_decay
+    if args.ema is not None:
+        cfg["momentum"] = args.ema
+    config = DenseMoCoConfig(**cfg)
+    if config.backbone == "temporal-stack-unet" and not config.time_steps:
+        config.time_steps = max(1, round(n_dates * config.time_subset))
+    if config.crop % (2**config.depth):
+        raise EoSslError("bad_argument", f"--crop {config.crop} is not a multiple of {2**config.depth} "
+                         f"(the U-Net depth {config.depth}).", f"Use e.g. --crop {2**config.depth * 4}.")
+    return config
+
+
+def _data(args: argparse.Namespace, region: int) -> tuple[Any, list[ChipStore], list[str], int]:
+    stores = [ChipStore(p) for p in args.data]
+    for st in stores:
+        if st.kind != "cube":
+            raise EoSslError("wrong_store_kind", f"dense-moco needs a prepared cube (image grid); {st.path} holds "
+                             "chips.", "Prepare the scene(s) with eo-ssl prepare --s2 ... (several dates: --poi).")
+    bands = stores[0].bands("s2")
+    n_dates = {len(st.dates("s2")) for st in stores}
+    if any(st.bands("s2") != bands for st in stores) or len(n_dates) > 1:
+        raise EoSslError("stores_differ", "The stores have different bands or numbers of dates.",
+                         "Pre-train dense-moco on stores prepared with the same bands and dates.")
+    small = min(min(st.shape) for st in stores)
+    if region > small:
+        raise EoSslError("crop_too_large", f"Views of {args.crop} px need reads of {region} px; the grid is only "
+                         f"{small} px.", f"Use a smaller --crop (at most {small * 2 // 3}).")
+    length = args.epoch_length or 256
+    datasets = [RandomCropDataset(st, size=region, length=length, sensors=["s2"], dates="all", seed=None)
+                for st in stores]
+    return (datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)), stores, bands, n_dates.pop()
+
+
+def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[str, Any]:
+    import lightning.pytorch as pl
+
+    from backend.models.package import save_package
+    from backend.ssl.dense_moco import DenseMoCo
+
+    main = runner.is_main_process()
+    out = Path(args.out)
+    if args.variant:
+        raise EoSslError("bad_argument", "--variant is for rs-byol.", "Leave --variant out.")
+    if main:
+        check_out(out, args.resume, args.overwrite)
+    region = int(round(args.crop * 1.5 / 8)) * 8  # views are two crops of one read with >= 30 % overlap
+    dataset, stores, bands, n_dates = _data(args, region)
+    config = _config(args, len(bands), n_dates)
+    cfg = runner.TrainConfig.from_args(args, epochs=None if args.max_steps else DEFAULT_EPOCHS,
+                                       batch_size=DEFAULT_BATCH)
+    device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+    run_config = {"method": "dense-moco", "bands": {"s2": bands}, "crop": args.crop, "region": region,
+                  "batch_size": cfg.batch_size, "data": [str(Path(p).resolve()) for p in args.data],
+                  "config": asdict(config), "train": cfg.to_dict()}
+    if main and args.resume:
+        runner.check_resume_matches(out, run_config, RESUME_KEYS)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = DenseMoCo(config)
+    n_view = module.n_dates(n_dates)
+    if main:
+        events.log(f"dense-moco: {config.backbone} backbone ({config.feature_dim} features per pixel), "
+                   f"{n_dates} date(s) x {len(bands)} bands, views of {n_view} date(s) and {args.crop} px from "
+                   f"{region} px reads, {config.positives} positives per sample, queue {config.queue_size}")
+    loader = runner.make_loader(dataset, cfg, device)
+    if len(loader) == 0:
+        raise EoSslError("no_samples", f"{len(dataset)} samples make no full batch of {cfg.batch_size}.",
+                         "Use a smaller --batch-size or a larger --epoch-length.")
+    if main:
+        runner.save_run_config(out, run_config)
+    result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
+    if not result.is_global_zero:
+        return {}
+    last = next((h for h in reversed(result.history) if h.get("collapse/std") is not None), {})
+    collapse = {"embedding_std": last.get("collapse/std"), "std_ratio": last.get("collapse/std_ratio"),
+                "effective_rank": last.get("collapse/effective_rank"),
+                "collapsed": bool(last.get("collapse/collapsed")) if last else None,
+                "measured_on": "L2-normalised projections of sampled pixels"}
+    timing = module.timing
+    steps = max(1, timing["steps"])
+    normalization = {"s2": {b: stores[0].stats("s2")[b] for b in bands}}
+    meta = {
+        "task": "pretrain", "method": "dense-moco", "variant": None,
+        "architecture": {"family": "unet3d", "backbone": config.backbone, "in_chans": len(bands),
+                         "out_channels": config.feature_dim, "base": config.base_width, "depth": config.depth,
+                         "use_doy": True, "time_steps": config.time_steps or None, "decoder": None,
+                         "num_classes": None},
+        "input": {"channels": [["s2", b] for b in bands], "channel_mode": "stack", "crop": args.crop,
+                  "dates": "all", "time_steps": n_view},
+        "grid": {"resolution": float(stores[0].manifest["grid"]["resolution"])},
+        "normalization": normalization, "classes": [],
+        "training": {"steps": result.global_step, "epochs": len(result.history), "batch_size": cfg.batch_size,
+                     "optimizer": "SGD", "method_config": asdict(config), "region": region,
+                     "precision": device.precision, "world_size": device.world_size,
+                     "elapsed_s": round(result.elapsed_s, 1), "pixels_per_s": None if not result.imgs_per_s else
+                     round(result.imgs_per_s * args.crop**2, 1),
+                     "share_of_step": {"views_and_correspondence": round(timing["views_s"] / max(timing["step_s"],
+                                       1e-9), 4), "queue": round(timing["queue_s"] / max(timing["step_s"], 1e-9), 4)},
+                     "mean_step_s": round(timing["step_s"] / steps, 4)},
+        "metrics": {"final_loss": result.final_loss, "history": result.history},
+        "collapse": collapse,
+        "provenance": {"data": [str(Path(p).resolve()) for p in args.data], "init": "random",
+                       "dates": stores[0].dates("s2")},
+    }
+    state = {f"temporal.{k}": v for k, v in module.backbone.state_dict().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = runner.plot_curves(result.history, Path(tmp) / "training_curves.png",
+                                    [("loss", "loss"), ("lr", "learning rate"),
+                                     ("collapse/std", "embedding std (normalised)")], title="dense-moco")
+        save_package(out, state, meta, extra_files={"training_curves.png": curves} if curves else None)
+    events.artifact("model", str(out))
+    return {"model": str(out), "method": "dense-moco", "steps": result.global_step,
+            "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
+            "device": device.description,
+            "pixels_per_s": meta["training"]["pixels_per_s"],
+            "views+correspondence share": meta["training"]["share_of_step"]["views_and_correspondence"],
+            "queue share": meta["training"]["share_of_step"]["queue"]}
