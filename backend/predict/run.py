@@ -313,14 +313,16 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if task == "classification":
         events.log("a patch classifier: every tile gets one class, blended between overlapping tiles")
 
-    sink_map = RasterSink(out, grid, "uint8", CLASS_NODATA)
-    sink_conf = RasterSink(conf_path, grid, "float32", CONFIDENCE_NODATA) if conf_path else None
+    provenance = {"model": str(Path(args.model).resolve()), "date": {s: str(g[0]) for s, g in groups.items()},
+                  "tile": tile, "overlap": args.overlap, "code": "eo-ssl predict"}
+    colormap, tags, description = class_metadata(classes, {"EO_SSL_PREDICT": provenance})
     counts = np.zeros(256, np.int64)
+    sinks: list[RasterSink] = []
 
     def sink(row0: int, cls: np.ndarray, conf: np.ndarray) -> None:
-        sink_map.write_rows(cls)
-        if sink_conf is not None:
-            sink_conf.write_rows(conf)
+        sinks[0].write_rows(cls)
+        if len(sinks) > 1:
+            sinks[1].write_rows(conf)
         counts[:] += np.bincount(cls.ravel(), minlength=256)
 
     def on_row(done: int, total: int) -> None:
@@ -328,32 +330,32 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         events.progress(done, total, stage="predict")
 
     reader = StripReader(inputs, spec, picks, groups, plan)
-    ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context)
+    ahead: ReadAhead | None = None
     try:
+        sinks.append(RasterSink(out, grid, "uint8", CLASS_NODATA, colormap=colormap, tags=tags,
+                                description=description))
+        if conf_path is not None:
+            sinks.append(RasterSink(conf_path, grid, "float32", CONFIDENCE_NODATA,
+                                    tags={"EO_SSL_PREDICT": json.dumps(provenance)},
+                                    description="confidence (highest class probability, 0..1)"))
+        ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context)
         stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
                               batch_size=batch_size, device=device, sink=sink, on_row=on_row)
         events.check_cancel()
-        provenance = {"model": str(Path(args.model).resolve()), "date": {s: str(g[0]) for s, g in groups.items()},
-                      "tile": tile, "overlap": args.overlap, "code": "eo-ssl predict"}
-        colormap, tags, description = class_metadata(classes, {"EO_SSL_PREDICT": provenance})
-        conf_tmp = None
-        if sink_conf is not None and conf_path is not None:
-            conf_tmp = sink_conf.finish(tags={"EO_SSL_PREDICT": json.dumps(provenance)},
-                                        description="confidence (highest class probability, 0..1)",
-                                        resampling="AVERAGE")
-        map_tmp = sink_map.finish(colormap=colormap, tags=tags, description=description, resampling="MODE")
+        conf_tmp = sinks[1].finish(resampling="AVERAGE") if len(sinks) > 1 else None
+        map_tmp = sinks[0].finish(resampling="MODE")
         qml = styles.paletted_qml(classes, out.with_suffix(".qml"))
         if conf_tmp is not None and conf_path is not None:
             styles.confidence_qml(conf_path.with_suffix(".qml"))
             commit(conf_tmp, conf_path)
         commit(map_tmp, out)  # last: the map's name appears only when everything is complete
     except BaseException:
-        sink_map.abort()
-        if sink_conf is not None:
-            sink_conf.abort()
+        for snk in sinks:
+            snk.abort()
         raise
     finally:
-        ahead.close()
+        if ahead is not None:
+            ahead.close()
     elapsed = time.monotonic() - t0
     events.artifact("map", str(out), qml=str(qml))
     if conf_path is not None:

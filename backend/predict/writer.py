@@ -41,7 +41,9 @@ def temp_name(path: Path, tag: str) -> Path:
 class RasterSink:
     """One-band output on ``grid``; :meth:`write_rows` takes consecutive full-width rows from the top."""
 
-    def __init__(self, path: str | Path, grid: Grid, dtype: str, nodata: float, block: int = BLOCK) -> None:
+    def __init__(self, path: str | Path, grid: Grid, dtype: str, nodata: float, *, block: int = BLOCK,
+                 colormap: dict[int, tuple[int, int, int, int]] | None = None, tags: dict[str, str] | None = None,
+                 description: str | None = None) -> None:
         self.path = Path(path)
         self.grid, self.dtype, self.nodata, self.block = grid, np.dtype(dtype), nodata, block
         self.part = temp_name(self.path, "part")
@@ -56,6 +58,13 @@ class RasterSink:
         except rasterio.errors.RasterioIOError as exc:
             raise EoSslError("output_not_writable", f"Cannot write {self.path}: {exc}",
                              "Pick an output path in a folder you can write to.") from exc
+        # metadata before any pixel: libtiff cannot change the photometric tag (palette) once data are written
+        if colormap:
+            self.dst.write_colormap(1, colormap)
+        if tags:
+            self.dst.update_tags(**tags)
+        if description:
+            self.dst.set_band_description(1, description)
         self.buffer = np.full((min(block, grid.height), grid.width), nodata, self.dtype)
         self.buffer_row0 = 0  # grid row of buffer row 0
         self.next_row = 0
@@ -84,17 +93,11 @@ class RasterSink:
         if 0 < rows_left < self.buffer.shape[0]:
             self.buffer = self.buffer[:rows_left]
 
-    def finish(self, *, colormap: dict[int, tuple[int, int, int, int]] | None = None, tags: dict[str, str] | None
-               = None, description: str | None = None, resampling: str = "NEAREST") -> Path:
-        """Write metadata, close, and copy to a COG under a temporary name (returned); :func:`commit` renames it."""
+    def finish(self, resampling: str = "NEAREST") -> Path:
+        """Close and copy to a COG under a temporary name (returned); :func:`commit` renames it into place.
+        ``resampling``: of the overviews (MODE for classes, AVERAGE for continuous values)."""
         if self.next_row != self.grid.height:
             raise RuntimeError(f"{self.path}: {self.next_row} of {self.grid.height} rows written")
-        if colormap:
-            self.dst.write_colormap(1, colormap)
-        if tags:
-            self.dst.update_tags(**tags)
-        if description:
-            self.dst.set_band_description(1, description)
         self.dst.close()
         options: dict[str, Any] = dict(COMPRESS="DEFLATE", BLOCKSIZE=self.block, OVERVIEW_RESAMPLING=resampling,
                                        NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")

@@ -333,6 +333,9 @@ class FinetuneModule(pl.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.freeze_encoder and self.net.encoder_module.training:
+            # Lightning restores each submodule's own mode around validation, past any train() override
+            self.net.encoder_module.eval()
         logits = self.net(self._x(batch))
         y = batch["label"]
         if not bool((y >= 0).any()):

