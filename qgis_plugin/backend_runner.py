@@ -182,6 +182,10 @@ class BackendRunner:
         finally:
             self.returncode = proc.wait()
             err_thread.join(timeout=5)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
             if timer is not None:
                 timer.cancel()
             with self._lock:

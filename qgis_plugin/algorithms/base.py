@@ -237,6 +237,7 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         self._events: list[dict[str, Any]] = []
         self._extra: list[str] = []
         self._prepare_error: QgsProcessingException | None = None
+        self._to_load: list[tuple[str, QgsProcessingContext.LayerDetails]] = []
 
     # -- identity ----------------------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
@@ -277,17 +278,28 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         # A bad input found here is raised again by processAlgorithm: QGIS swallows exceptions of prepare into a
         # generic "errors executing the algorithm", while one from processAlgorithm reaches processing.run callers.
         self._prepare_error = None
+        before = set(context.layersToLoadOnCompletion())
         try:
             self._python = backend_python_or_raise()
             self._options = self.backend_options(parameters, context, feedback)
             self._extra = self.extra_args(parameters, context)
         except QgsProcessingException as exc:
             self._prepare_error = exc
+        # Outputs to load (destination parameters read above): remembered, because a run in a worker thread uses a
+        # fresh context whose list of layers to load replaces the one prepared here (QgsProcessingContext::
+        # takeResultsFrom); processAlgorithm registers them again in the context it is given.
+        self._to_load = [(path, context.layerToLoadOnCompletionDetails(path))
+                         for path in context.layersToLoadOnCompletion() if path not in before]
+        self._to_load = [(path, QgsProcessingContext.LayerDetails(d.name, d.project, d.outputName, d.layerTypeHint))
+                         for path, d in self._to_load]
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802 - QGIS API
         if self._prepare_error is not None:
             raise self._prepare_error
+        for path, details in self._to_load:
+            if not context.willLoadLayerOnCompletion(path):
+                context.addLayerToLoadOnCompletion(path, details)
         assert self._python is not None
         args = options_to_args(self._options) + self._extra
         self._final, self._events = run_backend(self.COMMAND, args, self._python, feedback)

@@ -149,7 +149,8 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
 
             names = {lyr.name(): lyr for lyr in QgsProject.instance().mapLayers().values()}
             land = [lyr for n, lyr in names.items() if n.startswith("Land cover")]
-            assert land and isinstance(land[0].renderer(), QgsPalettedRasterRenderer)
+            assert land, (sorted(names), log)
+            assert isinstance(land[0].renderer(), QgsPalettedRasterRenderer)
             assert "Confidence" in names and "Labelled parcels" in names
         dlg.tabs.setCurrentIndex(0)
         dlg.resize(1100, 720)
@@ -356,3 +357,29 @@ def test_labelled_parcels_are_loaded_with_the_class_colours(eo_provider, flander
     for cls in load_scheme(crop_scheme):
         assert colours[cls.id] == cls.colour
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_background_run_loads_and_styles_its_outputs(eo_provider, flanders, crop_scheme, tmp_path: Path,
+                                                       qgis_new_project) -> None:
+    """As the toolbox and the dialog run algorithms: a QgsProcessingAlgRunnerTask (worker thread, its own context),
+    then Processing's result handling on the main thread loads the output and runs its post-processor."""
+    require_command("label-parcels")
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingOutputLayerDefinition, QgsProject
+
+    from qgis_plugin.jobs import JobRunner, Step
+
+    project = QgsProject.instance()
+    out = tmp_path / "background.gpkg"
+    job = JobRunner([Step("eo_ssl:label_parcels", {
+        "MAP": str(flanders["labels"]), "PARCELS": str(flanders["parcels"]), "CLASSES": str(crop_scheme),
+        "OUTPUT": QgsProcessingOutputLayerDefinition(str(out), project)}, "Label parcels")], project)
+    finished: list[tuple[bool, str]] = []
+    job.finished.connect(lambda ok, msg: finished.append((ok, msg)))
+    job.start()
+    assert wait_until(lambda: bool(finished), 120)
+    assert finished[0][0], finished
+    (layer,) = project.mapLayersByName("Labelled parcels")
+    assert layer.source().startswith(str(out))
+    assert isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
+    assert job.loaded_layers == [layer.id()]
+    project.removeAllMapLayers()
