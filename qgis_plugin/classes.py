@@ -17,8 +17,10 @@ from typing import Any
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
+    QgsProperty,
     QgsRendererCategory,
     QgsSymbol,
+    QgsSymbolLayer,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QColor
@@ -102,15 +104,31 @@ def load_scheme(path: str | Path) -> list[ClassDef]:
     raise ValueError(f"cannot read a class scheme from {p}")
 
 
+def mark_uncertain(symbol, status_field: str) -> None:
+    """Outline parcels whose status is 'uncertain' in thick dashed orange (data-defined on every symbol layer)."""
+    is_uncertain = f"\"{status_field}\" = 'uncertain'"
+    for layer in symbol.symbolLayers():
+        layer.setDataDefinedProperty(QgsSymbolLayer.PropertyStrokeColor, QgsProperty.fromExpression(
+            f"CASE WHEN {is_uncertain} THEN '255,127,0,255' ELSE '60,60,60,255' END"))
+        layer.setDataDefinedProperty(QgsSymbolLayer.PropertyStrokeWidth, QgsProperty.fromExpression(
+            f"CASE WHEN {is_uncertain} THEN 0.8 ELSE 0.26 END"))
+        layer.setDataDefinedProperty(QgsSymbolLayer.PropertyStrokeStyle, QgsProperty.fromExpression(
+            f"CASE WHEN {is_uncertain} THEN 'dash' ELSE 'solid' END"))
+
+
 def categorized_renderer(field: str, scheme: list[ClassDef], geometry_type=QgsWkbTypes.PolygonGeometry,
-                         by: str = "id", opacity: float = 0.75) -> QgsCategorizedSymbolRenderer:
+                         by: str = "id", opacity: float = 0.75,
+                         status_field: str | None = None) -> QgsCategorizedSymbolRenderer:
     """One category per class (value = class id or name), the class colour as fill, plus an 'unlabelled'
-    category (no fill, grey outline) for empty values."""
+    category (no fill, grey outline) for empty values. With ``status_field`` (a label-parcels output), uncertain
+    parcels get a thick dashed orange outline."""
     categories = []
     for cls in scheme:
         symbol = QgsSymbol.defaultSymbol(geometry_type)
         symbol.setColor(cls.qcolor())
         symbol.setOpacity(opacity)
+        if status_field and geometry_type == QgsWkbTypes.PolygonGeometry:
+            mark_uncertain(symbol, status_field)
         value = cls.id if by == "id" else cls.name
         categories.append(QgsRendererCategory(value, symbol, f"{cls.id}: {cls.name}" if by == "id" else cls.name))
     if geometry_type == QgsWkbTypes.PolygonGeometry:

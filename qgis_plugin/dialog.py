@@ -56,6 +56,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
+from .algorithms.styling import OUTPUT_PROPERTY
 from .algorithms.training import ENCODERS, METHODS, VARIANTS
 from .jobs import JobRunner, Step
 from .loss_plot import LossPlot
@@ -278,6 +279,12 @@ class EoSslDialog(QDialog):
         fl.addRow("Fine-tune epochs", self.ft_epochs)
         fl.addRow("Label fraction", self.label_fraction)
         fl.addRow("Prediction tile (pixels)", self.tile)
+        self.model_package = QgsFileWidget()
+        self.model_package.setStorageMode(QgsFileWidget.GetDirectory)
+        self.model_package.setToolTip("A fine-tuned model package (a folder with model.json) to predict with when "
+                                      "'Fine-tune' is off")
+        self.model_package.fileChanged.connect(self._update_steps)
+        fl.addRow("…or predict with this model", self.model_package)
         lay.addWidget(box)
 
         box = QGroupBox("Device")
@@ -345,7 +352,7 @@ class EoSslDialog(QDialog):
         checked = {lst: self.checked_layer_ids(lst) for lst in (self.s2_list, self.s1_list)}
         first = not any(checked.values())
         rasters = [lyr for lyr in self.project.mapLayers().values() if lyr.type() == QgsMapLayerType.RasterLayer
-                   and lyr.providerType() == "gdal"]
+                   and lyr.providerType() == "gdal" and not lyr.customProperty(OUTPUT_PROPERTY)]
         rasters.sort(key=lambda lyr: lyr.name())
         for lst in (self.s2_list, self.s1_list):
             lst.clear()
@@ -417,12 +424,18 @@ class EoSslDialog(QDialog):
         self.step_evaluate.setEnabled(has_parcels and self.step_pretrain.isChecked())
         if not self.step_evaluate.isEnabled():
             self.step_evaluate.setChecked(False)
-        self.step_predict.setEnabled(has_parcels and self.step_finetune.isChecked())
+        can_predict = (has_parcels and self.step_finetune.isChecked()) or self.existing_model() is not None
+        self.step_predict.setEnabled(can_predict)
         if not self.step_predict.isEnabled():
             self.step_predict.setChecked(False)
         if not self.step_predict.isChecked():
             self.step_label.setChecked(False)
             self.step_label.setEnabled(False)
+
+    def existing_model(self) -> Path | None:
+        """The model package chosen to predict with (instead of fine-tuning in this run), if any."""
+        text = self.model_package.filePath().strip() if hasattr(self, "model_package") else ""
+        return Path(text) if text and (Path(text) / "model.json").is_file() else None
 
     def _input_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"S2": self.checked_layer_ids(self.s2_list)}
@@ -487,7 +500,10 @@ class EoSslDialog(QDialog):
             steps.append(Step("eo_ssl:evaluate", {"INIT": str(pretrained), "DATA": str(chips), "DEVICES": device,
                                                   "OUTPUT": str(out / "report")}, "Evaluate"))
         if self.step_predict.isChecked():
-            params = {"MODEL": str(finetuned), **inputs, "TILE": self.tile.value(), "DEVICES": device,
+            model = finetuned if self.step_finetune.isChecked() else self.existing_model()
+            if model is None:
+                raise ValueError("Tick 'Fine-tune' or choose a model package to predict with.")
+            params = {"MODEL": str(model), **inputs, "TILE": self.tile.value(), "DEVICES": device,
                       "OUTPUT": QgsProcessingOutputLayerDefinition(str(out / "landcover.tif"), self.project),
                       "CONFIDENCE": QgsProcessingOutputLayerDefinition(str(out / "confidence.tif"), self.project)}
             steps.append(Step("eo_ssl:predict", params, "Predict land cover"))

@@ -44,10 +44,15 @@ def attach(context, path: str, post_processor: QgsProcessingLayerPostProcessorIn
     return True
 
 
+#: Custom property marking the layers eo-ssl produced (the dialog does not offer them as Sentinel scenes).
+OUTPUT_PROPERTY = "eo_ssl/output"
+
+
 def style_prediction(layer, qml: Path | None = None) -> bool:
     """The class style and legend from the map's ``.qml`` sidecar (written by ``eo-ssl predict``)."""
     if layer is None or layer.type() != QgsMapLayerType.RasterLayer:
         return False
+    layer.setCustomProperty(OUTPUT_PROPERTY, "landcover")
     qml = qml or Path(layer.source()).with_suffix(".qml")
     if not qml.is_file():
         return False
@@ -62,6 +67,7 @@ def style_confidence(layer) -> bool:
     (dark = unsure)."""
     if layer is None or layer.type() != QgsMapLayerType.RasterLayer:
         return False
+    layer.setCustomProperty(OUTPUT_PROPERTY, "confidence")
     sidecar = Path(layer.source()).with_suffix(".qml")
     if sidecar.is_file():
         _msg, ok = layer.loadNamedStyle(str(sidecar))
@@ -114,7 +120,9 @@ def style_parcels(layer, scheme: list[ClassDef] | None) -> bool:
     field, by = parcel_class_field(layer)
     if field is None:
         return False
-    layer.setRenderer(categorized_renderer(field, scheme, QgsWkbTypes.geometryType(layer.wkbType()), by=by))
+    status = "status" if layer.fields().indexOf("status") >= 0 else None
+    layer.setRenderer(categorized_renderer(field, scheme, QgsWkbTypes.geometryType(layer.wkbType()), by=by,
+                                           status_field=status))
     layer.triggerRepaint()
     layer.emitStyleChanged()
     return True

@@ -68,10 +68,11 @@ def render(layers, path: Path, size=(640, 640), extent=None) -> None:
     assert job.renderedImage().save(str(path))
 
 
-def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, project_layers, qgis_iface,
+def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, project_layers, qgis_iface, request,
                                                              awkward_dir: Path, docs_img: Path) -> None:
     require_command("prepare")
     from qgis.core import QgsProject
+    from qgis.PyQt.QtCore import Qt
 
     from qgis_plugin.dialog import EoSslDialog
 
@@ -101,7 +102,8 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         dlg.poi_end.setDate(dlg.poi_end.date().fromString("2017-12-31", "yyyy-MM-dd"))
         dlg.parcels_layer.setLayer(parcels)
         dlg.class_field.setField("ct_name")
-        # the steps whose backend commands exist, with tiny settings
+        # the steps whose backend commands exist, with tiny settings; the prediction uses the session's fine-tuned
+        # model ('...or predict with this model'), so this run does not fine-tune again
         have = {c: command_available(c) for c in ("pretrain", "finetune", "predict", "label-parcels")}
         dlg.step_pretrain.setChecked(have["pretrain"])
         dlg.method.setCurrentText("rs-byol")
@@ -111,18 +113,19 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         dlg.max_steps.setValue(10)
         dlg.batch_size.setValue(4)
         dlg.crop.setValue(32)
-        dlg.ft_epochs.setValue(1)
         dlg.tile.setValue(64)
         dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
         full_chain = have["finetune"] and have["predict"] and have["label-parcels"]
-        dlg.step_finetune.setChecked(full_chain)
+        if full_chain:
+            dlg.model_package.setFilePath(str(request.getfixturevalue("finetuned")["out"]))
+            assert dlg.step_predict.isEnabled()
         dlg.step_predict.setChecked(full_chain)
         dlg.step_label.setChecked(full_chain)
         out = awkward_dir / "dialog run"
         dlg.output_dir.setFilePath(str(out))
         steps = dlg.build_steps()
         expected = ["eo_ssl:prepare"] + (["eo_ssl:pretrain"] if have["pretrain"] else []) + (
-            ["eo_ssl:finetune", "eo_ssl:predict", "eo_ssl:label_parcels"] if full_chain else [])
+            ["eo_ssl:predict", "eo_ssl:label_parcels"] if full_chain else [])
         assert [s.alg_id for s in steps] == expected
         assert steps[0].params["POI_START"] == "2017-08-01" and steps[0].params["CLASS_FIELD"] == "ct_name"
 
@@ -152,6 +155,9 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
             assert land, (sorted(names), log)
             assert isinstance(land[0].renderer(), QgsPalettedRasterRenderer)
             assert "Confidence" in names and "Labelled parcels" in names
+            # the outputs are not offered as Sentinel scenes
+            listed = {dlg.s2_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(dlg.s2_list.count())}
+            assert land[0].id() not in listed and names["Confidence"].id() not in listed
         dlg.tabs.setCurrentIndex(0)
         dlg.resize(1100, 720)
         assert dlg.grab().save(str(docs_img / "dialog.png"))
@@ -299,8 +305,11 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
             assert labeller.assign(fid2)
         layer.removeSelection()
         canvas.setExtent(layer.extent())
-        canvas.refresh()
-        wait_until(lambda: not canvas.isDrawing(), 20)
+        rendered: list[bool] = []
+        canvas.mapCanvasRefreshed.connect(lambda: rendered.append(True))
+        canvas.refreshAllLayers()
+        assert wait_until(lambda: bool(rendered) and not canvas.isDrawing(), 30)
+        wait_until(lambda: False, 2.0)  # let the red flash of 'next uncertain parcel' (3 x 0.5 s) end
         assert window.grab().save(str(docs_img / "parcel_labelling.png"))
         assert panel.save()
         from qgis.core import QgsVectorLayer
