@@ -40,6 +40,7 @@ class UNet3D(nn.Module):
                  use_doy: bool = True) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.depth, self.use_doy = in_channels, out_channels, depth, use_doy
+        self.base = base
         cin = in_channels + (2 if use_doy else 0)
         widths = [base * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
@@ -82,7 +83,7 @@ class TemporalStackUNet(nn.Module):
                  depth: int = 3, use_doy: bool = True) -> None:
         super().__init__()
         self.time_steps, self.use_doy = time_steps, use_doy
-        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
+        self.in_channels, self.out_channels, self.depth, self.base = in_channels, out_channels, depth, base
         cin = time_steps * (in_channels + (2 if use_doy else 0))
         widths = [base * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
@@ -126,18 +127,80 @@ BACKBONES = {"unet3d": UNet3D, "temporal-stack-unet": TemporalStackUNet}
 
 
 class TemporalSegmenter(nn.Module):
-    """A per-pixel backbone (pre-trained by dense-moco, or random) + a 1x1 conv classifier: (B, T, C, H, W) ->
-    (B, K, H, W) logits. The projection head of pre-training is not part of it (the paper drops it)."""
+    """A per-pixel backbone (pre-trained by dense-moco, or random) + a 1x1 conv classifier: (B, T, C, H, W) or
+    (B, C, H, W) -> (B, K, H, W) logits. The projection head of pre-training is not part of it (the paper drops it).
 
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+    It has the interface of :class:`backend.models.segmentation.SegmentationNet` (``encoder_module``,
+    ``load_encoder``, ``package_state_dict``, ``load_package_state_dict``, ``describe``), so fine-tuning and
+    prediction treat both alike. Package keys: ``temporal.*`` (backbone) and ``head.*``.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, backbone_name: str = "unet3d") -> None:
         super().__init__()
         self.temporal = backbone
         self.head = nn.Conv2d(backbone.out_channels, num_classes, 1)
+        self.backbone_name, self.num_classes = backbone_name, num_classes
+
+    @classmethod
+    def from_architecture(cls, arch: dict, in_chans: int, num_classes: int) -> TemporalSegmenter:
+        """Built from ``model.json`` ``architecture`` (as written by dense-moco or by fine-tuning)."""
+        name = arch.get("backbone", "unet3d")
+        kwargs = {"out_channels": int(arch.get("out_channels", 64)), "base": int(arch.get("base", 32)),
+                  "depth": int(arch.get("depth", 3))}
+        if name == "temporal-stack-unet":
+            kwargs["time_steps"] = int(arch.get("time_steps") or 1)
+        return cls(build_backbone(name, in_chans, **kwargs), num_classes, name)
 
     def forward(self, x: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() == 4:  # (B, C, H, W): a single date
             x = x[:, None]
         return self.head(self.temporal(x, doy))
+
+    @property
+    def encoder_module(self) -> nn.Module:
+        return self.temporal
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.temporal(x[:, None] if x.dim() == 4 else x)
+
+    def load_encoder(self, state: dict[str, torch.Tensor]):  # noqa: ANN201 - segmentation.LoadReport
+        """Load backbone weights (keys without the ``temporal.`` prefix); every tensor must fit."""
+        from backend.errors import EoSslError
+        from backend.models.segmentation import LoadReport
+
+        own = self.temporal.state_dict()
+        report = LoadReport()
+        for key, value in state.items():
+            if key not in own:
+                report.unused.append(key)
+            elif tuple(own[key].shape) != tuple(value.shape):
+                raise EoSslError("weights_mismatch", f"Backbone weight {key} has shape {tuple(value.shape)}; this "
+                                 f"model needs {tuple(own[key].shape)}.", "The package was made for other bands.")
+        report.missing = [k for k in own if k not in state]
+        own.update({k: v for k, v in state.items() if k in own})
+        self.temporal.load_state_dict(own, strict=True)
+        report.loaded = len(state) - len(report.unused)
+        return report
+
+    def package_state_dict(self) -> dict[str, torch.Tensor]:
+        out = {f"temporal.{k}": v for k, v in self.temporal.state_dict().items()}
+        out.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
+        return out
+
+    def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        from backend.errors import EoSslError
+
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise EoSslError("corrupt_model", f"The package's weights do not fit its architecture: {str(exc)[:300]}",
+                             "Use another copy of the model.") from exc
+
+    def describe(self) -> dict:
+        t = self.temporal
+        return {"family": "unet3d", "backbone": self.backbone_name, "encoder": self.backbone_name,
+                "in_chans": t.in_channels, "out_channels": t.out_channels, "base": t.base, "depth": t.depth,
+                "time_steps": getattr(t, "time_steps", None), "decoder": "1x1", "num_classes": self.num_classes}
 
 
 def build_backbone(name: str, in_channels: int, **kwargs: int) -> nn.Module:

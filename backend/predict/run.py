@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "model: its chip size)")
     g.add_argument("--overlap", type=float, default=0.25, help="overlap between tiles, fraction of --tile "
                    "(default 0.25)")
-    g.add_argument("--batch-size", type=int, help="tiles per batch (default 8 on the CPU, 32 on a GPU)")
+    g.add_argument("--batch-size", type=int, help="tiles per batch (default 4 on the CPU, 32 on a GPU)")
     g.add_argument("--devices", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:N, or N GPUs "
                    "(one is used)")
     o = p.add_argument_group("output")
@@ -117,7 +117,11 @@ def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     per_band = (meta["input"].get("channel_mode") or "stack") == "per-band"
     k = int(arch.get("num_classes") or len(meta["classes"]))
     net: torch.nn.Module
-    if task == "segmentation":
+    if task == "segmentation" and arch.get("family") == "unet3d":  # a fine-tuned dense-moco backbone
+        from backend.models.unet3d import TemporalSegmenter
+
+        net = TemporalSegmenter.from_architecture(arch, n_channels, k)
+    elif task == "segmentation":
         net = SegmentationNet(arch["encoder"], n_channels, k, arch.get("decoder") or "unet", per_band=per_band)
     else:
         net = ClassifierNet(arch["encoder"], n_channels, k, arch.get("decoder") or "linear", per_band=per_band)
@@ -300,7 +304,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
     if task == "segmentation" and tile % 32:
         raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of 32.", "Use e.g. --tile 256.")
-    batch_size = args.batch_size or (32 if device.type == "cuda" else 8)
+    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
     groups = choose_groups(inputs, spec, args.date, events)
     grid = inputs.grid
     plan = plan_tiles(grid.height, grid.width, tile, args.overlap)

@@ -71,8 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start from a model package's encoder, at random, or from encoder weights in a file")
     g.add_argument("--encoder", help=f"timm encoder for --init random or a weights file (default {DEFAULT_ENCODER}); "
                    "a package names its own")
-    g.add_argument("--arch", choices=["unet", "deeplabv3plus", "deeplabv3"], default="unet",
-                   help="segmentation decoder (default unet)")
+    g.add_argument("--arch", choices=["unet", "deeplabv3plus", "deeplabv3", "unet3d"], default="unet",
+                   help="segmentation decoder (default unet); unet3d: the per-pixel U-Net-3D of dense-moco with a "
+                        "1x1 head (implied by a dense-moco --init)")
     g.add_argument("--head", choices=["linear", "mlp"], default="linear",
                    help="classification head (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL's evaluation)")
     g.add_argument("--freeze-encoder", action="store_true",
@@ -140,10 +141,18 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
         meta = read_meta(path)
         arch = meta.get("architecture") or {}
         family = arch.get("family", "timm")
+        if family == "unet3d":  # a dense-moco (or fine-tuned) per-pixel backbone: keys temporal.*
+            weights = path / "weights.safetensors"
+            state = load_weights(weights)
+            enc = {k[len("temporal."):]: v for k, v in state.items() if k.startswith("temporal.")}
+            if not enc:
+                raise EoSslError("corrupt_model", f"{path} holds no backbone weights (no 'temporal.' keys).",
+                                 "Use a package written by eo-ssl pretrain --method dense-moco.")
+            return InitSource("package", str(arch.get("backbone", "unet3d")), path, meta, enc, _sha256(weights))
         if family not in ("timm", "smp"):
             raise EoSslError("unsupported_model", f"{path} holds a {family} model ({meta.get('method')}); fine-tuning "
-                             "and evaluation take 2D timm encoders (image-level pre-training).",
-                             "Initialise from a package of rs-byol, byol, moco-v2, simsiam, barlow-twins or swav.")
+                             "takes timm encoders or dense-moco backbones.",
+                             "Initialise from a package of eo-ssl pretrain.")
         name = str(arch.get("encoder") or DEFAULT_ENCODER)
         if encoder and encoder != name and warn is not None:
             warn("encoder_ignored", f"--encoder {encoder} ignored: the package {path} holds a {name}.")
@@ -288,7 +297,16 @@ def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *,
     from backend.models.segmentation import SegmentationNet
 
     net: nn.Module
-    if task == "segmentation":
+    family = ((init.meta or {}).get("architecture") or {}).get("family")
+    if task == "segmentation" and (arch == "unet3d" or family == "unet3d"):
+        from backend.models.unet3d import TemporalSegmenter
+
+        net = TemporalSegmenter.from_architecture((init.meta or {}).get("architecture") or {}, len(spec.channels),
+                                                  num_classes)
+    elif family == "unet3d":
+        raise EoSslError("bad_argument", "A dense-moco backbone is fine-tuned for segmentation.",
+                         "Use --task segmentation on a cube with parcels.")
+    elif task == "segmentation":
         net = SegmentationNet(init.encoder, len(spec.channels), num_classes, arch, per_band=spec.per_band)
     else:
         net = ClassifierNet(init.encoder, len(spec.channels), num_classes, head, per_band=spec.per_band)
