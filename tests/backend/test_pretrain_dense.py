@@ -82,3 +82,30 @@ def test_dense_moco_refuses_a_chip_store(tmp_path: Path, shared_data: Path, caps
     err = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"error"' in line][0]
     assert err["code"] == "wrong_store_kind" and err["hint"]
     assert not (tmp_path / "m" / "model.json").exists()
+
+
+def test_dense_backbone_fine_tunes_and_predicts(shared_data: Path, tmp_path: Path) -> None:
+    """dense-moco package -> finetune (U-Net-3D backbone + 1x1 head, parcels of Flanders) -> predict a map."""
+    import rasterio
+
+    flanders = shared_data / "worldcereal_flanders_2018"
+    store = tmp_path / "flanders.store"
+    assert main(["prepare", "--s2", str(flanders / "s2"), "--poi", "2018-03-01/2018-09-30", "--parcels",
+                 str(flanders / "parcels.gpkg"), "--class-field", "ct_name", "--out", str(store)]) == 0
+    pre, tuned = tmp_path / "dense", tmp_path / "tuned"
+    assert main(["pretrain", "--data", str(store), "--method", "dense-moco", "--crop", "32", "--batch-size", "2",
+                 "--max-steps", "2", "--set", "base_width=8", "--set", "depth=2", "--out", str(pre)]) == 0
+    assert main(["finetune", "--data", str(store), "--init", str(pre), "--crop", "32", "--batch-size", "4",
+                 "--max-steps", "3", "--out", str(tuned)]) == 0
+    meta, state = load_package(tuned)
+    assert meta["task"] == "segmentation" and meta["architecture"]["family"] == "unet3d"
+    assert meta["provenance"]["init"]["method"] == "dense-moco"
+    pre_state = load_package(pre)[1]
+    # the fine-tuned backbone started from the pre-trained one: same keys, and the 1x1 head on top
+    assert set(pre_state) <= set(state) and any(k.startswith("head.") for k in state)
+    out = tmp_path / "map.tif"
+    assert main(["predict", "--model", str(tuned), "--s2", str(flanders / "s2"), "--poi", "2018-03-01/2018-09-30",
+                 "--out", str(out)]) == 0
+    with rasterio.open(out) as src:
+        assert (src.width, src.height) == (64, 64) and src.dtypes[0] == "uint8"
+        assert set(int(v) for v in src.read(1).ravel()) <= set(range(len(meta["classes"]))) | {255}
