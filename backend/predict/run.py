@@ -20,11 +20,13 @@ then.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,24 +243,39 @@ class StripReader:
 
 def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
     """Batch (B, C, t, t) numpy -> logits on ``device``: pinned memory + non_blocking copy + channels_last + AMP
-    (bf16 where supported, else fp16) on CUDA; plain float32 on the CPU."""
+    (bf16 where supported, else fp16) on CUDA; float32 channels_last on the CPU (oneDNN's convolutions are faster in
+    that layout: 0.95 -> 0.79 s for a batch of four 256 px tiles of a resnet18 U-Net on one EPYC core)."""
     cuda = device.type == "cuda"
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
-    net = net.to(device)
+    net = net.to(device).to(memory_format=torch.channels_last)
     if cuda:
-        net = net.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
 
     @torch.inference_mode()
     def fn(batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(batch)
         if cuda:
-            x = x.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            x = x.pin_memory().to(device, non_blocking=True)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
             out = net(x)
         return out.float()
 
     return fn
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device) -> Iterator[None]:
+    """On the CPU, leave one core to the read-ahead thread (GDAL decoding): intra-op threads = cores - 1 (at least
+    1) unless OMP_NUM_THREADS says otherwise. Oversubscribed OpenMP threads spin-wait for each other: on a 2-core
+    machine a resnet18 U-Net ran 3x slower with 2 threads beside the reader than with 1."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) - 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # -- command ----------------------------------------------------------------------------------------------------
@@ -343,8 +360,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                                     tags={"EO_SSL_PREDICT": json.dumps(provenance)},
                                     description="confidence (highest class probability, 0..1)"))
         ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context)
-        stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
-                              batch_size=batch_size, device=device, sink=sink, on_row=on_row)
+        with cpu_threads(device):
+            stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
+                                  batch_size=batch_size, device=device, sink=sink, on_row=on_row)
         events.check_cancel()
         conf_tmp = sinks[1].finish(resampling="AVERAGE") if len(sinks) > 1 else None
         map_tmp = sinks[0].finish(resampling="MODE")

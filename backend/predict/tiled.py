@@ -142,6 +142,25 @@ class ReadAhead:
         self.thread.join(timeout=30)
 
 
+#: columns turned into classes at a time (the softmax's temporaries stay small however wide the raster is)
+FINISH_COLUMNS = 2048
+
+
+def _finish_rows(acc: torch.Tensor, wsum: torch.Tensor, valid: np.ndarray, n: int, width: int,
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Classes (uint8, 255 invalid) and max softmax (float32, -1 invalid) of the first ``n`` buffered rows."""
+    cls_out = np.empty((n, width), np.uint8)
+    conf_out = np.empty((n, width), np.float32)
+    for c0 in range(0, width, FINISH_COLUMNS):
+        c1 = min(c0 + FINISH_COLUMNS, width)
+        probs = torch.softmax(acc[:, :n, c0:c1] / wsum[:n, c0:c1].clamp_min(1e-12), dim=0)
+        conf, cls = probs.max(dim=0)
+        ok = torch.from_numpy(valid[:n, c0:c1]).to(device)
+        cls_out[:, c0:c1] = torch.where(ok, cls, torch.full_like(cls, 255)).to(torch.uint8).cpu().numpy()
+        conf_out[:, c0:c1] = torch.where(ok, conf, torch.full_like(conf, -1.0)).float().cpu().numpy()
+    return cls_out, conf_out
+
+
 ModelFn = Callable[[np.ndarray], torch.Tensor]
 Sink = Callable[[int, np.ndarray, np.ndarray], None]
 
@@ -193,12 +212,7 @@ def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]
         last = i == plan.ny - 1
         n_done = min(t if last else s, plan.height - y)
         if n_done > 0:
-            probs = torch.softmax(acc[:, :n_done, :plan.width] / wsum[:n_done, :plan.width].clamp_min(1e-12), dim=0)
-            conf, cls = probs.max(dim=0)
-            ok = torch.from_numpy(valid[:n_done, :plan.width]).to(device)
-            cls = torch.where(ok, cls, torch.full_like(cls, 255)).to(torch.uint8)
-            conf = torch.where(ok, conf, torch.full_like(conf, -1.0))
-            sink(y, cls.cpu().numpy(), conf.float().cpu().numpy())
+            sink(y, *_finish_rows(acc, wsum, valid, n_done, plan.width, device))
         if not last:
             keep = t - s
             data[:, :keep] = data[:, s:t]

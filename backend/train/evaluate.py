@@ -96,6 +96,9 @@ def parse_fractions(text: str) -> list[float]:
 # -- features -------------------------------------------------------------------------------------------------------
 def _device(cfg: runner.TrainConfig) -> torch.device:
     choice = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+    if choice.world_size > 1:  # DDP would re-run the whole evaluation in every process
+        raise EoSslError("bad_argument", f"--devices {cfg.devices}: evaluate runs on one device.",
+                         "Use --devices auto, cpu or 1 (each fine-tune of the finetune protocol is short).")
     return torch.device("cuda") if choice.cuda else torch.device("cpu")
 
 
@@ -188,9 +191,14 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, nu
 
 
 def tsne(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2D t-SNE of ``features`` (the first two principal components when there are too few points for t-SNE)."""
     from sklearn.manifold import TSNE
 
     n = len(features)
+    if n < 8:
+        centred = features - features.mean(0, keepdims=True)
+        u, s, _ = np.linalg.svd(centred, full_matrices=False)
+        return (u[:, :2] * s[:2]) if u.shape[1] >= 2 else np.pad(u * s, ((0, 0), (0, 1)))
     perplexity = float(max(2.0, min(30.0, (n - 1) / 3)))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
         features.astype(np.float32))

