@@ -47,6 +47,7 @@ from qgis.PyQt.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
+    QPushButton,
     QRadioButton,
     QSpinBox,
     QSplitter,
@@ -294,8 +295,13 @@ class EoSslDialog(QDialog):
         self.device.addItem("CPU", "cpu")
         self.device_label = QLabel("checking the backend environment…")
         self.device_label.setWordWrap(True)
+        self.diagnostics_button = QPushButton("Backend…")
+        self.diagnostics_button.setToolTip("Backend diagnostics: which Python, torch and device; create the managed "
+                                           "environment")
+        self.diagnostics_button.clicked.connect(self.show_diagnostics)
         hl.addWidget(self.device)
         hl.addWidget(self.device_label, 1)
+        hl.addWidget(self.diagnostics_button)
         lay.addWidget(box)
         lay.addStretch(1)
         return w
@@ -395,6 +401,14 @@ class EoSslDialog(QDialog):
         self.probe_task = task
         QgsApplication.taskManager().addTask(task)
 
+    def show_diagnostics(self) -> None:
+        from .diagnostics import DiagnosticsDialog
+
+        dlg = DiagnosticsDialog(self)
+        dlg.reportReady.connect(self.set_backend_report)
+        dlg.show()
+        self._diagnostics = dlg
+
     def set_backend_report(self, report) -> None:
         self.backend_report = report
         self.probe_task = None
@@ -404,7 +418,7 @@ class EoSslDialog(QDialog):
             self.device.removeItem(2)
         if not report.ok:
             self.device_label.setText(f"<span style='color:#b00'>{html.escape(report.summary())}</span><br>"
-                                      f"{html.escape(report.hint or '')}")
+                                      f"{html.escape(report.hint or '')} Click <i>Backend…</i> to set it up.")
             return
         info = report.info
         if info.get("device") == "cuda":

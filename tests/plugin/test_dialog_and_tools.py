@@ -188,6 +188,12 @@ def test_dialog_checks_its_inputs_and_uses_the_map_extent(eo_provider, project_l
         assert step.params["EXTENT"].endswith("[EPSG:32631]") and "AOI" not in step.params
         # steps that need parcels are off without parcels
         assert not dlg.step_finetune.isEnabled() and not dlg.step_predict.isEnabled()
+        # no usable backend: the device line says what is wrong and points to the diagnostics
+        from qgis_plugin.environment import check_backend
+
+        dlg.set_backend_report(check_backend(None, root=Path("/nonexistent"), environ={}))
+        assert "no backend Python found" in dlg.device_label.text() and "Backend…" in dlg.device_label.text()
+        assert dlg.device.count() == 2
     finally:
         dlg.disconnect_project()
         dlg.deleteLater()
