@@ -11,7 +11,7 @@
    regression (standardised features); macro F1 of the out-of-fold predictions.
 
 Prints a markdown table (method, probe, macro F1 SSL, F1 random, delta); ``--write`` also writes it, with the
-settings and timings, to ``benchmarks/results/pretrain_quality.md``. About 20 minutes on a 2-core CPU with the
+settings and timings, to ``benchmarks/results/pretrain_quality.md``. About 20-25 minutes on a 2-core CPU with the
 defaults: runs are *short* (see the table notes) and ResNet-18 at 32 px.
 
 Run: ``.venv/bin/python benchmarks/pretrain_quality.py [--steps 150] [--write]``.
@@ -117,14 +117,15 @@ def probe_scores(feats, labels, seed: int = 0) -> dict[str, float]:  # noqa: ANN
 
 # -- runs -----------------------------------------------------------------------------------------------------------
 def pretrain(label: str, method: str, extra: list[str], stores: list[Path], out: Path, steps: int, crop: int,
-             batch: int, workers: int) -> tuple[dict, float]:
+             batch: int, workers: int, threads: int) -> tuple[dict, float]:
     """``eo-ssl pretrain`` in a subprocess; (its done summary, seconds)."""
     cmd = [sys.executable, "-m", "backend", "pretrain", "--data", *map(str, stores), "--method", method, *extra,
            "--encoder", "resnet18", "--crop", str(crop), "--batch-size", str(batch), "--max-steps", str(steps),
            "--num-workers", str(workers), "--epoch-length", "512", "--checkpoint-every", str(steps),
            "--seed", "0", "--out", str(out), "--overwrite", "--events"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t0
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:
@@ -145,16 +146,22 @@ def random_twin(meta: dict, seed: int = 0):  # noqa: ANN201
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=150, help="pre-training steps per method")
+    ap.add_argument("--steps", type=int, default=300, help="pre-training steps per method")
     ap.add_argument("--crop", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--num-workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per process (1: on a CPU shared with other work, two OpenMP threads per "
+                         "process were several times slower than one)")
     ap.add_argument("--only", nargs="*", default=None, help="labels of the runs to do (default: all)")
     ap.add_argument("--write", action="store_true", help=f"write the table to {RESULTS.relative_to(REPO)}")
     args = ap.parse_args()
 
+    import torch
+
     from backend.ssl.embed import encoder_from_package
 
+    torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
     stores = prepare_stores()
     x, labels, bands = eurosat_chips(stores["eurosat"][0], args.crop)
@@ -164,12 +171,14 @@ def main() -> None:
             continue
         out = CACHE / "models" / label.replace(" ", "_")
         summary, secs = pretrain(label, method, extra, stores[data], out, args.steps, args.crop, args.batch_size,
-                                 args.num_workers)
+                                 args.num_workers, args.threads)
         encoder, meta = encoder_from_package(out)
         ssl = probe_scores(features(encoder, meta, x, bands), labels)
         rand = probe_scores(features(random_twin(meta), meta, x, bands), labels)
         collapse = meta["collapse"]
-        flag = "yes" if collapse.get("collapsed") or collapse.get("collapsed_epochs") else "no"
+        flag = "yes" if collapse.get("collapsed") else "no"
+        if collapse.get("collapsed_epochs") and not collapse.get("collapsed"):
+            flag = f"in epoch(s) {', '.join(map(str, collapse['collapsed_epochs']))}, recovered"
         notes.append(f"| {label} | {'EuroSAT chips (216)' if data == 'eurosat' else '6 BEN-MM pairs + Sen1Floods11'} "
                      f"| {summary['steps']} | {secs:.0f} | {meta['training']['lr']:g} | "
                      f"{summary.get('final_loss')} | {collapse.get('std_ratio') or float('nan'):.2f} | "
@@ -187,15 +196,14 @@ def main() -> None:
     text = "\n".join(table)
     print(text)
     if args.write:
-        import torch
-
         RESULTS.write_text("\n".join([
             "# Pre-training quality: frozen-embedding probes on EuroSAT-MS, SSL vs random init",
             "",
             f"Measured {dt.date.today().isoformat()} on {platform.processor() or platform.machine()} "
             f"({os.cpu_count()} cores, shared with other work; torch {torch.__version__}, CPU only), "
             f"{total / 60:.0f} min in all. Command: `.venv/bin/python benchmarks/pretrain_quality.py "
-            f"--steps {args.steps} --crop {args.crop} --batch-size {args.batch_size} --write`.",
+            f"--steps {args.steps} --crop {args.crop} --batch-size {args.batch_size} --write` (one torch thread per "
+            "process, one DataLoader worker).",
             "",
             text,
             "",

@@ -125,6 +125,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the runner's)")
     ap.add_argument("--devices", default="auto")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a CPU shared with other work two threads were several times slower)")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
 
@@ -133,6 +135,7 @@ def main() -> None:
     from backend.ssl.data import build_ssl_data
     from backend.train import runner
 
+    torch.set_num_threads(args.threads)
     device = runner.resolve_device(args.devices)
     stores = prepare_stores()
     length = args.batch_size * (args.warmup + args.steps + 2)  # one epoch: no epoch boundary in the timing
@@ -169,9 +172,10 @@ def main() -> None:
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other work "
             f"(timings on this CPU move by tens of percent from run to run), torch {torch.__version__}. "
             f"ResNet-18, batch {args.batch_size}, views of {args.crop} px, {args.steps} timed steps after "
-            f"{args.warmup} warm-up steps, {workers} DataLoader worker(s), each method's default heads. Command: "
+            f"{args.warmup} warm-up steps, {workers} DataLoader worker(s), {args.threads} torch thread(s), each "
+            "method's default heads. Command: "
             f"`.venv/bin/python benchmarks/pretrain_throughput.py --crop {args.crop} --batch-size {args.batch_size} "
-            "--write`.",
+            f"--threads {args.threads} --write`.",
             "",
             text,
             "",

@@ -27,7 +27,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.train import runner
 
-METHOD_NAMES = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav")
+METHOD_NAMES = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
 VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
 DEFAULT_EPOCHS = 10
 #: options a resumed run must share with the run it continues
@@ -145,6 +145,10 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.ssl.data import build_ssl_data
     from backend.ssl.registry import get_method
 
+    if args.method == "dense-moco":  # per-pixel, over time series: its own module, the same loop and package
+        from backend.train.pretrain_dense import run_dense
+
+        return run_dense(args, events, _check_out)
     main = runner.is_main_process()
     out = Path(args.out)
     cls = get_method(args.method)
@@ -161,6 +165,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if args.max_steps is not None and args.epochs is None:
         defaults["epochs"] = None  # --max-steps alone: as many epochs as it takes
     cfg = runner.TrainConfig.from_args(args, **defaults)
+    runner.apply_threads(cfg)
     device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
 
     probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
@@ -269,7 +274,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         curves = runner.plot_curves(result.history, Path(tmp) / "training_curves.png",
                                     [("loss", "loss"), ("lr", "learning rate"),
-                                     ("collapse/std", "embedding std (normalised)"),
+                                     ("collapse/std_ratio", "embedding std x sqrt(d) (~1 healthy, <0.1 collapsed)"),
                                      ("collapse/effective_rank", "effective rank")],
                                     title=f"{args.method}{' ' + str(config.get('variant')) if rs else ''}")
         save_package(out, module.encoder_state_dict(), meta,
@@ -286,7 +291,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if collapse["std_ratio"] is not None and math.isfinite(collapse["std_ratio"]):
         summary["embedding_std_ratio"] = round(collapse["std_ratio"], 3)
         summary["effective_rank"] = round(collapse["effective_rank"], 1)
-    if collapse["collapsed"] or collapse["collapsed_epochs"]:
-        summary["collapse"] = (f"COLLAPSED in epoch(s) {collapse['collapsed_epochs']}: the embeddings carry "
-                               "almost no information")
+    if collapse["collapsed"]:
+        summary["collapse"] = (f"COLLAPSED (epoch(s) {collapse['collapsed_epochs']}): the embeddings carry almost "
+                               "no information")
+    elif collapse["collapsed_epochs"]:
+        summary["collapse"] = f"collapsed in epoch(s) {collapse['collapsed_epochs']}, recovered by the end"
     return summary

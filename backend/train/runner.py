@@ -5,7 +5,7 @@ same way for everyone:
 
 - the shared command-line options (:func:`add_trainer_arguments` -> :class:`TrainConfig`): ``--epochs`` /
   ``--max-steps``, ``--batch-size``, ``--devices auto|cpu|cpu:N|N``, ``--num-nodes``, ``--strategy``,
-  ``--precision``, ``--num-workers``, ``--checkpoint-every``, ``--resume``, ``--seed``;
+  ``--precision``, ``--num-workers``, ``--checkpoint-every``, ``--resume``, ``--seed``, ``--threads``;
 - the device: CUDA when there is one (AMP: bf16-mixed where supported, else 16-mixed; pinned memory; Lightning
   copies batches with ``non_blocking``), the CPU otherwise (32-bit); DDP through Lightning for several devices or
   nodes (gloo on CPU). The choice is said in a ``log`` event;
@@ -85,6 +85,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     resume: bool = False
     seed: int = 0
+    threads: int | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **defaults: Any) -> TrainConfig:
@@ -120,6 +121,15 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", type=int, default=200, help="save a resumable checkpoint every N steps")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's, one per core; on a machine shared with other work, "
+                        "fewer threads can be much faster)")
+
+
+def apply_threads(cfg: TrainConfig) -> None:
+    """``--threads``: torch's intra-op threads for this process (before any work, so the device line says it)."""
+    if cfg.threads:
+        torch.set_num_threads(max(1, int(cfg.threads)))
 
 
 # -- device -----------------------------------------------------------------------------------------------------
@@ -506,6 +516,7 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
     """
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    apply_threads(cfg)
     device = device or resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
     ckpt_dir = checkpoint_dir(out_dir)
     ckpt_path: Path | None = None
