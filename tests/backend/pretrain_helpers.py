@@ -34,6 +34,21 @@ SMALL_HEADS: dict[str, list[str]] = {
 TINY = ["--encoder", "resnet18", "--crop", "32", "--batch-size", "8", "--num-workers", "0", "--devices", "cpu"]
 
 
+def one_torch_thread():  # noqa: ANN201 - a generator for module-scoped autouse fixtures
+    """One torch thread while a test module runs, then back to what it was.
+
+    On a CPU shared with other work (this project's 2-core test machines), two OpenMP threads per process made the
+    training steps several times slower than one; other test modules keep their own setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _prepare(args: list[str]) -> None:
     from backend.cli import main
 

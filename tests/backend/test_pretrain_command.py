@@ -14,9 +14,22 @@ import torch
 from backend.data.chipstore import ChipStore
 from backend.models.package import load_package
 from backend.ssl.embed import embed_input, encoder_from_package
-from tests.backend.pretrain_helpers import SMALL_HEADS, TINY, ben_store, eurosat_store, pretrain_ok, run_cli
+from tests.backend.pretrain_helpers import (
+    SMALL_HEADS,
+    TINY,
+    ben_store,
+    eurosat_store,
+    one_torch_thread,
+    pretrain_ok,
+    run_cli,
+)
 
 STEPS = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from backend.ssl import augmentations as A
 from backend.ssl.collapse import CollapseMonitor, collapse_stats
 from backend.ssl.data import build_ssl_data
 from backend.ssl.registry import METHODS, get_method
-from tests.backend.pretrain_helpers import ben_store, eurosat_store
+from tests.backend.pretrain_helpers import ben_store, eurosat_store, one_torch_thread
 
 SMALL: dict[str, dict] = {
     "rs-byol": {"encoder": "resnet18", "variant": "single"},
@@ -23,6 +23,11 @@ SMALL: dict[str, dict] = {
     "barlow-twins": {"proj_hidden": 256, "proj_dim": 256},
     "swav": {"proj_hidden": 256, "frozen_steps": 0},
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,14 @@ import torch
 from backend.errors import EoSslError
 from backend.ssl.data import build_ssl_data
 from backend.ssl.rs_byol import RGB, RSBYOL, S2_POOL
-from tests.backend.pretrain_helpers import TINY, ben_store, eurosat_store, run_cli
+from tests.backend.pretrain_helpers import TINY, ben_store, eurosat_store, one_torch_thread, run_cli
 
 N = 400
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")
