@@ -6,7 +6,12 @@ This package never imports ``qgis``; the QGIS plugin runs it as a subprocess (se
 from __future__ import annotations
 
 import configparser
+import warnings
 from pathlib import Path
+
+# Debian's python3-matplotlib (seen through the venv's system site) ships an mpl_toolkits that the venv's matplotlib
+# cannot load; the 3D projection is not used, so its import warning is only noise in every command's stderr.
+warnings.filterwarnings("ignore", message="Unable to import Axes3D")
 
 
 def _version() -> str:

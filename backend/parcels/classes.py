@@ -157,11 +157,14 @@ def map_classes(src: rasterio.DatasetReader, map_path: Path, band: int = 1,
     return table, source, dict(colormap)
 
 
-def describe(table: ClassTable, cid: int, colormap: dict[int, tuple[int, ...]] | None = None) -> dict[str, Any]:
-    """{id, name, colour} of class ``cid`` (named by its id when the table does not know it)."""
+def describe(table: ClassTable, cid: int, colormap: dict[int, tuple[int, ...]] | None = None,
+             index: int | None = None) -> dict[str, Any]:
+    """{id, name, colour} of class ``cid`` (named by its id when the table does not know it). ``index``: the
+    class's position among the map's classes, for the fallback palette (ids such as crop codes 1200, 5100 would
+    otherwise fall on the same palette colour)."""
     entry = table.get(cid, {})
     name = str(entry.get("name", cid))
     colour = entry.get("colour")
     if not colour and colormap and cid in colormap and len(colormap[cid]) >= 3 and any(colormap[cid][:3]):
         colour = _hex(colormap[cid])
-    return {"id": int(cid), "name": name, "colour": colour or class_colour(name, int(cid))}
+    return {"id": int(cid), "name": name, "colour": colour or class_colour(name, int(cid) if index is None else index)}

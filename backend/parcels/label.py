@@ -164,7 +164,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     status = status_of(layer.problem, lost, z.n_pixels, z.n_valid, z.fraction,
                        z.confidence if args.confidence else None, args.min_pixels, args.min_fraction,
                        args.min_confidence)
-    classes = {int(v): describe(table, int(v), colormap) for v in z.class_values}
+    classes = {int(v): describe(table, int(v), colormap, i) for i, v in enumerate(z.class_values)}
     names = np.array([classes[int(c)]["name"] if c >= 0 else None for c in z.majority], dtype=object)
     counts = {s: int((status == s).sum()) for s in STATUSES if (status == s).any()}
     if counts.get("outside_raster", 0) == int((layer.problem == "").sum()) and n:

@@ -233,7 +233,9 @@ def write_gpkg(out: Path, layer: str, crs: CRS, wkb: np.ndarray, names: list[str
     try:
         pyogrio.raw.write(tmp, wkb, data, names, field_mask=masks, layer=layer, driver="GPKG",
                           geometry_type=geometry_type, crs=crs.to_wkt(), promote_to_multi=promote,
-                          layer_metadata=metadata, layer_options=layer_options or None)
+                          layer_metadata=metadata, layer_options=layer_options or None,
+                          # GeoPackage 1.3: QGIS 3.22's GDAL reads it without "partially supported" warnings
+                          dataset_options={"VERSION": "1.3"})
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
