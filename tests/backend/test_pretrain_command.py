@@ -233,3 +233,17 @@ def test_existing_output_needs_resume_or_overwrite(byol_package, eurosat, tmp_pa
     assert err["code"] == "input_not_found"
     err = _error(["--data", eurosat, "--method", "byol", "--variant", "three", "--out", tmp_path / "y", *TINY])
     assert err["code"] == "bad_argument"
+
+
+@pytest.mark.slow
+def test_collapse_is_reported_as_warning_summary_and_model_json(eurosat, tmp_path):
+    """With the threshold raised above any healthy value (``collapse_threshold=5``: std x sqrt(d) is ~1), every epoch
+    counts as collapsed: the plumbing from the monitor to the warning event, the summary and model.json."""
+    out = tmp_path / "m"
+    events = pretrain_ok(["--data", eurosat, "--method", "simsiam", "--out", out, *TINY, *SMALL_HEADS["simsiam"],
+                          "--max-steps", 2, "--set", "collapse_threshold=5"])
+    warnings = [e for e in events if e["event"] == "warning" and e["code"] == "collapse"]
+    assert warnings and "collapsed in epoch 1" in warnings[0]["message"]
+    assert events[-1]["summary"]["collapse"].startswith("COLLAPSED")
+    meta, _ = load_package(out)
+    assert meta["collapse"]["collapsed"] is True and meta["collapse"]["collapsed_epochs"] == [1]
