@@ -533,7 +533,9 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
         stale.unlink(missing_ok=True)
     events.check_cancel()
     if device.cuda:
-        module = module.to(memory_format=torch.channels_last)
+        from backend.models import to_channels_last
+
+        module = to_channels_last(module)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
