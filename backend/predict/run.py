@@ -289,20 +289,6 @@ def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
     return fn
 
 
-@contextlib.contextmanager
-def cpu_threads(device: torch.device) -> Iterator[None]:
-    """On the CPU, leave one core to the read-ahead thread (GDAL decoding): intra-op threads = cores - 1 (at least
-    1) unless OMP_NUM_THREADS says otherwise. Oversubscribed OpenMP threads spin-wait for each other: on a 2-core
-    machine a resnet18 U-Net ran 3x slower with 2 threads beside the reader than with 1."""
-    before = torch.get_num_threads()
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) - 1)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # -- command ----------------------------------------------------------------------------------------------------
 def _check_output(path: Path, what: str) -> None:
     if path.suffix.lower() not in (".tif", ".tiff"):
@@ -385,9 +371,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                                     tags={"EO_SSL_PREDICT": json.dumps(provenance)},
                                     description="confidence (highest class probability, 0..1)"))
         ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context)
-        with cpu_threads(device):
-            stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
-                                  batch_size=batch_size, device=device, sink=sink, on_row=on_row)
+        stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
+                              batch_size=batch_size, device=device, sink=sink, on_row=on_row)
         events.check_cancel()
         conf_tmp = sinks[1].finish(resampling="AVERAGE") if len(sinks) > 1 else None
         map_tmp = sinks[0].finish(resampling="MODE")
