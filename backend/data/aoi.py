@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
@@ -46,6 +45,8 @@ def _segment_length(geom: BaseGeometry) -> float:
 
 def read_vector(path: str | Path, layer: str | int | None = None) -> tuple[np.ndarray, dict, CRS]:
     """Geometries (shapely array), attribute columns and CRS of an OGR vector layer."""
+    import pyogrio.raw  # here: only commands given a vector file load OGR's reader
+
     path = Path(path)
     if not path.exists():
         raise EoSslError("input_not_found", f"Vector file {path} does not exist.", "Check the path.")

@@ -23,8 +23,8 @@ from rasterio.errors import RasterioIOError
 
 from backend import __version__
 from backend.data.bands import EUROSAT_MS_ORDER, canonical_s2
-from backend.data.chipstore import BandStats, ChipStoreWriter
-from backend.data.labels import SPLITS, _split_stratified, class_colour
+from backend.data.chipstore import SPLITS, BandStats, ChipStoreWriter
+from backend.data.labels import _split_stratified, class_colour
 from backend.data.scenes import RASTER_SUFFIXES
 from backend.errors import EoSslError
 from backend.events import Events

@@ -19,6 +19,10 @@ from backend.errors import EoSslError
 
 FORMAT = "eo-ssl-chipstore"
 VERSION = 1
+#: codes of the ``split`` array (per pixel of a cube, per chip of a chips store); here, with the format, so that
+#: readers of a store (the datasets, the training loops) need none of the GIS libraries that write one
+SPLITS = {"none": 0, "train": 1, "val": 2, "test": 3}
+SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
 
 
 class BandStats:

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from backend.data.chipstore import ChipStore
-from backend.data.labels import SPLITS
+from backend.data.chipstore import SPLITS, ChipStore
 from backend.errors import EoSslError
 
 

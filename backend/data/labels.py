@@ -17,12 +17,11 @@ from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from backend.data.aoi import read_vector, reproject_geometry
+from backend.data.chipstore import SPLITS
 from backend.data.grid import Grid
 from backend.errors import EoSslError
 
 IGNORE_INDEX = -1
-SPLITS = {"none": 0, "train": 1, "val": 2, "test": 3}
-SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
 
 #: Colours for common land-cover and crop names (lower case); others come from PALETTE.
 KNOWN_COLOURS = {

@@ -45,9 +45,9 @@ from rasterio.features import geometry_mask, rasterize
 from rasterio.windows import Window
 
 from backend import __version__
-from backend.data.chipstore import BandStats, ChipStore, check_writable
+from backend.data.chipstore import SPLIT_NAMES, SPLITS, BandStats, ChipStore, check_writable
 from backend.data.grid import Grid
-from backend.data.labels import SPLIT_NAMES, SPLITS, _split_by_block, _split_stratified, class_colour
+from backend.data.labels import _split_by_block, _split_stratified, class_colour
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.parcels.label import METADATA_KEY
