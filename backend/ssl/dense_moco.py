@@ -136,10 +136,17 @@ class DenseMoCo(pl.LightningModule):
         logits = q @ k.T / self.config.temperature
         return float(F.cross_entropy(logits, torch.arange(len(q), device=q.device)))
 
+    def _clock(self) -> float:
+        """Wall time for ``timing``; on CUDA after a synchronisation, or queued kernels would be counted where they
+        finish instead of where they were launched (the few syncs per step cost little next to the U-Net)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        t0 = time.perf_counter()
+        t0 = self._clock()
         views = self.make_views(batch)
-        t1 = time.perf_counter()
+        t1 = self._clock()
         features = self.backbone(views["xa"], views["doy_a"])
         q_map = F.normalize(self.head(features), dim=1)
         with torch.no_grad():
@@ -148,7 +155,7 @@ class DenseMoCo(pl.LightningModule):
         q = gather_pixels(q_map, views["ia"], views["ja"])  # (B, N, D)
         k = gather_pixels(k_map, views["ib"], views["jb"])
         loss = self.criterion(q.flatten(0, 1), k.flatten(0, 1))
-        t2 = time.perf_counter()
+        t2 = self._clock()
         keys = k[:, : self.config.keys_per_sample].flatten(0, 1)
         self._pending_keys = self.all_gather(keys).flatten(0, -2) if self.trainer.world_size > 1 else keys
         self.timing["views_s"] += t1 - t0
@@ -158,13 +165,17 @@ class DenseMoCo(pl.LightningModule):
         self.collapse.update(q.detach().flatten(0, 1), pixel_features)
         return loss
 
-    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
-        """Enqueue after the weight update (as the paper), so the queue holds keys of past steps only."""
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: object, optimizer_closure: object = None) -> None:
+        """The weight update (the closure runs ``training_step``), then the enqueue of this step's keys, as in the
+        paper: the queue holds keys of past steps only. Here rather than in ``on_train_batch_end`` so that the keys
+        are in the queue before any callback (the checkpoint one) sees the step as done: a resumed run goes on with
+        exactly the queue it would have had."""
+        optimizer.step(closure=optimizer_closure)  # type: ignore[attr-defined]
         if self._pending_keys is not None:
-            t0 = time.perf_counter()
+            t0 = self._clock()
             self.criterion.enqueue(self._pending_keys)
             self._pending_keys = None
-            self.timing["queue_s"] += time.perf_counter() - t0
+            self.timing["queue_s"] += self._clock() - t0
 
     def epoch_metrics(self) -> dict[str, float]:
         """``collapse/*`` numbers of the epoch's last sampled pixels (merged into the runner's history)."""

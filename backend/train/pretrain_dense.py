@@ -140,6 +140,7 @@ def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[
         "training": {"steps": result.global_step, "epochs": len(result.history), "batch_size": cfg.batch_size,
                      "optimizer": "SGD", "method_config": asdict(config), "region": region,
                      "precision": device.precision, "world_size": device.world_size,
+                     "strategy": str(device.strategy), "resumed_from_step": result.resumed_from_step,
                      "elapsed_s": round(result.elapsed_s, 1), "pixels_per_s": None if not result.imgs_per_s else
                      round(result.imgs_per_s * args.crop**2, 1),
                      "share_of_step": {"views_and_correspondence": round(timing["views_s"] / max(timing["step_s"],
