@@ -179,6 +179,8 @@ def main() -> None:
         rand = probe_scores(features(random_twin(meta), meta, x, bands), labels)
         collapse = meta["collapse"]
         flag = "yes" if collapse.get("collapsed") else "no"
+        if collapse.get("dimensional_collapse") and not collapse.get("collapsed"):
+            flag = f"dimensional ({collapse['rank_fraction']:.1%} of the rank)"
         if collapse.get("collapsed_epochs") and not collapse.get("collapsed"):
             flag = f"in epoch(s) {', '.join(map(str, collapse['collapsed_epochs']))}, recovered"
         notes.append(f"| {label} | {'EuroSAT chips (216)' if data == 'eurosat' else '6 BEN-MM pairs + Sen1Floods11'} "

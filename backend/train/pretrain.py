@@ -30,6 +30,8 @@ from backend.train import runner
 METHOD_NAMES = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
 VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
 DEFAULT_EPOCHS = 10
+#: effective rank / min(samples, d) under which the final embeddings count as dimensionally collapsed (collapse.py)
+DIMENSIONAL_COLLAPSE = 0.03
 #: options a resumed run must share with the run it continues
 RESUME_KEYS = ("method", "variant", "encoder", "bands", "sensors", "crop", "batch_size", "data")
 
@@ -236,8 +238,15 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         "collapsed": bool(last.get("collapse/collapsed")) if last else None,
         "collapsed_epochs": sorted({int(h["epoch"]) + 1 for h in result.history if h.get("collapse/collapsed")}),
         "threshold": f"std x sqrt(d) < {config['collapse_threshold']} or effective rank < 1.5",
+        "rank_fraction": last.get("collapse/rank_fraction"),
+        "dimensional_collapse": bool(last.get("collapse/rank_fraction", 1.0) < DIMENSIONAL_COLLAPSE),
         "measured_on": "L2-normalised projections of the last <=1024 samples of each epoch (encoder features too)",
     }
+    if collapse["dimensional_collapse"] and not collapse["collapsed"]:
+        events.warning("dimensional_collapse", f"{args.method}: the embeddings use few of their directions (effective "
+                       f"rank {collapse['effective_rank']:.1f}, {collapse['rank_fraction']:.1%} of what the "
+                       "samples allow). Probe the encoder before relying on it; try a lower learning rate, a larger "
+                       "batch or another method.")
     spec = module.input_spec()
     used = {(s, b) for s, b in spec["channels"]}
     normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}
@@ -296,4 +305,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                                "no information")
     elif collapse["collapsed_epochs"]:
         summary["collapse"] = f"collapsed in epoch(s) {collapse['collapsed_epochs']}, recovered by the end"
+    elif collapse["dimensional_collapse"]:
+        summary["collapse"] = (f"dimensional collapse: effective rank {collapse['effective_rank']:.1f}, "
+                               f"{collapse['rank_fraction']:.1%} of the directions it could use")
     return summary

@@ -247,3 +247,21 @@ def test_collapse_is_reported_as_warning_summary_and_model_json(eurosat, tmp_pat
     assert events[-1]["summary"]["collapse"].startswith("COLLAPSED")
     meta, _ = load_package(out)
     assert meta["collapse"]["collapsed"] is True and meta["collapse"]["collapsed_epochs"] == [1]
+
+
+@pytest.mark.slow
+def test_dimensional_collapse_is_reported(eurosat, tmp_path, monkeypatch):
+    """With the rank-fraction limit above 1 every run counts as dimensionally collapsed (and not as collapsed): the
+    plumbing to the ``dimensional_collapse`` warning, the summary and model.json."""
+    from backend.train import pretrain
+
+    monkeypatch.setattr(pretrain, "DIMENSIONAL_COLLAPSE", 2.0)
+    out = tmp_path / "m"
+    events = pretrain_ok(["--data", eurosat, "--method", "barlow-twins", "--out", out, *TINY,
+                          *SMALL_HEADS["barlow-twins"], "--max-steps", 2])
+    codes = [e["code"] for e in events if e["event"] == "warning"]
+    assert "dimensional_collapse" in codes and "collapse" not in codes
+    assert events[-1]["summary"]["collapse"].startswith("dimensional collapse")
+    meta, _ = load_package(out)
+    assert meta["collapse"]["dimensional_collapse"] is True and meta["collapse"]["collapsed"] is False
+    assert 0 < meta["collapse"]["rank_fraction"] <= 1

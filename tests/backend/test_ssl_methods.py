@@ -108,8 +108,15 @@ def test_collapse_monitor_tells_collapse_from_spread():
     line = torch.randn(512, 1) * torch.randn(1, 128)
     assert collapse_stats(line).effective_rank < 1.5
     mon.update(torch.randn(300, 128))
-    assert mon.compute()["collapse/collapsed"] == 0.0
+    healthy = mon.compute()
+    assert healthy["collapse/collapsed"] == 0.0 and healthy["collapse/rank_fraction"] > 0.5
     assert mon.compute() is None  # reset after each epoch
+    # spread (std fine) but along 4 of 1024 possible directions: not "collapsed", rank_fraction < 1 %
+    few = torch.randn(1024, 4) @ torch.randn(4, 2048) + 0.3
+    mon.update(few)
+    stats = mon.compute()
+    assert stats["collapse/collapsed"] == 0.0 and stats["collapse/std_ratio"] > 0.5
+    assert stats["collapse/rank_fraction"] < 0.01
 
 
 def test_monitor_keeps_only_the_last_samples():
