@@ -29,8 +29,12 @@ class MoCoV2(SSLMethod):
         self.projection = MoCoProjectionHead(self.feat_dim, cfg["proj_hidden"], cfg["proj_dim"])
         self.encoder_momentum = momentum_copy(self.encoder)
         self.projection_momentum = momentum_copy(self.projection)
+        # under DDP every rank's keys enter the queue (gathered before the enqueue, as MoCo does across GPUs), so all
+        # ranks share one queue of the same negatives
+        distributed = torch.distributed.is_available() and int(cfg.get("world_size", 1)) > 1
         self.criterion = NTXentLoss(temperature=cfg["temperature"],
-                                    memory_bank_size=(int(cfg["queue_size"]), int(cfg["proj_dim"])))
+                                    memory_bank_size=(int(cfg["queue_size"]), int(cfg["proj_dim"])),
+                                    gather_distributed=distributed)
         self.augment = ssl4eo_augment(int(cfg["crop"]))
 
     def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

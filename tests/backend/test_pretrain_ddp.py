@@ -35,3 +35,21 @@ def test_two_cpu_processes_write_one_package(tmp_path_factory, shared_data, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "model.json", "training_curves.png",
                                                      "weights.safetensors"]
     assert not list(tmp_path.glob("*.tmp-*"))
+
+
+@pytest.mark.slow
+def test_moco_queue_is_shared_by_the_ranks(tmp_path_factory, shared_data, tmp_path):
+    """Each step enqueues the keys of both processes (gathered), so both ranks hold the same queue: after 3 steps of
+    2 x 8 samples the queue pointer is at 48 (24 if each rank queued its own keys only)."""
+    import torch
+
+    eurosat = eurosat_store(tmp_path_factory, shared_data)
+    out = tmp_path / "moco"
+    tiny = [a for a in TINY if a not in ("--devices", "cpu")]
+    with open(tmp_path / "ddp.jsonl", "w") as f:
+        proc = start_pretrain(["--data", eurosat, "--method", "moco-v2", "--out", out, *tiny, *SMALL_HEADS["moco-v2"],
+                               "--max-steps", 3, "--devices", 2, "--strategy", "ddp"], f)
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert int(ckpt["moco_queue"]["ptr"]) == 2 * 8 * 3
