@@ -86,7 +86,10 @@ class DenseMoCo(pl.LightningModule):
         self.criterion = DenseInfoNCELoss(config.proj_dim, config.queue_size, config.temperature)
         self._pending_keys: torch.Tensor | None = None
         self.collapse = CollapseMonitor()
+        #: seconds summed over the steps: making the views + correspondences, the enqueue, and the whole step from the
+        #: start of ``training_step`` to the end of the update and enqueue (data loading and copies excluded)
         self.timing = {"views_s": 0.0, "queue_s": 0.0, "step_s": 0.0, "steps": 0}
+        self._step_t0: float | None = None
 
     def n_dates(self, t: int) -> int:
         if self.config.backbone == "temporal-stack-unet":
@@ -155,12 +158,11 @@ class DenseMoCo(pl.LightningModule):
         q = gather_pixels(q_map, views["ia"], views["ja"])  # (B, N, D)
         k = gather_pixels(k_map, views["ib"], views["jb"])
         loss = self.criterion(q.flatten(0, 1), k.flatten(0, 1))
-        t2 = self._clock()
         keys = k[:, : self.config.keys_per_sample].flatten(0, 1)
         self._pending_keys = self.all_gather(keys).flatten(0, -2) if self.trainer.world_size > 1 else keys
         self.timing["views_s"] += t1 - t0
-        self.timing["step_s"] += t2 - t0
         self.timing["steps"] += 1
+        self._step_t0 = t0  # the step ends in optimizer_step, after the backward pass, the update and the enqueue
         pixel_features = gather_pixels(features.detach(), views["ia"], views["ja"]).flatten(0, 1)
         self.collapse.update(q.detach().flatten(0, 1), pixel_features)
         return loss
@@ -176,6 +178,9 @@ class DenseMoCo(pl.LightningModule):
             self.criterion.enqueue(self._pending_keys)
             self._pending_keys = None
             self.timing["queue_s"] += self._clock() - t0
+        if self._step_t0 is not None:
+            self.timing["step_s"] += self._clock() - self._step_t0
+            self._step_t0 = None
 
     def epoch_metrics(self) -> dict[str, float]:
         """``collapse/*`` numbers of the epoch's last sampled pixels (merged into the runner's history)."""
