@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -133,9 +134,14 @@ def child_pipeline(argv: list[str]) -> dict[str, Any]:
 
     from backend.cli import main
 
+    buf = io.StringIO()
     t0 = time.monotonic()
-    rc = main(["predict", *argv])
-    return {"rc": rc, "elapsed_s": time.monotonic() - t0, "threads": torch.get_num_threads()}
+    with contextlib.redirect_stdout(buf):
+        rc = main(["predict", *argv, "--events"])
+    elapsed = time.monotonic() - t0
+    done = [json.loads(ln) for ln in buf.getvalue().splitlines() if ln.startswith('{"event": "done"')]
+    stages = done[-1]["summary"].get("time_s", {}) if done else {}
+    return {"rc": rc, "elapsed_s": elapsed, "threads": torch.get_num_threads(), "stages": stages}
 
 
 def child_naive(argv: list[str]) -> dict[str, Any]:
@@ -312,6 +318,20 @@ def report(rows: list[dict[str, Any]], rss_rows: list[dict[str, Any]], args: arg
         lines.append(f"| {r['label']}{note} | {r['kind']} | {r['threads']} | {r['area_km2']:.1f} | "
                      f"{r['elapsed_s']:.1f} | {r['km2_per_s']:.2f} | {tile_s:.0f} | {r['maxrss_mib']:.0f} |")
     lines.append("")
+    staged = [r for r in rows if r.get("stages")]
+    if staged:
+        lines += ["Where the pipeline's time went (seconds of its main thread; `read_wait`: waiting for the read-ahead "
+                  "thread's next strip; `model_and_blend`: batches through the model and into the blend accumulators, "
+                  "on a GPU only their launch; `finish_rows`: softmax/argmax of finished rows and their copy back, on "
+                  "a GPU also the wait for it; `write`: rows into the two GeoTIFFs; `overviews_and_cog`: overviews and "
+                  "the COG copies at the end; the rest of `total`: inputs, grid, model load):", "",
+                  "| input | read_wait | model_and_blend | finish_rows | write | overviews_and_cog | total |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in staged:
+            st = r["stages"]
+            lines.append(f"| {r['label']} | " + " | ".join(f"{st.get(k, float('nan')):.1f}" for k in (
+                "read_wait", "model_and_blend", "finish_rows", "write", "overviews_and_cog", "total")) + " |")
+        lines.append("")
     for label in dict.fromkeys(r["label"] for r in rows):
         pipe = next(r for r in rows if r["label"] == label and r["kind"] == "pipeline")
         for naive in (r for r in rows if r["label"] == label and r["kind"] == "naive"):

@@ -374,8 +374,10 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
                               batch_size=batch_size, device=device, sink=sink, on_row=on_row)
         events.check_cancel()
+        t_cog = time.monotonic()
         conf_tmp = sinks[1].finish(resampling="AVERAGE") if len(sinks) > 1 else None
         map_tmp = sinks[0].finish(resampling="MODE")
+        cog_s = time.monotonic() - t_cog
         qml = styles.paletted_qml(classes, out.with_suffix(".qml"))
         if conf_tmp is not None and conf_path is not None:
             styles.confidence_qml(conf_path.with_suffix(".qml"))
@@ -397,4 +399,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             "grid": f"{grid.width} x {grid.height} px at {grid.resolution:g} m", "area_km2": round(area_km2, 3),
             "class_pixels": pixels, "nodata_pixels": int(counts[CLASS_NODATA]), "tiles": stats.tiles,
             "tiles_skipped": stats.tiles_skipped, "elapsed_s": round(elapsed, 2),
-            "km2_per_s": round(area_km2 / max(elapsed, 1e-9), 3), "device": device_text}
+            "km2_per_s": round(area_km2 / max(elapsed, 1e-9), 3), "device": device_text,
+            # where the time went (main thread): what to speed up next, and what a slow disk or a busy GPU costs
+            "time_s": {"read_wait": round(stats.read_wait_s, 2), "model_and_blend": round(stats.model_s, 2),
+                       "finish_rows": round(stats.finish_rows_s, 2), "write": round(stats.write_s, 2),
+                       "overviews_and_cog": round(cog_s, 2), "total": round(elapsed, 2)}}

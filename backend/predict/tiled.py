@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -167,9 +168,17 @@ Sink = Callable[[int, np.ndarray, np.ndarray], None]
 
 @dataclass
 class TiledStats:
+    """Counts, and where the main thread's time went (seconds): waiting for the read-ahead's next strip, running
+    the model and blending (launches on a GPU), turning finished rows into classes (on a GPU: also waiting for it to
+    finish, and the copy back), and handing rows to the writer."""
+
     tiles: int = 0
     tiles_skipped: int = 0
     batches: int = 0
+    read_wait_s: float = 0.0
+    model_s: float = 0.0
+    finish_rows_s: float = 0.0
+    write_s: float = 0.0
 
 
 def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]], model_fn: ModelFn,
@@ -192,7 +201,10 @@ def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]
     filled = 0
     it = iter(strips)
     for i, y in enumerate(plan.ys):
+        t0 = time.perf_counter()
         block, bvalid = next(it)
+        t1 = time.perf_counter()
+        stats.read_wait_s += t1 - t0
         n_new = t - filled
         data[:, filled:t] = block[:, :n_new]
         valid[filled:t] = bvalid[:n_new]
@@ -211,8 +223,14 @@ def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]
             stats.batches += 1
         last = i == plan.ny - 1
         n_done = min(t if last else s, plan.height - y)
+        t2 = time.perf_counter()
+        stats.model_s += t2 - t1
         if n_done > 0:
-            sink(y, *_finish_rows(acc, wsum, valid, n_done, plan.width, device))
+            rows = _finish_rows(acc, wsum, valid, n_done, plan.width, device)
+            t3 = time.perf_counter()
+            sink(y, *rows)
+            stats.finish_rows_s += t3 - t2
+            stats.write_s += time.perf_counter() - t3
         if not last:
             keep = t - s
             data[:, :keep] = data[:, s:t]

@@ -86,6 +86,14 @@ def test_map_is_on_the_grid_prepare_chooses(predicted, shared_data, aoi, tmp_pat
         assert src.transform == grid.transform and src.dtypes[0] == "float32" and src.nodata == -1
 
 
+def test_summary_says_where_the_time_went(predicted):
+    summary = predicted["events"][-1]["summary"]
+    stages = summary["time_s"]
+    parts = ("read_wait", "model_and_blend", "finish_rows", "write", "overviews_and_cog")
+    assert all(stages[k] >= 0 for k in parts) and stages["model_and_blend"] > 0 and stages["write"] > 0
+    assert sum(stages[k] for k in parts) <= stages["total"] <= summary["elapsed_s"] + 0.01
+
+
 def test_map_format_legend_and_style(predicted, model):
     classes = read_meta(model)["classes"]
     with rasterio.open(predicted["map"]) as src:
