@@ -231,10 +231,15 @@ class StripReader:
 
     @contextlib.contextmanager
     def context(self) -> Iterator[GridReader]:
-        """Entered in the read-ahead thread: the GDAL cache (unless GDAL_CACHEMAX is set) and the GridReader."""
-        env = (contextlib.nullcontext() if "GDAL_CACHEMAX" in os.environ
-               else rasterio.Env(GDAL_CACHEMAX=self.cache_bytes()))
-        with env:
+        """Entered in the read-ahead thread: the GDAL cache (unless GDAL_CACHEMAX is set), blocks decoded and warped
+        on every core (unless GDAL_NUM_THREADS is set: a full-width strip spans tens of compressed blocks), and the
+        GridReader."""
+        options: dict[str, Any] = {}
+        if "GDAL_CACHEMAX" not in os.environ:
+            options["GDAL_CACHEMAX"] = self.cache_bytes()
+        if "GDAL_NUM_THREADS" not in os.environ:
+            options["GDAL_NUM_THREADS"] = "ALL_CPUS"
+        with rasterio.Env(**options):
             self.reader = GridReader(self.grid)
             try:
                 yield self.reader

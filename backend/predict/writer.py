@@ -50,7 +50,8 @@ class RasterSink:
         self.cog = temp_name(self.path, "tmp")
         profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype=self.dtype.name,
                        crs=grid.rasterio_crs(), transform=grid.transform, nodata=nodata, tiled=True,
-                       blockxsize=block, blockysize=block, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
+                       blockxsize=block, blockysize=block, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER",
+                       NUM_THREADS="ALL_CPUS")  # blocks compressed in parallel: the writes run on the main thread
         if self.dtype.kind == "f":
             profile["predictor"] = 3
         try:
