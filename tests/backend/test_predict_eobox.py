@@ -90,7 +90,7 @@ def test_summary_says_where_the_time_went(predicted):
     summary = predicted["events"][-1]["summary"]
     stages = summary["time_s"]
     parts = ("read_wait", "model_and_blend", "finish_rows", "write", "overviews_and_cog")
-    assert all(stages[k] >= 0 for k in parts) and stages["model_and_blend"] > 0 and stages["write"] > 0
+    assert all(stages[k] >= 0 for k in parts) and stages["model_and_blend"] > 0  # the others may round to 0.0
     assert sum(stages[k] for k in parts) <= stages["total"] <= summary["elapsed_s"] + 0.01
 
 
