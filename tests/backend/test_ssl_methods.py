@@ -68,7 +68,10 @@ def test_loss_goes_down_on_real_chips(name, eurosat, ben):
     opt = torch.optim.SGD(module.parameters(), lr=0.05 if name != "barlow-twins" else 0.01, momentum=0.9)
     torch.manual_seed(1)
     v1, v2 = module.make_views(batch)
-    assert v1.shape == v2.shape == (8, module.in_chans(), 32, 32)
+    if name == "swav":  # multi-crop: the two 32 px views stacked, then two 16 px views
+        assert v1.shape == (16, module.in_chans(), 32, 32) and v2.shape == (16, module.in_chans(), 16, 16)
+    else:
+        assert v1.shape == v2.shape == (8, module.in_chans(), 32, 32)
     assert torch.isfinite(v1).all() and torch.isfinite(v2).all()
 
     # the loss's own state (MoCo's queue) as it was before training: "after" is measured against the same negatives,
@@ -92,6 +95,25 @@ def test_loss_goes_down_on_real_chips(name, eurosat, ben):
     assert after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
     assert features.shape == (8, module.feat_dim)
     assert projection.shape[0] == 8
+
+
+@pytest.mark.parametrize("low", [2, 0])
+def test_swav_multi_crop_views_and_loss(low, eurosat):
+    """Two 32 px views whose codes are the targets, plus ``low`` 16 px views that only predict; the loss is finite
+    and reaches the encoder through the small views too."""
+    batch, bands = _batch(eurosat, need_s1=False, n=4)
+    torch.manual_seed(0)
+    module = METHODS["swav"]({"bands": bands, "sensors": ["s2"], "crop": 32, "batch_size": 4, "encoder": "resnet18",
+                              **SMALL["swav"], "low_res_crops": low})
+    high, small = module.make_views(batch)
+    assert high.shape == (8, 13, 32, 32) and small.shape == (4 * low, 13, 16, 16)
+    loss, z, f = module.forward_loss(high, small)
+    assert torch.isfinite(loss) and z.shape[0] == f.shape[0] == 4
+    assert module.describe()["views"] == f"2 x 32 px + {low} x 16 px (multi-crop)"
+    if low:  # the small views are predicted from: a loss on them alone has gradients
+        p_low = module._codes(small, low)[0]
+        grads = torch.autograd.grad(sum(p.sum() for p in p_low), module.encoder.parameters(), allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
 def test_collapse_monitor_tells_collapse_from_spread():
