@@ -65,17 +65,19 @@ def sample_view_pair(batch: int, region: int, crop: int, min_overlap: float = 0.
 
 
 def apply_view(x: torch.Tensor, p: ViewParams) -> torch.Tensor:
-    """Crop and flip a batch of regions (B, ..., H, W) into views (B, ..., size, size)."""
-    out = []
-    for k in range(x.shape[0]):
-        t, l = int(p.top[k]), int(p.left[k])
-        v = x[k, ..., t:t + p.size, l:l + p.size]
-        if bool(p.vflip[k]):
-            v = v.flip(-2)
-        if bool(p.hflip[k]):
-            v = v.flip(-1)
-        out.append(v)
-    return torch.stack(out)
+    """Crop and flip a batch of regions (B, ..., H, W) into views (B, ..., size, size).
+
+    One gather for the whole batch (no loop over samples: on a GPU a per-sample slice and flip is a few kernel
+    launches each): view pixel (i, j) of sample k is region pixel (rows[k, i], cols[k, j]), with the flips folded
+    into the index order."""
+    b, size = x.shape[0], p.size
+    ar = torch.arange(size, device=x.device)
+    top, left = p.top.to(x.device)[:, None], p.left.to(x.device)[:, None]
+    rows = torch.where(p.vflip.to(x.device)[:, None], top + size - 1 - ar, top + ar)  # (B, size)
+    cols = torch.where(p.hflip.to(x.device)[:, None], left + size - 1 - ar, left + ar)
+    flat = x.reshape(b, -1, x.shape[-2], x.shape[-1])  # (B, M, H, W)
+    picked = flat[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2).reshape(*x.shape[:-2], size, size)  # (B, size, size, M) -> (B, ..., s, s)
 
 
 def sample_correspondences(a: ViewParams, b: ViewParams, n: int, generator: torch.Generator | None = None
