@@ -200,17 +200,15 @@ def main() -> None:
     rows = []
     dense_dates = 0
     for method in args.methods:
+        margs = args
         if method == "dense-moco":
-            dense_args = argparse.Namespace(**{**vars(args), "batch_size": args.dense_batch_size,
-                                               "crop": args.dense_crop})
+            margs = argparse.Namespace(**{**vars(args), "batch_size": args.dense_batch_size, "crop": args.dense_crop})
             data = series_data(args.dense_crop, args.dense_batch_size * (args.warmup + args.steps + 2))
             dense_dates = data.n_dates
-            (loader_rate, shares), (device_rate, _) = (measure(method, data, device, dense_args, feed)
-                                                       for feed in ("loader", "device"))
         else:
             data = pairs if method == "rs-byol" else eurosat
-            (loader_rate, shares), (device_rate, _) = (measure(method, data, device, args, feed)
-                                                       for feed in ("loader", "device"))
+        (loader_rate, shares), (device_rate, _) = (measure(method, data, device, margs, feed)
+                                                   for feed in ("loader", "device"))
         rows.append((method, loader_rate, device_rate, shares))
         print(f"{method:13s} loader {loader_rate:8.1f} img/s   device batch {device_rate:8.1f} img/s   "
               f"ratio {loader_rate / device_rate:.2f}", flush=True)

@@ -132,6 +132,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _package_part(path: Path, prefix: str, what: str, hint: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The weights under ``prefix`` of a package (prefix removed), and the SHA-256 of its weights file."""
+    weights = path / "weights.safetensors"
+    part = {k[len(prefix):]: v for k, v in load_weights(weights).items() if k.startswith(prefix)}
+    if not part:
+        raise EoSslError("corrupt_model", f"{path} holds no {what} weights (no '{prefix}' keys).", hint)
+    return part, _sha256(weights)
+
+
 def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
     """Read ``--init``: ``random``, a package folder, or a ``.safetensors`` file of encoder weights."""
     if init in ("random", "", None):
@@ -142,13 +151,9 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
         arch = meta.get("architecture") or {}
         family = arch.get("family", "timm")
         if family == "unet3d":  # a dense-moco (or fine-tuned) per-pixel backbone: keys temporal.*
-            weights = path / "weights.safetensors"
-            state = load_weights(weights)
-            enc = {k[len("temporal."):]: v for k, v in state.items() if k.startswith("temporal.")}
-            if not enc:
-                raise EoSslError("corrupt_model", f"{path} holds no backbone weights (no 'temporal.' keys).",
-                                 "Use a package written by eo-ssl pretrain --method dense-moco.")
-            return InitSource("package", str(arch.get("backbone", "unet3d")), path, meta, enc, _sha256(weights))
+            enc, sha = _package_part(path, "temporal.", "backbone",
+                                     "Use a package written by eo-ssl pretrain --method dense-moco.")
+            return InitSource("package", str(arch.get("backbone", "unet3d")), path, meta, enc, sha)
         if family not in ("timm", "smp"):
             raise EoSslError("unsupported_model", f"{path} holds a {family} model ({meta.get('method')}); fine-tuning "
                              "takes timm encoders or dense-moco backbones.",
@@ -156,13 +161,8 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
         name = str(arch.get("encoder") or DEFAULT_ENCODER)
         if encoder and encoder != name and warn is not None:
             warn("encoder_ignored", f"--encoder {encoder} ignored: the package {path} holds a {name}.")
-        weights = path / "weights.safetensors"
-        state = load_weights(weights)
-        enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-        if not enc:
-            raise EoSslError("corrupt_model", f"{path} holds no encoder weights (no 'encoder.' keys).",
-                             "Use a package written by eo-ssl pretrain or finetune.")
-        return InitSource("package", name, path, meta, enc, _sha256(weights))
+        enc, sha = _package_part(path, "encoder.", "encoder", "Use a package written by eo-ssl pretrain or finetune.")
+        return InitSource("package", name, path, meta, enc, sha)
     if path.is_file():
         state = load_weights(path)
         enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")} or dict(state)

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +112,62 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def start_pretrain(args: list[Any], stdout: Any) -> subprocess.Popen:
-    """``python -m backend pretrain ARGS --events`` as a child process writing its events to ``stdout``."""
-    return subprocess.Popen([sys.executable, "-m", "backend", "pretrain", *map(str, args), "--events"],
+def start_command(command: str, args: list[Any], stdout: Any) -> subprocess.Popen:
+    """``python -m backend COMMAND ARGS --events`` as a child process writing its events to ``stdout``."""
+    return subprocess.Popen([sys.executable, "-m", "backend", command, *map(str, args), "--events"],
                             stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=REPO, env=subprocess_env())
+
+
+def start_pretrain(args: list[Any], stdout: Any) -> subprocess.Popen:
+    return start_command("pretrain", args, stdout)
+
+
+def wait_for(predicate: Any, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Poll ``predicate`` until it holds; fail if ``proc`` ends first or ``timeout`` passes."""
+    t0 = time.monotonic()
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended early ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+        if time.monotonic() - t0 > timeout:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def checkpoint_step(path: Path) -> int:
+    """``global_step`` of a checkpoint, -1 while it cannot be read."""
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except Exception:  # noqa: BLE001 - being replaced right now (os.replace is atomic, but the read may race)
+        return -1
+
+
+def kill_at_checkpoint(command: str, args: list[Any], ckpt: Path, log: Path, min_step: int = 4) -> int:
+    """Run ``command``, SIGKILL it once ``ckpt`` holds step ``min_step`` or later (nothing gets to clean up); the
+    step the checkpoint holds."""
+    with open(log, "w") as f:
+        proc = start_command(command, args, f)
+        wait_for(lambda: ckpt.exists() and checkpoint_step(ckpt) >= min_step, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    return checkpoint_step(ckpt)
+
+
+def resume_to_end(command: str, args: list[Any], ckpt: Path, killed_at: int, steps: int, log: Path
+                  ) -> list[dict[str, Any]]:
+    """``command ARGS --resume`` after :func:`kill_at_checkpoint`: it says where it resumes, its step counter goes on
+    from there to ``steps``; its events."""
+    with open(log, "w") as f:
+        proc = start_command(command, [*args, "--resume"], f)
+        rc = proc.wait(300)
+    events = read_events(log)
+    assert rc == 0, proc.stderr.read()[-3000:]
+    assert f"resuming from {ckpt} at step {killed_at}" in " ".join(e["message"] for e in events if e["event"] == "log")
+    progress = [e["step"] for e in events if e["event"] == "progress"]
+    assert progress[0] > killed_at and progress[-1] == steps
+    return events
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -5,16 +5,14 @@ write one package."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 from backend.models.package import load_package
-from tests.backend.pretrain_helpers import read_events, start_pretrain
+from tests.backend.pretrain_helpers import kill_at_checkpoint, resume_to_end, start_pretrain
 from tests.backend.test_pretrain_dense import T37_BANDS
-from tests.backend.test_pretrain_resume import _ckpt_step, _wait
 
 STEPS = 12
 #: a small U-Net-3D and queue, batches of 2 crops of 32 px: seconds per step on one CPU thread
@@ -44,25 +42,12 @@ def test_killed_run_resumes_with_its_queue(series: Path, tmp_path: Path) -> None
     ckpt = out / "checkpoints" / "last.ckpt"
     args = ["--data", series, "--out", out, *SMALL, "--devices", "cpu", "--max-steps", STEPS,
             "--checkpoint-every", 2]
-    with open(tmp_path / "run1.jsonl", "w") as f:
-        proc = start_pretrain(args, f)
-        _wait(lambda: ckpt.exists() and _ckpt_step(ckpt) >= 4, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    killed_at = _ckpt_step(ckpt)
+    killed_at = kill_at_checkpoint("pretrain", args, ckpt, tmp_path / "run1.jsonl")
     assert 4 <= killed_at < STEPS and not (out / "model.json").exists()
     # the checkpoint holds the queue as it was after step `killed_at`: 2 samples x 2 keys per step
     assert _queue(ckpt) == (min(64, 4 * killed_at), (4 * killed_at) % 64)
 
-    log = tmp_path / "run2.jsonl"
-    with open(log, "w") as f:
-        proc = start_pretrain([*args, "--resume"], f)
-        rc = proc.wait(300)
-    events = read_events(log)
-    assert rc == 0, proc.stderr.read()[-3000:]
-    assert f"resuming from {ckpt} at step {killed_at}" in " ".join(e["message"] for e in events if e["event"] == "log")
-    steps = [e["step"] for e in events if e["event"] == "progress"]
-    assert steps[0] > killed_at and steps[-1] == STEPS
+    resume_to_end("pretrain", args, ckpt, killed_at, STEPS, tmp_path / "run2.jsonl")
     # the queue went on from where it was: as if the run had never stopped
     assert _queue(ckpt) == (min(64, 4 * STEPS), (4 * STEPS) % 64)
     meta, state = load_package(out)

@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
 
 import pytest
-import torch
 
 from backend.models.package import load_package
-from tests.backend.pretrain_helpers import SMALL_HEADS, TINY, eurosat_store, read_events, start_pretrain
+from tests.backend.pretrain_helpers import (
+    SMALL_HEADS,
+    TINY,
+    checkpoint_step,
+    eurosat_store,
+    kill_at_checkpoint,
+    read_events,
+    start_pretrain,
+    wait_for,
+)
 
 STEPS = 16
-
-
-def _wait(predicate, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended early ({proc.returncode}): {proc.stderr.read()[-3000:]}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            raise AssertionError("timed out")
-        time.sleep(0.1)
-
-
-def _ckpt_step(path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
-    except Exception:  # noqa: BLE001 - being replaced right now (os.replace is atomic, but the read may race)
-        return -1
 
 
 @pytest.mark.slow
@@ -45,12 +33,7 @@ def test_kill_then_resume_then_cancel_then_finish(tmp_path_factory, shared_data,
 
     # 1. run, SIGKILL once a checkpoint past step 2 exists: nothing gets to clean up
     log1 = tmp_path / "run1.jsonl"
-    with open(log1, "w") as f:
-        proc = start_pretrain(args, f)
-        _wait(lambda: ckpt.exists() and _ckpt_step(ckpt) >= 4, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    killed_at = _ckpt_step(ckpt)
+    killed_at = kill_at_checkpoint("pretrain", args, ckpt, log1)
     assert 4 <= killed_at < STEPS
     assert not (out / "model.json").exists()
     assert [e for e in read_events(log1) if e["event"] == "done"] == []
@@ -59,7 +42,7 @@ def test_kill_then_resume_then_cancel_then_finish(tmp_path_factory, shared_data,
     log2 = tmp_path / "run2.jsonl"
     with open(log2, "w") as f:
         proc = start_pretrain([*args, "--resume"], f)
-        _wait(lambda: _ckpt_step(ckpt) >= killed_at + 4, proc)
+        wait_for(lambda: checkpoint_step(ckpt) >= killed_at + 4, proc)
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(60)
     events = read_events(log2)
@@ -70,7 +53,7 @@ def test_kill_then_resume_then_cancel_then_finish(tmp_path_factory, shared_data,
     assert f"resuming from {ckpt} at step {killed_at}" in logs
     steps2 = [e["step"] for e in events if e["event"] == "progress"]
     assert steps2 and steps2[0] > killed_at  # the counter continues, it does not restart at 1
-    cancelled_at = _ckpt_step(ckpt)
+    cancelled_at = checkpoint_step(ckpt)
     assert cancelled_at >= killed_at + 4 and cancelled_at == steps2[-1]  # saved at the step it stopped
     assert not (out / "model.json").exists()
 
@@ -88,5 +71,5 @@ def test_kill_then_resume_then_cancel_then_finish(tmp_path_factory, shared_data,
     meta, weights = load_package(out)
     assert meta["training"]["steps"] == STEPS and meta["training"]["resumed_from_step"] == cancelled_at
     assert all(k.startswith("encoder.") for k in weights)
-    assert _ckpt_step(ckpt) == STEPS
+    assert checkpoint_step(ckpt) == STEPS
     assert os.path.getsize(out / "training_curves.png") > 1000
