@@ -1,10 +1,14 @@
 """Commands beyond ``prepare``: name -> (module, one-line help). A module that is not there is not offered."""
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "import-weights": ("backend.interop.import_weights", "import a published encoder (.pth/.pt or safetensors) as a "
+                       "model package"),
     "pretrain": ("backend.train.pretrain", "self-supervised pre-training of an encoder on a chip store"),
     "finetune": ("backend.train.finetune", "fine-tune (or linear-probe) a model on labelled chips or parcels"),
     "evaluate": ("backend.train.evaluate", "evaluate encoders: linear probe, kNN, fine-tune at label fractions"),
     "predict": ("backend.predict.run", "predict a land-cover raster (and confidence) over an AOI"),
+    "export-onnx": ("backend.interop.export_onnx", "export a classification/segmentation package to ONNX with "
+                    "Deepness metadata"),
     "label-parcels": ("backend.parcels.label", "label parcels from a predicted land-cover raster"),
     "export-dataset": ("backend.parcels.export", "export chips + masks + index of labelled parcels"),
     "demo": ("backend.demo", "run the whole job on the sample shipped in resources/sample"),
