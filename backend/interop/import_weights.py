@@ -27,7 +27,7 @@ from backend.data.chipstore import check_writable
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.interop import presets
-from backend.interop.state_dicts import match_encoder, read_weights_file, sha256_of
+from backend.interop.state_dicts import match_encoder, read_weights_file
 from backend.models import provenance
 from backend.models.inputs import describe
 from backend.models.segmentation import timm_name
@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.models.encoders import create_encoder
-    from backend.models.package import META, save_package
+    from backend.models.package import META, save_package, sha256_of
 
     path = Path(args.file)
     out = Path(args.out)

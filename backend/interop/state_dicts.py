@@ -25,7 +25,6 @@ Published encoders come as ``.pth``/``.pt`` files (``torch.save`` pickles) or sa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 import zipfile
 from collections import Counter
@@ -44,14 +43,6 @@ SAFE_GLOBALS: list[Any] = [argparse.Namespace]
 PREFERRED = ("encoder_q", "teacher")
 #: how many differing keys an error lists
 SHOW = 8
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -9,6 +9,7 @@ pickle (``torch.save``) or anything else is refused with a clear error.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -101,6 +102,15 @@ def load_package(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tens
     """(model.json, state dict) of a package folder."""
     meta = read_meta(path)
     return meta, load_weights(Path(path) / WEIGHTS)
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file (weights are identified by it in ``model.json`` provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def input_channels(meta: dict[str, Any]) -> list[tuple[str, str]]:

@@ -60,6 +60,13 @@ class SSLMethod(pl.LightningModule):
         #: called with the epoch's collapse numbers when the monitor declares collapse (the command warns)
         self.on_collapse: Callable[[dict[str, float]], None] | None = None
         self.collapsed_epochs: list[int] = []
+        affine = cfg.get("input_affine")  # set by ``pretrain --init``: views -> the init package's units
+        self.input_affine = bool(affine)
+        if affine:
+            self.register_buffer("input_scale", torch.tensor(affine["scale"], dtype=torch.float32).view(1, -1, 1, 1),
+                                 persistent=False)
+            self.register_buffer("input_shift", torch.tensor(affine["shift"], dtype=torch.float32).view(1, -1, 1, 1),
+                                 persistent=False)
         self.build()
 
     # -- to implement --------------------------------------------------------------------------------------
@@ -97,8 +104,16 @@ class SSLMethod(pl.LightningModule):
     def _channels_last(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
+    def encoder_units(self, v: torch.Tensor) -> torch.Tensor:
+        """Views as the encoder reads them: augmented standardised bands, then ``config['input_affine']`` when the
+        encoder comes from a package with its own normalisation (``pretrain --init``)."""
+        if not self.input_affine:
+            return v
+        return v * self.input_scale.to(v.dtype) + self.input_shift.to(v.dtype)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         v1, v2 = self.make_views(batch)
+        v1, v2 = self.encoder_units(v1), self.encoder_units(v2)
         loss, projection, features = self.forward_loss(self._channels_last(v1), self._channels_last(v2))
         self.collapse.update(projection, features)
         return loss

@@ -20,7 +20,6 @@ written as a model package (weights + ``model.json`` + ``training_curves.png``);
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import shutil
 import sys
@@ -38,8 +37,9 @@ from torch import nn
 from backend.data.chipstore import ChipStore, check_writable
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.models import provenance
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
-from backend.models.package import META, load_weights, read_meta, save_package
+from backend.models.package import META, load_weights, read_meta, save_package, sha256_of
 from backend.report.metrics import confusion, headline, scores
 from backend.train import runner
 from backend.train.labelled import (
@@ -124,21 +124,13 @@ class InitSource:
         return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _package_part(path: Path, prefix: str, what: str, hint: str) -> tuple[dict[str, torch.Tensor], str]:
     """The weights under ``prefix`` of a package (prefix removed), and the SHA-256 of its weights file."""
     weights = path / "weights.safetensors"
     part = {k[len(prefix):]: v for k, v in load_weights(weights).items() if k.startswith(prefix)}
     if not part:
         raise EoSslError("corrupt_model", f"{path} holds no {what} weights (no '{prefix}' keys).", hint)
-    return part, _sha256(weights)
+    return part, sha256_of(weights)
 
 
 def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
@@ -166,7 +158,7 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
     if path.is_file():
         state = load_weights(path)
         enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")} or dict(state)
-        return InitSource("file", encoder or DEFAULT_ENCODER, path, None, enc, _sha256(path))
+        return InitSource("file", encoder or DEFAULT_ENCODER, path, None, enc, sha256_of(path))
     raise EoSslError("input_not_found", f"--init {init}: no such model package or weights file.",
                      "Give a folder written by eo-ssl pretrain/finetune, a .safetensors file, or 'random'.")
 
@@ -568,6 +560,11 @@ def package_meta(data: TaskData, net: nn.Module, init: InitSource, cfg: runner.T
                      **({"samples_per_epoch": args.samples_per_epoch} if data.task == "segmentation" else {})},
         "metrics": metrics,
         "provenance": {"data": str(Path(data.store.path).resolve()), "init": init.provenance(),
+                       "chain": provenance.extend(init.meta, init.path, provenance.step(
+                           "finetune", task=data.task, data=str(Path(data.store.path).resolve()),
+                           init=str(init.path.resolve()) if init.path else "random", init_sha256=init.sha256,
+                           architecture=f"{net.describe()['encoder']} + {net.describe()['decoder']}",  # type: ignore[operator]
+                           label_fraction=data.info.get("label_fraction"), steps=fit.global_step)),
                        "inputs": [s.get("files") for sensor in (manifest.get("sensors") or {}).values()
                                   for s in sensor.get("scenes", [])] or (manifest.get("provenance") or {}).get(
                                       "inputs"),

@@ -25,7 +25,11 @@ from typing import Any
 
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.models import provenance
+from backend.models.inputs import describe
 from backend.train import runner
+
+S1_BANDS = ("VV", "VH")
 
 METHOD_NAMES = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
 VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
@@ -129,6 +133,13 @@ def _load_init(module: Any, meta: dict[str, Any], weights: dict[str, Any], path:
         raise EoSslError("init_mismatch", f"--init {path} holds a {arch.get('encoder')} encoder reading "
                          f"{arch.get('in_chans')} channel(s); this run needs {module.config['encoder']} with "
                          f"{module.in_chans()}.", "Use a package of the same encoder and bands, or leave --init out.")
+    spec = module.input_spec()
+    want = [tuple(c) for c in (meta.get("input") or {}).get("channels", [])]
+    have = [tuple(c) for c in spec["channels"]]
+    if spec["channel_mode"] == "stack" and want and want != have:
+        raise EoSslError("init_mismatch", f"--init {path} reads {describe(want)} (in this order); this run feeds "
+                         f"{describe(have)}.", "Pre-train on stores that have the package's bands, and leave --bands "
+                         "out (the package's bands are used).")
     state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
     missing, unexpected = module.encoder.load_state_dict(state, strict=False)
     if missing or unexpected or not state:
@@ -140,10 +151,51 @@ def _load_init(module: Any, meta: dict[str, Any], weights: dict[str, Any], path:
             twin.load_state_dict(module.encoder.state_dict())
 
 
+def init_bands(meta: dict[str, Any], args: argparse.Namespace, path: str) -> tuple[list[str], str]:
+    """The Sentinel-2 bands (in the encoder's order) and ``--sensors`` of a stacked-band run from ``--init``: the
+    data are matched to the package's channels by name, so a store with the bands in another order still fits."""
+    inp = meta.get("input") or {}
+    channels = [(str(s), str(b)) for s, b in inp.get("channels", [])]
+    if (inp.get("channel_mode") or "stack") != "stack":
+        raise EoSslError("init_mismatch", f"--init {path} holds a single-band (per-band) RS-BYOL encoder; "
+                         f"{args.method} feeds the bands stacked.",
+                         "Continue it with --method rs-byol --variant single or s2-only, or use another package.")
+    s2 = [b for s, b in channels if s == "s2"]
+    s1 = [b for s, b in channels if s == "s1"]
+    if not s2 or (s1 and s1 != list(S1_BANDS)):
+        raise EoSslError("init_mismatch", f"--init {path} reads {describe(channels)}; stacked-band pre-training "
+                         "reads Sentinel-2 bands, then optionally VV, VH.", "Use another package.")
+    if args.bands:
+        given = [b.strip().upper() for b in args.bands.split(",") if b.strip()]
+        if sorted(given) != sorted(s2):
+            raise EoSslError("init_mismatch", f"--init {path} reads {', '.join(s2)}; --bands says "
+                             f"{', '.join(given)}.", "Leave --bands out: the package's bands are used.")
+    if args.sensors == "s2+s1" and not s1:
+        raise EoSslError("init_mismatch", f"--init {path} reads no Sentinel-1 band; --sensors s2+s1 would add two.",
+                         "Use --sensors s2.")
+    return s2, "s2+s1" if s1 else "s2"
+
+
+def input_affine(channels: list[tuple[str, str]], data_norm: dict[str, dict[str, dict[str, float]]],
+                 init_norm: dict[str, dict[str, dict[str, float]]]) -> dict[str, list[float]]:
+    """Per channel ``scale``, ``shift`` taking the stores' standardised values to the ``--init`` package's units.
+
+    The augmentations (brightness in standard deviations, channel drop to the mean) work on standardised bands; the
+    encoder of a package reads the numbers its normalisation gives (an SSL4EO-S12 encoder reads reflectance, raw /
+    10,000). ``raw = x * s_data + m_data`` so ``(raw - m_init) / s_init = x * s_data / s_init + (m_data - m_init) /
+    s_init``."""
+    scale, shift = [], []
+    for s, b in channels:
+        d, i = data_norm[s][b], init_norm[s][b]
+        scale.append(float(d["std"]) / float(i["std"]))
+        shift.append((float(d["mean"]) - float(i["mean"])) / float(i["std"]))
+    return {"scale": scale, "shift": shift}
+
+
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     import lightning.pytorch as pl
 
-    from backend.models.package import load_package, save_package
+    from backend.models.package import WEIGHTS, load_package, save_package, sha256_of
     from backend.ssl.data import build_ssl_data
     from backend.ssl.registry import get_method
 
@@ -170,19 +222,33 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     runner.apply_threads(cfg)
     device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
 
-    probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
-             "sensors": ["s2", "s1"] if args.sensors == "s2+s1" else ["s2"]}
     rs = args.method == "rs-byol"
+    init_meta = init_weights = None
+    s2_bands = args.bands.split(",") if args.bands else None
+    sensors_opt = args.sensors
+    if args.init:
+        init_meta, init_weights = load_package(args.init)  # refuses pickles and damaged files
+        if not rs:  # the encoder reads the package's bands in its order: the data are matched to them by name
+            s2_bands, sensors_opt = init_bands(init_meta, args, args.init)
+    probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
+             "sensors": ["s2", "s1"] if sensors_opt == "s2+s1" else ["s2"]}
     need_s1 = cls.needs_s1(probe)
     data = build_ssl_data(
-        args.data, need_s1=need_s1, stack_s1=not rs and args.sensors == "s2+s1", crop=args.crop,
-        epoch_length=args.epoch_length, s2_bands=args.bands.split(",") if args.bands else None,
+        args.data, need_s1=need_s1, stack_s1=not rs and sensors_opt == "s2+s1", crop=args.crop,
+        epoch_length=args.epoch_length, s2_bands=s2_bands,
         required_s2=cls.required_s2(probe["variant"]) if rs else (), events=events if main else None,
         method=f"rs-byol --variant {probe['variant']}" if rs else args.method,
         hint_no_s1="Prepare the store with --s2 ... --s1 ... (the same place), or use --variant s2-only."
         if rs else "")
     sensors = ["s2"] if rs else probe["sensors"]
     config = method_config(args, cls, data.bands, sensors, cfg.batch_size, device.world_size)
+    init_norm = None
+    if init_meta is not None and not rs:  # standardised views -> the package's units, after the augmentations
+        from backend.models.inputs import spec_from_meta
+
+        init_norm = spec_from_meta(init_meta).normalization()
+        config["input_affine"] = input_affine([(s, b) for s in sensors for b in data.bands[s]], data.normalization,
+                                              init_norm)
     run_config = {"method": args.method, "variant": config.get("variant"), "encoder": config["encoder"],
                   "bands": data.bands, "sensors": sensors, "crop": args.crop, "batch_size": cfg.batch_size,
                   "data": [str(Path(p).resolve()) for p in args.data], "config": config, "train": cfg.to_dict()}
@@ -190,9 +256,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         runner.check_resume_matches(out, run_config, RESUME_KEYS)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    init_meta = None
-    if args.init:
-        init_meta, init_weights = load_package(args.init)  # refuses pickles and damaged files
+    if init_meta is not None:
         want = init_meta.get("architecture", {}).get("encoder")
         if args.encoder is None and want:
             config["encoder"] = want
@@ -210,6 +274,13 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                            "useless; try a lower learning rate, a larger batch or another method.")
 
     module.on_collapse = warn_collapse
+    if main and init_meta is not None:
+        events.log(f"--init {args.init}: {init_meta.get('method')} {config['encoder']} reading "
+                   f"{describe([tuple(c) for c in module.input_spec()['channels']])}"
+                   + ("; views are standardised with the stores' statistics for the augmentations, then put in the "
+                      "package's normalisation for the encoder" if init_norm is not None else
+                      "; rs-byol standardises every band with the stores' statistics (the package's normalisation "
+                      "is not carried over)"))
     if main:
         samples = sum(data.lengths)
         events.log(f"{args.method}{' ' + config['variant'] if rs else ''}: encoder {config['encoder']} "
@@ -250,7 +321,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     spec = module.input_spec()
     used = {(s, b) for s, b in spec["channels"]}
     normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}
-                     for s, bands in data.normalization.items()}
+                     for s, bands in (init_norm or data.normalization).items()}
     lr = module.learning_rate()
     training = {
         "epochs": len(result.history), "steps": result.global_step,
@@ -278,7 +349,13 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         "training": training,
         "metrics": {"final_loss": result.final_loss, "history": result.history},
         "collapse": collapse,
-        "provenance": {**data.provenance(), "init": str(Path(args.init).resolve()) if args.init else "random"},
+        "provenance": {**data.provenance(), "init": str(Path(args.init).resolve()) if args.init else "random",
+                       "chain": provenance.extend(init_meta, args.init, provenance.step(
+                           "pretrain", method=args.method, variant=config.get("variant") if rs else None,
+                           encoder=config["encoder"], data=[str(Path(p).resolve()) for p in args.data],
+                           init=str(Path(args.init).resolve()) if args.init else "random",
+                           init_sha256=sha256_of(Path(args.init) / WEIGHTS) if args.init else None,
+                           steps=result.global_step))},
     }
     with tempfile.TemporaryDirectory() as tmp:
         curves = runner.plot_curves(result.history, Path(tmp) / "training_curves.png",

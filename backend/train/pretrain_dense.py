@@ -21,6 +21,7 @@ from backend.data.chipstore import ChipStore
 from backend.data.datasets import RandomCropDataset
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.models import provenance
 from backend.train import runner
 
 DEFAULT_EPOCHS = 10
@@ -80,10 +81,43 @@ def _data(args: argparse.Namespace, region: int) -> tuple[Any, list[ChipStore], 
     return (datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)), stores, bands, n_dates.pop()
 
 
+def _load_init(module: Any, path: str, bands: list[str]) -> dict[str, Any]:
+    """Start ``module``'s backbone (and its momentum copy) from a dense-moco package of the same architecture."""
+    from backend.models.package import load_package
+
+    meta, weights = load_package(path)
+    arch = meta.get("architecture") or {}
+    if arch.get("family") != "unet3d":
+        raise EoSslError("init_mismatch", f"--init {path} holds a {arch.get('family')} {arch.get('encoder')} image "
+                         f"encoder ({meta.get('method')}); dense-moco trains a per-pixel U-Net-3D over time series, "
+                         "which an image encoder cannot initialise.",
+                         "Adapt an image encoder with --method byol, moco-v2, simsiam, barlow-twins or swav; with "
+                         "dense-moco, --init takes a dense-moco package.")
+    c = module.config
+    want = {"backbone": c.backbone, "in_chans": len(bands), "out_channels": c.feature_dim, "base": c.base_width,
+            "depth": c.depth}
+    differ = [f"{k} {arch.get(k)} (this run: {v})" for k, v in want.items() if arch.get(k) != v]
+    channels = [b for s, b in (meta.get("input") or {}).get("channels", []) if s == "s2"]
+    if channels != bands:
+        differ.append(f"bands {', '.join(channels)} (this run: {', '.join(bands)})")
+    if differ:
+        raise EoSslError("init_mismatch", f"--init {path} does not fit this run: {'; '.join(differ)}.",
+                         "Use the package's options (--set feature_dim=..., base_width=..., depth=...) and stores "
+                         "with its bands.")
+    state = {k[len("temporal."):]: v for k, v in weights.items() if k.startswith("temporal.")}
+    try:
+        module.backbone.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise EoSslError("init_mismatch", f"--init {path}: backbone weights do not fit: {str(exc)[:300]}",
+                         "Use a package written by eo-ssl pretrain --method dense-moco.") from exc
+    module.backbone_k.load_state_dict(module.backbone.state_dict())  # the key encoder starts as the query encoder
+    return meta
+
+
 def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[str, Any]:
     import lightning.pytorch as pl
 
-    from backend.models.package import save_package
+    from backend.models.package import WEIGHTS, save_package, sha256_of
     from backend.ssl.dense_moco import DenseMoCo
 
     main = runner.is_main_process()
@@ -105,6 +139,7 @@ def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[
         runner.check_resume_matches(out, run_config, RESUME_KEYS)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DenseMoCo(config)
+    init_meta = _load_init(module, args.init, bands) if args.init else None
     n_view = module.n_dates(n_dates)
     if main:
         events.log(f"dense-moco: {config.backbone} backbone ({config.feature_dim} features per pixel), "
@@ -148,8 +183,14 @@ def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[
                      "mean_step_s": round(timing["step_s"] / steps, 4)},
         "metrics": {"final_loss": result.final_loss, "history": result.history},
         "collapse": collapse,
-        "provenance": {"data": [str(Path(p).resolve()) for p in args.data], "init": "random",
-                       "dates": stores[0].dates("s2")},
+        "provenance": {"data": [str(Path(p).resolve()) for p in args.data],
+                       "init": str(Path(args.init).resolve()) if args.init else "random",
+                       "dates": stores[0].dates("s2"),
+                       "chain": provenance.extend(init_meta, args.init, provenance.step(
+                           "pretrain", method="dense-moco", data=[str(Path(p).resolve()) for p in args.data],
+                           init=str(Path(args.init).resolve()) if args.init else "random",
+                           init_sha256=sha256_of(Path(args.init) / WEIGHTS) if args.init else None,
+                           steps=result.global_step))},
     }
     state = {f"temporal.{k}": v for k, v in module.backbone.state_dict().items()}
     with tempfile.TemporaryDirectory() as tmp:
