@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import zipfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,21 +69,30 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise EoSslError("unsafe_weights", f"{path} holds Python objects other than tensors and plain containers "
-                         f"({_unsafe_globals(path) or str(exc).splitlines()[0][:200]}); eo-ssl does not unpickle them "
-                         "(unpickling can run any code).",
-                         "Use the plain state-dict release of the weights (torchgeo rehosts the SSL4EO-S12 ResNets "
-                         "as plain state dicts), or, if you trust the file, save its state dict with "
-                         "safetensors.torch.save_file and import that.") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise EoSslError("corrupt_weights", f"Cannot read {path} as a PyTorch or safetensors file: "
-                         f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
-                         "Give a .pth/.pt state dict or a .safetensors file; download it again if it is "
-                         "truncated.") from exc
+        unsafe = _unsafe_globals(path)
+        if unsafe or "Unsupported global" in str(exc):
+            raise EoSslError("unsafe_weights", f"{path} holds Python objects other than tensors and plain containers"
+                             f" ({unsafe or 'see torch.load(weights_only=True)'}); eo-ssl does not unpickle them "
+                             "(unpickling can run any code).",
+                             "Use the plain state-dict release of the weights (torchgeo rehosts the SSL4EO-S12 ResNets "
+                             "as plain state dicts), or, if you trust the file, save its state dict with "
+                             "safetensors.torch.save_file and import that.") from exc
+        raise _corrupt(path, exc) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file fails inside the unpickler in many ways
+        raise _corrupt(path, exc) from exc
     flat = flatten(obj)
     if not flat:
         raise EoSslError("corrupt_weights", f"{path} holds no tensors.", "Give the file of the encoder's weights.")
     return flat, "torch"
+
+
+def _corrupt(path: Path, exc: Exception) -> EoSslError:
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:  # torch's long notice; the reason is on the next non-empty line
+        text = next((line for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()), "")
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+    return EoSslError("corrupt_weights", f"Cannot read {path} as a PyTorch or safetensors file ({first}).",
+                      "Give a .pth/.pt state dict or a .safetensors file; download it again if it is truncated.")
 
 
 def _unsafe_globals(path: Path) -> str:

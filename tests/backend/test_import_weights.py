@@ -118,6 +118,18 @@ def test_pickle_with_a_payload_is_refused_and_never_runs(tmp_path):
     assert marker.exists()
 
 
+def test_damaged_or_foreign_files_are_refused_as_such(files, tmp_path):
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(files["torchgeo"].read_bytes()[:4000])
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    text = tmp_path / "notes.pt"
+    text.write_text("not weights at all")
+    for path in (truncated, noise, text):
+        rc, events = _import(path, tmp_path / "pkg", "--normalisation", "ssl4eo-s12")
+        assert rc == 2 and error_of(events)["code"] == "corrupt_weights", path
+
+
 def test_wrong_architecture_is_refused_with_the_keys_that_differ(tmp_path):
     r50 = tmp_path / "resnet50.pth"
     torch.save(timm_state("resnet50"), r50)
