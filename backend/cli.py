@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from backend import __version__
+from backend import __version__, options, outputs
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events
 
@@ -44,8 +44,27 @@ def _load_optional_commands() -> None:
             COMMANDS.setdefault(name, (module, help_text))
 
 
+class UsageError(Exception):
+    """A command line argparse cannot parse (raised instead of exiting when events are wanted)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that with ``raise_errors`` a bad command line raises :class:`UsageError` (the CLI turns it
+    into an ``error`` event) instead of printing usage and exiting."""
+
+    raise_errors = False
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if _Parser.raise_errors:
+            raise UsageError(f"{self.prog}: {message}")
+        super().error(message)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eo-ssl", description="Self-supervised learning on Sentinel-1/2.")
+    """The parser of every command; only ``command``'s options are added (all when None). A command declared in
+    :mod:`backend.options` is built from there without importing its module (so ``--help`` and bad arguments cost
+    no torch import); any other command's module provides ``add_arguments``."""
+    parser = _Parser(prog="eo-ssl", description="Self-supervised learning on Sentinel-1/2.")
     parser.add_argument("--version", action="version", version=f"eo-ssl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
@@ -53,8 +72,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--events", action="store_true",
                        help="print JSON-lines events on stdout (for the QGIS plugin) instead of a progress bar")
         if command is None or command == name:
-            importlib.import_module(module).add_arguments(p)
+            if name in options.COMMANDS:
+                options.add_arguments(p, name)
+            else:
+                importlib.import_module(module).add_arguments(p)
     return parser
+
+
+def check_arguments(command: str, args: argparse.Namespace) -> None:
+    """What can be checked from the command line alone, before the command's module is imported: every value in
+    its declared range, and no output that is, holds or lies inside an input."""
+    options.validate(command, args)
+    outputs.refuse_output_in_inputs(options.paths(command, args, "output"), options.paths(command, args, "input"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _load_optional_commands()
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    json_mode = "--events" in argv
+    _Parser.raise_errors = json_mode
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:  # only with --events: the plugin reads the reason as an error event
+        events = Events(json_mode=True)
+        events.start(command or "")
+        events.error("bad_argument", str(exc), f"See eo-ssl {command or ''} --help.".replace("  ", " "))
+        events.done(ok=False)
+        return 2
+    finally:
+        _Parser.raise_errors = False
     if not args.command:
         parser.print_help()
         return 0
@@ -71,28 +111,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         arg_dict = {k: v for k, v in vars(args).items() if k not in ("events", "command")}
         events.start(args.command, **arg_dict)
         try:
+            check_arguments(args.command, args)
             module = importlib.import_module(COMMANDS[args.command][0])
             summary = module.run(args, events) or {}
         except EoSslError as exc:
-            events.error(exc.code, exc.message, exc.hint)
-            events.done(ok=False)
-            return 2
+            return _failed(events, 2, exc.code, exc.message, exc.hint)
         except Cancelled as exc:
-            events.error("cancelled", str(exc), "Run the same command with --resume to continue, if it has one.")
-            events.done(ok=False)
-            return 130
+            return _failed(events, 130, "cancelled", str(exc),
+                           "Run the same command with --resume to continue, if it has one.")
         except KeyboardInterrupt:
-            events.error("cancelled", "interrupted", "")
-            events.done(ok=False)
-            return 130
+            return _failed(events, 130, "cancelled", "interrupted", "")
         except Exception as exc:  # noqa: BLE001 - last line of defence: report, never a bare traceback only
+            full = _disk_full(args, exc)
+            if full is not None:
+                return _failed(events, 2, full.code, full.message, full.hint)
             traceback.print_exc(file=sys.stderr)
-            events.error("internal", f"{type(exc).__name__}: {exc}",
-                         "This is a bug in eo-ssl; the traceback is on stderr. Please report it.")
-            events.done(ok=False)
-            return 1
+            return _failed(events, 1, "internal", f"{type(exc).__name__}: {exc}",
+                           "This is a bug in eo-ssl; the traceback is on stderr. Please report it.")
+        outputs.run_succeeded()
         events.done(ok=True, summary=summary)
         if not args.events and summary:
             for key, value in summary.items():
                 print(f"{key}: {value}")
     return 0
+
+
+def _failed(events: Events, rc: int, code: str, message: str, hint: str) -> int:
+    """Report a failed run (after removing what it must not leave behind) and return its exit code."""
+    outputs.run_failed()
+    events.error(code, message, hint)
+    events.done(ok=False)
+    return rc
+
+
+def _disk_full(args: argparse.Namespace, exc: BaseException) -> EoSslError | None:
+    """``disk_full`` for an error a command did not translate itself (e.g. torch's "file write failed" while
+    saving a checkpoint): when it says so, or when the output's disk has (almost) no space left."""
+    out = getattr(args, "out", None)
+    if outputs.is_disk_full(exc):
+        return outputs.disk_full_error(out or ".")
+    if out and "write" in str(exc).lower() and 0 <= outputs.free_bytes(out) < 1 << 20:
+        return outputs.disk_full_error(out)
+    return None

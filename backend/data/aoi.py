@@ -43,28 +43,71 @@ def _segment_length(geom: BaseGeometry) -> float:
     return max(maxx - minx, maxy - miny, 1e-9) / 64
 
 
-def read_vector(path: str | Path, layer: str | int | None = None) -> tuple[np.ndarray, dict, CRS]:
-    """Geometries (shapely array), attribute columns and CRS of an OGR vector layer."""
+@dataclass(frozen=True)
+class Broken:
+    """A feature whose geometry GEOS cannot read (e.g. a ring of two points), named as QGIS shows it."""
+
+    index: int
+    fid: int
+    reason: str
+
+    def describe(self, path: str | Path) -> str:
+        return f"feature {self.fid} of {path} ({self.reason})"
+
+
+def layers_of(path: str | Path) -> list[str]:
+    """The layer names of a vector file ([] when OGR cannot list them)."""
+    import pyogrio
+
+    try:
+        return [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception:  # noqa: BLE001 - pyogrio raises DataSourceError and friends
+        return []
+
+
+def read_vector(path: str | Path, layer: str | int | None = None, option: str = "--aoi"
+                ) -> tuple[np.ndarray, dict, CRS, list[Broken]]:
+    """Geometries (shapely array; None where a feature has none or GEOS cannot read it), attribute columns, CRS,
+    and the features whose geometry could not be read."""
     import pyogrio.raw  # here: only commands given a vector file load OGR's reader
 
     path = Path(path)
     if not path.exists():
         raise EoSslError("input_not_found", f"Vector file {path} does not exist.", "Check the path.")
+    if isinstance(layer, str):
+        names = layers_of(path)
+        if names and layer not in names:
+            raise EoSslError("layer_not_found", f"{path} has no layer {layer!r}.",
+                             f"Its layers: {', '.join(names)}; pick one with {option}-layer.")
     try:
-        meta, _, wkb, fields = pyogrio.raw.read(path, layer=layer)
+        meta, fids, wkb, fields = pyogrio.raw.read(path, layer=layer, return_fids=True)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises DataSourceError, DataLayerError, ...
         raise EoSslError("corrupt_file", f"Cannot read vector file {path}: {exc}",
                          "Give a readable OGR vector file (GeoPackage, Shapefile, GeoJSON, ...).") from exc
     if meta.get("crs") is None:
         raise EoSslError("no_crs", f"Vector file {path} has no CRS.", "Assign a CRS in QGIS or with ogr2ogr -a_srs.")
-    geoms = shapely.from_wkb(wkb) if wkb is not None else np.array([], dtype=object)
+    wkb = np.asarray(wkb if wkb is not None else [], dtype=object)
+    geoms = shapely.from_wkb(wkb, on_invalid="ignore") if len(wkb) else np.array([], dtype=object)
+    broken = []
+    for i in np.nonzero([g is None and w is not None for g, w in zip(geoms, wkb, strict=True)])[0]:
+        try:
+            shapely.from_wkb(wkb[i])
+            reason = "unreadable geometry"
+        except Exception as exc:  # noqa: BLE001 - shapely.errors.GEOSException
+            reason = str(exc).split(": ", 1)[-1]
+        broken.append(Broken(int(i), int(fids[i]) if fids is not None else int(i), reason))
     columns = {name: values for name, values in zip(meta["fields"], fields, strict=True)}
-    return geoms, columns, CRS.from_user_input(meta["crs"])
+    return geoms, columns, CRS.from_user_input(meta["crs"]), broken
 
 
 def load_aoi(path: str | Path, layer: str | int | None = None) -> AOI:
-    """The union of the polygons of a vector file; lines and points are an error, invalid rings are repaired."""
-    geoms, _, crs = read_vector(path, layer)
+    """The union of the polygons of a vector file; lines and points are an error, invalid rings are repaired, a
+    geometry GEOS cannot read (a ring of two points) is an error naming the feature."""
+    geoms, _, crs, broken = read_vector(path, layer)
+    if broken:
+        raise EoSslError("invalid_geometry", f"The AOI {broken[0].describe(path)} cannot be read"
+                         + (f", and {len(broken) - 1} more feature(s)" if len(broken) > 1 else "") + ".",
+                         "Fix or delete the feature in QGIS (Vertex tool, or Fix geometries), or use --bbox.")
     geoms = [g for g in geoms if g is not None and not g.is_empty]
     if not geoms:
         raise EoSslError("aoi_empty", f"The AOI file {path} has no geometries.", "Draw or select at least one polygon.")

@@ -28,6 +28,7 @@ from backend.data.labels import _split_stratified, class_colour
 from backend.data.scenes import RASTER_SUFFIXES
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.outputs import check_free_space, disk_full_error, is_disk_full
 
 
 def find_chips(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -79,7 +80,8 @@ def _chip_band_names(src: rasterio.DatasetReader, given: list[str] | None, path:
 
 def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names: list[str] | None = None,
                   overwrite: bool = False, seed: int = 0,
-                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, Any]:
+                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                  inputs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     root = Path(root)
     exported = find_exported(root)
     masks: list[np.ndarray] = []
@@ -103,9 +105,10 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
         names = _chip_band_names(src, band_names, items[0][0])
         size, dtype, crs0 = (src.height, src.width), np.dtype(src.dtypes[0]), src.crs
         nodata = src.nodata
-    writer = ChipStoreWriter(out, overwrite)
+    writer = ChipStoreWriter(out, overwrite, inputs)
     try:
         chips = writer.create("chips", (len(items), len(names), *size), dtype)
+        check_free_space(out, writer.nbytes() + 3 * len(items) * (1 + int(np.prod(size))), "The chip store")
         labels = np.array([c for _, c in items], np.int16)
         stats = BandStats(len(names))
         for i, (path, _) in enumerate(items):
@@ -157,8 +160,11 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
             manifest["chips"].update(channels=exported["image"]["channels"], masks_file="chip_masks.npy",
                                      dataset=exported["format"])
         writer.commit(manifest)
-    except BaseException:
+    except BaseException as exc:
+        needed = writer.nbytes()
         writer.abort()
+        if is_disk_full(exc):
+            raise disk_full_error(out, needed) from exc
         raise
     events.artifact("chipstore", str(out))
     return {"out": str(out), "chips": len(items), "classes": len(classes), "bands": ",".join(names),

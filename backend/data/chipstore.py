@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backend.errors import EoSslError
+from backend.outputs import Output
 
 FORMAT = "eo-ssl-chipstore"
 VERSION = 1
@@ -23,6 +23,7 @@ VERSION = 1
 #: readers of a store (the datasets, the training loops) need none of the GIS libraries that write one
 SPLITS = {"none": 0, "train": 1, "val": 2, "test": 3}
 SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
+REPREPARE = "The chip store is damaged (a copy cut short, or a full disk): run `eo-ssl prepare` again to rebuild it."
 
 
 class BandStats:
@@ -79,22 +80,6 @@ class BandStats:
         return out
 
 
-def check_writable(out: Path, overwrite: bool) -> None:
-    """Fail before any work if ``out`` exists (without ``overwrite``) or its parent is not writable."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise EoSslError("output_exists", f"Output {out} already exists.", "Pick a new --out or add --overwrite.")
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EoSslError("output_not_writable", f"Cannot create folder {parent}: {exc.strerror}.",
-                         "Pick an --out in a folder you can write to.") from exc
-    if not os.access(parent, os.W_OK):
-        raise EoSslError("output_not_writable", f"Cannot write to folder {parent}.",
-                         "Pick an --out in a folder you can write to.")
-
-
 class SlabArray:
     """A ``.npy`` file being written, memory-mapped only for the slab of leading-axis rows each assignment touches.
 
@@ -132,7 +117,7 @@ class SlabArray:
         return mm, (rel, *rest)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if self._write_window(key, value):
+        if self._write_window(key, value) or self._write_rows(key, value):
             return
         mm, rel = self._slab(key)
         if mm is not None:
@@ -158,6 +143,37 @@ class SlabArray:
                 os.pwrite(fd, row, self.offset + (r0 + i) * self.row_bytes + c0 * pixel)
         return True
 
+    def _write_rows(self, key: Any, value: Any) -> bool:
+        """``arr[i] = x``, ``arr[i:j] = x``, ``arr[:] = x`` (whole rows: one contiguous run of bytes) with ``pwrite``
+        too: a full disk is then an ``OSError`` (ENOSPC) rather than the SIGBUS a write into a memory map gets."""
+        if isinstance(key, tuple):
+            if len(key) != 1:
+                return False
+            key = key[0]
+        n = self.shape[0] if self.shape else 0
+        if isinstance(key, (int, np.integer)):
+            start = int(key) + n if key < 0 else int(key)
+            stop, squeeze = start + 1, True
+        elif isinstance(key, slice) and key.step in (None, 1):
+            start, stop, _ = key.indices(n)
+            squeeze = False
+        elif key is Ellipsis:
+            start, stop, squeeze = 0, n, False
+        else:
+            return False
+        if not 0 <= start < stop <= n:
+            return False
+        value = np.asarray(value, dtype=self.dtype)
+        chunk = max(1, (16 * 2**20) // max(self.row_bytes, 1))  # bounded memory for a broadcast scalar
+        with open(self.path, "r+b") as f:
+            for r in range(start, stop, chunk):
+                r1 = min(stop, r + chunk)
+                part = value if squeeze else (value[r - start:r1 - start] if value.ndim == len(self.shape)
+                                              and value.shape[0] == stop - start else value)
+                block = np.ascontiguousarray(np.broadcast_to(part, (r1 - r, *self.shape[1:])))
+                os.pwrite(f.fileno(), block, self.offset + r * self.row_bytes)
+        return True
+
     def __getitem__(self, key: Any) -> np.ndarray:
         mm, rel = self._slab(key)
         if mm is None:
@@ -169,16 +185,18 @@ class SlabArray:
 
 
 class ChipStoreWriter:
-    """Write arrays into ``<out>.tmp-<pid>``; :meth:`commit` renames it to ``out``; :meth:`abort` removes it."""
+    """Write arrays into ``<out>.tmp-<pid>``; :meth:`commit` renames it to ``out``; :meth:`abort` removes it.
 
-    def __init__(self, out: str | Path, overwrite: bool = False) -> None:
+    The output rules (never over an input, only over a store eo-ssl wrote and only with ``overwrite``, no clobber at
+    the rename, stale temporaries swept, the user's umask) are :class:`backend.outputs.Output`'s.
+    """
+
+    def __init__(self, out: str | Path, overwrite: bool = False,
+                 inputs: list[tuple[str, str | Path]] | None = None) -> None:
         self.out = Path(out)
-        check_writable(self.out, overwrite)
+        self.output = Output(self.out, kind="chipstore", folder=True, replace=overwrite, inputs=inputs or ()).check()
         self.overwrite = overwrite
-        self.tmp = self.out.with_name(f"{self.out.name}.tmp-{os.getpid()}")
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        self.tmp = self.output.start()
         self.arrays: dict[str, SlabArray] = {}
 
     def create(self, name: str, shape: tuple[int, ...], dtype: str | np.dtype, fill: float | int = 0) -> SlabArray:
@@ -188,24 +206,21 @@ class ChipStoreWriter:
         self.arrays[name] = arr
         return arr
 
+    def nbytes(self) -> int:
+        """Bytes of the arrays created so far, once written (they start sparse)."""
+        return sum(int(np.prod(a.shape, dtype=np.int64)) * a.dtype.itemsize + a.offset for a in self.arrays.values())
+
     def commit(self, manifest: dict[str, Any]) -> Path:
         for arr in self.arrays.values():
             arr.flush()
         self.arrays.clear()
         manifest = {"format": FORMAT, "version": VERSION, **manifest}
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if self.out.exists():
-            trash = self.out.with_name(f"{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, trash)
-            os.replace(self.tmp, self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.out)
-        return self.out
+        return self.output.commit()
 
     def abort(self) -> None:
         self.arrays.clear()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.output.abort()
 
 
 class ChipStore:
@@ -217,14 +232,37 @@ class ChipStore:
         if not manifest_path.exists():
             raise EoSslError("not_a_chipstore", f"{self.path} is not a chip store (no manifest.json).",
                              "Point --data at a folder written by `eo-ssl prepare`.")
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        if self.manifest.get("format") != FORMAT:
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        except (ValueError, OSError) as exc:
+            raise EoSslError("corrupt_store", f"{manifest_path} is damaged: {exc}.", REPREPARE) from exc
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
             raise EoSslError("not_a_chipstore", f"{manifest_path} is not an eo-ssl chip store manifest.",
                              "Point --data at a folder written by `eo-ssl prepare`.")
         if int(self.manifest.get("version", 0)) > VERSION:
             raise EoSslError("chipstore_too_new", f"{self.path} has format version {self.manifest['version']}; "
                              f"this eo-ssl reads up to {VERSION}.", "Update eo-ssl.")
         self._arrays: dict[str, np.ndarray] = {}
+        self._check_arrays()
+
+    def _check_arrays(self) -> None:
+        """Every array's header is readable and its file as long as the header says (a truncated copy or a disk
+        that filled up fails here, when the store is opened, not in a DataLoader worker mid-training)."""
+        for f in sorted(self.path.glob("*.npy")):
+            try:
+                with open(f, "rb") as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                    offset = fh.tell()
+                size = f.stat().st_size
+            except (ValueError, OSError, SyntaxError) as exc:
+                raise EoSslError("corrupt_store", f"{f} is damaged: {exc}.", REPREPARE) from exc
+            expected = offset + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            if size != expected:
+                raise EoSslError("corrupt_store", f"{f} is {size:,} bytes; its header says {expected:,} "
+                                 f"({'truncated' if size < expected else 'extra bytes at the end'}).", REPREPARE)
 
     # -- arrays -----------------------------------------------------------------------------------------
     def array(self, name: str) -> np.ndarray | None:

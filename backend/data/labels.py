@@ -7,6 +7,7 @@ way a parcel never lies on both sides, so no pixel of a validation parcel is see
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,9 +55,13 @@ class Parcels:
     source: str
     split_info: dict = field(default_factory=dict)
     tree: shapely.STRtree | None = None
+    #: parcels drawn with every pixel they touch (they hold no pixel centre; see :func:`holds_no_pixel_centre`)
+    touched: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.tree = shapely.STRtree(self.geoms)
+        if self.touched is None:
+            self.touched = np.zeros(len(self.geoms), bool)
 
     def rasterize(self, grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(class id int16 with -1 = ignore, parcel index int32 with -1 = none, split uint8) over ``window``."""
@@ -65,9 +70,15 @@ class Parcels:
         box = shapely.box(*_window_bounds(transform, w, h))
         hits = self.tree.query(box, predicate="intersects")
         parcel_idx = np.full((h, w), -1, np.int32)
-        if len(hits):
-            parcel_idx = rasterize(((self.geoms[i], int(i)) for i in hits), out_shape=(h, w), transform=transform,
+        assert self.touched is not None
+        normal, small = hits[~self.touched[hits]], hits[self.touched[hits]]
+        if len(normal):
+            parcel_idx = rasterize(((self.geoms[i], int(i)) for i in normal), out_shape=(h, w), transform=transform,
                                    fill=-1, dtype="int32")
+        if len(small):  # under the others: a small parcel takes only pixels no parcel holds the centre of
+            touched = rasterize(((self.geoms[i], int(i)) for i in small), out_shape=(h, w), transform=transform,
+                                fill=-1, dtype="int32", all_touched=True)
+            parcel_idx = np.where(parcel_idx >= 0, parcel_idx, touched)
         inside = parcel_idx >= 0
         labels = np.full((h, w), IGNORE_INDEX, np.int16)
         split = np.zeros((h, w), np.uint8)
@@ -87,14 +98,23 @@ def load_parcels(path: str | Path, class_field: str, grid: Grid, aoi_geom: BaseG
                  block_size_m: float = 1280.0, seed: int = 0, layer: str | int | None = None,
                  warn=None) -> Parcels:  # noqa: ANN001 - warn: Events.warning
     """Read parcels, reproject them to the grid, keep those inside the AOI, number the classes, split."""
-    geoms, columns, crs = read_vector(path, layer)
+    geoms, columns, crs, broken = read_vector(path, layer, option="--parcels")
     if class_field not in columns:
         raise EoSslError("class_field_missing", f"The parcels file {path} has no field {class_field!r}.",
                          f"Pick one of its fields: {', '.join(columns) or '(none)'}.")
     values = columns[class_field]
-    keep = np.array([g is not None and not g.is_empty and v is not None and str(v) != "" and
-                     g.geom_type in ("Polygon", "MultiPolygon") for g, v in zip(geoms, values, strict=True)], bool)
-    skipped = int((~keep).sum())
+    present = np.array([g is not None and not g.is_empty for g in geoms], bool)
+    polygon = np.array([p and g.geom_type in ("Polygon", "MultiPolygon") for g, p in zip(geoms, present)], bool)
+    if present.any() and not polygon.any():
+        kinds = sorted({g.geom_type for g in geoms[present]})
+        raise EoSslError("not_polygon", f"The parcels of {path} are {', '.join(kinds)}, not polygons: labels are "
+                         "drawn from parcel polygons.", "Give a polygon layer (in QGIS: Buffer points, or digitise "
+                         "the parcels).")
+    if broken and warn:
+        warn("invalid_geometry", f"{len(broken)} parcel(s) have a geometry that cannot be read and were skipped: "
+             + "; ".join(b.describe(path) for b in broken[:3]) + (" ..." if len(broken) > 3 else ""))
+    keep = polygon & np.array([v is not None and str(v) != "" for v in values], bool)
+    skipped = int((~keep).sum()) - len(broken)
     if skipped and warn:
         warn("parcels_skipped", f"{skipped} parcel(s) have no polygon or no {class_field!r} value and were skipped.")
     fids = np.nonzero(keep)[0]
@@ -127,7 +147,31 @@ def load_parcels(path: str | Path, class_field: str, grid: Grid, aoi_geom: BaseG
     else:
         raise EoSslError("bad_split", f"Unknown split {split!r}.", "Use --split by-parcel or --split by-block.")
     info["parcels"] = {name: int((parcel_split == code).sum()) for name, code in SPLITS.items() if code}
-    return Parcels(geoms, class_ids, parcel_split, fids, classes, class_field, str(path), info)
+    return Parcels(geoms, class_ids, parcel_split, fids, classes, class_field, str(path), info,
+                   touched=holds_no_pixel_centre(geoms, grid))
+
+
+def holds_no_pixel_centre(geoms: np.ndarray, grid: Grid, max_centres: int = 256) -> np.ndarray:
+    """Parcels that hold no pixel centre of ``grid`` (small or thin ones): drawn with the all-touched rule, as
+    label-parcels counts them, instead of vanishing from the labels. A parcel whose box spans more than
+    ``max_centres`` centres is taken to hold one (the loop in prepare counts any that still get no pixel)."""
+    out = np.zeros(len(geoms), bool)
+    inv = ~grid.transform
+    for i, g in enumerate(geoms):
+        minx, miny, maxx, maxy = g.bounds
+        c0, r0 = inv @ (minx, maxy)
+        c1, r1 = inv @ (maxx, miny)
+        cols = np.arange(math.ceil(min(c0, c1) - 0.5), math.floor(max(c0, c1) - 0.5) + 1)
+        rows = np.arange(math.ceil(min(r0, r1) - 0.5), math.floor(max(r0, r1) - 0.5) + 1)
+        if len(cols) * len(rows) > max_centres:
+            continue
+        if len(cols) and len(rows):
+            cc, rr = (a.ravel() for a in np.meshgrid(cols + 0.5, rows + 0.5))
+            t = grid.transform
+            if shapely.contains_xy(g, t.c + t.a * cc + t.b * rr, t.f + t.d * cc + t.e * rr).any():
+                continue
+        out[i] = True
+    return out
 
 
 def _split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:

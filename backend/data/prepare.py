@@ -1,7 +1,7 @@
 """``eo-ssl prepare``: Sentinel-1/2 rasters + AOI + POI (+ parcels) -> a chip store.
 
-The input options are defined once here (:func:`add_input_arguments`, :func:`resolve_inputs`) and reused
-by every command that reads rasters (``predict``, ``export-dataset``), so they all accept the same inputs.
+The input options (declared in :data:`backend.options.INPUTS`) and their resolution (:func:`resolve_inputs`) are
+shared by every command that reads rasters (``predict``, ``export-dataset``), so they all accept the same inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from rasterio.features import geometry_mask
 from shapely.geometry.base import BaseGeometry
 
-from backend import __version__
+from backend import __version__, options
 from backend.data.aoi import AOI, bbox_aoi, load_aoi, parse_poi
 from backend.data.bands import parse_band_list
 from backend.data.chipstore import BandStats, ChipStoreWriter
@@ -30,28 +30,10 @@ from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, 
 from backend.data.warp import GridReader
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.outputs import Output, check_free_space, disk_errors
 
 #: Memory for one window's block of all dates and bands (the writer's working set).
 WINDOW_BUDGET_BYTES = 64 * 2**20
-
-
-def add_input_arguments(p: argparse.ArgumentParser) -> None:
-    """The raster inputs shared by prepare, predict and export-dataset."""
-    g = p.add_argument_group("inputs")
-    g.add_argument("--s2", nargs="+", metavar="PATH", help="Sentinel-2 files or folders (multi-band, one file per "
-                   "band as *_B02.jp2, or dated time series)")
-    g.add_argument("--s2-bands", metavar="B02,B03,...", help="band names of multi-band S2 files, in file order "
-                   "(when the files do not name their bands)")
-    g.add_argument("--s1", nargs="+", metavar="PATH", help="Sentinel-1 files or folders (VV/VH two-band files or "
-                   "*_VV.tif/*_VH.tif); dB or linear power (converted to dB)")
-    g.add_argument("--s1-bands", metavar="VV,VH", help="polarisations of two-band S1 files, in file order")
-    g.add_argument("--aoi", metavar="VECTOR", help="area of interest: polygons of any OGR vector file, any CRS")
-    g.add_argument("--aoi-layer", help="layer of --aoi (default: the first)")
-    g.add_argument("--bbox", metavar="MINX,MINY,MAXX,MAXY", help="area of interest as a box (instead of --aoi)")
-    g.add_argument("--bbox-crs", default="EPSG:4326", help="CRS of --bbox (default EPSG:4326)")
-    g.add_argument("--poi", metavar="START/END", help="period of interest, e.g. 2017-01-01/2017-12-31")
-    g.add_argument("--crs", help="CRS of the analysis grid (default: the S2 CRS, or the UTM zone of the AOI)")
-    g.add_argument("--resolution", type=float, default=10.0, help="grid resolution in metres (default 10)")
 
 
 @dataclass
@@ -86,13 +68,14 @@ def resolve_inputs(args: argparse.Namespace, events: Events) -> Inputs:
     poi = parse_poi(args.poi)
     aoi = load_aoi(args.aoi, args.aoi_layer) if args.aoi else (bbox_aoi(args.bbox, args.bbox_crs) if args.bbox
                                                                 else None)
-    s2 = _overlapping(filter_poi(discover(args.s2, "s2", _band_arg(args.s2_bands, "s2")), poi, "s2"), aoi, events)
+    s2 = _overlapping(filter_poi(discover(args.s2, "s2", _band_arg(args.s2_bands, "s2"), events.warning), poi,
+                                 "s2"), aoi, events)
     s2_bands = common_bands(s2, "s2")
     s1: list[Scene] = []
     s1_bands: list[str] = []
     if args.s1:
-        s1 = _overlapping(filter_poi(discover(args.s1, "s1", _band_arg(args.s1_bands, "s1")), poi, "s1"), aoi,
-                          events)
+        s1 = _overlapping(filter_poi(discover(args.s1, "s1", _band_arg(args.s1_bands, "s1"), events.warning), poi,
+                                     "s1"), aoi, events)
         s1_bands = common_bands(s1, "s1")
         linear = [s.name for s in s1 if s.scale == "linear"]
         events.log(f"Sentinel-1: {len(s1)} scene(s), {', '.join(s1_bands)}; "
@@ -117,28 +100,16 @@ def _overlapping(scenes: list[Scene], aoi: AOI | None, events: Events) -> list[S
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_input_arguments(p)
-    g = p.add_argument_group("labels")
-    g.add_argument("--parcels", metavar="VECTOR", help="labelled parcels (polygons with a class field)")
-    g.add_argument("--parcels-layer", help="layer of --parcels (default: the first)")
-    g.add_argument("--class-field", help="attribute of --parcels holding the class")
-    g.add_argument("--split", choices=["by-parcel", "by-block"], default="by-parcel",
-                   help="train/val/test split by parcel (default) or by spatial block; never by pixel")
-    g.add_argument("--block-size", type=float, default=1280.0, help="block size in metres for --split by-block")
-    g.add_argument("--val-fraction", type=float, default=0.15)
-    g.add_argument("--test-fraction", type=float, default=0.15)
-    g.add_argument("--seed", type=int, default=0)
-    c = p.add_argument_group("chip folders")
-    c.add_argument("--chips", metavar="DIR", help="a EuroSAT-style folder DIR/<Class>/*.tif instead of --s2")
-    c.add_argument("--chip-bands", metavar="B01,...", help="band order of the chips (default: the 13-band EuroSAT-MS "
-                   "file order B01..B12,B8A when the files do not name their bands)")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="DIR", help="chip store folder to write")
-    o.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    o.add_argument("--window", type=int, default=0, help="processing window in pixels (default: from memory budget)")
+    """The options (declared in :mod:`backend.options`: the raster inputs there are shared with predict and
+    export-dataset)."""
+    options.add_arguments(p, "prepare")
 
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    fractions = (1 - args.val_fraction - args.test_fraction, args.val_fraction, args.test_fraction)
+    if min(fractions) < 0:
+        raise EoSslError("bad_split", "--val-fraction + --test-fraction exceed 1.", "Use e.g. 0.15 and 0.15.")
+    input_paths = options.paths("prepare", args, "input")
     if args.chips:
         from backend.data.chips import prepare_chips
 
@@ -146,18 +117,12 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             raise EoSslError("chips_and_rasters", "--chips cannot be combined with --s2/--s1.",
                              "Give one kind of input.")
         return prepare_chips(args.chips, args.out, events, band_names=_band_arg(args.chip_bands, "s2"),
-                             overwrite=args.overwrite, seed=args.seed,
-                             fractions=(1 - args.val_fraction - args.test_fraction, args.val_fraction,
-                                        args.test_fraction))
+                             overwrite=args.overwrite, seed=args.seed, fractions=fractions, inputs=input_paths)
     if bool(args.parcels) != bool(args.class_field):
         raise EoSslError("class_field_missing" if args.parcels else "parcels_missing",
                          "--parcels and --class-field go together.", "Give both, or neither.")
-    fractions = (1 - args.val_fraction - args.test_fraction, args.val_fraction, args.test_fraction)
-    if min(fractions) < 0:
-        raise EoSslError("bad_split", "--val-fraction + --test-fraction exceed 1.", "Use e.g. 0.15 and 0.15.")
-    from backend.data.chipstore import check_writable
-
-    check_writable(Path(args.out), args.overwrite)  # before any reading: fail fast
+    # before any reading: fail fast (the writer checks again when it starts)
+    Output(args.out, kind="chipstore", folder=True, replace=args.overwrite, inputs=input_paths).check()
     inputs = resolve_inputs(args, events)
     parcels = None
     if args.parcels:
@@ -167,7 +132,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         events.log(f"Parcels: {len(parcels.geoms)} in the AOI, {len(parcels.classes)} classes "
                    f"({', '.join(c['name'] for c in parcels.classes)}); split {parcels.split_info['parcels']}")
     return build_cube(inputs, parcels, Path(args.out), events, overwrite=args.overwrite, window=args.window,
-                      command=sys.argv)
+                      command=sys.argv, input_paths=input_paths)
 
 
 def _group_by_date(scenes: list[Scene]) -> list[tuple[dt.date | None, list[Scene]]]:
@@ -186,7 +151,8 @@ def _window_size(bytes_per_pixel: int, requested: int) -> int:
 
 
 def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Events, *, overwrite: bool = False,
-               window: int = 0, command: list[str] | None = None) -> dict[str, Any]:
+               window: int = 0, command: list[str] | None = None,
+               input_paths: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     grid = inputs.grid
     h, w = grid.shape
     s2_groups = _group_by_date(inputs.s2)
@@ -196,7 +162,10 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
     bpp = t2 * c2 * s2_dtype.itemsize + t1 * c1 * 4 + t2 + t1 + 12
     size = _window_size(bpp, window)
 
-    writer = ChipStoreWriter(out, overwrite)
+    writer = ChipStoreWriter(out, overwrite, input_paths)
+    if writer.output.swept:
+        events.log(f"Removed {len(writer.output.swept)} leftover(s) of killed runs: "
+                   + ", ".join(p.name for p in writer.output.swept))
     try:
         s2_arr = writer.create("s2", (h, w, t2, c2), s2_dtype)
         s2_valid = writer.create("s2_valid", (h, w, t2), np.uint8)
@@ -209,10 +178,13 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
             spl_arr = writer.create("split", (h, w), np.uint8)
         s2_stats, s1_stats = BandStats(c2), BandStats(c1)
         class_pixels = np.zeros(len(parcels.classes) if parcels else 0, np.int64)
+        parcel_pixels = np.zeros(len(parcels.geoms) if parcels else 0, np.int64)
         windows = list(grid.windows(size))
+        needed = writer.nbytes()
+        check_free_space(out, needed, "The chip store")  # its size is known: fail before the first byte
         events.log(f"Writing {h} x {w} px, {t2} S2 date(s) x {c2} bands"
                    + (f", {t1} S1 date(s) x {c1}" if t1 else "") + f" in {len(windows)} window(s) of {size} px")
-        with GridReader(grid) as reader:
+        with GridReader(grid) as reader, disk_errors(out, needed):
             for step, win in enumerate(windows, start=1):
                 events.check_cancel()
                 r0, c0 = int(win.row_off), int(win.col_off)
@@ -236,13 +208,17 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
                     labels[outside], pidx[outside], split[outside] = IGNORE_INDEX, -1, 0
                     lab_arr[r0:r1, c0:c1_], par_arr[r0:r1, c0:c1_], spl_arr[r0:r1, c0:c1_] = labels, pidx, split
                     class_pixels += np.bincount(labels[labels >= 0], minlength=len(class_pixels))
+                    parcel_pixels += np.bincount(pidx[pidx >= 0], minlength=len(parcel_pixels))
                 events.progress(step, len(windows), stage="prepare")
         if s2_stats.n.sum() == 0:
             raise EoSslError("all_nodata", "Every Sentinel-2 pixel inside the AOI is nodata (clouds masked, or "
                              "the AOI lies in the scenes' empty margin).", "Pick another AOI, POI or scenes.")
+        if parcels is not None:
+            _report_parcel_pixels(parcels, parcel_pixels, events)
         manifest = _manifest(inputs, parcels, s2_stats, s1_stats, s2_dtype, s2_groups, s1_groups, class_pixels,
                              command)
-        writer.commit(manifest)
+        with disk_errors(out, needed):
+            writer.commit(manifest)
     except BaseException:
         writer.abort()
         raise
@@ -256,6 +232,21 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
         summary["classes"] = len(parcels.classes)
         summary["parcels"] = parcels.split_info["parcels"]
     return summary
+
+
+def _report_parcel_pixels(parcels: Parcels, pixels: np.ndarray, events: Events) -> None:
+    """Say how many parcels were drawn all-touched (no pixel centre inside) and which got no pixel at all; both go
+    into the manifest's split record."""
+    touched = int(parcels.touched.sum())
+    empty = np.nonzero(pixels == 0)[0]
+    parcels.split_info["all_touched"] = touched
+    parcels.split_info["without_pixels"] = int(len(empty))
+    if touched:
+        events.log(f"{touched} parcel(s) hold no pixel centre: drawn with every pixel they touch (all-touched)")
+    if len(empty):
+        events.warning("parcels_without_pixels", f"{len(empty)} of {len(pixels)} parcel(s) got no pixel in the "
+                       f"store (e.g. feature {int(parcels.fids[empty[0]])}: the part of it in the AOI holds no "
+                       "pixel); they are counted in the split but carry no label.")
 
 
 def _read_stack(reader: GridReader, groups: list[tuple[dt.date | None, list[Scene]]], bands: list[str], win,  # noqa: ANN001
@@ -295,7 +286,8 @@ def _update_stats(stats: BandStats, block: np.ndarray, valid: np.ndarray) -> Non
 
 def _scene_record(s: Scene) -> dict:
     return {"name": s.name, "date": s.date.isoformat() if s.date else None, "files": [str(f) for f in s.files],
-            "bands": s.band_names, **({"scale": s.scale} if s.sensor == "s1" else {})}
+            "bands": s.band_names, "band_sources": {b.name: {"file": str(b.path), "band": b.index} for b in s.bands},
+            **({"scale": s.scale} if s.sensor == "s1" else {})}
 
 
 def _manifest(inputs: Inputs, parcels: Parcels | None, s2_stats: BandStats, s1_stats: BandStats,

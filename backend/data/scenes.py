@@ -18,6 +18,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -183,8 +184,10 @@ def _s1_scale(bands: list[BandFile]) -> str:
     return "linear"
 
 
-def discover(paths: list[str | Path], sensor: str, band_names: list[str] | None = None) -> list[Scene]:
-    """Resolve user inputs into scenes sorted by date. ``band_names``: the bands of multi-band files, in order."""
+def discover(paths: list[str | Path], sensor: str, band_names: list[str] | None = None,
+             warn: Any = None) -> list[Scene]:
+    """Resolve user inputs into scenes sorted by date. ``band_names``: the bands of multi-band files, in order.
+    ``warn(code, message)``: told about a per-band scene that lacks a band or holds one twice."""
     files = expand_paths(paths, sensor)
     per_band: dict[str, list[BandFile]] = defaultdict(list)
     info: dict[str, tuple] = {}
@@ -231,8 +234,13 @@ def discover(paths: list[str | Path], sensor: str, band_names: list[str] | None 
         crs, bounds, res, date = info[key]
         finest: dict[str, BandFile] = {}
         for b in bands:  # SAFE L2A holds some bands at several resolutions: keep the finest
+            if b.name in finest and resolutions[b.path] == resolutions[finest[b.name].path] and warn is not None:
+                warn("band_twice", f"{SENSOR_LABEL[sensor]} scene {key}: band {b.name} is given twice at the same "
+                     f"resolution ({finest[b.name].path.name} and {b.path.name}); using {finest[b.name].path.name}. "
+                     "Remove one of the files if that is the wrong one.")
             if b.name not in finest or resolutions[b.path] < resolutions[finest[b.name].path]:
                 finest[b.name] = b
+        _warn_missing(key, list(finest), sensor, warn)
         scenes.append(Scene(sensor, date, sorted(finest.values(), key=lambda b: _band_order(b.name, sensor)),
                             crs, bounds, res, name=key))
     if sensor == "s1":
@@ -246,6 +254,20 @@ def discover(paths: list[str | Path], sensor: str, band_names: list[str] | None 
             "Put the date in the file names (YYYYMMDD) or set an ACQUISITION_DATE tag (gdal_edit.py -mo).")
     scenes.sort(key=lambda s: (s.date or dt.date.min, s.name))
     return scenes
+
+
+def _warn_missing(scene: str, names: list[str], sensor: str, warn: Any) -> None:
+    """A scene given one file per band that looks like a whole product (9 bands or more, or any of the 10 m bands)
+    but lacks some (L2A has no B10) is said, not silently worked around: a file left out of a copy changes the
+    cube's bands. A deliberate subset without a 10 m band gap (e.g. B02, B03, B04, B08) is not warned about."""
+    from backend.data.bands import S1_BANDS, S2_BANDS
+
+    expected = [b for b in (S2_BANDS if sensor == "s2" else S1_BANDS) if b != "B10"]
+    missing = [b for b in expected if b not in names]
+    ten_m = [b for b in ("B02", "B03", "B04", "B08") if b in missing]
+    if warn is not None and missing and (sensor == "s1" or len(names) >= 9 or (ten_m and len(ten_m) < 4)):
+        warn("band_missing", f"{SENSOR_LABEL[sensor]} scene {scene} is given one file per band but has no "
+             f"{', '.join(missing)} file; it is read with {len(names)} band(s): {', '.join(names)}.")
 
 
 def _group_key(stem: str, sensor: str) -> str:

@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from backend import __version__
+from backend import __version__, outputs
 from backend.errors import EoSslError
 
 FORMAT = "eo-ssl-model"
@@ -31,12 +31,15 @@ META = "model.json"
 
 def save_package(out: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
                  extra_files: dict[str, Path] | None = None, overwrite: bool = True) -> Path:
-    """Write ``out/`` atomically (temporary folder renamed into place). ``extra_files``: name -> file to copy."""
+    """Write ``out/`` atomically (temporary folder renamed into place, never over a folder another run wrote
+    meanwhile). ``extra_files``: name -> file to copy. Into an existing ``out`` (a training run's, checked by the
+    command: see :func:`backend.train.runner.check_out`) only the package's files are moved, so what lives beside
+    them (resumable checkpoints, the user's files) stays. The files get the user's umask, not safetensors' 0600."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise EoSslError("output_exists", f"Model folder {out} already exists.", "Pick a new --out or --overwrite.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    tmp = outputs.temp_path(out, folder=True)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -48,13 +51,18 @@ def save_package(out: str | Path, state_dict: dict[str, torch.Tensor], meta: dic
         for name, src in (extra_files or {}).items():
             if Path(src).exists():
                 shutil.copy2(src, tmp / name)
-        if out.exists():
+        entries = sorted({*(f.name for f in tmp.iterdir()), "checkpoints"})
+        outputs.apply_umask(tmp)
+        if out.exists() and not outputs.is_empty_dir(out):
             # keep what lives beside the package (e.g. resumable checkpoints) by moving only our files
             for f in tmp.iterdir():
                 os.replace(f, out / f.name)
             tmp.rmdir()
+            if outputs.read_marker(out) is None:
+                outputs.write_marker(out, "model", entries)
         else:
-            os.replace(tmp, out)
+            outputs.write_marker(tmp, "model", entries)
+            outputs.place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -96,6 +104,25 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if int(meta.get("version", 0)) > VERSION:
         raise EoSslError("model_too_new", f"{path} has format version {meta['version']}.", "Update eo-ssl.")
     return meta
+
+
+def check_classifier_meta(meta: dict[str, Any], path: str | Path) -> None:
+    """What prediction needs from ``model.json`` beyond its input (:func:`backend.models.inputs.spec_from_meta`
+    checks that): a fine-tuned task, its architecture and classes; a package that lacks one is ``corrupt_model``
+    (not a KeyError deep inside)."""
+    task = meta.get("task")
+    if task not in ("segmentation", "classification"):
+        raise EoSslError("not_a_classifier", f"{path} is a {task} package ({meta.get('method')}): it has no "
+                         "classes to predict.", "Fine-tune it first: eo-ssl finetune --init MODEL_DIR ...")
+    arch = meta.get("architecture")
+    problems = []
+    if not isinstance(arch, dict) or not (arch.get("encoder") or arch.get("family") == "unet3d"):
+        problems.append("architecture (the network to build)")
+    if not meta.get("classes"):
+        problems.append("classes")
+    if problems:
+        raise EoSslError("corrupt_model", f"{Path(path) / META} lacks {', '.join(problems)}.",
+                         "The package is damaged or was edited by hand: use another copy, or fine-tune again.")
 
 
 def load_package(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -29,8 +29,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +42,13 @@ from pyproj import CRS
 from rasterio.features import geometry_mask, rasterize
 from rasterio.windows import Window
 
-from backend import __version__
-from backend.data.chipstore import SPLIT_NAMES, SPLITS, BandStats, ChipStore, check_writable
+from backend import __version__, options
+from backend.data.chipstore import SPLIT_NAMES, SPLITS, BandStats, ChipStore
 from backend.data.grid import Grid
 from backend.data.labels import _split_by_block, _split_stratified, class_colour
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.outputs import Output, disk_errors
 from backend.parcels.label import METADATA_KEY
 from backend.parcels.vector import ParcelLayer, read_parcels, reproject_many, write_gpkg
 
@@ -65,36 +64,8 @@ SENTINEL_ATTRIBUTION = "Contains modified Copernicus Sentinel data {years} (Cope
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from backend.data.prepare import add_input_arguments
-
-    add_input_arguments(p)
-    p.add_argument("--data", metavar="DIR", help="a chip store written by `eo-ssl prepare` (instead of --s2/--s1)")
-    g = p.add_argument_group("parcels")
-    g.add_argument("--parcels", required=True, metavar="VECTOR", help="labelled parcels, e.g. from label-parcels")
-    g.add_argument("--parcels-layer", help="layer of --parcels (default: the first)")
-    g.add_argument("--class-field", required=True, help="attribute holding the class (e.g. class_name)")
-    g.add_argument("--id-field", help="attribute identifying parcels in the index (default: feature id)")
-    g.add_argument("--status", help="keep parcels whose `status` field is one of these (comma-separated; default: "
-                   "labelled, when the layer has a status field)")
-    c = p.add_argument_group("chips")
-    c.add_argument("--chip", type=int, default=64, help="chip size in pixels (default 64)")
-    c.add_argument("--sensors", help="sensors to export, e.g. s2 or s2,s1 (default: every sensor given)")
-    c.add_argument("--dates", default="all", help="all (every date, one channel per date and band), median (per-band "
-                   "median of the valid dates), or dates YYYY-MM-DD,... (each sensor's nearest acquisition)")
-    c.add_argument("--max-chips-per-parcel", type=int, default=0, help="cap the tiles of a large parcel (0 = no cap)")
-    s = p.add_argument_group("split")
-    s.add_argument("--split", choices=["by-parcel", "by-block"], default="by-parcel",
-                   help="split by parcel (stratified by class, default) or by spatial block; never by pixel")
-    s.add_argument("--block-size", type=float, default=1280.0, help="block size in metres for --split by-block")
-    s.add_argument("--val-fraction", type=float, default=0.15)
-    s.add_argument("--test-fraction", type=float, default=0.15)
-    s.add_argument("--seed", type=int, default=0)
-    o = p.add_argument_group("output")
-    o.add_argument("--attribution", action="append", default=[], metavar="TEXT",
-                   help="licence / attribution of the labels or other sources (repeatable); written to "
-                   "dataset.json and ATTRIBUTION.md")
-    o.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder to write")
-    o.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    """The options, declared in :mod:`backend.options` (the raster inputs are prepare's)."""
+    options.add_arguments(p, "export-dataset")
 
 
 # -- imagery sources --------------------------------------------------------------------------------------------
@@ -384,8 +355,6 @@ def _check_args(args: argparse.Namespace) -> tuple[float, float, float]:
         raise EoSslError("data_and_rasters", "--data cannot be combined with --s2/--s1.", "Give one kind of input.")
     if not args.data and not args.s2:
         raise EoSslError("no_input", "No imagery was given.", "Give --data STORE (from eo-ssl prepare) or --s2 ....")
-    if not 8 <= args.chip <= 4096:
-        raise EoSslError("bad_chip_size", f"--chip {args.chip} is out of range.", "Use e.g. --chip 64.")
     fractions = (1 - args.val_fraction - args.test_fraction, args.val_fraction, args.test_fraction)
     if min(fractions) < 0:
         raise EoSslError("bad_split", "--val-fraction + --test-fraction exceed 1.", "Use e.g. 0.15 and 0.15.")
@@ -409,6 +378,10 @@ def select_parcels(layer: ParcelLayer, args: argparse.Namespace, events: Events)
         raise EoSslError("class_field_missing", f"The parcels file {layer.path} has no field {args.class_field!r}.",
                          f"Pick one of its fields: {', '.join(layer.fields) or '(none)'}.")
     keep = np.array([g is not None for g in layer.geoms], bool)
+    if not keep.any() and (layer.problem == "not_polygon").any():
+        raise EoSslError("not_polygon", f"The parcels of {layer.path} are not polygons "
+                         f"({layer.geometry_type}): chips and masks are cut from parcel polygons.",
+                         "Give a polygon layer (in QGIS: Buffer points, or digitise the parcels).")
     values = layer.column(args.class_field)
     has_value = np.array([not _is_null(v) for v in values], bool)
     if (keep & ~has_value).any():
@@ -433,8 +406,8 @@ def select_parcels(layer: ParcelLayer, args: argparse.Namespace, events: Events)
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     fractions = _check_args(args)
-    out = Path(args.out)
-    check_writable(out, args.overwrite)
+    output = Output(args.out, kind="dataset", folder=True, replace=args.overwrite,
+                    inputs=options.paths("export-dataset", args, "input")).check()
     sensors_wanted = _sensors_arg(args.sensors)
     layer = read_parcels(args.parcels, args.parcels_layer, args.id_field, warn=events.warning)
     chosen = select_parcels(layer, args, events)
@@ -443,20 +416,26 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                          "the wanted status.", "Check --class-field and --status.")
     source = StoreSource(args.data, sensors_wanted) if args.data else RasterSource(args, events, sensors_wanted)
     try:
-        return _export(args, events, out, layer, chosen, source, fractions)
+        return _export(args, events, output, layer, chosen, source, fractions)
     finally:
         source.close()
 
 
-def _export(args: argparse.Namespace, events: Events, out: Path, layer: ParcelLayer, chosen: np.ndarray,
+def _export(args: argparse.Namespace, events: Events, output: Output, layer: ParcelLayer, chosen: np.ndarray,
             source: StoreSource | RasterSource, fractions: tuple[float, float, float]) -> dict[str, Any]:
-    grid, size = source.grid, args.chip
+    grid, size, out = source.grid, args.chip, output.path
     if size > min(grid.shape):
         raise EoSslError("chip_too_large", f"--chip {size} exceeds the grid ({grid.width} x {grid.height} px).",
                          f"Use --chip {min(grid.shape)} or less, or a larger AOI.")
     geoms = reproject_many(layer.geoms[chosen], layer.crs, grid.crs)
     region = shapely.intersection(source.aoi, shapely.box(*grid.bounds))
     ok = np.array([g is not None and g.intersects(region) for g in geoms], bool)
+    if not ok.any():
+        bounds = ", ".join(f"{v:.0f}" for v in grid.bounds)
+        raise EoSslError("parcels_outside", f"None of the {len(ok)} parcel(s) of {args.parcels} lies inside the "
+                         f"imagery{'/AOI' if args.aoi or args.bbox or args.data else ''} "
+                         f"({CRS.from_user_input(grid.crs).name}, bounds {bounds}).",
+                         "Check that the parcels and the imagery cover the same place (and that both CRSs are right).")
     if (~ok).any():
         events.warning("parcels_outside", f"{int((~ok).sum())} parcel(s) lie outside the imagery/AOI and were left "
                        "out.")
@@ -488,25 +467,19 @@ def _export(args: argparse.Namespace, events: Events, out: Path, layer: ParcelLa
     events.log(f"{len(chosen)} parcel(s), {len(classes)} classes, {len(chips)} chip(s) of {size} px, "
                f"{len(channels)} channel(s) ({dtype}), split {args.split}")
 
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = output.start()
     try:
-        (tmp / "images").mkdir(parents=True)
-        (tmp / "masks").mkdir()
-        (tmp / "splits").mkdir()
-        records = _write_chips(tmp, events, chips, geoms, split, class_ids, ids, channels, classes, source, grid,
-                               size, dtype)
-        summary = _write_meta(tmp, args, layer, records, classes, channels, source, grid, split_info, dtype,
-                              chosen, split, class_ids)
-        if out.exists():
-            trash = out.with_name(f"{out.name}.old-{os.getpid()}")
-            os.replace(out, trash)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        with disk_errors(out):
+            (tmp / "images").mkdir()
+            (tmp / "masks").mkdir()
+            (tmp / "splits").mkdir()
+            records = _write_chips(tmp, events, chips, geoms, split, class_ids, ids, channels, classes, source, grid,
+                                   size, dtype)
+            summary = _write_meta(tmp, args, layer, records, classes, channels, source, grid, split_info, dtype,
+                                  chosen, split, class_ids)
+        output.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        output.abort()
         raise
     events.artifact("dataset", str(out))
     return {"out": str(out), **summary}

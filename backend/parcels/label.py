@@ -33,12 +33,13 @@ import shapely
 from pyproj import CRS
 from rasterio.errors import RasterioIOError
 
-from backend import __version__
+from backend import __version__, options
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.outputs import disk_errors
 from backend.parcels.classes import describe, map_classes
 from backend.parcels.vector import check_gpkg_out, read_parcels, reproject_many, write_gpkg
-from backend.parcels.zonal import WINDOW, footprint, zonal_classes
+from backend.parcels.zonal import footprint, zonal_classes
 
 STATUSES = ("labelled", "uncertain", "too_small", "no_data", "outside_raster", "invalid_geometry", "no_geometry",
             "not_polygon")
@@ -51,43 +52,8 @@ METADATA_KEY = "eo_ssl_label_parcels"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("map")
-    g.add_argument("--map", required=True, metavar="MAP.tif", help="land-cover raster of integer class ids "
-                   "(e.g. from eo-ssl predict); nodata pixels are not counted")
-    g.add_argument("--map-band", type=int, default=1, help="band of --map holding the class ids (default 1)")
-    g.add_argument("--confidence", metavar="CONF.tif", help="confidence raster on the map's grid (0..1, e.g. the max "
-                   "softmax from eo-ssl predict --confidence)")
-    g.add_argument("--confidence-scale", type=float, help="multiply integer confidence values by this (default: "
-                   "the raster's own scale; needed for integer rasters without one)")
-    g.add_argument("--classes", metavar="FILE", help="class names: model.json, dataset.json, .qml style or a JSON "
-                   "list (default: the map's metadata, its .qml/.aux.xml sidecars, a model.json beside it)")
-    v = p.add_argument_group("parcels")
-    v.add_argument("--parcels", required=True, metavar="VECTOR", help="parcel polygons (any OGR format, any CRS)")
-    v.add_argument("--parcels-layer", help="layer of --parcels (default: the first)")
-    v.add_argument("--id-field", help="attribute identifying parcels in messages and exports (default: feature id)")
-    t = p.add_argument_group("thresholds")
-    t.add_argument("--min-pixels", type=int, default=4,
-                   help="fewer valid pixels than this -> status too_small (default 4)")
-    t.add_argument("--min-fraction", type=float, default=0.5,
-                   help="majority class share below this -> status uncertain (default 0.5)")
-    t.add_argument("--min-confidence", type=float, default=0.5,
-                   help="mean confidence below this -> status uncertain (with --confidence; default 0.5)")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="LABELLED.gpkg", help="GeoPackage to write")
-    o.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    o.add_argument("--window", type=int, default=WINDOW, help=f"processing window in pixels (default {WINDOW})")
-
-
-def _check_args(args: argparse.Namespace) -> None:
-    for name in ("min_fraction", "min_confidence"):
-        value = getattr(args, name)
-        if not 0.0 <= value <= 1.0:
-            raise EoSslError("bad_threshold", f"--{name.replace('_', '-')} {value} is not between 0 and 1.",
-                             "Use a share such as 0.5.")
-    if args.min_pixels < 1:
-        raise EoSslError("bad_threshold", f"--min-pixels {args.min_pixels} is below 1.", "Use e.g. --min-pixels 4.")
-    if args.window < 16:
-        raise EoSslError("bad_window", f"--window {args.window} is too small.", "Use e.g. --window 1024.")
+    """The options, declared in :mod:`backend.options`."""
+    options.add_arguments(p, "label-parcels")
 
 
 def _open_map(path: Path, band: int) -> CRS:
@@ -127,12 +93,9 @@ def status_of(problem: np.ndarray, outside: np.ndarray, n_pixels: np.ndarray, n_
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     t0 = time.monotonic()
-    _check_args(args)
     map_path, parcels_path = Path(args.map), Path(args.parcels)
-    out = check_gpkg_out(args.out, args.overwrite)
-    if parcels_path.exists() and out.resolve() == parcels_path.resolve():
-        raise EoSslError("output_is_input", f"--out {out} is the parcels file itself.",
-                         "label-parcels never modifies its input: pick another --out.")
+    output = check_gpkg_out(args.out, args.overwrite, options.paths("label-parcels", args, "input"))
+    out = output.path
     map_crs = _open_map(map_path, args.map_band)
 
     layer = read_parcels(parcels_path, args.parcels_layer, args.id_field, warn=events.warning)
@@ -215,7 +178,14 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     }
     metadata = {k: str(v) for k, v in layer.metadata.items()}
     metadata[METADATA_KEY] = json.dumps(info)
-    write_gpkg(out, layer.layer or out.stem, layer.crs, wkb, fields, columns, dtypes, gtype, metadata, fids)
+    try:
+        with disk_errors(out):
+            write_gpkg(output.start(), layer.layer or out.stem, layer.crs, wkb, fields, columns, dtypes, gtype,
+                       metadata, fids)
+        output.commit()
+    except BaseException:
+        output.abort()
+        raise
     events.artifact("vector", str(out), layer=layer.layer or out.stem)
     elapsed = time.monotonic() - t0
     events.log(f"Labelled {n} parcel(s) in {elapsed:.1f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -7,7 +7,6 @@ over all parcels (a Python loop per parcel costs seconds per hundred thousand pa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ import pyogrio.raw
 import shapely
 from pyproj import CRS, Transformer
 
+from backend.data.aoi import layers_of
 from backend.errors import EoSslError
+from backend.outputs import Output
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -75,13 +76,6 @@ def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
     return shapely.union_all(parts) if len(parts) > 1 else parts[0]
 
 
-def list_layers(path: Path) -> list[str]:
-    try:
-        return [str(name) for name, _ in pyogrio.list_layers(path)]
-    except Exception:  # noqa: BLE001 - pyogrio raises DataSourceError and friends
-        return []
-
-
 def read_parcels(path: str | Path, layer: str | None = None, id_field: str | None = None,
                  warn: Any = None) -> ParcelLayer:
     """Read every feature of a polygon layer; repair invalid polygons and say which could not be used.
@@ -91,7 +85,7 @@ def read_parcels(path: str | Path, layer: str | None = None, id_field: str | Non
     path = Path(path)
     if not path.exists():
         raise EoSslError("input_not_found", f"Parcels file {path} does not exist.", "Check the --parcels path.")
-    layers = list_layers(path)
+    layers = layers_of(path)
     if layer is not None and layers and layer not in layers:
         raise EoSslError("layer_not_found", f"{path} has no layer {layer!r}.", f"Its layers: {', '.join(layers)}.")
     try:
@@ -200,13 +194,12 @@ def reproject_many(geoms: np.ndarray, src: CRS, dst: CRS) -> np.ndarray:
 def write_gpkg(out: Path, layer: str, crs: CRS, wkb: np.ndarray, names: list[str], columns: list[np.ndarray],
                dtypes: list[str], geometry_type: str, metadata: dict[str, str] | None = None,
                fids: np.ndarray | None = None) -> None:
-    """Write a GeoPackage layer under a temporary name and rename it into place when complete.
+    """Write a GeoPackage layer to ``out`` (a new file: callers write under a temporary name, see
+    :class:`backend.outputs.Output`, and rename it into place when complete).
 
     Integer columns that came back from OGR as floats because they hold nulls are written as integers again, with
     the nulls as nulls (``dtypes`` are the source's declared types).
     """
-    tmp = out.with_name(f"{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    tmp.unlink(missing_ok=True)
     data, masks = [], []
     for values, dtype in zip(columns, dtypes):
         values = np.asarray(values)
@@ -230,25 +223,17 @@ def write_gpkg(out: Path, layer: str, crs: CRS, wkb: np.ndarray, names: list[str
         data.append(np.asarray(fids, np.int64))
         masks.append(None)
     promote = geometry_type == "MultiPolygon"
-    try:
-        pyogrio.raw.write(tmp, wkb, data, names, field_mask=masks, layer=layer, driver="GPKG",
-                          geometry_type=geometry_type, crs=crs.to_wkt(), promote_to_multi=promote,
-                          layer_metadata=metadata, layer_options=layer_options or None,
-                          # GeoPackage 1.3: QGIS 3.22's GDAL reads it without "partially supported" warnings
-                          dataset_options={"VERSION": "1.3"})
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    pyogrio.raw.write(out, wkb, data, names, field_mask=masks, layer=layer, driver="GPKG",
+                      geometry_type=geometry_type, crs=crs.to_wkt(), promote_to_multi=promote,
+                      layer_metadata=metadata, layer_options=layer_options or None,
+                      # GeoPackage 1.3: QGIS 3.22's GDAL reads it without "partially supported" warnings
+                      dataset_options={"VERSION": "1.3"})
 
 
-def check_gpkg_out(out: str | Path, overwrite: bool) -> Path:
-    """The --out GeoPackage path, checked before any work."""
-    from backend.data.chipstore import check_writable
-
+def check_gpkg_out(out: str | Path, overwrite: bool, inputs: list[tuple[str, str]] | None = None) -> Output:
+    """The --out GeoPackage, checked before any work (see :class:`backend.outputs.Output`)."""
     out = Path(out)
     if out.suffix.lower() != ".gpkg":
         raise EoSslError("bad_output", f"--out {out} is not a .gpkg file.",
                          "Write the labelled parcels to a GeoPackage, e.g. --out labelled.gpkg.")
-    check_writable(out, overwrite)
-    return out
+    return Output(out, kind="labelled parcels", folder=False, replace=overwrite, inputs=inputs or ()).check()

@@ -1,6 +1,6 @@
 """``eo-ssl predict``: a model package + Sentinel-1/2 rasters -> a land-cover map (and confidence) over the AOI.
 
-Inputs are given exactly as to ``prepare`` (:func:`backend.data.prepare.add_input_arguments`); the analysis grid is
+Inputs are given exactly as to ``prepare`` (:data:`backend.options.INPUTS`); the analysis grid is
 chosen the same way, at the model's resolution unless ``--resolution`` says otherwise. Windows are read straight
 from the source rasters onto the grid (:class:`backend.data.warp.GridReader`: plain reads when a file is on the
 grid, a ``WarpedVRT`` otherwise), normalised with the package's statistics, batched to the device and blended
@@ -38,40 +38,25 @@ from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
+from backend import options
 from backend.data.grid import Grid
-from backend.data.prepare import Inputs, _group_by_date, _read_stack, add_input_arguments, resolve_inputs
+from backend.data.prepare import Inputs, _group_by_date, _read_stack, resolve_inputs
 from backend.data.scenes import Scene
 from backend.data.warp import GridReader
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import to_channels_last
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta
-from backend.models.package import load_package, read_meta
+from backend.models.package import check_classifier_meta, load_package, read_meta
+from backend.outputs import Output, disk_full_error, is_disk_full
 from backend.predict import styles
 from backend.predict.tiled import ReadAhead, TilePlan, plan_tiles, predict_tiled
-from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, class_metadata, commit
+from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, class_metadata
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model package from `eo-ssl finetune`")
-    add_input_arguments(p)
-    for action in p._actions:  # the grid follows the model unless told otherwise
-        if action.dest == "resolution":
-            action.default = None
-            action.help = "grid resolution in metres (default: the model's)"
-    g = p.add_argument_group("inference")
-    g.add_argument("--date", metavar="YYYY-MM-DD", help="the Sentinel-2 date to read (default: the date with the "
-                   "most valid pixels in the AOI)")
-    g.add_argument("--tile", type=int, help="tile size in pixels, a multiple of 32 (default 256; a classification "
-                   "model: its chip size)")
-    g.add_argument("--overlap", type=float, default=0.25, help="overlap between tiles, fraction of --tile "
-                   "(default 0.25)")
-    g.add_argument("--batch-size", type=int, help="tiles per batch (default 4 on the CPU, 32 on a GPU)")
-    g.add_argument("--devices", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:N, or N GPUs "
-                   "(one is used)")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="MAP.tif", help="land-cover map (GeoTIFF) to write")
-    o.add_argument("--confidence", metavar="CONF.tif", help="also write the highest class probability (0..1)")
+    """The options, declared in :mod:`backend.options` (the raster inputs are prepare's)."""
+    options.add_arguments(p, "predict")
 
 
 # -- device ---------------------------------------------------------------------------------------------------------
@@ -109,13 +94,9 @@ def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     from backend.models.segmentation import SegmentationNet
 
     meta = read_meta(model_dir)
+    check_classifier_meta(meta, model_dir)
     task = meta.get("task")
-    arch = meta.get("architecture") or {}
-    if task not in ("segmentation", "classification"):
-        raise EoSslError("not_a_classifier", f"{model_dir} is a {task} package ({meta.get('method')}): it has no "
-                         "classes to predict.", "Fine-tune it first: eo-ssl finetune --init MODEL_DIR ...")
-    if not meta.get("classes"):
-        raise EoSslError("corrupt_model", f"{model_dir}/model.json lists no classes.", "Use another copy.")
+    arch = meta["architecture"]
     _, state = load_package(model_dir)
     n_channels = len(meta["input"]["channels"])
     per_band = (meta["input"].get("channel_mode") or "stack") == "per-band"
@@ -294,32 +275,28 @@ def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
 
 
 # -- command ----------------------------------------------------------------------------------------------------
-def _check_output(path: Path, what: str) -> None:
+def _output(path: Path, option: str, inputs: list[tuple[str, str]]) -> Output:
+    """A raster output (and its .qml style), checked: an existing map is replaced only when eo-ssl wrote it."""
     if path.suffix.lower() not in (".tif", ".tiff"):
-        raise EoSslError("bad_output", f"{what} {path} is not a .tif path.", "Give a path ending in .tif.")
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EoSslError("output_not_writable", f"Cannot create folder {parent}: {exc.strerror}.",
-                         "Pick an output in a folder you can write to.") from exc
-    if not os.access(parent, os.W_OK) or path.is_dir():
-        raise EoSslError("output_not_writable", f"Cannot write {what} {path}.",
-                         "Pick an output in a folder you can write to.")
+        raise EoSslError("bad_output", f"{option} {path} is not a .tif path.", "Give a path ending in .tif.")
+    return Output(path, kind="map", folder=False, replace=True, inputs=inputs, option=option,
+                  sidecars=[path.with_suffix(".qml")]).check()
 
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     t0 = time.monotonic()
     out = Path(args.out)
     conf_path = Path(args.confidence) if args.confidence else None
-    _check_output(out, "--out")
+    input_paths = options.paths("predict", args, "input")
+    outputs = [_output(out, "--out", input_paths)]
     if conf_path is not None:
-        _check_output(conf_path, "--confidence")
-        if conf_path.resolve() == out.resolve():
-            raise EoSslError("bad_output", "--confidence and --out are the same file.", "Give two paths.")
-    if not 0 <= args.overlap < 1:
-        raise EoSslError("bad_argument", f"--overlap {args.overlap} is not in [0, 1).", "Use e.g. 0.25.")
+        if conf_path.resolve() == out.resolve() or conf_path.with_suffix(".qml").resolve() == \
+                out.with_suffix(".qml").resolve():
+            raise EoSslError("bad_output", "--confidence and --out are the same file (or share a .qml style).",
+                             "Give two paths with different names.")
+        outputs.append(_output(conf_path, "--confidence", input_paths))
     meta = read_meta(args.model)
+    check_classifier_meta(meta, args.model)
     model_res = float((meta.get("grid") or {}).get("resolution") or 10.0)
     if args.resolution is None:
         args.resolution = model_res
@@ -374,10 +351,15 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             sinks.append(RasterSink(conf_path, grid, "float32", CONFIDENCE_NODATA,
                                     tags={"EO_SSL_PREDICT": json.dumps(provenance)},
                                     description="confidence (highest class probability, 0..1)"))
-        ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context)
+        ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context, check=events.check_cancel)
         stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
-                              batch_size=batch_size, device=device, sink=sink, on_row=on_row)
+                              batch_size=batch_size, device=device, sink=sink, on_row=on_row,
+                              on_batch=events.check_cancel)  # cancel between batches: within seconds
         events.check_cancel()
+        if stats.tiles == 0:
+            raise EoSslError("all_nodata", f"Every pixel of the input ({groups['s2'][0] or 'undated'}) inside the "
+                             "AOI is nodata (clouds masked, or the AOI lies in the scene's empty margin): the map "
+                             "would be empty.", "Pick another --date, AOI or scene.")
         t_cog = time.monotonic()
         conf_tmp = sinks[1].finish(resampling="AVERAGE") if len(sinks) > 1 else None
         map_tmp = sinks[0].finish(resampling="MODE")
@@ -385,11 +367,13 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         qml = styles.paletted_qml(classes, out.with_suffix(".qml"))
         if conf_tmp is not None and conf_path is not None:
             styles.confidence_qml(conf_path.with_suffix(".qml"))
-            commit(conf_tmp, conf_path)
-        commit(map_tmp, out)  # last: the map's name appears only when everything is complete
-    except BaseException:
+            outputs[1].commit(conf_tmp)
+        outputs[0].commit(map_tmp)  # last: the map's name appears only when everything is complete
+    except BaseException as exc:
         for snk in sinks:
             snk.abort()
+        if is_disk_full(exc):
+            raise disk_full_error(out) from exc
         raise
     finally:
         if ahead is not None:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from backend.outputs import QML_MARK, apply_umask, temp_path
+
 QGIS_VERSION = "3.22.0-Białowieża"
 VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 
@@ -42,11 +44,13 @@ def _provider(pipe: ET.Element) -> None:
 def _write(root: ET.Element, path: Path) -> Path:
     """Pretty-printed, with QGIS's doctype; written to a temporary name and renamed."""
     ET.indent(root, space="  ")
-    text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(root, encoding="unicode")
+    text = (f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{QML_MARK}\n"
+            + ET.tostring(root, encoding="unicode"))
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    apply_umask(tmp)
+    os.replace(tmp, path)  # an existing style was checked to be eo-ssl's (backend.outputs.Output's sidecars)
     return path
 
 

@@ -97,8 +97,9 @@ class ReadAhead:
     _END = object()
 
     def __init__(self, strips: list[tuple[int, int]], produce: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
-                 depth: int = 1, setup: Callable[[], object] | None = None) -> None:
-        self.strips, self.produce, self.setup = strips, produce, setup
+                 depth: int = 1, setup: Callable[[], object] | None = None,
+                 check: Callable[[], None] | None = None) -> None:
+        self.strips, self.produce, self.setup, self.check = strips, produce, setup, check
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="eo-ssl-read-ahead", daemon=True)
@@ -131,7 +132,12 @@ class ReadAhead:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         while True:
-            item = self.queue.get()
+            try:
+                item = self.queue.get(timeout=0.2)
+            except queue.Empty:  # a slow read: ``check`` (cancellation) still runs a few times a second
+                if self.check is not None:
+                    self.check()
+                continue
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -183,13 +189,15 @@ class TiledStats:
 
 def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]], model_fn: ModelFn,
                   num_classes: int, n_channels: int, *, batch_size: int, device: torch.device, sink: Sink,
-                  on_row: Callable[[int, int], None] | None = None) -> TiledStats:
+                  on_row: Callable[[int, int], None] | None = None,
+                  on_batch: Callable[[], None] | None = None) -> TiledStats:
     """Run the blended tiled inference (see the module docstring).
 
     ``strips`` yields, for each of ``plan.strips()``, the normalised input (C, rows, padded width) float32 and its
     validity (rows, padded width) bool (rows past the grid: anything, invalid). ``model_fn`` maps a (B, C, t, t)
     float32 batch to (B, K, t, t) or (B, K) logits on ``device``. ``sink(row0, classes, confidence)`` receives the
     finished rows in order: uint8 class ids with 255 where invalid, float32 max-softmax with -1 where invalid.
+    ``on_row(done, total)`` is called after each row of tiles, ``on_batch()`` before each batch (e.g. to cancel).
     """
     t, s, wp = plan.tile, plan.stride, plan.padded_width
     data = np.zeros((n_channels, t, wp), np.float32)
@@ -212,6 +220,8 @@ def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]
         stats.tiles += len(todo)
         stats.tiles_skipped += plan.nx - len(todo)
         for k in range(0, len(todo), batch_size):
+            if on_batch is not None:
+                on_batch()
             chunk = todo[k:k + batch_size]
             batch = np.stack([data[:, :, x:x + t] for x in chunk])
             logits = model_fn(batch)

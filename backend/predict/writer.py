@@ -4,14 +4,13 @@ Rows arrive top to bottom as the tiled inference finishes them. They are buffere
 blocks is complete and then written as one strip of blocks into a tiled, deflate-compressed GeoTIFF, so no
 compressed block is ever rewritten and memory holds at most one row of blocks. :meth:`RasterSink.finish` turns that
 file into a COG (GDAL's COG driver: 512 px tiles, deflate, overviews, header first) under a temporary name;
-:func:`commit` renames it into place. A killed run leaves only ``.NAME.part-PID`` / ``.tmp-PID`` files, never a
-file with the output's name that looks finished.
+:class:`backend.outputs.Output` renames it into place. A killed run leaves only ``.NAME.part-PID`` / ``.tmp-PID``
+files (swept by the next run), never a file with the output's name that looks finished.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from rasterio.windows import Window
 
 from backend.data.grid import Grid
 from backend.errors import EoSslError
+from backend.outputs import disk_full_error, is_disk_full, temp_path
 
 BLOCK = 512
 CLASS_NODATA = 255
@@ -34,10 +34,6 @@ def hex_to_rgba(colour: str) -> tuple[int, int, int, int]:
     return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), 255
 
 
-def temp_name(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.name}.{tag}-{os.getpid()}.tif")
-
-
 class RasterSink:
     """One-band output on ``grid``; :meth:`write_rows` takes consecutive full-width rows from the top."""
 
@@ -46,8 +42,8 @@ class RasterSink:
                  description: str | None = None) -> None:
         self.path = Path(path)
         self.grid, self.dtype, self.nodata, self.block = grid, np.dtype(dtype), nodata, block
-        self.part = temp_name(self.path, "part")
-        self.cog = temp_name(self.path, "tmp")
+        self.part = temp_path(self.path, "part")
+        self.cog = temp_path(self.path, "tmp")  # backend.outputs.Output's temporary: it commits this file
         profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype=self.dtype.name,
                        crs=grid.rasterio_crs(), transform=grid.transform, nodata=nodata, tiled=True,
                        blockxsize=block, blockysize=block, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER",
@@ -57,6 +53,8 @@ class RasterSink:
         try:
             self.dst = rasterio.open(self.part, "w", **profile)
         except rasterio.errors.RasterioIOError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.path) from exc
             raise EoSslError("output_not_writable", f"Cannot write {self.path}: {exc}",
                              "Pick an output path in a folder you can write to.") from exc
         # metadata before any pixel: libtiff cannot change the photometric tag (palette) once data are written
@@ -95,8 +93,8 @@ class RasterSink:
             self.buffer = self.buffer[:rows_left]
 
     def finish(self, resampling: str = "NEAREST") -> Path:
-        """Close and copy to a COG under a temporary name (returned); :func:`commit` renames it into place.
-        ``resampling``: of the overviews (MODE for classes, AVERAGE for continuous values)."""
+        """Close and copy to a COG under a temporary name (returned; :class:`backend.outputs.Output` renames it into
+        place). ``resampling``: of the overviews (MODE for classes, AVERAGE for continuous values)."""
         if self.next_row != self.grid.height:
             raise RuntimeError(f"{self.path}: {self.next_row} of {self.grid.height} rows written")
         self.dst.close()
@@ -116,14 +114,6 @@ class RasterSink:
         finally:
             for f in (self.part, self.cog, Path(str(self.part) + ".aux.xml"), Path(str(self.cog) + ".aux.xml")):
                 f.unlink(missing_ok=True)
-
-
-def commit(tmp: Path, path: Path) -> Path:
-    os.replace(tmp, path)
-    aux = Path(str(tmp) + ".aux.xml")
-    if aux.exists():
-        os.replace(aux, Path(str(path) + ".aux.xml"))
-    return path
 
 
 def class_metadata(classes: Sequence[dict[str, Any]], extra: dict[str, Any] | None = None

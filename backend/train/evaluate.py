@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -37,12 +36,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backend import __version__
-from backend.data.chipstore import ChipStore, check_writable
+from backend import __version__, options
+from backend.data.chipstore import ChipStore
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.classifier import build_head
 from backend.models.inputs import InputSpec, match_channels, spec_from_stats
+from backend.outputs import Output, disk_full_error, is_disk_full
 from backend.report import html as report_html
 from backend.report import plots
 from backend.report.metrics import confusion, headline, scores
@@ -50,35 +50,13 @@ from backend.train import finetune as ft
 from backend.train import runner
 from backend.train.labelled import CubeReader, CubeWindows, draw_fraction, store_channels, store_stats, train_parcels
 
-PROTOCOLS = ("linear", "knn", "finetune")
+PROTOCOLS = options.PROTOCOLS
 KNN_TEMPERATURE = 0.07
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--init", nargs="+", action="extend", required=True, metavar="MODEL_DIR|random",
-                   help="model packages to evaluate, and/or 'random' (the same encoder at random initialisation); "
-                        "repeat or list several")
-    g.add_argument("--data", required=True, metavar="DIR", help="labelled chip store (chips, or a cube with parcels)")
-    g.add_argument("--task", choices=ft.TASKS, help="default: classification for chips, segmentation for a cube")
-    g.add_argument("--protocol", choices=PROTOCOLS, default="linear")
-    g.add_argument("--label-fractions", default="1,0.5,0.1,0.01", help="comma-separated fractions of the training "
-                   "labels (by parcel or by chip, stratified, seeded, nested)")
-    g.add_argument("--probe-head", choices=["linear", "mlp"], default="linear",
-                   help="chips, linear protocol: the probe (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL)")
-    g.add_argument("--probe-epochs", type=int, default=100, help="epochs of the probe on frozen chip features")
-    g.add_argument("--k", type=int, default=20, help="neighbours of the kNN vote (fewer when there are fewer)")
-    g.add_argument("--encoder", help="encoder of 'random' when no package is given (default resnet18)")
-    g.add_argument("--arch", choices=["unet", "deeplabv3plus", "deeplabv3"], default="unet",
-                   help="cube, finetune protocol: the decoder (the linear protocol always uses DeepLabV3)")
-    g.add_argument("--date", metavar="YYYY-MM-DD", help="the Sentinel-2 date read from a multi-date cube")
-    g.add_argument("--crop", type=int, default=128, help="cube: training crop in pixels")
-    g.add_argument("--samples-per-epoch", type=int, default=512, help="cube: training crops per epoch")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--max-pixels", type=int, default=20000, help="cube kNN / t-SNE: pixels sampled per split")
-    g.add_argument("--tsne-samples", type=int, default=1000, help="validation items in the t-SNE plot")
-    g.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder to write")
-    runner.add_trainer_arguments(p)
+    """The options, declared in :mod:`backend.options`."""
+    options.add_arguments(p, "evaluate")
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -235,7 +213,8 @@ def _specs(store: ChipStore, inits: list[ft.InitSource], warn: Any) -> list[tupl
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     t0 = time.monotonic()
     out = Path(args.out)
-    check_writable(out, overwrite=True)
+    output = Output(out, kind="report", folder=True, replace=True,
+                    inputs=options.paths("evaluate", args, "input")).check()
     fractions = parse_fractions(args.label_fractions)
     cfg = runner.TrainConfig.from_args(args, epochs=20 if args.protocol == "finetune" else 10, batch_size=16)
     store = ChipStore(args.data)
@@ -247,9 +226,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     labels = _unique_labels(inits)
     specs = _specs(store, inits, events.warning)
     device = _device(cfg)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = output.start()
     try:
         results, tsne_items, confusions, classes, notes = [], [], [], None, {}
         for init, label, (spec, picks) in zip(inits, labels, specs):
@@ -323,9 +300,12 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
         (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        output.commit()
+    except BaseException as exc:
+        output.abort()
+        if is_disk_full(exc):
+            raise disk_full_error(out) from exc
         raise
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot"),
                        ("confusion.png", "plot"), ("tsne.png", "plot")):
@@ -406,17 +386,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished folder to ``out``; if ``out`` exists, move the report's files into it (others stay)."""
-    shutil.rmtree(tmp / ".runs", ignore_errors=True)
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    for f in tmp.iterdir():
-        target = out / f.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(f, target)
-    tmp.rmdir()

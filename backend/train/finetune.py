@@ -34,12 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.data.chipstore import ChipStore, check_writable
+from backend import options
+from backend.data.chipstore import ChipStore
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
-from backend.models.package import META, load_weights, read_meta, save_package, sha256_of
+from backend.models.package import load_weights, read_meta, save_package, sha256_of
 from backend.report.metrics import confusion, headline, scores
 from backend.train import runner
 from backend.train.labelled import (
@@ -57,41 +58,14 @@ from backend.train.labelled import (
     train_parcels,
 )
 
-TASKS = ("classification", "segmentation")
+TASKS = options.TASKS
 DEFAULT_ENCODER = "resnet18"
 DEFAULTS = {"epochs": 20, "batch_size": 16}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("fine-tuning")
-    g.add_argument("--data", required=True, metavar="DIR", help="chip store from `eo-ssl prepare` (a cube with "
-                   "--parcels for segmentation, or chips for classification)")
-    g.add_argument("--task", choices=TASKS, help="default: segmentation for a cube, classification for chips")
-    g.add_argument("--init", default="random", metavar="MODEL_DIR|random|FILE.safetensors",
-                   help="start from a model package's encoder, at random, or from encoder weights in a file")
-    g.add_argument("--encoder", help=f"timm encoder for --init random or a weights file (default {DEFAULT_ENCODER}); "
-                   "a package names its own")
-    g.add_argument("--arch", choices=["unet", "deeplabv3plus", "deeplabv3", "unet3d"], default="unet",
-                   help="segmentation decoder (default unet); unet3d: the per-pixel U-Net-3D of dense-moco with a "
-                        "1x1 head (implied by a dense-moco --init)")
-    g.add_argument("--head", choices=["linear", "mlp"], default="linear",
-                   help="classification head (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL's evaluation)")
-    g.add_argument("--freeze-encoder", action="store_true",
-                   help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)")
-    g.add_argument("--label-fraction", type=float, default=1.0,
-                   help="use this fraction of the training labels, drawn by parcel (segmentation) or by chip "
-                        "(classification), stratified by class and seeded by --seed (default 1)")
-    g.add_argument("--date", metavar="YYYY-MM-DD", help="the Sentinel-2 date a single-date model reads from a "
-                   "multi-date cube (default: the date with the most valid pixels)")
-    g.add_argument("--crop", type=int, default=128, help="segmentation training crop in pixels (multiple of 32)")
-    g.add_argument("--samples-per-epoch", type=int, default=1024, help="segmentation crops per epoch")
-    g.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (warm-up + cosine)")
-    g.add_argument("--encoder-lr", type=float, help="learning rate of the encoder (default: --lr)")
-    g.add_argument("--weight-decay", type=float, default=1e-4)
-    o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="MODEL_DIR", help="model package folder to write")
-    o.add_argument("--overwrite", action="store_true", help="replace a finished package in --out")
-    runner.add_trainer_arguments(p)
+    """The options, declared in :mod:`backend.options`."""
+    options.add_arguments(p, "finetune")
 
 
 # -- initialisation -----------------------------------------------------------------------------------------------
@@ -458,13 +432,8 @@ RESUME_KEYS = ("task", "data", "init", "encoder", "arch", "head", "channels", "l
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     out = Path(args.out)
     cfg = runner.TrainConfig.from_args(args, **DEFAULTS)
-    if (out / META).exists() and not (args.overwrite or cfg.resume):
-        raise EoSslError("output_exists", f"{out} already holds a model package.",
-                         "Pick a new --out, or add --overwrite to replace it.")
-    check_writable(out, overwrite=True)
-    if not 0 < args.label_fraction <= 1:
-        raise EoSslError("bad_argument", f"--label-fraction {args.label_fraction} is not in (0, 1].",
-                         "Use e.g. --label-fraction 0.1.")
+    if runner.is_main_process():
+        runner.check_out(out, cfg.resume, args.overwrite, options.paths("finetune", args, "input"))
     store = ChipStore(args.data)
     task = args.task or default_task(store)
     init = load_init(args.init, args.encoder, events.warning)

@@ -15,14 +15,14 @@ from the stores' statistics, training configuration, final loss, collapse number
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from backend import options
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
@@ -31,8 +31,8 @@ from backend.train import runner
 
 S1_BANDS = ("VV", "VH")
 
-METHOD_NAMES = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
-VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
+METHOD_NAMES = options.METHODS
+VARIANTS = options.VARIANTS
 DEFAULT_EPOCHS = 10
 #: effective rank / min(samples, d) under which the final embeddings count as dimensionally collapsed (collapse.py)
 DIMENSIONAL_COLLAPSE = 0.03
@@ -41,68 +41,8 @@ RESUME_KEYS = ("method", "variant", "encoder", "bands", "sensors", "crop", "batc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, metavar="STORE",
-                        help="chip store(s) written by `eo-ssl prepare` (cube or chips); several are concatenated")
-    parser.add_argument("--method", required=True, choices=METHOD_NAMES, help="pre-training method")
-    parser.add_argument("--variant", choices=VARIANTS, default=None,
-                        help="rs-byol views: single (S2 band vs S1 polarisation, default), three, s2-only, rgb-s1s2")
-    parser.add_argument("--out", required=True, help="model package folder to write")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing package / checkpoints in --out (default: refuse)")
-    m = parser.add_argument_group("model and data")
-    m.add_argument("--encoder", default=None, help="timm encoder (default: resnet50 for rs-byol, else resnet18)")
-    m.add_argument("--init", default=None, metavar="MODEL_DIR",
-                   help="start from the encoder of an eo-ssl model package (safetensors only) instead of random")
-    m.add_argument("--crop", type=int, default=64, help="size of the views in pixels")
-    m.add_argument("--sensors", default="s2", choices=("s2", "s2+s1"),
-                   help="bands stacked as the input of byol/moco-v2/simsiam/barlow-twins/swav (rs-byol: ignored)")
-    m.add_argument("--bands", default=None, help="Sentinel-2 bands to use, comma-separated (default: all shared)")
-    m.add_argument("--epoch-length", type=int, default=None,
-                   help="samples per epoch (default: all chips of chip stores, 512 random crops per cube store)")
-    m.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's)")
-    m.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: the method's)")
-    m.add_argument("--ema", type=float, default=None,
-                   help="momentum/EMA decay of the teacher (rs-byol 0.9, byol/moco-v2 0.99 -> 1)")
-    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any method option (e.g. queue_size=4096, prototypes=60, proj_hidden=256); "
-                        "VALUE is read as JSON when it parses")
-    runner.add_trainer_arguments(parser)
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise EoSslError("bad_argument", f"--set {item!r} is not KEY=VALUE.", "Write e.g. --set queue_size=4096.")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
-def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
-    ckpt = runner.checkpoint_dir(out)
-    if resume:
-        if not (ckpt / runner.LAST).exists():
-            raise EoSslError("no_checkpoint", f"--resume: {out} holds no checkpoint to continue from.",
-                             "Point --out at the folder of the interrupted run, or run without --resume.")
-        return
-    has_package = (out / "model.json").exists()
-    has_ckpt = (ckpt / runner.LAST).exists()
-    if (has_package or has_ckpt) and not overwrite:
-        what = "a model package" if has_package else "the checkpoint of an unfinished run"
-        raise EoSslError("output_exists", f"{out} already holds {what}.",
-                         "Use --resume to continue an interrupted run, --overwrite to start afresh, or a new --out.")
-    if out.exists() and not out.is_dir():
-        raise EoSslError("output_not_writable", f"{out} exists and is not a folder.", "Choose another --out.")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise EoSslError("output_not_writable", f"Cannot write to {out} ({existing} is not writable).",
-                         "Choose a writable --out.")
+    """The options, declared in :mod:`backend.options`."""
+    options.add_arguments(parser, "pretrain")
 
 
 def method_config(args: argparse.Namespace, cls: type, bands: dict[str, list[str]], sensors: list[str],
@@ -110,7 +50,7 @@ def method_config(args: argparse.Namespace, cls: type, bands: dict[str, list[str
     from backend.ssl.base import COMMON_DEFAULTS
 
     cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS}
-    cfg.update(_parse_sets(args.set))
+    cfg.update(options.parse_sets(args.set, list(cfg), args.method))
     if args.encoder:
         cfg["encoder"] = args.encoder
     if args.lr is not None:
@@ -199,22 +139,22 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.ssl.data import build_ssl_data
     from backend.ssl.registry import get_method
 
+    check_out = functools.partial(runner.check_out, inputs=options.paths("pretrain", args, "input"))
     if args.method == "dense-moco":  # per-pixel, over time series: its own module, the same loop and package
         from backend.train.pretrain_dense import run_dense
 
-        return run_dense(args, events, _check_out)
+        return run_dense(args, events, check_out)
     main = runner.is_main_process()
     out = Path(args.out)
     cls = get_method(args.method)
     if args.variant and args.method != "rs-byol":
         raise EoSslError("bad_argument", f"--variant is for rs-byol; {args.method} has no variants.",
                          "Leave --variant out.")
-    if args.crop < 16:
-        raise EoSslError("bad_argument", f"--crop {args.crop} is too small for a ResNet.", "Use --crop 32 or more.")
     if main:
-        _check_out(out, args.resume, args.overwrite)
+        check_out(out, args.resume, args.overwrite)
     from backend.ssl.base import COMMON_DEFAULTS
 
+    options.parse_sets(args.set, [*COMMON_DEFAULTS, *cls.DEFAULTS], args.method)  # unknown keys: before any work
     defaults = {"epochs": DEFAULT_EPOCHS, "batch_size": cls.DEFAULTS.get("batch_size", COMMON_DEFAULTS["batch_size"])}
     if args.max_steps is not None and args.epochs is None:
         defaults["epochs"] = None  # --max-steps alone: as many epochs as it takes

@@ -9,7 +9,6 @@ package holds the per-pixel backbone (prefix ``temporal.``; the projection head 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from torch.utils.data import ConcatDataset
 
+from backend import options
 from backend.data.chipstore import ChipStore
 from backend.data.datasets import RandomCropDataset
 from backend.errors import EoSslError
@@ -32,19 +32,9 @@ RESUME_KEYS = ("method", "bands", "crop", "region", "batch_size", "data", "confi
 def _config(args: argparse.Namespace, in_channels: int, n_dates: int) -> Any:
     from backend.ssl.dense_moco import DenseMoCoConfig
 
-    known = {f.name for f in fields(DenseMoCoConfig)}
+    known = sorted(f.name for f in fields(DenseMoCoConfig) if f.name != "in_channels")
     cfg: dict[str, Any] = {"in_channels": in_channels, "crop": int(args.crop)}
-    for item in args.set:
-        if "=" not in item:
-            raise EoSslError("bad_argument", f"--set {item!r} is not KEY=VALUE.", "Write e.g. --set queue_size=4096.")
-        key, value = (t.strip() for t in item.split("=", 1))
-        if key not in known:
-            raise EoSslError("bad_argument", f"--set {key}: dense-moco has no option {key!r}.",
-                             f"Options: {', '.join(sorted(known - {'in_channels'}))}.")
-        try:
-            cfg[key] = json.loads(value)
-        except json.JSONDecodeError:
-            cfg[key] = value
+    cfg.update(options.parse_sets(args.set, known, "dense-moco"))
     if args.lr is not None:
         cfg["lr"] = args.lr
     if args.weight_decay is not None:

@@ -3,7 +3,7 @@
 A command builds its ``LightningModule`` and ``DataLoader`` and calls :func:`fit`; this module does the rest the
 same way for everyone:
 
-- the shared command-line options (:func:`add_trainer_arguments` -> :class:`TrainConfig`): ``--epochs`` /
+- the shared command-line options (declared in :data:`backend.options.TRAINER` -> :class:`TrainConfig`): ``--epochs`` /
   ``--max-steps``, ``--batch-size``, ``--devices auto|cpu|cpu:N|N``, ``--num-nodes``, ``--strategy``,
   ``--precision``, ``--num-workers``, ``--checkpoint-every``, ``--resume``, ``--seed``, ``--threads``;
 - the device: CUDA when there is one (AMP: bf16-mixed where supported, else 16-mixed; pinned memory; Lightning
@@ -43,6 +43,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from backend import outputs
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events
 
@@ -100,30 +101,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every training command shares (see the module docstring)."""
-    g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the command's)")
-    g.add_argument("--max-steps", type=int, default=None,
-                   help="stop after this many optimiser steps (overrides --epochs when reached first)")
-    g.add_argument("--batch-size", type=int, default=None, help="samples per step and device")
-    g.add_argument("--devices", default="auto",
-                   help="auto (one GPU if there is one, else the CPU), cpu, cpu:N (N CPU processes), "
-                        "N (N GPUs; N CPU processes when there is no GPU), or GPU ids like 0,1")
-    g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP")
-    g.add_argument("--strategy", default="auto",
-                   help="auto (ddp for several devices), ddp, ddp_spawn, ddp_find_unused_parameters_true, fsdp...")
-    g.add_argument("--precision", default="auto",
-                   help="auto (bf16-mixed or 16-mixed on CUDA, 32 on CPU), 32, 16-mixed, bf16-mixed")
-    g.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes (default: auto)")
-    g.add_argument("--checkpoint-every", type=int, default=200, help="save a resumable checkpoint every N steps")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--seed", type=int, default=0, help="random seed")
-    g.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, one per core; on a machine shared with other work, "
-                        "fewer threads can be much faster)")
 
 
 def apply_threads(cfg: TrainConfig) -> None:
@@ -391,7 +368,7 @@ class ResumableCheckpoint(pl.Callback):
 
     def save(self, trainer: Any) -> Path:
         path = self.dirpath / LAST
-        tmp = self.dirpath / f"{LAST}.tmp-{os.getpid()}"
+        tmp = outputs.temp_path(self.dirpath / LAST)
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
         # all the state (optimiser, loops, callbacks), for resuming; a collective under DDP: rank 0 writes
@@ -441,11 +418,56 @@ def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+#: what a training command writes in its --out folder (listed in the folder's eo-ssl marker; anything else there is
+#: left alone)
+PACKAGE_ENTRIES = ("model.json", "weights.safetensors", "training_curves.png", CHECKPOINT_DIR)
+
+
+def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[tuple[str, str]] = ()) -> None:
+    """The --out folder of a training command, before any work: never an input (or inside one), only a folder
+    eo-ssl wrote (or an empty or new one), ``--resume`` needs a checkpoint, a package or an unfinished run needs
+    ``--resume`` or ``--overwrite``, and no other run is writing it (see :mod:`backend.outputs`)."""
+    out = Path(out)
+    outputs.refuse_output_in_inputs([("--out", out)], inputs)
+    ckpt = checkpoint_dir(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise EoSslError("not_eo_ssl_output", f"{out} exists and is not a folder eo-ssl wrote; it is left alone.",
+                         "Choose another --out.")
+    ours = outputs.is_eo_ssl_output(out) or (ckpt / RUN_CONFIG).is_file() or (ckpt / LAST).is_file()
+    if out.exists() and not outputs.is_empty_dir(out) and not ours:
+        raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write; a model is not written into "
+                         "it.", "Choose a new or empty folder as --out.")
+    if outputs.locked_by_other(out / outputs.MARKER):
+        raise EoSslError("output_busy", f"Another eo-ssl run is writing {out}.", "Wait for it, or pick another --out.")
+    if resume:
+        if not (ckpt / LAST).exists():
+            raise EoSslError("no_checkpoint", f"--resume: {out} holds no checkpoint to continue from.",
+                             "Point --out at the folder of the interrupted run, or run without --resume.")
+    else:
+        has_package = (out / "model.json").exists()
+        if (has_package or (ckpt / LAST).exists()) and not overwrite:
+            what = "a model package" if has_package else "the checkpoint of an unfinished run"
+            raise EoSslError("output_exists", f"{out} already holds {what}.",
+                             "Use --resume to continue an interrupted run, --overwrite to start afresh, or a new "
+                             "--out.")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise EoSslError("output_not_writable", f"Cannot write to {out} ({existing} is not a writable folder).",
+                         "Choose a writable --out.")
+    outputs.sweep_stale(out)  # a package folder a killed run was writing (OUT.tmp-PID)
+    outputs.sweep_stale(ckpt / LAST)
+
+
 def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
-    """What a resumed run must agree with (method, encoder, bands...), as JSON beside the checkpoint."""
+    """What a resumed run must agree with (method, encoder, bands...), as JSON beside the checkpoint. The --out
+    folder appears here: marked as eo-ssl's, locked for this run, and removed if the run fails before it holds a
+    checkpoint to resume from."""
     d = checkpoint_dir(out_dir)
+    outputs.claim_folder(Path(out_dir), "model", PACKAGE_ENTRIES, keep_if=lambda: (d / LAST).exists())
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f"{RUN_CONFIG}.tmp-{os.getpid()}"
+    tmp = outputs.temp_path(d / RUN_CONFIG)
     tmp.write_text(json.dumps(config, indent=1, default=str))
     os.replace(tmp, d / RUN_CONFIG)
 
@@ -529,8 +551,7 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
         events.log(f"resuming from {ckpt_path} at step {resumed_from}")
     elif (ckpt_dir / LAST).exists():
         events.log(f"starting afresh: the checkpoint in {ckpt_dir} will be replaced (use --resume to continue it)")
-    for stale in ckpt_dir.glob(f"{LAST}.tmp-*"):  # left by a run killed while it wrote a checkpoint
-        stale.unlink(missing_ok=True)
+    outputs.sweep_stale(ckpt_dir / LAST)  # left by a run killed while it wrote a checkpoint
     events.check_cancel()
     if device.cuda:
         from backend.models import to_channels_last

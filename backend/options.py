@@ -1,0 +1,439 @@
+"""Every command's options, declared once: name, type, choices, default, range, help, and which are paths read
+(``role="input"``) or written (``role="output"``).
+
+The CLI builds argparse from these lists (:func:`add_arguments`) and checks the values (:func:`validate`: ranges,
+finite numbers) before it imports the command's module, so a bad argument is reported at once, not after torch and
+Lightning load. The lists are plain data (:class:`Option` dataclasses in :data:`COMMANDS`), so other front ends can
+be generated from them (:func:`spec`: JSON-able dicts). Only the standard library here: this module is imported by
+``eo-ssl COMMAND --help`` and may be read by the QGIS plugin.
+
+A command that is not listed here (e.g. one added by another module) keeps its module's ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import EoSslError
+
+# -- choice lists (their one home; the command modules import them) ---------------------------------------------------
+METHODS = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
+VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
+TASKS = ("classification", "segmentation")
+SEG_ARCHS = ("unet", "deeplabv3plus", "deeplabv3")
+HEADS = ("linear", "mlp")
+PROTOCOLS = ("linear", "knn", "finetune")
+SPLITS = ("by-parcel", "by-block")
+#: the coarsest grid a command accepts, in metres (a grid of kilometre pixels is not Sentinel analysis any more)
+MAX_RESOLUTION_M = 1000.0
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option.
+
+    ``type``: ``str``, ``int``, ``float`` or ``flag`` (on when given). ``minimum``/``maximum``: the range (inclusive,
+    or exclusive where ``*_open``); floats must also be finite. ``nargs``/``action``: argparse's, for lists
+    (``"+"``; ``"append"``/``"extend"``). ``role``: ``input`` for a path read, ``output`` for a path written (the
+    CLI refuses an output that is, holds or lies inside an input). ``code``: the error code of a bad value.
+    """
+
+    name: str
+    type: str = "str"
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    minimum_open: bool = False
+    maximum_open: bool = False
+    required: bool = False
+    nargs: str | None = None
+    action: str | None = None
+    metavar: str | None = None
+    group: str | None = None
+    role: str | None = None
+    code: str = "bad_argument"
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+    def range_text(self) -> str:
+        lo = "" if self.minimum is None else f"{'(' if self.minimum_open else '['}{self.minimum:g}"
+        hi = "" if self.maximum is None else f"{self.maximum:g}{')' if self.maximum_open else ']'}"
+        if lo and hi:
+            return f"{lo}, {hi}"
+        if lo:
+            return f"{'above' if self.minimum_open else 'at least'} {self.minimum:g}"
+        return f"{'below' if self.maximum_open else 'at most'} {self.maximum:g}" if hi else ""
+
+    def check(self, value: Any) -> None:
+        """Raise ``EoSslError(self.code)`` when ``value`` (one value of the option) is out of range."""
+        if value is None or self.type not in ("int", "float"):
+            return
+        bad = self.type == "float" and not math.isfinite(value)
+        if self.minimum is not None:
+            bad |= value <= self.minimum if self.minimum_open else value < self.minimum
+        if self.maximum is not None:
+            bad |= value >= self.maximum if self.maximum_open else value > self.maximum
+        if bad:
+            hint = f"Give a {'number' if self.type == 'float' else 'whole number'} {self.range_text()}".rstrip()
+            raise EoSslError(self.code, f"{self.name} {value} is out of range: it must be "
+                             f"{'a finite number ' if self.type == 'float' else ''}{self.range_text()}.".replace(
+                                 "  ", " "), hint + (f" (default {self.default})." if self.default is not None
+                                                     else "."))
+
+
+def _opt(name: str, type: str = "str", **kw: Any) -> Option:  # noqa: A002 - argparse's word
+    return Option(name, type, **kw)
+
+
+# -- shared groups ----------------------------------------------------------------------------------------------------
+INPUTS = [
+    _opt("--s2", nargs="+", metavar="PATH", group="inputs", role="input",
+         help="Sentinel-2 files or folders (multi-band, one file per band as *_B02.jp2, or dated time series)"),
+    _opt("--s2-bands", metavar="B02,B03,...", group="inputs",
+         help="band names of multi-band S2 files, in file order (when the files do not name their bands)"),
+    _opt("--s1", nargs="+", metavar="PATH", group="inputs", role="input",
+         help="Sentinel-1 files or folders (VV/VH two-band files or *_VV.tif/*_VH.tif); dB or linear power "
+              "(converted to dB)"),
+    _opt("--s1-bands", metavar="VV,VH", group="inputs", help="polarisations of two-band S1 files, in file order"),
+    _opt("--aoi", metavar="VECTOR", group="inputs", role="input",
+         help="area of interest: polygons of any OGR vector file, any CRS"),
+    _opt("--aoi-layer", group="inputs", help="layer of --aoi (default: the first)"),
+    _opt("--bbox", metavar="MINX,MINY,MAXX,MAXY", group="inputs",
+         help="area of interest as a box (instead of --aoi)"),
+    _opt("--bbox-crs", default="EPSG:4326", group="inputs", help="CRS of --bbox (default EPSG:4326)"),
+    _opt("--poi", metavar="START/END", group="inputs", help="period of interest, e.g. 2017-01-01/2017-12-31"),
+    _opt("--crs", group="inputs", help="CRS of the analysis grid (default: the S2 CRS, or the UTM zone of the AOI)"),
+    _opt("--resolution", "float", default=10.0, minimum=0, minimum_open=True, maximum=MAX_RESOLUTION_M,
+         group="inputs", code="bad_resolution", help="grid resolution in metres (default 10)"),
+]
+
+TRAINER = [
+    _opt("--epochs", "int", minimum=1, group="training", help="number of epochs (default: the command's)"),
+    _opt("--max-steps", "int", minimum=1, group="training",
+         help="stop after this many optimiser steps (overrides --epochs when reached first)"),
+    _opt("--batch-size", "int", minimum=1, group="training", help="samples per step and device"),
+    _opt("--devices", default="auto", group="training",
+         help="auto (one GPU if there is one, else the CPU), cpu, cpu:N (N CPU processes), N (N GPUs; N CPU "
+              "processes when there is no GPU), or GPU ids like 0,1"),
+    _opt("--num-nodes", "int", default=1, minimum=1, group="training", help="machines for multi-node DDP"),
+    _opt("--strategy", default="auto", group="training",
+         help="auto (ddp for several devices), ddp, ddp_spawn, ddp_find_unused_parameters_true, fsdp..."),
+    _opt("--precision", default="auto", group="training",
+         help="auto (bf16-mixed or 16-mixed on CUDA, 32 on CPU), 32, 16-mixed, bf16-mixed"),
+    _opt("--num-workers", "int", minimum=0, group="training", help="DataLoader worker processes (default: auto)"),
+    _opt("--checkpoint-every", "int", default=200, minimum=0, group="training",
+         help="save a resumable checkpoint every N steps (0: only when stopped or finished)"),
+    _opt("--resume", "flag", group="training", help="continue the run in --out from its last checkpoint"),
+    _opt("--seed", "int", default=0, minimum=0, group="training", help="random seed"),
+    _opt("--threads", "int", minimum=1, group="training",
+         help="torch CPU threads (default: torch's, one per core; on a machine shared with other work, fewer "
+              "threads can be much faster)"),
+]
+
+
+def _fraction(name: str, default: float, group: str, help: str = "", *, zero: bool = True,  # noqa: A002
+              one: bool = False, code: str = "bad_argument") -> Option:
+    return _opt(name, "float", default=default, minimum=0, minimum_open=not zero, maximum=1, maximum_open=not one,
+                group=group, help=help, code=code)
+
+
+# -- the commands -----------------------------------------------------------------------------------------------------
+PREPARE = [
+    *INPUTS,
+    _opt("--parcels", metavar="VECTOR", group="labels", role="input",
+         help="labelled parcels (polygons with a class field)"),
+    _opt("--parcels-layer", group="labels", help="layer of --parcels (default: the first)"),
+    _opt("--class-field", group="labels", help="attribute of --parcels holding the class"),
+    _opt("--split", choices=SPLITS, default="by-parcel", group="labels",
+         help="train/val/test split by parcel (default) or by spatial block; never by pixel"),
+    _opt("--block-size", "float", default=1280.0, minimum=0, minimum_open=True, group="labels",
+         help="block size in metres for --split by-block"),
+    _fraction("--val-fraction", 0.15, "labels", "share of the parcels for validation (default 0.15)"),
+    _fraction("--test-fraction", 0.15, "labels", "share of the parcels for testing (default 0.15)"),
+    _opt("--seed", "int", default=0, minimum=0, group="labels", help="random seed of the split"),
+    _opt("--chips", metavar="DIR", group="chip folders", role="input",
+         help="a EuroSAT-style folder DIR/<Class>/*.tif instead of --s2"),
+    _opt("--chip-bands", metavar="B01,...", group="chip folders",
+         help="band order of the chips (default: the 13-band EuroSAT-MS file order B01..B12,B8A when the files do "
+              "not name their bands)"),
+    _opt("--out", required=True, metavar="DIR", group="output", role="output", help="chip store folder to write"),
+    _opt("--overwrite", "flag", group="output", help="replace --out if it exists (only a chip store eo-ssl wrote)"),
+    _opt("--window", "int", default=0, minimum=0, group="output",
+         help="processing window in pixels (default: from memory budget)"),
+]
+
+PRETRAIN = [
+    _opt("--data", nargs="+", required=True, metavar="STORE", role="input",
+         help="chip store(s) written by `eo-ssl prepare` (cube or chips); several are concatenated"),
+    _opt("--method", required=True, choices=METHODS, help="pre-training method"),
+    _opt("--variant", choices=VARIANTS,
+         help="rs-byol views: single (S2 band vs S1 polarisation, default), three, s2-only, rgb-s1s2"),
+    _opt("--out", required=True, role="output", help="model package folder to write"),
+    _opt("--overwrite", "flag", help="replace an existing package / checkpoints in --out (default: refuse)"),
+    _opt("--encoder", group="model and data", help="timm encoder (default: resnet50 for rs-byol, else resnet18)"),
+    _opt("--init", metavar="MODEL_DIR", group="model and data", role="input",
+         help="start from the encoder of an eo-ssl model package (safetensors only) instead of random"),
+    _opt("--crop", "int", default=64, minimum=16, group="model and data",
+         help="size of the views in pixels (a ResNet needs at least 16)"),
+    _opt("--sensors", default="s2", choices=("s2", "s2+s1"), group="model and data",
+         help="bands stacked as the input of byol/moco-v2/simsiam/barlow-twins/swav (rs-byol: ignored)"),
+    _opt("--bands", group="model and data", help="Sentinel-2 bands to use, comma-separated (default: all shared)"),
+    _opt("--epoch-length", "int", minimum=1, group="model and data",
+         help="samples per epoch (default: all chips of chip stores, 512 random crops per cube store)"),
+    _opt("--lr", "float", minimum=0, minimum_open=True, group="model and data",
+         help="learning rate (default: the method's)"),
+    _opt("--weight-decay", "float", minimum=0, group="model and data", help="weight decay (default: the method's)"),
+    _opt("--ema", "float", minimum=0, maximum=1, group="model and data",
+         help="momentum/EMA decay of the teacher (rs-byol 0.9, byol/moco-v2 0.99 -> 1)"),
+    _opt("--set", action="append", default=[], metavar="KEY=VALUE", group="model and data",
+         help="override any method option (e.g. queue_size=4096, prototypes=60, proj_hidden=256); VALUE is read as "
+              "JSON when it parses; an unknown KEY is refused with the list of the method's options"),
+    *TRAINER,
+]
+
+FINETUNE = [
+    _opt("--data", required=True, metavar="DIR", group="fine-tuning", role="input",
+         help="chip store from `eo-ssl prepare` (a cube with --parcels for segmentation, or chips for "
+              "classification)"),
+    _opt("--task", choices=TASKS, group="fine-tuning",
+         help="default: segmentation for a cube, classification for chips"),
+    _opt("--init", default="random", metavar="MODEL_DIR|random|FILE.safetensors", group="fine-tuning", role="input",
+         help="start from a model package's encoder, at random, or from encoder weights in a file"),
+    _opt("--encoder", group="fine-tuning",
+         help="timm encoder for --init random or a weights file (default resnet18); a package names its own"),
+    _opt("--arch", choices=(*SEG_ARCHS, "unet3d"), default="unet", group="fine-tuning",
+         help="segmentation decoder (default unet); unet3d: the per-pixel U-Net-3D of dense-moco with a 1x1 head "
+              "(implied by a dense-moco --init)"),
+    _opt("--head", choices=HEADS, default="linear", group="fine-tuning",
+         help="classification head (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL's evaluation)"),
+    _opt("--freeze-encoder", "flag", group="fine-tuning",
+         help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)"),
+    _fraction("--label-fraction", 1.0, "fine-tuning", zero=False, one=True,
+              help="use this fraction of the training labels, drawn by parcel (segmentation) or by chip "
+                   "(classification), stratified by class and seeded by --seed (default 1)"),
+    _opt("--date", metavar="YYYY-MM-DD", group="fine-tuning",
+         help="the Sentinel-2 date a single-date model reads from a multi-date cube (default: the date with the "
+              "most valid pixels)"),
+    _opt("--crop", "int", default=128, minimum=32, group="fine-tuning",
+         help="segmentation training crop in pixels (multiple of 32)"),
+    _opt("--samples-per-epoch", "int", default=1024, minimum=1, group="fine-tuning",
+         help="segmentation crops per epoch"),
+    _opt("--lr", "float", default=1e-3, minimum=0, minimum_open=True, group="fine-tuning",
+         help="AdamW learning rate (warm-up + cosine)"),
+    _opt("--encoder-lr", "float", minimum=0, group="fine-tuning",
+         help="learning rate of the encoder (default: --lr)"),
+    _opt("--weight-decay", "float", default=1e-4, minimum=0, group="fine-tuning", help="AdamW weight decay"),
+    _opt("--out", required=True, metavar="MODEL_DIR", group="output", role="output",
+         help="model package folder to write"),
+    _opt("--overwrite", "flag", group="output", help="replace a finished package in --out"),
+    *TRAINER,
+]
+
+EVALUATE = [
+    _opt("--init", nargs="+", action="extend", required=True, metavar="MODEL_DIR|random", group="evaluation",
+         role="input", help="model packages to evaluate, and/or 'random' (the same encoder at random "
+                            "initialisation); repeat or list several"),
+    _opt("--data", required=True, metavar="DIR", group="evaluation", role="input",
+         help="labelled chip store (chips, or a cube with parcels)"),
+    _opt("--task", choices=TASKS, group="evaluation",
+         help="default: classification for chips, segmentation for a cube"),
+    _opt("--protocol", choices=PROTOCOLS, default="linear", group="evaluation",
+         help="linear probe, kNN or fine-tuning (default linear)"),
+    _opt("--label-fractions", default="1,0.5,0.1,0.01", group="evaluation",
+         help="comma-separated fractions of the training labels (by parcel or by chip, stratified, seeded, nested)"),
+    _opt("--probe-head", choices=HEADS, default="linear", group="evaluation",
+         help="chips, linear protocol: the probe (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL)"),
+    _opt("--probe-epochs", "int", default=100, minimum=1, group="evaluation",
+         help="epochs of the probe on frozen chip features"),
+    _opt("--k", "int", default=20, minimum=1, group="evaluation",
+         help="neighbours of the kNN vote (fewer when there are fewer)"),
+    _opt("--encoder", group="evaluation", help="encoder of 'random' when no package is given (default resnet18)"),
+    _opt("--arch", choices=SEG_ARCHS, default="unet", group="evaluation",
+         help="cube, finetune protocol: the decoder (the linear protocol always uses DeepLabV3)"),
+    _opt("--date", metavar="YYYY-MM-DD", group="evaluation", help="the Sentinel-2 date read from a multi-date cube"),
+    _opt("--crop", "int", default=128, minimum=32, group="evaluation", help="cube: training crop in pixels"),
+    _opt("--samples-per-epoch", "int", default=512, minimum=1, group="evaluation",
+         help="cube: training crops per epoch"),
+    _opt("--lr", "float", default=1e-3, minimum=0, minimum_open=True, group="evaluation",
+         help="learning rate of the probes and fine-tunes"),
+    _opt("--max-pixels", "int", default=20000, minimum=1, group="evaluation",
+         help="cube kNN / t-SNE: pixels sampled per split"),
+    _opt("--tsne-samples", "int", default=1000, minimum=1, group="evaluation",
+         help="validation items in the t-SNE plot"),
+    _opt("--out", required=True, metavar="REPORT_DIR", group="evaluation", role="output",
+         help="report folder to write (an existing report of eo-ssl is replaced)"),
+    *TRAINER,
+]
+
+PREDICT = [
+    _opt("--model", required=True, metavar="MODEL_DIR", role="input", help="model package from `eo-ssl finetune`"),
+    *(dataclasses.replace(o, default=None, help="grid resolution in metres (default: the model's)")
+      if o.name == "--resolution" else o for o in INPUTS),
+    _opt("--date", metavar="YYYY-MM-DD", group="inference",
+         help="the Sentinel-2 date to read (default: the date with the most valid pixels in the AOI)"),
+    _opt("--tile", "int", minimum=16, maximum=8192, group="inference",
+         help="tile size in pixels, a multiple of 32 (default 256; a classification model: its chip size)"),
+    _fraction("--overlap", 0.25, "inference", "overlap between tiles, fraction of --tile (default 0.25)"),
+    _opt("--batch-size", "int", minimum=1, group="inference",
+         help="tiles per batch (default 4 on the CPU, 32 on a GPU)"),
+    _opt("--devices", default="auto", group="inference",
+         help="auto (a GPU if there is one), cpu, cuda, cuda:N, or N GPUs (one is used)"),
+    _opt("--out", required=True, metavar="MAP.tif", group="output", role="output",
+         help="land-cover map (GeoTIFF) to write (an existing map of eo-ssl is replaced)"),
+    _opt("--confidence", metavar="CONF.tif", group="output", role="output",
+         help="also write the highest class probability (0..1)"),
+]
+
+LABEL_PARCELS = [
+    _opt("--map", required=True, metavar="MAP.tif", group="map", role="input",
+         help="land-cover raster of integer class ids (e.g. from eo-ssl predict); nodata pixels are not counted"),
+    _opt("--map-band", "int", default=1, minimum=1, group="map", code="bad_band",
+         help="band of --map holding the class ids (default 1)"),
+    _opt("--confidence", metavar="CONF.tif", group="map", role="input",
+         help="confidence raster on the map's grid (0..1, e.g. the max softmax from eo-ssl predict --confidence)"),
+    _opt("--confidence-scale", "float", minimum=0, minimum_open=True, group="map",
+         help="multiply integer confidence values by this (default: the raster's own scale; needed for integer "
+              "rasters without one)"),
+    _opt("--classes", metavar="FILE", group="map", role="input",
+         help="class names: model.json, dataset.json, .qml style or a JSON list (default: the map's metadata, its "
+              ".qml/.aux.xml sidecars, a model.json beside it)"),
+    _opt("--parcels", required=True, metavar="VECTOR", group="parcels", role="input",
+         help="parcel polygons (any OGR format, any CRS)"),
+    _opt("--parcels-layer", group="parcels", help="layer of --parcels (default: the first)"),
+    _opt("--id-field", group="parcels",
+         help="attribute identifying parcels in messages and exports (default: feature id)"),
+    _opt("--min-pixels", "int", default=4, minimum=1, group="thresholds", code="bad_threshold",
+         help="fewer valid pixels than this -> status too_small (default 4)"),
+    _fraction("--min-fraction", 0.5, "thresholds", "majority class share below this -> status uncertain "
+              "(default 0.5)", one=True, code="bad_threshold"),
+    _fraction("--min-confidence", 0.5, "thresholds", "mean confidence below this -> status uncertain (with "
+              "--confidence; default 0.5)", one=True, code="bad_threshold"),
+    _opt("--out", required=True, metavar="LABELLED.gpkg", group="output", role="output",
+         help="GeoPackage to write"),
+    _opt("--overwrite", "flag", group="output", help="replace --out if it exists (only a GeoPackage eo-ssl wrote)"),
+    _opt("--window", "int", default=1024, minimum=16, group="output", code="bad_window",
+         help="processing window in pixels (default 1024)"),
+]
+
+EXPORT_DATASET = [
+    *INPUTS,
+    _opt("--data", metavar="DIR", role="input",
+         help="a chip store written by `eo-ssl prepare` (instead of --s2/--s1)"),
+    _opt("--parcels", required=True, metavar="VECTOR", group="parcels", role="input",
+         help="labelled parcels, e.g. from label-parcels"),
+    _opt("--parcels-layer", group="parcels", help="layer of --parcels (default: the first)"),
+    _opt("--class-field", required=True, group="parcels", help="attribute holding the class (e.g. class_name)"),
+    _opt("--id-field", group="parcels", help="attribute identifying parcels in the index (default: feature id)"),
+    _opt("--status", group="parcels", help="keep parcels whose `status` field is one of these (comma-separated; "
+                                          "default: labelled, when the layer has a status field)"),
+    _opt("--chip", "int", default=64, minimum=8, maximum=4096, group="chips", code="bad_chip_size",
+         help="chip size in pixels (default 64)"),
+    _opt("--sensors", group="chips", help="sensors to export, e.g. s2 or s2,s1 (default: every sensor given)"),
+    _opt("--dates", default="all", group="chips",
+         help="all (every date, one channel per date and band), median (per-band median of the valid dates), or "
+              "dates YYYY-MM-DD,... (each sensor's nearest acquisition)"),
+    _opt("--max-chips-per-parcel", "int", default=0, minimum=0, group="chips",
+         help="cap the tiles of a large parcel (0 = no cap)"),
+    _opt("--split", choices=SPLITS, default="by-parcel", group="split",
+         help="split by parcel (stratified by class, default) or by spatial block; never by pixel"),
+    _opt("--block-size", "float", default=1280.0, minimum=0, minimum_open=True, group="split",
+         help="block size in metres for --split by-block"),
+    _fraction("--val-fraction", 0.15, "split", "share of the parcels for validation (default 0.15)"),
+    _fraction("--test-fraction", 0.15, "split", "share of the parcels for testing (default 0.15)"),
+    _opt("--seed", "int", default=0, minimum=0, group="split", help="random seed of the split"),
+    _opt("--attribution", action="append", default=[], metavar="TEXT", group="output",
+         help="licence / attribution of the labels or other sources (repeatable); written to dataset.json and "
+              "ATTRIBUTION.md"),
+    _opt("--out", required=True, metavar="DATASET_DIR", group="output", role="output",
+         help="dataset folder to write"),
+    _opt("--overwrite", "flag", group="output", help="replace --out if it exists (only a dataset eo-ssl wrote)"),
+]
+
+#: command -> its options, in the order ``--help`` shows them.
+COMMANDS: dict[str, list[Option]] = {
+    "prepare": PREPARE, "pretrain": PRETRAIN, "finetune": FINETUNE, "evaluate": EVALUATE, "predict": PREDICT,
+    "label-parcels": LABEL_PARCELS, "export-dataset": EXPORT_DATASET,
+}
+
+
+# -- argparse ---------------------------------------------------------------------------------------------------------
+_TYPES = {"str": str, "int": int, "float": float}
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add ``command``'s options to ``parser`` (grouped as declared)."""
+    groups: dict[str | None, Any] = {None: parser}
+    for o in COMMANDS[command]:
+        if o.group not in groups:
+            groups[o.group] = parser.add_argument_group(o.group)
+        target = groups[o.group]
+        kw: dict[str, Any] = {"help": o.help}
+        if o.type == "flag":
+            kw["action"] = "store_true"
+        else:
+            kw.update(type=_TYPES[o.type], default=o.default)
+            for key in ("choices", "nargs", "metavar", "action"):
+                if getattr(o, key) is not None:
+                    kw[key] = getattr(o, key)
+            if o.action in ("append", "extend") and isinstance(o.default, list):
+                kw["default"] = list(o.default)  # never share the declared list between parses
+        if o.required:
+            kw["required"] = True
+        target.add_argument(o.name, **kw)
+
+
+def validate(command: str, args: argparse.Namespace) -> None:
+    """Check every value of ``command``'s options against its declared range (before any heavy import)."""
+    for o in COMMANDS.get(command, []):
+        value = getattr(args, o.dest, None)
+        for v in value if isinstance(value, list) else [value]:
+            o.check(v)
+
+
+def paths(command: str, args: argparse.Namespace, role: str) -> list[tuple[str, str]]:
+    """(option, path) of every value of ``command``'s options with ``role`` (``input`` or ``output``)."""
+    out: list[tuple[str, str]] = []
+    for o in COMMANDS.get(command, []):
+        if o.role != role:
+            continue
+        value = getattr(args, o.dest, None)
+        for v in value if isinstance(value, list) else [value]:
+            if v not in (None, ""):
+                out.append((o.name, str(v)))
+    return out
+
+
+def spec(command: str | None = None) -> dict[str, Any]:
+    """The options as JSON-able dicts (all commands, or one): for generating other front ends."""
+    names = [command] if command else list(COMMANDS)
+    return {n: [{k: v for k, v in dataclasses.asdict(o).items() if v not in (None, False) or k == "default"}
+                for o in COMMANDS[n]] for n in names}
+
+
+# -- --set KEY=VALUE ------------------------------------------------------------------------------------------------
+def parse_sets(items: Iterable[str], known: Sequence[str] | None = None, what: str = "the method") -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a dict (VALUE read as JSON when it parses); a KEY not in ``known`` is refused
+    with the list of valid ones."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise EoSslError("bad_argument", f"--set {item!r} is not KEY=VALUE.", "Write e.g. --set queue_size=4096.")
+        key, value = (t.strip() for t in item.split("=", 1))
+        if known is not None and key not in known:
+            raise EoSslError("bad_argument", f"--set {key}: {what} has no option {key!r}.",
+                             f"Options: {', '.join(sorted(known))}.")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

@@ -1,0 +1,556 @@
+"""Writing outputs so that nothing is ever lost: the one home of every rule about an output path.
+
+Every command writes its outputs through :class:`Output`:
+
+- **check** (before any work): an output is never an input, inside an input, or holding one (``output_is_input``);
+  an existing output is replaced only with ``--overwrite`` (or, for ``predict`` and ``evaluate``, which have no such
+  option, always) and only when eo-ssl wrote it (``not_eo_ssl_output``): a folder holds :data:`MARKER` (or the
+  format file of an older eo-ssl), a GeoTIFF an ``EO_SSL_*`` tag, a GeoPackage ``eo_ssl_*`` layer metadata, a
+  ``.qml`` style the eo-ssl comment. An empty folder counts as free. Temporaries of dead runs are swept (a killed
+  run leaves ``OUT.tmp-PID`` / ``.NAME.part-PID.tif``), and a live one of another process means another run is
+  writing the same output (``output_busy``).
+- **write** under a temporary name (:meth:`Output.start`), created with the process's umask;
+- **commit**: the marker, the user's umask as permissions (safetensors and ``mkstemp`` write 0600), and a rename
+  that never clobbers: a folder is renamed onto a path that must not exist (POSIX ``rename`` refuses a non-empty
+  folder), a file is hard-linked (``link`` refuses an existing name). With ``--overwrite`` the output checked at the
+  start must still be the same file (device and inode): a finished output another run wrote meanwhile is never
+  replaced (``output_exists``).
+- a full disk (``ENOSPC``/``EDQUOT`` anywhere while writing) is ``disk_full`` with the bytes needed and free
+  (:func:`disk_full_error`); :func:`check_free_space` refuses a known size before the first byte.
+
+Only the standard library here: the CLI calls :func:`refuse_output_in_inputs` before a command's heavy imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fnmatch
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from backend.errors import EoSslError
+
+#: The file eo-ssl puts in every folder it writes (JSON: tool, kind, version, created, the entries it wrote).
+MARKER = ".eo-ssl-output"
+#: Folders written before the marker existed: format file -> (its "format" value, the entries eo-ssl wrote there).
+LEGACY_FORMATS = {
+    "manifest.json": ("eo-ssl-chipstore", ("manifest.json", "*.npy")),
+    "model.json": ("eo-ssl-model", ("model.json", "weights.safetensors", "training_curves.png", "checkpoints")),
+    "dataset.json": ("eo-ssl-dataset", ("dataset.json", "images", "masks", "splits", "index.gpkg", "ATTRIBUTION.md")),
+    "report.json": ("eo-ssl-report", ("report.json", "report.html", "*.png")),
+}
+#: The comment that marks a .qml style as eo-ssl's (backend.predict.styles writes it).
+QML_MARK = "<!-- written by eo-ssl -->"
+#: Temporary names: ``OUT.tmp-PID`` (folders), ``.NAME.tmp-PID.SUFFIX`` (files), also ``part`` and ``old``.
+_TEMP = re.compile(r"^\.?(?P<name>.+?)\.(?P<tag>tmp|part|old)-(?P<pid>\d+)(?P<rest>(\..*)?)$")
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_SPACE_TEXT = ("no space left on device", "disk quota exceeded", "not enough space")
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------------
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path) -> None:
+    """Give ``path`` (and, for a folder, everything under it) the permissions of a file the user creates: 0666 /
+    0777 less the umask. Temporary files are created private (0600); a finished output is the user's."""
+    mask = umask()
+    path = Path(path)
+    if path.is_symlink():
+        return
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~mask)
+        for root, dirs, files in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o777 & ~mask)
+            for f in files:
+                p = os.path.join(root, f)
+                if not os.path.islink(p):
+                    os.chmod(p, 0o666 & ~mask)
+    elif path.exists():
+        os.chmod(path, 0o666 & ~mask)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder tree, whichever it is (nothing if absent)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes (for this user) on the file system that holds, or will hold, ``path``."""
+    try:
+        return int(shutil.disk_usage(_nearest_existing(Path(path))).free)
+    except OSError:
+        return -1
+
+
+# -- full disks -------------------------------------------------------------------------------------------------------
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk or the quota is full. GDAL's errors carry
+    no errno, only the C library's text."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _SPACE_ERRNOS:
+            return True
+        if any(t in str(exc).lower() for t in _SPACE_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def disk_full_error(path: str | Path, needed: int | None = None) -> EoSslError:
+    free = free_bytes(path)
+    need = f"about {_size(needed)} needed, " if needed else ""
+    return EoSslError("disk_full", f"The disk holding {path} is full: {need}{_size(max(free, 0))} free.",
+                      "Free some space, or write the output to another disk. Nothing was left behind.")
+
+
+def check_free_space(path: str | Path, needed: int, what: str = "the output") -> None:
+    """Refuse before the first byte when ``needed`` bytes (a known size) do not fit where ``path`` goes."""
+    free = free_bytes(path)
+    if 0 <= free < needed:
+        raise EoSslError("disk_full", f"{what} needs about {_size(needed)} at {path}, but only {_size(free)} are "
+                         "free there.", "Free some space, pick an --out on another disk, or a smaller AOI.")
+
+
+@contextlib.contextmanager
+def disk_errors(path: str | Path, needed: int | None = None) -> Iterator[None]:
+    """Turn a full disk met anywhere inside into ``disk_full`` (with the bytes needed, when known, and free)."""
+    try:
+        yield
+    except EoSslError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(path, needed) from exc
+        raise
+
+
+# -- what eo-ssl wrote ------------------------------------------------------------------------------------------------
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("tool") == "eo-ssl" else None
+
+
+def write_marker(folder: Path, kind: str, entries: Iterable[str] | None = None) -> None:
+    from backend import __version__
+
+    names = sorted(entries if entries is not None else (p.name for p in folder.iterdir() if p.name != MARKER))
+    record = {"tool": "eo-ssl", "kind": kind, "code_version": __version__,
+              "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "entries": names}
+    (folder / MARKER).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _owned_entries(folder: Path) -> list[str] | None:
+    """The entries (names or glob patterns) eo-ssl wrote in ``folder``: its marker's list, or an older eo-ssl's
+    known layout; None when neither says."""
+    marker = read_marker(folder)
+    if marker is not None:
+        return [str(e) for e in marker["entries"]] if isinstance(marker.get("entries"), list) else None
+    for name, (fmt, entries) in LEGACY_FORMATS.items():
+        try:
+            if json.loads((folder / name).read_text()).get("format") == fmt:
+                return list(entries)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of an eo-ssl folder that eo-ssl did not write (QGIS's ``-wal``/``.aux.xml`` companions of a listed
+    file count as its own)."""
+    ours = _owned_entries(folder)
+    if ours is None:
+        return []
+
+    def owned(name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, e) or name.startswith((e + ".", e + "-")) for e in ours)
+
+    return sorted(p.name for p in folder.iterdir() if p.name != MARKER and not owned(p.name))
+
+
+def is_eo_ssl_output(path: str | Path) -> bool:
+    """Whether eo-ssl wrote ``path`` (see the module docstring for how each kind of output says so)."""
+    path = Path(path)
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return read_marker(path) is not None or _owned_entries(path) is not None
+    if not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            import rasterio
+
+            with rasterio.open(path) as src:
+                return any(k.upper().startswith("EO_SSL") for k in src.tags())
+        if suffix == ".gpkg":
+            import pyogrio
+
+            return any(str(k).lower().startswith("eo_ssl")
+                       for k in (pyogrio.read_info(path).get("layer_metadata") or {}))
+        if suffix == ".qml":
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return QML_MARK in f.read(4096)
+    except Exception:  # noqa: BLE001 - unreadable: not something we can vouch for
+        return False
+    return False
+
+
+def is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+# -- inputs -----------------------------------------------------------------------------------------------------------
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(os.path.abspath(os.path.expanduser(str(path)))))
+
+
+def _within(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def refuse_output_in_inputs(outputs: Iterable[tuple[str, str | Path]], inputs: Iterable[tuple[str, str | Path]]
+                            ) -> None:
+    """``output_is_input`` when an output path is an input, holds one or lies inside one (folder inputs: a chip
+    store, a folder of rasters, a model package). ``outputs``/``inputs``: (option, path) pairs; inputs that do not
+    exist (``random``, ...) are ignored."""
+    ins = [(opt, _real(p)) for opt, p in inputs if p not in (None, "") and Path(str(p)).exists()]
+    for out_opt, out in outputs:
+        if out in (None, ""):
+            continue
+        o = _real(out)
+        for in_opt, i in ins:
+            if _within(i, o):
+                what = "is" if i == o else "holds"
+                raise EoSslError("output_is_input", f"{out_opt} {out} {what} the input {in_opt} {i}: writing it "
+                                 "would destroy the input.", f"Pick an {out_opt} outside the inputs.")
+            if i.is_dir() and _within(o, i):
+                raise EoSslError("output_is_input", f"{out_opt} {out} lies inside the input {in_opt} {i}.",
+                                 f"Pick an {out_opt} outside the input folders (eo-ssl never writes into its "
+                                 "inputs).")
+
+
+# -- temporaries ------------------------------------------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def temp_path(out: Path, tag: str = "tmp", folder: bool = False, pid: int | None = None) -> Path:
+    """The temporary name of ``out`` while this process writes it: ``OUT.tmp-PID`` for a folder,
+    ``.NAME.tmp-PID.SUFFIX`` for a file (hidden, and keeping the suffix GDAL/OGR choose a driver by)."""
+    pid = os.getpid() if pid is None else pid
+    out = Path(out)
+    if folder:
+        return out.with_name(f"{out.name}.{tag}-{pid}")
+    return out.with_name(f".{out.name}.{tag}-{pid}{out.suffix}")
+
+
+def temporaries(out: Path) -> list[tuple[Path, int]]:
+    """Temporary names of ``out`` in its folder, with the process id each belongs to."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    found = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        m = _TEMP.match(p.name)
+        if m and m.group("name") == out.name:
+            found.append((p, int(m.group("pid"))))
+    return found
+
+
+def sweep_stale(out: Path) -> list[Path]:
+    """Remove the temporaries of ``out`` left by processes that are gone (a killed run); return them."""
+    removed = []
+    for p, pid in temporaries(out):
+        if not pid_alive(pid):
+            remove(p)
+            removed.append(p)
+    return removed
+
+
+def busy_with(out: Path) -> int | None:
+    """The id of another live process writing ``out`` (it holds a temporary of it), or None."""
+    for _, pid in temporaries(out):
+        if pid != os.getpid() and pid_alive(pid):
+            return pid
+    return None
+
+
+# -- a folder written in place (a training run's) -------------------------------------------------------------------
+_LOCKS: list[int] = []
+
+
+def lock(path: Path) -> bool:
+    """Hold an exclusive lock on the file ``path`` until this process ends; False if another process holds it.
+    (No locking where the platform has no ``flock``: then only the other checks apply.)"""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return True
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _LOCKS.append(fd)
+    return True
+
+
+def locked_by_other(path: Path) -> bool:
+    """Whether another process holds :func:`lock` on ``path`` (tested without keeping the lock)."""
+    if not path.is_file():
+        return False
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = "--out",
+                 keep_if: Callable[[], bool] | None = None) -> None:
+    """Create ``folder`` (an output written in place, e.g. a training run's checkpoints) with the eo-ssl marker,
+    lock it for this run (``output_busy`` when another run holds it), and, if this run created it, remove it again
+    when the run fails unless ``keep_if()`` (see :func:`remove_on_failure`)."""
+    folder = Path(folder)
+    created = not folder.exists() or is_empty_dir(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = read_marker(folder)
+    if marker is None:
+        write_marker(folder, kind, entries)
+        apply_umask(folder / MARKER)
+    if not lock(folder / MARKER):
+        raise EoSslError("output_busy", f"Another eo-ssl run is writing {option} {folder}.",
+                         f"Wait for it to finish, or pick another {option}.")
+    if created:
+        remove_on_failure(folder, keep_if)
+
+
+# -- what a failed run leaves --------------------------------------------------------------------------------------
+_ON_FAILURE: list[tuple[Path, Callable[[], bool] | None]] = []
+
+
+def remove_on_failure(path: str | Path, keep_if: Callable[[], bool] | None = None) -> None:
+    """Have the CLI remove ``path`` if this run fails, unless ``keep_if()`` then says it is worth keeping (e.g. a
+    checkpoint to resume from). For outputs created in place (a training run's folder), not under a temporary name."""
+    _ON_FAILURE.append((Path(path), keep_if))
+
+
+def run_failed() -> None:
+    """Called by the CLI when a command failed: remove what :func:`remove_on_failure` asked for."""
+    while _ON_FAILURE:
+        path, keep_if = _ON_FAILURE.pop()
+        if keep_if is None or not keep_if():
+            remove(path)
+
+
+def run_succeeded() -> None:
+    _ON_FAILURE.clear()
+
+
+# -- commits ----------------------------------------------------------------------------------------------------------
+def identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def place(tmp: Path, out: Path, option: str = "--out") -> None:
+    """Rename ``tmp`` to ``out``, which must not exist (an empty folder may be replaced): never clobbers."""
+    try:
+        if tmp.is_dir():
+            os.rename(tmp, out)  # POSIX: fails on a non-empty folder and on a file
+            return
+        try:
+            os.link(tmp, out)  # fails when out exists
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
+                                 errno.ENOSYS):
+                raise
+            if os.path.lexists(out):  # a file system without hard links: check, then rename
+                raise FileExistsError(errno.EEXIST, "exists", str(out)) from exc
+            os.rename(tmp, out)
+            return
+        os.unlink(tmp)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            raise EoSslError("output_exists", f"{option} {out} was written by another run while this one ran; it was "
+                             "left as it is.", f"Run again with another {option} (this run's result was dropped)."
+                             ) from exc
+        raise
+
+
+class Output:
+    """One output path of a command (see the module docstring): check, write under a temporary name, commit.
+
+    ``folder``: a folder output (chip store, dataset, report, model package) rather than one file. ``replace``:
+    whether an existing output of eo-ssl may be replaced (``--overwrite``, or always for predict/evaluate).
+    ``kind`` goes into the marker.
+    """
+
+    def __init__(self, path: str | Path, *, kind: str, folder: bool, replace: bool = False,
+                 inputs: Iterable[tuple[str, str | Path]] = (), option: str = "--out",
+                 sidecars: Iterable[Path] = ()) -> None:
+        self.path = Path(path)
+        self.kind, self.folder, self.replace, self.option = kind, folder, replace, option
+        self.inputs = list(inputs)
+        self.sidecars = [Path(s) for s in sidecars]
+        self.tmp = temp_path(self.path, "tmp", folder)
+        self.existing: tuple[int, int] | None = None
+        self.swept: list[Path] = []
+
+    # -- before any work ---------------------------------------------------------------------------------------
+    def check(self) -> Output:
+        out, option = self.path, self.option
+        refuse_output_in_inputs([(option, out), *((option, s) for s in self.sidecars)], self.inputs)
+        if out.is_symlink() or (out.exists() and out.is_dir() != self.folder):
+            what = "a folder" if out.is_dir() else "a file"
+            raise EoSslError("not_eo_ssl_output" if out.exists() else "output_not_writable",
+                             f"{option} {out} is {what} (or a link), not the {'folder' if self.folder else 'file'} "
+                             "eo-ssl writes here; it is left alone.", f"Pick a new {option}.")
+        parent = out.parent if str(out.parent) else Path(".")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EoSslError("output_not_writable", f"Cannot create folder {parent}: {exc.strerror}.",
+                             f"Pick an {option} in a folder you can write to.") from exc
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise EoSslError("output_not_writable", f"Cannot write to folder {parent}.",
+                             f"Pick an {option} in a folder you can write to.")
+        self.swept = [p for q in (out, *self.sidecars) for p in sweep_stale(q)]
+        other = busy_with(out)
+        if other is not None:
+            raise EoSslError("output_busy", f"Another eo-ssl run (process {other}) is writing {option} {out}.",
+                             f"Wait for it to finish, or pick another {option}.")
+        for p in (out, *self.sidecars):
+            self._check_existing(p)
+        self.existing = identity(out) if out.exists() and not is_empty_dir(out) else None
+        return self
+
+    def _check_existing(self, p: Path) -> None:
+        if not os.path.lexists(p) or is_empty_dir(p):
+            return
+        option = self.option
+        if not is_eo_ssl_output(p):
+            raise EoSslError("not_eo_ssl_output", f"{p} exists and was not written by eo-ssl: it is left alone "
+                             "(--overwrite only ever replaces what eo-ssl wrote).",
+                             f"Pick a new {option}, or move {p} away yourself.")
+        if not self.replace:
+            raise EoSslError("output_exists", f"Output {p} already exists.",
+                             f"Pick a new {option} or add --overwrite.")
+        if p.is_dir():
+            extra = foreign_entries(p)
+            if extra:
+                raise EoSslError("not_eo_ssl_output", f"{p} holds files eo-ssl did not write "
+                                 f"({', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}); replacing it would "
+                                 "delete them.", f"Move them out of {p}, or pick a new {option}.")
+
+    # -- while writing -------------------------------------------------------------------------------------------
+    def start(self) -> Path:
+        """The temporary path to write (a folder is created, empty); stale ones of this process are removed."""
+        remove(self.tmp)
+        if self.folder:
+            self.tmp.mkdir(parents=True)
+        return self.tmp
+
+    def abort(self) -> None:
+        remove(self.tmp)
+        remove(Path(str(self.tmp) + ".aux.xml"))
+
+    # -- at the end ----------------------------------------------------------------------------------------------
+    def commit(self, tmp: Path | None = None) -> Path:
+        """Put the finished temporary (``tmp``, default :attr:`tmp`) at :attr:`path` (see the module docstring)."""
+        tmp = Path(tmp or self.tmp)
+        out = self.path
+        if self.folder:
+            write_marker(tmp, self.kind)
+        apply_umask(tmp)
+        now = identity(out) if os.path.lexists(out) and not is_empty_dir(out) else None
+        if now != self.existing:
+            raise EoSslError("output_exists", f"{self.option} {out} was written by another run while this one ran; "
+                             "it was left as it is.", f"Run again with another {self.option} (this run's result "
+                             "was dropped).")
+        trash = None
+        if self.existing is not None:
+            trash = temp_path(out, "old", self.folder)
+            os.rename(out, trash)
+        elif is_empty_dir(out):
+            out.rmdir()
+        try:
+            place(tmp, out, self.option)
+        except BaseException:
+            if trash is not None:
+                os.rename(trash, out)
+            raise
+        if trash is not None:
+            remove(trash)
+            aux = Path(str(out) + ".aux.xml")  # GDAL's statistics of the old file describe another raster
+            if not self.folder and aux.exists() and not os.path.lexists(Path(str(tmp) + ".aux.xml")):
+                aux.unlink()
+        tmp_aux = Path(str(tmp) + ".aux.xml")
+        if tmp_aux.exists():
+            apply_umask(tmp_aux)
+            os.replace(tmp_aux, Path(str(out) + ".aux.xml"))
+        return out
