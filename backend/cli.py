@@ -110,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with events.json_stdout(), events.signal_handlers():
         arg_dict = {k: v for k, v in vars(args).items() if k not in ("events", "command")}
         events.start(args.command, **arg_dict)
+        outputs.run_started()
         try:
             check_arguments(args.command, args)
             module = importlib.import_module(COMMANDS[args.command][0])

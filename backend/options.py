@@ -69,7 +69,7 @@ class Option:
         lo = "" if self.minimum is None else f"{'(' if self.minimum_open else '['}{self.minimum:g}"
         hi = "" if self.maximum is None else f"{self.maximum:g}{')' if self.maximum_open else ']'}"
         if lo and hi:
-            return f"{lo}, {hi}"
+            return f"in {lo}, {hi}"
         if lo:
             return f"{'above' if self.minimum_open else 'at least'} {self.minimum:g}"
         return f"{'below' if self.maximum_open else 'at most'} {self.maximum:g}" if hi else ""
@@ -84,11 +84,10 @@ class Option:
         if self.maximum is not None:
             bad |= value >= self.maximum if self.maximum_open else value > self.maximum
         if bad:
-            hint = f"Give a {'number' if self.type == 'float' else 'whole number'} {self.range_text()}".rstrip()
-            raise EoSslError(self.code, f"{self.name} {value} is out of range: it must be "
-                             f"{'a finite number ' if self.type == 'float' else ''}{self.range_text()}.".replace(
-                                 "  ", " "), hint + (f" (default {self.default})." if self.default is not None
-                                                     else "."))
+            what = "a finite number" if self.type == "float" else "a whole number"
+            default = f" (default {self.default})" if self.default is not None else ""
+            raise EoSslError(self.code, f"{self.name} {value} is out of range: it must be {what} "
+                             f"{self.range_text()}.", f"Give {self.name} {what} {self.range_text()}{default}.")
 
 
 def _opt(name: str, type: str = "str", **kw: Any) -> Option:  # noqa: A002 - argparse's word
@@ -416,7 +415,8 @@ def paths(command: str, args: argparse.Namespace, role: str) -> list[tuple[str, 
 def spec(command: str | None = None) -> dict[str, Any]:
     """The options as JSON-able dicts (all commands, or one): for generating other front ends."""
     names = [command] if command else list(COMMANDS)
-    return {n: [{k: v for k, v in dataclasses.asdict(o).items() if v not in (None, False) or k == "default"}
+    return {n: [{"dest": o.dest, **{k: v for k, v in dataclasses.asdict(o).items()
+                                    if (v is not None and v is not False) or k == "default"}}
                 for o in COMMANDS[n]] for n in names}
 
 

@@ -51,7 +51,9 @@ QML_MARK = "<!-- written by eo-ssl -->"
 #: Temporary names: ``OUT.tmp-PID`` (folders), ``.NAME.tmp-PID.SUFFIX`` (files), also ``part`` and ``old``.
 _TEMP = re.compile(r"^\.?(?P<name>.+?)\.(?P<tag>tmp|part|old)-(?P<pid>\d+)(?P<rest>(\..*)?)$")
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-_SPACE_TEXT = ("no space left on device", "disk quota exceeded", "not enough space")
+#: how the C libraries say it when no errno reaches Python (GDAL, SQLite under OGR's GeoPackage driver, Windows)
+_SPACE_TEXT = ("no space left on device", "disk quota exceeded", "not enough space", "database or disk is full",
+               "free disk space available is")
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
@@ -133,11 +135,17 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
+#: free bytes where each output goes, when its run checked it (a full disk's message says what there was)
+_FREE_AT_START: dict[str, int] = {}
+
+
 def disk_full_error(path: str | Path, needed: int | None = None) -> EoSslError:
-    free = free_bytes(path)
-    need = f"about {_size(needed)} needed, " if needed else ""
-    return EoSslError("disk_full", f"The disk holding {path} is full: {need}{_size(max(free, 0))} free.",
-                      "Free some space, or write the output to another disk. Nothing was left behind.")
+    """``disk_full`` for ``path``: the bytes needed (when known) and free when the run started (else now)."""
+    free = _FREE_AT_START.get(os.path.realpath(path), free_bytes(path))
+    need = f"it needs about {_size(needed)}, " if needed else ""
+    return EoSslError("disk_full", f"The disk holding {path} filled up while eo-ssl wrote it: {need}"
+                      f"{_size(max(free, 0))} were free when this run started.",
+                      "Free some space, or write the output to another disk. Nothing of this run was left behind.")
 
 
 def check_free_space(path: str | Path, needed: int, what: str = "the output") -> None:
@@ -328,15 +336,19 @@ def busy_with(out: Path) -> int | None:
 
 
 # -- a folder written in place (a training run's) -------------------------------------------------------------------
-_LOCKS: list[int] = []
+_LOCKS: dict[str, int] = {}
 
 
 def lock(path: Path) -> bool:
-    """Hold an exclusive lock on the file ``path`` until this process ends; False if another process holds it.
-    (No locking where the platform has no ``flock``: then only the other checks apply.)"""
+    """Hold an exclusive lock on the file ``path`` until this run ends (:func:`release_locks`); False if another
+    process (or another run in this one) holds it. No locking where the platform has no ``flock``: then only the
+    other checks apply."""
     try:
         import fcntl
     except ImportError:  # Windows
+        return True
+    key = os.path.realpath(path)
+    if key in _LOCKS:
         return True
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -344,13 +356,20 @@ def lock(path: Path) -> bool:
     except OSError:
         os.close(fd)
         return False
-    _LOCKS.append(fd)
+    _LOCKS[key] = fd
     return True
 
 
+def release_locks() -> None:
+    while _LOCKS:
+        _, fd = _LOCKS.popitem()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def locked_by_other(path: Path) -> bool:
-    """Whether another process holds :func:`lock` on ``path`` (tested without keeping the lock)."""
-    if not path.is_file():
+    """Whether someone else holds :func:`lock` on ``path`` (tested without keeping the lock)."""
+    if not path.is_file() or os.path.realpath(path) in _LOCKS:
         return False
     try:
         import fcntl
@@ -384,6 +403,7 @@ def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = 
                          f"Wait for it to finish, or pick another {option}.")
     if created:
         remove_on_failure(folder, keep_if)
+    _FREE_AT_START[os.path.realpath(folder)] = free_bytes(folder)
 
 
 # -- what a failed run leaves --------------------------------------------------------------------------------------
@@ -398,13 +418,22 @@ def remove_on_failure(path: str | Path, keep_if: Callable[[], bool] | None = Non
 
 def run_failed() -> None:
     """Called by the CLI when a command failed: remove what :func:`remove_on_failure` asked for."""
+    release_locks()
     while _ON_FAILURE:
         path, keep_if = _ON_FAILURE.pop()
         if keep_if is None or not keep_if():
             remove(path)
 
 
+def run_started() -> None:
+    """Called by the CLI before a command runs: forget what earlier in-process calls left registered."""
+    release_locks()
+    _ON_FAILURE.clear()
+
+
 def run_succeeded() -> None:
+    """Called by the CLI when a command succeeded: nothing to remove; the locks of its outputs are released."""
+    release_locks()
     _ON_FAILURE.clear()
 
 
@@ -480,6 +509,7 @@ class Output:
             raise EoSslError("output_not_writable", f"Cannot write to folder {parent}.",
                              f"Pick an {option} in a folder you can write to.")
         self.swept = [p for q in (out, *self.sidecars) for p in sweep_stale(q)]
+        _FREE_AT_START[os.path.realpath(out)] = free_bytes(out)
         other = busy_with(out)
         if other is not None:
             raise EoSslError("output_busy", f"Another eo-ssl run (process {other}) is writing {option} {out}.",

@@ -1,0 +1,126 @@
+"""backend.options: every command's options declared once. argparse is built from the declarations, values are
+checked against their ranges before the command's module (torch, Lightning) is imported, the declarations are plain
+data (JSON), and the choice lists and defaults agree with the code that uses them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from backend import options
+from backend.errors import EoSslError
+from tests.backend.data_helpers import REPO
+
+
+def parse(command: str, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    options.add_arguments(parser, command)
+    return parser.parse_args(argv)
+
+
+def test_every_command_parses_its_declared_defaults():
+    required = {"prepare": ["--out", "o"], "pretrain": ["--data", "d", "--method", "byol", "--out", "o"],
+                "finetune": ["--data", "d", "--out", "o"], "evaluate": ["--init", "random", "--data", "d", "--out", "o"],
+                "predict": ["--model", "m", "--out", "o.tif"],
+                "label-parcels": ["--map", "m.tif", "--parcels", "p.gpkg", "--out", "o.gpkg"],
+                "export-dataset": ["--parcels", "p.gpkg", "--class-field", "c", "--out", "o"]}
+    assert set(required) == set(options.COMMANDS)
+    for command, argv in required.items():
+        args = parse(command, argv)
+        options.validate(command, args)  # the defaults are in range
+        for o in options.COMMANDS[command]:
+            if not o.required:
+                assert getattr(args, o.dest) == (False if o.type == "flag" else o.default), (command, o.name)
+        names = [o.name for o in options.COMMANDS[command]]
+        assert len(names) == len(set(names)), command
+
+
+@pytest.mark.parametrize("command,argv,code", [
+    ("prepare", ["--resolution", "nan"], "bad_resolution"),
+    ("prepare", ["--resolution", "inf"], "bad_resolution"),
+    ("prepare", ["--resolution", "100000"], "bad_resolution"),
+    ("prepare", ["--resolution", "0"], "bad_resolution"),
+    ("prepare", ["--window", "-5"], "bad_argument"),
+    ("prepare", ["--val-fraction", "1"], "bad_argument"),
+    ("predict", ["--model", "m", "--overlap", "1"], "bad_argument"),
+    ("predict", ["--model", "m", "--batch-size", "0"], "bad_argument"),
+    ("finetune", ["--data", "d", "--batch-size", "0"], "bad_argument"),
+    ("finetune", ["--data", "d", "--label-fraction", "0"], "bad_argument"),
+    ("finetune", ["--data", "d", "--lr", "-1"], "bad_argument"),
+    ("evaluate", ["--init", "random", "--data", "d", "--k", "0"], "bad_argument"),
+    ("pretrain", ["--data", "d", "--method", "byol", "--crop", "8"], "bad_argument"),
+    ("pretrain", ["--data", "d", "--method", "byol", "--ema", "1.5"], "bad_argument"),
+    ("label-parcels", ["--map", "m", "--parcels", "p", "--min-fraction", "1.5"], "bad_threshold"),
+    ("label-parcels", ["--map", "m", "--parcels", "p", "--window", "8"], "bad_window"),
+    ("export-dataset", ["--parcels", "p", "--class-field", "c", "--chip", "4"], "bad_chip_size"),
+])
+def test_out_of_range_values_are_refused(command, argv, code):
+    args = parse(command, [*argv, "--out", "o.tif" if command == "predict" else "o"])
+    with pytest.raises(EoSslError) as info:
+        options.validate(command, args)
+    assert info.value.code == code
+    assert argv[-2] in info.value.message and info.value.hint
+
+
+def test_paths_by_role():
+    args = parse("export-dataset", ["--s2", "a.tif", "b.tif", "--parcels", "p.gpkg", "--class-field", "c",
+                                    "--out", "o"])
+    assert options.paths("export-dataset", args, "input") == [("--s2", "a.tif"), ("--s2", "b.tif"),
+                                                              ("--parcels", "p.gpkg")]
+    assert options.paths("export-dataset", args, "output") == [("--out", "o")]
+
+
+def test_the_spec_is_plain_data():
+    spec = json.loads(json.dumps(options.spec()))
+    predict = {o["name"]: o for o in spec["predict"]}
+    assert predict["--overlap"]["minimum"] == 0 and predict["--overlap"]["maximum_open"] is True
+    assert predict["--out"]["role"] == "output" and predict["--model"]["required"] is True
+
+
+def test_set_keys_are_checked():
+    assert options.parse_sets(["queue_size=10", "name=x"], ["queue_size", "name"]) == {"queue_size": 10, "name": "x"}
+    with pytest.raises(EoSslError) as info:
+        options.parse_sets(["queue_sizee=10"], ["queue_size", "temperature"], "moco-v2")
+    assert info.value.code == "bad_argument" and "queue_size, temperature" in info.value.hint
+
+
+def test_choices_and_defaults_agree_with_the_code():
+    from backend.parcels.zonal import WINDOW
+    from backend.ssl.registry import METHODS
+    from backend.train import evaluate, finetune, pretrain
+
+    assert set(options.METHODS) == {*METHODS, "dense-moco"}
+    assert pretrain.METHOD_NAMES is options.METHODS and finetune.TASKS is options.TASKS
+    assert evaluate.PROTOCOLS is options.PROTOCOLS
+    window = next(o for o in options.LABEL_PARCELS if o.name == "--window")
+    assert window.default == WINDOW
+
+
+def test_help_and_bad_arguments_cost_no_torch_import():
+    """Every command's --help, and a bad value, are answered without importing torch (seconds saved per call)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from backend.cli import main\n"
+        "for c in ('prepare', 'pretrain', 'finetune', 'evaluate', 'predict', 'label-parcels', 'export-dataset'):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main([c, '--help'])\n"
+        "        except SystemExit as e:\n"
+        "            assert e.code == 0\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        "    rc = main(['finetune', '--data', 'x', '--out', 'y', '--batch-size', '0', '--events'])\n"
+        "print(rc, buf.getvalue().splitlines()[-2])\n"
+        "print('TORCH', 'torch' in sys.modules)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rc_line, torch_line = proc.stdout.splitlines()[-2:]
+    assert rc_line.startswith("2 ") and json.loads(rc_line[2:])["code"] == "bad_argument"
+    assert torch_line == "TORCH False"
