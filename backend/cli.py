@@ -81,9 +81,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def check_arguments(command: str, args: argparse.Namespace) -> None:
     """What can be checked from the command line alone, before the command's module is imported: every value in
-    its declared range, and no output that is, holds or lies inside an input."""
+    its declared range, no output that is, holds or lies inside an input, and none over a path eo-ssl did not
+    write."""
     options.validate(command, args)
-    outputs.refuse_output_in_inputs(options.paths(command, args, "output"), options.paths(command, args, "input"))
+    outs = options.paths(command, args, "output")
+    outputs.refuse_output_in_inputs(outs, options.paths(command, args, "input"))
+    outputs.refuse_foreign(outs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -220,8 +220,9 @@ def is_eo_ssl_output(path: str | Path) -> bool:
     path = Path(path)
     if path.is_symlink():
         return False
-    if path.is_dir():
-        return read_marker(path) is not None or _owned_entries(path) is not None
+    if path.is_dir():  # (a training run of an older eo-ssl: its checkpoints' run.json)
+        return read_marker(path) is not None or _owned_entries(path) is not None or \
+            (path / "checkpoints" / "run.json").is_file()
     if not path.is_file():
         return False
     suffix = path.suffix.lower()
@@ -276,6 +277,18 @@ def refuse_output_in_inputs(outputs: Iterable[tuple[str, str | Path]], inputs: I
                 raise EoSslError("output_is_input", f"{out_opt} {out} lies inside the input {in_opt} {i}.",
                                  f"Pick an {out_opt} outside the input folders (eo-ssl never writes into its "
                                  "inputs).")
+
+
+def refuse_foreign(outs: Iterable[tuple[str, str | Path]]) -> None:
+    """``not_eo_ssl_output`` for an output path that exists, is not empty, and was not written by eo-ssl: no command
+    writes over (or into) such a path, with or without ``--overwrite``. Checked by the CLI before any heavy import;
+    :class:`Output` and the training commands check everything else."""
+    for option, out in outs:
+        p = Path(out)
+        if os.path.lexists(p) and not is_empty_dir(p) and not is_eo_ssl_output(p):
+            raise EoSslError("not_eo_ssl_output", f"{option} {p} exists and was not written by eo-ssl: it is left "
+                             "alone (--overwrite only ever replaces what eo-ssl wrote).",
+                             f"Pick a new {option}, or move {p} away yourself.")
 
 
 # -- temporaries ------------------------------------------------------------------------------------------------------

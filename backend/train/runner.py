@@ -433,8 +433,7 @@ def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[t
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise EoSslError("not_eo_ssl_output", f"{out} exists and is not a folder eo-ssl wrote; it is left alone.",
                          "Choose another --out.")
-    ours = outputs.is_eo_ssl_output(out) or (ckpt / RUN_CONFIG).is_file() or (ckpt / LAST).is_file()
-    if out.exists() and not outputs.is_empty_dir(out) and not ours:
+    if out.exists() and not outputs.is_empty_dir(out) and not outputs.is_eo_ssl_output(out):
         raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write; a model is not written into "
                          "it.", "Choose a new or empty folder as --out.")
     if outputs.locked_by_other(out / outputs.MARKER):

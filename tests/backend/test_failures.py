@@ -1,0 +1,349 @@
+"""Nothing lost, ever: one row per way a run can go wrong, across the seven commands (issue 11).
+
+Each row runs ``python -m backend COMMAND ... --events`` as a child process on real data (the Flanders sample of
+``resources/sample``: 64 x 64 px, 36 dates, 19 parcels) and asserts the exit code, the error code, that nothing is
+left at the output (no output, no temporary, or the output that was there before, unchanged) and that the sha256 of
+every input is unchanged. The fixtures build a small chip store, a tiny model package (one fine-tuning step of a
+resnet10t U-Net), a dataset and a labelled GeoPackage with the commands themselves.
+
+The ``disk full`` rows write to a small tmpfs mounted for them: a real ENOSPC (needs root and a kernel that lets this
+process mount; otherwise they are skipped, with that reason, and ``test_outputs.py::test_full_disks_are_recognised``
+still checks the translation). The prepare row with a known size needs no mount: a 1.4 TB store is refused before its
+first byte on any disk this suite runs on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.outputs import pid_alive
+from tests.backend.data_helpers import REPO, parse_events, prepare_ok
+from tests.backend.model_helpers import command_ok
+
+SAMPLE = REPO / "resources" / "sample" / "worldcereal_flanders_2018"
+#: three dates of the sample: enough for every command, fast to prepare
+DATES = ("S2_20170824.tif", "S2_20180119.tif", "S2_20180628.tif")
+#: the top-left 32 x 32 px of the sample, where every pixel of 2018-11-05 is nodata (clouds masked)
+CLOUDED_BOX = "501360,5629360,501680,5629680"
+#: a temporary name (``OUT.tmp-PID``, ``.NAME.part-PID.tif``, ``OUT.old-PID``...) and its process id
+TEMP = re.compile(r"^.*\.(?:tmp|part|old)-(\d+)(?:\..*)?$")
+
+
+@dataclass
+class Case:
+    id: str
+    argv: str  # the command line, {placeholders} filled from the environment below
+    code: str
+    inputs: list[str] = field(default_factory=list)  # their sha256 must not change (pre-existing outputs too)
+    absent: list[str] = field(default_factory=list)  # must not exist afterwards
+    rc: int = 2
+    says: str = ""  # a word the message or hint must hold
+    needs: str = ""  # "tmpfs:SIZE" for the full-disk rows
+
+
+CASES = [
+    # -- data loss: --overwrite, outputs over inputs ---------------------------------------------------------------
+    Case("prepare-out-holds-the-inputs", "prepare --s2 {D}/s2/{d0} --out {D} --overwrite", "output_is_input",
+         ["{D}"]),
+    Case("prepare-out-inside-an-input-folder", "prepare --s2 {D}/s2 --out {D}/s2/store", "output_is_input",
+         ["{D}"], ["{D}/s2/store"]),
+    Case("prepare-out-is-the-chips-folder", "prepare --chips {D} --out {D}/store", "output_is_input", ["{D}"],
+         ["{D}/store"]),
+    Case("prepare-overwrite-a-folder-of-documents", "prepare --s2 {D}/s2/{d0} --out {docs} --overwrite",
+         "not_eo_ssl_output", ["{D}", "{docs}"]),
+    Case("prepare-overwrite-a-text-file", "prepare --s2 {D}/s2/{d0} --out {note} --overwrite", "not_eo_ssl_output",
+         ["{D}", "{note}"]),
+    Case("prepare-existing-store-without-overwrite", "prepare --s2 {D}/s2/{d0} --out {store}", "output_exists",
+         ["{D}", "{store}"], says="--overwrite"),
+    Case("prepare-overwrite-a-store-holding-user-files", "prepare --s2 {D}/s2/{d0} --out {mixed} --overwrite",
+         "not_eo_ssl_output", ["{D}", "{mixed}"], says="notes.txt"),
+    Case("prepare-while-another-run-writes-the-same-out", "prepare --s2 {D}/s2/{d0} --out {busy}", "output_busy",
+         ["{D}"], ["{busy}"]),
+    Case("export-out-is-its-input-store", "export-dataset --data {store} --parcels {D}/parcels.gpkg "
+         "--class-field ct_name --out {store} --overwrite", "output_is_input", ["{store}", "{D}"]),
+    Case("export-out-holds-the-parcels", "export-dataset --data {store} --parcels {D}/parcels.gpkg "
+         "--class-field ct_name --out {D} --overwrite", "output_is_input", ["{store}", "{D}"]),
+    Case("export-existing-dataset-without-overwrite", "export-dataset --data {store} --parcels {D}/parcels.gpkg "
+         "--class-field ct_name --out {dataset}", "output_exists", ["{store}", "{D}", "{dataset}"]),
+    Case("export-overwrite-a-folder-of-documents", "export-dataset --data {store} --parcels {D}/parcels.gpkg "
+         "--class-field ct_name --out {docs} --overwrite", "not_eo_ssl_output", ["{store}", "{D}", "{docs}"]),
+    Case("predict-out-is-the-s2-input", "predict --model {model} --s2 {copy_tif} --out {copy_tif}",
+         "output_is_input", ["{model}", "{copy_tif}"]),
+    Case("predict-confidence-is-the-s2-input", "predict --model {model} --s2 {copy_tif} --out {R}/m1.tif "
+         "--confidence {copy_tif}", "output_is_input", ["{model}", "{copy_tif}"], ["{R}/m1.tif"]),
+    Case("predict-out-inside-the-model", "predict --model {model} --s2 {D}/s2/{d0} --out {model}/map.tif",
+         "output_is_input", ["{model}", "{D}"]),
+    Case("predict-over-a-geotiff-eo-ssl-did-not-write", "predict --model {model} --s2 {D}/s2/{d0} --out {user_tif}",
+         "not_eo_ssl_output", ["{model}", "{D}", "{user_tif}"]),
+    Case("predict-over-a-style-eo-ssl-did-not-write", "predict --model {model} --s2 {D}/s2/{d0} "
+         "--out {R}/styled/map.tif", "not_eo_ssl_output", ["{model}", "{D}", "{R}/styled"], ["{R}/styled/map.tif"]),
+    Case("label-parcels-out-is-the-parcels", "label-parcels --map {D}/labels.tif --parcels {D}/parcels.gpkg "
+         "--out {D}/parcels.gpkg --overwrite", "output_is_input", ["{D}"]),
+    Case("label-parcels-overwrite-a-geopackage-eo-ssl-did-not-write", "label-parcels --map {D}/labels.tif "
+         "--parcels {D}/parcels.gpkg --out {user_gpkg} --overwrite", "not_eo_ssl_output", ["{D}", "{user_gpkg}"]),
+    Case("label-parcels-existing-output-without-overwrite", "label-parcels --map {D}/labels.tif "
+         "--parcels {D}/parcels.gpkg --out {labelled}", "output_exists", ["{D}", "{labelled}"]),
+    Case("finetune-out-is-its-store", "finetune --data {store} --out {store}", "output_is_input", ["{store}"]),
+    Case("finetune-out-a-folder-of-documents", "finetune --data {store} --out {docs} --max-steps 1",
+         "not_eo_ssl_output", ["{store}", "{docs}"]),
+    Case("pretrain-out-inside-its-store", "pretrain --data {store} --method byol --out {store}/model",
+         "output_is_input", ["{store}"]),
+    Case("evaluate-out-is-the-model-it-evaluates", "evaluate --init {model} --data {store} --out {model}",
+         "output_is_input", ["{store}", "{model}"]),
+    Case("evaluate-out-a-folder-of-documents", "evaluate --init random --data {store} --out {docs}",
+         "not_eo_ssl_output", ["{store}", "{docs}"]),
+    # -- full disks ------------------------------------------------------------------------------------------------
+    Case("prepare-store-larger-than-the-disk", "prepare --s2 {D}/s2 --resolution 0.015 --out {R}/huge", "disk_full",
+         ["{D}"], ["{R}/huge"], says="TiB"),
+    Case("prepare-disk-full", "prepare --s2 {D}/s2 --out {full}/store", "disk_full", ["{D}"], ["{full}/store"],
+         needs="tmpfs:1m"),
+    Case("predict-disk-full", "predict --model {model} --s2 {D}/s2/{d0} --out {full}/map.tif --confidence "
+         "{full}/conf.tif", "disk_full", ["{model}", "{D}"], ["{full}/map.tif", "{full}/conf.tif"], needs="tmpfs:8k"),
+    Case("export-disk-full", "export-dataset --data {store} --parcels {D}/parcels.gpkg --class-field ct_name --chip 16 "
+         "--out {full}/dataset", "disk_full", ["{store}", "{D}"], ["{full}/dataset"], needs="tmpfs:200k"),
+    Case("finetune-disk-full", "finetune --data {store} --out {full}/model --encoder resnet10t --crop 32 "
+         "--max-steps 1 --batch-size 2 --num-workers 0 --devices cpu", "disk_full", ["{store}"], ["{full}/model"],
+         needs="tmpfs:1m"),
+    # -- damaged inputs --------------------------------------------------------------------------------------------
+    Case("pretrain-truncated-store", "pretrain --data {truncated} --method byol --out {R}/p1 --max-steps 1",
+         "corrupt_store", ["{truncated}"], ["{R}/p1"], says="prepare"),
+    Case("finetune-truncated-manifest", "finetune --data {no_manifest} --out {R}/f1 --max-steps 1", "corrupt_store",
+         ["{no_manifest}"], ["{R}/f1"], says="prepare"),
+    Case("export-truncated-store", "export-dataset --data {truncated} --parcels {D}/parcels.gpkg --class-field ct_name "
+         "--out {R}/x1", "corrupt_store", ["{truncated}", "{D}"], ["{R}/x1"]),
+    Case("prepare-aoi-with-a-two-point-ring", "prepare --s2 {D}/s2/{d0} --aoi {ring} --out {R}/s1",
+         "invalid_geometry", ["{D}", "{ring}"], ["{R}/s1"], says="feature"),
+    Case("predict-aoi-with-a-two-point-ring", "predict --model {model} --s2 {D}/s2/{d0} --aoi {ring} "
+         "--out {R}/m2.tif", "invalid_geometry", ["{model}", "{D}", "{ring}"], ["{R}/m2.tif"]),
+    Case("prepare-parcels-that-are-points", "prepare --s2 {D}/s2/{d0} --parcels {points} --class-field ct_name "
+         "--out {R}/s2", "not_polygon", ["{D}", "{points}"], ["{R}/s2"]),
+    Case("export-parcels-that-are-points", "export-dataset --data {store} --parcels {points} --class-field ct_name "
+         "--out {R}/x2", "not_polygon", ["{store}", "{points}"], ["{R}/x2"]),
+    Case("export-parcels-outside-the-imagery", "export-dataset --data {store} --parcels {outside} "
+         "--class-field ct_name --out {R}/x3", "parcels_outside", ["{store}", "{outside}"], ["{R}/x3"]),
+    Case("prepare-aoi-layer-that-does-not-exist", "prepare --s2 {D}/s2/{d0} --aoi {D}/parcels.gpkg --aoi-layer nope "
+         "--out {R}/s3", "layer_not_found", ["{D}"], ["{R}/s3"], says="parcels"),
+    Case("predict-model-without-architecture", "predict --model {no_arch} --s2 {D}/s2/{d0} --out {R}/m3.tif",
+         "corrupt_model", ["{no_arch}", "{D}"], ["{R}/m3.tif"], says="architecture"),
+    Case("predict-all-nodata-input", "predict --model {model} --s2 {D}/s2/S2_20181105.tif --bbox {box} "
+         "--bbox-crs EPSG:32631 --out {R}/m4.tif", "all_nodata", ["{model}", "{D}"], ["{R}/m4.tif"]),
+    # -- bad arguments: refused at once, before torch loads --------------------------------------------------------
+    Case("prepare-resolution-nan", "prepare --s2 {D}/s2/{d0} --resolution nan --out {R}/s4", "bad_resolution",
+         ["{D}"], ["{R}/s4"]),
+    Case("prepare-resolution-inf", "prepare --s2 {D}/s2/{d0} --resolution inf --out {R}/s4", "bad_resolution",
+         ["{D}"], ["{R}/s4"]),
+    Case("prepare-resolution-100000", "prepare --s2 {D}/s2/{d0} --resolution 100000 --out {R}/s4", "bad_resolution",
+         ["{D}"], ["{R}/s4"]),
+    Case("prepare-window-negative", "prepare --s2 {D}/s2/{d0} --window -5 --out {R}/s4", "bad_argument", ["{D}"],
+         ["{R}/s4"]),
+    Case("prepare-val-fraction-above-one", "prepare --s2 {D}/s2/{d0} --val-fraction 1.5 --out {R}/s4",
+         "bad_argument", ["{D}"], ["{R}/s4"]),
+    Case("prepare-unknown-option", "prepare --s2 {D}/s2/{d0} --out {R}/s4 --bogus 1", "bad_argument", ["{D}"],
+         ["{R}/s4"], says="--bogus"),
+    Case("predict-overlap-one", "predict --model {model} --s2 {D}/s2/{d0} --overlap 1 --out {R}/m5.tif",
+         "bad_argument", ["{model}", "{D}"], ["{R}/m5.tif"]),
+    Case("finetune-batch-size-zero", "finetune --data {store} --out {R}/f2 --batch-size 0", "bad_argument",
+         ["{store}"], ["{R}/f2"]),
+    Case("finetune-label-fraction-zero", "finetune --data {store} --out {R}/f2 --label-fraction 0", "bad_argument",
+         ["{store}"], ["{R}/f2"]),
+    Case("evaluate-k-zero", "evaluate --init random --data {store} --protocol knn --k 0 --out {R}/e1",
+         "bad_argument", ["{store}"], ["{R}/e1"]),
+    Case("pretrain-unknown-set-key", "pretrain --data {store} --method moco-v2 --set queue_sizee=10 --out {R}/p2",
+         "bad_argument", ["{store}"], ["{R}/p2"], says="queue_size"),
+    Case("export-chip-too-small", "export-dataset --data {store} --parcels {D}/parcels.gpkg --class-field ct_name "
+         "--chip 4 --out {R}/x4", "bad_chip_size", ["{store}", "{D}"], ["{R}/x4"]),
+    Case("label-parcels-min-fraction-above-one", "label-parcels --map {D}/labels.tif --parcels {D}/parcels.gpkg "
+         "--min-fraction 1.5 --out {R}/l1.gpkg", "bad_threshold", ["{D}"], ["{R}/l1.gpkg"]),
+    Case("pretrain-resume-without-checkpoint", "pretrain --data {store} --method byol --resume --out {R}/p3",
+         "no_checkpoint", ["{store}"], ["{R}/p3"]),
+]
+
+
+def sha256_tree(path: Path) -> str:
+    """The sha256 of a file, or of a folder's file names and contents (sorted)."""
+    h = hashlib.sha256()
+    if path.is_file():
+        h.update(path.read_bytes())
+        return h.hexdigest()
+    for f in sorted(p for p in path.rglob("*")):
+        h.update(str(f.relative_to(path)).encode())
+        if f.is_file() and not f.is_symlink():
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def run_cli(argv: list[str], timeout: int = 300) -> tuple[int, list[dict[str, Any]], str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME",)}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([sys.executable, "-m", "backend", *argv, "--events"], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+    return proc.returncode, parse_events(proc.stdout), proc.stderr
+
+
+def _copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, copy_function=os.link)  # hard links: the store's arrays are not copied
+    return dst
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, Any]:
+    """The real data and the eo-ssl outputs the rows run against (built with the commands themselves)."""
+    root = tmp_path_factory.mktemp("failures")
+    d = root / "flanders"
+    shutil.copytree(SAMPLE, d)
+    store = root / "store"
+    prepare_ok(["--s2", *[d / "s2" / f for f in DATES], "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
+                "--out", store])
+    model = root / "model"
+    command_ok("finetune", ["--data", store, "--out", model, "--encoder", "resnet10t", "--crop", "32",
+                            "--max-steps", "1", "--batch-size", "2", "--num-workers", "0", "--devices", "cpu"])
+    dataset = root / "dataset"
+    command_ok("export-dataset", ["--data", store, "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
+                                  "--chip", "16", "--out", dataset])
+    labelled = root / "labelled.gpkg"
+    command_ok("label-parcels", ["--map", d / "labels.tif", "--parcels", d / "parcels.gpkg", "--out", labelled])
+
+    docs = root / "documents"
+    docs.mkdir()
+    (docs / "thesis.txt").write_text("years of work")
+    (docs / "checkpoints").mkdir()
+    (docs / "checkpoints" / "draft.txt").write_text("more work")
+    note = root / "note.txt"
+    note.write_text("a note")
+    mixed = _copy_tree(store, root / "mixed")
+    (mixed / "notes.txt").write_text("the user's notes, kept in the store folder")
+    copy_tif = root / "copy.tif"
+    shutil.copy(d / "s2" / DATES[0], copy_tif)
+    user_tif = root / "photo.tif"
+    shutil.copy(d / "s2" / DATES[1], user_tif)
+    styled = root / "styled"
+    styled.mkdir()
+    (styled / "map.qml").write_text("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis/>\n")
+    user_gpkg = root / "mine.gpkg"
+    shutil.copy(d / "parcels.gpkg", user_gpkg)
+
+    truncated = _copy_tree(store, root / "truncated")
+    s2 = truncated / "s2.npy"
+    data = s2.read_bytes()
+    s2.unlink()  # a new file: the hard-linked original stays whole
+    s2.write_bytes(data[:len(data) // 2])
+    no_manifest = _copy_tree(store, root / "no_manifest")
+    text = (no_manifest / "manifest.json").read_text()
+    (no_manifest / "manifest.json").unlink()
+    (no_manifest / "manifest.json").write_text(text[:len(text) // 2])
+    no_arch = _copy_tree(model, root / "no_arch")
+    meta = json.loads((no_arch / "model.json").read_text())
+    del meta["architecture"]
+    (no_arch / "model.json").unlink()
+    (no_arch / "model.json").write_text(json.dumps(meta))
+
+    import pyogrio.raw
+    import shapely
+
+    meta_p, _, wkb, fields = pyogrio.raw.read(d / "parcels.gpkg")
+    geoms = shapely.from_wkb(wkb)
+    names = fields[list(meta_p["fields"]).index("ct_name")]
+    for name, geo in (("points", shapely.centroid(geoms)),
+                      ("outside", shapely.transform(geoms, lambda xy: xy + [100_000.0, 0.0]))):
+        pyogrio.raw.write(root / f"{name}.gpkg", shapely.to_wkb(geo), [names], ["ct_name"], driver="GPKG",
+                          layer=name, geometry_type="Point" if name == "points" else "Polygon", crs="EPSG:32631")
+    ring = root / "ring.geojson"
+    ring.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32631"}}, "features": [
+        {"type": "Feature", "properties": {"name": "ok"}, "geometry": {"type": "Polygon", "coordinates": [[
+            [501400, 5629100], [501900, 5629100], [501900, 5629600], [501400, 5629100]]]}},
+        {"type": "Feature", "properties": {"name": "two points"}, "geometry": {"type": "Polygon", "coordinates": [[
+            [501400, 5629100], [501900, 5629600]]]}}]}))
+    return {"R": root, "D": d, "d0": DATES[0], "store": store, "model": model, "dataset": dataset,
+            "labelled": labelled, "docs": docs, "note": note, "mixed": mixed, "copy_tif": copy_tif,
+            "user_tif": user_tif, "user_gpkg": user_gpkg, "truncated": truncated, "no_manifest": no_manifest,
+            "no_arch": no_arch, "points": root / "points.gpkg", "outside": root / "outside.gpkg", "ring": ring,
+            "box": CLOUDED_BOX, "busy": root / "busy"}
+
+
+@pytest.fixture
+def full_disk(env, request) -> Iterator[Path | None]:
+    """A tmpfs of the row's size (a disk that fills up for real), or None for rows that need none."""
+    case: Case = request.node.callspec.params["case"]
+    if not case.needs:
+        yield None
+        return
+    size = case.needs.split(":")[1]
+    mount = env["R"] / f"full-{case.id}"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        mount.rmdir()
+        pytest.skip(f"cannot mount a {size} tmpfs to fill up ({proc.stderr.strip() or 'not root'}); the translation "
+                    "of ENOSPC is checked in test_outputs.py")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+        mount.rmdir()
+
+
+@pytest.fixture
+def busy_run(env, request) -> Iterator[None]:
+    """For the row that needs it, another live process with a temporary of ``busy`` (as a run writing it has)."""
+    if "busy" not in request.node.callspec.params["case"].argv:
+        yield
+        return
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as other:
+        tmp = env["busy"].with_name(f"busy.tmp-{other.pid}")
+        tmp.mkdir()
+        try:
+            yield
+        finally:
+            other.kill()
+            shutil.rmtree(tmp)
+
+
+def _fill(text: str, values: dict[str, Any]) -> str:
+    return text.format(**{k: str(v) for k, v in values.items()})
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_failure_loses_nothing(case: Case, env, full_disk, busy_run):
+    values = {**env, "full": full_disk or ""}
+    argv = shlex.split(_fill(case.argv, values))
+    inputs = [Path(_fill(p, values)) for p in case.inputs]
+    absent = [Path(_fill(p, values)) for p in case.absent]
+    before = {p: sha256_tree(p) for p in inputs}
+    rc, events, stderr = run_cli(argv)
+    errors = [e for e in events if e["event"] == "error"]
+    assert errors, f"no error event (rc {rc}): {stderr[-2000:]}"
+    error = errors[0]
+    assert (rc, error["code"]) == (case.rc, case.code), (error, stderr[-2000:])
+    assert events[-1]["event"] == "done" and events[-1]["ok"] is False
+    if case.says:
+        assert case.says in error["message"] + error["hint"], error
+    for p in absent:
+        assert not p.exists(), f"{p} was left behind"
+    for p in inputs:
+        assert sha256_tree(p) == before[p], f"{p} changed"
+    # no temporary of any output of the row next to it (nor in the tmpfs)
+    places = {p.parent for p in absent} | {p.parent for p in inputs} | ({full_disk} if full_disk else set())
+    for place in places:
+        left = [q.name for q in place.iterdir() if (m := TEMP.match(q.name)) and not pid_alive(int(m.group(1)))]
+        assert not left, f"temporaries left in {place}: {left}"
+    if full_disk is not None:
+        assert list(full_disk.iterdir()) == [], "the full disk was not cleaned up"
+
+
+def test_at_least_forty_rows():
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
