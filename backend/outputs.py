@@ -532,6 +532,12 @@ class Output:
         self.existing = identity(out) if out.exists() and not is_empty_dir(out) else None
         return self
 
+    def log_swept(self, log: Callable[[str], Any]) -> Output:
+        """Say what :meth:`check` removed (temporaries of killed runs), if anything."""
+        if self.swept:
+            log(f"Removed {len(self.swept)} leftover(s) of killed runs: " + ", ".join(p.name for p in self.swept))
+        return self
+
     def _check_existing(self, p: Path) -> None:
         if not os.path.lexists(p) or is_empty_dir(p):
             return

@@ -106,6 +106,7 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
         size, dtype, crs0 = (src.height, src.width), np.dtype(src.dtypes[0]), src.crs
         nodata = src.nodata
     writer = ChipStoreWriter(out, overwrite, inputs)
+    writer.output.log_swept(events.log)
     try:
         chips = writer.create("chips", (len(items), len(names), *size), dtype)
         check_free_space(out, writer.nbytes() + 3 * len(items) * (1 + int(np.prod(size))), "The chip store")

@@ -122,7 +122,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         raise EoSslError("class_field_missing" if args.parcels else "parcels_missing",
                          "--parcels and --class-field go together.", "Give both, or neither.")
     # before any reading: fail fast (the writer checks again when it starts)
-    Output(args.out, kind="chipstore", folder=True, replace=args.overwrite, inputs=input_paths).check()
+    Output(args.out, kind="chipstore", folder=True, replace=args.overwrite, inputs=input_paths).check().log_swept(
+        events.log)
     inputs = resolve_inputs(args, events)
     parcels = None
     if args.parcels:
@@ -163,9 +164,7 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
     size = _window_size(bpp, window)
 
     writer = ChipStoreWriter(out, overwrite, input_paths)
-    if writer.output.swept:
-        events.log(f"Removed {len(writer.output.swept)} leftover(s) of killed runs: "
-                   + ", ".join(p.name for p in writer.output.swept))
+    writer.output.log_swept(events.log)
     try:
         s2_arr = writer.create("s2", (h, w, t2, c2), s2_dtype)
         s2_valid = writer.create("s2_valid", (h, w, t2), np.uint8)

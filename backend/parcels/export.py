@@ -407,7 +407,7 @@ def select_parcels(layer: ParcelLayer, args: argparse.Namespace, events: Events)
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     fractions = _check_args(args)
     output = Output(args.out, kind="dataset", folder=True, replace=args.overwrite,
-                    inputs=options.paths("export-dataset", args, "input")).check()
+                    inputs=options.paths("export-dataset", args, "input")).check().log_swept(events.log)
     sensors_wanted = _sensors_arg(args.sensors)
     layer = read_parcels(args.parcels, args.parcels_layer, args.id_field, warn=events.warning)
     chosen = select_parcels(layer, args, events)

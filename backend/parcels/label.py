@@ -95,6 +95,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     t0 = time.monotonic()
     map_path, parcels_path = Path(args.map), Path(args.parcels)
     output = check_gpkg_out(args.out, args.overwrite, options.paths("label-parcels", args, "input"))
+    output.log_swept(events.log)
     out = output.path
     map_crs = _open_map(map_path, args.map_band)
 

@@ -295,6 +295,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             raise EoSslError("bad_output", "--confidence and --out are the same file (or share a .qml style).",
                              "Give two paths with different names.")
         outputs.append(_output(conf_path, "--confidence", input_paths))
+    for o in outputs:
+        o.log_swept(events.log)
     meta = read_meta(args.model)
     check_classifier_meta(meta, args.model)
     model_res = float((meta.get("grid") or {}).get("resolution") or 10.0)

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     t0 = time.monotonic()
     out = Path(args.out)
     output = Output(out, kind="report", folder=True, replace=True,
-                    inputs=options.paths("evaluate", args, "input")).check()
+                    inputs=options.paths("evaluate", args, "input")).check().log_swept(events.log)
     fractions = parse_fractions(args.label_fractions)
     cfg = runner.TrainConfig.from_args(args, epochs=20 if args.protocol == "finetune" else 10, batch_size=16)
     store = ChipStore(args.data)

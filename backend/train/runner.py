@@ -523,7 +523,8 @@ def build_trainer(cfg: TrainConfig, device: DeviceChoice, callbacks: Iterable[An
         strategy=device.strategy, precision=device.precision, max_epochs=max_epochs, max_steps=max_steps,
         logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
         callbacks=list(callbacks), num_sanity_val_steps=0, use_distributed_sampler=True,
-        log_every_n_steps=1, default_root_dir=None, deterministic=False, benchmark=device.cuda)
+        # deterministic=None: torch's own setting stays (tests turn deterministic algorithms on; False would undo it)
+        log_every_n_steps=1, default_root_dir=None, deterministic=None, benchmark=device.cuda)
     kwargs.update(overrides)
     return pl.Trainer(**kwargs)
 

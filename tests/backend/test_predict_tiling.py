@@ -119,3 +119,55 @@ def test_read_ahead_hands_exceptions_to_the_consumer():
     with pytest.raises(OSError, match="disk on fire"):
         next(it)
     ahead.close()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_cancellation_is_checked_before_every_batch():
+    """``on_batch`` runs before each batch, so a cancel stops a row of many tiles after the batch in flight."""
+    data, valid = _scene(64, 256)
+    plan = plan_tiles(64, 256, 32, 0.0)  # two rows of 8 tiles
+    batches = []
+
+    def model_fn(batch: np.ndarray) -> torch.Tensor:
+        batches.append(len(batch))
+        return torch.from_numpy(_per_pixel(batch))
+
+    def on_batch() -> None:
+        if len(batches) == 3:
+            raise Stop
+
+    def strips():
+        for r0, r1 in plan.strips():
+            x = np.zeros((2, r1 - r0, plan.padded_width), np.float32)
+            x[:, :, :256] = data[:, r0:r1]
+            yield x, np.ones((r1 - r0, plan.padded_width), bool)
+
+    with pytest.raises(Stop):
+        predict_tiled(plan, strips(), model_fn, K, 2, batch_size=1, device=torch.device("cpu"),
+                      sink=lambda *a: None, on_batch=on_batch)
+    assert batches == [1, 1, 1]  # stopped within the first row of 8 tiles
+
+
+def test_read_ahead_checks_while_waiting_for_a_slow_read():
+    """A strip that takes long to read does not delay cancellation: ``check`` runs while the consumer waits."""
+    import time
+
+    def produce(r0: int, r1: int):
+        time.sleep(3.0)
+        return np.zeros(1), np.zeros(1)
+
+    calls = []
+
+    def check() -> None:
+        calls.append(time.monotonic())
+        raise Stop
+
+    ahead = ReadAhead([(0, 1)], produce, check=check)
+    t0 = time.monotonic()
+    with pytest.raises(Stop):
+        next(iter(ahead))
+    assert time.monotonic() - t0 < 1.0 and len(calls) == 1
+    ahead.close()
