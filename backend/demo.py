@@ -16,6 +16,7 @@ from typing import Any
 
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.outputs import Output, write_marker
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "resources" / "sample"
@@ -64,11 +65,12 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
 
 def run_step(args: list[str]) -> dict[str, Any]:
     """Run one eo-ssl command in this process and return its ``done`` summary."""
-    from backend.cli import COMMANDS, _load_optional_commands, build_parser
+    from backend.cli import COMMANDS, _load_optional_commands, build_parser, check_arguments
 
     _load_optional_commands()
     parser = build_parser(args[0])
     ns = parser.parse_args(args)
+    check_arguments(ns.command, ns)
     events = Events(json_mode=False)
     module = __import__(COMMANDS[ns.command][0], fromlist=["run"])
     events.start(ns.command)
@@ -79,7 +81,8 @@ def run_step(args: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="eo-ssl demo", description=__doc__)
-    p.add_argument("--out", default=str(ROOT / "demo-output"), help="output folder (replaced)")
+    p.add_argument("--out", default=str(ROOT / "demo-output"), help="output folder (an earlier demo's is replaced; "
+                   "any other existing folder is refused)")
     p.add_argument("--sample", default=str(SAMPLE), help="sample folder (default resources/sample)")
     p.add_argument("--quick", action="store_true", help="even fewer steps (for the test suite)")
     a = p.parse_args(argv)
@@ -87,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     if not sample.exists():
         print(f"demo: the sample folder {sample} is missing", file=sys.stderr)
         return 2
+    try:  # replaced only when it is an earlier demo's folder (or empty): never a folder of the user's
+        Output(out, kind="demo", folder=True, replace=True).check()
+    except EoSslError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    write_marker(out, "demo")
     results = []
     t_all = time.monotonic()
     plan = steps(sample, out, a.quick)

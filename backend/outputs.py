@@ -179,11 +179,14 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 
 
 def write_marker(folder: Path, kind: str, entries: Iterable[str] | None = None) -> None:
+    """Mark ``folder`` as eo-ssl's. ``entries``: the names (or glob patterns) eo-ssl writes there; anything else
+    found there later is the user's and stops a replacement. None: no list (the whole folder is eo-ssl's)."""
     from backend import __version__
 
-    names = sorted(entries if entries is not None else (p.name for p in folder.iterdir() if p.name != MARKER))
-    record = {"tool": "eo-ssl", "kind": kind, "code_version": __version__,
-              "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "entries": names}
+    record: dict[str, Any] = {"tool": "eo-ssl", "kind": kind, "code_version": __version__,
+                              "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    if entries is not None:
+        record["entries"] = sorted(entries)
     (folder / MARKER).write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -574,7 +577,7 @@ class Output:
         tmp = Path(tmp or self.tmp)
         out = self.path
         if self.folder:
-            write_marker(tmp, self.kind)
+            write_marker(tmp, self.kind, [p.name for p in tmp.iterdir() if p.name != MARKER])
         apply_umask(tmp)
         now = identity(out) if os.path.lexists(out) and not is_empty_dir(out) else None
         if now != self.existing:
