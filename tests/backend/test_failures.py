@@ -524,3 +524,26 @@ def test_a_cancelled_prediction_stops_within_seconds(env, shared_data):
     assert proc.returncode == 130 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
     assert latency < 5.0, latency
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_parcels_geos_cannot_read_are_skipped_and_named(env):
+    """A parcel whose ring has two points (GEOS cannot build it) is skipped with a warning naming the feature; the
+    other parcels are prepared as usual."""
+    import pyogrio.raw
+    import shapely
+
+    meta, _, wkb, fields = pyogrio.raw.read(env["D"] / "parcels.gpkg")
+    features = [{"type": "Feature", "properties": {"ct_name": str(n)}, "geometry": shapely.geometry.mapping(g)}
+                for g, n in zip(shapely.from_wkb(wkb), fields[list(meta["fields"]).index("ct_name")])]
+    features.append({"type": "Feature", "properties": {"ct_name": "Maize"},
+                     "geometry": {"type": "Polygon", "coordinates": [[[501400, 5629100], [501900, 5629600]]]}})
+    path = env["R"] / "parcels-with-a-broken-ring.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32631"}}, "features": features}))
+    out = env["R"] / "ring-store"
+    rc, events, _ = run_cli(["prepare", "--s2", env["D"] / "s2" / DATES[0], "--parcels", path, "--class-field",
+                             "ct_name", "--out", out])
+    assert rc == 0
+    warning = next(e for e in events if e["event"] == "warning" and e["code"] == "invalid_geometry")
+    assert f"feature {len(features) - 1} of" in warning["message"]
+    assert len(json.loads((out / "manifest.json").read_text())["labels"]["parcel_fids"]) == len(features) - 1
