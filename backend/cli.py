@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from backend import __version__, options, outputs
 from backend.errors import EoSslError
-from backend.events import Cancelled, Events
+from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
 
 #: command name -> (module, one-line help). Add a command by adding a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -91,6 +91,7 @@ def check_arguments(command: str, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    ddp_child_stdout_to_stderr()  # before any event: a DDP child's stdout is not the JSON-lines channel
     _load_optional_commands()
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,14 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 PROTOCOL_VERSION = 1
+
+
+def ddp_child_stdout_to_stderr() -> None:
+    """In a DDP child started by Lightning (LOCAL_RANK > 0, re-running the command line), send fd 1 to stderr:
+    stdout is rank 0's JSON-lines channel. Idempotent."""
+    if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and os.environ.get("EO_SSL_DDP_CHILD_STDOUT") != "keep":
+        sys.stdout.flush()
+        os.dup2(2, 1)
 
 
 class Cancelled(Exception):

@@ -23,8 +23,8 @@ on_epoch=True)`` (e.g. ``val/f1``) lands in the history, and so does the dict re
 
 DDP with Lightning's default launcher re-runs the command line for ranks 1..N-1 with ``LOCAL_RANK`` set. Their
 stdout would be the parent's JSON-lines channel, so importing this module points a child's stdout at stderr
-(:func:`_ddp_child_stdout_to_stderr`) before the CLI writes its first event; only global rank 0 reports progress
-and writes outputs (``FitResult.is_global_zero``).
+(:func:`backend.events.ddp_child_stdout_to_stderr`, which the CLI calls before its first event); only global rank 0
+reports progress and writes outputs (``FitResult.is_global_zero``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,21 +44,14 @@ import torch
 
 from backend import outputs
 from backend.errors import EoSslError
-from backend.events import Cancelled, Events
+from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 RUN_CONFIG = "run.json"
 
 
-def _ddp_child_stdout_to_stderr() -> None:
-    """In a DDP child started by Lightning (LOCAL_RANK > 0), send fd 1 to stderr: stdout belongs to rank 0."""
-    if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and os.environ.get("EO_SSL_DDP_CHILD_STDOUT") != "keep":
-        sys.stdout.flush()
-        os.dup2(2, 1)
-
-
-_ddp_child_stdout_to_stderr()
+ddp_child_stdout_to_stderr()  # also called by the CLI before its first event; here for other entry points
 
 
 def is_main_process() -> bool:
