@@ -4,8 +4,8 @@
 The CLI builds argparse from these lists (:func:`add_arguments`) and checks the values (:func:`validate`: ranges,
 finite numbers) before it imports the command's module, so a bad argument is reported at once, not after torch and
 Lightning load. The lists are plain data (:class:`Option` dataclasses in :data:`COMMANDS`), so other front ends can
-be generated from them (:func:`spec`: JSON-able dicts). Only the standard library here: this module is imported by
-``eo-ssl COMMAND --help`` and may be read by the QGIS plugin.
+be generated from them (:func:`spec`: JSON-able dicts). Light imports only (the standard library, and the names of
+the normalisation presets): this module is imported by ``eo-ssl COMMAND --help`` and may be read by the QGIS plugin.
 
 A command that is not listed here (e.g. one added by another module) keeps its module's ``add_arguments``.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import EoSslError
+from backend.interop.presets import PRESETS
 
 # -- choice lists (their one home; the command modules import them) ---------------------------------------------------
 METHODS = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
@@ -60,10 +61,16 @@ class Option:
     group: str | None = None
     role: str | None = None
     code: str = "bad_argument"
+    #: other spellings of the option (e.g. ``--normalization`` for ``--normalisation``)
+    aliases: tuple[str, ...] = ()
 
     @property
     def dest(self) -> str:
         return self.name.lstrip("-").replace("-", "_")
+
+    @property
+    def positional(self) -> bool:
+        return not self.name.startswith("-")
 
     def range_text(self) -> str:
         lo = "" if self.minimum is None else f"{'(' if self.minimum_open else '['}{self.minimum:g}"
@@ -140,7 +147,7 @@ TRAINER = [
 ]
 
 
-def _fraction(name: str, default: float, group: str, help: str = "", *, zero: bool = True,  # noqa: A002
+def _fraction(name: str, default: float, group: str | None, help: str = "", *, zero: bool = True,  # noqa: A002
               one: bool = False, code: str = "bad_argument") -> Option:
     return _opt(name, "float", default=default, minimum=0, minimum_open=not zero, maximum=1, maximum_open=not one,
                 group=group, help=help, code=code)
@@ -358,10 +365,43 @@ EXPORT_DATASET = [
     _opt("--overwrite", "flag", group="output", help="replace --out if it exists (only a dataset eo-ssl wrote)"),
 ]
 
+IMPORT_WEIGHTS = [
+    _opt("file", metavar="FILE", role="input", required=True,
+         help="the published weights: .pth/.pt state dict or checkpoint, or .safetensors"),
+    _opt("--encoder", required=True, help="the timm architecture of the weights (resnet18, resnet50, ...)"),
+    _opt("--bands", help="the bands the encoder reads, in its order, comma-separated (default: the preset's; "
+                         "SSL4EO-S12 multispectral: B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12)"),
+    _opt("--normalisation", aliases=("--normalization",), metavar="PRESET|FILE", role="input",
+         help=f"the input normalisation the encoder was trained with: a preset ({', '.join(PRESETS)}) or a JSON file "
+              "with mean, std (per band, in --bands order) and optional scale (what raw values are divided by "
+              "first, e.g. 10000); default: the preset of a recognised torchgeo file"),
+    _opt("--prefix", help="the key prefix of the encoder's tensors in the file (default: found automatically, e.g. "
+                          "'state_dict.module.encoder_q.' for a MoCo checkpoint)"),
+    _opt("--source", help="where the file comes from (URL or citation), recorded in the package"),
+    _opt("--resolution", "float", default=10.0, minimum=0, minimum_open=True, maximum=MAX_RESOLUTION_M,
+         code="bad_resolution", help="the pixel size in metres the encoder was trained at (default 10)"),
+    _opt("--out", required=True, metavar="MODEL_DIR", role="output", help="model package folder to write"),
+    _opt("--overwrite", "flag", help="replace an existing package in --out (only one eo-ssl wrote)"),
+]
+
+EXPORT_ONNX = [
+    _opt("--model", required=True, metavar="MODEL_DIR", role="input",
+         help="a classification or segmentation package (eo-ssl finetune)"),
+    _opt("--out", required=True, metavar="MODEL.onnx", role="output",
+         help="the ONNX file to write (an existing export of eo-ssl is replaced)"),
+    _opt("--tile", "int", minimum=32, maximum=8192,
+         help="tile size in pixels, a multiple of 32 for segmentation (default 256; a classification model: its "
+              "chip size)"),
+    _fraction("--overlap", 0.25, None, "tile overlap suggested to Deepness, fraction of the tile (default 0.25, as "
+              "eo-ssl predict)"),
+    _opt("--opset", "int", default=17, minimum=7, help="ONNX opset (default 17)"),
+]
+
 #: command -> its options, in the order ``--help`` shows them.
 COMMANDS: dict[str, list[Option]] = {
     "prepare": PREPARE, "pretrain": PRETRAIN, "finetune": FINETUNE, "evaluate": EVALUATE, "predict": PREDICT,
-    "label-parcels": LABEL_PARCELS, "export-dataset": EXPORT_DATASET,
+    "label-parcels": LABEL_PARCELS, "export-dataset": EXPORT_DATASET, "import-weights": IMPORT_WEIGHTS,
+    "export-onnx": EXPORT_ONNX,
 }
 
 
@@ -386,9 +426,11 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                     kw[key] = getattr(o, key)
             if o.action in ("append", "extend") and isinstance(o.default, list):
                 kw["default"] = list(o.default)  # never share the declared list between parses
-        if o.required:
+        if o.required and not o.positional:
             kw["required"] = True
-        target.add_argument(o.name, **kw)
+        if o.aliases:
+            kw["dest"] = o.dest
+        target.add_argument(o.name, *o.aliases, **kw)
 
 
 def validate(command: str, args: argparse.Namespace) -> None:

@@ -3,12 +3,12 @@
 Every command writes its outputs through :class:`Output`:
 
 - **check** (before any work): an output is never an input, inside an input, or holding one (``output_is_input``);
-  an existing output is replaced only with ``--overwrite`` (or, for ``predict`` and ``evaluate``, which have no such
-  option, always) and only when eo-ssl wrote it (``not_eo_ssl_output``): a folder holds :data:`MARKER` (or the
-  format file of an older eo-ssl), a GeoTIFF an ``EO_SSL_*`` tag, a GeoPackage ``eo_ssl_*`` layer metadata, a
-  ``.qml`` style the eo-ssl comment. An empty folder counts as free. Temporaries of dead runs are swept (a killed
-  run leaves ``OUT.tmp-PID`` / ``.NAME.part-PID.tif``), and a live one of another process means another run is
-  writing the same output (``output_busy``).
+  an existing output is replaced only with ``--overwrite`` (or, for ``predict``, ``evaluate`` and ``export-onnx``,
+  which have no such option, always) and only when eo-ssl wrote it (``not_eo_ssl_output``): a folder holds
+  :data:`MARKER` (or the format file of an older eo-ssl), a GeoTIFF an ``EO_SSL_*`` tag, a GeoPackage ``eo_ssl_*``
+  layer metadata, an ONNX file eo-ssl as producer, a ``.qml`` style the eo-ssl comment. An empty folder counts as
+  free. Temporaries of dead runs are swept (a killed run leaves ``OUT.tmp-PID`` / ``.NAME.part-PID.tif``), and a
+  live one of another process means another run is writing the same output (``output_busy``).
 - **write** under a temporary name (:meth:`Output.start`), created with the process's umask;
 - **commit**: the marker, the user's umask as permissions (safetensors and ``mkstemp`` write 0600), and a rename
   that never clobbers: a folder is renamed onto a path that must not exist (POSIX ``rename`` refuses a non-empty
@@ -240,6 +240,11 @@ def is_eo_ssl_output(path: str | Path) -> bool:
 
             return any(str(k).lower().startswith("eo_ssl")
                        for k in (pyogrio.read_info(path).get("layer_metadata") or {}))
+        if suffix == ".onnx":  # eo-ssl export-onnx: producer "eo-ssl" and eo_ssl_* metadata
+            import onnx
+
+            model = onnx.load(str(path), load_external_data=False)
+            return model.producer_name == "eo-ssl" or any(p.key.startswith("eo_ssl") for p in model.metadata_props)
         if suffix == ".qml":
             with open(path, encoding="utf-8", errors="replace") as f:
                 return QML_MARK in f.read(4096)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,9 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from backend import options
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.inputs import InputSpec, spec_from_meta
+from backend.outputs import Output, disk_full_error, is_disk_full
 
 #: share of pixels that must get the same class from onnxruntime and torch
 AGREEMENT = 0.999
@@ -53,14 +54,8 @@ DEEPNESS_SCALE = 1.0 / 255.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="a classification or segmentation package "
-                   "(eo-ssl finetune)")
-    p.add_argument("--out", required=True, metavar="MODEL.onnx", help="the ONNX file to write (replaced if it exists)")
-    p.add_argument("--tile", type=int, help="tile size in pixels, a multiple of 32 for segmentation (default 256; a "
-                   "classification model: its chip size)")
-    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap suggested to Deepness, fraction of the "
-                   "tile (default 0.25, as eo-ssl predict)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    """The options, declared in :mod:`backend.options`."""
+    options.add_arguments(p, "export-onnx")
 
 
 class RawToProbabilities(nn.Module):
@@ -80,17 +75,11 @@ class RawToProbabilities(nn.Module):
         return p
 
 
-def _check_out(out: Path) -> None:
+def _output(out: Path, model: str) -> Output:
+    """The .onnx file, checked: never the package's, and an existing file only when eo-ssl exported it."""
     if out.suffix.lower() != ".onnx":
         raise EoSslError("bad_output", f"--out {out} is not an .onnx path.", "Give a path ending in .onnx.")
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EoSslError("output_not_writable", f"Cannot create folder {parent}: {exc.strerror}.",
-                         "Pick an --out in a folder you can write to.") from exc
-    if not os.access(parent, os.W_OK) or out.is_dir():
-        raise EoSslError("output_not_writable", f"Cannot write {out}.", "Pick an --out in a folder you can write to.")
+    return Output(out, kind="onnx", folder=False, replace=True, inputs=[("--model", model)]).check()
 
 
 def sample_tile(spec: InputSpec, tile: int, seed: int = 0) -> np.ndarray:
@@ -153,9 +142,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.predict.run import load_model
 
     out = Path(args.out)
-    _check_out(out)
-    if not 0 <= args.overlap < 1:
-        raise EoSslError("bad_argument", f"--overlap {args.overlap} is not in [0, 1).", "Use e.g. 0.25.")
+    output = _output(out, args.model)
     meta = read_meta(args.model)
     if ((meta.get("architecture") or {}).get("family")) == "unet3d":
         raise EoSslError("unsupported_model", f"{args.model} is a multi-date U-Net-3D (dense-moco): it reads a time "
@@ -168,7 +155,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if tile < 32 or (task == "segmentation" and tile % 32):
         raise EoSslError("bad_argument", f"--tile {tile} must be a multiple of 32 (at least 32).", "Use e.g. 256.")
     wrapped = RawToProbabilities(net.float().eval(), spec, task).eval()
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    tmp = output.start()
     c, k = len(spec.channels), len(meta["classes"])
     try:
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice: the export is checked below
@@ -203,9 +190,11 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                             f"{', '.join(props['eo_ssl_bands'])} at {props['resolution'] / 100:g} m")
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        output.commit()
+    except BaseException as exc:
+        output.abort()
+        if is_disk_full(exc):
+            raise disk_full_error(out) from exc
         raise
     events.artifact("onnx", str(out))
     events.log(f"exported {task} model: input (N, {c}, {tile}, {tile}) raw {', '.join(props['eo_ssl_bands'])}; "

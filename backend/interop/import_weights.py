@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from backend.data.chipstore import check_writable
+from backend import options
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.interop import presets
@@ -34,36 +34,20 @@ from backend.models.segmentation import timm_name
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the published weights: .pth/.pt state dict or checkpoint, or "
-                   ".safetensors")
-    p.add_argument("--encoder", required=True, help="the timm architecture of the weights (resnet18, resnet50, ...)")
-    p.add_argument("--bands", help="the bands the encoder reads, in its order, comma-separated (default: the "
-                   "preset's; SSL4EO-S12 multispectral: B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12)")
-    p.add_argument("--normalisation", "--normalization", dest="normalisation", metavar="PRESET|FILE",
-                   help="the input normalisation the encoder was trained with: a preset "
-                        f"({', '.join(presets.PRESETS)}) or a JSON file with mean, std (per band, in --bands "
-                        "order) and optional scale (what raw values are divided by first, e.g. 10000); "
-                        "default: the preset of a recognised torchgeo file")
-    p.add_argument("--prefix", help="the key prefix of the encoder's tensors in the file (default: found "
-                   "automatically, e.g. 'state_dict.module.encoder_q.' for a MoCo checkpoint)")
-    p.add_argument("--source", help="where the file comes from (URL or citation), recorded in the package")
-    p.add_argument("--resolution", type=float, default=10.0, help="the pixel size in metres the encoder was "
-                   "trained at (default 10)")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model package folder to write")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing package in --out")
+    """The options, declared in :mod:`backend.options`."""
+    options.add_arguments(p, "import-weights")
 
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.models.encoders import create_encoder
-    from backend.models.package import META, save_package, sha256_of
+    from backend.models.package import save_package, sha256_of
+    from backend.train import runner
 
     path = Path(args.file)
     out = Path(args.out)
     if not path.is_file():
         raise EoSslError("input_not_found", f"Weights file {path} does not exist.", "Check the path.")
-    if (out / META).exists() and not args.overwrite:
-        raise EoSslError("output_exists", f"{out} already holds a model package.", "Pick a new --out or --overwrite.")
-    check_writable(out, overwrite=True)
+    runner.check_out(out, False, args.overwrite, options.paths("import-weights", args, "input"))
     sha = sha256_of(path)
     known = presets.recognise(sha)
     encoder_name = timm_name(args.encoder)

@@ -1,4 +1,4 @@
-"""Nothing lost, ever: one row per way a run can go wrong, across the seven commands (issue 11).
+"""Nothing lost, ever: one row per way a run can go wrong, across the commands (issue 11).
 
 Each row runs ``python -m backend COMMAND ... --events`` as a child process on real data (the Flanders sample of
 ``resources/sample``: 64 x 64 px, 36 dates, 19 parcels) and asserts the exit code, the error code, that nothing is
@@ -105,6 +105,14 @@ CASES = [
          "output_is_input", ["{store}", "{model}"]),
     Case("evaluate-out-a-folder-of-documents", "evaluate --init random --data {store} --out {docs}",
          "not_eo_ssl_output", ["{store}", "{docs}"]),
+    Case("import-weights-out-holds-the-weights-file", "import-weights {weights}/encoder.safetensors --encoder resnet18 "
+         "--out {weights}", "output_is_input", ["{weights}"]),
+    Case("import-weights-out-a-folder-of-documents", "import-weights {weights}/encoder.safetensors --encoder resnet18 "
+         "--out {docs} --overwrite", "not_eo_ssl_output", ["{weights}", "{docs}"]),
+    Case("export-onnx-out-inside-the-model", "export-onnx --model {model} --out {model}/model.onnx", "output_is_input",
+         ["{model}"]),
+    Case("export-onnx-over-a-file-eo-ssl-did-not-write", "export-onnx --model {model} --out {user_onnx}",
+         "not_eo_ssl_output", ["{model}", "{user_onnx}"]),
     # -- full disks ------------------------------------------------------------------------------------------------
     Case("prepare-store-larger-than-the-disk", "prepare --s2 {D}/s2 --resolution 0.015 --out {R}/huge", "disk_full",
          ["{D}"], ["{R}/huge"], says="TiB"),
@@ -234,6 +242,11 @@ def env(tmp_path_factory) -> dict[str, Any]:
     (styled / "map.qml").write_text("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis/>\n")
     user_gpkg = root / "mine.gpkg"
     shutil.copy(d / "parcels.gpkg", user_gpkg)
+    user_onnx = root / "theirs.onnx"
+    user_onnx.write_bytes(b"an ONNX model from somewhere else")
+    weights = root / "weights"
+    weights.mkdir()
+    os.link(model / "weights.safetensors", weights / "encoder.safetensors")
 
     truncated = _copy_tree(store, root / "truncated")
     s2 = truncated / "s2.npy"
@@ -269,7 +282,8 @@ def env(tmp_path_factory) -> dict[str, Any]:
             [501400, 5629100], [501900, 5629600]]]}}]}))
     return {"R": root, "D": d, "d0": DATES[0], "store": store, "model": model, "dataset": dataset,
             "labelled": labelled, "docs": docs, "note": note, "mixed": mixed, "copy_tif": copy_tif,
-            "user_tif": user_tif, "user_gpkg": user_gpkg, "truncated": truncated, "no_manifest": no_manifest,
+            "user_tif": user_tif, "user_gpkg": user_gpkg, "user_onnx": user_onnx, "weights": weights,
+            "truncated": truncated, "no_manifest": no_manifest,
             "no_arch": no_arch, "points": root / "points.gpkg", "outside": root / "outside.gpkg", "ring": ring,
             "box": CLOUDED_BOX, "busy": root / "busy"}
 

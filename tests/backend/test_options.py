@@ -29,7 +29,9 @@ def test_every_command_parses_its_declared_defaults():
                 "evaluate": ["--init", "random", "--data", "d", "--out", "o"],
                 "predict": ["--model", "m", "--out", "o.tif"],
                 "label-parcels": ["--map", "m.tif", "--parcels", "p.gpkg", "--out", "o.gpkg"],
-                "export-dataset": ["--parcels", "p.gpkg", "--class-field", "c", "--out", "o"]}
+                "export-dataset": ["--parcels", "p.gpkg", "--class-field", "c", "--out", "o"],
+                "import-weights": ["w.pth", "--encoder", "resnet18", "--out", "o"],
+                "export-onnx": ["--model", "m", "--out", "o.onnx"]}
     assert set(required) == set(options.COMMANDS)
     for command, argv in required.items():
         args = parse(command, argv)
@@ -59,9 +61,11 @@ def test_every_command_parses_its_declared_defaults():
     ("label-parcels", ["--map", "m", "--parcels", "p", "--min-fraction", "1.5"], "bad_threshold"),
     ("label-parcels", ["--map", "m", "--parcels", "p", "--window", "8"], "bad_window"),
     ("export-dataset", ["--parcels", "p", "--class-field", "c", "--chip", "4"], "bad_chip_size"),
+    ("import-weights", ["w.pth", "--encoder", "resnet18", "--resolution", "-10"], "bad_resolution"),
+    ("export-onnx", ["--model", "m", "--overlap", "1.5"], "bad_argument"),
 ])
 def test_out_of_range_values_are_refused(command, argv, code):
-    args = parse(command, [*argv, "--out", "o.tif" if command == "predict" else "o"])
+    args = parse(command, [*argv, "--out", {"predict": "o.tif", "export-onnx": "o.onnx"}.get(command, "o")])
     with pytest.raises(EoSslError) as info:
         options.validate(command, args)
     assert info.value.code == code
@@ -107,7 +111,8 @@ def test_help_and_bad_arguments_cost_no_torch_import():
     code = (
         "import contextlib, io, sys\n"
         "from backend.cli import main\n"
-        "for c in ('prepare', 'pretrain', 'finetune', 'evaluate', 'predict', 'label-parcels', 'export-dataset'):\n"
+        "for c in ('prepare', 'pretrain', 'finetune', 'evaluate', 'predict', 'label-parcels', 'export-dataset',\n"
+        "          'import-weights', 'export-onnx'):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        try:\n"
         "            main([c, '--help'])\n"
