@@ -301,8 +301,21 @@ def refuse_foreign(outs: Iterable[tuple[str, str | Path]]) -> None:
 
 # -- temporaries ------------------------------------------------------------------------------------------------------
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine). Anything that cannot be told counts as alive: its
+    temporaries are then left alone."""
     if pid == os.getpid():
         return True
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel32.GetLastError() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return not ok or code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
