@@ -7,6 +7,8 @@ Lightning load. The lists are plain data (:class:`Option` dataclasses in :data:`
 be generated from them (:func:`spec`: JSON-able dicts). Light imports only (the standard library, and the names of
 the normalisation presets): this module is imported by ``eo-ssl COMMAND --help`` and may be read by the QGIS plugin.
 
+Most of its length is the declarations themselves (one entry per option of nine commands).
+
 A command that is not listed here (e.g. one added by another module) keeps its module's ``add_arguments``.
 """
 

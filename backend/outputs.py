@@ -19,6 +19,8 @@ Every command writes its outputs through :class:`Output`:
   (:func:`disk_full_error`); :func:`check_free_space` refuses a known size before the first byte.
 
 Only the standard library here: the CLI calls :func:`refuse_output_in_inputs` before a command's heavy imports.
+Longer than our usual module on purpose: every rule about an output path in one place (sections: helpers, full
+disks, what eo-ssl wrote, inputs, temporaries, folders written in place, failed runs, commits).
 """
 
 from __future__ import annotations
