@@ -9,6 +9,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("backend.predict.run", "predict a land-cover raster (and confidence) over an AOI"),
     "export-onnx": ("backend.interop.export_onnx", "export a classification/segmentation package to ONNX with "
                     "Deepness metadata"),
+    "embed": ("backend.predict.embed", "write per-pixel features of a pre-trained encoder as a multi-band GeoTIFF"),
     "label-parcels": ("backend.parcels.label", "label parcels from a predicted land-cover raster"),
     "export-dataset": ("backend.parcels.export", "export chips + masks + index of labelled parcels"),
     "demo": ("backend.demo", "run the whole job on the sample shipped in resources/sample"),

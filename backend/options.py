@@ -31,7 +31,12 @@ VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
 TASKS = ("classification", "segmentation")
 SEG_ARCHS = ("unet", "deeplabv3plus", "deeplabv3")
 HEADS = ("linear", "mlp")
-PROTOCOLS = ("linear", "knn", "finetune")
+PROTOCOLS = ("compare", "linear", "knn", "finetune")
+#: the paths ``evaluate --protocol compare`` runs
+COMPARE_PATHS = ("classic", "pixel", "unet")
+#: the pixel classifiers (backend.pixel.classifiers.CLASSIFIERS), and ``auto``
+CLASSIFIERS = ("auto", "linear", "gbm", "rf", "mlp")
+EMBED_DTYPES = ("float32", "int16", "uint8")
 SPLITS = ("by-parcel", "by-block")
 #: the coarsest grid a command accepts, in metres (a grid of kilometre pixels is not Sentinel analysis any more)
 MAX_RESOLUTION_M = 1000.0
@@ -215,17 +220,35 @@ FINETUNE = [
               "classification)"),
     _opt("--task", choices=TASKS, group="fine-tuning",
          help="default: segmentation for a cube, classification for chips"),
-    _opt("--init", default="random", metavar="MODEL_DIR|random|FILE.safetensors", group="fine-tuning", role="input",
-         help="start from a model package's encoder, at random, or from encoder weights in a file"),
+    _opt("--init", metavar="MODEL_DIR|random|none|FILE.safetensors", group="fine-tuning", role="input",
+         help="start from a model package's encoder, at random, or from encoder weights in a file (default random); "
+              "--arch pixel: the encoder whose per-pixel embedding is added to the spectra (default none: spectra "
+              "only)"),
     _opt("--encoder", group="fine-tuning",
          help="timm encoder for --init random or a weights file (default resnet18); a package names its own"),
-    _opt("--arch", choices=(*SEG_ARCHS, "unet3d"), default="unet", group="fine-tuning",
+    _opt("--arch", choices=(*SEG_ARCHS, "unet3d", "pixel"), default="unet", group="fine-tuning",
          help="segmentation decoder (default unet); unet3d: the per-pixel U-Net-3D of dense-moco with a 1x1 head "
-              "(implied by a dense-moco --init)"),
+              "(implied by a dense-moco --init); pixel: a per-pixel classifier on the spectra of every date "
+              "(+ temporal statistics, + the --init encoder's embedding)"),
     _opt("--head", choices=HEADS, default="linear", group="fine-tuning",
          help="classification head (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL's evaluation)"),
+    _opt("--classifier", choices=CLASSIFIERS, default="auto", group="pixel classifier (--arch pixel)",
+         help="auto (default: the best of logistic regression, gradient boosting and random forest, with and "
+              "without the embedding, by cross-validation grouped by parcel), linear, gbm, rf or mlp"),
+    _opt("--max-pixels", "int", default=20000, minimum=100, group="pixel classifier (--arch pixel)",
+         help="training pixels at most, spread evenly over the training parcels (default 20000)"),
+    _opt("--embedding-dim", "int", default=32, minimum=0, group="pixel classifier (--arch pixel)",
+         help="principal components of the encoder's embedding kept (default 32; 0: all)"),
     _opt("--freeze-encoder", "flag", group="fine-tuning",
          help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)"),
+    _opt("--frozen-fraction", "float", minimum=0, maximum=1, group="fine-tuning",
+         help="train the decoder/head only for this share of the steps, then the whole network (linear probe, "
+              "then fine-tune; default 0.3 from a pre-trained package, 0 from random)"),
+    _opt("--no-class-balance", "flag", group="fine-tuning",
+         help="segmentation: draw training crops uniformly over labelled pixels (default: each class equally "
+              "often, so that rare classes are learnt)"),
+    _opt("--keep-last", "flag", group="fine-tuning",
+         help="keep the last epoch's weights (default: the epoch with the best validation score)"),
     _fraction("--label-fraction", 1.0, "fine-tuning", zero=False, one=True,
               help="use this fraction of the training labels, drawn by parcel (segmentation) or by chip "
                    "(classification), stratified by class and seeded by --seed (default 1)"),
@@ -248,17 +271,37 @@ FINETUNE = [
 ]
 
 EVALUATE = [
-    _opt("--init", nargs="+", action="extend", required=True, metavar="MODEL_DIR|random", group="evaluation",
+    _opt("--init", nargs="+", action="extend", metavar="MODEL_DIR|random", group="evaluation",
          role="input", help="model packages to evaluate, and/or 'random' (the same encoder at random "
-                            "initialisation); repeat or list several"),
+                            "initialisation); repeat or list several (compare: 'random' is always added)"),
     _opt("--data", required=True, metavar="DIR", group="evaluation", role="input",
          help="labelled chip store (chips, or a cube with parcels)"),
     _opt("--task", choices=TASKS, group="evaluation",
          help="default: classification for chips, segmentation for a cube"),
-    _opt("--protocol", choices=PROTOCOLS, default="linear", group="evaluation",
-         help="linear probe, kNN or fine-tuning (default linear)"),
-    _opt("--label-fractions", default="1,0.5,0.1,0.01", group="evaluation",
-         help="comma-separated fractions of the training labels (by parcel or by chip, stratified, seeded, nested)"),
+    _opt("--protocol", choices=PROTOCOLS, default="compare", group="evaluation",
+         help="compare (default): the classic per-pixel classifiers, the pixel classifier + embedding and the "
+              "U-Net from each init, on held-out parcels; linear probe, kNN or fine-tuning: one protocol per init"),
+    _opt("--label-fractions", group="evaluation",
+         help="comma-separated fractions of the training labels (by parcel or by chip, stratified, seeded, nested; "
+              "default 1,0.5,0.25 for compare, 1,0.5,0.1,0.01 otherwise)"),
+    _opt("--parcels-per-class", metavar="K,K,...", group="evaluation",
+         help="compare: budgets of K training parcels (chips) per class instead of fractions, e.g. 2,5,10"),
+    _opt("--seeds", metavar="S,S,...", group="evaluation",
+         help="compare: seeds (each draws its own parcels and initialisations; mean and sd reported; default "
+              "--seed)"),
+    _opt("--paths", default=",".join(COMPARE_PATHS), group="evaluation",
+         help="compare: the paths to run (default classic,pixel,unet)"),
+    _opt("--score-split", choices=("val", "test"), group="evaluation",
+         help="compare: the held-out split scored (default: test when the store has one, else val)"),
+    _opt("--test-data", metavar="STORE", group="evaluation", role="input",
+         help="compare: score on every labelled pixel of this independent store (same sensors, bands and number of "
+              "dates) instead of a split of --data"),
+    _opt("--max-train-pixels", "int", default=20000, minimum=100, group="evaluation",
+         help="compare: training pixels of the pixel classifiers at most (default 20000)"),
+    _opt("--max-score-pixels", "int", default=200000, minimum=100, group="evaluation",
+         help="compare: held-out pixels scored for the pixel classifiers at most (default 200000)"),
+    _opt("--embedding-dim", "int", default=32, minimum=0, group="evaluation",
+         help="compare: principal components of each encoder's embedding (default 32; 0: all)"),
     _opt("--probe-head", choices=HEADS, default="linear", group="evaluation",
          help="chips, linear protocol: the probe (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL)"),
     _opt("--probe-epochs", "int", default=100, minimum=1, group="evaluation",
@@ -300,6 +343,34 @@ PREDICT = [
          help="land-cover map (GeoTIFF) to write (an existing map of eo-ssl is replaced)"),
     _opt("--confidence", metavar="CONF.tif", group="output", role="output",
          help="also write the highest class probability (0..1)"),
+]
+
+EMBED = [
+    _opt("--model", required=True, metavar="MODEL_DIR", role="input",
+         help="model package whose encoder embeds the pixels (eo-ssl pretrain / import-weights / finetune; a timm "
+              "CNN encoder)"),
+    *(dataclasses.replace(o, default=None, help="grid resolution in metres (default: the model's)")
+      if o.name == "--resolution" else o for o in INPUTS),
+    _opt("--dim", "int", default=16, minimum=0, group="embedding",
+         help="principal components kept (default 16; 0: the whole pyramid, e.g. 960 bands for a ResNet-18)"),
+    _opt("--levels", default="0,1,2,3", group="embedding",
+         help="encoder pyramid levels (timm out_indices; default 0,1,2,3: strides 2, 4, 8, 16)"),
+    _opt("--dtype", choices=EMBED_DTYPES, default="float32", group="embedding",
+         help="float32 (default), or int16 / uint8 scaled per band (GDAL scale/offset)"),
+    _opt("--date", metavar="YYYY-MM-DD", group="embedding",
+         help="embed this Sentinel-2 date (default: one date as is; several: their composite, the per-band median "
+              "of valid observations)"),
+    _opt("--tile", "int", default=256, minimum=32, maximum=8192, group="embedding",
+         help="tile size in pixels, a multiple of 32 (default 256)"),
+    _fraction("--overlap", 0.25, "embedding", "overlap between tiles, fraction of --tile (default 0.25)"),
+    _opt("--batch-size", "int", minimum=1, group="embedding", help="tiles per batch (default 4 on the CPU, 32 on a "
+                                                                   "GPU)"),
+    _opt("--devices", default="auto", group="embedding", help="auto, cpu, cuda or cuda:N"),
+    _opt("--sample-windows", "int", default=16, minimum=1, group="embedding",
+         help="random windows the projection and the scaling are fitted on (default 16)"),
+    _opt("--seed", "int", default=0, minimum=0, group="embedding", help="random seed of those windows"),
+    _opt("--out", required=True, metavar="EMBEDDING.tif", group="output", role="output",
+         help="multi-band GeoTIFF to write (an existing embedding of eo-ssl is replaced)"),
 ]
 
 LABEL_PARCELS = [
@@ -402,6 +473,7 @@ EXPORT_ONNX = [
 #: command -> its options, in the order ``--help`` shows them.
 COMMANDS: dict[str, list[Option]] = {
     "prepare": PREPARE, "pretrain": PRETRAIN, "finetune": FINETUNE, "evaluate": EVALUATE, "predict": PREDICT,
+    "embed": EMBED,
     "label-parcels": LABEL_PARCELS, "export-dataset": EXPORT_DATASET, "import-weights": IMPORT_WEIGHTS,
     "export-onnx": EXPORT_ONNX,
 }

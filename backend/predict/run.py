@@ -102,7 +102,11 @@ def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     per_band = (meta["input"].get("channel_mode") or "stack") == "per-band"
     k = int(arch.get("num_classes") or len(meta["classes"]))
     net: torch.nn.Module
-    if task == "segmentation" and arch.get("family") == "unet3d":  # a fine-tuned dense-moco backbone
+    if arch.get("family") == "pixel":  # a per-pixel classifier (backend.pixel): features + head, all tensors
+        from backend.pixel.model import PixelClassifier
+
+        net = PixelClassifier.from_architecture(arch)
+    elif task == "segmentation" and arch.get("family") == "unet3d":  # a fine-tuned dense-moco backbone
         from backend.models.unet3d import TemporalSegmenter
 
         net = TemporalSegmenter.from_architecture(arch, n_channels, k)
@@ -174,15 +178,45 @@ def choose_groups(inputs: Inputs, spec: InputSpec, date: str | None, events: Eve
     return chosen
 
 
+def date_groups(inputs: Inputs, meta: dict[str, Any]) -> dict[str, list[Group]]:
+    """For a model that reads every date of its training store (``input.layout`` ``sensor-date-band``): the
+    acquisition of each of its dates, per sensor. A date the inputs lack is an error: the model's features are
+    per date."""
+    out: dict[str, list[Group]] = {}
+    for sensor, dates in (meta["input"].get("dates") or {}).items():
+        groups = _group_by_date(inputs.s2 if sensor == "s2" else inputs.s1)
+        if not groups:
+            raise EoSslError("missing_bands", f"The model reads {sensor.upper()}; no such input was given.",
+                             f"Add --{sensor} with the scenes the model was trained on.")
+        by_date = {str(d) if d else None: g for d, g in groups}
+        if len(dates) == 1 and len(groups) == 1 and dates[0] is None:
+            out[sensor] = [groups[0]]
+            continue
+        missing = [d for d in dates if d not in by_date]
+        if missing:
+            raise EoSslError("dates_mismatch", f"The model reads {sensor.upper()} on {len(dates)} date(s); the inputs "
+                             f"lack {len(missing)}: {', '.join(str(d) for d in missing[:6])}"
+                             + (" ..." if len(missing) > 6 else "") + ".",
+                             "Give the scenes of the store the model was trained on (the same POI), or train a "
+                             "single-date model (finetune --date).")
+        out[sensor] = [(dt.date.fromisoformat(d) if d else None, by_date[d]) for d in dates]
+    return out
+
+
 # -- reading --------------------------------------------------------------------------------------------------------
 class StripReader:
-    """Full-width strips of the grid: the model's channels, normalised, and validity (inside AOI, every band valid).
+    """Full-width strips of the grid: the model's channels, normalised, and validity.
+
+    Single-date models (one acquisition per sensor in ``groups``): the channels in the model's order, valid = inside
+    the AOI and every band valid, 0 elsewhere. Models that read a time series (``series``, e.g. the pixel
+    classifiers): for each sensor, every acquisition of ``groups[sensor]`` in order, all bands of a date together
+    (``sensor-date-band``), NaN at invalid observations; valid = inside the AOI with at least one valid observation.
 
     Runs in the read-ahead thread; the GridReader is opened there (:meth:`context`)."""
 
-    def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]], groups: dict[str, Group],
-                 plan: TilePlan) -> None:
-        self.inputs, self.spec, self.groups, self.plan = inputs, spec, groups, plan
+    def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]],
+                 groups: dict[str, list[Group]], plan: TilePlan, series: bool = False) -> None:
+        self.inputs, self.spec, self.groups, self.plan, self.series = inputs, spec, groups, plan, series
         self.grid = inputs.grid
         self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
         self.by_sensor: dict[str, tuple[list[str], list[int]]] = {}
@@ -193,16 +227,18 @@ class StripReader:
         self.dtypes: dict[str, np.dtype] = {"s1": np.dtype(np.float32)}  # dB, as prepare stores it
         if "s2" in groups:
             names = self.by_sensor.get("s2", ([], []))[0]
-            self.dtypes["s2"] = np.result_type(*[b.dtype for sc in groups["s2"][1] for b in sc.bands
-                                                 if b.name in names] or [np.float32])
+            self.dtypes["s2"] = np.result_type(*[b.dtype for _, scenes in groups["s2"] for sc in scenes
+                                                 for b in sc.bands if b.name in names] or [np.float32])
+        self.n_channels = (sum(len(names) * len(groups[s]) for s, (names, _) in self.by_sensor.items()) if series
+                           else len(spec.channels))
         self.reader: GridReader | None = None
 
     def cache_bytes(self) -> int:
         """GDAL block cache for two rows of source blocks of every file read: a strip of ``stride`` rows spans at
         most two, and the next strip starts in the second. With less (GridReader's default is 64 MiB) full-width
         strips of a pixel-interleaved tile re-decode every block once per band: 20x slower on a 10-band S2 tile."""
-        files = {scene.band(name).path for s, (names, _) in self.by_sensor.items() for scene in self.groups[s][1]
-                 for name in names}
+        files = {scene.band(name).path for s, (names, _) in self.by_sensor.items() for _, scenes in self.groups[s]
+                 for scene in scenes for name in names}
         total = 0
         for path in files:
             with rasterio.open(path) as src:
@@ -229,26 +265,54 @@ class StripReader:
                 self.reader.close()
 
     def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        n, wp, w = r1 - r0, self.plan.padded_width, self.grid.width
-        x = np.zeros((len(self.spec.channels), n, wp), np.float32)
+        """Grid rows [r0, r1) at the plan's padded width (rows and columns past the grid: 0, invalid)."""
+        n, wp = r1 - r0, self.plan.padded_width
+        x = np.zeros((self.n_channels, n, wp), np.float32)
         valid = np.zeros((n, wp), bool)
         g0, g1 = max(r0, 0), min(r1, self.grid.height)
-        if g1 <= g0:
-            return x, valid
-        win = Window(0, g0, w, g1 - g0)
-        inside = geometry_mask([self.inputs.aoi_geom], out_shape=(g1 - g0, w),
-                               transform=self.grid.window_transform(win), invert=True)
-        ok = inside.copy()
-        assert self.reader is not None
-        for s, (names, out) in self.by_sensor.items():
-            block, v = _read_stack(self.reader, [self.groups[s]], names, win, self.dtypes[s], inside,
-                                   to_db=(s == "s1"))
-            x[out, g0 - r0:g1 - r0, :w] = np.moveaxis(block[:, :, 0, :], -1, 0)
-            ok &= v[:, :, 0].astype(bool)
-        valid[g0 - r0:g1 - r0, :w] = ok
-        self.spec.normalize(x[:, g0 - r0:g1 - r0, :w], None)
-        x[:, ~valid] = 0.0
+        if g1 > g0:
+            x[:, g0 - r0:g1 - r0, :self.grid.width], valid[g0 - r0:g1 - r0, :self.grid.width] = self.read(
+                Window(0, g0, self.grid.width, g1 - g0))
         return x, valid
+
+    def window(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A ``size`` x ``size`` window at (row, col) (the part past the grid: 0, invalid)."""
+        x = np.zeros((self.n_channels, size, size), np.float32)
+        valid = np.zeros((size, size), bool)
+        h, w = min(size, self.grid.height - row), min(size, self.grid.width - col)
+        if h > 0 and w > 0:
+            x[:, :h, :w], valid[:h, :w] = self.read(Window(col, row, w, h))
+        return x, valid
+
+    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) model input of a window inside the grid, and its validity (see the class docstring)."""
+        h, w = int(win.height), int(win.width)
+        inside = geometry_mask([self.inputs.aoi_geom], out_shape=(h, w), transform=self.grid.window_transform(win),
+                               invert=True)
+        assert self.reader is not None
+        x = np.zeros((self.n_channels, h, w), np.float32)
+        if self.series:
+            ok = np.zeros_like(inside)
+            offset = 0
+            for s, (names, out) in self.by_sensor.items():
+                block, v = _read_stack(self.reader, self.groups[s], names, win, self.dtypes[s], inside,
+                                       to_db=(s == "s1"))
+                z = (block.astype(np.float32) - self.spec.mean[out]) / self.spec.std[out]  # (h, w, T, C)
+                z[~v.astype(bool)] = np.nan
+                size = z.shape[2] * z.shape[3]
+                x[offset:offset + size] = np.moveaxis(z.reshape(h, w, size), -1, 0)
+                offset += size
+                ok |= v.any(axis=2)
+            return x, ok & inside
+        ok = inside.copy()
+        for s, (names, out) in self.by_sensor.items():
+            block, v = _read_stack(self.reader, self.groups[s], names, win, self.dtypes[s], inside,
+                                   to_db=(s == "s1"))
+            x[out] = np.moveaxis(block[:, :, 0, :], -1, 0)
+            ok &= v[:, :, 0].astype(bool)
+        self.spec.normalize(x, None)
+        x[:, ~ok] = 0.0
+        return x, ok
 
 
 def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
@@ -316,20 +380,32 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if task == "segmentation" and tile % 32:
         raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of 32.", "Use e.g. --tile 256.")
     batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
-    groups = choose_groups(inputs, spec, args.date, events)
+    series = meta["input"].get("layout") == "sensor-date-band"
+    overlap = args.overlap
+    if series:  # a model of every date of its store (pixel classifiers)
+        if args.date:
+            raise EoSslError("bad_argument", "--date: this model reads every date it was trained on.",
+                             "Leave --date out (or train a single-date model with finetune --date).")
+        groups = date_groups(inputs, meta)
+        events.log("reading " + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
+        if getattr(net, "pointwise", False):
+            overlap = 0.0  # a pixel's class depends on that pixel alone: tiles need neither overlap nor blending
+    else:
+        groups = {s: [g] for s, g in choose_groups(inputs, spec, args.date, events).items()}
     grid = inputs.grid
-    plan = plan_tiles(grid.height, grid.width, tile, args.overlap)
+    plan = plan_tiles(grid.height, grid.width, tile, overlap)
     classes = meta["classes"]
     area_km2 = grid.width * grid.height * grid.resolution ** 2 / 1e6
     arch = meta["architecture"]
     events.log(f"predicting {grid.width} x {grid.height} px ({area_km2:.1f} km²) with {arch.get('encoder')} + "
                f"{arch.get('decoder')} ({task}, {len(classes)} classes) on {device_text}: {plan.n_tiles} tiles "
-               f"of {tile} px, overlap {args.overlap:g}, batch {batch_size}")
+               f"of {tile} px, overlap {overlap:g}, batch {batch_size}")
     if task == "classification":
         events.log("a patch classifier: every tile gets one class, blended between overlapping tiles")
 
-    provenance = {"model": str(Path(args.model).resolve()), "date": {s: str(g[0]) for s, g in groups.items()},
-                  "tile": tile, "overlap": args.overlap, "code": "eo-ssl predict"}
+    provenance = {"model": str(Path(args.model).resolve()),
+                  "date": {s: (str(g[0][0]) if len(g) == 1 else f"{len(g)} dates") for s, g in groups.items()},
+                  "tile": tile, "overlap": overlap, "code": "eo-ssl predict"}
     colormap, tags, description = class_metadata(classes, {"EO_SSL_PREDICT": provenance})
     counts = np.zeros(256, np.int64)
     sinks: list[RasterSink] = []
@@ -344,7 +420,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         events.check_cancel()
         events.progress(done, total, stage="predict")
 
-    reader = StripReader(inputs, spec, picks, groups, plan)
+    reader = StripReader(inputs, spec, picks, groups, plan, series=series)
     ahead: ReadAhead | None = None
     try:
         sinks.append(RasterSink(out, grid, "uint8", CLASS_NODATA, colormap=colormap, tags=tags,
@@ -354,12 +430,12 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                                     tags={"EO_SSL_PREDICT": json.dumps(provenance)},
                                     description="confidence (highest class probability, 0..1)"))
         ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context, check=events.check_cancel)
-        stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), len(spec.channels),
+        stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), reader.n_channels,
                               batch_size=batch_size, device=device, sink=sink, on_row=on_row,
                               on_batch=events.check_cancel)  # cancel between batches: within seconds
         events.check_cancel()
         if stats.tiles == 0:
-            raise EoSslError("all_nodata", f"Every pixel of the input ({groups['s2'][0] or 'undated'}) inside the "
+            raise EoSslError("all_nodata", f"Every pixel of the input ({groups['s2'][0][0] or 'undated'}) inside the "
                              "AOI is nodata (clouds masked, or the AOI lies in the scene's empty margin): the map "
                              "would be empty.", "Pick another --date, AOI or scene.")
         t_cog = time.monotonic()

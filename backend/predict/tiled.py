@@ -169,7 +169,21 @@ def _finish_rows(acc: torch.Tensor, wsum: torch.Tensor, valid: np.ndarray, n: in
 
 
 ModelFn = Callable[[np.ndarray], torch.Tensor]
-Sink = Callable[[int, np.ndarray, np.ndarray], None]
+Sink = Callable[..., None]
+#: (blended sums, weights, validity, rows, width, device) -> the arrays handed to the sink for those rows
+Finish = Callable[[torch.Tensor, torch.Tensor, np.ndarray, int, int, torch.device], tuple[np.ndarray, ...]]
+
+
+def finish_features(acc: torch.Tensor, wsum: torch.Tensor, valid: np.ndarray, n: int, width: int,
+                    device: torch.device) -> tuple[np.ndarray]:
+    """The blended values themselves (C, n, width) float32, NaN where invalid (an embedding, not classes)."""
+    out = np.empty((acc.shape[0], n, width), np.float32)
+    for c0 in range(0, width, FINISH_COLUMNS):
+        c1 = min(c0 + FINISH_COLUMNS, width)
+        mean = acc[:, :n, c0:c1] / wsum[:n, c0:c1].clamp_min(1e-12)
+        ok = torch.from_numpy(valid[:n, c0:c1]).to(device)
+        out[:, :, c0:c1] = torch.where(ok, mean, torch.full_like(mean, float("nan"))).float().cpu().numpy()
+    return (out,)
 
 
 @dataclass
@@ -190,7 +204,7 @@ class TiledStats:
 def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]], model_fn: ModelFn,
                   num_classes: int, n_channels: int, *, batch_size: int, device: torch.device, sink: Sink,
                   on_row: Callable[[int, int], None] | None = None,
-                  on_batch: Callable[[], None] | None = None) -> TiledStats:
+                  on_batch: Callable[[], None] | None = None, finish: Finish | None = None) -> TiledStats:
     """Run the blended tiled inference (see the module docstring).
 
     ``strips`` yields, for each of ``plan.strips()``, the normalised input (C, rows, padded width) float32 and its
@@ -198,7 +212,10 @@ def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]
     float32 batch to (B, K, t, t) or (B, K) logits on ``device``. ``sink(row0, classes, confidence)`` receives the
     finished rows in order: uint8 class ids with 255 where invalid, float32 max-softmax with -1 where invalid.
     ``on_row(done, total)`` is called after each row of tiles, ``on_batch()`` before each batch (e.g. to cancel).
+    ``finish`` replaces that last step (e.g. :func:`finish_features` for an embedding: ``num_classes`` is then the
+    number of output channels, and the sink receives what ``finish`` returns).
     """
+    finish = finish or _finish_rows
     t, s, wp = plan.tile, plan.stride, plan.padded_width
     data = np.zeros((n_channels, t, wp), np.float32)
     valid = np.zeros((t, wp), bool)
@@ -236,7 +253,7 @@ def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]
         t2 = time.perf_counter()
         stats.model_s += t2 - t1
         if n_done > 0:
-            rows = _finish_rows(acc, wsum, valid, n_done, plan.width, device)
+            rows = finish(acc, wsum, valid, n_done, plan.width, device)
             t3 = time.perf_counter()
             sink(y, *rows)
             stats.finish_rows_s += t3 - t2

@@ -35,16 +35,20 @@ def hex_to_rgba(colour: str) -> tuple[int, int, int, int]:
 
 
 class RasterSink:
-    """One-band output on ``grid``; :meth:`write_rows` takes consecutive full-width rows from the top."""
+    """Output of ``count`` bands on ``grid``; :meth:`write_rows` takes consecutive full-width rows from the top.
+
+    ``scales``/``offsets`` (per band) are GDAL's: the value a reader sees is ``stored * scale + offset``."""
 
     def __init__(self, path: str | Path, grid: Grid, dtype: str, nodata: float, *, block: int = BLOCK,
                  colormap: dict[int, tuple[int, int, int, int]] | None = None, tags: dict[str, str] | None = None,
-                 description: str | None = None) -> None:
+                 description: str | None = None, count: int = 1, descriptions: Sequence[str] | None = None,
+                 scales: Sequence[float] | None = None, offsets: Sequence[float] | None = None) -> None:
         self.path = Path(path)
         self.grid, self.dtype, self.nodata, self.block = grid, np.dtype(dtype), nodata, block
+        self.count = count
         self.part = temp_path(self.path, "part")
         self.cog = temp_path(self.path, "tmp")  # backend.outputs.Output's temporary: it commits this file
-        profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype=self.dtype.name,
+        profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=self.dtype.name,
                        crs=grid.rasterio_crs(), transform=grid.transform, nodata=nodata, tiled=True,
                        blockxsize=block, blockysize=block, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER",
                        NUM_THREADS="ALL_CPUS")  # blocks compressed in parallel: the writes run on the main thread
@@ -64,33 +68,42 @@ class RasterSink:
             self.dst.update_tags(**tags)
         if description:
             self.dst.set_band_description(1, description)
-        self.buffer = np.full((min(block, grid.height), grid.width), nodata, self.dtype)
+        for i, text in enumerate(descriptions or [], start=1):
+            self.dst.set_band_description(i, text)
+        if scales is not None:
+            self.dst.scales = tuple(float(v) for v in scales)
+        if offsets is not None:
+            self.dst.offsets = tuple(float(v) for v in offsets)
+        self.buffer = np.full((count, min(block, grid.height), grid.width), nodata, self.dtype)
         self.buffer_row0 = 0  # grid row of buffer row 0
         self.next_row = 0
 
     def write_rows(self, rows: np.ndarray) -> None:
-        """Append ``rows`` (n, width) below the rows written so far; full block rows go to disk at once."""
-        n = rows.shape[0]
+        """Append ``rows`` ((n, width), or (count, n, width)) below the rows written so far; full block rows go to
+        disk at once."""
+        if rows.ndim == 2:
+            rows = rows[None]
+        n = rows.shape[1]
         done = 0
         while done < n:
             offset = self.next_row - self.buffer_row0
-            take = min(n - done, self.buffer.shape[0] - offset)
-            self.buffer[offset:offset + take] = rows[done:done + take]
+            take = min(n - done, self.buffer.shape[1] - offset)
+            self.buffer[:, offset:offset + take] = rows[:, done:done + take]
             done += take
             self.next_row += take
-            if self.next_row - self.buffer_row0 == self.buffer.shape[0] or self.next_row == self.grid.height:
+            if self.next_row - self.buffer_row0 == self.buffer.shape[1] or self.next_row == self.grid.height:
                 self._flush()
 
     def _flush(self) -> None:
         n = self.next_row - self.buffer_row0
         if n <= 0:
             return
-        self.dst.write(self.buffer[:n], 1, window=Window(0, self.buffer_row0, self.grid.width, n))
+        self.dst.write(self.buffer[:, :n], window=Window(0, self.buffer_row0, self.grid.width, n))
         self.buffer_row0 = self.next_row
         self.buffer[:] = self.nodata
         rows_left = self.grid.height - self.buffer_row0
-        if 0 < rows_left < self.buffer.shape[0]:
-            self.buffer = self.buffer[:rows_left]
+        if 0 < rows_left < self.buffer.shape[1]:
+            self.buffer = self.buffer[:, :rows_left]
 
     def finish(self, resampling: str = "NEAREST") -> Path:
         """Close and copy to a COG under a temporary name (returned; :class:`backend.outputs.Output` renames it into

@@ -48,6 +48,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) 
 
 def render(report: dict[str, Any], images: dict[str, Path]) -> str:
     """The page for ``report`` (the report.json document); ``images``: title -> PNG to embed."""
+    if report.get("protocol") == "compare":
+        return render_compare(report, images)
     results = report["results"]
     metrics = ["oa", "f1_macro", "aa", "miou"]
     rows = []
@@ -83,6 +85,61 @@ def render(report: dict[str, Any], images: dict[str, Path]) -> str:
         parts.append(f"<h2>Per-class IoU (label fraction {top:g})</h2>")
         parts.append(_table(["class"] + [r["init"] for r in per_class],
                             [[n] + [r["metrics"]["iou_per_class"].get(n) for r in per_class] for n in names]))
+    for title, path in images.items():
+        parts.append(f"<h2>{html.escape(title)}</h2>{embed_png(path)}")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_compare(report: dict[str, Any], images: dict[str, Path]) -> str:
+    """The page of ``evaluate --protocol compare``: the sentence first, then every path at every budget."""
+    summary = report.get("summary") or {}
+    metric = "miou" if report["task"] == "segmentation" else "f1_macro"
+    agg = report.get("aggregate") or []
+    budgets = sorted({a["value"] for a in agg})
+    paths = list(dict.fromkeys(a["path"] for a in agg))
+    by = {(a["path"], a["value"]): a for a in agg}
+    best_at = {b: max((a["mean"] for a in agg if a["value"] == b and a["mean"] is not None), default=None)
+               for b in budgets}
+    rows = []
+    for p in paths:
+        first = next(a for a in agg if a["path"] == p)
+        cells: list[Any] = [p, first["kind"]]
+        for b in budgets:
+            a = by.get((p, b))
+            if a is None or a["mean"] is None:
+                cells.append(None)
+                continue
+            text = f"{a['mean']:.3f}" + (f" ± {a['sd']:.3f}" if len(a["values"]) > 1 else "")
+            cells.append(f'<span class="best">{text}</span>' if a["mean"] == best_at[b] else f"<span>{text}</span>")
+        rows.append(cells)
+    label = {b: next(a["budget"] for a in agg if a["value"] == b) for b in budgets}
+    n_train = {b: next(a["n_train"] for a in agg if a["value"] == b) for b in budgets}
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>eo-ssl evaluation</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>eo-ssl evaluation: which path, and what pre-training was worth</h1>",
+        f"<p style='font-size:1.15em'><b>{html.escape(summary.get('text', ''))}</b></p>",
+        f"<p class='muted'>Data <code>{html.escape(report['data'])}</code> ({html.escape(report['task'])}, "
+        f"{len(report['classes'])} classes). Every path trains on the same parcels of each budget and is scored on "
+        f"{html.escape(report['scored_on'])}, which no path trained on. Seeds {report['seeds']} (mean ± sd). "
+        f"Created {html.escape(report['created'])} by eo-ssl {html.escape(report['code_version'])} in "
+        f"{report['elapsed_s']:.0f} s.</p>",
+        f"<h2>{METRIC_LABELS.get(metric, metric)} on held-out parcels</h2>",
+        _table(["path", "kind"] + [f"{label[b]} ({n_train[b]} parcels)" for b in budgets], rows, left=2),
+    ]
+    worth = summary.get("pretraining")
+    if worth:
+        parts.append("<h2>What pre-training was worth</h2>")
+        parts.append(_table(["budget", "pre-trained score", "random init reaches it at"],
+                            [[f"{w['budget']:g}", w["score"], (f"{w['random_budget_for_same_score']:.3g}"
+                              if w["random_budget_for_same_score"] else
+                              ("never (better than random with every label)" if w["beyond_random"] else "–"))]
+                             for w in worth["curve"]]))
+    parts.append("<h2>Initialisations</h2>")
+    parts.append(_table(["init", "kind", "encoder", "method", "path"],
+                        [[i["label"], i["kind"], i["encoder"], i.get("method") or "–", i.get("path") or "–"]
+                         for i in report["inits"]]))
     for title, path in images.items():
         parts.append(f"<h2>{html.escape(title)}</h2>{embed_png(path)}")
     parts.append("</body></html>")

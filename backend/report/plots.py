@@ -21,11 +21,12 @@ def _plt() -> Any:
 
 
 def label_efficiency(results: Sequence[dict[str, Any]], path: str | Path, metrics: Sequence[str] = ("oa",
-                     "f1_macro", "miou"), title: str = "") -> Path:
-    """Metric vs label fraction (log x), one line per init, one panel per metric."""
+                     "f1_macro", "miou"), title: str = "", xlabel: str = "label fraction") -> Path:
+    """Metric vs label budget (log x), one line per init (or path), one panel per metric."""
     plt = _plt()
     inits = list(dict.fromkeys(r["init"] for r in results))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    wide = len(inits) > 4  # many paths: a wider figure with the legend beside it
+    fig, axes = plt.subplots(1, len(metrics), figsize=((7.5 if wide else 4.2) * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for init in inits:
             pts = sorted((r["fraction"], r["metrics"].get(metric)) for r in results
@@ -38,10 +39,13 @@ def label_efficiency(results: Sequence[dict[str, Any]], path: str | Path, metric
         ax.set_xticks(fractions)
         ax.set_xticklabels([f"{f:g}" for f in fractions])
         ax.minorticks_off()
-        ax.set_xlabel("label fraction")
+        ax.set_xlabel(xlabel)
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    if wide:
+        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

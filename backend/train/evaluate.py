@@ -51,12 +51,28 @@ from backend.train import runner
 from backend.train.labelled import CubeReader, CubeWindows, draw_fraction, store_channels, store_stats, train_parcels
 
 PROTOCOLS = options.PROTOCOLS
+PATHS = options.COMPARE_PATHS
 KNN_TEMPERATURE = 0.07
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options, declared in :mod:`backend.options`."""
     options.add_arguments(p, "evaluate")
+
+
+def parse_list(text: str | None, kind: type, option: str, minimum: float = 1) -> list:
+    """A comma-separated list of numbers >= ``minimum`` (sorted, unique), or [] for None."""
+    if not text:
+        return []
+    try:
+        values = sorted({kind(v) for v in str(text).split(",") if v.strip()})
+    except ValueError as exc:
+        raise EoSslError("bad_argument", f"{option} {text!r} is not a list of numbers.",
+                         f"Use e.g. {option} 2,5,10.") from exc
+    if not values or min(values) < minimum:
+        raise EoSslError("bad_argument", f"{option} {text!r}: every value must be at least {minimum:g}.",
+                         f"Use e.g. {option} 2,5,10.")
+    return values
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -215,7 +231,14 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     out = Path(args.out)
     output = Output(out, kind="report", folder=True, replace=True,
                     inputs=options.paths("evaluate", args, "input")).check().log_swept(events.log)
-    fractions = parse_fractions(args.label_fractions)
+    if args.protocol == "compare":
+        from backend.train.compare import run_compare
+
+        return run_compare(args, events, t0, output)
+    if not args.init:
+        raise EoSslError("bad_argument", f"--protocol {args.protocol} needs --init (packages and/or random).",
+                         "Give e.g. --init MODEL_DIR random.")
+    fractions = parse_fractions(args.label_fractions or "1,0.5,0.1,0.01")
     cfg = runner.TrainConfig.from_args(args, epochs=20 if args.protocol == "finetune" else 10, batch_size=16)
     store = ChipStore(args.data)
     task = args.task or ft.default_task(store)

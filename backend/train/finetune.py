@@ -53,9 +53,11 @@ from backend.train.labelled import (
     choose_date,
     classes_of,
     draw_fraction,
+    parcels_per_class,
     store_channels,
     store_stats,
     train_parcels,
+    warn_few_validation_parcels,
 )
 
 TASKS = options.TASKS
@@ -84,6 +86,8 @@ class InitSource:
     def label(self) -> str:
         if self.kind == "random":
             return f"random ({self.encoder})"
+        if self.kind == "none":
+            return "none"
         if self.meta is not None:
             return f"{self.meta.get('method') or self.meta.get('task')} ({self.path.name if self.path else ''})"
         return str(self.path)
@@ -111,6 +115,8 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
     """Read ``--init``: ``random``, a package folder, or a ``.safetensors`` file of encoder weights."""
     if init in ("random", "", None):
         return InitSource("random", encoder or DEFAULT_ENCODER)
+    if init == "none":
+        return InitSource("none", encoder or DEFAULT_ENCODER)
     path = Path(init)
     if path.is_dir():
         meta = read_meta(path)
@@ -193,7 +199,8 @@ def grid_resolution(store: ChipStore) -> tuple[float, str]:
 
 def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tuple[str, int]], *,
                     label_fraction: float = 1.0, seed: int = 0, crop: int = 128, samples_per_epoch: int = 1024,
-                    date: str | None = None, warn: Any = None) -> TaskData:
+                    date: str | None = None, warn: Any = None, balance: bool = True,
+                    keep_parcels: np.ndarray | None = None) -> TaskData:
     classes = classes_of(store)
     if task == "segmentation":
         if store.kind != "cube":
@@ -206,7 +213,12 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
         keep = None
         used = len(ids)
         per_class = {c["name"]: int((cls == c["id"]).sum()) for c in classes}
-        if label_fraction < 1.0:
+        if keep_parcels is not None:  # parcels chosen by the caller (e.g. K per class in a benchmark)
+            keep = keep_parcels
+            kept = keep_parcels[np.clip(ids, 0, len(keep_parcels) - 1)] & (ids < len(keep_parcels))
+            used = int(kept.sum())
+            per_class = {c["name"]: int((cls[kept] == c["id"]).sum()) for c in classes}
+        elif label_fraction < 1.0:
             mask = draw_fraction(cls, label_fraction, seed)
             keep = np.zeros(n_total, bool)
             keep[ids[mask]] = True
@@ -217,7 +229,8 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
         if size < 32:
             raise EoSslError("grid_too_small", f"The grid of {store.path} is {w} x {h} px; segmentation needs at "
                              "least 32 x 32.", "Prepare a larger AOI.")
-        train = CubeCrops(CubeReader(store, spec, picks, choice, "train", keep), size, samples_per_epoch, seed)
+        train = CubeCrops(CubeReader(store, spec, picks, choice, "train", keep), size, samples_per_epoch, seed,
+                          balance=balance)
         val_size = min(max(size, 256), h, w) // 32 * 32
         val: torch.utils.data.Dataset | None = CubeWindows(CubeReader(store, spec, picks, choice, "val"), val_size)
         if len(val) == 0:  # type: ignore[arg-type]
@@ -226,6 +239,7 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
                 warn("no_validation", f"{store.path} has no validation parcels: no validation metrics.")
         info = {"unit": "parcel", "label_fraction": label_fraction, "train_parcels_total": int(len(ids)),
                 "train_parcels_used": used, "train_parcels_per_class": per_class,
+                "val_parcels_per_class": parcels_per_class(store, "val"),
                 "val_windows": len(val) if val is not None else 0, "date": choice.dates, "date_rule": choice.rule}
         return TaskData(task, store, spec, classes, train, val, info, size, choice)
     if task != "classification":
@@ -288,24 +302,54 @@ def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *,
 
 
 class FinetuneModule(pl.LightningModule):
-    """Cross-entropy training (ignore -1) of a segmentation or classification net, scored on a confusion matrix."""
+    """Cross-entropy training (ignore -1) of a segmentation or classification net, scored on a confusion matrix.
+
+    - ``freeze_encoder``: the encoder (weights and BatchNorm statistics) stays fixed for the whole run;
+      ``frozen_fraction``: only for that first share of the steps, then the whole network trains (linear probe then
+      fine-tune: a pre-trained encoder is not torn apart by the gradients of a random decoder).
+    - The best validation epoch is kept (``best_metric``: mIoU for segmentation, macro F1 for classification): with a
+      few labelled parcels the last epoch is often past the point where the model starts memorising them, and the
+      validation parcels are the only honest judge. Its weights travel in the checkpoint, so ``--resume`` keeps them.
+    """
 
     def __init__(self, net: nn.Module, num_classes: int, *, lr: float = 1e-3, encoder_lr: float | None = None,
-                 weight_decay: float = 1e-4, freeze_encoder: bool = False, warmup_fraction: float = 0.05) -> None:
+                 weight_decay: float = 1e-4, freeze_encoder: bool = False, warmup_fraction: float = 0.05,
+                 frozen_fraction: float = 0.0, best_metric: str | None = "miou",
+                 class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.net = net
         self.num_classes = num_classes
         self.lr, self.encoder_lr, self.weight_decay = lr, encoder_lr if encoder_lr is not None else lr, weight_decay
         self.freeze_encoder, self.warmup_fraction = freeze_encoder, warmup_fraction
-        if freeze_encoder:
-            for p in self.net.encoder_module.parameters():
-                p.requires_grad_(False)
+        self.frozen_fraction = 1.0 if freeze_encoder else float(frozen_fraction)
+        self.best_metric = best_metric
+        self.best: dict[str, Any] | None = None  # {"state", "score", "epoch", "step"}
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.ones(num_classes),
+                             persistent=False)
+        self._frozen = False
+        self._set_frozen(self.frozen_fraction > 0)
         self._cm: torch.Tensor | None = None
         self._val_loss = torch.zeros(2)
 
+    def _set_frozen(self, frozen: bool) -> None:
+        if frozen == self._frozen:
+            return
+        for p in self.net.encoder_module.parameters():
+            p.requires_grad_(not frozen)
+        self._frozen = frozen
+        if not frozen and self.training:
+            self.net.encoder_module.train()
+
+    def _frozen_steps(self) -> int:
+        if self.frozen_fraction >= 1:
+            return 2**62
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) and total > 0 else 1000
+        return int(self.frozen_fraction * total)
+
     def train(self, mode: bool = True) -> FinetuneModule:
         super().train(mode)
-        if self.freeze_encoder:  # frozen means frozen: BatchNorm statistics too
+        if self._frozen:  # frozen means frozen: BatchNorm statistics too
             self.net.encoder_module.eval()
         return self
 
@@ -317,14 +361,16 @@ class FinetuneModule(pl.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if self.freeze_encoder and self.net.encoder_module.training:
+        if self._frozen and self.global_step >= self._frozen_steps():
+            self._set_frozen(False)
+        if self._frozen and self.net.encoder_module.training:
             # Lightning restores each submodule's own mode around validation, past any train() override
             self.net.encoder_module.eval()
         logits = self.net(self._x(batch))
         y = batch["label"]
         if not bool((y >= 0).any()):
             return logits.sum() * 0.0  # a batch without a labelled pixel: no gradient, no NaN
-        return F.cross_entropy(logits.float(), y, ignore_index=-1)
+        return F.cross_entropy(logits.float(), y, weight=self.class_weights, ignore_index=-1)
 
     def on_validation_epoch_start(self) -> None:
         self._cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=self.device)
@@ -348,12 +394,30 @@ class FinetuneModule(pl.LightningModule):
         if float(vl[1]) > 0:
             logs["val/loss"] = float(vl[0] / vl[1])
         self.log_dict(logs, on_epoch=True, prog_bar=False, logger=False)
+        score = s.get(self.best_metric) if self.best_metric else None
+        if score is not None and (self.best is None or score > self.best["score"]):
+            self.best = {"state": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
+                         "score": float(score), "epoch": int(self.current_epoch), "step": int(self.global_step)}
+
+    def restore_best(self) -> dict[str, Any] | None:
+        """Load the best validation epoch's weights into ``net``; what was restored (None: nothing to restore)."""
+        if self.best is None:
+            return None
+        self.net.load_state_dict(self.best["state"])
+        return {k: v for k, v in self.best.items() if k != "state"} | {"metric": self.best_metric}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["eo_ssl_best"] = self.best  # tensors and plain numbers: loadable with weights_only=True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.best = checkpoint.get("eo_ssl_best")
 
     def configure_optimizers(self) -> Any:
         enc = {id(p) for p in self.net.encoder_module.parameters()}
         groups = [{"params": [p for p in self.net.parameters() if p.requires_grad and id(p) not in enc],
                    "lr": self.lr}]
-        enc_params = [p for p in self.net.encoder_module.parameters() if p.requires_grad]
+        # frozen for a while only: in the optimiser from the start (no gradient, so no update, until unfrozen)
+        enc_params = [p for p in self.net.encoder_module.parameters()] if not self.freeze_encoder else []
         if enc_params:
             groups.append({"params": enc_params, "lr": self.encoder_lr})
         opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
@@ -403,18 +467,27 @@ class TrainOutcome:
 
 def train(data: TaskData, net: nn.Module, cfg: runner.TrainConfig, out_dir: Path, events: Events, *,
           lr: float = 1e-3, encoder_lr: float | None = None, weight_decay: float = 1e-4,
-          freeze_encoder: bool = False, stage: str = "finetune") -> TrainOutcome:
-    """Fit ``net`` on ``data.train`` (validating each epoch) and score it on the whole validation split."""
+          freeze_encoder: bool = False, frozen_fraction: float = 0.0, keep_best: bool = True,
+          stage: str = "finetune") -> TrainOutcome:
+    """Fit ``net`` on ``data.train`` (validating each epoch), keep the best validation epoch (``keep_best``), and
+    score it on the whole validation split."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
+    metric = "miou" if data.task == "segmentation" else "f1_macro"
     module = FinetuneModule(net, len(data.classes), lr=lr, encoder_lr=encoder_lr, weight_decay=weight_decay,
-                            freeze_encoder=freeze_encoder)
+                            freeze_encoder=freeze_encoder, frozen_fraction=frozen_fraction,
+                            best_metric=metric if keep_best else None)
     bs = cfg.batch_size or DEFAULTS["batch_size"]
     loader = runner.make_loader(data.train, cfg, device, shuffle=True, drop_last=True, batch_size=bs)
     vloader = val_loader(data, bs, device.cuda)
     fit = runner.fit(module, loader, cfg, out_dir, events, device=device, val_loader=vloader, stage=stage)
     if not fit.is_global_zero:
         return TrainOutcome(net, fit, None, None)
+    best = module.restore_best() if keep_best else None
+    if best is not None:
+        fit.extra["best"] = best
+        events.log(f"kept the best validation epoch: {best['epoch'] + 1} (step {best['step']}, val {metric} "
+                   f"{best['score']:.3f})")
     cm = s = None
     if vloader is not None:
         dev = torch.device("cuda") if device.cuda else torch.device("cpu")
@@ -426,7 +499,17 @@ def train(data: TaskData, net: nn.Module, cfg: runner.TrainConfig, out_dir: Path
 
 # -- command ----------------------------------------------------------------------------------------------------
 RESUME_KEYS = ("task", "data", "init", "encoder", "arch", "head", "channels", "label_fraction", "seed", "date",
-               "freeze_encoder", "crop")
+               "freeze_encoder", "crop", "frozen_fraction", "class_balance")
+#: share of the steps a pre-trained encoder stays frozen by default (linear probe, then fine-tune)
+PRETRAINED_FROZEN_FRACTION = 0.3
+
+
+def default_frozen_fraction(init: InitSource, asked: float | None) -> float:
+    if asked is not None:
+        if not 0 <= asked <= 1:
+            raise EoSslError("bad_argument", f"--frozen-fraction {asked} is not in [0, 1].", "Use e.g. 0.3.")
+        return float(asked)
+    return PRETRAINED_FROZEN_FRACTION if init.kind in ("package", "file") else 0.0
 
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
@@ -435,28 +518,43 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if runner.is_main_process():
         runner.check_out(out, cfg.resume, args.overwrite, options.paths("finetune", args, "input"))
     store = ChipStore(args.data)
+    if args.arch == "pixel":
+        from backend.pixel import command as pixel_command
+
+        init = load_init(args.init, args.encoder, events.warning) if args.init not in (None, "none") else None
+        return pixel_command.run(args, events, store, init, out)
+    if args.init == "none":
+        raise EoSslError("bad_argument", "--init none is for --arch pixel (spectra only).",
+                         "Use --init random or a model package.")
     task = args.task or default_task(store)
     init = load_init(args.init, args.encoder, events.warning)
     spec, picks = input_spec(store, init, events.warning)
     data = build_task_data(store, task, spec, picks, label_fraction=args.label_fraction, seed=cfg.seed,
                            crop=args.crop, samples_per_epoch=args.samples_per_epoch, date=args.date,
-                           warn=events.warning)
+                           warn=events.warning, balance=not args.no_class_balance)
+    frozen = default_frozen_fraction(init, args.frozen_fraction)
+    if task == "segmentation":
+        warn_few_validation_parcels(data.info["val_parcels_per_class"], events.warning)
     events.log(f"{task} on {store.path}: {len(data.classes)} classes ({', '.join(data.class_names)}); "
                f"{_describe_labels(data.info)}" + (f"; date {data.date.describe()}" if data.date else ""))
     net = build_net(task, init, spec, len(data.classes), arch=args.arch, head=args.head, log=events.log)
     events.log(f"model: {_describe_arch(net)} over {len(spec.channels)} channels ({spec.channel_mode}), init "
-               f"{init.label}" + (", encoder frozen" if args.freeze_encoder else ""))
-    run_config = {"task": task, "data": str(Path(args.data).resolve()), "init": args.init, "encoder": init.encoder,
+               f"{init.label}" + (", encoder frozen" if args.freeze_encoder else
+                                  f", encoder frozen for the first {frozen:.0%} of the steps" if frozen else ""))
+    run_config = {"task": task, "data": str(Path(args.data).resolve()), "init": args.init or "random",
+                  "encoder": init.encoder,
                   "arch": args.arch if task == "segmentation" else None,
                   "head": args.head if task == "classification" else None,
                   "channels": [list(c) for c in spec.channels], "label_fraction": args.label_fraction,
                   "seed": cfg.seed, "date": data.date.dates if data.date else None,
-                  "freeze_encoder": bool(args.freeze_encoder), "crop": data.crop}
+                  "freeze_encoder": bool(args.freeze_encoder), "crop": data.crop, "frozen_fraction": frozen,
+                  "class_balance": not args.no_class_balance}
     if cfg.resume:
         runner.check_resume_matches(out, run_config, RESUME_KEYS)
     runner.save_run_config(out, run_config)
     outcome = train(data, net, cfg, out, events, lr=args.lr, encoder_lr=args.encoder_lr,
-                    weight_decay=args.weight_decay, freeze_encoder=args.freeze_encoder)
+                    weight_decay=args.weight_decay, freeze_encoder=args.freeze_encoder, frozen_fraction=frozen,
+                    keep_best=not args.keep_last)
     if not outcome.fit.is_global_zero:
         return {}
     meta = package_meta(data, net, init, cfg, outcome, args)
@@ -506,10 +604,16 @@ def package_meta(data: TaskData, net: nn.Module, init: InitSource, cfg: runner.T
                          trained_on=data.date.describe())
     fit = outcome.fit
     metrics: dict[str, Any] = {"final_loss": fit.final_loss}
+    best = fit.extra.get("best")
     if outcome.scores is not None:
         metrics["val"] = {k: v for k, v in outcome.scores.items() if k not in ("recall_per_class",
                                                                                   "precision_per_class")}
         metrics["val_confusion"] = outcome.confusion.tolist() if outcome.confusion is not None else None
+        unit = "parcels" if data.task == "segmentation" else "chips"
+        metrics["val_source"] = (f"validation split: {unit} never used for training"
+                                 + ("; also used to choose the epoch kept, so slightly optimistic" if best else ""))
+    if data.task == "segmentation":
+        metrics["val_parcels"] = data.info.get("val_parcels_per_class")
     meta: dict[str, Any] = {
         "task": data.task, "method": "supervised", "variant": None,
         "architecture": net.describe(),  # type: ignore[operator]
@@ -523,7 +627,10 @@ def package_meta(data: TaskData, net: nn.Module, init: InitSource, cfg: runner.T
                      "batch_size": cfg.batch_size,
                      "optimizer": "AdamW", "lr": args.lr, "encoder_lr": args.encoder_lr or args.lr,
                      "weight_decay": args.weight_decay, "schedule": "warm-up 5% + cosine", "loss": "cross-entropy",
-                     "freeze_encoder": bool(args.freeze_encoder), "labels": data.info, "seed": cfg.seed,
+                     "freeze_encoder": bool(args.freeze_encoder),
+                     "frozen_fraction": default_frozen_fraction(init, args.frozen_fraction),
+                     "class_balance": not args.no_class_balance, "kept_epoch": best,
+                     "labels": data.info, "seed": cfg.seed,
                      "device": fit.device.description, "elapsed_s": round(fit.elapsed_s, 1),
                      "samples_per_s": fit.imgs_per_s, "history": fit.history,
                      **({"samples_per_epoch": args.samples_per_epoch} if data.task == "segmentation" else {})},

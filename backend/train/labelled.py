@@ -151,8 +151,28 @@ def draw_fraction(class_of_item: np.ndarray, fraction: float, seed: int) -> np.n
 def train_parcels(store: ChipStore) -> tuple[np.ndarray, np.ndarray, int]:
     """(parcel indices, their class) of the training split of a cube, and the number of parcel indices in the store
     (from parcels.npy / labels.npy / split.npy, read in row chunks)."""
-    parcels, labels, split = store.array("parcels"), store.array("labels"), store.array("split")
-    if parcels is None or labels is None or split is None:
+    return split_parcels(store, "train")
+
+
+def parcels_per_class(store: ChipStore, split: str) -> dict[str, int]:
+    """How many parcels of each class a split of a cube holds (what a validation score rests on)."""
+    _, cls, _ = split_parcels(store, split)
+    return {c["name"]: int((cls == int(c["id"])).sum()) for c in store.classes}
+
+
+def warn_few_validation_parcels(per_class: dict[str, int], warn: Any) -> None:
+    """A validation score that rests on fewer than two parcels of a class is a rough guide: say so."""
+    few = [name for name, n in per_class.items() if n < 2]
+    if few and any(per_class.values()) and warn is not None:
+        warn("few_validation_parcels", "The validation score rests on fewer than 2 held-out parcels for "
+             f"{', '.join(few)}: read it as a rough guide (label more parcels, or prepare with a larger "
+             "--val-fraction).")
+
+
+def split_parcels(store: ChipStore, split: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(parcel indices, their class) of a split of a cube, and the number of parcel indices in the store."""
+    parcels, labels, split_arr = store.array("parcels"), store.array("labels"), store.array("split")
+    if parcels is None or labels is None or split_arr is None:
         raise EoSslError("no_labels", f"{store.path} has no rasterised parcels.",
                          "Prepare the store with --parcels and --class-field.")
     cls = np.full(len(store.manifest.get("labels", {}).get("parcel_fids", [])) + 1, -1, np.int64)
@@ -161,7 +181,7 @@ def train_parcels(store: ChipStore) -> tuple[np.ndarray, np.ndarray, int]:
         p = np.asarray(parcels[r:r + ROW_CHUNK])
         if p.size:
             n_total = max(n_total, int(p.max()) + 1)
-        m = (p >= 0) & (np.asarray(split[r:r + ROW_CHUNK]) == SPLITS["train"])
+        m = (p >= 0) & (np.asarray(split_arr[r:r + ROW_CHUNK]) == SPLITS[split])
         if not m.any():
             continue
         pp, ll = p[m], np.asarray(labels[r:r + ROW_CHUNK])[m]
@@ -256,22 +276,31 @@ class WorkerRng:
 
 
 class CubeCrops(WorkerRng, Dataset):
-    """``length`` random ``size`` crops containing a labelled pixel (uniform over labelled pixels), augmented."""
+    """``length`` random ``size`` crops containing a labelled pixel, augmented.
 
-    def __init__(self, reader: CubeReader, size: int, length: int, seed: int = 0) -> None:
+    ``balance`` (default): the class is drawn first, uniformly among the classes present, then one of its labelled
+    pixels: with a few polygons the pixel counts of classes differ by orders of magnitude, and a rare class (water,
+    urban) would otherwise be seen in a few crops per epoch and vanish from the map. Without it: uniform over
+    labelled pixels."""
+
+    def __init__(self, reader: CubeReader, size: int, length: int, seed: int = 0, balance: bool = True) -> None:
         self.reader, self.size, self.length, self.seed = reader, size, length, seed
         self.positions = labelled_positions(reader)
         if len(self.positions) == 0:
             raise EoSslError("no_samples", f"No labelled {reader.split} pixel with valid imagery in "
                              f"{reader.store.path}.", "Check the parcels, the split and the label fraction.")
         self.height, self.width = reader.store.shape
+        labels = reader.store.array("labels")
+        cls = np.asarray(labels[self.positions[:, 0], self.positions[:, 1]], np.int64)
+        self.by_class = [np.nonzero(cls == c)[0] for c in np.unique(cls)] if balance else [np.arange(len(cls))]
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rng = self.rng()
-        pr, pc = self.positions[rng.integers(len(self.positions))]
+        members = self.by_class[int(rng.integers(len(self.by_class)))]
+        pr, pc = self.positions[members[rng.integers(len(members))]]
         # the labelled pixel lies anywhere in the crop, not always at its centre
         r = int(np.clip(pr - rng.integers(self.size), 0, self.height - self.size))
         c = int(np.clip(pc - rng.integers(self.size), 0, self.width - self.size))

@@ -1,0 +1,169 @@
+"""Labelled pixels of a chip store for the pixel classifiers: which pixels, their input vector, their features.
+
+- :func:`pixel_input`: the model's input layout from a cube store: every sensor, every band, every date (or one
+  date), with the store's per-band statistics.
+- :func:`labelled_pixels`: the labelled pixels of a split (and of the parcels kept at a label fraction) that have at
+  least one valid observation, with their parcel; optionally a sample balanced over parcels, so that one large
+  polygon does not outweigh the others.
+- :func:`read_inputs` / :func:`compute_features`: the (N, D) input of given pixels, and their (N, F) features through
+  a :class:`~backend.pixel.features.PixelFeatures` module: pixel by pixel when the features are pointwise, through
+  windows around the pixels when an embedding needs spatial context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from backend.data.chipstore import SPLITS, ChipStore
+from backend.errors import EoSslError
+from backend.pixel.features import PixelFeatures, PixelInput, SensorBlock
+from backend.train.labelled import ROW_CHUNK, choose_date
+
+#: window side and margin (px) when features need spatial context: the margin keeps tile-border effects of the
+#: encoder's padding away from the pixels read
+WINDOW, MARGIN = 256, 32
+
+
+def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | None = None) -> PixelInput:
+    """Every date (or, with ``date``, the one acquisition of :func:`choose_date`) of every band of the store."""
+    if store.kind != "cube":
+        raise EoSslError("wrong_store_kind", f"{store.path} holds chips; the pixel classifier trains on a prepared "
+                         "cube with rasterised parcels.", "Prepare a cube with --parcels, or use --task "
+                         "classification.")
+    sensors = sensors or store.sensors
+    choice = choose_date(store, sensors, date) if date else None
+    blocks = []
+    for s in sensors:
+        bands = store.bands(s)
+        stats = store.stats(s)
+        dates = store.dates(s) if choice is None else [store.dates(s)[choice.index[s]]]
+        blocks.append(SensorBlock(s, bands, dates, [float(stats[b]["mean"]) for b in bands],
+                                  [max(float(stats[b]["std"]), 1e-6) for b in bands]))
+    return PixelInput(blocks)
+
+
+def date_indices(store: ChipStore, block: SensorBlock) -> list[int]:
+    dates = store.dates(block.sensor)
+    return [dates.index(d) for d in block.dates]
+
+
+@dataclass
+class Pixels:
+    rows: np.ndarray
+    cols: np.ndarray
+    labels: np.ndarray
+    parcels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, idx: np.ndarray) -> Pixels:
+        return Pixels(self.rows[idx], self.cols[idx], self.labels[idx], self.parcels[idx])
+
+
+def _any_valid(store: ChipStore, inp: PixelInput, rows: slice) -> np.ndarray:
+    ok = None
+    for block in inp.blocks:
+        v = np.asarray(store.array(f"{block.sensor}_valid")[rows][:, :, date_indices(store, block)]).any(axis=2)
+        ok = v if ok is None else ok | v
+    assert ok is not None
+    return ok
+
+
+def labelled_pixels(store: ChipStore, inp: PixelInput, split: str, keep_parcels: np.ndarray | None = None
+                    ) -> Pixels:
+    """Every labelled pixel of ``split`` (of the kept parcels) with at least one valid observation."""
+    labels, parcels, spl = store.array("labels"), store.array("parcels"), store.array("split")
+    if labels is None or parcels is None or spl is None:
+        raise EoSslError("no_labels", f"{store.path} has no rasterised parcels.",
+                         "Prepare the store with --parcels and --class-field.")
+    out: list[tuple[np.ndarray, ...]] = []
+    for r in range(0, labels.shape[0], ROW_CHUNK):
+        sl = slice(r, r + ROW_CHUNK)
+        lab, par = np.asarray(labels[sl]), np.asarray(parcels[sl])
+        m = (lab >= 0) & (np.asarray(spl[sl]) == SPLITS[split])
+        if keep_parcels is not None:
+            m &= (par >= 0) & keep_parcels[np.clip(par, 0, len(keep_parcels) - 1)]
+        if not m.any():
+            continue
+        m &= _any_valid(store, inp, sl)
+        rr, cc = np.nonzero(m)
+        out.append((rr + r, cc, lab[rr, cc].astype(np.int64), par[rr, cc].astype(np.int64)))
+    if not out:
+        return Pixels(*(np.zeros(0, np.int64) for _ in range(4)))
+    return Pixels(*(np.concatenate([o[i] for o in out]) for i in range(4)))
+
+
+def sample_by_parcel(px: Pixels, max_pixels: int, seed: int) -> Pixels:
+    """At most ``max_pixels`` pixels, spread evenly over parcels (every parcel up to the same quota), seeded."""
+    if len(px) <= max_pixels:
+        return px
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(px))
+    parcels = px.parcels[order]
+    # rank of each pixel within its parcel in the random order; keep the lowest ranks until the budget is spent
+    sort = np.argsort(parcels, kind="stable")
+    starts = np.r_[0, np.nonzero(np.diff(parcels[sort]))[0] + 1]
+    rank = np.empty(len(px), np.int64)
+    sizes = np.diff(np.r_[starts, len(px)])
+    rank[sort] = np.arange(len(px)) - np.repeat(starts, sizes)
+    keep = order[np.argsort(rank, kind="stable")[:max_pixels]]
+    return px.take(np.sort(keep))
+
+
+def read_inputs(store: ChipStore, inp: PixelInput, rows: np.ndarray | slice, cols: np.ndarray | slice
+                ) -> np.ndarray:
+    """The standardised input at pixels (``rows``, ``cols`` index arrays: (N, D)) or of a window (two slices:
+    (D, h, w)), NaN at invalid observations, in :class:`PixelInput` order."""
+    parts = []
+    for block in inp.blocks:
+        t = date_indices(store, block)
+        raw = np.asarray(store.array(block.sensor)[rows, cols][..., t, :], np.float32)  # (..., T, C)
+        valid = np.asarray(store.array(f"{block.sensor}_valid")[rows, cols][..., t]).astype(bool)
+        z = (raw - np.asarray(block.mean, np.float32)) / np.asarray(block.std, np.float32)
+        z[~valid] = np.nan
+        parts.append(z.reshape(*z.shape[:-2], -1))  # date-major: (..., T * C)
+    x = np.concatenate(parts, axis=-1)
+    return x if isinstance(rows, np.ndarray) else np.moveaxis(x, -1, 0)
+
+
+@torch.no_grad()
+def compute_features(features: PixelFeatures, store: ChipStore, inp: PixelInput, px: Pixels,
+                     batch: int = 65536) -> np.ndarray:
+    """(N, F) features of the pixels ``px``: pointwise features from the pixels' own input, an embedding through
+    windows of ``WINDOW`` px (plus ``MARGIN``) around them."""
+    features.eval()
+    if features.embedding is None:
+        out = []
+        for i in range(0, len(px), batch):
+            x = torch.from_numpy(read_inputs(store, inp, px.rows[i:i + batch], px.cols[i:i + batch]))
+            out.append(features(x[:, :, None, None])[:, :, 0, 0].numpy())
+        return np.concatenate(out) if out else np.zeros((0, features.dim), np.float32)
+    h, w = store.shape
+    result = np.zeros((len(px), features.dim), np.float32)
+    win_id = (px.rows // WINDOW) * ((w + WINDOW - 1) // WINDOW) + px.cols // WINDOW
+    for wid in np.unique(win_id):
+        sel = np.nonzero(win_id == wid)[0]
+        r0 = int(px.rows[sel[0]] // WINDOW * WINDOW)
+        c0 = int(px.cols[sel[0]] // WINDOW * WINDOW)
+        ra, ca = max(0, r0 - MARGIN), max(0, c0 - MARGIN)
+        rb, cb = min(h, r0 + WINDOW + MARGIN), min(w, c0 + WINDOW + MARGIN)
+        x = torch.from_numpy(read_inputs(store, inp, slice(ra, rb), slice(ca, cb)))[None]
+        f = features(_pad32(x))[0]
+        result[sel] = f[:, px.rows[sel] - ra, px.cols[sel] - ca].T.numpy()
+    return result
+
+
+def _pad32(x: torch.Tensor) -> torch.Tensor:
+    """Pad (reflect) the right and bottom to multiples of 32, so every encoder level divides the window."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % 32, (-w) % 32
+    if ph == 0 and pw == 0:
+        return x
+    filled = torch.nan_to_num(x, nan=0.0)
+    padded = torch.nn.functional.pad(filled, (0, pw, 0, ph), mode="replicate")
+    nan_mask = torch.nn.functional.pad(torch.isnan(x).float(), (0, pw, 0, ph), mode="replicate") > 0
+    return padded.masked_fill(nan_mask, float("nan"))

