@@ -72,11 +72,8 @@ class CompositeEmbedding(torch.nn.Module):
 
 def build_embedding(model_dir: str | Path, levels: list[int], dim: int | None) -> tuple[Embedding, dict[str, Any]]:
     meta, state = load_package(model_dir)
-    arch = meta.get("architecture") or {}
-    if arch.get("family") not in ("timm", "smp"):
-        raise EoSslError("unsupported_model", f"{model_dir} holds a {arch.get('family')} model; embed takes packages "
-                         "with a timm CNN encoder (pretrain with an image-level method, import-weights, finetune).",
-                         "Give a package of eo-ssl pretrain --method moco-v2|byol|rs-byol|..., or import-weights.")
+    check_encoder_family(meta, model_dir)
+    arch = meta["architecture"]
     spec = spec_from_meta(meta)
     enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     if not enc:
@@ -89,6 +86,15 @@ def build_embedding(model_dir: str | Path, levels: list[int], dim: int | None) -
     emb = Embedding(emb_spec)
     emb.load_encoder(enc)
     return emb.eval(), meta
+
+
+def check_encoder_family(meta: dict[str, Any], model_dir: str | Path) -> None:
+    """Refuse a package without a 2D timm encoder (a pixel classifier, a dense-moco backbone) before any work."""
+    family = (meta.get("architecture") or {}).get("family")
+    if family not in ("timm", "smp"):
+        raise EoSslError("unsupported_model", f"{model_dir} holds a {family} model; embed takes packages with a timm "
+                         "CNN encoder (pretrain with an image-level method, import-weights, finetune).",
+                         "Give a package of eo-ssl pretrain --method moco-v2|byol|rs-byol|..., or import-weights.")
 
 
 def _parse_levels(text: str) -> list[int]:
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     output = Output(out, kind="embedding", folder=False, replace=True,
                     inputs=options.paths("embed", args, "input")).check().log_swept(events.log)
     meta = read_meta(args.model)
+    check_encoder_family(meta, args.model)
     if args.resolution is None:
         args.resolution = float((meta.get("grid") or {}).get("resolution") or 10.0)
     spec = spec_from_meta(meta)
