@@ -116,7 +116,7 @@ def check_classifier_meta(meta: dict[str, Any], path: str | Path) -> None:
                          "classes to predict.", "Fine-tune it first: eo-ssl finetune --init MODEL_DIR ...")
     arch = meta.get("architecture")
     problems = []
-    if not isinstance(arch, dict) or not (arch.get("encoder") or arch.get("family") == "unet3d"):
+    if not isinstance(arch, dict) or not (arch.get("encoder") or arch.get("family") in ("unet3d", "pixel")):
         problems.append("architecture (the network to build)")
     if not meta.get("classes"):
         problems.append("classes")

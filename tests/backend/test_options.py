@@ -26,8 +26,8 @@ def parse(command: str, argv: list[str]) -> argparse.Namespace:
 def test_every_command_parses_its_declared_defaults():
     required = {"prepare": ["--out", "o"], "pretrain": ["--data", "d", "--method", "byol", "--out", "o"],
                 "finetune": ["--data", "d", "--out", "o"],
-                "evaluate": ["--init", "random", "--data", "d", "--out", "o"],
-                "predict": ["--model", "m", "--out", "o.tif"],
+                "evaluate": ["--data", "d", "--out", "o"],
+                "predict": ["--model", "m", "--out", "o.tif"], "embed": ["--model", "m", "--out", "e.tif"],
                 "label-parcels": ["--map", "m.tif", "--parcels", "p.gpkg", "--out", "o.gpkg"],
                 "export-dataset": ["--parcels", "p.gpkg", "--class-field", "c", "--out", "o"],
                 "import-weights": ["w.pth", "--encoder", "resnet18", "--out", "o"],
