@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +54,20 @@ RUN_CONFIG = "run.json"
 
 
 ddp_child_stdout_to_stderr()  # also called by the CLI before its first event; here for other entry points
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's chatter out of stderr (which the CLI shows and QGIS copies into the Processing log): its
+    info lines (the GPU/TPU summary, "Tip: ... litlogger", "`Trainer.fit` stopped") and the deprecation warnings
+    raised from inside Lightning about torch APIs it uses. The backend reports the device and the end of a run in its
+    own events; Lightning's warnings about the run itself (UserWarning) still show."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"lightning(\.|$)")
+
+
+_quiet_lightning()
 
 
 def is_main_process() -> bool:
