@@ -8,6 +8,9 @@ from __future__ import annotations
 
 def classFactory(iface):  # noqa: N802 - the name QGIS looks for
     """Entry point QGIS calls to load the plugin."""
+    from .i18n import install_translator
     from .plugin import EoSslPlugin
+
+    install_translator()
 
     return EoSslPlugin(iface)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .names import NO_BACKEND_HINT
 from .paths import ROOT
 
 PROTOCOL_VERSION = 1
@@ -149,7 +150,7 @@ class BackendRunner:
                 "error",
                 code="backend_not_started",
                 message=f"could not start the backend Python {self.python!r}: {exc}",
-                hint="Set the backend Python in the plugin settings (or EO_SSL_PYTHON), or run scripts/setup.sh.",
+                hint=NO_BACKEND_HINT,
             )
             self._dispatch(final, on_event)
             return final

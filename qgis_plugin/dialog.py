@@ -6,6 +6,11 @@ dialog turns that into a chain of algorithm runs (prepare -> pre-train -> fine-t
 parcels) and runs it in the background (:mod:`.jobs`), with progress, ETA, a live loss curve, the log and Cancel.
 When it is done, the outputs are in the project (styled prediction, confidence, labelled parcels) and the report is
 one click away.
+
+The chip store goes to the cache folder, keyed by its inputs (:mod:`.chipstores`): a second run on the same layers,
+area and period (another method, Resume) reuses it and says so. The default RS-BYOL variant ``auto`` fits the layers
+checked ('single' with Sentinel-1, 's2-only' without); a variant that needs Sentinel-1 without a Sentinel-1 layer is
+refused before anything starts.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from qgis.core import (
     QgsProcessingOutputLayerDefinition,
     QgsProject,
     QgsRasterLayer,
-    QgsTask,
 )
 from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDate, Qt, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices, QIcon
 from qgis.PyQt.QtWidgets import (
@@ -56,18 +61,37 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from . import settings
+from . import chipstores, names, settings, tasks
 from .algorithms.styling import OUTPUT_PROPERTY
-from .algorithms.training import ENCODERS, METHODS, VARIANTS
+from .algorithms.training import ENCODERS, METHODS, S1_VARIANTS, VARIANTS
+from .i18n import tr
 from .jobs import JobRunner, Step
 from .loss_plot import LossPlot
 from .paths import ICON
 
-S1_HINT = re.compile(r"(^|[^a-z])(s1|sentinel-?1|grd|vv|vh)([^a-z]|$)", re.IGNORECASE)
+S1_HINT = re.compile(r"(^|[^a-z])(s1[ab]?|sentinel-?1|grd|vv|vh)([^a-z]|$)", re.IGNORECASE)
+S2_HINT = re.compile(r"(^|[^a-z0-9])(s2[ab]?|sentinel-?2|msil1c|msil2a|l1c|l2a|t\d{2}[a-z]{3})([^a-z]|$)",
+                     re.IGNORECASE)
+#: A band named at the end of a per-band file name (``T33UUU_20170216T102101_B8A.jp2``, ``..._B02_10m.jp2``,
+#: ``..._VH.tif``): the rule of the backend's ``band_token_in_filename``, for display (QGIS never imports the backend).
+_S2_FILE_BAND = re.compile(r"(?:^|[_\-.])B(\d{1,2})(A?)(?:_\d{2}m)?$", re.IGNORECASE)
+_S1_FILE_BAND = re.compile(r"(?:^|[_\-.])(VV|VH)$", re.IGNORECASE)
+_GENERIC_BAND = re.compile(r"^Band \d+$")
+
+
+def band_from_filename(path: str) -> str | None:
+    """``B02``, ``B8A``, ``VV``... when the file name ends with a band name, else None."""
+    stem = Path(path).stem
+    m = _S2_FILE_BAND.search(stem)
+    if m:
+        return f"B{int(m.group(1)):02d}" if not m.group(2) else f"B{int(m.group(1))}A"
+    m = _S1_FILE_BAND.search(stem)
+    return m.group(1).upper() if m else None
 
 
 def band_names(layer: QgsRasterLayer) -> list[str]:
-    """Band descriptions of a raster layer (``Band 3`` when the file names none)."""
+    """Band descriptions of a raster layer; a single-band file that describes none is named by its file name
+    (``..._B02.jp2`` -> ``B02``), else ``Band 3``."""
     names = []
     provider = layer.dataProvider()
     for b in range(1, layer.bandCount() + 1):
@@ -76,6 +100,8 @@ def band_names(layer: QgsRasterLayer) -> list[str]:
         if ":" in name:
             name = name.split(":", 1)[1].strip()
         names.append(name or desc)
+    if len(names) == 1 and _GENERIC_BAND.match(names[0]):
+        names = [band_from_filename(layer.source().split("|")[0]) or names[0]]
     return names
 
 
@@ -86,16 +112,11 @@ def looks_like_s1(layer: QgsRasterLayer) -> bool:
     return bool(S1_HINT.search(layer.name()) or S1_HINT.search(Path(layer.source()).name))
 
 
-class ProbeTask(QgsTask):
-    """The backend environment check, off the main thread (it imports torch in the backend's Python: seconds)."""
-
-    def __init__(self) -> None:
-        super().__init__("eo-ssl: checking the backend environment", QgsTask.CanCancel)
-        self.report = None
-
-    def run(self) -> bool:
-        self.report = settings.probe_backend()
+def looks_like_s2(layer: QgsRasterLayer) -> bool:
+    names = band_names(layer)
+    if any(re.match(r"^B(0[1-9]|1[0-2]|8A)$", n, re.IGNORECASE) for n in names):
         return True
+    return bool(S2_HINT.search(layer.name()) or S2_HINT.search(Path(layer.source()).name))
 
 
 class EoSslDialog(QDialog):
@@ -103,15 +124,20 @@ class EoSslDialog(QDialog):
 
     jobFinished = pyqtSignal(bool, str)  # noqa: N815
 
-    def __init__(self, iface=None, parent: QWidget | None = None, project: QgsProject | None = None) -> None:
+    def __init__(self, iface=None, parent: QWidget | None = None, project: QgsProject | None = None,
+                 open_setup=None) -> None:
         super().__init__(parent or (iface.mainWindow() if iface is not None else None))
         self.iface = iface
         self.project = project or QgsProject.instance()
+        self.open_setup = open_setup
         self.job: JobRunner | None = None
-        self.probe_task: ProbeTask | None = None
+        self.probe_task: tasks.CallTask | None = None
         self.backend_report = None
         self.report_path: str | None = None
-        self.setWindowTitle("eo-ssl — self-supervised land cover from Sentinel-1/2")
+        self.chip_store: Path | None = None
+        self.reused_store: dict | None = None
+        self._description: tuple[Path, dict] | None = None
+        self.setWindowTitle(tr("eo-ssl — self-supervised land cover from Sentinel-1/2"))
         self.setWindowIcon(QIcon(str(ICON)))
         self.setObjectName("EoSslDialog")
         self._build()
@@ -127,17 +153,17 @@ class EoSslDialog(QDialog):
         root.addWidget(splitter, 1)
         self.tabs = QTabWidget()
         splitter.addWidget(self.tabs)
-        self.tabs.addTab(self._inputs_tab(), "Data")
-        self.tabs.addTab(self._training_tab(), "Training")
-        self.tabs.addTab(self._output_tab(), "Output")
+        self.tabs.addTab(self._inputs_tab(), tr("Data"))
+        self.tabs.addTab(self._training_tab(), tr("Training"))
+        self.tabs.addTab(self._output_tab(), tr("Output"))
         splitter.addWidget(self._run_panel())
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         splitter.setSizes([620, 480])
 
         buttons = QDialogButtonBox()
-        self.run_button = buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = buttons.addButton("Cancel job", QDialogButtonBox.ButtonRole.ActionRole)
+        self.run_button = buttons.addButton(tr("Run"), QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = buttons.addButton(tr("Cancel job"), QDialogButtonBox.ButtonRole.ActionRole)
         self.close_button = buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.start_job)
@@ -150,33 +176,39 @@ class EoSslDialog(QDialog):
         lst = QListWidget()
         lst.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         lst.setMinimumHeight(90)
+        lst.itemChanged.connect(self._update_variant_hint)
         return lst
 
     def _inputs_tab(self) -> QWidget:
         w = QWidget()
         lay = QVBoxLayout(w)
-        box = QGroupBox("Sentinel-2 scenes (rasters of the project; check the ones to use)")
+        box = QGroupBox(tr("Sentinel-2 scenes (rasters of the project; check the ones to use)"))
         bl = QVBoxLayout(box)
         self.s2_list = self._layer_list()
         bl.addWidget(self.s2_list)
         lay.addWidget(box, 2)
-        box = QGroupBox("Sentinel-1 scenes (optional; VV/VH)")
+        box = QGroupBox(tr("Sentinel-1 scenes (optional; VV/VH)"))
         bl = QVBoxLayout(box)
         self.s1_list = self._layer_list()
         bl.addWidget(self.s1_list)
+        self.all_rasters = QCheckBox(tr("Show all raster layers (not only those that look like Sentinel-1 or -2)"))
+        self.all_rasters.setToolTip(tr("Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, "
+                                       "GRD, VV or VH; the Sentinel-2 list leaves them out."))
+        self.all_rasters.toggled.connect(lambda _on: self.refresh_layers())
+        bl.addWidget(self.all_rasters)
         lay.addWidget(box, 1)
 
-        box = QGroupBox("Area of interest")
+        box = QGroupBox(tr("Area of interest"))
         gl = QGridLayout(box)
-        self.aoi_layer_radio = QRadioButton("Polygon layer")
-        self.aoi_extent_radio = QRadioButton("Current map extent")
-        self.aoi_all_radio = QRadioButton("Whole Sentinel-2 footprint")
+        self.aoi_layer_radio = QRadioButton(tr("Polygon layer"))
+        self.aoi_extent_radio = QRadioButton(tr("Current map extent"))
+        self.aoi_all_radio = QRadioButton(tr("Whole Sentinel-2 footprint"))
         self.aoi_all_radio.setChecked(True)
         self.aoi_layer = QgsMapLayerComboBox()
         self.aoi_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.aoi_layer.setAllowEmptyLayer(True)
         self.aoi_layer.setLayer(None)
-        self.aoi_selected = QCheckBox("Selected features only")
+        self.aoi_selected = QCheckBox(tr("Selected features only"))
         self.aoi_layer.layerChanged.connect(lambda layer: self.aoi_layer_radio.setChecked(layer is not None))
         gl.addWidget(self.aoi_layer_radio, 0, 0)
         gl.addWidget(self.aoi_layer, 0, 1)
@@ -185,9 +217,9 @@ class EoSslDialog(QDialog):
         gl.addWidget(self.aoi_all_radio, 1, 1)
         lay.addWidget(box)
 
-        box = QGroupBox("Period of interest")
+        box = QGroupBox(tr("Period of interest"))
         hl = QHBoxLayout(box)
-        self.poi_check = QCheckBox("Only scenes from")
+        self.poi_check = QCheckBox(tr("Only scenes from"))
         self.poi_start = QDateEdit(QDate(QDate.currentDate().year() - 1, 1, 1))
         self.poi_end = QDateEdit(QDate(QDate.currentDate().year() - 1, 12, 31))
         for d in (self.poi_start, self.poi_end):
@@ -195,12 +227,12 @@ class EoSslDialog(QDialog):
             d.setDisplayFormat("yyyy-MM-dd")
         hl.addWidget(self.poi_check)
         hl.addWidget(self.poi_start)
-        hl.addWidget(QLabel("to"))
+        hl.addWidget(QLabel(tr("to")))
         hl.addWidget(self.poi_end)
         hl.addStretch(1)
         lay.addWidget(box)
 
-        box = QGroupBox("Labelled parcels (for fine-tuning, prediction and parcel labelling)")
+        box = QGroupBox(tr("Labelled parcels (for fine-tuning, prediction and parcel labelling)"))
         fl = QFormLayout(box)
         self.parcels_layer = QgsMapLayerComboBox()
         self.parcels_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
@@ -209,63 +241,70 @@ class EoSslDialog(QDialog):
         self.class_field = QgsFieldComboBox()
         self.parcels_layer.layerChanged.connect(self.class_field.setLayer)
         self.parcels_layer.layerChanged.connect(self._update_steps)
-        fl.addRow("Parcels", self.parcels_layer)
-        fl.addRow("Class field", self.class_field)
+        fl.addRow(tr("Parcels"), self.parcels_layer)
+        fl.addRow(tr("Class field"), self.class_field)
         lay.addWidget(box)
         return w
 
     def _training_tab(self) -> QWidget:
         w = QWidget()
         lay = QVBoxLayout(w)
-        box = QGroupBox("Steps")
+        box = QGroupBox(tr("Steps"))
         gl = QGridLayout(box)
-        self.step_prepare = QCheckBox("Prepare data")
+        self.step_prepare = QCheckBox(tr("Prepare data (reused while the layers, area and period do not change)"))
         self.step_prepare.setChecked(True)
         self.step_prepare.setEnabled(False)
-        self.step_pretrain = QCheckBox("Pre-train (self-supervised)")
+        self.step_prepare.setToolTip(tr("The chip store is kept in the cache folder ({options}) and reused by the "
+                                        "next run on the same inputs.").format(options=tr(names.OPTIONS_PATH)))
+        self.step_pretrain = QCheckBox(tr("Pre-train (self-supervised)"))
         self.step_pretrain.setChecked(True)
-        self.step_finetune = QCheckBox("Fine-tune on the parcels")
-        self.step_evaluate = QCheckBox("Evaluate (report)")
-        self.step_predict = QCheckBox("Predict land cover")
-        self.step_label = QCheckBox("Label the parcels from the map")
-        for i, cb in enumerate((self.step_prepare, self.step_pretrain, self.step_finetune, self.step_evaluate,
-                                self.step_predict, self.step_label)):
-            gl.addWidget(cb, i // 2, i % 2)
+        self.step_finetune = QCheckBox(tr("Fine-tune on the parcels"))
+        self.step_evaluate = QCheckBox(tr("Evaluate (report)"))
+        self.step_predict = QCheckBox(tr("Predict land cover"))
+        self.step_label = QCheckBox(tr("Label the parcels from the map"))
+        gl.addWidget(self.step_prepare, 0, 0, 1, 2)
+        for i, cb in enumerate((self.step_pretrain, self.step_finetune, self.step_evaluate, self.step_predict,
+                                self.step_label)):
+            gl.addWidget(cb, 1 + i // 2, i % 2)
             cb.toggled.connect(self._update_steps)
         lay.addWidget(box)
 
-        box = QGroupBox("Self-supervised pre-training")
+        box = QGroupBox(tr("Self-supervised pre-training"))
         fl = QFormLayout(box)
         self.method = QComboBox()
         self.method.addItems(METHODS)
         self.variant = QComboBox()
         self.variant.addItems(VARIANTS)
+        self.variant_hint = QLabel("")
+        self.variant_hint.setWordWrap(True)
         self.encoder = QComboBox()
         self.encoder.setEditable(True)
         self.encoder.addItems(ENCODERS)
-        self.method.currentTextChanged.connect(lambda m: self.variant.setEnabled(m == "rs-byol"))
+        self.method.currentTextChanged.connect(self._update_variant_hint)
+        self.variant.currentTextChanged.connect(self._update_variant_hint)
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 10000)
         self.epochs.setValue(10)
         self.max_steps = QSpinBox()
         self.max_steps.setRange(0, 10_000_000)
-        self.max_steps.setSpecialValueText("no limit")
+        self.max_steps.setSpecialValueText(tr("no limit"))
         self.batch_size = QSpinBox()
         self.batch_size.setRange(2, 4096)
         self.batch_size.setValue(32)
         self.crop = QSpinBox()
         self.crop.setRange(8, 1024)
         self.crop.setValue(64)
-        fl.addRow("Method", self.method)
-        fl.addRow("RS-BYOL variant", self.variant)
-        fl.addRow("Encoder", self.encoder)
-        fl.addRow("Epochs", self.epochs)
-        fl.addRow("Maximum steps (each training)", self.max_steps)
-        fl.addRow("Batch size", self.batch_size)
-        fl.addRow("Crop (pixels)", self.crop)
+        fl.addRow(tr("Method"), self.method)
+        fl.addRow(tr("RS-BYOL variant"), self.variant)
+        fl.addRow("", self.variant_hint)
+        fl.addRow(tr("Encoder"), self.encoder)
+        fl.addRow(tr("Epochs"), self.epochs)
+        fl.addRow(tr("Maximum steps (each training)"), self.max_steps)
+        fl.addRow(tr("Batch size"), self.batch_size)
+        fl.addRow(tr("Crop (pixels)"), self.crop)
         lay.addWidget(box)
 
-        box = QGroupBox("Fine-tuning and prediction")
+        box = QGroupBox(tr("Fine-tuning and prediction"))
         fl = QFormLayout(box)
         self.ft_epochs = QSpinBox()
         self.ft_epochs.setRange(1, 10000)
@@ -277,33 +316,38 @@ class EoSslDialog(QDialog):
         self.tile = QSpinBox()
         self.tile.setRange(32, 4096)
         self.tile.setValue(256)
-        fl.addRow("Fine-tune epochs", self.ft_epochs)
-        fl.addRow("Label fraction", self.label_fraction)
-        fl.addRow("Prediction tile (pixels)", self.tile)
+        fl.addRow(tr("Fine-tune epochs"), self.ft_epochs)
+        fl.addRow(tr("Label fraction"), self.label_fraction)
+        fl.addRow(tr("Prediction tile (pixels)"), self.tile)
         self.model_package = QgsFileWidget()
         self.model_package.setStorageMode(QgsFileWidget.GetDirectory)
-        self.model_package.setToolTip("A fine-tuned model package (a folder with model.json) to predict with when "
-                                      "'Fine-tune' is off")
+        self.model_package.setToolTip(tr("A fine-tuned model package (a folder with model.json) to predict with "
+                                         "when 'Fine-tune' is off"))
         self.model_package.fileChanged.connect(self._update_steps)
-        fl.addRow("…or predict with this model", self.model_package)
+        fl.addRow(tr("…or predict with this model"), self.model_package)
         lay.addWidget(box)
 
-        box = QGroupBox("Device")
+        box = QGroupBox(tr("Device"))
         hl = QHBoxLayout(box)
         self.device = QComboBox()
-        self.device.addItem("auto (GPU when there is one)", "auto")
-        self.device.addItem("CPU", "cpu")
-        self.device_label = QLabel("checking the backend environment…")
+        self.device.addItem(tr("auto (GPU when there is one)"), "auto")
+        self.device.addItem(tr("CPU"), "cpu")
+        self.device_label = QLabel(tr("checking the backend environment…"))
         self.device_label.setWordWrap(True)
-        self.diagnostics_button = QPushButton("Backend…")
-        self.diagnostics_button.setToolTip("Backend diagnostics: which Python, torch and device; create the managed "
-                                           "environment")
+        self.setup_button = QPushButton(tr(names.SETUP_ACTION))
+        self.setup_button.setToolTip(tr("Create the backend environment, or choose an existing Python"))
+        self.setup_button.clicked.connect(self._open_setup)
+        self.setup_button.setVisible(False)
+        self.diagnostics_button = QPushButton(tr("Backend…"))
+        self.diagnostics_button.setToolTip(tr("Backend diagnostics: which Python, torch and device"))
         self.diagnostics_button.clicked.connect(self.show_diagnostics)
         hl.addWidget(self.device)
         hl.addWidget(self.device_label, 1)
+        hl.addWidget(self.setup_button)
         hl.addWidget(self.diagnostics_button)
         lay.addWidget(box)
         lay.addStretch(1)
+        self._select_default_device()
         return w
 
     def _output_tab(self) -> QWidget:
@@ -312,22 +356,24 @@ class EoSslDialog(QDialog):
         self.output_dir = QgsFileWidget()
         self.output_dir.setStorageMode(QgsFileWidget.GetDirectory)
         self.output_dir.setFilePath(settings.get(settings.SETTINGS_LAST_OUTPUT) or str(Path.home() / "eo-ssl-runs"))
-        fl.addRow("Output folder", self.output_dir)
-        note = QLabel("Each step writes into a sub-folder: <code>chips/</code> (chip store), <code>pretrained/</code>, "
-                      "<code>finetuned/</code> (model packages), <code>report/</code>, <code>landcover.tif</code> "
-                      "(+ <code>.qml</code>), <code>confidence.tif</code>, <code>parcels_labelled.gpkg</code>. "
-                      "Existing outputs are replaced; a pre-training resumes from its checkpoint when 'Resume' "
-                      "is ticked.")
+        fl.addRow(tr("Output folder"), self.output_dir)
+        note = QLabel(tr(
+            "Each step writes into the output folder: <code>pretrained/</code>, <code>finetuned/</code> (model "
+            "packages), <code>report/</code>, <code>landcover.tif</code> (+ <code>.qml</code>), "
+            "<code>confidence.tif</code>, <code>parcels_labelled.gpkg</code>. The chip store goes to the cache "
+            "folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are "
+            "replaced; a pre-training resumes from its checkpoint when 'Resume' is ticked.").format(
+                options=html.escape(tr(names.OPTIONS_PATH))))
         note.setWordWrap(True)
         fl.addRow(note)
-        self.resume = QCheckBox("Resume the pre-training from its checkpoint")
+        self.resume = QCheckBox(tr("Resume the pre-training from its checkpoint"))
         fl.addRow(self.resume)
         return w
 
     def _run_panel(self) -> QWidget:
         w = QWidget()
         lay = QVBoxLayout(w)
-        self.stage_label = QLabel("Ready.")
+        self.stage_label = QLabel(tr("Ready."))
         self.stage_label.setWordWrap(True)
         lay.addWidget(self.stage_label)
         hl = QHBoxLayout()
@@ -354,28 +400,41 @@ class EoSslDialog(QDialog):
 
     # == project layers ============================================================================================
     def refresh_layers(self, *_args) -> None:
-        """Fill the S2/S1 lists with the project's raster layers (band names shown), keeping what was checked."""
+        """Fill the S2/S1 lists with the project's raster layers (band names shown), keeping what was checked.
+        The Sentinel-1 list shows the layers that look like Sentinel-1 (VV/VH bands, or S1 in the name), the
+        Sentinel-2 list the others; 'Show all raster layers' shows every raster in both, the likely ones first."""
         checked = {lst: self.checked_layer_ids(lst) for lst in (self.s2_list, self.s1_list)}
         first = not any(checked.values())
         rasters = [lyr for lyr in self.project.mapLayers().values() if lyr.type() == QgsMapLayerType.RasterLayer
                    and lyr.providerType() == "gdal" and not lyr.customProperty(OUTPUT_PROPERTY)]
         rasters.sort(key=lambda lyr: lyr.name())
+        is_s1 = {lyr.id(): looks_like_s1(lyr) for lyr in rasters}
+        is_s2 = {lyr.id(): not is_s1[lyr.id()] and looks_like_s2(lyr) for lyr in rasters}
+        any_s2 = any(is_s2.values())
+        show_all = self.all_rasters.isChecked()
         for lst in (self.s2_list, self.s1_list):
+            likely = is_s1 if lst is self.s1_list else {k: not v for k, v in is_s1.items()}
+            shown = [lyr for lyr in rasters if show_all or likely[lyr.id()]]
+            shown.sort(key=lambda lyr, likely=likely: not likely[lyr.id()])
+            lst.blockSignals(True)
             lst.clear()
-            for layer in rasters:
-                names = band_names(layer)
-                shown = ", ".join(names[:13]) + (" …" if len(names) > 13 else "")
-                item = QListWidgetItem(f"{layer.name()} — {len(names)} band(s): {shown}")
+            for layer in shown:
+                names_ = band_names(layer)
+                text = ", ".join(names_[:13]) + (" …" if len(names_) > 13 else "")
+                item = QListWidgetItem(tr("{layer} — {n} band(s): {bands}").format(
+                    layer=layer.name(), n=len(names_), bands=text))
                 item.setData(Qt.ItemDataRole.UserRole, layer.id())
                 item.setToolTip(layer.source())
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 if first:
-                    is_s1 = looks_like_s1(layer)
-                    state = is_s1 if lst is self.s1_list else not is_s1
+                    state = is_s1[layer.id()] if lst is self.s1_list else (
+                        is_s2[layer.id()] if any_s2 else not is_s1[layer.id()])
                 else:
                     state = layer.id() in checked[lst]
                 item.setCheckState(Qt.CheckState.Checked if state else Qt.CheckState.Unchecked)
                 lst.addItem(item)
+            lst.blockSignals(False)
+        self._update_variant_hint()
 
     @staticmethod
     def checked_layer_ids(lst: QListWidget) -> list[str]:
@@ -388,44 +447,107 @@ class EoSslDialog(QDialog):
             checked = item.data(Qt.ItemDataRole.UserRole) in layer_ids
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
+    def listed_layer_ids(self, lst: QListWidget) -> list[str]:
+        return [lst.item(i).data(Qt.ItemDataRole.UserRole) for i in range(lst.count())]
+
+    # == the pre-training variant ==================================================================================
+    def resolved_variant(self) -> str:
+        """The RS-BYOL variant this run uses: 'auto' becomes 'single' with Sentinel-1 layers, else 's2-only'."""
+        variant = self.variant.currentText()
+        if variant == "auto":
+            return "single" if self.checked_layer_ids(self.s1_list) else "s2-only"
+        return variant
+
+    def _update_variant_hint(self, *_args) -> None:
+        if not hasattr(self, "variant_hint"):
+            return
+        rs = self.method.currentText() == "rs-byol"
+        self.variant.setEnabled(rs)
+        if not rs:
+            self.variant_hint.setText("")
+            return
+        has_s1 = bool(self.checked_layer_ids(self.s1_list))
+        variant = self.variant.currentText()
+        if variant == "auto":
+            text = tr("auto: 'single' (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers "
+                      "are checked.") if has_s1 else tr(
+                "auto: 's2-only' (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.")
+        elif variant in S1_VARIANTS and not has_s1:
+            text = f"<span style='color:#b00'>{html.escape(self.s1_variant_problem(variant))}</span>"
+        else:
+            text = ""
+        self.variant_hint.setText(text)
+
+    @staticmethod
+    def s1_variant_problem(variant: str) -> str:
+        return tr("The RS-BYOL variant '{variant}' pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is "
+                  "checked on the Data tab: check one, or choose the variant 'auto' or 's2-only'.").format(
+            variant=variant)
+
     # == environment ===============================================================================================
     def check_environment(self) -> None:
         """Start the backend probe in the background; fills the device choice when it ends."""
-        from qgis.core import QgsApplication
-
         if self.probe_task is not None:
             return
-        task = ProbeTask()
-        task.taskCompleted.connect(lambda: self.set_backend_report(task.report))
-        task.taskTerminated.connect(lambda: self.device_label.setText("backend check failed"))
-        self.probe_task = task
-        QgsApplication.taskManager().addTask(task)
+
+        def done(task: tasks.CallTask) -> None:
+            if sip.isdeleted(self):
+                return
+            self.probe_task = None
+            if task.result is None:
+                self.device_label.setText(tr("The backend check failed: {error}").format(error=task.error))
+            else:
+                self.set_backend_report(task.result)
+
+        self.probe_task = tasks.start(tr("eo-ssl: checking the backend environment"),
+                                      lambda _task: settings.probe_backend(), done)
+
+    def _open_setup(self) -> None:
+        if self.open_setup is not None:
+            self.open_setup()
+        else:
+            from .setup_panel import BackendSetupDialog
+
+            dlg = BackendSetupDialog(self)
+            dlg.backendReady.connect(self.set_backend_report)
+            dlg.show()
+            self._setup = dlg
 
     def show_diagnostics(self) -> None:
         from .diagnostics import DiagnosticsDialog
 
-        dlg = DiagnosticsDialog(self)
+        dlg = DiagnosticsDialog(self, open_setup=self._open_setup)
         dlg.reportReady.connect(self.set_backend_report)
         dlg.show()
         self._diagnostics = dlg
 
+    def _select_default_device(self) -> None:
+        index = self.device.findData(settings.device())
+        self.device.setCurrentIndex(index if index >= 0 else 0)
+
     def set_backend_report(self, report) -> None:
         self.backend_report = report
-        self.probe_task = None
         if report is None:
             return
         while self.device.count() > 2:
             self.device.removeItem(2)
+        self.setup_button.setVisible(not report.ok)
         if not report.ok:
-            self.device_label.setText(f"<span style='color:#b00'>{html.escape(report.summary())}</span><br>"
-                                      f"{html.escape(report.hint or '')} Click <i>Backend…</i> to set it up.")
+            self.device_label.setText("<span style='color:#b00'>{}</span><br>{}".format(
+                html.escape(report.summary()), html.escape(tr(
+                    "Click '{setup}' to create the backend environment or choose an existing Python.").format(
+                    setup=tr(names.SETUP_ACTION)))))
             return
         info = report.info
         if info.get("device") == "cuda":
-            self.device.addItem(f"1 GPU: {info.get('device_name')}", "1")
+            self.device.addItem(tr("1 GPU: {name}").format(name=info.get("device_name")), "1")
             for n in range(2, int(info.get("device_count") or 1) + 1):
-                self.device.addItem(f"{n} GPUs (data-parallel)", str(n))
-            self.device.setCurrentIndex(2)
+                self.device.addItem(tr("{n} GPUs (data-parallel)").format(n=n), str(n))
+        default = settings.device()
+        index = self.device.findData(default)
+        if index < 0 and default == "auto" and info.get("device") == "cuda":
+            index = self.device.findData("1")
+        self.device.setCurrentIndex(max(index, 0))
         self.device_label.setText(html.escape(report.summary()))
 
     # == the job ===================================================================================================
@@ -468,40 +590,83 @@ class EoSslDialog(QDialog):
 
     def map_extent_string(self) -> str:
         if self.iface is None:
-            raise ValueError("no map canvas")
+            raise ValueError(tr("There is no map canvas to take the extent from."))
         canvas = self.iface.mapCanvas()
         e = canvas.extent()
         crs: QgsCoordinateReferenceSystem = canvas.mapSettings().destinationCrs()
         return f"{e.xMinimum()},{e.xMaximum()},{e.yMinimum()},{e.yMaximum()} [{crs.authid() or crs.toWkt()}]"
 
+    def inputs_description(self, inputs: dict[str, Any], parcels, field: str) -> dict[str, Any]:
+        """What the chip store is prepared from (:mod:`.chipstores`); raises NotReusable for an input that cannot
+        be fingerprinted."""
+        def layers(ids: list[str]) -> list[dict]:
+            return [chipstores.layer_signature(self.project.mapLayer(i)) for i in ids]
+
+        description: dict[str, Any] = {"s2": layers(inputs["S2"]), "s1": layers(inputs.get("S1", [])),
+                                       "poi": [inputs.get("POI_START"), inputs.get("POI_END")],
+                                       "extent": inputs.get("EXTENT")}
+        aoi = inputs.get("AOI")
+        if aoi is not None:
+            layer = self.aoi_layer.currentLayer()
+            description["aoi"] = chipstores.layer_signature(layer)
+            if aoi.selectedFeaturesOnly:
+                description["aoi"]["selected"] = sorted(layer.selectedFeatureIds())
+        if parcels is not None and field:
+            description["parcels"] = {**chipstores.layer_signature(parcels), "class_field": field}
+        return description
+
+    def chip_store_for(self, inputs: dict[str, Any], parcels, field: str, out: Path) -> tuple[Path, dict | None]:
+        """Where the chip store of these inputs lives and its manifest when it is already complete (reused). Inputs
+        that cannot be fingerprinted get a store in the output folder, prepared every time."""
+        try:
+            description = self.inputs_description(inputs, parcels, field)
+        except (chipstores.NotReusable, OSError) as exc:
+            self.append_log(tr("The chip store is prepared again ({why}).").format(why=exc), "info")
+            return out / "chips", None
+        store = chipstores.store_path(settings.cache_dir(), chipstores.key(description))
+        manifest = chipstores.existing(store)
+        if manifest is None:
+            self._description = (store, description)
+        return store, manifest
+
     def build_steps(self) -> list[Step]:
         """The algorithm runs for the current choices (raises ValueError with a message for the user)."""
         out = Path(self.output_dir.filePath().strip() or "")
         if not str(out) or str(out) == ".":
-            raise ValueError("Choose an output folder.")
+            raise ValueError(tr("Choose an output folder."))
         inputs = self._input_params()
         if not inputs["S2"]:
-            raise ValueError("Check at least one Sentinel-2 layer.")
+            raise ValueError(tr("Check at least one Sentinel-2 layer."))
         device = self.device.currentData() or "auto"
         parcels = self.parcels_layer.currentLayer()
         field = self.class_field.currentField()
         if parcels is not None and not field and (self.step_finetune.isChecked()):
-            raise ValueError("Choose the class field of the parcels.")
-        chips = out / "chips"
-        prepare = {**inputs, "OUTPUT": str(chips)}
-        if parcels is not None and field:
-            prepare.update(PARCELS=parcels.id(), CLASS_FIELD=field)
-        steps = [Step("eo_ssl:prepare", prepare, "Prepare data")]
+            raise ValueError(tr("Choose the class field of the parcels."))
+        method = self.method.currentText()
+        if self.step_pretrain.isChecked() and method == "rs-byol":
+            variant = self.resolved_variant()
+            if variant in S1_VARIANTS and not inputs.get("S1"):
+                raise ValueError(self.s1_variant_problem(variant))
+        self._description = None
+        chips, manifest = self.chip_store_for(inputs, parcels, field, out)
+        self.chip_store, self.reused_store = chips, manifest
+        steps = []
+        if manifest is None:
+            prepare = {**inputs, "OUTPUT": str(chips)}
+            if parcels is not None and field:
+                prepare.update(PARCELS=parcels.id(), CLASS_FIELD=field)
+            steps.append(Step("eo_ssl:prepare", prepare, tr("Prepare data")))
         pretrained = out / "pretrained"
         if self.step_pretrain.isChecked():
-            method = self.method.currentText()
             params = {"DATA": str(chips), "METHOD": method, "ENCODER": self.encoder.currentText().strip(),
                       "EPOCHS": self.epochs.value(), "MAX_STEPS": self.max_steps.value(),
                       "BATCH_SIZE": self.batch_size.value(), "CROP": self.crop.value(), "DEVICES": device,
                       "RESUME": self.resume.isChecked(), "OUTPUT": str(pretrained)}
+            title = tr("Pre-train ({method})").format(method=method)
             if method == "rs-byol":
-                params["VARIANT"] = self.variant.currentText()
-            steps.append(Step("eo_ssl:pretrain", params, f"Pre-train ({method})"))
+                params["VARIANT"] = self.resolved_variant()
+                title = tr("Pre-train ({method} {variant})").format(method=method, variant=params["VARIANT"])
+            steps.append(Step("eo_ssl:pretrain", params, title))
         finetuned = out / "finetuned"
         if self.step_finetune.isChecked():
             params = {"DATA": str(chips), "TASK": "segmentation", "EPOCHS": self.ft_epochs.value(),
@@ -509,24 +674,24 @@ class EoSslDialog(QDialog):
                       "DEVICES": device, "OUTPUT": str(finetuned)}
             if self.step_pretrain.isChecked():
                 params["INIT"] = str(pretrained)
-            steps.append(Step("eo_ssl:finetune", params, "Fine-tune"))
+            steps.append(Step("eo_ssl:finetune", params, tr("Fine-tune")))
         if self.step_evaluate.isChecked():
             steps.append(Step("eo_ssl:evaluate", {"INIT": str(pretrained), "DATA": str(chips), "DEVICES": device,
-                                                  "OUTPUT": str(out / "report")}, "Evaluate"))
+                                                  "OUTPUT": str(out / "report")}, tr("Evaluate")))
         if self.step_predict.isChecked():
             model = finetuned if self.step_finetune.isChecked() else self.existing_model()
             if model is None:
-                raise ValueError("Tick 'Fine-tune' or choose a model package to predict with.")
+                raise ValueError(tr("Tick 'Fine-tune' or choose a model package to predict with."))
             params = {"MODEL": str(model), **inputs, "TILE": self.tile.value(), "DEVICES": device,
                       "OUTPUT": QgsProcessingOutputLayerDefinition(str(out / "landcover.tif"), self.project),
                       "CONFIDENCE": QgsProcessingOutputLayerDefinition(str(out / "confidence.tif"), self.project)}
-            steps.append(Step("eo_ssl:predict", params, "Predict land cover"))
+            steps.append(Step("eo_ssl:predict", params, tr("Predict land cover")))
         if self.step_label.isChecked() and parcels is not None:
             steps.append(Step("eo_ssl:label_parcels", {
                 "MAP": str(out / "landcover.tif"), "CONFIDENCE": str(out / "confidence.tif"),
                 "PARCELS": QgsProcessingFeatureSourceDefinition(parcels.id(), False),
                 "OUTPUT": QgsProcessingOutputLayerDefinition(str(out / "parcels_labelled.gpkg"), self.project)},
-                "Label parcels"))
+                tr("Label parcels")))
         return steps
 
     def start_job(self) -> bool:
@@ -536,15 +701,29 @@ class EoSslDialog(QDialog):
             steps = self.build_steps()
         except ValueError as exc:
             self.append_log(str(exc), "error")
-            self.stage_label.setText(f"<b>Cannot start:</b> {html.escape(str(exc))}")
+            self.stage_label.setText("<b>{}</b> {}".format(tr("Cannot start:"), html.escape(str(exc))))
             return False
         out = Path(self.output_dir.filePath())
         out.mkdir(parents=True, exist_ok=True)
         settings.put(settings.SETTINGS_LAST_OUTPUT, str(out))
+        if self._description is not None:
+            with contextlib.suppress(OSError):
+                chipstores.remember(*self._description)
         self.loss_plot.clear()
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.report_label.setText("")
         self.report_path = None
+        self.append_log(tr("Output folder: {path}").format(path=out), "info")
+        if self.reused_store is not None:
+            self.append_log(tr("Prepare data: reusing the chip store {path} (prepared {when} from the same layers, "
+                               "area and period).").format(path=self.chip_store,
+                                                           when=self.reused_store.get("provenance", {}).get(
+                                                               "created", "?")), "info")
+        if not steps:
+            self._on_job_finished(True, tr("Nothing to run: the chip store is ready ({path}).").format(
+                path=self.chip_store))
+            return True
         self.job = JobRunner(steps, self.project, self)
         self.job.stepStarted.connect(self._on_step_started)
         self.job.stepFinished.connect(self._on_step_finished)
@@ -556,7 +735,6 @@ class EoSslDialog(QDialog):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.tabs.setEnabled(False)
-        self.append_log(f"Output folder: {out}", "info")
         self.job.start()
         return True
 
@@ -567,8 +745,11 @@ class EoSslDialog(QDialog):
 
     def _on_step_started(self, index: int, title: str) -> None:
         total = len(self.job.steps) if self.job else 1
-        self.stage_label.setText(f"<b>Step {index + 1}/{total}: {html.escape(title)}</b>")
+        self.stage_label.setText("<b>{}</b>".format(html.escape(tr("Step {k}/{n}: {title}").format(
+            k=index + 1, n=total, title=title))))
+        # the previous step's text goes at once (the next backend needs seconds to send its first progress)
         self.progress.setValue(0)
+        self.progress.setFormat("%p%  " + tr("starting…"))
         self.eta_label.setText("")
         if self.job and self.job.steps[index].alg_id in ("eo_ssl:pretrain", "eo_ssl:finetune"):
             self.loss_plot.start_series(title)
@@ -589,7 +770,8 @@ class EoSslDialog(QDialog):
         if ok and step is not None and step.alg_id == "eo_ssl:evaluate" and results.get("REPORT"):
             self.report_path = str(results["REPORT"])
             url = QUrl.fromLocalFile(self.report_path).toString()
-            self.report_label.setText(f"Report: <a href=\"{url}\">{html.escape(self.report_path)}</a>")
+            self.report_label.setText("{} <a href=\"{}\">{}</a>".format(tr("Report:"), url,
+                                                                      html.escape(self.report_path)))
 
     def _on_job_finished(self, ok: bool, message: str) -> None:
         self.run_button.setEnabled(True)
@@ -597,6 +779,7 @@ class EoSslDialog(QDialog):
         self.tabs.setEnabled(True)
         if ok:
             self.progress.setValue(100)
+        self.progress.setFormat("%p%")
         self.eta_label.setText("")
         colour = "#1a7f37" if ok else "#b00"
         self.stage_label.setText(f"<b style='color:{colour}'>{html.escape(message)}</b>")
@@ -622,4 +805,3 @@ class EoSslDialog(QDialog):
         for sig in (self.project.layersAdded, self.project.layersRemoved):
             with contextlib.suppress(TypeError):
                 sig.disconnect(self.refresh_layers)
-

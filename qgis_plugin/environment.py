@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend_runner import backend_env
+from .names import NO_BACKEND_HINT, SETUP_MENU_PATH
 from .paths import ROOT
 
 ENV_VAR = "EO_SSL_PYTHON"
@@ -112,20 +113,42 @@ def find_backend_python(setting: str | os.PathLike[str] | None = None, root: Pat
     return next((c for c in candidates(setting, root, environ, managed) if c.exists), None)
 
 
+def no_backend_hint(root: Path = ROOT) -> str:
+    """What to do when there is no usable backend Python: the plugin's own menus; in a checkout, also setup.sh."""
+    hint = NO_BACKEND_HINT
+    if (root / "scripts" / "setup.sh").is_file():
+        hint += f" In a development checkout, `bash scripts/setup.sh` makes {root / '.venv'}."
+    return hint
+
+
+def missing_packages_hint(python: str, root: Path = ROOT) -> str:
+    return (f"{python} lacks the backend's packages. Open {SETUP_MENU_PATH} to create the backend environment, or "
+            f"install them into that Python: `{python} -m pip install -c {root / 'constraints.txt'} -r "
+            f"{root / 'requirements.lock'}`.")
+
+
 def check_backend(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
                   environ: dict[str, str] | None = None, timeout_s: float = 120.0,
-                  managed: Path | str | None = None) -> BackendReport:
+                  managed: Path | str | None = None, exact: bool = False) -> BackendReport:
     """Find the backend Python and run :data:`PROBE` in it. Never raises for a bad environment: the report says
-    what is wrong and what to do."""
-    found = find_backend_python(setting, root, environ, managed)
+    what is wrong and what to do. ``exact``: probe ``setting`` itself, not the first candidate that exists (the
+    setup panel checks the user's choice before saving it)."""
+    if exact:
+        path = Path(os.path.expanduser(os.fspath(setting or "")))
+        ok = bool(setting) and path.is_file() and os.access(path, os.X_OK)
+        found = Candidate("setting", path, ok) if ok else None
+        if found is None:
+            return BackendReport(ok=False, python=str(setting or ""), source=None,
+                                 error=f"{setting or 'nothing'} is not an executable file",
+                                 hint="Choose the python (python.exe on Windows) of the environment.")
+    else:
+        found = find_backend_python(setting, root, environ, managed)
     if found is None:
         looked = ", ".join(f"{c.source}: {c.path}" for c in candidates(setting, root, environ, managed))
         return BackendReport(
             ok=False, python=None, source=None,
             error=f"no backend Python found (looked at {looked or 'nothing set'})",
-            hint=f"Create the managed environment (eo-ssl > Backend diagnostics > Create environment), run "
-                 f"`bash scripts/setup.sh` in {root}, or set the backend Python in the plugin settings "
-                 f"or in the environment variable {ENV_VAR}.",
+            hint=no_backend_hint(root),
         )
     python = str(found.path)
     try:
@@ -152,9 +175,7 @@ def check_backend(setting: str | os.PathLike[str] | None = None, root: Path = RO
     problems = [info[k] for k in ("backend_error", "torch_error") if k in info]
     if problems:
         return BackendReport(ok=False, python=python, source=found.source, info=info,
-                             error="; ".join(problems),
-                             hint=f"Install the backend's dependencies into {python}: `bash scripts/setup.sh` "
-                                  f"(or pip install -c constraints.txt -r requirements.lock).")
+                             error="; ".join(problems), hint=missing_packages_hint(python, root))
     return BackendReport(ok=True, python=python, source=found.source, info=info)
 
 

@@ -20,7 +20,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from .algorithms.base import EventFeedback
+from .algorithms.base import EventFeedback, progress_text
+from .i18n import tr
 
 
 @dataclass
@@ -52,6 +53,7 @@ class JobRunner(QObject):
     def __init__(self, steps: list[Step], project: QgsProject | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.steps = steps
+        self.errors: list[str] = []
         self.project = project or QgsProject.instance()
         self.index = -1
         self.running = False
@@ -73,25 +75,29 @@ class JobRunner(QObject):
             self.feedback.cancel()
         if self.task is not None:
             self.task.cancel()
-        self.log.emit("Cancel requested: the backend stops at its next safe point (a checkpoint is kept).", "warning")
+        self.log.emit(tr("Cancel requested: the backend stops at its next safe point (a checkpoint is kept)."),
+                      "warning")
 
     # -- steps -------------------------------------------------------------------------------------------------
     def _next(self) -> None:
         self.index += 1
         if self.cancelled:
-            return self._finish(False, "Cancelled.")
+            return self._finish(False, tr("Cancelled."))
         if self.index >= len(self.steps):
-            return self._finish(True, "All steps finished.")
+            return self._finish(True, tr("All steps finished."))
         step = self.steps[self.index]
         alg = QgsApplication.processingRegistry().algorithmById(step.alg_id)
         if alg is None:
-            return self._finish(False, f"The algorithm {step.alg_id} is not registered (is the eo-ssl provider on?).")
+            return self._finish(False, tr("The algorithm {alg} is not registered (is the eo-ssl provider on?).").format(
+                alg=step.alg_id))
         context = QgsProcessingContext()
         context.setProject(self.project)
         feedback = EventFeedback()
         context.setFeedback(feedback)
         feedback.progressChanged.connect(self.progress.emit)
         feedback.backendEvent.connect(self._on_event)
+        feedback.errorReported.connect(self._on_error)
+        self.errors = []
         ok, message = alg.checkParameterValues(step.params, context)
         if not ok:
             return self._finish(False, f"{step.title}: {message}")
@@ -104,22 +110,24 @@ class JobRunner(QObject):
         QgsApplication.taskManager().addTask(task)
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        """Backend events -> the dialog's log. An ``error`` event is not logged: the algorithm turns it into its
+        error (in the plugin's words), which arrives once through :meth:`_on_error`."""
         self.backendEvent.emit(event)
         kind = event.get("event")
         if kind == "progress":
-            from .algorithms.base import progress_text
-
             self.progressText.emit(progress_text(event))
         elif kind == "log":
             self.log.emit(str(event.get("message", "")), str(event.get("level", "info")))
         elif kind == "warning":
             self.log.emit(f"[{event.get('code')}] {event.get('message')}", "warning")
-        elif kind == "error":
-            self.log.emit(f"[{event.get('code')}] {event.get('message')}\n{event.get('hint') or ''}".strip(), "error")
         elif kind == "artifact":
-            self.log.emit(f"wrote {event.get('kind')}: {event.get('path')}", "info")
+            self.log.emit(tr("wrote {kind}: {path}").format(kind=event.get("kind"), path=event.get("path")), "info")
         elif kind == "start":
-            self.log.emit(f"backend: {event.get('command')}", "debug")
+            self.log.emit(tr("backend: {command}").format(command=event.get("command")), "debug")
+
+    def _on_error(self, text: str) -> None:
+        if text and text not in self.errors:
+            self.errors.append(text)
 
     def _on_executed(self, ok: bool, results: dict[str, Any]) -> None:
         step = self.steps[self.index]
@@ -127,16 +135,14 @@ class JobRunner(QObject):
         feedback, context = self.feedback, self.context
         if ok and context is not None:
             self._load_outputs(context, feedback)
-        elif feedback is not None:
-            text = feedback.textLog().strip().splitlines()
-            errors = [line for line in text if line.strip()][-8:]
-            if errors:
-                self.log.emit("\n".join(errors), "error")
+        elif not self.cancelled:
+            for text in self.errors:  # the algorithm's error, once
+                self.log.emit(text, "error")
         self.stepFinished.emit(self.index, ok, step.results)
         self.task = None
         if not ok:
-            msg = "Cancelled: the backend stopped; finished outputs and checkpoints are kept." if self.cancelled \
-                else f"{step.title} failed (see the log)."
+            msg = tr("Cancelled: the backend stopped; finished outputs and checkpoints are kept.") if self.cancelled \
+                else tr("{step} failed (see the log).").format(step=step.title)
             return self._finish(False, msg)
         self._next()
 
@@ -164,7 +170,7 @@ class JobRunner(QObject):
         added = [lid for lid in self.project.mapLayers() if lid not in before]
         self.loaded_layers += added
         for lid in added:
-            self.log.emit(f"added to the project: {self.project.mapLayer(lid).name()}", "info")
+            self.log.emit(tr("added to the project: {layer}").format(layer=self.project.mapLayer(lid).name()), "info")
 
     def _finish(self, ok: bool, message: str) -> None:
         self.running = False

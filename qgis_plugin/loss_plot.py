@@ -8,6 +8,8 @@ from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
 from qgis.PyQt.QtGui import QColor, QFont, QPainter, QPainterPath, QPalette, QPen
 from qgis.PyQt.QtWidgets import QSizePolicy, QWidget
 
+from .i18n import tr
+
 
 def _int(value) -> int:
     return int(getattr(value, "value", value))
@@ -28,7 +30,7 @@ class LossPlot(QWidget):
         self.current: str | None = None
         self.setMinimumHeight(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setToolTip("Training loss reported by the backend")
+        self.setToolTip(tr("Training loss reported by the backend"))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         return QSize(420, 180)
@@ -78,7 +80,7 @@ class LossPlot(QWidget):
             p.drawRect(plot)
             p.setPen(text_colour)
             flags = int(_int(Qt.AlignmentFlag.AlignCenter) | _int(Qt.TextFlag.TextWordWrap))
-            p.drawText(plot, flags, "The training loss\nappears here while a model trains.")
+            p.drawText(plot, flags, tr("The training loss\nappears here while a model trains."))
             p.end()
             return
         xs = [x for x, _ in data]
@@ -116,10 +118,12 @@ class LossPlot(QWidget):
             y = plot.bottom() - plot.height() * i / 4
             p.drawText(QRectF(0, y - 8, margin_l - 5, 16),
                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
-        p.drawText(QRectF(plot.left(), plot.bottom() + 4, 80, 16), Qt.AlignmentFlag.AlignLeft, f"step {x0:g}")
-        p.drawText(QRectF(plot.right() - 120, plot.bottom() + 4, 120, 16), Qt.AlignmentFlag.AlignRight, f"step {x1:g}")
+        p.drawText(QRectF(plot.left(), plot.bottom() + 4, 80, 16), Qt.AlignmentFlag.AlignLeft,
+                   tr("step {step}").format(step=f"{x0:g}"))
+        p.drawText(QRectF(plot.right() - 120, plot.bottom() + 4, 120, 16), Qt.AlignmentFlag.AlignRight,
+                   tr("step {step}").format(step=f"{x1:g}"))
         p.drawText(QRectF(plot.left(), 2, plot.width(), 16), Qt.AlignmentFlag.AlignLeft,
-                   "loss" + (" (log scale)" if log else ""))
+                   tr("loss (log scale)") if log else tr("loss"))
         # series
         for i, (name, pts) in enumerate(self.series.items()):
             if not pts:

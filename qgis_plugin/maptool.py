@@ -1,8 +1,11 @@
 """Parcel labelling by hand: a map tool and its panel.
 
 Click a parcel to give it the current class; keys 1..9 choose the class, N jumps to the next uncertain parcel,
-Ctrl+Z undoes. Every change goes through the layer's edit buffer as one edit command (so QGIS's undo/redo and
-"save edits"/"discard" work as usual), and the layer shows the class colours (categorised renderer).
+Ctrl+Z undoes. The keys work as soon as the tool is on (the map canvas takes the keyboard focus then, and gets it
+back after a click in the panel), and in the panel too. The parcel "next uncertain" shows is outlined (not selected:
+a selection's yellow would hide the class colour it gets). Every change goes through the layer's edit buffer as one
+edit command (so QGIS's undo/redo and "save edits"/"discard" work as usual), and the layer shows the class colours
+(categorised renderer).
 
 The class scheme comes from a model package (``model.json``), a dataset, a JSON class list, a predicted map's
 ``.qml``, or the output of ``label-parcels`` (its GeoPackage records the classes with their colours). On a
@@ -25,8 +28,9 @@ from qgis.core import (
     QgsProject,
     QgsRectangle,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
-from qgis.gui import QgsMapLayerComboBox, QgsMapTool
+from qgis.gui import QgsMapLayerComboBox, QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import QObject, QSize, Qt, QVariant, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QCursor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
@@ -43,6 +47,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .algorithms.styling import style_parcels
 from .classes import ClassDef, load_scheme
+from .i18n import tr
 
 CLASS_ID_FIELD = "class_id"
 CLASS_NAME_FIELD = "class_name"
@@ -93,6 +98,7 @@ class ParcelLabeller(QObject):
 
     labelled = pyqtSignal(int, int)  # feature id, class id
     classChanged = pyqtSignal(int)  # noqa: N815 - index in the scheme
+    shown = pyqtSignal(int)  # the parcel "next uncertain" went to
 
     def __init__(self, layer: QgsVectorLayer, scheme: list[ClassDef], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -154,6 +160,7 @@ class ParcelLabeller(QObject):
             ok &= self.layer.changeAttributeValue(fid, fields.indexOf(SOURCE_FIELD), "manual")
         if ok:
             self.layer.endEditCommand()
+            self.layer.deselect(fid)  # the selection's yellow would hide the class colour
             self.layer.triggerRepaint()
             self.labelled.emit(fid, cls.id)
         else:
@@ -201,6 +208,12 @@ class ParcelLabelTool(QgsMapTool):
         self.labeller = labeller
         self.setCursor(QCursor(Qt.CursorShape.PointingHandCursor))
 
+    def activate(self) -> None:
+        """The canvas takes the keyboard focus: keys 1..9 and N work at once, without a first click (which would
+        label a parcel)."""
+        super().activate()
+        self.canvas().setFocus(Qt.FocusReason.OtherFocusReason)
+
     def layer(self) -> QgsVectorLayer:
         return self.labeller.layer
 
@@ -240,6 +253,7 @@ class ParcelLabelTool(QgsMapTool):
 
 
 def zoom_to_next_uncertain(canvas, labeller: ParcelLabeller) -> int | None:
+    """Zoom to the next uncertain parcel and flash it (``labeller.shown`` lets the panel outline it)."""
     fid = labeller.next_uncertain()
     if fid is None:
         return None
@@ -251,10 +265,10 @@ def zoom_to_next_uncertain(canvas, labeller: ParcelLabeller) -> int | None:
     box = geom.boundingBox()
     box.scale(2.5)
     canvas.setExtent(box)
-    layer.selectByIds([fid])
     canvas.refresh()
     if hasattr(canvas, "flashGeometries"):
         canvas.flashGeometries([geom], canvas.mapSettings().destinationCrs())
+    labeller.shown.emit(fid)
     return fid
 
 
@@ -267,46 +281,58 @@ def swatch(colour: str, size: int = 14) -> QIcon:
 class ParcelLabelPanel(QDockWidget):
     """The labelling panel: layer, class scheme (with the 1..9 keys), next uncertain parcel, undo, save."""
 
+    #: Rows of the class list shown without scrolling (the nine classes the keys reach, and one more).
+    VISIBLE_CLASSES = 10
+
     def __init__(self, iface, parent=None) -> None:
-        super().__init__("eo-ssl parcel labelling", parent or (iface.mainWindow() if iface else None))
+        super().__init__(tr("eo-ssl parcel labelling"), parent or (iface.mainWindow() if iface else None))
         self.setObjectName("EoSslParcelLabelPanel")
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.scheme: list[ClassDef] = []
         self.labeller: ParcelLabeller | None = None
         self.tool: ParcelLabelTool | None = None
+        self.current_fid: int | None = None
+        self.highlight = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.highlight.setFillColor(QColor(0, 0, 0, 0))
+        self.highlight.setStrokeColor(QColor("#e040fb"))
+        self.highlight.setWidth(3)
         w = QWidget()
         lay = QVBoxLayout(w)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        lay.addWidget(QLabel("Parcel layer"))
+        lay.addWidget(QLabel(tr("Parcel layer")))
         lay.addWidget(self.layer_combo)
         hl = QHBoxLayout()
-        self.scheme_button = QPushButton("Classes from…")
-        self.scheme_button.setToolTip("A model package (model.json), a dataset.json, a JSON class list, a map's .qml "
-                                      "or a label-parcels output (.gpkg)")
+        self.scheme_button = QPushButton(tr("Classes from…"))
+        self.scheme_button.setToolTip(tr("A model package (model.json), a dataset.json, a JSON class list, a map's "
+                                         ".qml or a label-parcels output (.gpkg)"))
         self.scheme_button.clicked.connect(self.choose_scheme)
         hl.addWidget(self.scheme_button)
-        self.scheme_label = QLabel("no classes yet")
+        self.scheme_label = QLabel(tr("no classes yet"))
         hl.addWidget(self.scheme_label, 1)
         lay.addLayout(hl)
         self.class_list = QListWidget()
         self.class_list.setIconSize(QSize(14, 14))
         self.class_list.currentRowChanged.connect(self._on_row)
+        self.class_list.itemClicked.connect(lambda _item: self.focus_canvas())
+        self._size_class_list(self.VISIBLE_CLASSES)
         lay.addWidget(self.class_list, 1)
-        self.next_button = QPushButton("Next uncertain parcel (N)")
+        self.next_button = QPushButton(tr("Next uncertain parcel (N)"))
         self.next_button.clicked.connect(self.next_uncertain)
         lay.addWidget(self.next_button)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
         hl = QHBoxLayout()
-        self.activate_button = QPushButton("Label with clicks")
+        self.activate_button = QPushButton(tr("Label with clicks"))
         self.activate_button.setCheckable(True)
+        self.activate_button.setToolTip(tr("Click a parcel to give it the current class; keys 1..9 choose the "
+                                           "class, N goes to the next uncertain parcel, Ctrl+Z undoes"))
         self.activate_button.toggled.connect(self.set_active)
-        self.undo_button = QPushButton("Undo")
+        self.undo_button = QPushButton(tr("Undo"))
         self.undo_button.clicked.connect(self.undo)
-        self.save_button = QPushButton("Save edits")
+        self.save_button = QPushButton(tr("Save edits"))
         self.save_button.clicked.connect(self.save)
         for b in (self.activate_button, self.undo_button, self.save_button):
             hl.addWidget(b)
@@ -315,9 +341,15 @@ class ParcelLabelPanel(QDockWidget):
         self.layer_combo.layerChanged.connect(self.on_layer_changed)
         self.on_layer_changed(self.layer_combo.currentLayer())
 
+    def _size_class_list(self, rows: int) -> None:
+        """Tall enough for ``rows`` classes (a dock shares the height with the others: without this it shows ~4)."""
+        row = max(self.class_list.sizeHintForRow(0), self.class_list.fontMetrics().height() + 6, 18)
+        self.class_list.setMinimumHeight(row * max(rows, 3) + 2 * self.class_list.frameWidth() + 4)
+
     # -- scheme and layer --------------------------------------------------------------------------------------
     def choose_scheme(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Class scheme", "", "Class schemes (*.json *.qml *.gpkg);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(self, tr("Class scheme"), "",
+                                              tr("Class schemes (*.json *.qml *.gpkg);;All (*)"))
         if path:
             self.set_scheme_from(path)
 
@@ -325,10 +357,10 @@ class ParcelLabelPanel(QDockWidget):
         try:
             scheme = scheme_from_label_parcels(path) if path.lower().endswith(".gpkg") else load_scheme(path)
         except (OSError, ValueError) as exc:
-            self.status_label.setText(f"Cannot read classes from {path}: {exc}")
+            self.status_label.setText(tr("Cannot read classes from {path}: {error}").format(path=path, error=exc))
             return False
         if not scheme:
-            self.status_label.setText(f"No classes in {path}.")
+            self.status_label.setText(tr("No classes in {path}.").format(path=path))
             return False
         self.set_scheme(scheme, Path(path).name)
         return True
@@ -340,7 +372,9 @@ class ParcelLabelPanel(QDockWidget):
             key = f"{i + 1}  " if i < 9 else "    "
             item = QListWidgetItem(swatch(cls.colour), f"{key}{cls.name}  (id {cls.id})")
             self.class_list.addItem(item)
-        self.scheme_label.setText(f"{len(self.scheme)} classes{' from ' + source if source else ''}")
+        self._size_class_list(min(len(self.scheme), self.VISIBLE_CLASSES))
+        self.scheme_label.setText(tr("{n} classes from {source}").format(n=len(self.scheme), source=source)
+                                  if source else tr("{n} classes").format(n=len(self.scheme)))
         self._make_labeller()
         if self.scheme:
             self.class_list.setCurrentRow(0)
@@ -349,7 +383,7 @@ class ParcelLabelPanel(QDockWidget):
         if layer is not None and not self.scheme and layer.source():
             scheme = scheme_from_label_parcels(layer.source())
             if scheme:
-                self.set_scheme(scheme, "the label-parcels output")
+                self.set_scheme(scheme, tr("the label-parcels output"))
                 return
         self._make_labeller()
 
@@ -359,12 +393,15 @@ class ParcelLabelPanel(QDockWidget):
         if self.tool is not None and was_active:
             self.canvas.unsetMapTool(self.tool)
         self.labeller, self.tool = None, None
+        self.show_parcel(None)
         if layer is None or not self.scheme:
             self._update_status()
             return
         self.labeller = ParcelLabeller(layer, self.scheme, self)
         self.labeller.classChanged.connect(self.class_list.setCurrentRow)
-        self.labeller.labelled.connect(lambda *_: self._update_status())
+        self.labeller.classChanged.connect(lambda _index: self._update_status())
+        self.labeller.labelled.connect(self._on_labelled)
+        self.labeller.shown.connect(self.show_parcel)
         self.labeller.apply_style()
         self.tool = ParcelLabelTool(self.canvas, self.labeller)
         if was_active or self.activate_button.isChecked():
@@ -375,14 +412,54 @@ class ParcelLabelPanel(QDockWidget):
         if self.labeller is not None and row >= 0 and row != self.labeller.current:
             self.labeller.set_current(row)
 
+    def _on_labelled(self, fid: int, _class_id: int) -> None:
+        if fid == self.current_fid:
+            self.show_parcel(None)
+        self._update_status()
+
+    def show_parcel(self, fid: int | None) -> None:
+        """Outline the parcel ``fid`` (the one "next uncertain" went to); None removes the outline."""
+        self.current_fid = fid
+        if self.highlight is None:
+            return
+        self.highlight.reset(QgsWkbTypes.PolygonGeometry)
+        if fid is not None and self.labeller is not None:
+            feature = self.labeller.layer.getFeature(fid)
+            if feature.hasGeometry():
+                self.highlight.setToGeometry(feature.geometry(), self.labeller.layer)
+
     def _update_status(self) -> None:
         if self.labeller is None:
-            self.status_label.setText("Choose a polygon layer and a class scheme.")
+            self.status_label.setText(tr("Choose a polygon layer and a class scheme."))
             return
-        n = len(self.labeller.uncertain_ids())
         cls = self.labeller.current_class()
-        self.status_label.setText(f"Current class: <b>{cls.name}</b>. "
-                                  + (f"{n} uncertain parcel(s) left." if self.labeller.has_status() else ""))
+        text = tr("Current class: <b>{name}</b> (key {key}).").format(
+            name=cls.name, key=self.labeller.current + 1 if self.labeller.current < 9 else "-")
+        if self.labeller.has_status():
+            text += " " + tr("{n} uncertain parcel(s) left.").format(n=len(self.labeller.uncertain_ids()))
+        self.status_label.setText(text)
+
+    def cleanup(self) -> None:
+        """Before the panel goes (the plugin unloads): the tool off, the outline off the canvas."""
+        self.set_active(False)
+        if self.highlight is not None:
+            self.canvas.scene().removeItem(self.highlight)
+            self.highlight = None
+
+    # -- keys ----------------------------------------------------------------------------------------------------
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """The tool's keys also work while the panel has the focus."""
+        if self.tool is not None:
+            self.tool.keyPressEvent(event)
+            if event.isAccepted():
+                self.focus_canvas()
+                return
+        super().keyPressEvent(event)
+
+    def focus_canvas(self) -> None:
+        """Give the keyboard back to the map while the tool is on."""
+        if self.tool is not None and self.canvas.mapTool() is self.tool:
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- actions -----------------------------------------------------------------------------------------------
     def set_active(self, on: bool) -> None:
@@ -399,7 +476,8 @@ class ParcelLabelPanel(QDockWidget):
             return None
         fid = zoom_to_next_uncertain(self.canvas, self.labeller)
         if fid is None:
-            self.status_label.setText("No uncertain parcel left.")
+            self.status_label.setText(tr("No uncertain parcel left."))
+        self.focus_canvas()
         return fid
 
     def undo(self) -> None:
@@ -407,11 +485,13 @@ class ParcelLabelPanel(QDockWidget):
             self.labeller.layer.undoStack().undo()
             self.labeller.layer.triggerRepaint()
             self._update_status()
+        self.focus_canvas()
 
     def save(self) -> bool:
         if self.labeller is None or not self.labeller.layer.isEditable():
             return False
         ok = self.labeller.layer.commitChanges()
         if not ok:
-            self.status_label.setText("Saving failed: " + "; ".join(self.labeller.layer.commitErrors()))
+            self.status_label.setText(tr("Saving failed: {errors}").format(
+                errors="; ".join(self.labeller.layer.commitErrors())))
         return ok

@@ -1,6 +1,11 @@
 """The example graphical model shipped with the plugin, built with QgsProcessingModelAlgorithm (so the file is what
 the modeler itself writes), and the loader that offers the shipped models in the eo-ssl provider.
 
+Every parameter of a child algorithm has a value in the model (the inputs it is wired to, else the parameter's
+default, as the Model Designer itself fills them when a child is added), so the model validates and opens with no
+red child in the Model Designer. In the toolbox it is ``eo_ssl:predict_and_label`` (:class:`ShippedModel`: a stable
+id without spaces); Raster > eo-ssl > Open the example model in the Model Designer opens an editable copy.
+
 Regenerate ``resources/models/predict_and_label.model3`` after changing an algorithm's parameters::
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m qgis_plugin.models
@@ -13,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessing,
     QgsProcessingModelAlgorithm,
     QgsProcessingModelChildAlgorithm,
@@ -54,6 +60,22 @@ def _output(child_id: str, name: str, child_output: str, x: float, y: float) -> 
     return out
 
 
+def fill_defaults(child: QgsProcessingModelChildAlgorithm) -> None:
+    """Give every parameter of ``child`` that has no source yet its default value (not the optional ones without a
+    default, nor outputs): what the Model Designer does when a child is added, and what makes the child valid."""
+    alg = QgsApplication.processingRegistry().algorithmById(child.algorithmId())
+    if alg is None:
+        raise RuntimeError(f"{child.algorithmId()} is not registered: register the eo-ssl provider first")
+    sources = child.parameterSources()
+    for param in alg.parameterDefinitions():
+        if param.isDestination() or param.name() in sources:
+            continue
+        default = param.defaultValue()
+        if default is None and param.flags() & param.FlagOptional:
+            continue
+        child.addParameterSources(param.name(), [QgsProcessingModelChildParameterSource.fromStaticValue(default)])
+
+
 def build_predict_and_label() -> QgsProcessingModelAlgorithm:
     """Predict land cover -> Label parcels (the map and its confidence feed the labelling)."""
     model = QgsProcessingModelAlgorithm(MODEL_NAME, MODEL_GROUP)
@@ -75,6 +97,7 @@ def build_predict_and_label() -> QgsProcessingModelAlgorithm:
     predict.setPosition(QPointF(420, 150))
     for param, source in (("MODEL", "model_package"), ("S2", "sentinel2"), ("S1", "sentinel1"), ("AOI", "aoi")):
         predict.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromModelParameter(source)])
+    fill_defaults(predict)
     predict.setModelOutputs({
         "Land-cover map": _output("predict", "Land-cover map", "OUTPUT", 640, 110),
         "Confidence": _output("predict", "Confidence", "CONFIDENCE", 640, 170),
@@ -89,6 +112,7 @@ def build_predict_and_label() -> QgsProcessingModelAlgorithm:
     label.addParameterSources("CONFIDENCE",
                               [QgsProcessingModelChildParameterSource.fromChildOutput("predict", "CONFIDENCE")])
     label.addParameterSources("PARCELS", [QgsProcessingModelChildParameterSource.fromModelParameter("parcels")])
+    fill_defaults(label)
     label.setModelOutputs({"Labelled parcels": _output("label_parcels", "Labelled parcels", "OUTPUT", 640, 380)})
     model.addChildAlgorithm(label)
     return model
@@ -101,14 +125,35 @@ def write_predict_and_label(path: Path = PREDICT_AND_LABEL) -> Path:
     return path
 
 
+class ShippedModel(QgsProcessingModelAlgorithm):
+    """A model file of resources/models under the id ``eo_ssl:<file stem>`` (a model's own name, shown in the
+    toolbox, has spaces: ids with spaces are awkward in scripts, batch files and the history)."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__()
+        self._path, self._name = Path(path), name
+        self.loaded = self.fromFile(str(path))
+
+    def name(self) -> str:
+        return self._name
+
+    def createInstance(self):  # noqa: N802 - QGIS API (every run and the history use a fresh instance)
+        return ShippedModel(self._path, self._name)
+
+
 def shipped_models() -> list[QgsProcessingModelAlgorithm]:
     """The .model3 files in resources/models, loaded (for the provider's 'Models' group)."""
-    models = []
-    for path in sorted(MODELS.glob("*.model3")):
-        model = QgsProcessingModelAlgorithm()
-        if model.fromFile(str(path)):
-            models.append(model)
-    return models
+    models = [ShippedModel(path, path.stem) for path in sorted(MODELS.glob("*.model3"))]
+    return [m for m in models if m.loaded]
+
+
+def editable_copy(path: Path = PREDICT_AND_LABEL) -> QgsProcessingModelAlgorithm:
+    """The model as a plain model with no file behind it: the Model Designer's Save asks where to write it."""
+    model = QgsProcessingModelAlgorithm()
+    if not model.fromFile(str(path)):
+        raise OSError(f"cannot read the model {path}")
+    model.setSourceFilePath("")
+    return model
 
 
 if __name__ == "__main__":  # regenerate the shipped model (needs QGIS and the eo-ssl algorithms registered)

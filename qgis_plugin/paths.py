@@ -30,6 +30,7 @@ def _root(plugin_dir: Path) -> Path:
 ROOT = _root(PLUGIN_DIR)
 RESOURCES = ROOT / "resources"
 ICON = RESOURCES / "icons" / "eo_ssl.svg"
+LABEL_ICON = RESOURCES / "icons" / "eo_ssl_label.svg"
 STYLES = RESOURCES / "styles"
 MODELS = RESOURCES / "models"
 METADATA = ROOT / "metadata.txt"

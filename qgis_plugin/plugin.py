@@ -1,19 +1,28 @@
 """The plugin object QGIS loads: the Processing provider, a toolbar (the eo-ssl dialog and the parcel labelling
-tool), and the same actions plus the backend diagnostics in the Raster menu."""
+tool), the Raster > eo-ssl menu (the same two, the first-run panel, the backend diagnostics, the example model in
+the Model Designer, the settings), and the eo-ssl page of Settings > Options….
+
+On the first load without any backend Python (a freshly installed zip) the first-run panel opens by itself; on
+later loads without one, a message bar offers it."""
 
 from __future__ import annotations
 
-from qgis.core import QgsApplication, QgsMapLayerType, QgsWkbTypes
-from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction, QApplication, QMessageBox
+import os
 
-from . import settings
-from .paths import ICON
+from qgis.core import Qgis, QgsApplication, QgsMapLayerType, QgsWkbTypes
+from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction, QMessageBox, QPushButton
+
+from . import names, settings
+from .i18n import tr
+from .paths import ICON, LABEL_ICON
 from .provider import EoSslProvider
 
-MENU = "&eo-ssl"
+MENU = "&" + names.MENU
 SETTINGS_PYTHON = settings.SETTINGS_PYTHON
+#: Set to 1 to keep the first-run panel from opening by itself (scripted QGIS sessions).
+NO_FIRST_RUN_ENV = "EO_SSL_NO_FIRST_RUN"
 
 
 class EoSslPlugin:
@@ -25,7 +34,10 @@ class EoSslPlugin:
         self.menu_actions: list[QAction] = []
         self.dialog = None
         self.diagnostics_dialog = None
+        self.setup_dialog = None
         self.label_panel = None
+        self.options_factory = None
+        self.modeler = None
 
     # -- QGIS plugin interface -------------------------------------------------------------------------------
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API
@@ -48,22 +60,35 @@ class EoSslPlugin:
         self.initProcessing()
         self.toolbar = self.iface.addToolBar("eo-ssl")
         self.toolbar.setObjectName("EoSslToolbar")
-        main = self._action("eo-ssl: self-supervised land cover…", "EoSslDialogAction",
-                            "eo-ssl: pre-train on Sentinel-1/2, fine-tune, predict and label parcels",
+        main = self._action(tr(names.DIALOG_ACTION), "EoSslDialogAction",
+                            tr("eo-ssl: pre-train on Sentinel-1/2, fine-tune, predict and label parcels"),
                             self.show_dialog)
-        label_icon = QgsApplication.getThemeIcon("/mActionIdentify.svg")
-        labelling = self._action("eo-ssl: parcel labelling tool", "EoSslLabelToolAction",
-                                 "Label parcels by clicking them (keys 1..9 choose the class, N = next uncertain)",
-                                 self.show_label_panel, label_icon)
-        diagnostics = self._action("eo-ssl backend diagnostics", "EoSslDiagnostics",
-                                   "eo-ssl: which Python, torch and device the training backend uses",
+        labelling = self._action(tr(names.LABEL_TOOL_ACTION), "EoSslLabelToolAction",
+                                 tr("eo-ssl: label parcels by clicking them (keys 1..9 choose the class, N = next "
+                                    "uncertain parcel)"), self.show_label_panel, QIcon(str(LABEL_ICON)))
+        setup = self._action(tr(names.SETUP_ACTION), "EoSslSetupAction",
+                             tr("eo-ssl: create the backend environment, or choose an existing Python"),
+                             self.show_setup)
+        diagnostics = self._action(tr(names.DIAGNOSTICS_ACTION), "EoSslDiagnostics",
+                                   tr("eo-ssl: which Python, torch and device the training backend uses"),
                                    self.show_diagnostics)
+        model = self._action(tr(names.MODEL_ACTION), "EoSslModelAction",
+                             tr("eo-ssl: open a copy of 'Predict land cover and label parcels' to adapt it"),
+                             self.open_example_model, QgsApplication.getThemeIcon("/processingModel.svg"))
+        options = self._action(tr(names.OPTIONS_ACTION), "EoSslOptionsAction",
+                               tr("eo-ssl: backend Python, device and cache folder (Settings > Options > eo-ssl)"),
+                               self.show_options, QgsApplication.getThemeIcon("/mActionOptions.svg"))
         self.actions = [main, labelling]
-        self.menu_actions = [main, labelling, diagnostics]
+        self.menu_actions = [main, labelling, setup, diagnostics, model, options]
         for action in self.actions:
             self.toolbar.addAction(action)
         for action in self.menu_actions:
             self.iface.addPluginToRasterMenu(MENU, action)
+        from .options_page import EoSslOptionsFactory
+
+        self.options_factory = EoSslOptionsFactory(self.show_setup)
+        self.iface.registerOptionsWidgetFactory(self.options_factory)
+        QTimer.singleShot(0, self.first_run)
 
     def unload(self) -> None:
         for action in self.menu_actions:
@@ -75,12 +100,15 @@ class EoSslPlugin:
         if self.toolbar is not None:
             self.toolbar.deleteLater()
             self.toolbar = None
+        if self.options_factory is not None:
+            self.iface.unregisterOptionsWidgetFactory(self.options_factory)
+            self.options_factory = None
         if self.label_panel is not None:
-            self.label_panel.set_active(False)
+            self.label_panel.cleanup()
             self.iface.removeDockWidget(self.label_panel)
             self.label_panel.deleteLater()
             self.label_panel = None
-        for attr in ("dialog", "diagnostics_dialog"):
+        for attr in ("dialog", "diagnostics_dialog", "setup_dialog"):
             dlg = getattr(self, attr)
             if dlg is not None:
                 if hasattr(dlg, "disconnect_project"):
@@ -91,6 +119,28 @@ class EoSslPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        from .i18n import remove_translators
+
+        remove_translators()
+
+    # -- first run -------------------------------------------------------------------------------------------
+    def first_run(self) -> str:
+        """Without any backend Python: open the first-run panel the first time, later offer it in the message bar.
+        Returns what it did ("none", "panel" or "message")."""
+        if settings.backend_python() is not None or os.environ.get(NO_FIRST_RUN_ENV) == "1":
+            return "none"
+        if settings.get(settings.SETTINGS_SETUP_OFFERED) != "1":
+            settings.put(settings.SETTINGS_SETUP_OFFERED, "1")
+            self.show_setup()
+            return "panel"
+        bar = self.iface.messageBar()
+        item = bar.createMessage("eo-ssl", tr("The backend environment is not set up yet: the eo-ssl tools need it "
+                                              "to train and map."))
+        button = QPushButton(tr(names.SETUP_ACTION))
+        button.clicked.connect(self.show_setup)
+        item.layout().addWidget(button)
+        bar.pushWidget(item, Qgis.Info, 0)
+        return "message"
 
     # -- actions ---------------------------------------------------------------------------------------------
     def backend_python_setting(self) -> str | None:
@@ -101,13 +151,14 @@ class EoSslPlugin:
             if self.dialog is None:
                 from .dialog import EoSslDialog
 
-                self.dialog = EoSslDialog(self.iface)
+                self.dialog = EoSslDialog(self.iface, open_setup=self.show_setup)
             self.dialog.refresh_layers()
             self.dialog.show()
             self.dialog.raise_()
             self.dialog.activateWindow()
         except Exception as exc:  # noqa: BLE001 - a plugin bug must never take QGIS down
-            QMessageBox.critical(self.iface.mainWindow(), "eo-ssl", f"The eo-ssl dialog could not open: {exc}")
+            QMessageBox.critical(self.iface.mainWindow(), "eo-ssl",
+                                 tr("The eo-ssl dialog could not open: {error}").format(error=exc))
 
     def show_label_panel(self) -> None:
         from .maptool import ParcelLabelPanel
@@ -123,18 +174,50 @@ class EoSslPlugin:
         self.label_panel.show()
         self.label_panel.raise_()
 
+    def show_setup(self) -> None:
+        """The first-run panel: create the backend environment, or use an existing Python."""
+        from .setup_panel import BackendSetupDialog
+
+        if self.setup_dialog is None:
+            self.setup_dialog = BackendSetupDialog(self.iface.mainWindow())
+            self.setup_dialog.backendReady.connect(self._backend_ready)
+        self.setup_dialog.show()
+        self.setup_dialog.raise_()
+        self.setup_dialog.activateWindow()
+
+    def _backend_ready(self, report) -> None:
+        for dlg in (self.dialog, self.diagnostics_dialog):
+            if dlg is not None and hasattr(dlg, "set_backend_report"):
+                dlg.set_backend_report(report)
+        if self.diagnostics_dialog is not None:
+            self.diagnostics_dialog.refresh()
+
     def show_diagnostics(self) -> None:
-        """The diagnostics panel (the check runs at once, under a wait cursor: a few seconds)."""
+        """The diagnostics panel; its check runs in a task (the panel opens at once)."""
         from .diagnostics import DiagnosticsDialog
 
         if self.diagnostics_dialog is None:
-            self.diagnostics_dialog = DiagnosticsDialog(self.iface.mainWindow())
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.diagnostics_dialog.refresh(synchronous=True)
-        except Exception as exc:  # noqa: BLE001 - never into QGIS
-            QMessageBox.warning(self.iface.mainWindow(), "eo-ssl backend", f"The check failed: {exc}")
-        finally:
-            QApplication.restoreOverrideCursor()
+            self.diagnostics_dialog = DiagnosticsDialog(self.iface.mainWindow(), open_setup=self.show_setup)
+        else:
+            self.diagnostics_dialog.refresh()
         self.diagnostics_dialog.show()
         self.diagnostics_dialog.raise_()
+
+    def show_options(self) -> None:
+        self.iface.showOptionsDialog(self.iface.mainWindow(), currentPage="EoSslOptionsPage")
+
+    def open_example_model(self):
+        """A copy of the shipped model in the Model Designer (saving asks where: the shipped file stays as it is)."""
+        try:
+            from processing.modeler.ModelerDialog import ModelerDialog
+        except ImportError:
+            QMessageBox.warning(self.iface.mainWindow(), "eo-ssl",
+                                tr("The Model Designer needs the Processing plugin: enable it in Plugins > Manage "
+                                   "and Install Plugins."))
+            return None
+        from .models import editable_copy
+
+        self.modeler = ModelerDialog.create(editable_copy())
+        self.modeler.show()
+        self.modeler.activate()
+        return self.modeler

@@ -7,11 +7,13 @@ Layout of ``eo_ssl/`` (what QGIS's "Install from ZIP" unpacks into ``<profile>/p
     metadata.txt, LICENSE                     QGIS metadata (name, version, ...) and the licence
     backend/                                  the training backend, run as ``python -m backend`` with
                                               PYTHONPATH = this folder, by the backend Python (never imported by QGIS)
-    requirements.txt, constraints.txt         what the managed backend environment installs
+    requirements.txt, requirements.lock,      what the managed backend environment installs (the direct
+    constraints.txt                           dependencies, under the lock's exact versions and the constraints)
+    i18n/eo_ssl.ts                            the translation template (and any eo_ssl_<locale>.qm)
     resources/icons, resources/models, resources/styles (when present)
 
 The backend travels inside the plugin so that plugin and backend versions always match: the managed environment
-(eo-ssl > Backend diagnostics > Create environment) only holds the third-party packages (torch, rasterio, ...).
+(Raster > eo-ssl > Set up the backend…) only holds the third-party packages (torch, rasterio, ...).
 Left out: tests, caches (__pycache__, *.pyc), the demo sample (resources/sample) and anything not listed above.
 
 Pure standard library; run it with any Python 3.11+: ``python3 scripts/build_plugin.py [--out DIR]``.
@@ -30,7 +32,7 @@ PLUGIN_NAME = "eo_ssl"
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "tests"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 RESOURCE_DIRS = ("icons", "models", "styles")
-TOP_FILES = ("metadata.txt", "LICENSE", "requirements.txt", "constraints.txt")
+TOP_FILES = ("metadata.txt", "LICENSE", "requirements.txt", "requirements.lock", "constraints.txt")
 
 
 def version() -> str:

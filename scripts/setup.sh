@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh Debian bookworm machine for eo-ssl (non-interactive, works as root):
-#   1. Debian packages: QGIS + PyQGIS (the plugin side and its tests), python3-venv, Xvfb/xauth.
+#   1. Debian packages: QGIS + PyQGIS (the plugin side and its tests), python3-venv, Xvfb/xauth, pyqt5-dev-tools
+#      (pylupdate5: the plugin's translation template, scripts/update_translations.sh, checked by the tests).
 #      Installed only when `dpkg` says one is missing.
 #   2. .venv: created with --system-site-packages from /usr/bin/python3 so that it sees PyQGIS.
 #   3. The pinned Python dependencies (requirements.lock, under constraints.txt); skipped when the stamp in .venv
@@ -13,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-APT_PACKAGES=(qgis python3-qgis python3-venv xvfb xauth)
+APT_PACKAGES=(qgis python3-qgis python3-venv xvfb xauth pyqt5-dev-tools)
 export DEBIAN_FRONTEND=noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 

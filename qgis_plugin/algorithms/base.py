@@ -1,13 +1,20 @@
 """What every eo-ssl Processing algorithm shares: resolving its parameters into backend options (on the main
 thread, in ``prepareAlgorithm``), running ``python -m backend <command> ... --events`` through
-:class:`~qgis_plugin.backend_runner.BackendRunner` (in ``processAlgorithm``, a worker thread when run from the
-toolbox or the dialog), forwarding events to ``feedback``, honouring Cancel, and turning a backend ``error`` into a
-:class:`QgsProcessingException` with the backend's message and hint.
+:class:`~qgis_plugin.backend_runner.BackendRunner` (in ``processAlgorithm``), forwarding events to ``feedback``,
+honouring Cancel, and turning a backend ``error`` into a :class:`QgsProcessingException` in the plugin's words
+(:mod:`..messages`).
+
+Where QGIS runs an algorithm: from the toolbox and the eo-ssl dialog in a background task (a worker thread: the
+algorithms do not declare ``FlagNoThreading``); QGIS 3.22 runs graphical models (``QgsProcessingModelAlgorithm``
+always carries ``FlagNoThreading``) and the batch dialog (a loop calling ``run`` on the main thread) on the main
+thread. There the backend is followed from a helper thread while the main thread keeps processing QGIS's events
+(:func:`run_backend`), so QGIS stays responsive and Cancel works.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import shlex
 import threading
 import time
@@ -22,11 +29,14 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 
 from .. import settings
 from ..backend_runner import BackendRunner, options_to_args
+from ..i18n import tr
+from ..messages import error_text
+from ..names import NO_BACKEND_HINT, QT_TRANSLATE_NOOP
 from ..paths import ICON, ROOT
 
 #: Seconds between SIGTERM and a hard kill on Cancel: the backend stops at its next safe point (and writes its
@@ -34,18 +44,23 @@ from ..paths import ICON, ROOT
 CANCEL_GRACE_S = 4.0
 EXTRA_ARGS = "EXTRA_ARGS"
 
-HELP_FOOTER = (
-    "<p><i>eo-ssl runs this step in its own Python process (the backend; see eo-ssl &gt; Backend diagnostics), so "
-    "QGIS never loads PyTorch. The exact command line is shown at the top of the log: the same command works in a "
-    "terminal (<code>python -m backend ...</code>).</i></p>"
-)
+HELP_FOOTER = QT_TRANSLATE_NOOP(
+    "@default",
+    "<p><i>eo-ssl runs this step in its own Python process (the backend; see Raster &gt; eo-ssl &gt; Backend "
+    "diagnostics), so QGIS never loads PyTorch. The exact command line is shown at the top of the log: the same "
+    "command works in a terminal (<code>python -m backend ...</code>).</i></p>")
 
 
 class EventFeedback(QgsProcessingFeedback):
-    """A feedback that also re-emits every backend event (the dialog draws its loss curve from them). The signal
-    is emitted from the worker thread; connections to widgets are queued by Qt."""
+    """A feedback that also re-emits every backend event (the dialog draws its loss curve from them) and the error
+    a failed run reports. The signals may be emitted from a worker thread; connections to widgets are queued by Qt."""
 
     backendEvent = pyqtSignal(object)  # noqa: N815 - Qt naming
+    errorReported = pyqtSignal(str)  # noqa: N815 - Qt naming
+
+    def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS API
+        super().reportError(error, fatalError)
+        self.errorReported.emit(str(error))
 
 
 def format_eta(seconds: Any) -> str:
@@ -126,15 +141,16 @@ class EventForwarder:
             else:
                 fb.pushInfo(message)
         elif kind == "warning":
-            fb.pushWarning(f"Warning [{event.get('code', '')}]: {event.get('message', '')}")
+            fb.pushWarning(tr("Warning [{code}]: {message}").format(code=event.get("code", ""),
+                                                                    message=event.get("message", "")))
         elif kind == "artifact":
-            fb.pushInfo(f"Wrote {event.get('kind', 'output')}: {event.get('path', '')}")
+            fb.pushInfo(tr("Wrote {kind}: {path}").format(kind=event.get("kind", "output"), path=event.get("path", "")))
         elif kind == "done" and event.get("ok"):
             summary = event.get("summary") or {}
             for key, value in summary.items():
                 fb.pushInfo(f"  {key}: {value}")
             if event.get("elapsed_s") is not None:
-                fb.pushInfo(f"Finished in {event['elapsed_s']} s")
+                fb.pushInfo(tr("Finished in {seconds} s").format(seconds=event["elapsed_s"]))
 
     def stderr(self, line: str) -> None:
         if not line.strip():
@@ -152,38 +168,87 @@ def describe_command(argv: list[str]) -> str:
 def backend_python_or_raise() -> str:
     found = settings.backend_python()
     if found is None:
-        looked = "; ".join(f"{c.source}: {c.path}" for c in settings.looked_at()) or "nothing set"
+        looked = "; ".join(f"{c.source}: {c.path}" for c in settings.looked_at()) or tr("nothing set")
         raise QgsProcessingException(
-            "No backend Python found for eo-ssl (looked at " + looked + ").\n"
-            "Open eo-ssl > Backend diagnostics and create the managed environment, or set the backend Python "
-            "in the plugin settings (or the environment variable EO_SSL_PYTHON).")
+            tr("eo-ssl has no backend Python yet (looked at: {looked}).").format(looked=looked) + "\n"
+            + tr("What to do: {hint}").format(hint=tr(NO_BACKEND_HINT)))
     return str(found.path)
 
 
 def error_message(command: str, final: dict[str, Any]) -> str:
-    """The text of the QgsProcessingException for a backend ``error`` event."""
-    code = final.get("code", "error")
-    detail = str(final.get("detail") or "")
-    if code == "backend_crashed" and "invalid choice" in detail and repr(command) in detail:
-        return (f"This eo-ssl backend has no '{command}' command (it is older than the plugin, or that part of "
-                f"the backend is not installed).\nUpdate the backend (reinstall the plugin, or pull the checkout) "
-                f"and check eo-ssl > Backend diagnostics.")
-    if code == "cancelled":
-        return ("Cancelled: the backend was stopped. Whatever it had finished is kept (a training run leaves its "
-                "last checkpoint: run it again with 'Resume' to continue).")
-    message = f"eo-ssl {command} failed [{code}]: {final.get('message', '')}"
-    hint = final.get("hint")
-    if hint:
-        message += f"\nWhat to do: {hint}"
-    if detail:
-        message += "\n\nEnd of the backend's error output:\n" + "\n".join(detail.strip().splitlines()[-15:])
-    return message
+    """The text of the QgsProcessingException for a backend ``error`` event (:func:`..messages.error_text`)."""
+    return error_text(command, final)
+
+
+def on_main_thread() -> bool:
+    app = QCoreApplication.instance()
+    return app is not None and QThread.currentThread() == app.thread()
+
+
+def _follow_in_this_thread(runner: BackendRunner, command: str, options, feedback, forwarder) -> dict[str, Any]:
+    """A worker thread (a background task): block here; a watcher thread turns Cancel into SIGTERM."""
+    finished = threading.Event()
+
+    def watch_cancel() -> None:
+        while not finished.wait(0.1):
+            if feedback.isCanceled() and runner.running and not runner.cancelled:
+                feedback.pushInfo(tr("Cancel: asking the backend to stop at its next safe point…"))
+                runner.cancel()
+
+    watcher = threading.Thread(target=watch_cancel, name=f"eo-ssl-cancel-{command}", daemon=True)
+    watcher.start()
+    try:
+        return runner.run(command, options, on_event=forwarder, on_stderr=forwarder.stderr)
+    finally:
+        finished.set()
+        watcher.join(timeout=2)
+
+
+def _follow_pumping_events(runner: BackendRunner, command: str, options, feedback, forwarder,
+                           pump_ms: int = 50) -> dict[str, Any]:
+    """The main thread (a model or a batch run in QGIS 3.22): the backend is read by a helper thread; this thread
+    hands its events to ``feedback`` (whose GUI must only be touched here) and keeps QGIS's event loop turning, so
+    the window repaints, the map can be used and Cancel is seen."""
+    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["final"] = runner.run(command, options, on_event=lambda e: inbox.put(("event", e)),
+                                          on_stderr=lambda line: inbox.put(("stderr", line)))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the main thread
+            outcome["error"] = exc
+
+    def drain() -> None:
+        while True:
+            try:
+                kind, item = inbox.get_nowait()
+            except queue.Empty:
+                return
+            forwarder(item) if kind == "event" else forwarder.stderr(item)
+
+    reader = threading.Thread(target=work, name=f"eo-ssl-run-{command}", daemon=True)
+    reader.start()
+    asked = False
+    while reader.is_alive():
+        drain()
+        if feedback.isCanceled() and not asked and runner.running:
+            asked = True
+            feedback.pushInfo(tr("Cancel: asking the backend to stop at its next safe point…"))
+            runner.cancel()
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, pump_ms)
+        reader.join(pump_ms / 1000.0)
+    drain()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["final"]
 
 
 def run_backend(command: str, options: dict[str, Any], python: str, feedback: QgsProcessingFeedback | None,
                 root: Path | str = ROOT, grace_s: float = CANCEL_GRACE_S) -> tuple[dict[str, Any], list[dict]]:
     """Run one backend command to its end; return (final ``done`` event, all events). Raises
-    QgsProcessingException for a backend error, a crash or a cancel."""
+    QgsProcessingException for a backend error, a crash or a cancel. On QGIS's main thread it keeps the event loop
+    turning while it waits (see the module's docstring)."""
     feedback = feedback or QgsProcessingFeedback()
     runner = BackendRunner(python, root=root, grace_s=grace_s)
     argv = runner.build_command(command, options)
@@ -191,21 +256,8 @@ def run_backend(command: str, options: dict[str, Any], python: str, feedback: Qg
     if feedback.isCanceled():
         raise QgsProcessingException(error_message(command, {"code": "cancelled"}))
     forwarder = EventForwarder(feedback)
-    finished = threading.Event()
-
-    def watch_cancel() -> None:
-        while not finished.wait(0.1):
-            if feedback.isCanceled() and runner.running and not runner.cancelled:
-                feedback.pushInfo("Cancel: asking the backend to stop at its next safe point...")
-                runner.cancel()
-
-    watcher = threading.Thread(target=watch_cancel, name=f"eo-ssl-cancel-{command}", daemon=True)
-    watcher.start()
-    try:
-        final = runner.run(command, options, on_event=forwarder, on_stderr=forwarder.stderr)
-    finally:
-        finished.set()
-        watcher.join(timeout=2)
+    follow = _follow_pumping_events if on_main_thread() else _follow_in_this_thread
+    final = follow(runner, command, options, feedback, forwarder)
     if final.get("event") != "done" or not final.get("ok", False):
         if runner.cancelled or feedback.isCanceled():
             final = {**final, "code": "cancelled"}
@@ -241,7 +293,7 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
 
     # -- identity ----------------------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
-        return QCoreApplication.translate("eo_ssl", text)
+        return tr(text)
 
     def createInstance(self):  # noqa: N802 - QGIS API
         return type(self)()
@@ -259,7 +311,7 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP_ID
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
-        return self.tr(self.HELP) + HELP_FOOTER
+        return self.tr(self.HELP) + self.tr(HELP_FOOTER)
 
     def shortDescription(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(self.HELP.split("</p>")[0].replace("<p>", ""))
@@ -269,9 +321,6 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
 
     def svgIconPath(self) -> str:  # noqa: N802 - QGIS API
         return str(ICON)
-
-    def helpUrl(self) -> str:  # noqa: N802 - QGIS API
-        return "https://github.com/eo-ssl/eo-ssl#the-qgis-plugin"
 
     # -- running -----------------------------------------------------------------------------------------------
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback) -> bool:  # noqa: N802
@@ -320,7 +369,8 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         try:
             return shlex.split(text)
         except ValueError as exc:
-            raise QgsProcessingException(f"Cannot read the further backend options {text!r}: {exc}") from exc
+            raise QgsProcessingException(tr("Cannot read the further backend options {text}: {error}").format(
+                text=repr(text), error=exc)) from exc
 
     # -- for subclasses ----------------------------------------------------------------------------------------
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..i18n import tr
+from ..names import QT_TRANSLATE_NOOP
 from . import inputs
 from .base import BackendAlgorithm, artifacts
 
@@ -41,7 +43,7 @@ def _parcels_options(alg, parameters, context, feedback) -> dict[str, Any]:
     parcels = inputs.vector_file(alg, parameters, "PARCELS", context, feedback)
     field = alg.parameterAsString(parameters, "CLASS_FIELD", context) if parameters.get("CLASS_FIELD") else ""
     if bool(parcels) != bool(field):
-        raise QgsProcessingException("Give the labelled parcels and their class field together (or neither).")
+        raise QgsProcessingException(tr("Give the labelled parcels and their class field together (or neither)."))
     if not parcels:
         return {}
     options: dict[str, Any] = {"parcels": parcels[0], "class_field": field}
@@ -53,10 +55,11 @@ def _parcels_options(alg, parameters, context, feedback) -> dict[str, Any]:
 class PrepareAlgorithm(BackendAlgorithm):
     COMMAND = "prepare"
     NAME = "prepare"
-    DISPLAY = "1 Prepare data"
-    GROUP = "1 Data"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "1 Prepare data")
+    GROUP = QT_TRANSLATE_NOOP("@default", "1 Data")
     GROUP_ID = "data"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Builds a <b>chip store</b> (the training format) from Sentinel-2 (and optionally Sentinel-1) scenes over "
         "an area and a period of interest: every scene is read window by window onto one 10 m grid (Sentinel-1 "
         "reprojected, kept in dB), with normalisation statistics and, when labelled parcels are given, the "
@@ -90,9 +93,9 @@ class PrepareAlgorithm(BackendAlgorithm):
         has_s2 = parameters.get(inputs.S2) not in (None, "", []) or parameters.get(inputs.S2_FOLDER) not in (None, "")
         has_chips = parameters.get("CHIPS") not in (None, "")
         if not has_s2 and not has_chips:
-            return False, "Give Sentinel-2 scenes (layers or a folder), or a chip folder."
+            return False, tr("Give Sentinel-2 scenes (layers or a folder), or a chip folder.")
         if has_s2 and has_chips:
-            return False, "Give Sentinel-2 scenes or a chip folder, not both."
+            return False, tr("Give Sentinel-2 scenes or a chip folder, not both.")
         return super().checkParameterValues(parameters, context)
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
@@ -116,7 +119,7 @@ class PrepareAlgorithm(BackendAlgorithm):
     def results(self, parameters, context, feedback) -> dict[str, Any]:
         out = self._options["out"]
         if not (Path(out) / "manifest.json").is_file():
-            raise QgsProcessingException(f"The backend finished but {out} holds no manifest.json.")
+            raise QgsProcessingException(tr("The backend finished but {out} holds no manifest.json.").format(out=out))
         s = self.summary()
         return {"OUTPUT": out, "GRID": str(s.get("grid", "")), "CLASSES": int(s.get("classes") or 0)}
 
@@ -124,10 +127,11 @@ class PrepareAlgorithm(BackendAlgorithm):
 class ExportDatasetAlgorithm(BackendAlgorithm):
     COMMAND = "export-dataset"
     NAME = "export_dataset"
-    DISPLAY = "7 Export dataset"
-    GROUP = "4 Parcels"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "7 Export dataset")
+    GROUP = QT_TRANSLATE_NOOP("@default", "4 Parcels")
     GROUP_ID = "parcels"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Writes a training dataset from labelled parcels: one georeferenced GeoTIFF chip per sample (all chosen "
         "bands), a mask GeoTIFF per chip (class ids, ignore value), <code>index.gpkg</code> (chip footprints with "
         "split, class counts and source parcels) and <code>dataset.json</code> (bands, dates, classes with colours, "
@@ -170,7 +174,7 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
         has_data = parameters.get("DATA") not in (None, "")
         has_s2 = parameters.get(inputs.S2) not in (None, "", []) or parameters.get(inputs.S2_FOLDER) not in (None, "")
         if has_data == has_s2:
-            return False, "Give either a chip store or Sentinel-2 scenes (one of the two)."
+            return False, tr("Give either a chip store or Sentinel-2 scenes (one of the two).")
         return super().checkParameterValues(parameters, context)
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
@@ -196,7 +200,8 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
         out = Path(self._options["out"])
         index = next((p for p in artifacts(self._events) if p.endswith(".gpkg")), str(out / "index.gpkg"))
         if not Path(index).is_file():
-            raise QgsProcessingException(f"The backend finished but wrote no chip index ({index}).")
+            raise QgsProcessingException(tr("The backend finished but wrote no chip index ({index}).").format(
+                index=index))
         s = self.summary()
         chips = s.get("chips", s.get("n_chips", 0))
         return {"OUTPUT": str(out), "INDEX": index, "DATASET_JSON": str(out / "dataset.json"),

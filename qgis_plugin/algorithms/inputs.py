@@ -27,6 +27,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
+from .. import settings
+from ..i18n import tr
+
 S2 = "S2"
 S2_FOLDER = "S2_FOLDER"
 S2_BANDS = "S2_BANDS"
@@ -94,14 +97,31 @@ def raster_input_parameters(alg, s2_optional: bool = True, with_grid: bool = Tru
             minValue=1.0, maxValue=1000.0)))
 
 
+DEVICES = "DEVICES"
+
+
+def device_parameter(alg) -> None:
+    alg.addParameter(with_help(QgsProcessingParameterString(
+        DEVICES, "Devices (auto, cpu, or the number of GPUs)", defaultValue="auto"),
+        "auto: the default device of Settings > Options… > eo-ssl (itself 'auto' unless changed there: the GPU "
+        "when the backend finds one, else the CPU; see Raster > eo-ssl > Backend diagnostics)."))
+
+
+def devices(alg, parameters, context) -> str:
+    """The run's --devices: the parameter, with 'auto' meaning the default device of the plugin's settings."""
+    value = alg.parameterAsString(parameters, DEVICES, context) if parameters.get(DEVICES) not in (None, "") else ""
+    return settings.resolve_device(value)
+
+
 def layer_file(layer) -> str:
     """The file behind a raster layer (GDAL provider), for the backend."""
     if layer is None:
-        raise QgsProcessingException("A raster input could not be loaded.")
+        raise QgsProcessingException(tr("A raster input could not be loaded."))
     if layer.type() != QgsMapLayerType.RasterLayer or layer.providerType() != "gdal":
-        raise QgsProcessingException(
-            f"Layer '{layer.name()}' is not a raster file (provider {layer.providerType()}): eo-ssl reads Sentinel "
-            "scenes from files (GeoTIFF, JP2, ...). Save it as a GeoTIFF first (Raster > Conversion > Translate).")
+        raise QgsProcessingException(tr(
+            "Layer '{layer}' is not a raster file (provider {provider}): eo-ssl reads Sentinel scenes from files "
+            "(GeoTIFF, JP2, ...). Save it as a GeoTIFF first (Raster > Conversion > Translate).").format(
+                layer=layer.name(), provider=layer.providerType()))
     parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
     path = parts.get("path") or layer.source()
     return str(path)
@@ -132,7 +152,8 @@ def vector_file(alg, parameters, name: str, context, feedback) -> tuple[str, str
     path, layer_name = alg.parameterAsCompatibleSourceLayerPathAndLayerName(
         parameters, name, context, VECTOR_FORMATS, "gpkg", feedback)
     if not path:
-        raise QgsProcessingException(f"Could not write the '{name}' features to a file for the backend.")
+        raise QgsProcessingException(tr("Could not write the '{name}' features to a file for the backend.").format(
+            name=name))
     if "|" in path:  # some providers keep their options in the path
         path, _, rest = path.partition("|")
         if not layer_name and rest.startswith("layername="):
@@ -169,7 +190,7 @@ def raster_input_options(alg, parameters, context, feedback, s2_required: bool =
     if folder:
         s2.append(folder)
     if s2_required and not s2:
-        raise QgsProcessingException("Give at least one Sentinel-2 layer (or a Sentinel-2 folder).")
+        raise QgsProcessingException(tr("Give at least one Sentinel-2 layer (or a Sentinel-2 folder)."))
     s1 = raster_files(alg, parameters, S1, context)
     folder1 = alg.parameterAsFile(parameters, S1_FOLDER, context) if parameters.get(S1_FOLDER) else ""
     if folder1:
@@ -184,7 +205,7 @@ def raster_input_options(alg, parameters, context, feedback, s2_required: bool =
     aoi = vector_file(alg, parameters, AOI, context, feedback)
     has_extent = parameters.get(EXTENT) not in (None, "")
     if aoi and has_extent:
-        raise QgsProcessingException("Give the area of interest as polygons or as an extent, not both.")
+        raise QgsProcessingException(tr("Give the area of interest as polygons or as an extent, not both."))
     if aoi:
         options["aoi"] = aoi[0]
         if aoi[1]:
@@ -193,7 +214,7 @@ def raster_input_options(alg, parameters, context, feedback, s2_required: bool =
         extent = alg.parameterAsExtent(parameters, EXTENT, context)
         crs = alg.parameterAsExtentCrs(parameters, EXTENT, context)
         if extent.isNull() or extent.isEmpty():
-            raise QgsProcessingException("The area-of-interest extent is empty.")
+            raise QgsProcessingException(tr("The area-of-interest extent is empty."))
         options["bbox"] = ",".join(repr(v) for v in (extent.xMinimum(), extent.yMinimum(),
                                                        extent.xMaximum(), extent.yMaximum()))
         if crs.isValid():
@@ -216,7 +237,7 @@ def folder_output(alg, parameters, name: str, context) -> str:
     """A folder destination as an absolute path (its parent is created)."""
     path = alg.parameterAsFileOutput(parameters, name, context)
     if not path:
-        raise QgsProcessingException(f"No output folder given for {name}.")
+        raise QgsProcessingException(tr("No output folder given for {name}.").format(name=name))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return str(Path(path))
 

@@ -21,6 +21,8 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ..i18n import tr
+from ..names import QT_TRANSLATE_NOOP
 from . import inputs
 from .base import BackendAlgorithm
 from .styling import ConfidenceStyler, ParcelsStyler, PredictionStyler, attach
@@ -37,10 +39,11 @@ def _model_name(model_dir: str) -> str:
 class PredictAlgorithm(BackendAlgorithm):
     COMMAND = "predict"
     NAME = "predict"
-    DISPLAY = "5 Predict land cover"
-    GROUP = "3 Mapping"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "5 Predict land cover")
+    GROUP = QT_TRANSLATE_NOOP("@default", "3 Mapping")
     GROUP_ID = "mapping"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, "
         "overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour "
         "table and a <code>.qml</code> style (the class legend), plus an optional confidence raster (the highest "
@@ -65,8 +68,7 @@ class PredictAlgorithm(BackendAlgorithm):
         self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", "Batch size (0: the backend's default)", QgsProcessingParameterNumber.Integer, 0,
             minValue=0, maxValue=4096)))
-        self.addParameter(QgsProcessingParameterString("DEVICES", "Devices (auto, cpu, or the number of GPUs)",
-                                                       defaultValue="auto"))
+        inputs.device_parameter(self)
         self.add_extra_args_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Land-cover map"))
         self.addParameter(QgsProcessingParameterRasterDestination("CONFIDENCE", "Confidence", optional=True,
@@ -75,13 +77,15 @@ class PredictAlgorithm(BackendAlgorithm):
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
         model = self.parameterAsFile(parameters, "MODEL", context)
         if not model or not (Path(model) / "model.json").is_file():
-            raise QgsProcessingException(f"{model!r} is not an eo-ssl model package (no model.json in it).")
+            raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it).").format(
+                model=repr(model)))
         options: dict[str, Any] = {"model": model}
         options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
         tile = self.parameterAsInt(parameters, "TILE", context)
         if tile > 0:
             if tile % 32:
-                raise QgsProcessingException(f"The tile size must be a multiple of 32 (got {tile}).")
+                raise QgsProcessingException(tr("The tile size must be a multiple of 32 (got {tile}).").format(
+                    tile=tile))
             options["tile"] = tile
         date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
         if date:
@@ -90,7 +94,7 @@ class PredictAlgorithm(BackendAlgorithm):
         batch = self.parameterAsInt(parameters, "BATCH_SIZE", context)
         if batch > 0:
             options["batch_size"] = batch
-        options["devices"] = (self.parameterAsString(parameters, "DEVICES", context) or "auto").strip() or "auto"
+        options["devices"] = inputs.devices(self, parameters, context)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         options["out"] = inputs.ensure_parent(out)
         conf = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) if parameters.get("CONFIDENCE") else ""
@@ -102,12 +106,13 @@ class PredictAlgorithm(BackendAlgorithm):
     def results(self, parameters, context, feedback) -> dict[str, Any]:
         out = self._options["out"]
         if not Path(out).is_file():
-            raise QgsProcessingException(f"The backend finished but wrote no map ({out}).")
+            raise QgsProcessingException(tr("The backend finished but wrote no map ({out}).").format(out=out))
         results = {"OUTPUT": out}
         conf = self._options.get("confidence")
         if conf:
             if not Path(conf).is_file():
-                raise QgsProcessingException(f"The backend finished but wrote no confidence raster ({conf}).")
+                raise QgsProcessingException(tr("The backend finished but wrote no confidence raster ({conf}).").format(
+                    conf=conf))
             results["CONFIDENCE"] = conf
         return results
 
@@ -125,10 +130,11 @@ class PredictAlgorithm(BackendAlgorithm):
 class LabelParcelsAlgorithm(BackendAlgorithm):
     COMMAND = "label-parcels"
     NAME = "label_parcels"
-    DISPLAY = "6 Label parcels"
-    GROUP = "4 Parcels"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "6 Label parcels")
+    GROUP = QT_TRANSLATE_NOOP("@default", "4 Parcels")
     GROUP_ID = "parcels"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel's "
         "valid pixels, the mean confidence, the class entropy, pixel counts and a <b>status</b>: <i>labelled</i>, "
         "<i>uncertain</i> (majority share or confidence below the thresholds), <i>too_small</i>, <i>no_data</i>, "
@@ -169,7 +175,7 @@ class LabelParcelsAlgorithm(BackendAlgorithm):
             options["confidence"] = inputs.layer_file(self.parameterAsRasterLayer(parameters, "CONFIDENCE", context))
         parcels = inputs.vector_file(self, parameters, "PARCELS", context, feedback)
         if parcels is None:
-            raise QgsProcessingException("Give the parcels to label.")
+            raise QgsProcessingException(tr("Give the parcels to label."))
         options["parcels"] = parcels[0]
         if parcels[1]:
             options["parcels_layer"] = parcels[1]
@@ -182,8 +188,8 @@ class LabelParcelsAlgorithm(BackendAlgorithm):
         options["min_confidence"] = self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         if not out.lower().endswith(".gpkg"):
-            raise QgsProcessingException(f"The labelled parcels are written as a GeoPackage: {out!r} must end in "
-                                         ".gpkg.")
+            raise QgsProcessingException(tr("The labelled parcels are written as a GeoPackage: {out} must end in "
+                                            ".gpkg.").format(out=repr(out)))
         options["out"] = inputs.ensure_parent(out)
         options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context)
         return options
@@ -191,7 +197,7 @@ class LabelParcelsAlgorithm(BackendAlgorithm):
     def results(self, parameters, context, feedback) -> dict[str, Any]:
         out = self._options["out"]
         if not Path(out).is_file():
-            raise QgsProcessingException(f"The backend finished but wrote no parcels ({out}).")
+            raise QgsProcessingException(tr("The backend finished but wrote no parcels ({out}).").format(out=out))
         s = self.summary()
         return {"OUTPUT": out, "LABELLED": int(s.get("labelled", 0) or 0), "UNCERTAIN": int(s.get("uncertain", 0) or 0)}
 

@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..classes import ClassDef, categorized_renderer, load_scheme
+from ..i18n import tr
 
 #: Processing keeps only a pointer to a post-processor: the Python objects are kept alive here (a few per run).
 _KEEP: list[QgsProcessingLayerPostProcessorInterface] = []
@@ -135,7 +136,8 @@ class PredictionStyler(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if not style_prediction(layer, self.qml) and feedback is not None:
-            feedback.pushWarning(f"No class style found next to {layer.source() if layer else 'the map'} (.qml).")
+            feedback.pushWarning(tr("No class style found next to {path} (.qml).").format(
+                path=layer.source() if layer else tr("the map")))
 
 
 class ConfidenceStyler(QgsProcessingLayerPostProcessorInterface):
@@ -155,6 +157,6 @@ class ParcelsStyler(QgsProcessingLayerPostProcessorInterface):
             scheme = load_scheme(self.scheme_source) if self.scheme_source else None
         except (OSError, ValueError) as exc:
             if feedback is not None:
-                feedback.pushWarning(f"Labelled parcels left unstyled: {exc}")
+                feedback.pushWarning(tr("Labelled parcels left unstyled: {error}").format(error=exc))
             return
         style_parcels(layer, scheme)

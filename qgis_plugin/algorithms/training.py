@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,16 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..i18n import tr
+from ..names import QT_TRANSLATE_NOOP
 from . import inputs
 from .base import BackendAlgorithm, artifacts
 
 METHODS = ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
-VARIANTS = ["single", "three", "s2-only", "rgb-s1s2"]
+#: "auto" is the plugin's: 'single' when the chip store has Sentinel-1, 's2-only' when it has not.
+VARIANTS = ["auto", "single", "three", "s2-only", "rgb-s1s2"]
+#: The RS-BYOL variants that pair Sentinel-2 with Sentinel-1 (all but s2-only).
+S1_VARIANTS = ("single", "three", "rgb-s1s2")
 SENSORS = ["s2", "s2+s1"]
 ENCODERS = ["resnet18", "resnet34", "resnet50"]
 PRECISIONS = ["auto", "32", "16-mixed", "bf16-mixed"]
@@ -41,31 +47,60 @@ def _data_parameter(alg) -> None:
 def _check_data(alg, parameters, context) -> str:
     data = alg.parameterAsFile(parameters, "DATA", context)
     if not data or not Path(data).is_dir():
-        raise QgsProcessingException(f"The chip store {data!r} is not a folder: run 'Prepare data' first.")
+        raise QgsProcessingException(tr("The chip store {data} is not a folder: run '1 Prepare data' first.").format(
+            data=repr(data)))
     return data
 
 
 def _device_parameters(alg) -> None:
-    alg.addParameter(inputs.with_help(QgsProcessingParameterString(
-        "DEVICES", "Devices (auto, cpu, or the number of GPUs)", defaultValue="auto"),
-        "auto: the GPU when the backend finds one (see eo-ssl > Backend diagnostics), else the CPU."))
+    inputs.device_parameter(alg)
 
 
 def _devices(alg, parameters, context) -> str:
-    return (alg.parameterAsString(parameters, "DEVICES", context) or "auto").strip() or "auto"
+    return inputs.devices(alg, parameters, context)
+
+
+def store_sensors(data: str | Path) -> set[str] | None:
+    """The sensors of a chip store (``{"s2"}``, ``{"s2", "s1"}``) from its manifest; None when it cannot be read."""
+    try:
+        manifest = json.loads((Path(data) / "manifest.json").read_text(encoding="utf-8"))
+        return set(manifest.get("sensors") or {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def pretrain_inputs(method: str, variant: str, sensors_choice: str, store: set[str] | None) -> tuple[str, str | None]:
+    """(the RS-BYOL variant to run, why it cannot run or None) for the chip store's sensors. 'auto' picks 'single'
+    with Sentinel-1 in the store and 's2-only' without; a choice that needs Sentinel-1 the store lacks is refused
+    here, before the backend starts, in the plugin's words."""
+    has_s1 = store is None or "s1" in store  # an unreadable store is the backend's to report
+    if method == "rs-byol":
+        if variant in ("", "auto"):
+            variant = "single" if has_s1 else "s2-only"
+        if variant in S1_VARIANTS and not has_s1:
+            return variant, tr(
+                "The chip store has no Sentinel-1 data, and the RS-BYOL variant '{variant}' pairs Sentinel-2 bands "
+                "with Sentinel-1 polarisations. Choose the variant 'auto' or 's2-only' (two Sentinel-2 band draws), "
+                "another method, or prepare the data with Sentinel-1 layers.").format(variant=variant)
+    elif sensors_choice == "s2+s1" and not has_s1:
+        return variant, tr("The chip store has no Sentinel-1 data: choose the input bands 's2', or prepare the data "
+                           "with Sentinel-1 layers.")
+    return variant, None
 
 
 class PretrainAlgorithm(BackendAlgorithm):
     COMMAND = "pretrain"
     NAME = "pretrain"
-    DISPLAY = "2 Pre-train (self-supervised)"
-    GROUP = "2 Training"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "2 Pre-train (self-supervised)")
+    GROUP = QT_TRANSLATE_NOOP("@default", "2 Training")
     GROUP_ID = "training"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when "
         "there is one (else the CPU, slowly).</p><ul>"
         "<li><b>rs-byol</b>: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same "
-        "place. Variants: <i>single</i> (one S2 band vs one S1 polarisation, 1-channel encoder), <i>three</i> (three "
+        "place. Variants: <i>auto</i> (the default: <i>single</i> when the chip store has Sentinel-1, <i>s2-only</i> "
+        "when it has not), <i>single</i> (one S2 band vs one S1 polarisation, 1-channel encoder), <i>three</i> (three "
         "S2 bands vs VV/VH + a copy), <i>s2-only</i> (two S2 band draws, no S1), <i>rgb-s1s2</i> (RGB vs S1 + two "
         "non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.</li>"
         "<li><b>byol, moco-v2, simsiam, barlow-twins, swav</b>: on all bands of the chip store.</li></ul>"
@@ -76,8 +111,10 @@ class PretrainAlgorithm(BackendAlgorithm):
         _data_parameter(self)
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", METHODS, defaultValue="rs-byol",
                                                      usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterEnum("VARIANT", "RS-BYOL variant", VARIANTS, defaultValue="single",
-                                                     usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
+            "VARIANT", "RS-BYOL variant", VARIANTS, defaultValue="auto", usesStaticStrings=True),
+            "auto: single (a Sentinel-2 band vs a Sentinel-1 polarisation) when the chip store has Sentinel-1, "
+            "s2-only (two Sentinel-2 band draws) when it has not."))
         self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
             "SENSORS", "Input bands (byol, moco-v2, simsiam, barlow-twins, swav)", SENSORS, defaultValue="s2",
             usesStaticStrings=True), "s2: the Sentinel-2 bands; s2+s1: Sentinel-2 and Sentinel-1 stacked. "
@@ -114,13 +151,37 @@ class PretrainAlgorithm(BackendAlgorithm):
         self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
         self.addOutput(QgsProcessingOutputNumber("FINAL_LOSS", "Final loss"))
 
-    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+    def _inputs(self, parameters, context, data: str) -> tuple[str, str, str, str | None]:
+        """(method, variant, sensors, why it cannot run) for the chip store at ``data``."""
         method = self.parameterAsEnumString(parameters, "METHOD", context) or "rs-byol"
-        options: dict[str, Any] = {"data": _check_data(self, parameters, context), "method": method}
+        chosen = self.parameterAsEnumString(parameters, "VARIANT", context) or "auto"
+        sensors = self.parameterAsEnumString(parameters, "SENSORS", context) or "s2"
+        variant, problem = pretrain_inputs(method, chosen, sensors, store_sensors(data))
+        return method, variant, sensors, problem
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        data = self.parameterAsFile(parameters, "DATA", context) if parameters.get("DATA") else ""
+        if data and Path(data).is_dir():  # in a model the store may not exist yet: backend_options checks again
+            problem = self._inputs(parameters, context, data)[3]
+            if problem:
+                return False, problem
+        return super().checkParameterValues(parameters, context)
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        data = _check_data(self, parameters, context)
+        method, variant, sensors, problem = self._inputs(parameters, context, data)
+        if problem:
+            raise QgsProcessingException(problem)
+        options: dict[str, Any] = {"data": data, "method": method}
         if method == "rs-byol":
-            options["variant"] = self.parameterAsEnumString(parameters, "VARIANT", context) or "single"
+            chosen = self.parameterAsEnumString(parameters, "VARIANT", context) or "auto"
+            if chosen == "auto":
+                feedback.pushInfo(tr("RS-BYOL variant 'auto': '{variant}' ({why}).").format(
+                    variant=variant, why=tr("the chip store has Sentinel-1") if variant == "single"
+                    else tr("the chip store has no Sentinel-1")))
+            options["variant"] = variant
         else:
-            options["sensors"] = self.parameterAsEnumString(parameters, "SENSORS", context) or "s2"
+            options["sensors"] = sensors
         encoder = self.parameterAsString(parameters, "ENCODER", context).strip() if parameters.get("ENCODER") \
             not in (None, "") else ""
         if encoder:
@@ -150,7 +211,7 @@ class PretrainAlgorithm(BackendAlgorithm):
     def results(self, parameters, context, feedback) -> dict[str, Any]:
         out = Path(self._options["out"])
         if not (out / "model.json").is_file():
-            raise QgsProcessingException(f"The backend finished but {out} holds no model.json.")
+            raise QgsProcessingException(tr("The backend finished but {out} holds no model.json.").format(out=out))
         s = self.summary()
         loss = s.get("final_loss", s.get("loss"))
         return {"OUTPUT": str(out), "CURVES": str(out / "training_curves.png"),
@@ -160,10 +221,11 @@ class PretrainAlgorithm(BackendAlgorithm):
 class FinetuneAlgorithm(BackendAlgorithm):
     COMMAND = "finetune"
     NAME = "finetune"
-    DISPLAY = "3 Fine-tune"
-    GROUP = "2 Training"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "3 Fine-tune")
+    GROUP = QT_TRANSLATE_NOOP("@default", "2 Training")
     GROUP_ID = "training"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Fine-tunes (or linear-probes, with <i>Freeze the encoder</i>) a model on the labelled parcels of a chip "
         "store: <b>segmentation</b> (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or "
         "<b>classification</b> (chip folders or parcel crops). Start from a pre-trained model package, or from a "
@@ -253,17 +315,18 @@ class FinetuneAlgorithm(BackendAlgorithm):
     def results(self, parameters, context, feedback) -> dict[str, Any]:
         out = Path(self._options["out"])
         if not (out / "model.json").is_file():
-            raise QgsProcessingException(f"The backend finished but {out} holds no model.json.")
+            raise QgsProcessingException(tr("The backend finished but {out} holds no model.json.").format(out=out))
         return {"OUTPUT": str(out), "CURVES": str(out / "training_curves.png")}
 
 
 class EvaluateAlgorithm(BackendAlgorithm):
     COMMAND = "evaluate"
     NAME = "evaluate"
-    DISPLAY = "4 Evaluate"
-    GROUP = "2 Training"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "4 Evaluate")
+    GROUP = QT_TRANSLATE_NOOP("@default", "2 Training")
     GROUP_ID = "training"
-    HELP = (
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
         "<p>Evaluates encoders on the labelled chip store: linear probe on frozen features, kNN, or full fine-tune, "
         "at several label fractions, for the given model package and (optionally) the same encoder at random "
         "initialisation. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix; plots: label "
@@ -329,6 +392,6 @@ class EvaluateAlgorithm(BackendAlgorithm):
         out = Path(self._options["out"])
         html = next((p for p in artifacts(self._events) if p.endswith(".html")), str(out / "report.html"))
         if not Path(html).is_file():
-            raise QgsProcessingException(f"The backend finished but wrote no report ({html}).")
-        feedback.pushInfo(f"Report: {html}")
+            raise QgsProcessingException(tr("The backend finished but wrote no report ({html}).").format(html=html))
+        feedback.pushInfo(tr("Report: {path}").format(path=html))
         return {"OUTPUT": str(out), "REPORT": html, "REPORT_JSON": str(out / "report.json")}

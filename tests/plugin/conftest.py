@@ -244,3 +244,63 @@ def finetuned(request, prepared, awkward_dir: Path) -> dict:
         params["INIT"] = init
     results = run_alg("eo_ssl:finetune", params, feedback)
     return {"results": results, "feedback": feedback, "out": out, "init": init or "random"}
+
+
+FAKE_PIP = r'''
+"""A stand-in for pip: prints what pip prints, records its arguments, and fails or hangs on request
+(FAKE_PIP_MODE = ok | fail | hang)."""
+import json, os, sys, time
+args = sys.argv[1:]
+with open(os.environ["FAKE_PIP_LOG"], "a", encoding="utf-8") as f:
+    f.write(json.dumps(args) + "\n")
+mode = os.environ.get("FAKE_PIP_MODE", "ok")
+names = [a for a in args if not a.startswith("-") and "/" not in a and a not in ("install", "pip")]
+for name in names[:3]:
+    print(f"Collecting {name}", flush=True)
+    print(f"  Downloading {name.split('==')[0]}-1.0-py3-none-any.whl (1.0 MB)", flush=True)
+if mode == "hang" and "torch==2.14.1" in args:
+    time.sleep(120)  # a 2 GB download: nothing printed for minutes
+if mode == "fail" and "torch==2.14.1" in args:
+    print("ERROR: Could not find a version that satisfies the requirement torch==2.14.1", flush=True)
+    sys.exit(1)
+print("Installing collected packages: " + ", ".join(names), flush=True)
+print("Successfully installed " + " ".join(names), flush=True)
+'''
+
+
+def fake_base_python(folder: Path) -> Path:
+    """A "python" to create the managed environment with, for tests: ``-m venv DIR`` makes ``DIR/bin/python``, whose
+    ``-m pip ...`` runs a fake pip (FAKE_PIP above; no download) and anything else runs the test interpreter (so the
+    new environment passes the backend check). Set FAKE_PIP_LOG (and FAKE_PIP_MODE) in the environment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pip = folder / "fake_pip.py"
+    pip.write_text(FAKE_PIP)
+    wrapper = folder / "venv_python.sh"
+    wrapper.write_text("#!/bin/sh\n"
+                       'if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then\n'
+                       f'  shift 2; exec "{sys.executable}" "{pip}" "$@"\n'
+                       "fi\n"
+                       f'exec "{sys.executable}" "$@"\n')
+    base = folder / "python3"
+    base.write_text("#!/bin/sh\n"
+                    'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then\n'
+                    f'  mkdir -p "$3/bin" && cp "{wrapper}" "$3/bin/python" && chmod +x "$3/bin/python" && '
+                    'echo "created a virtual environment in $3"; exit $?\n'
+                    "fi\n"
+                    f'exec "{sys.executable}" "$@"\n')
+    for path in (wrapper, base):
+        path.chmod(0o755)
+    return base
+
+
+@pytest.fixture()
+def keep_settings():
+    """Put the eo-ssl settings a test changes back as they were."""
+    from qgis_plugin import settings
+
+    keys = [settings.SETTINGS_PYTHON, settings.SETTINGS_BASE_PYTHON, settings.SETTINGS_DEVICE, settings.SETTINGS_CACHE,
+            settings.SETTINGS_SETUP_OFFERED]
+    before = {k: settings.get(k) for k in keys}
+    yield
+    for key, value in before.items():
+        settings.put(key, value)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.qgis
 
 ALGORITHM_IDS = ["eo_ssl:prepare", "eo_ssl:pretrain", "eo_ssl:finetune", "eo_ssl:evaluate", "eo_ssl:predict",
                  "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
-MODEL_ID = "eo_ssl:Predict land cover and label parcels"
+MODEL_ID = "eo_ssl:predict_and_label"
 
 
 def test_provider_registers_all_algorithms(eo_provider) -> None:
@@ -61,7 +61,8 @@ def test_parameter_types(eo_provider) -> None:
     method = pretrain.parameterDefinition("METHOD")
     assert isinstance(method, QgsProcessingParameterEnum)
     assert method.options() == ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
-    assert pretrain.parameterDefinition("VARIANT").options() == ["single", "three", "s2-only", "rgb-s1s2"]
+    assert pretrain.parameterDefinition("VARIANT").options() == ["auto", "single", "three", "s2-only", "rgb-s1s2"]
+    assert pretrain.parameterDefinition("VARIANT").defaultValue() == "auto"
     predict = registry.algorithmById("eo_ssl:predict")
     assert isinstance(predict.parameterDefinition("OUTPUT"), QgsProcessingParameterRasterDestination)
     assert isinstance(predict.parameterDefinition("CONFIDENCE"), QgsProcessingParameterRasterDestination)
@@ -226,6 +227,51 @@ def test_pretrain_runs_and_writes_a_model_package(pretrained) -> None:
     assert (out / "weights.safetensors").is_file()
     assert any("loss" in line for line in feedback.infos), feedback.infos
     assert max(feedback.progress_values) == pytest.approx(100.0)
+    # Lightning's chatter stays out of the Processing log (backend/train/runner.py quiets it at the source)
+    log = feedback.textLog()
+    for noise in ("litlogger", "Tip:", "is deprecated", "GPU available", "TPU available", "`Trainer.fit` stopped"):
+        assert noise not in log, noise
+
+
+@pytest.fixture(scope="module")
+def s2_only_store(eo_provider_module, flanders, awkward_dir: Path) -> Path:
+    """A chip store of one Sentinel-2 date and nothing else."""
+    require_command("prepare")
+    out = awkward_dir / "s2 only ü"
+    run_alg("eo_ssl:prepare", {"S2": [str(flanders["s2"][0])], "OUTPUT": str(out)})
+    return out
+
+
+def test_the_default_pretraining_works_on_sentinel2_only_data(s2_only_store, awkward_dir: Path) -> None:
+    """RS-BYOL's default variant 'auto' is 's2-only' on a store without Sentinel-1 (the backend's own default,
+    'single', would fail there after the data were prepared)."""
+    require_command("pretrain")
+    out = awkward_dir / "pretrained s2 only"
+    feedback = Recorder()
+    run_alg("eo_ssl:pretrain", {"DATA": str(s2_only_store), "ENCODER": "resnet18", "EPOCHS": 1, "MAX_STEPS": 2,
+                                "BATCH_SIZE": 4, "CROP": 32, "DEVICES": "cpu", "OUTPUT": str(out)}, feedback)
+    meta = json.loads((out / "model.json").read_text())
+    assert (meta["method"], meta["variant"]) == ("rs-byol", "s2-only")
+    assert "RS-BYOL variant 'auto': 's2-only' (the chip store has no Sentinel-1)." in feedback.infos
+    assert "--variant s2-only" in feedback.commands[0]
+
+
+@pytest.mark.parametrize("params", [{"METHOD": "rs-byol", "VARIANT": "single"},
+                                    {"METHOD": "rs-byol", "VARIANT": "rgb-s1s2"},
+                                    {"METHOD": "byol", "SENSORS": "s2+s1"}])
+def test_a_pretraining_that_needs_sentinel1_is_refused_before_it_starts(s2_only_store, tmp_path: Path,
+                                                                        params: dict) -> None:
+    """In the plugin's words, before any backend process starts (the dialog of the toolbox shows it at once)."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
+    alg = QgsApplication.processingRegistry().algorithmById("eo_ssl:pretrain")
+    full = {"DATA": str(s2_only_store), "OUTPUT": str(tmp_path / "never"), **params}
+    ok, message = alg.checkParameterValues(full, QgsProcessingContext())
+    assert not ok and "The chip store has no Sentinel-1 data" in message and "--" not in message
+    feedback = Recorder()
+    with pytest.raises(QgsProcessingException, match="no Sentinel-1 data"):
+        run_alg("eo_ssl:pretrain", full, feedback)
+    assert feedback.commands == [] and not (tmp_path / "never").exists()
 
 
 def test_finetune_runs_and_writes_a_model_package_with_classes(finetuned, prepared) -> None:

@@ -70,6 +70,55 @@ def test_cancel_stops_the_backend_within_5_s_and_leaves_nothing_half_written(eo_
     assert not list(out.parent.glob(f"{out.name}.tmp-*")), "a half-written store was left behind"
 
 
+def test_a_run_on_the_main_thread_keeps_qgis_responsive_and_can_be_cancelled(eo_provider, shared_data: Path,
+                                                                             awkward_dir: Path) -> None:
+    """QGIS 3.22 runs graphical models and batch runs on the main thread (``alg.run``, as the batch dialog does):
+    QGIS's event loop keeps turning while the backend works (a timer keeps ticking, the window would repaint), and
+    Cancel pressed meanwhile stops the backend."""
+    require_command("prepare")
+    from qgis.core import QgsApplication, QgsProcessingContext
+    from qgis.PyQt.QtCore import QTimer
+
+    from qgis_plugin.algorithms.base import EventFeedback, on_main_thread
+
+    assert on_main_thread()
+    out = awkward_dir / "main thread store"
+    alg = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:prepare")
+    feedback = EventFeedback()
+    events: list[dict] = []
+    feedback.backendEvent.connect(events.append)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(100)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    cancel_at: list[float] = []
+
+    def cancel_once_running() -> None:
+        if any(e.get("event") == "progress" for e in events) and not cancel_at:
+            cancel_at.append(time.monotonic())
+            feedback.cancel()  # what the dialog's Cancel button does, on the main thread
+
+    watcher = QTimer()
+    watcher.setInterval(200)
+    watcher.timeout.connect(cancel_once_running)
+    watcher.start()
+    t0 = time.monotonic()
+    try:
+        _results, ok = alg.run(_slow_prepare_params(shared_data, out), QgsProcessingContext(), feedback)
+    finally:
+        timer.stop()
+        watcher.stop()
+    ended = time.monotonic()
+    assert ok is False and cancel_at, feedback.textLog()
+    assert ended - cancel_at[0] < 5.0
+    # the event loop ran all along: ~10 ticks a second, never a gap of a second
+    assert len(ticks) >= 0.5 * (ended - t0) / 0.1, (len(ticks), ended - t0)
+    gaps = [b - a for a, b in zip([t0, *ticks], ticks)]
+    assert max(gaps) < 1.0, max(gaps)
+    assert "Cancelled" in feedback.textLog() and not out.exists()
+
+
 def test_a_backend_crash_is_a_processing_error_and_qgis_survives(eo_provider, shared_data: Path,
                                                                 awkward_dir: Path) -> None:
     """SIGKILL the backend mid-run (as the OOM killer would): the algorithm fails with a message that says so and
@@ -101,8 +150,11 @@ def test_a_missing_backend_python_is_a_clear_processing_error(eo_provider, monke
     from qgis_plugin import settings
 
     monkeypatch.setattr(settings, "backend_python", lambda: None)
-    with pytest.raises(QgsProcessingException, match="No backend Python found"):
+    with pytest.raises(QgsProcessingException, match="has no backend Python yet") as info:
         processing.run("eo_ssl:prepare", {"S2": [], "S2_FOLDER": str(tmp_path), "OUTPUT": str(tmp_path / "x")})
+    text = str(info.value)
+    assert "Raster > eo-ssl > Set up the backend…" in text and "Create the backend environment" in text
+    assert "setup.sh" not in text and "plugin settings" not in text
 
 
 def test_an_older_backend_without_the_command_says_so(eo_provider, monkeypatch, tmp_path: Path) -> None:

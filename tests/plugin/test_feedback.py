@@ -52,14 +52,43 @@ def test_events_reach_the_feedback(qgis_app) -> None:
 
 
 def test_error_messages() -> None:
+    """The backend's hints stay for the CLI: for the codes the plugin knows (one table, messages.GUI_HINTS) QGIS says
+    what to do in its own words, with the backend's option names turned into the names of QGIS's settings; an
+    unknown code keeps the backend's hint."""
     from qgis_plugin.algorithms.base import error_message
+    from qgis_plugin.messages import GUI_HINTS
 
-    text = error_message("prepare", {"code": "no_s2", "message": "No Sentinel-2 input.", "hint": "Give --s2."})
-    assert text == "eo-ssl prepare failed [no_s2]: No Sentinel-2 input.\nWhat to do: Give --s2."
+    text = error_message("pretrain", {
+        "code": "no_checkpoint", "message": "--resume: /runs/x holds no checkpoint to continue from.",
+        "hint": "Point --out at the folder of the interrupted run, or run without --resume."})
+    assert text.startswith("eo-ssl pretrain failed [no_checkpoint]: 'Resume': /runs/x holds no checkpoint")
+    assert "What to do: Untick 'Resume' to start afresh" in text and "--" not in text
+    s1 = error_message("pretrain", {"code": "s1_missing", "message": "x has no Sentinel-1 data.",
+                                    "hint": "Prepare the store with --s2 ... --s1 ..., or use --variant s2-only."})
+    assert "variant 'auto' or 's2-only'" in s1 and "--" not in s1
+    gpu = error_message("pretrain", {"code": "no_gpu", "message": "--devices 1 asks for a GPU but torch sees none.",
+                                     "hint": "Use --devices cpu."})
+    assert "Devices 1 asks for a GPU" in gpu and "Raster > eo-ssl > Set up the backend…" in gpu
+    assert "Settings > Options… > eo-ssl" in gpu and "--" not in gpu
+    unknown = error_message("prepare", {"code": "brand_new", "message": "Something --odd.", "hint": "Give --s2."})
+    assert unknown == "eo-ssl prepare failed [brand_new]: Something --odd.\nWhat to do: Give --s2."
     crash = error_message("predict", {"code": "backend_crashed", "message": "ended (exit code -9)",
                                       "detail": "line 1\nKilled\n"})
     assert "exit code -9" in crash and "Killed" in crash
     assert "Resume" in error_message("pretrain", {"code": "cancelled"})
+    # every hint of the table speaks QGIS: no command-line option in it
+    assert not [code for code, hint in GUI_HINTS.items() if " --" in hint or hint.startswith("--")]
+
+
+def test_the_hints_name_the_codes_the_backend_raises(repo_root) -> None:
+    """The table is about codes that exist: each is raised somewhere in backend/ (or made up by the runner)."""
+    import re
+
+    from qgis_plugin.messages import GUI_HINTS
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (repo_root / "backend").rglob("*.py"))
+    raised = set(re.findall(r"[\"']([a-z][a-z0-9_]+)[\"']", source))
+    assert not [code for code in GUI_HINTS if code not in raised and code != "backend_not_started"]
 
 
 def test_loss_plot_draws(qgis_app, docs_img) -> None:

@@ -12,7 +12,7 @@ from tests.plugin.conftest import Recorder, require_command, run_alg
 
 pytestmark = pytest.mark.qgis
 
-MODEL_ID = "eo_ssl:Predict land cover and label parcels"
+MODEL_ID = "eo_ssl:predict_and_label"
 
 
 def canonical(path: Path) -> str:
@@ -51,11 +51,18 @@ def test_model_loads_with_its_chain(eo_provider) -> None:
     names = {p.name() for p in model.parameterDefinitions()}
     assert {"model_package", "sentinel2", "sentinel1", "aoi", "parcels", "predict:Land-cover map",
             "label_parcels:Labelled parcels"} <= names
-    # the provider offers it in the toolbox
+    # every child valid: every parameter has a value (the Model Designer shows no red child)
+    for child_id in children:
+        ok, issues = model.validateChildAlgorithm(child_id)
+        assert ok, (child_id, issues)
+    assert model.validate() == (True, [])
+    # the provider offers it in the toolbox, under an id without spaces (history, batch files, scripts)
     from qgis.core import QgsApplication
 
     shipped = QgsApplication.processingRegistry().algorithmById(MODEL_ID)
     assert shipped is not None and {p.name() for p in shipped.parameterDefinitions()} == names
+    assert " " not in shipped.id() and shipped.displayName() == "Predict land cover and label parcels"
+    assert shipped.create().id() == MODEL_ID  # the instances a run (and the history) use keep the id
 
 
 def test_model_runs_headless(eo_provider, finetuned, flanders, awkward_dir: Path) -> None:

@@ -49,9 +49,24 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo
         assert Path(provider.svgIconPath()).is_file()
         assert plugin.toolbar is not None and plugin.toolbar.actions() == plugin.actions
         assert [a.objectName() for a in plugin.actions] == ["EoSslDialogAction", "EoSslLabelToolAction"]
-        assert [a.objectName() for a in plugin.menu_actions][-1] == "EoSslDiagnostics"
+        assert [a.objectName() for a in plugin.menu_actions] == [
+            "EoSslDialogAction", "EoSslLabelToolAction", "EoSslSetupAction", "EoSslDiagnostics", "EoSslModelAction",
+            "EoSslOptionsAction"]
         for action in plugin.menu_actions:
             qgis_iface.addPluginToRasterMenu.assert_any_call(MENU, action)
+        # the hints name these menu entries: Raster > eo-ssl > <action text>
+        from qgis_plugin import names
+
+        texts = {a.objectName(): a.text() for a in plugin.menu_actions}
+        assert MENU.lstrip("&") == names.MENU
+        assert texts["EoSslSetupAction"] == names.SETUP_ACTION and names.SETUP_ACTION in names.NO_BACKEND_HINT
+        assert texts["EoSslDiagnostics"] == names.DIAGNOSTICS_ACTION
+        # the labelling tool has its own icon, not QGIS's Identify
+        identify = QgsApplication.getThemeIcon("/mActionIdentify.svg").pixmap(24, 24).toImage()
+        assert plugin.actions[1].icon().pixmap(24, 24).toImage() != identify
+        # the settings page in Settings > Options
+        qgis_iface.registerOptionsWidgetFactory.assert_called_with(plugin.options_factory)
+        factory = plugin.options_factory
         # initProcessing is idempotent (QGIS calls it on its own for hasProcessingProvider=yes)
         plugin.initProcessing()
         assert [p.id() for p in registry.providers()].count("eo_ssl") == 1
@@ -61,26 +76,36 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo
     assert registry.providerById("eo_ssl") is None
     assert plugin.actions == [] and plugin.toolbar is None and plugin.provider is None
     qgis_iface.removePluginRasterMenu.assert_any_call(MENU, actions[0])
-    del actions
+    qgis_iface.unregisterOptionsWidgetFactory.assert_called_with(factory)
+    del actions, factory
 
 
 def test_diagnostics_panel_shows_the_backend_report(qgis_app, qgis_iface, monkeypatch, backend_python,
                                                     docs_img, no_eo_provider) -> None:
-    """The diagnostics action: Python, backend version, torch and device, and a 'copy report' that copies it."""
+    """The diagnostics action: Python, backend version, torch and device, and a 'copy report' that copies it. The
+    panel opens at once: the check (seconds: it imports torch in the backend's Python) runs in a task."""
+    import time
+
     import torch
     from qgis.PyQt.QtWidgets import QApplication
 
     import backend
     import qgis_plugin
     from qgis_plugin import settings
+    from tests.plugin.conftest import wait_until
 
     monkeypatch.setattr(settings, "backend_python_setting", lambda: backend_python)
     plugin = qgis_plugin.classFactory(qgis_iface)
     plugin.initGui()
     try:
-        plugin.menu_actions[-1].trigger()
+        action = next(a for a in plugin.menu_actions if a.objectName() == "EoSslDiagnostics")
+        t0 = time.monotonic()
+        action.trigger()
+        opened_in = time.monotonic() - t0
         dlg = plugin.diagnostics_dialog
-        assert dlg is not None and dlg.isVisible()
+        assert dlg is not None and dlg.isVisible() and dlg.task is not None
+        assert opened_in < 1.0, f"the panel took {opened_in:.1f} s to open: the check must not block QGIS"
+        assert wait_until(lambda: dlg.report is not None, 120)
         report = dlg.report
         assert report.ok, report
         text = dlg.copy_button.click() or QApplication.clipboard().text()
@@ -124,31 +149,51 @@ def test_metadata_icon_and_version(repo_root: Path) -> None:
     assert QSvgRenderer(str(icon)).isValid()
 
 
-def test_diagnostics_offers_the_managed_environment_with_its_commands(qgis_app, monkeypatch) -> None:
-    """'Create environment...' shows the exact commands (venv in the QGIS profile, the torch wheels for this machine,
-    the backend packages) before anything runs; cancelling runs nothing."""
-    from qgis.PyQt.QtWidgets import QMessageBox
-
+def test_first_run_opens_the_setup_panel_then_offers_it(qgis_app, qgis_iface, monkeypatch, no_eo_provider) -> None:
+    """No backend Python anywhere (a freshly installed zip): the first load opens the first-run panel by itself; later
+    loads offer it in the message bar; with a backend, nothing."""
+    import qgis_plugin
     from qgis_plugin import settings
-    from qgis_plugin.diagnostics import DiagnosticsDialog
+    from qgis_plugin.setup_panel import BackendSetupDialog
 
-    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(settings, "backend_python", lambda: None)
+    monkeypatch.delenv("EO_SSL_NO_FIRST_RUN", raising=False)
+    offered = settings.get(settings.SETTINGS_SETUP_OFFERED)
+    settings.put(settings.SETTINGS_SETUP_OFFERED, "")
+    plugin = qgis_plugin.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.first_run() == "panel"
+        assert isinstance(plugin.setup_dialog, BackendSetupDialog) and plugin.setup_dialog.isVisible()
+        plugin.setup_dialog.close()
+        assert plugin.first_run() == "message"
+        monkeypatch.setattr(settings, "backend_python", lambda: object())
+        assert plugin.first_run() == "none"
+    finally:
+        plugin.unload()
+        settings.put(settings.SETTINGS_SETUP_OFFERED, offered)
 
-    def fake_exec(box):
-        shown.append((box.text(), box.informativeText()))
-        return QMessageBox.StandardButton.Cancel
 
-    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
-    dlg = DiagnosticsDialog()
-    created: list = []
-    monkeypatch.setattr(dlg, "create_venv", created.append)
-    dlg.offer_venv()
-    assert len(shown) == 1 and not created
-    text, commands = shown[0]
-    venv = settings.managed_venv_dir()
-    assert str(venv) in text
-    lines = commands.splitlines()
-    assert lines[0].endswith(f"-m venv {venv}") or lines[0].endswith(f"-m venv '{venv}'")
-    assert any("torch==" in line and "--index-url https://download.pytorch.org/whl/" in line for line in lines)
-    assert "rasterio" in lines[-1]
-    dlg.deleteLater()
+def test_example_model_opens_valid_in_the_model_designer(qgis_app, qgis_iface, eo_provider, monkeypatch) -> None:
+    """Raster > eo-ssl > Open the example model in the Model Designer: a copy (no file behind it, so Save asks
+    where), both children valid (no red child, every parameter set)."""
+    from qgis.PyQt.QtCore import QSize
+
+    import qgis_plugin
+
+    # pytest-qgis's stand-in for QGIS's interface: QGIS's own iconSize() takes an optional argument, returns a QSize
+    monkeypatch.setattr(type(qgis_iface), "iconSize", lambda self, dockedToolbar=False: QSize(24, 24), raising=False)
+
+    plugin = qgis_plugin.classFactory(qgis_iface)
+    dlg = plugin.open_example_model()
+    try:
+        model = dlg.model()
+        assert model.sourceFilePath() == ""
+        assert set(model.childAlgorithms()) == {"predict", "label_parcels"}
+        for child in model.childAlgorithms():
+            ok, issues = model.validateChildAlgorithm(child)
+            assert ok, (child, issues)
+        assert model.validate()[0]
+    finally:
+        dlg.setDirty(False)
+        dlg.close()

@@ -1,15 +1,21 @@
 """The managed backend environment (venv_setup.py): reading nvidia-smi, choosing the PyTorch wheels, the exact
-commands shown to the user, running them as argument lists; and the environment search with the managed venv."""
+commands shown to the user (from the files the plugin zip ships), running them as argument lists with a fake pip
+(no download), cancelling a silent step; and the environment search with the managed venv."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
+import threading
+import time
+import zipfile
 from pathlib import Path
 
 from qgis_plugin import venv_setup
 from qgis_plugin.environment import candidates, find_backend_python
+from tests.plugin.conftest import fake_base_python
 
 NVIDIA_SMI = """\
 Mon Nov 23 08:00:00 2026
@@ -56,14 +62,41 @@ def test_plan_is_the_exact_commands(repo_root: Path, tmp_path: Path) -> None:
     assert "torch==2.14.1" in torch_step and "torchvision==0.29.1" in torch_step
     assert torch_step[-2:] == ["--index-url", "https://download.pytorch.org/whl/cu128"]
     rest = plan.steps[3]
-    assert rest[rest.index("-c") + 1] == str(repo_root / "constraints.txt")
+    # the other packages under the constraints and the lock's exact versions (the lock is a constraint: packages
+    # another platform does not need are not forced onto it)
+    constraints = [rest[i + 1] for i, a in enumerate(rest) if a == "-c"]
+    assert constraints == [str(repo_root / "constraints.txt"), str(repo_root / "requirements.lock")]
     assert "rasterio" in rest and "timm" in rest and "lightning" in rest
-    assert not {"pytest", "pytest-qgis", "ruff", "torch==2.14.1"} & set(rest)
+    assert not {"pytest", "pytest-qgis", "ruff", "torchgeo", "psutil", "torch==2.14.1"} & set(rest)
     # what the user sees is exactly what runs: each line splits back into the step's argument list
     lines = plan.text().splitlines()
     assert [shlex.split(line) for line in lines] == plan.steps
     cpu = venv_setup.plan(venv, "/usr/bin/python3", root=repo_root, gpu=venv_setup.GpuInfo(False))
     assert cpu.wheel_tag == "cpu" and cpu.steps[2][-1].endswith("/whl/cpu")
+
+
+def test_the_zip_alone_holds_what_the_environment_needs(repo_root: Path, tmp_path: Path) -> None:
+    """The installed plugin (the zip, no scripts/, no checkout) builds the same commands from its own copies of
+    requirements.txt, requirements.lock and constraints.txt."""
+    sys.path.insert(0, str(repo_root / "scripts"))
+    try:
+        import build_plugin
+    finally:
+        sys.path.remove(str(repo_root / "scripts"))
+    target = build_plugin.build(tmp_path / "dist")
+    with zipfile.ZipFile(target) as zf:
+        zf.extractall(tmp_path / "plugins")
+    installed = tmp_path / "plugins" / "eo_ssl"
+    assert not (installed / "scripts").exists()
+    plan = venv_setup.plan(tmp_path / "venv", "/usr/bin/python3", root=installed, gpu=venv_setup.GpuInfo(False))
+    rest = plan.steps[-1]
+    assert [rest[i + 1] for i, a in enumerate(rest) if a == "-c"] == [
+        str(installed / "constraints.txt"), str(installed / "requirements.lock")]
+    assert all(Path(rest[i + 1]).is_file() for i, a in enumerate(rest) if a == "-c")
+    checkout = venv_setup.plan(tmp_path / "venv", "/usr/bin/python3", root=repo_root, gpu=venv_setup.GpuInfo(False))
+    assert [s[:3] for s in plan.steps] == [s[:3] for s in checkout.steps]
+    assert [[a for a in s if "/" not in a] for s in plan.steps] == [[a for a in s if "/" not in a]
+                                                                    for s in checkout.steps]
 
 
 def test_run_plan_streams_and_stops_at_a_failing_step(tmp_path: Path) -> None:
@@ -72,10 +105,60 @@ def test_run_plan_streams_and_stops_at_a_failing_step(tmp_path: Path) -> None:
     never = [sys.executable, "-c", "open(r'" + str(tmp_path / "ran") + "', 'w')"]
     plan = venv_setup.Plan(tmp_path, tmp_path / "python", [ok_step, bad_step, never], "cpu", venv_setup.GpuInfo(False))
     lines: list[str] = []
-    ok, message = venv_setup.run_plan(plan, on_line=lines.append)
-    assert not ok and "exit code 3" in message
+    steps: list[tuple[int, int]] = []
+    ok, message = venv_setup.run_plan(plan, on_line=lines.append, on_step=lambda i, n: steps.append((i, n)))
+    assert not ok and "exit code 3" in message and "step 2 of 3" in message
     assert "step one" in lines and "boom" in lines
+    assert steps == [(0, 3), (1, 3)]
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_plan_runs_with_a_fake_pip(repo_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """The real plan (venv, pip, torch from the wheel index, the rest under the lock), run as it would run, with a
+    stand-in for ``python -m venv`` and pip: every pip command line is exactly the one shown."""
+    base = fake_base_python(tmp_path / "bin")
+    log = tmp_path / "pip-calls.jsonl"
+    monkeypatch.setenv("FAKE_PIP_LOG", str(log))
+    monkeypatch.setenv("FAKE_PIP_MODE", "ok")
+    venv = tmp_path / "profile dir" / "eo_ssl" / "venv"
+    plan = venv_setup.plan(venv, str(base), root=repo_root, gpu=venv_setup.GpuInfo(False))
+    lines: list[str] = []
+    ok, message = venv_setup.run_plan(plan, on_line=lines.append)
+    assert ok, (message, lines)
+    assert plan.python.is_file()
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls == [step[3:] for step in plan.steps[1:]]  # [python, -m, pip] + these arguments
+    assert [line for line in lines if line.startswith("$ ")] == ["$ " + venv_setup.describe_step(s)
+                                                                 for s in plan.steps]
+    assert any(line.startswith("Collecting torch==2.14.1") for line in lines)
+    assert venv_setup.pip_status("Collecting torch==2.14.1") == "Collecting torch==2.14.1"
+    assert venv_setup.pip_status("  some other line") is None
+
+
+def test_cancel_stops_a_step_that_prints_nothing(repo_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """pip downloading a 2 GB wheel prints nothing for minutes: Cancel still stops it within seconds."""
+    base = fake_base_python(tmp_path / "bin")
+    monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip-calls.jsonl"))
+    monkeypatch.setenv("FAKE_PIP_MODE", "hang")
+    plan = venv_setup.plan(tmp_path / "venv", str(base), root=repo_root, gpu=venv_setup.GpuInfo(False))
+    lines: list[str] = []
+    cancel = threading.Event()
+    outcome: list[tuple[bool, str]] = []
+    runner = threading.Thread(target=lambda: outcome.append(venv_setup.run_plan(
+        plan, on_line=lines.append, is_cancelled=cancel.is_set, grace_s=2.0)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not any("Downloading torch" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("Downloading torch" in line for line in lines), lines
+    time.sleep(0.5)  # inside the silent download
+    t0 = time.monotonic()
+    cancel.set()
+    runner.join(timeout=10)
+    elapsed = time.monotonic() - t0
+    assert not runner.is_alive() and outcome == [(False, "cancelled")]
+    assert elapsed < 3.0, f"cancel took {elapsed:.1f} s"
+    assert len([line for line in lines if line.startswith("$ ")]) == 3  # the last step never started
 
 
 def test_run_plan_creates_a_real_venv(tmp_path: Path) -> None:
@@ -91,6 +174,22 @@ def test_run_plan_creates_a_real_venv(tmp_path: Path) -> None:
     found = find_backend_python(None, root=tmp_path, environ={}, managed=venv)
     assert found is not None and (found.source, found.path) == ("managed", plan.python)
     assert [c.source for c in candidates(None, root=tmp_path, environ={}, managed=venv)] == ["venv", "managed"]
+
+
+def test_base_python_says_why_none_fits(tmp_path: Path) -> None:
+    too_new = tmp_path / "python3.13"
+    too_new.write_text("#!/bin/sh\necho 3 13 1\n")
+    no_venv = tmp_path / "python3.11"
+    no_venv.write_text("#!/bin/sh\necho 3 11 0\n")
+    for path in (too_new, no_venv):
+        path.chmod(0o755)
+    found = venv_setup.base_python(str(too_new))
+    assert found.exe is not None and found.exe != str(too_new)  # falls back to a good one on the PATH
+    assert f"{too_new} is Python 3.13" in found.problems
+    assert venv_setup.base_python(str(no_venv)).problems[0].endswith("has no venv module (Debian/Ubuntu: install "
+                                                                     "python3-venv)")
+    none = venv_setup.BasePython(None, problems=[f"{too_new} is Python 3.13"])
+    assert "no Python 3.11 or 3.12" in none.describe() and "3.13" in none.describe()
 
 
 def test_find_base_python() -> None:

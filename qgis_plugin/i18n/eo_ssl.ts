@@ -1,0 +1,1569 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1">
+<context>
+    <name>@default</name>
+    <message>
+        <location filename="../algorithms/base.py" line="47"/>
+        <source>&lt;p&gt;&lt;i&gt;eo-ssl runs this step in its own Python process (the backend; see Raster &amp;gt; eo-ssl &amp;gt; Backend diagnostics), so QGIS never loads PyTorch. The exact command line is shown at the top of the log: the same command works in a terminal (&lt;code&gt;python -m backend ...&lt;/code&gt;).&lt;/i&gt;&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="171"/>
+        <source>nothing set</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="172"/>
+        <source>eo-ssl has no backend Python yet (looked at: {looked}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="190"/>
+        <source>What to do: {hint}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="237"/>
+        <source>Cancel: asking the backend to stop at its next safe point…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="372"/>
+        <source>Cannot read the further backend options {text}: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="46"/>
+        <source>Give the labelled parcels and their class field together (or neither).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="58"/>
+        <source>1 Prepare data</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="59"/>
+        <source>1 Data</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="61"/>
+        <source>&lt;p&gt;Builds a &lt;b&gt;chip store&lt;/b&gt; (the training format) from Sentinel-2 (and optionally Sentinel-1) scenes over an area and a period of interest: every scene is read window by window onto one 10 m grid (Sentinel-1 reprojected, kept in dB), with normalisation statistics and, when labelled parcels are given, the rasterised labels and a train/validation/test split by parcel or by spatial block (never by pixel).&lt;/p&gt;&lt;p&gt;Instead of scenes, a EuroSAT-style chip folder (&lt;code&gt;DIR/&amp;lt;Class&amp;gt;/*.tif&lt;/code&gt;) can be given.&lt;/p&gt;&lt;p&gt;The output folder feeds &lt;i&gt;Pre-train&lt;/i&gt;, &lt;i&gt;Fine-tune&lt;/i&gt; and &lt;i&gt;Evaluate&lt;/i&gt;.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="96"/>
+        <source>Give Sentinel-2 scenes (layers or a folder), or a chip folder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="98"/>
+        <source>Give Sentinel-2 scenes or a chip folder, not both.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="122"/>
+        <source>The backend finished but {out} holds no manifest.json.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="130"/>
+        <source>7 Export dataset</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="134"/>
+        <source>4 Parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="133"/>
+        <source>&lt;p&gt;Writes a training dataset from labelled parcels: one georeferenced GeoTIFF chip per sample (all chosen bands), a mask GeoTIFF per chip (class ids, ignore value), &lt;code&gt;index.gpkg&lt;/code&gt; (chip footprints with split, class counts and source parcels) and &lt;code&gt;dataset.json&lt;/code&gt; (bands, dates, classes with colours, grid, normalisation, provenance). The imagery is a chip store (from &lt;i&gt;Prepare data&lt;/i&gt;) or Sentinel scenes.&lt;/p&gt;&lt;p&gt;Typical input: the output of &lt;i&gt;Label parcels&lt;/i&gt; with status &apos;labelled&apos;, or parcels you labelled by hand with the eo-ssl parcel labelling tool.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="177"/>
+        <source>Give either a chip store or Sentinel-2 scenes (one of the two).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="203"/>
+        <source>The backend finished but wrote no chip index ({index}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/inputs.py" line="119"/>
+        <source>A raster input could not be loaded.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/inputs.py" line="121"/>
+        <source>Layer &apos;{layer}&apos; is not a raster file (provider {provider}): eo-ssl reads Sentinel scenes from files (GeoTIFF, JP2, ...). Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/inputs.py" line="155"/>
+        <source>Could not write the &apos;{name}&apos; features to a file for the backend.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="63"/>
+        <source>Give at least one Sentinel-2 layer (or a Sentinel-2 folder).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/inputs.py" line="208"/>
+        <source>Give the area of interest as polygons or as an extent, not both.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/inputs.py" line="217"/>
+        <source>The area-of-interest extent is empty.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/inputs.py" line="240"/>
+        <source>No output folder given for {name}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="42"/>
+        <source>5 Predict land cover</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="43"/>
+        <source>3 Mapping</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="45"/>
+        <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="80"/>
+        <source>{model} is not an eo-ssl model package (no model.json in it).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="87"/>
+        <source>The tile size must be a multiple of 32 (got {tile}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="109"/>
+        <source>The backend finished but wrote no map ({out}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="114"/>
+        <source>The backend finished but wrote no confidence raster ({conf}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="133"/>
+        <source>6 Label parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="136"/>
+        <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="178"/>
+        <source>Give the parcels to label.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="191"/>
+        <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="200"/>
+        <source>The backend finished but wrote no parcels ({out}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/styling.py" line="139"/>
+        <source>No class style found next to {path} (.qml).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/styling.py" line="139"/>
+        <source>the map</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/styling.py" line="160"/>
+        <source>Labelled parcels left unstyled: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="50"/>
+        <source>The chip store {data} is not a folder: run &apos;1 Prepare data&apos; first.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="81"/>
+        <source>The chip store has no Sentinel-1 data, and the RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 bands with Sentinel-1 polarisations. Choose the variant &apos;auto&apos; or &apos;s2-only&apos; (two Sentinel-2 band draws), another method, or prepare the data with Sentinel-1 layers.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="86"/>
+        <source>The chip store has no Sentinel-1 data: choose the input bands &apos;s2&apos;, or prepare the data with Sentinel-1 layers.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="94"/>
+        <source>2 Pre-train (self-supervised)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="326"/>
+        <source>2 Training</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="97"/>
+        <source>&lt;p&gt;Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when there is one (else the CPU, slowly).&lt;/p&gt;&lt;ul&gt;&lt;li&gt;&lt;b&gt;rs-byol&lt;/b&gt;: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same place. Variants: &lt;i&gt;auto&lt;/i&gt; (the default: &lt;i&gt;single&lt;/i&gt; when the chip store has Sentinel-1, &lt;i&gt;s2-only&lt;/i&gt; when it has not), &lt;i&gt;single&lt;/i&gt; (one S2 band vs one S1 polarisation, 1-channel encoder), &lt;i&gt;three&lt;/i&gt; (three S2 bands vs VV/VH + a copy), &lt;i&gt;s2-only&lt;/i&gt; (two S2 band draws, no S1), &lt;i&gt;rgb-s1s2&lt;/i&gt; (RGB vs S1 + two non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.&lt;/li&gt;&lt;li&gt;&lt;b&gt;byol, moco-v2, simsiam, barlow-twins, swav&lt;/b&gt;: on all bands of the chip store.&lt;/li&gt;&lt;/ul&gt;&lt;p&gt;Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops at the next step and keeps the last checkpoint: run again with &lt;i&gt;Resume&lt;/i&gt; to continue.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="179"/>
+        <source>RS-BYOL variant &apos;auto&apos;: &apos;{variant}&apos; ({why}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="179"/>
+        <source>the chip store has Sentinel-1</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="179"/>
+        <source>the chip store has no Sentinel-1</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="318"/>
+        <source>The backend finished but {out} holds no model.json.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="224"/>
+        <source>3 Fine-tune</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="227"/>
+        <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="325"/>
+        <source>4 Evaluate</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="328"/>
+        <source>&lt;p&gt;Evaluates encoders on the labelled chip store: linear probe on frozen features, kNN, or full fine-tune, at several label fractions, for the given model package and (optionally) the same encoder at random initialisation. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix; plots: label efficiency, confusion matrix, t-SNE of the embeddings.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="395"/>
+        <source>The backend finished but wrote no report ({html}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="47"/>
+        <source>eo-ssl backend diagnostics</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="55"/>
+        <source>Checking…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="62"/>
+        <source>Check again</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="63"/>
+        <source>Copy report</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="86"/>
+        <source>Checking the backend environment (this starts its Python and imports torch)…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="362"/>
+        <source>eo-ssl: checking the backend environment</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="178"/>
+        <source>The check failed: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="109"/>
+        <source>Ready</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="109"/>
+        <source>Not usable</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../diagnostics.py" line="117"/>
+        <source>Report copied to the clipboard.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="140"/>
+        <source>eo-ssl — self-supervised land cover from Sentinel-1/2</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="156"/>
+        <source>Data</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="157"/>
+        <source>Training</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="158"/>
+        <source>Output</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="165"/>
+        <source>Run</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="166"/>
+        <source>Cancel job</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="185"/>
+        <source>Sentinel-2 scenes (rasters of the project; check the ones to use)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="190"/>
+        <source>Sentinel-1 scenes (optional; VV/VH)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="194"/>
+        <source>Show all raster layers (not only those that look like Sentinel-1 or -2)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="195"/>
+        <source>Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the Sentinel-2 list leaves them out.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="201"/>
+        <source>Area of interest</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="203"/>
+        <source>Polygon layer</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="204"/>
+        <source>Current map extent</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="205"/>
+        <source>Whole Sentinel-2 footprint</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="211"/>
+        <source>Selected features only</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="220"/>
+        <source>Period of interest</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="222"/>
+        <source>Only scenes from</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="230"/>
+        <source>to</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="235"/>
+        <source>Labelled parcels (for fine-tuning, prediction and parcel labelling)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="244"/>
+        <source>Parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="245"/>
+        <source>Class field</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="252"/>
+        <source>Steps</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="254"/>
+        <source>Prepare data (reused while the layers, area and period do not change)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="257"/>
+        <source>The chip store is kept in the cache folder ({options}) and reused by the next run on the same inputs.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="259"/>
+        <source>Pre-train (self-supervised)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="261"/>
+        <source>Fine-tune on the parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="262"/>
+        <source>Evaluate (report)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="688"/>
+        <source>Predict land cover</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="264"/>
+        <source>Label the parcels from the map</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="272"/>
+        <source>Self-supervised pre-training</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="290"/>
+        <source>no limit</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="297"/>
+        <source>Method</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="298"/>
+        <source>RS-BYOL variant</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="300"/>
+        <source>Encoder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="301"/>
+        <source>Epochs</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="302"/>
+        <source>Maximum steps (each training)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="303"/>
+        <source>Batch size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="304"/>
+        <source>Crop (pixels)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="307"/>
+        <source>Fine-tuning and prediction</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="319"/>
+        <source>Fine-tune epochs</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="320"/>
+        <source>Label fraction</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="321"/>
+        <source>Prediction tile (pixels)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="324"/>
+        <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="327"/>
+        <source>…or predict with this model</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="103"/>
+        <source>Device</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="333"/>
+        <source>auto (GPU when there is one)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="96"/>
+        <source>CPU</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="335"/>
+        <source>checking the backend environment…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="84"/>
+        <source>Create the backend environment, or choose an existing Python</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="341"/>
+        <source>Backend…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="342"/>
+        <source>Backend diagnostics: which Python, torch and device</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="359"/>
+        <source>Output folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="360"/>
+        <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="369"/>
+        <source>Resume the pre-training from its checkpoint</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="376"/>
+        <source>Ready.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="424"/>
+        <source>{layer} — {n} band(s): {bands}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="472"/>
+        <source>auto: &apos;single&apos; (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers are checked.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="473"/>
+        <source>auto: &apos;s2-only&apos; (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="483"/>
+        <source>The RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is checked on the Data tab: check one, or choose the variant &apos;auto&apos; or &apos;s2-only&apos;.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="498"/>
+        <source>The backend check failed: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="536"/>
+        <source>Click &apos;{setup}&apos; to create the backend environment or choose an existing Python.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="543"/>
+        <source>1 GPU: {name}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="545"/>
+        <source>{n} GPUs (data-parallel)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="593"/>
+        <source>There is no map canvas to take the extent from.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="624"/>
+        <source>The chip store is prepared again ({why}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="636"/>
+        <source>Choose an output folder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="639"/>
+        <source>Check at least one Sentinel-2 layer.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="644"/>
+        <source>Choose the class field of the parcels.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="658"/>
+        <source>Prepare data</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="665"/>
+        <source>Pre-train ({method})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="668"/>
+        <source>Pre-train ({method} {variant})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="677"/>
+        <source>Fine-tune</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="679"/>
+        <source>Evaluate</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="684"/>
+        <source>Tick &apos;Fine-tune&apos; or choose a model package to predict with.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="690"/>
+        <source>Label parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="704"/>
+        <source>Cannot start:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="717"/>
+        <source>Output folder: {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="719"/>
+        <source>Prepare data: reusing the chip store {path} (prepared {when} from the same layers, area and period).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="724"/>
+        <source>Nothing to run: the chip store is ready ({path}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="748"/>
+        <source>Step {k}/{n}: {title}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="752"/>
+        <source>starting…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="773"/>
+        <source>Report:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="78"/>
+        <source>Cancel requested: the backend stops at its next safe point (a checkpoint is kept).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="85"/>
+        <source>Cancelled.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="87"/>
+        <source>All steps finished.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="91"/>
+        <source>The algorithm {alg} is not registered (is the eo-ssl provider on?).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="124"/>
+        <source>wrote {kind}: {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="126"/>
+        <source>backend: {command}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="144"/>
+        <source>Cancelled: the backend stopped; finished outputs and checkpoints are kept.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="145"/>
+        <source>{step} failed (see the log).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../jobs.py" line="173"/>
+        <source>added to the project: {layer}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../loss_plot.py" line="33"/>
+        <source>Training loss reported by the backend</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../loss_plot.py" line="83"/>
+        <source>The training loss
+appears here while a model trains.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../loss_plot.py" line="123"/>
+        <source>step {step}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../loss_plot.py" line="125"/>
+        <source>loss (log scale)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../loss_plot.py" line="125"/>
+        <source>loss</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="288"/>
+        <source>eo-ssl parcel labelling</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="304"/>
+        <source>Parcel layer</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="307"/>
+        <source>Classes from…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="308"/>
+        <source>A model package (model.json), a dataset.json, a JSON class list, a map&apos;s .qml or a label-parcels output (.gpkg)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="312"/>
+        <source>no classes yet</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="321"/>
+        <source>Next uncertain parcel (N)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="328"/>
+        <source>Label with clicks</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="330"/>
+        <source>Click a parcel to give it the current class; keys 1..9 choose the class, N goes to the next uncertain parcel, Ctrl+Z undoes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="333"/>
+        <source>Undo</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="335"/>
+        <source>Save edits</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="351"/>
+        <source>Class scheme</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="351"/>
+        <source>Class schemes (*.json *.qml *.gpkg);;All (*)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="360"/>
+        <source>Cannot read classes from {path}: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="363"/>
+        <source>No classes in {path}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="376"/>
+        <source>{n} classes from {source}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="376"/>
+        <source>{n} classes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="386"/>
+        <source>the label-parcels output</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="433"/>
+        <source>Choose a polygon layer and a class scheme.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="436"/>
+        <source>Current class: &lt;b&gt;{name}&lt;/b&gt; (key {key}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="439"/>
+        <source>{n} uncertain parcel(s) left.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="479"/>
+        <source>No uncertain parcel left.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../maptool.py" line="495"/>
+        <source>Saving failed: {errors}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="18"/>
+        <source>Choose an output in a folder you can write to (and not one of the inputs).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="20"/>
+        <source>The checkpoint cannot be used: untick &apos;Resume&apos; (and tick &apos;Replace&apos;) to start afresh.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="22"/>
+        <source>Choose a folder written by &apos;1 Prepare data&apos; (it holds manifest.json) as the chip store.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="24"/>
+        <source>Choose a model package folder written by &apos;2 Pre-train&apos; or &apos;3 Fine-tune&apos; (it holds model.json and weights.safetensors).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="27"/>
+        <source>This step needs labelled parcels: give the parcels and their class field to &apos;1 Prepare data&apos; (in the eo-ssl dialog: the Data tab, &apos;Labelled parcels&apos;), with at least two classes inside the area of interest.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="31"/>
+        <source>Choose an area of interest the Sentinel-2 scenes cover (a polygon layer, only its selected features, or an extent), or check the scenes of that place.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="34"/>
+        <source>Choose a period of interest (or a date) that has scenes: the scenes&apos; dates are in their layer names.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="37"/>
+        <source>Use a smaller crop or tile size, or a larger area of interest.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="39"/>
+        <source>Start from a model package with the same encoder and bands, or leave the model package to start from empty (a random start).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="45"/>
+        <source>Tick &apos;Replace&apos; (the algorithm&apos;s overwrite option) or choose another output.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="50"/>
+        <source>Untick &apos;Resume&apos; to start afresh, or choose the output folder of the interrupted run.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="52"/>
+        <source>&apos;Resume&apos; continues an interrupted run only with its own settings: set them back as they were, or untick &apos;Resume&apos; to start afresh, or choose a new output folder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="57"/>
+        <source>The chip store has no Sentinel-1 data: choose the RS-BYOL variant &apos;auto&apos; or &apos;s2-only&apos; (or another method with Sentinel-2 input bands), or prepare the data again with Sentinel-1 layers.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="60"/>
+        <source>The chip store lacks a sensor this step needs: prepare it again with those layers, or ask only for the sensors it has (e.g. input bands &apos;s2&apos;).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="66"/>
+        <source>The chip store was written by a newer eo-ssl: update the plugin, or prepare the data again.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="68"/>
+        <source>Choose the task that fits the chip store (segmentation: scenes prepared with parcels; classification: chip folders), or prepare the data for that task.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="76"/>
+        <source>The model package was written by a newer eo-ssl: update the plugin.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="78"/>
+        <source>Predicting needs a fine-tuned model package (from &apos;3 Fine-tune&apos;), not a pre-trained encoder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="80"/>
+        <source>The model reads bands the inputs do not have (listed above): give the Sentinel-2 (and Sentinel-1) layers of the kind it was trained on.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="83"/>
+        <source>Set Devices to &apos;auto&apos; or &apos;cpu&apos; (the default device is in {options}), or create the backend environment with the CUDA build of PyTorch: {setup}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="86"/>
+        <source>Ask for fewer GPUs in Devices (Raster &gt; eo-ssl &gt; Backend diagnostics shows how many there are).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="95"/>
+        <source>Evaluating needs validation parcels: prepare the data with a validation fraction above 0 (an advanced parameter of &apos;1 Prepare data&apos;).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="111"/>
+        <source>Choose a smaller area of interest (or a coarser grid resolution, an advanced parameter).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="113"/>
+        <source>A file or folder given to this step does not exist (any more): check the inputs (a layer whose file moved shows a warning sign in the Layers panel).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="116"/>
+        <source>A raster or vector cannot be read: open it in QGIS to check it, or give another copy.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="120"/>
+        <source>Choose an encoder from the list (resnet18, resnet34, resnet50) or another timm model name.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="124"/>
+        <source>A value is not accepted (see above). The &apos;Further backend options&apos; (advanced parameters) go to the backend as they are: check them too.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="132"/>
+        <source>&apos;Resume&apos;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="133"/>
+        <source>&apos;Replace&apos;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="134"/>
+        <source>the output</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="135"/>
+        <source>the chip store</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="136"/>
+        <source>the model package to start from</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="137"/>
+        <source>the model package</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="138"/>
+        <source>Devices</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="139"/>
+        <source>the date</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="140"/>
+        <source>the period of interest</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="142"/>
+        <source>the area of interest</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="143"/>
+        <source>the crop size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="144"/>
+        <source>the tile size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="145"/>
+        <source>the batch size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="146"/>
+        <source>the fraction of the labels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="147"/>
+        <source>the label fractions</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="148"/>
+        <source>the encoder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="149"/>
+        <source>the RS-BYOL variant</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="150"/>
+        <source>the Sentinel-2 scenes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="151"/>
+        <source>the Sentinel-1 scenes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="152"/>
+        <source>the parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="153"/>
+        <source>the class field</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="178"/>
+        <source>This eo-ssl backend has no &apos;{command}&apos; command (it is older than the plugin, or that part of the backend is not installed).
+Update the backend (reinstall the plugin, or pull the checkout) and check Raster &gt; eo-ssl &gt; Backend diagnostics.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="182"/>
+        <source>Cancelled: the backend was stopped. Whatever it had finished is kept (a training run leaves its last checkpoint: run it again with &apos;Resume&apos; to continue).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="185"/>
+        <source>eo-ssl {command} failed [{code}]: {message}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="192"/>
+        <source>End of the backend&apos;s error output:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="18"/>
+        <source>Self-supervised land cover…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="19"/>
+        <source>Parcel labelling tool</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="20"/>
+        <source>Set up the backend…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="21"/>
+        <source>Backend diagnostics</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="22"/>
+        <source>Open the example model in the Model Designer</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="23"/>
+        <source>Settings…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="27"/>
+        <source>Create the backend environment</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="28"/>
+        <source>Use an existing Python</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="67"/>
+        <source>Backend</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="73"/>
+        <source>The Python that runs the backend (training, prediction). Empty: the environment variable EO_SSL_PYTHON, else the environment eo-ssl created in your profile.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="75"/>
+        <source>Backend Python</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="76"/>
+        <source>Not checked yet.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="80"/>
+        <source>Check</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="81"/>
+        <source>Start the backend Python and report its PyTorch and device (seconds)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="92"/>
+        <source>Runs</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="96"/>
+        <source>auto (the GPU when there is one, else the CPU)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="96"/>
+        <source>1 GPU</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="96"/>
+        <source>2 GPUs (data-parallel)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="96"/>
+        <source>4 GPUs (data-parallel)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="101"/>
+        <source>The default of every run (the Devices parameter &apos;auto&apos; of the algorithms and the dialog&apos;s device). Also accepted: cpu:N for N CPU processes, or a number of GPUs.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="108"/>
+        <source>Where eo-ssl keeps what it can rebuild: the chip stores the dialog prepares, reused while their layers, area and period do not change. They can be large: put the folder on a disk with room.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="111"/>
+        <source>Cache folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="114"/>
+        <source>Empty the cache…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="128"/>
+        <source>none found: use &apos;{setup}&apos;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="129"/>
+        <source>automatic: {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="150"/>
+        <source>{size} of chip stores in {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="162"/>
+        <source>Checking (the backend Python imports PyTorch: a few seconds)…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="180"/>
+        <source>Ready: {summary}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="183"/>
+        <source>Not usable: {problem}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="189"/>
+        <source>Empty the eo-ssl cache</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="189"/>
+        <source>Delete the chip stores in {path}? The dialog prepares them again when it needs them.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../options_page.py" line="195"/>
+        <source>{size} freed.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="63"/>
+        <source>eo-ssl: pre-train on Sentinel-1/2, fine-tune, predict and label parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="66"/>
+        <source>eo-ssl: label parcels by clicking them (keys 1..9 choose the class, N = next uncertain parcel)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="69"/>
+        <source>eo-ssl: create the backend environment, or choose an existing Python</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="72"/>
+        <source>eo-ssl: which Python, torch and device the training backend uses</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="75"/>
+        <source>eo-ssl: open a copy of &apos;Predict land cover and label parcels&apos; to adapt it</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="78"/>
+        <source>eo-ssl: backend Python, device and cache folder (Settings &gt; Options &gt; eo-ssl)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="137"/>
+        <source>The backend environment is not set up yet: the eo-ssl tools need it to train and map.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="160"/>
+        <source>The eo-ssl dialog could not open: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="214"/>
+        <source>The Model Designer needs the Processing plugin: enable it in Plugins &gt; Manage and Install Plugins.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="61"/>
+        <source>eo-ssl: set up the backend</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="77"/>
+        <source>&lt;b&gt;eo-ssl runs its training and mapping in its own Python environment&lt;/b&gt; (PyTorch, timm, Lightning, rasterio), outside QGIS, so that QGIS never loads PyTorch. Create that environment here (the commands are shown before anything runs), or use a Python that already has the backend&apos;s packages. You can come back here any time: {menu}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="102"/>
+        <source>Location</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="105"/>
+        <source>The Python (3.11 or 3.12) the environment is made from; it is never changed.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="107"/>
+        <source>Made from</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="190"/>
+        <source>looking for Python and the GPU…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="110"/>
+        <source>PyTorch</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="112"/>
+        <source>These commands will run, in this order (no shell; about 2–6 GB are downloaded, most of it PyTorch):</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="126"/>
+        <source>Cancel</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="129"/>
+        <source>Copy log</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="148"/>
+        <source>The output of the commands appears here.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="155"/>
+        <source>Choose the Python interpreter of an environment that has the backend&apos;s packages: a virtual environment or a conda environment with Python 3.11 or newer where you ran&lt;br&gt;&lt;code&gt;{cmd}&lt;/code&gt;&lt;br&gt;(the two files are in the plugin folder {root}). It is checked before it is used: the check starts it, imports PyTorch and looks for the GPU.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="168"/>
+        <source>Check and use this Python</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="199"/>
+        <source>eo-ssl: looking for Python and the GPU</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="206"/>
+        <source>The search failed: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="222"/>
+        <source>No Python 3.11 or 3.12 with the venv module was found ({found}). Install one (python.org, or your package manager: e.g. sudo apt install python3 python3-venv) and choose it above, or use an existing Python with the backend&apos;s packages (second tab).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="222"/>
+        <source>none on the PATH</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="229"/>
+        <source>CPU build</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="229"/>
+        <source>CUDA build {tag}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="231"/>
+        <source>{build}, for: {gpu}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="253"/>
+        <source>Starting…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="268"/>
+        <source>eo-ssl: creating the backend environment</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="275"/>
+        <source>Cancelling: stopping the running command…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="284"/>
+        <source>Step {k} of {n}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="306"/>
+        <source>Done: {message}. Checking the new environment…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="307"/>
+        <source>Created. Checking the new environment (it imports PyTorch)…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="312"/>
+        <source>Cancelled. What was installed so far stays in {venv}; &apos;{create}&apos; continues from there.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="315"/>
+        <source>Failed: {message}. The log above says why (Copy log puts it on the clipboard); &apos;{create}&apos; tries again and keeps what was installed.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="347"/>
+        <source>Choose a Python interpreter first.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="349"/>
+        <source>Checking {python} (it imports PyTorch: a few seconds)…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="375"/>
+        <source>Ready: {summary}. This is now the backend Python (see {options}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="382"/>
+        <source>Not usable: {problem}. {hint}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="144"/>
+        <source>Warning [{code}]: {message}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="147"/>
+        <source>Wrote {kind}: {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="153"/>
+        <source>Finished in {seconds} s</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="396"/>
+        <source>Report: {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+</TS>
