@@ -44,6 +44,7 @@ from qgis.PyQt.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -54,6 +55,7 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -153,9 +155,13 @@ class EoSslDialog(QDialog):
         root.addWidget(splitter, 1)
         self.tabs = QTabWidget()
         splitter.addWidget(self.tabs)
-        self.tabs.addTab(self._inputs_tab(), tr("Data"))
-        self.tabs.addTab(self._training_tab(), tr("Training"))
-        self.tabs.addTab(self._output_tab(), tr("Output"))
+        for page, title in ((self._inputs_tab(), tr("Data")), (self._training_tab(), tr("Training")),
+                            (self._output_tab(), tr("Output"))):
+            scroll = QScrollArea()  # a small screen scrolls instead of squeezing the wrapped explanations
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(page)
+            self.tabs.addTab(scroll, title)
         splitter.addWidget(self._run_panel())
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -529,6 +535,7 @@ class EoSslDialog(QDialog):
         self.backend_report = report
         if report is None:
             return
+        chosen = self.device.currentData()
         while self.device.count() > 2:
             self.device.removeItem(2)
         self.setup_button.setVisible(not report.ok)
@@ -543,11 +550,10 @@ class EoSslDialog(QDialog):
             self.device.addItem(tr("1 GPU: {name}").format(name=info.get("device_name")), "1")
             for n in range(2, int(info.get("device_count") or 1) + 1):
                 self.device.addItem(tr("{n} GPUs (data-parallel)").format(n=n), str(n))
-        default = settings.device()
-        index = self.device.findData(default)
-        if index < 0 and default == "auto" and info.get("device") == "cuda":
-            index = self.device.findData("1")
-        self.device.setCurrentIndex(max(index, 0))
+        # what is chosen stays (the user's choice; a default device of the settings such as "2" GPUs exists only now)
+        want = settings.device() if chosen == "auto" else chosen
+        index = self.device.findData(want)
+        self.device.setCurrentIndex(index if index >= 0 else max(self.device.findData(chosen), 0))
         self.device_label.setText(html.escape(report.summary()))
 
     # == the job ===================================================================================================
@@ -615,19 +621,18 @@ class EoSslDialog(QDialog):
             description["parcels"] = {**chipstores.layer_signature(parcels), "class_field": field}
         return description
 
-    def chip_store_for(self, inputs: dict[str, Any], parcels, field: str, out: Path) -> tuple[Path, dict | None]:
-        """Where the chip store of these inputs lives and its manifest when it is already complete (reused). Inputs
-        that cannot be fingerprinted get a store in the output folder, prepared every time."""
+    def chip_store_for(self, inputs: dict[str, Any], parcels, field: str,
+                       out: Path) -> tuple[Path, dict | None, dict | None]:
+        """(where the chip store of these inputs lives, its manifest when it is complete already and is reused, what
+        it is prepared from). Inputs that cannot be fingerprinted get a store in the output folder, prepared every
+        time."""
         try:
             description = self.inputs_description(inputs, parcels, field)
         except (chipstores.NotReusable, OSError) as exc:
             self.append_log(tr("The chip store is prepared again ({why}).").format(why=exc), "info")
-            return out / "chips", None
+            return out / "chips", None, None
         store = chipstores.store_path(settings.cache_dir(), chipstores.key(description))
-        manifest = chipstores.existing(store)
-        if manifest is None:
-            self._description = (store, description)
-        return store, manifest
+        return store, chipstores.existing(store), description
 
     def build_steps(self) -> list[Step]:
         """The algorithm runs for the current choices (raises ValueError with a message for the user)."""
@@ -647,9 +652,9 @@ class EoSslDialog(QDialog):
             variant = self.resolved_variant()
             if variant in S1_VARIANTS and not inputs.get("S1"):
                 raise ValueError(self.s1_variant_problem(variant))
-        self._description = None
-        chips, manifest = self.chip_store_for(inputs, parcels, field, out)
+        chips, manifest, description = self.chip_store_for(inputs, parcels, field, out)
         self.chip_store, self.reused_store = chips, manifest
+        self._description = (chips, description) if description is not None and manifest is None else None
         steps = []
         if manifest is None:
             prepare = {**inputs, "OUTPUT": str(chips)}

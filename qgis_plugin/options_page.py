@@ -209,8 +209,5 @@ class EoSslOptionsFactory(QgsOptionsWidgetFactory):
         super().__init__(names.OPTIONS_PAGE, QIcon(str(ICON)))
         self.open_setup = open_setup
 
-    def icon(self) -> QIcon:
-        return QIcon(str(ICON))
-
     def createWidget(self, parent):  # noqa: N802 - QGIS API
         return EoSslOptionsPage(parent, self.open_setup)

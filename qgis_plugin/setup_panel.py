@@ -10,7 +10,8 @@ Two offers, one tab each:
 - **Use an existing Python**: pick an interpreter that has the backend's packages; it is checked (in the background)
   before it is saved as the backend Python.
 
-Everything slow (looking for Python and the GPU, pip, the check) runs in QgsTasks: QGIS stays usable.
+Everything slow (looking for Python and the GPU, pip, the check) runs in QgsTasks: QGIS stays usable, and closing
+the panel only hides it (a creation goes on, its progress in QGIS's task manager).
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class BackendSetupDialog(QDialog):
         self.intro.setText(tr(
             "<b>eo-ssl runs its training and mapping in its own Python environment</b> (PyTorch, timm, Lightning, "
             "rasterio), outside QGIS, so that QGIS never loads PyTorch. Create that environment here (the commands "
-            "are shown before anything runs), or use a Python that already has the backend's packages. You can come "
-            "back here any time: {menu}.").format(menu=html.escape(tr(names.SETUP_MENU_PATH))))
+            "are shown before anything runs), or use a Python that already has the backend's packages. This panel "
+            "stays at {menu}").format(menu=html.escape(tr(names.SETUP_MENU_PATH))))
         lay.addWidget(self.intro)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._create_tab(), tr(names.CREATE_BUTTON))
@@ -386,7 +387,3 @@ class BackendSetupDialog(QDialog):
         if self.tabs.currentIndex() == 0:
             self.append(text)
             self._save_log()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        # a creation goes on in the task manager (its progress shows in QGIS's status bar); the panel only hides
-        super().closeEvent(event)

@@ -225,7 +225,10 @@ def _follow_pumping_events(runner: BackendRunner, command: str, options, feedbac
                 kind, item = inbox.get_nowait()
             except queue.Empty:
                 return
-            forwarder(item) if kind == "event" else forwarder.stderr(item)
+            if kind == "event":
+                forwarder(item)
+            else:
+                forwarder.stderr(item)
 
     reader = threading.Thread(target=work, name=f"eo-ssl-run-{command}", daemon=True)
     reader.start()

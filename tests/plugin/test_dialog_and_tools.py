@@ -69,7 +69,7 @@ def render(layers, path: Path, size=(640, 640), extent=None) -> None:
 
 
 def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, project_layers, qgis_iface, request,
-                                                             awkward_dir: Path, docs_img: Path) -> None:
+                                                             awkward_dir: Path, tmp_path: Path) -> None:
     require_command("prepare")
     from qgis.core import QgsProject
     from qgis.PyQt.QtCore import Qt
@@ -173,7 +173,7 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
             assert land[0].id() not in listed and names["Confidence"].id() not in listed
         dlg.tabs.setCurrentIndex(0)
         dlg.resize(1100, 720)
-        assert dlg.grab().save(str(docs_img / "dialog.png"))
+        assert dlg.grab().save(str(tmp_path / "dialog.png"))  # docs/img: scripts/screenshots.sh
 
         # the same inputs again (here: nothing else to run): the chip store is reused, and the log says so
         dlg.step_pretrain.setChecked(False)
@@ -237,6 +237,23 @@ def test_dialog_checks_its_inputs_and_uses_the_map_extent(eo_provider, project_l
         assert "no backend Python found" in dlg.device_label.text() and "Set up the backend…" in dlg.device_label.text()
         assert not dlg.setup_button.isHidden() and dlg.setup_button.text() == "Set up the backend…"
         assert dlg.device.count() == 2
+        # a report with GPUs adds them; what the user chose stays chosen, 'auto' takes the settings' default device
+        from qgis_plugin import settings
+        from qgis_plugin.environment import BackendReport
+
+        gpus = BackendReport(ok=True, python="p", source="setting",
+                             info={"device": "cuda", "device_name": "GPU X", "device_count": 2})
+        dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
+        dlg.set_backend_report(gpus)
+        assert dlg.device.currentData() == "cpu" and dlg.device.count() == 4 and dlg.setup_button.isHidden()
+        saved = settings.get(settings.SETTINGS_DEVICE)
+        try:
+            settings.put(settings.SETTINGS_DEVICE, "2")
+            dlg.device.setCurrentIndex(dlg.device.findData("auto"))
+            dlg.set_backend_report(gpus)
+            assert dlg.device.currentData() == "2"
+        finally:
+            settings.put(settings.SETTINGS_DEVICE, saved)
     finally:
         dlg.disconnect_project()
         dlg.deleteLater()
@@ -351,7 +368,7 @@ def labelled_layer(eo_provider, flanders, crop_scheme, tmp_path: Path):
 
 
 def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project_layers, qgis_iface,
-                               docs_img: Path) -> None:
+                               tmp_path_factory) -> None:
     """Clicks through the map tool assign the current class via the edit buffer (undo works); keys 1..9 pick the
     class; 'next uncertain' visits the uncertain parcels least confident first; the layer shows class colours."""
     from qgis.core import QgsCategorizedSymbolRenderer, QgsPointXY, QgsProject
@@ -448,7 +465,7 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
         canvas.refreshAllLayers()
         assert wait_until(lambda: bool(rendered) and not canvas.isDrawing(), 30)
         wait_until(lambda: False, 2.0)  # let the red flash of 'next uncertain parcel' (3 x 0.5 s) end
-        assert window.grab().save(str(docs_img / "parcel_labelling.png"))
+        assert window.grab().save(str(tmp_path_factory.mktemp("shots") / "labelling.png"))
         assert panel.save()
         from qgis.core import QgsVectorLayer
 

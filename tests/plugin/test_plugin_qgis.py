@@ -81,7 +81,7 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo
 
 
 def test_diagnostics_panel_shows_the_backend_report(qgis_app, qgis_iface, monkeypatch, backend_python,
-                                                    docs_img, no_eo_provider) -> None:
+                                                    tmp_path, no_eo_provider) -> None:
     """The diagnostics action: Python, backend version, torch and device, and a 'copy report' that copies it. The
     panel opens at once: the check (seconds: it imports torch in the backend's Python) runs in a task."""
     import time
@@ -116,7 +116,7 @@ def test_diagnostics_panel_shows_the_backend_report(qgis_app, qgis_iface, monkey
         assert "device: " in text and "nvidia-smi: " in text and "plugin version: " in text
         assert "Ready" in dlg.status.text()
         dlg.resize(800, 560)
-        assert dlg.grab().save(str(docs_img / "diagnostics.png"))
+        assert dlg.grab().save(str(tmp_path / "diagnostics.png"))  # docs/img: scripts/screenshots.sh
     finally:
         plugin.unload()
 
@@ -126,7 +126,9 @@ def test_plugin_package_does_not_import_torch(repo_root: Path) -> None:
     code = (
         "import sys, qgis_plugin, qgis_plugin.plugin, qgis_plugin.provider, qgis_plugin.backend_runner, "
         "qgis_plugin.environment, qgis_plugin.algorithms, qgis_plugin.dialog, qgis_plugin.maptool, "
-        "qgis_plugin.diagnostics, qgis_plugin.jobs, qgis_plugin.venv_setup; "
+        "qgis_plugin.diagnostics, qgis_plugin.jobs, qgis_plugin.venv_setup, qgis_plugin.setup_panel, "
+        "qgis_plugin.options_page, qgis_plugin.messages, qgis_plugin.chipstores, qgis_plugin.tasks, qgis_plugin.i18n, "
+        "qgis_plugin.names, qgis_plugin.models; "
         "print('torch' in sys.modules, 'backend' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True,

@@ -37,7 +37,7 @@ def _panel(tmp_path: Path, base: Path, repo_root: Path):
 
 
 def test_create_shows_the_commands_then_runs_them_with_progress(qgis_app, keep_settings, fake_tools, tmp_path: Path,
-                                                                repo_root: Path, docs_img: Path) -> None:
+                                                                repo_root: Path) -> None:
     from qgis.PyQt.QtWidgets import QApplication
 
     from qgis_plugin import settings
@@ -74,7 +74,7 @@ def test_create_shows_the_commands_then_runs_them_with_progress(qgis_app, keep_s
         saved = settings.profile_dir() / "create-venv.log"
         assert saved.is_file() and "Successfully installed" in saved.read_text()
         panel.resize(860, 640)
-        assert panel.grab().save(str(docs_img / "first_run_created.png"))
+        assert panel.grab().save(str(tmp_path / "created.png"))
     finally:
         panel.close()
         panel.deleteLater()
@@ -155,7 +155,7 @@ def test_the_panel_finds_a_python_and_shows_the_real_plan(qgis_app, keep_setting
         panel.deleteLater()
 
 
-def test_options_page(qgis_app, keep_settings, backend_python: str, tmp_path: Path, docs_img: Path) -> None:
+def test_options_page(qgis_app, keep_settings, backend_python: str, tmp_path: Path) -> None:
     """Settings > Options… > eo-ssl: the backend Python (checked in a task), the default device (what 'auto' of
     every run means) and the cache folder (its size, emptied on request)."""
     from qgis_plugin import settings
@@ -193,6 +193,6 @@ def test_options_page(qgis_app, keep_settings, backend_python: str, tmp_path: Pa
         assert "2.0 KB" in page.cache_size.text()
         assert empty_cache(cache) == 2048 and folder_size(cache / CHIPSTORES) == 0
         page.resize(700, 520)
-        assert page.grab().save(str(docs_img / "settings_page.png"))
+        assert page.grab().save(str(tmp_path / "settings.png"))
     finally:
         page.deleteLater()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Refresh the README's pictures in a real QGIS window: build the plugin zip, install it into a clean QGIS profile
+# (no backend anywhere), and run scripts/qgis_screenshots.py in `qgis` under Xvfb. It walks a new user's way (first-run
+# panel, settings, diagnostics, the dialog on the Flanders sample, the example model, the labelling tool), writes
+# docs/img/{first_run,settings,diagnostics,dialog,model_designer,parcel_labelling}.png and fails if a stage did not
+# work (it prints what the walk saw). 10-20 minutes on 2 busy CPU cores (the dialog trains on the CPU).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+PY="${EO_SSL_PYTHON:-$ROOT/.venv/bin/python}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 scripts/build_plugin.py --out "$work/dist" >/dev/null
+profiles="$work/profiles"
+mkdir -p "$profiles/profiles/default/python/plugins" "$profiles/profiles/default/QGIS"
+(cd "$profiles/profiles/default/python/plugins" && python3 -m zipfile -e "$work"/dist/eo_ssl-*.zip .)
+printf '[PythonPlugins]\neo_ssl=true\nprocessing=true\n\n[qgis]\nshowTips=false\ncheckVersion=false\n' \
+    >"$profiles/profiles/default/QGIS/QGIS3.ini"
+shots="$ROOT/docs/img"
+mkdir -p "$shots"
+env -u EO_SSL_PYTHON -u PYTHONPATH -u QT_QPA_PLATFORM \
+    EO_SSL_SHOTS="$shots" EO_SSL_WALK="$work/walk.json" EO_SSL_SAMPLE="$ROOT/resources/sample/worldcereal_flanders_2018" EO_SSL_WORK="$work" \
+    EO_SSL_BACKEND="$PY" \
+    timeout 3600 xvfb-run -a -s "-screen 0 1600x1000x24" \
+    qgis --nologo --noversioncheck --profiles-path "$profiles" --code "$ROOT/scripts/qgis_screenshots.py" \
+    >"$work/qgis.log" 2>&1 || { tail -n 40 "$work/qgis.log" >&2; exit 1; }
+python3 - "$work/walk.json" <<'PY'
+import json, sys
+walk = json.load(open(sys.argv[1]))
+print(json.dumps({k: v for k, v in walk.items() if k != "dialog_log"}, indent=1))
+if "error" in walk:
+    sys.exit("the walk failed:\n" + walk["error"])
+checks = ("panel_opened", "plan", "backend_ready", "options_page", "options_check", "diagnostics", "job_finished",
+          "labelled_layer", "canvas_focus_on_activation")
+failed = [k for k in checks if walk.get(k) is not True] + ([] if walk.get("job", [False])[0] else ["job"])
+failed += [] if all(walk.get("model_valid", [False])) else ["model_valid"]
+failed += [] if walk.get("selected_after_label") == [] else ["selected_after_label"]
+if failed:
+    sys.exit("stages that did not work: " + ", ".join(failed) + "\n" + "\n".join(walk.get("dialog_log", [])[-20:]))
+PY
