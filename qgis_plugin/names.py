@@ -36,4 +36,4 @@ MODEL_MENU_PATH = f"Raster > {MENU} > {MODEL_ACTION}"
 #: The hint for "there is no usable backend Python" (English: also printed by ``python -m qgis_plugin.environment``).
 NO_BACKEND_HINT = (f"Open {SETUP_MENU_PATH} and click '{CREATE_BUTTON}' (the commands are shown before anything "
                    f"runs), or '{EXISTING_BUTTON}' to pick a Python that has the backend's packages. The backend "
-                   f"Python can also be set in {OPTIONS_PATH}.")
+                   f"Python can also be set in {OPTIONS_PATH}, or with the environment variable EO_SSL_PYTHON.")

@@ -24,12 +24,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="237"/>
+        <location filename="../algorithms/base.py" line="240"/>
         <source>Cancel: asking the backend to stop at its next safe point…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="372"/>
+        <location filename="../algorithms/base.py" line="375"/>
         <source>Cannot read the further backend options {text}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -304,7 +304,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="362"/>
+        <location filename="../setup_panel.py" line="363"/>
         <source>eo-ssl: checking the backend environment</source>
         <translation type="unfinished"></translation>
     </message>
@@ -329,17 +329,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="140"/>
+        <location filename="../dialog.py" line="142"/>
         <source>eo-ssl — self-supervised land cover from Sentinel-1/2</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="156"/>
+        <location filename="../dialog.py" line="158"/>
         <source>Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="157"/>
+        <location filename="../dialog.py" line="158"/>
         <source>Training</source>
         <translation type="unfinished"></translation>
     </message>
@@ -349,202 +349,202 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="165"/>
+        <location filename="../dialog.py" line="171"/>
         <source>Run</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="166"/>
+        <location filename="../dialog.py" line="172"/>
         <source>Cancel job</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="185"/>
+        <location filename="../dialog.py" line="191"/>
         <source>Sentinel-2 scenes (rasters of the project; check the ones to use)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="190"/>
+        <location filename="../dialog.py" line="196"/>
         <source>Sentinel-1 scenes (optional; VV/VH)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="194"/>
+        <location filename="../dialog.py" line="200"/>
         <source>Show all raster layers (not only those that look like Sentinel-1 or -2)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="195"/>
+        <location filename="../dialog.py" line="201"/>
         <source>Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the Sentinel-2 list leaves them out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="201"/>
+        <location filename="../dialog.py" line="207"/>
         <source>Area of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="203"/>
+        <location filename="../dialog.py" line="209"/>
         <source>Polygon layer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="204"/>
+        <location filename="../dialog.py" line="210"/>
         <source>Current map extent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="205"/>
+        <location filename="../dialog.py" line="211"/>
         <source>Whole Sentinel-2 footprint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="211"/>
+        <location filename="../dialog.py" line="217"/>
         <source>Selected features only</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="220"/>
+        <location filename="../dialog.py" line="226"/>
         <source>Period of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="222"/>
+        <location filename="../dialog.py" line="228"/>
         <source>Only scenes from</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="230"/>
+        <location filename="../dialog.py" line="236"/>
         <source>to</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="235"/>
+        <location filename="../dialog.py" line="241"/>
         <source>Labelled parcels (for fine-tuning, prediction and parcel labelling)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="244"/>
+        <location filename="../dialog.py" line="250"/>
         <source>Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="245"/>
+        <location filename="../dialog.py" line="251"/>
         <source>Class field</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="252"/>
+        <location filename="../dialog.py" line="258"/>
         <source>Steps</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="254"/>
+        <location filename="../dialog.py" line="260"/>
         <source>Prepare data (reused while the layers, area and period do not change)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="257"/>
+        <location filename="../dialog.py" line="263"/>
         <source>The chip store is kept in the cache folder ({options}) and reused by the next run on the same inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="259"/>
+        <location filename="../dialog.py" line="265"/>
         <source>Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="261"/>
+        <location filename="../dialog.py" line="267"/>
         <source>Fine-tune on the parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="262"/>
+        <location filename="../dialog.py" line="268"/>
         <source>Evaluate (report)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="688"/>
+        <location filename="../dialog.py" line="693"/>
         <source>Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="264"/>
+        <location filename="../dialog.py" line="270"/>
         <source>Label the parcels from the map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="272"/>
+        <location filename="../dialog.py" line="278"/>
         <source>Self-supervised pre-training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="290"/>
+        <location filename="../dialog.py" line="296"/>
         <source>no limit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="297"/>
+        <location filename="../dialog.py" line="303"/>
         <source>Method</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="298"/>
+        <location filename="../dialog.py" line="304"/>
         <source>RS-BYOL variant</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="300"/>
+        <location filename="../dialog.py" line="306"/>
         <source>Encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="301"/>
+        <location filename="../dialog.py" line="307"/>
         <source>Epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="302"/>
+        <location filename="../dialog.py" line="308"/>
         <source>Maximum steps (each training)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="303"/>
+        <location filename="../dialog.py" line="309"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="304"/>
+        <location filename="../dialog.py" line="310"/>
         <source>Crop (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="307"/>
+        <location filename="../dialog.py" line="313"/>
         <source>Fine-tuning and prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="319"/>
+        <location filename="../dialog.py" line="325"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="320"/>
+        <location filename="../dialog.py" line="326"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="321"/>
+        <location filename="../dialog.py" line="327"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="324"/>
+        <location filename="../dialog.py" line="330"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="327"/>
+        <location filename="../dialog.py" line="333"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -554,7 +554,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="333"/>
+        <location filename="../dialog.py" line="339"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -564,7 +564,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="335"/>
+        <location filename="../dialog.py" line="341"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -574,167 +574,167 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="341"/>
+        <location filename="../dialog.py" line="347"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="342"/>
+        <location filename="../dialog.py" line="348"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="359"/>
+        <location filename="../dialog.py" line="365"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="360"/>
+        <location filename="../dialog.py" line="366"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="369"/>
+        <location filename="../dialog.py" line="375"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="376"/>
+        <location filename="../dialog.py" line="382"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="424"/>
+        <location filename="../dialog.py" line="430"/>
         <source>{layer} — {n} band(s): {bands}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="472"/>
+        <location filename="../dialog.py" line="478"/>
         <source>auto: &apos;single&apos; (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers are checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="473"/>
+        <location filename="../dialog.py" line="479"/>
         <source>auto: &apos;s2-only&apos; (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="483"/>
+        <location filename="../dialog.py" line="489"/>
         <source>The RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is checked on the Data tab: check one, or choose the variant &apos;auto&apos; or &apos;s2-only&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="498"/>
+        <location filename="../dialog.py" line="504"/>
         <source>The backend check failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="536"/>
+        <location filename="../dialog.py" line="543"/>
         <source>Click &apos;{setup}&apos; to create the backend environment or choose an existing Python.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="543"/>
+        <location filename="../dialog.py" line="550"/>
         <source>1 GPU: {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="545"/>
+        <location filename="../dialog.py" line="552"/>
         <source>{n} GPUs (data-parallel)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="593"/>
+        <location filename="../dialog.py" line="599"/>
         <source>There is no map canvas to take the extent from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="624"/>
+        <location filename="../dialog.py" line="632"/>
         <source>The chip store is prepared again ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="636"/>
+        <location filename="../dialog.py" line="641"/>
         <source>Choose an output folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="639"/>
+        <location filename="../dialog.py" line="644"/>
         <source>Check at least one Sentinel-2 layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="644"/>
+        <location filename="../dialog.py" line="649"/>
         <source>Choose the class field of the parcels.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="658"/>
+        <location filename="../dialog.py" line="663"/>
         <source>Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="665"/>
+        <location filename="../dialog.py" line="670"/>
         <source>Pre-train ({method})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="668"/>
+        <location filename="../dialog.py" line="673"/>
         <source>Pre-train ({method} {variant})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="677"/>
+        <location filename="../dialog.py" line="682"/>
         <source>Fine-tune</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="679"/>
+        <location filename="../dialog.py" line="684"/>
         <source>Evaluate</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="684"/>
+        <location filename="../dialog.py" line="689"/>
         <source>Tick &apos;Fine-tune&apos; or choose a model package to predict with.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="690"/>
+        <location filename="../dialog.py" line="695"/>
         <source>Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="704"/>
+        <location filename="../dialog.py" line="709"/>
         <source>Cannot start:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="717"/>
+        <location filename="../dialog.py" line="722"/>
         <source>Output folder: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="719"/>
+        <location filename="../dialog.py" line="724"/>
         <source>Prepare data: reusing the chip store {path} (prepared {when} from the same layers, area and period).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="724"/>
+        <location filename="../dialog.py" line="729"/>
         <source>Nothing to run: the chip store is ready ({path}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="748"/>
+        <location filename="../dialog.py" line="753"/>
         <source>Step {k}/{n}: {title}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="752"/>
+        <location filename="../dialog.py" line="757"/>
         <source>starting…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="773"/>
+        <location filename="../dialog.py" line="778"/>
         <source>Report:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1386,162 +1386,157 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="61"/>
+        <location filename="../setup_panel.py" line="62"/>
         <source>eo-ssl: set up the backend</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="77"/>
-        <source>&lt;b&gt;eo-ssl runs its training and mapping in its own Python environment&lt;/b&gt; (PyTorch, timm, Lightning, rasterio), outside QGIS, so that QGIS never loads PyTorch. Create that environment here (the commands are shown before anything runs), or use a Python that already has the backend&apos;s packages. You can come back here any time: {menu}.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../setup_panel.py" line="102"/>
+        <location filename="../setup_panel.py" line="103"/>
         <source>Location</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="105"/>
+        <location filename="../setup_panel.py" line="106"/>
         <source>The Python (3.11 or 3.12) the environment is made from; it is never changed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="107"/>
+        <location filename="../setup_panel.py" line="108"/>
         <source>Made from</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="190"/>
+        <location filename="../setup_panel.py" line="191"/>
         <source>looking for Python and the GPU…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="110"/>
+        <location filename="../setup_panel.py" line="111"/>
         <source>PyTorch</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="112"/>
+        <location filename="../setup_panel.py" line="113"/>
         <source>These commands will run, in this order (no shell; about 2–6 GB are downloaded, most of it PyTorch):</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="126"/>
+        <location filename="../setup_panel.py" line="127"/>
         <source>Cancel</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="129"/>
+        <location filename="../setup_panel.py" line="130"/>
         <source>Copy log</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="148"/>
+        <location filename="../setup_panel.py" line="149"/>
         <source>The output of the commands appears here.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="155"/>
+        <location filename="../setup_panel.py" line="156"/>
         <source>Choose the Python interpreter of an environment that has the backend&apos;s packages: a virtual environment or a conda environment with Python 3.11 or newer where you ran&lt;br&gt;&lt;code&gt;{cmd}&lt;/code&gt;&lt;br&gt;(the two files are in the plugin folder {root}). It is checked before it is used: the check starts it, imports PyTorch and looks for the GPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="168"/>
+        <location filename="../setup_panel.py" line="169"/>
         <source>Check and use this Python</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="199"/>
+        <location filename="../setup_panel.py" line="200"/>
         <source>eo-ssl: looking for Python and the GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="206"/>
+        <location filename="../setup_panel.py" line="207"/>
         <source>The search failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="222"/>
+        <location filename="../setup_panel.py" line="223"/>
         <source>No Python 3.11 or 3.12 with the venv module was found ({found}). Install one (python.org, or your package manager: e.g. sudo apt install python3 python3-venv) and choose it above, or use an existing Python with the backend&apos;s packages (second tab).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="222"/>
+        <location filename="../setup_panel.py" line="223"/>
         <source>none on the PATH</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="229"/>
+        <location filename="../setup_panel.py" line="230"/>
         <source>CPU build</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="229"/>
+        <location filename="../setup_panel.py" line="230"/>
         <source>CUDA build {tag}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="231"/>
+        <location filename="../setup_panel.py" line="232"/>
         <source>{build}, for: {gpu}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="253"/>
+        <location filename="../setup_panel.py" line="254"/>
         <source>Starting…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="268"/>
+        <location filename="../setup_panel.py" line="269"/>
         <source>eo-ssl: creating the backend environment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="275"/>
+        <location filename="../setup_panel.py" line="276"/>
         <source>Cancelling: stopping the running command…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="284"/>
+        <location filename="../setup_panel.py" line="285"/>
         <source>Step {k} of {n}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="306"/>
+        <location filename="../setup_panel.py" line="307"/>
         <source>Done: {message}. Checking the new environment…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="307"/>
+        <location filename="../setup_panel.py" line="308"/>
         <source>Created. Checking the new environment (it imports PyTorch)…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="312"/>
+        <location filename="../setup_panel.py" line="313"/>
         <source>Cancelled. What was installed so far stays in {venv}; &apos;{create}&apos; continues from there.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="315"/>
+        <location filename="../setup_panel.py" line="316"/>
         <source>Failed: {message}. The log above says why (Copy log puts it on the clipboard); &apos;{create}&apos; tries again and keeps what was installed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="347"/>
+        <location filename="../setup_panel.py" line="348"/>
         <source>Choose a Python interpreter first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="349"/>
+        <location filename="../setup_panel.py" line="350"/>
         <source>Checking {python} (it imports PyTorch: a few seconds)…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="375"/>
+        <location filename="../setup_panel.py" line="376"/>
         <source>Ready: {summary}. This is now the backend Python (see {options}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="382"/>
+        <location filename="../setup_panel.py" line="383"/>
         <source>Not usable: {problem}. {hint}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1563,6 +1558,11 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../algorithms/training.py" line="396"/>
         <source>Report: {path}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../setup_panel.py" line="78"/>
+        <source>&lt;b&gt;eo-ssl runs its training and mapping in its own Python environment&lt;/b&gt; (PyTorch, timm, Lightning, rasterio), outside QGIS, so that QGIS never loads PyTorch. Create that environment here (the commands are shown before anything runs), or use a Python that already has the backend&apos;s packages. This panel stays at {menu}</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -129,7 +129,7 @@ def test_a_crash_becomes_an_error_with_the_stderr_tail(fake_root: Path) -> None:
 def test_missing_python_is_an_error_event(tmp_path: Path) -> None:
     final = BackendRunner(tmp_path / "no-python", root=tmp_path).run("prepare")
     assert final["event"] == "error" and final["code"] == "backend_not_started"
-    assert "EO_SSL_PYTHON" in final["hint"]
+    assert "EO_SSL_PYTHON" in final["hint"] and "Raster > eo-ssl > Set up the backend…" in final["hint"]
 
 
 def _cancel_soon(runner: BackendRunner, delay_s: float) -> None:
