@@ -45,6 +45,15 @@ GUI_HINTS: dict[str, str] = {
     "output_exists": QT_TRANSLATE_NOOP(
         "@default", "Tick 'Replace' (the algorithm's overwrite option) or choose another output."),
     "output_not_writable": _OUTPUT,
+    "not_eo_ssl_output": QT_TRANSLATE_NOOP(
+        "@default", "That output holds files eo-ssl did not write, which it never replaces (not even with "
+                    "'Replace'): choose an empty or new output folder or file."),
+    "output_busy": QT_TRANSLATE_NOOP(
+        "@default", "Another run is writing the same output: wait for it to end (QGIS's task manager, bottom right, "
+                    "shows it), or choose another output."),
+    "disk_full": QT_TRANSLATE_NOOP(
+        "@default", "Free some disk space, or choose an output on a disk with room (the dialog's chip stores go to "
+                    "the cache folder of {options})."),
     "bad_output": _OUTPUT,
     "output_is_input": _OUTPUT,
     "no_checkpoint": QT_TRANSLATE_NOOP(
@@ -63,6 +72,9 @@ GUI_HINTS: dict[str, str] = {
     "no_s2": QT_TRANSLATE_NOOP("@default", "Give at least one Sentinel-2 layer (or a Sentinel-2 folder)."),
     "not_a_chipstore": _STORE,
     "corrupt_chipstore": _STORE,
+    "corrupt_store": QT_TRANSLATE_NOOP(
+        "@default", "The chip store is damaged (cut short): prepare it again. A store of the dialog is in the cache "
+                    "folder: {options} > 'Empty the cache…', then Run."),
     "chipstore_too_new": QT_TRANSLATE_NOOP(
         "@default", "The chip store was written by a newer eo-ssl: update the plugin, or prepare the data again."),
     "wrong_store_kind": QT_TRANSLATE_NOOP(
@@ -96,6 +108,17 @@ GUI_HINTS: dict[str, str] = {
         "@default", "Evaluating needs validation parcels: prepare the data with a validation fraction above 0 (an "
                     "advanced parameter of '1 Prepare data')."),
     "aoi_empty": _AREA,
+    "aoi_outside_rasters": _AREA,
+    "all_nodata": QT_TRANSLATE_NOOP(
+        "@default", "The scenes have no valid pixel in that area and period: choose another area, period or scenes."),
+    "invalid_geometry": QT_TRANSLATE_NOOP(
+        "@default", "Repair the feature named above (Processing Toolbox > Vector geometry > Fix geometries) or leave "
+                    "it out of the selection."),
+    "not_polygon": QT_TRANSLATE_NOOP(
+        "@default", "Give a polygon layer: parcels and areas of interest are polygons."),
+    "map_not_classes": QT_TRANSLATE_NOOP(
+        "@default", "Give the land-cover map written by '5 Predict land cover' (class ids), not the confidence "
+                    "raster or a Sentinel scene."),
     "aoi_not_polygon": _AREA,
     "parcels_outside": _AREA,
     "scenes_disjoint": _AREA,

@@ -19,7 +19,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="190"/>
+        <location filename="../messages.py" line="213"/>
         <source>What to do: {hint}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -109,7 +109,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="63"/>
+        <location filename="../messages.py" line="72"/>
         <source>Give at least one Sentinel-2 layer (or a Sentinel-2 folder).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -970,213 +970,213 @@ appears here while a model trains.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="50"/>
+        <location filename="../messages.py" line="59"/>
         <source>Untick &apos;Resume&apos; to start afresh, or choose the output folder of the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="52"/>
+        <location filename="../messages.py" line="61"/>
         <source>&apos;Resume&apos; continues an interrupted run only with its own settings: set them back as they were, or untick &apos;Resume&apos; to start afresh, or choose a new output folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="57"/>
+        <location filename="../messages.py" line="66"/>
         <source>The chip store has no Sentinel-1 data: choose the RS-BYOL variant &apos;auto&apos; or &apos;s2-only&apos; (or another method with Sentinel-2 input bands), or prepare the data again with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="60"/>
+        <location filename="../messages.py" line="69"/>
         <source>The chip store lacks a sensor this step needs: prepare it again with those layers, or ask only for the sensors it has (e.g. input bands &apos;s2&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="66"/>
+        <location filename="../messages.py" line="78"/>
         <source>The chip store was written by a newer eo-ssl: update the plugin, or prepare the data again.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="68"/>
+        <location filename="../messages.py" line="80"/>
         <source>Choose the task that fits the chip store (segmentation: scenes prepared with parcels; classification: chip folders), or prepare the data for that task.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="76"/>
+        <location filename="../messages.py" line="88"/>
         <source>The model package was written by a newer eo-ssl: update the plugin.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="78"/>
+        <location filename="../messages.py" line="90"/>
         <source>Predicting needs a fine-tuned model package (from &apos;3 Fine-tune&apos;), not a pre-trained encoder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="80"/>
+        <location filename="../messages.py" line="92"/>
         <source>The model reads bands the inputs do not have (listed above): give the Sentinel-2 (and Sentinel-1) layers of the kind it was trained on.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="83"/>
+        <location filename="../messages.py" line="95"/>
         <source>Set Devices to &apos;auto&apos; or &apos;cpu&apos; (the default device is in {options}), or create the backend environment with the CUDA build of PyTorch: {setup}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="86"/>
+        <location filename="../messages.py" line="98"/>
         <source>Ask for fewer GPUs in Devices (Raster &gt; eo-ssl &gt; Backend diagnostics shows how many there are).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="95"/>
+        <location filename="../messages.py" line="107"/>
         <source>Evaluating needs validation parcels: prepare the data with a validation fraction above 0 (an advanced parameter of &apos;1 Prepare data&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="111"/>
+        <location filename="../messages.py" line="134"/>
         <source>Choose a smaller area of interest (or a coarser grid resolution, an advanced parameter).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="113"/>
+        <location filename="../messages.py" line="136"/>
         <source>A file or folder given to this step does not exist (any more): check the inputs (a layer whose file moved shows a warning sign in the Layers panel).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="116"/>
+        <location filename="../messages.py" line="139"/>
         <source>A raster or vector cannot be read: open it in QGIS to check it, or give another copy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="120"/>
+        <location filename="../messages.py" line="143"/>
         <source>Choose an encoder from the list (resnet18, resnet34, resnet50) or another timm model name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="124"/>
+        <location filename="../messages.py" line="147"/>
         <source>A value is not accepted (see above). The &apos;Further backend options&apos; (advanced parameters) go to the backend as they are: check them too.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="132"/>
+        <location filename="../messages.py" line="155"/>
         <source>&apos;Resume&apos;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="133"/>
+        <location filename="../messages.py" line="156"/>
         <source>&apos;Replace&apos;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="134"/>
+        <location filename="../messages.py" line="157"/>
         <source>the output</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="135"/>
+        <location filename="../messages.py" line="158"/>
         <source>the chip store</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="136"/>
+        <location filename="../messages.py" line="159"/>
         <source>the model package to start from</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="137"/>
+        <location filename="../messages.py" line="160"/>
         <source>the model package</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="138"/>
+        <location filename="../messages.py" line="161"/>
         <source>Devices</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="139"/>
+        <location filename="../messages.py" line="162"/>
         <source>the date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="140"/>
+        <location filename="../messages.py" line="163"/>
         <source>the period of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="142"/>
+        <location filename="../messages.py" line="165"/>
         <source>the area of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="143"/>
+        <location filename="../messages.py" line="166"/>
         <source>the crop size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="144"/>
+        <location filename="../messages.py" line="167"/>
         <source>the tile size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="145"/>
+        <location filename="../messages.py" line="168"/>
         <source>the batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="146"/>
+        <location filename="../messages.py" line="169"/>
         <source>the fraction of the labels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="147"/>
+        <location filename="../messages.py" line="170"/>
         <source>the label fractions</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="148"/>
+        <location filename="../messages.py" line="171"/>
         <source>the encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="149"/>
+        <location filename="../messages.py" line="172"/>
         <source>the RS-BYOL variant</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="150"/>
+        <location filename="../messages.py" line="173"/>
         <source>the Sentinel-2 scenes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="151"/>
+        <location filename="../messages.py" line="174"/>
         <source>the Sentinel-1 scenes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="152"/>
+        <location filename="../messages.py" line="175"/>
         <source>the parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="153"/>
+        <location filename="../messages.py" line="176"/>
         <source>the class field</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="178"/>
+        <location filename="../messages.py" line="201"/>
         <source>This eo-ssl backend has no &apos;{command}&apos; command (it is older than the plugin, or that part of the backend is not installed).
 Update the backend (reinstall the plugin, or pull the checkout) and check Raster &gt; eo-ssl &gt; Backend diagnostics.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="182"/>
+        <location filename="../messages.py" line="205"/>
         <source>Cancelled: the backend was stopped. Whatever it had finished is kept (a training run leaves its last checkpoint: run it again with &apos;Resume&apos; to continue).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="185"/>
+        <location filename="../messages.py" line="208"/>
         <source>eo-ssl {command} failed [{code}]: {message}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../messages.py" line="192"/>
+        <location filename="../messages.py" line="215"/>
         <source>End of the backend&apos;s error output:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1563,6 +1563,46 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../setup_panel.py" line="78"/>
         <source>&lt;b&gt;eo-ssl runs its training and mapping in its own Python environment&lt;/b&gt; (PyTorch, timm, Lightning, rasterio), outside QGIS, so that QGIS never loads PyTorch. Create that environment here (the commands are shown before anything runs), or use a Python that already has the backend&apos;s packages. This panel stays at {menu}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="48"/>
+        <source>That output holds files eo-ssl did not write, which it never replaces (not even with &apos;Replace&apos;): choose an empty or new output folder or file.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="51"/>
+        <source>Another run is writing the same output: wait for it to end (QGIS&apos;s task manager, bottom right, shows it), or choose another output.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="54"/>
+        <source>Free some disk space, or choose an output on a disk with room (the dialog&apos;s chip stores go to the cache folder of {options}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="75"/>
+        <source>The chip store is damaged (cut short): prepare it again. A store of the dialog is in the cache folder: {options} &gt; 'Empty the cache…', then Run.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="112"/>
+        <source>The scenes have no valid pixel in that area and period: choose another area, period or scenes.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="114"/>
+        <source>Repair the feature named above (Processing Toolbox &gt; Vector geometry &gt; Fix geometries) or leave it out of the selection.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="117"/>
+        <source>Give a polygon layer: parcels and areas of interest are polygons.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../messages.py" line="119"/>
+        <source>Give the land-cover map written by &apos;5 Predict land cover&apos; (class ids), not the confidence raster or a Sentinel scene.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
