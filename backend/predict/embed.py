@@ -49,18 +49,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class CompositeEmbedding(torch.nn.Module):
-    """(B, T*C, H, W) encoder-normalised dates (NaN at invalid observations) -> (B, F, H, W): the embedding of their
-    per-band median."""
+    """(B, C, H, W) input standardised by the reader with the package's statistics (one date, or the reader's
+    per-band median composite of the dates) -> (B, F, H, W) embedding."""
 
-    def __init__(self, embedding: Embedding, dates: int, channels: int) -> None:
+    def __init__(self, embedding: Embedding, channels: int) -> None:
         super().__init__()
-        self.embedding, self.dates, self.channels = embedding, dates, channels
+        self.embedding, self.channels = embedding, channels
 
     def composite(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], self.dates, self.channels, *x.shape[2:])
-        z = torch.nan_to_num(torch.nanmedian(x, dim=1).values, nan=0.0)
         # undo the standardisation the reader applied: the Embedding standardises itself
-        return z * self.embedding.in_std + self.embedding.in_mean
+        return x * self.embedding.in_std + self.embedding.in_mean
 
     def pyramid(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding.pyramid(self.composite(x))
@@ -157,19 +155,15 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     if args.date or all(len(_dates(inputs, s)) <= 1 for s in spec.sensors):
         groups = {s: [g] for s, g in choose_groups(inputs, spec, args.date, events).items()}
         n_dates = 1
-    else:  # several dates: their composite, per sensor the same number of dates is not needed
-        from backend.data.prepare import _group_by_date
-
-        groups = {s: _group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in spec.sensors}
-        if len({len(g) for g in groups.values()}) > 1:
-            raise EoSslError("bad_argument", "The encoder reads Sentinel-1 and Sentinel-2 bands, with different "
-                             "numbers of dates.", "Give --date to embed one acquisition.")
-        n_dates = len(next(iter(groups.values())))
-        events.log(f"embedding the composite (per-band median) of {n_dates} dates")
+    else:  # several dates: their composite (the per-band median of the valid observations of each sensor)
+        groups = {s: _dates(inputs, s) for s in spec.sensors}
+        n_dates = max(len(g) for g in groups.values())
+        events.log("embedding the composite (per-band median of the valid dates) of "
+                   + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
     grid = inputs.grid
     plan = plan_tiles(grid.height, grid.width, args.tile, args.overlap)
-    reader = StripReader(inputs, spec, picks, groups, plan, series=n_dates > 1)
-    model = CompositeEmbedding(emb, n_dates, len(spec.channels))
+    reader = StripReader(inputs, spec, picks, groups, plan, mode="composite" if n_dates > 1 else "single")
+    model = CompositeEmbedding(emb, len(spec.channels))
     events.log(f"embedding {grid.width} x {grid.height} px with the {emb.spec.encoder} of {args.model} "
                f"(levels {levels}: {emb.spec.pyramid_dim} features) on {device_text}")
     sample = fit_sample(model, reader, grid.height, grid.width, args.sample_windows, args.seed)

@@ -52,6 +52,7 @@ from backend.outputs import Output, disk_full_error, is_disk_full
 from backend.predict import styles
 from backend.predict.tiled import ReadAhead, TilePlan, plan_tiles, predict_tiled
 from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, class_metadata
+from backend.train.labelled import composite_of
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -215,8 +216,9 @@ class StripReader:
     Runs in the read-ahead thread; the GridReader is opened there (:meth:`context`)."""
 
     def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]],
-                 groups: dict[str, list[Group]], plan: TilePlan, series: bool = False) -> None:
-        self.inputs, self.spec, self.groups, self.plan, self.series = inputs, spec, groups, plan, series
+                 groups: dict[str, list[Group]], plan: TilePlan, mode: str = "single") -> None:
+        self.inputs, self.spec, self.groups, self.plan, self.mode = inputs, spec, groups, plan, mode
+        series = mode == "series"
         self.grid = inputs.grid
         self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
         self.by_sensor: dict[str, tuple[list[str], list[int]]] = {}
@@ -291,7 +293,7 @@ class StripReader:
                                invert=True)
         assert self.reader is not None
         x = np.zeros((self.n_channels, h, w), np.float32)
-        if self.series:
+        if self.mode == "series":
             ok = np.zeros_like(inside)
             offset = 0
             for s, (names, out) in self.by_sensor.items():
@@ -308,8 +310,12 @@ class StripReader:
         for s, (names, out) in self.by_sensor.items():
             block, v = _read_stack(self.reader, self.groups[s], names, win, self.dtypes[s], inside,
                                    to_db=(s == "s1"))
-            x[out] = np.moveaxis(block[:, :, 0, :], -1, 0)
-            ok &= v[:, :, 0].astype(bool)
+            if self.mode == "composite":
+                values, valid = composite_of(block, v)
+            else:
+                values, valid = block[:, :, 0, :], v[:, :, 0].astype(bool)
+            x[out] = np.moveaxis(values, -1, 0)
+            ok &= valid
         self.spec.normalize(x, None)
         x[:, ~ok] = 0.0
         return x, ok
@@ -381,6 +387,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of 32.", "Use e.g. --tile 256.")
     batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
     series = meta["input"].get("layout") == "sensor-date-band"
+    mode = "series" if series else "single"
     overlap = args.overlap
     if series:  # a model of every date of its store (pixel classifiers)
         if args.date:
@@ -390,6 +397,12 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         events.log("reading " + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
         if getattr(net, "pointwise", False):
             overlap = 0.0  # a pixel's class depends on that pixel alone: tiles need neither overlap nor blending
+    elif meta["input"].get("dates") == "composite" and args.date in (None, "composite"):
+        # a 2D model of the per-band median of the period: every acquisition of the inputs (any dates)
+        groups = {s: _group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in spec.sensors}
+        mode = "composite"
+        events.log("reading the composite (per-band median of the valid dates) of "
+                   + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
     else:
         groups = {s: [g] for s, g in choose_groups(inputs, spec, args.date, events).items()}
     grid = inputs.grid
@@ -420,7 +433,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         events.check_cancel()
         events.progress(done, total, stage="predict")
 
-    reader = StripReader(inputs, spec, picks, groups, plan, series=series)
+    reader = StripReader(inputs, spec, picks, groups, plan, mode=mode)
     ahead: ReadAhead | None = None
     try:
         sinks.append(RasterSink(out, grid, "uint8", CLASS_NODATA, colormap=colormap, tags=tags,

@@ -36,7 +36,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.outputs import disk_full_error, is_disk_full
 from backend.report.metrics import confusion, scores
-from backend.train.labelled import CubeReader, CubeWindows, split_parcels
+from backend.train.labelled import COMPOSITE, CubeReader, CubeWindows, split_parcels
 
 CLASSIC = ("linear", "gbm", "rf")
 CLASSIC_NAMES = {"linear": "logistic regression", "gbm": "gradient boosting", "rf": "random forest"}
@@ -253,8 +253,11 @@ def _unet(args: Any, events: Events, store: ChipStore, init: Any, spec: Any, pic
           ) -> tuple[np.ndarray, dict[str, Any]]:
     import dataclasses
 
+    # every few-label path reads the whole period: a multi-date store feeds the 2D U-Net its per-band median composite
+    multi = any(len(store.dates(s)) > 1 for s in store.sensors)
+    date = args.date or (COMPOSITE if multi else None)
     data = ft.build_task_data(store, "segmentation", spec, picks, seed=seed, crop=args.crop,
-                              samples_per_epoch=args.samples_per_epoch, date=args.date, keep_parcels=budget.keep)
+                              samples_per_epoch=args.samples_per_epoch, date=date, keep_parcels=budget.keep)
     net = ft.build_net("segmentation", init, spec, k, arch=args.arch)
     (tmp / ".runs").mkdir(exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(dir=tmp / ".runs"))
@@ -264,7 +267,8 @@ def _unet(args: Any, events: Events, store: ChipStore, init: Any, spec: Any, pic
                        stage=f"U-Net {budget.label}")
     cm = scorer.network(outcome.net, spec, picks, data.date, data.crop or 128, device, k)
     best = outcome.fit.extra.get("best")
-    return cm, {"steps": outcome.fit.global_step, "kept_epoch": best, "frozen_fraction": frozen}
+    return cm, {"steps": outcome.fit.global_step, "kept_epoch": best, "frozen_fraction": frozen,
+                "dates": data.date.rule if data.date else None}
 
 
 # -- chips ----------------------------------------------------------------------------------------------------------

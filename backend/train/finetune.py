@@ -599,7 +599,11 @@ def package_meta(data: TaskData, net: nn.Module, init: InitSource, cfg: runner.T
     manifest = data.store.manifest
     inp_extra: dict[str, Any] = {"crop": data.crop or int(manifest.get("chips", {}).get("size", [64])[0]),
                                  "dates": "single", "time_steps": 1}
-    if data.date is not None:
+    if data.date is not None and data.date.composite is not None:
+        inp_extra.update(dates="composite", composite=data.date.composite, date_rule=data.date.rule,
+                         trained_on=data.date.describe(), time_steps={s: len(d) for s, d in
+                                                                     data.date.composite.items()})
+    elif data.date is not None:
         inp_extra.update(date=data.date.dates, date_rule="most valid pixels in the AOI, or --date at prediction",
                          trained_on=data.date.describe())
     fit = outcome.fit

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,18 +76,40 @@ def classes_of(store: ChipStore) -> list[dict[str, Any]]:
 # -- dates ----------------------------------------------------------------------------------------------------------
 @dataclass
 class DateChoice:
-    index: dict[str, int]  # sensor -> date index in the store
-    dates: dict[str, str | None]  # sensor -> ISO date
-    rule: str  # "only date" | "most valid pixels" | "given (--date)"
+    index: dict[str, int]  # sensor -> date index in the store (-1: every date, for a composite)
+    dates: dict[str, str | None]  # sensor -> ISO date (or "composite of N dates")
+    rule: str  # "only date" | "most valid pixels" | "given (--date)" | "composite ..."
+    composite: dict[str, list[str | None]] | None = None  # sensor -> the dates of a composite
 
     def describe(self) -> str:
         parts = [f"{s.upper()} {d or '(undated)'}" for s, d in self.dates.items()]
         return f"{', '.join(parts)} ({self.rule})"
 
 
+#: ``--date composite``: a 2D model reads the per-band median of every valid observation of the period
+COMPOSITE = "composite"
+COMPOSITE_RULE = "composite: per-band median of the valid dates"
+
+
+def composite_of(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., T, C) values and (..., T) validity -> the (..., C) per-band median over the valid dates (0 where none)
+    and the (...) validity (at least one valid date)."""
+    v = valid.astype(bool)
+    x = np.where(v[..., None], values.astype(np.float32), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no valid date, filled with 0 below
+        med = np.nanmedian(x, axis=-2)
+    return np.nan_to_num(med, nan=0.0), v.any(axis=-1)
+
+
 def choose_date(store: ChipStore, sensors: Sequence[str], date: str | None = None) -> DateChoice:
-    """The acquisition a single-date model reads from a cube (see the module docstring)."""
+    """The acquisition a single-date model reads from a cube (see the module docstring); ``date="composite"``:
+    every date, as a per-band median composite."""
     lead = "s2" if "s2" in sensors else sensors[0]
+    if date == COMPOSITE:
+        comp = {s: store.dates(s) for s in sensors}
+        return DateChoice({s: -1 for s in sensors}, {s: f"composite of {len(d)} dates" for s, d in comp.items()},
+                          COMPOSITE_RULE, comp)
     dates = store.dates(lead)
     if date:
         try:
@@ -214,6 +237,12 @@ class CubeReader:
         valid = np.ones((size, size), bool)
         for s, (bands, out) in self.groups.items():
             t = self.dates.index[s]
+            if self.dates.composite is not None:  # every date: the per-band median of the valid ones
+                block, ok = composite_of(self.store.array(s)[sl[0], sl[1]][:, :, :, bands],
+                                         self.store.array(f"{s}_valid")[sl[0], sl[1]])
+                x[out] = np.moveaxis(block, -1, 0)
+                valid &= ok
+                continue
             block = self.store.array(s)[sl[0], sl[1], t]  # (h, w, C_s) view of the memory map
             x[out] = np.moveaxis(block[:, :, bands], -1, 0)
             valid &= self.store.array(f"{s}_valid")[sl[0], sl[1], t].astype(bool)
