@@ -312,6 +312,14 @@ class EoSslDialog(QDialog):
 
         box = QGroupBox(tr("Fine-tuning and prediction"))
         fl = QFormLayout(box)
+        self.ft_model = QComboBox()
+        self.ft_model.addItem(tr("Pixel classifier: spectra of every date + the pre-trained embedding (best with "
+                                 "few polygons)"), "pixel")
+        self.ft_model.addItem(tr("U-Net over the pre-trained encoder"), "unet")
+        self.ft_model.setToolTip(tr("With a handful of labelled polygons a per-pixel classifier generalises better "
+                                    "than a U-Net, which memorises the polygons. Tick 'Evaluate' to compare both on "
+                                    "parcels none of them trained on."))
+        fl.addRow(tr("Model"), self.ft_model)
         self.ft_epochs = QSpinBox()
         self.ft_epochs.setRange(1, 10000)
         self.ft_epochs.setValue(20)
@@ -563,7 +571,7 @@ class EoSslDialog(QDialog):
             cb.setEnabled(has_parcels)
             if not has_parcels:
                 cb.setChecked(False)
-        self.step_evaluate.setEnabled(has_parcels and self.step_pretrain.isChecked())
+        self.step_evaluate.setEnabled(has_parcels)  # compare: the classic classifiers and random init at least
         if not self.step_evaluate.isEnabled():
             self.step_evaluate.setChecked(False)
         can_predict = (has_parcels and self.step_finetune.isChecked()) or self.existing_model() is not None
@@ -674,15 +682,19 @@ class EoSslDialog(QDialog):
             steps.append(Step("eo_ssl:pretrain", params, title))
         finetuned = out / "finetuned"
         if self.step_finetune.isChecked():
-            params = {"DATA": str(chips), "TASK": "segmentation", "EPOCHS": self.ft_epochs.value(),
+            arch = self.ft_model.currentData() or "pixel"
+            params = {"DATA": str(chips), "TASK": "segmentation", "ARCH": arch, "EPOCHS": self.ft_epochs.value(),
                       "MAX_STEPS": self.max_steps.value(), "LABEL_FRACTION": self.label_fraction.value(),
                       "DEVICES": device, "OUTPUT": str(finetuned)}
             if self.step_pretrain.isChecked():
                 params["INIT"] = str(pretrained)
-            steps.append(Step("eo_ssl:finetune", params, tr("Fine-tune")))
+            title = tr("Fine-tune (pixel classifier)") if arch == "pixel" else tr("Fine-tune (U-Net)")
+            steps.append(Step("eo_ssl:finetune", params, title))
         if self.step_evaluate.isChecked():
-            steps.append(Step("eo_ssl:evaluate", {"INIT": str(pretrained), "DATA": str(chips), "DEVICES": device,
-                                                  "OUTPUT": str(out / "report")}, tr("Evaluate")))
+            params = {"DATA": str(chips), "PROTOCOL": "compare", "DEVICES": device, "OUTPUT": str(out / "report")}
+            if self.step_pretrain.isChecked():
+                params["INIT"] = str(pretrained)
+            steps.append(Step("eo_ssl:evaluate", params, tr("Evaluate: which path gives the best map")))
         if self.step_predict.isChecked():
             model = finetuned if self.step_finetune.isChecked() else self.existing_model()
             if model is None:

@@ -1,4 +1,4 @@
-"""5 Predict land cover, 6 Label parcels."""
+"""5 Predict land cover, 5b Per-pixel embedding, 6 Label parcels."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
@@ -125,6 +126,59 @@ class PredictAlgorithm(BackendAlgorithm):
         if conf:
             attach(context, conf, ConfidenceStyler(), "Confidence")
         return {}
+
+
+class EmbedAlgorithm(BackendAlgorithm):
+    COMMAND = "embed"
+    NAME = "embed"
+    DISPLAY = QT_TRANSLATE_NOOP("@default", "5b Per-pixel embedding")
+    GROUP = QT_TRANSLATE_NOOP("@default", "3 Mapping")
+    GROUP_ID = "mapping"
+    HELP = QT_TRANSLATE_NOOP(
+        "@default",
+        "<p>Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a "
+        "multi-band raster on the analysis grid: the encoder's feature pyramid at full resolution, reduced to its "
+        "first principal components. Feed it, alone or with the bands, to any classifier (QGIS's, SCP, dzetsaka), "
+        "as with published satellite-embedding datasets.</p><p>Several dates: the embedding of their per-band "
+        "median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).</p>")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        self.addParameter(inputs.with_help(QgsProcessingParameterFile(
+            "MODEL", "Encoder package (from Pre-train)", behavior=QgsProcessingParameterFile.Folder),
+            "A folder holding weights.safetensors and model.json with a CNN encoder."))
+        inputs.raster_input_parameters(self, s2_optional=False, with_grid=False)
+        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
+            "DIM", "Bands to keep (principal components; 0: every feature)", QgsProcessingParameterNumber.Integer,
+            16, minValue=0, maxValue=4096), "16 components keep most of the variance of a ResNet-18 pyramid."))
+        self.addParameter(QgsProcessingParameterEnum("DTYPE", "Data type", ["float32", "int16", "uint8"],
+                                                     defaultValue="float32", usesStaticStrings=True))
+        self.addParameter(inputs.advanced(QgsProcessingParameterString(
+            "DATE", "Sentinel-2 date to embed (YYYY-MM-DD; empty: the composite of every date)", optional=True)))
+        inputs.device_parameter(self)
+        self.add_extra_args_parameter()
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Embedding"))
+
+    def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
+        model = self.parameterAsFile(parameters, "MODEL", context)
+        if not model or not (Path(model) / "model.json").is_file():
+            raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it).").format(
+                model=repr(model)))
+        options: dict[str, Any] = {"model": model}
+        options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
+        options["dim"] = self.parameterAsInt(parameters, "DIM", context)
+        options["dtype"] = self.parameterAsEnumString(parameters, "DTYPE", context) or "float32"
+        date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
+        if date:
+            options["date"] = date
+        options["devices"] = inputs.devices(self, parameters, context)
+        options["out"] = inputs.ensure_parent(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
+        return options
+
+    def results(self, parameters, context, feedback) -> dict[str, Any]:
+        out = self._options["out"]
+        if not Path(out).is_file():
+            raise QgsProcessingException(tr("The backend finished but wrote no embedding ({out}).").format(out=out))
+        return {"OUTPUT": out}
 
 
 class LabelParcelsAlgorithm(BackendAlgorithm):

@@ -33,9 +33,10 @@ SENSORS = ["s2", "s2+s1"]
 ENCODERS = ["resnet18", "resnet34", "resnet50"]
 PRECISIONS = ["auto", "32", "16-mixed", "bf16-mixed"]
 TASKS = ["auto", "segmentation", "classification"]
-ARCHS = ["unet", "deeplabv3plus", "deeplabv3"]
+ARCHS = ["unet", "deeplabv3plus", "deeplabv3", "pixel"]
+CLASSIFIERS = ["auto", "linear", "gbm", "rf", "mlp"]
 HEADS = ["linear", "mlp"]
-PROTOCOLS = ["linear", "knn", "finetune"]
+PROTOCOLS = ["compare", "linear", "knn", "finetune"]
 
 
 def _data_parameter(alg) -> None:
@@ -230,6 +231,9 @@ class FinetuneAlgorithm(BackendAlgorithm):
         "store: <b>segmentation</b> (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or "
         "<b>classification</b> (chip folders or parcel crops). Start from a pre-trained model package, or from a "
         "random initialisation to measure what the pre-training bought.</p>"
+        "<p>With a handful of labelled polygons choose the <b>pixel</b> model: a per-pixel classifier on the spectra "
+        "of every date (as SCP or dzetsaka), with the pre-trained encoder's embedding added when it helps on "
+        "held-out parcels; <i>auto</i> picks the classifier by cross-validation grouped by parcel.</p>"
         "<p>Output: a model package with classes (names and colours), bands, normalisation and validation "
         "metrics: the input of <i>Predict land cover</i>.</p>")
 
@@ -244,8 +248,15 @@ class FinetuneAlgorithm(BackendAlgorithm):
             "A folder written by Pre-train (or Fine-tune)."))
         self.addParameter(inputs.advanced(QgsProcessingParameterString(
             "ENCODER", "Encoder for a random initialisation (timm name; empty: resnet18)", optional=True)))
-        self.addParameter(QgsProcessingParameterEnum("ARCH", "Segmentation decoder", ARCHS, defaultValue="unet",
-                                                     usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
+            "ARCH", "Segmentation model", ARCHS, defaultValue="unet", usesStaticStrings=True),
+            "unet / deeplabv3plus / deeplabv3: a decoder over the encoder; pixel: a per-pixel classifier on the "
+            "spectra of every date (+ the encoder's embedding), the best choice with few labelled polygons."))
+        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
+            "CLASSIFIER", "Pixel classifier (pixel model)", CLASSIFIERS, defaultValue="auto",
+            usesStaticStrings=True),
+            "auto: the best of logistic regression, gradient boosting and random forest (with and without the "
+            "embedding), chosen by cross-validation grouped by parcel."))
         self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
             "HEAD", "Classification head", HEADS, defaultValue="linear", usesStaticStrings=True)))
         self.addParameter(QgsProcessingParameterBoolean("FREEZE_ENCODER", "Freeze the encoder (linear probe)",
@@ -281,11 +292,16 @@ class FinetuneAlgorithm(BackendAlgorithm):
         if task != "auto":
             options["task"] = task
         init = self.parameterAsFile(parameters, "INIT", context) if parameters.get("INIT") else ""
-        options["init"] = init or "random"
+        arch = self.parameterAsEnumString(parameters, "ARCH", context) or "unet"
+        if init or arch != "pixel":  # the pixel model without a package: spectra only (the backend's default)
+            options["init"] = init or "random"
         encoder = self.parameterAsString(parameters, "ENCODER", context).strip() if parameters.get("ENCODER") else ""
         if encoder and not init:
             options["encoder"] = encoder
-        options["arch"] = self.parameterAsEnumString(parameters, "ARCH", context) or "unet"
+        options["arch"] = arch
+        classifier = self.parameterAsEnumString(parameters, "CLASSIFIER", context) or "auto"
+        if arch == "pixel" and classifier != "auto":
+            options["classifier"] = classifier
         head = self.parameterAsEnumString(parameters, "HEAD", context)
         if head and head != "linear":
             options["head"] = head
@@ -327,28 +343,37 @@ class EvaluateAlgorithm(BackendAlgorithm):
     GROUP_ID = "training"
     HELP = QT_TRANSLATE_NOOP(
         "@default",
-        "<p>Evaluates encoders on the labelled chip store: linear probe on frozen features, kNN, or full fine-tune, "
-        "at several label fractions, for the given model package and (optionally) the same encoder at random "
-        "initialisation. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix; plots: label "
-        "efficiency, confusion matrix, t-SNE of the embeddings.</p>"
+        "<p><b>compare</b> (default): which path gives the best map with your labels, and what the pre-training was "
+        "worth: the classic per-pixel classifiers on the spectra, the pixel classifier with the package's "
+        "embedding, and the U-Net from the package and from random initialisation, all trained on the same "
+        "parcels and scored on held-out parcels, at several label budgets. The report opens with one sentence that "
+        "says which to use.</p>"
+        "<p>Or one protocol for the package and (optionally) a random initialisation: linear probe on frozen "
+        "features, kNN, or full fine-tune, at several label fractions. Metrics: overall accuracy, macro F1, "
+        "per-class IoU, mIoU, confusion matrix.</p>"
         "<p>The HTML report opens in the Processing Results Viewer.</p>")
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.addParameter(QgsProcessingParameterFile("INIT", "Model package to evaluate",
-                                                     behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterFile("INIT", "Model package to evaluate (compare: optional)",
+                                                     behavior=QgsProcessingParameterFile.Folder, optional=True))
         self.addParameter(QgsProcessingParameterBoolean("WITH_RANDOM", "Compare with a random initialisation",
                                                         defaultValue=True))
         _data_parameter(self)
         self.addParameter(QgsProcessingParameterEnum("TASK", "Task", TASKS, defaultValue="auto",
                                                      usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterEnum("PROTOCOL", "Protocol", PROTOCOLS, defaultValue="linear",
+        self.addParameter(QgsProcessingParameterEnum("PROTOCOL", "Protocol", PROTOCOLS, defaultValue="compare",
                                                      usesStaticStrings=True))
+        self.addParameter(inputs.with_help(QgsProcessingParameterString(
+            "PARCELS_PER_CLASS", "Budgets in parcels per class (compare; e.g. 2,5,10; empty: label fractions)",
+            optional=True), "Each budget trains every path on that many parcels of each class."))
+        self.addParameter(inputs.advanced(QgsProcessingParameterString(
+            "SEEDS", "Seeds (compare; e.g. 0,1,2: mean and spread over draws)", optional=True)))
         self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
             "PROBE_HEAD", "Probe head (linear probe)", HEADS, defaultValue="linear", usesStaticStrings=True)))
         self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
             "K", "Neighbours of the kNN vote", QgsProcessingParameterNumber.Integer, 20, minValue=1)))
         self.addParameter(inputs.with_help(QgsProcessingParameterString(
-            "LABEL_FRACTIONS", "Label fractions (comma-separated)", defaultValue="1,0.5,0.1"),
+            "LABEL_FRACTIONS", "Label fractions (comma-separated; empty: the backend's default)", optional=True),
             "Each protocol runs once per fraction of the training labels."))
         self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
             "EPOCHS", "Epochs of the fine-tune protocol (0: the backend's default)",
@@ -363,14 +388,21 @@ class EvaluateAlgorithm(BackendAlgorithm):
         self.addOutput(QgsProcessingOutputFile("REPORT_JSON", "Report numbers (JSON)"))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
-        init = [self.parameterAsFile(parameters, "INIT", context)]
-        if self.parameterAsBool(parameters, "WITH_RANDOM", context):
+        protocol = self.parameterAsEnumString(parameters, "PROTOCOL", context) or "compare"
+        package = self.parameterAsFile(parameters, "INIT", context) if parameters.get("INIT") else ""
+        init = [package] if package else []
+        if self.parameterAsBool(parameters, "WITH_RANDOM", context) or protocol == "compare":
             init.append("random")
-        fractions = self.parameterAsString(parameters, "LABEL_FRACTIONS", context).replace(" ", "")
+        if not package and protocol != "compare":
+            raise QgsProcessingException(tr("The {protocol} protocol evaluates a model package: choose one.").format(
+                protocol=protocol))
         options: dict[str, Any] = {"init": init, "data": _check_data(self, parameters, context),
-                                   "protocol": self.parameterAsEnumString(parameters, "PROTOCOL", context) or "linear"}
-        if fractions:
-            options["label_fractions"] = fractions
+                                   "protocol": protocol}
+        for name, key in (("LABEL_FRACTIONS", "label_fractions"), ("PARCELS_PER_CLASS", "parcels_per_class"),
+                          ("SEEDS", "seeds")):
+            text = self.parameterAsString(parameters, name, context).replace(" ", "") if parameters.get(name) else ""
+            if text:
+                options[key] = text
         task = self.parameterAsEnumString(parameters, "TASK", context) or "auto"
         if task != "auto":
             options["task"] = task

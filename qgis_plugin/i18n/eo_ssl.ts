@@ -74,7 +74,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="134"/>
+        <location filename="../algorithms/mapping.py" line="188"/>
         <source>4 Parcels</source>
         <translation type="unfinished"></translation>
     </message>
@@ -129,62 +129,62 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="42"/>
+        <location filename="../algorithms/mapping.py" line="43"/>
         <source>5 Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="43"/>
+        <location filename="../algorithms/mapping.py" line="135"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="45"/>
+        <location filename="../algorithms/mapping.py" line="46"/>
         <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="80"/>
+        <location filename="../algorithms/mapping.py" line="164"/>
         <source>{model} is not an eo-ssl model package (no model.json in it).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="87"/>
+        <location filename="../algorithms/mapping.py" line="88"/>
         <source>The tile size must be a multiple of 32 (got {tile}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="109"/>
+        <location filename="../algorithms/mapping.py" line="110"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="114"/>
+        <location filename="../algorithms/mapping.py" line="115"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="133"/>
+        <location filename="../algorithms/mapping.py" line="187"/>
         <source>6 Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="136"/>
+        <location filename="../algorithms/mapping.py" line="190"/>
         <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="178"/>
+        <location filename="../algorithms/mapping.py" line="232"/>
         <source>Give the parcels to label.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="191"/>
+        <location filename="../algorithms/mapping.py" line="245"/>
         <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="200"/>
+        <location filename="../algorithms/mapping.py" line="254"/>
         <source>The backend finished but wrote no parcels ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -204,77 +204,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="50"/>
+        <location filename="../algorithms/training.py" line="51"/>
         <source>The chip store {data} is not a folder: run &apos;1 Prepare data&apos; first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="81"/>
+        <location filename="../algorithms/training.py" line="82"/>
         <source>The chip store has no Sentinel-1 data, and the RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 bands with Sentinel-1 polarisations. Choose the variant &apos;auto&apos; or &apos;s2-only&apos; (two Sentinel-2 band draws), another method, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="86"/>
+        <location filename="../algorithms/training.py" line="87"/>
         <source>The chip store has no Sentinel-1 data: choose the input bands &apos;s2&apos;, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="94"/>
+        <location filename="../algorithms/training.py" line="95"/>
         <source>2 Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="326"/>
+        <location filename="../algorithms/training.py" line="342"/>
         <source>2 Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="97"/>
+        <location filename="../algorithms/training.py" line="98"/>
         <source>&lt;p&gt;Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when there is one (else the CPU, slowly).&lt;/p&gt;&lt;ul&gt;&lt;li&gt;&lt;b&gt;rs-byol&lt;/b&gt;: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same place. Variants: &lt;i&gt;auto&lt;/i&gt; (the default: &lt;i&gt;single&lt;/i&gt; when the chip store has Sentinel-1, &lt;i&gt;s2-only&lt;/i&gt; when it has not), &lt;i&gt;single&lt;/i&gt; (one S2 band vs one S1 polarisation, 1-channel encoder), &lt;i&gt;three&lt;/i&gt; (three S2 bands vs VV/VH + a copy), &lt;i&gt;s2-only&lt;/i&gt; (two S2 band draws, no S1), &lt;i&gt;rgb-s1s2&lt;/i&gt; (RGB vs S1 + two non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.&lt;/li&gt;&lt;li&gt;&lt;b&gt;byol, moco-v2, simsiam, barlow-twins, swav&lt;/b&gt;: on all bands of the chip store.&lt;/li&gt;&lt;/ul&gt;&lt;p&gt;Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops at the next step and keeps the last checkpoint: run again with &lt;i&gt;Resume&lt;/i&gt; to continue.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="179"/>
+        <location filename="../algorithms/training.py" line="180"/>
         <source>RS-BYOL variant &apos;auto&apos;: &apos;{variant}&apos; ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="179"/>
+        <location filename="../algorithms/training.py" line="180"/>
         <source>the chip store has Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="179"/>
+        <location filename="../algorithms/training.py" line="180"/>
         <source>the chip store has no Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="318"/>
+        <location filename="../algorithms/training.py" line="334"/>
         <source>The backend finished but {out} holds no model.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="224"/>
+        <location filename="../algorithms/training.py" line="225"/>
         <source>3 Fine-tune</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="227"/>
-        <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../algorithms/training.py" line="325"/>
+        <location filename="../algorithms/training.py" line="341"/>
         <source>4 Evaluate</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="328"/>
-        <source>&lt;p&gt;Evaluates encoders on the labelled chip store: linear probe on frozen features, kNN, or full fine-tune, at several label fractions, for the given model package and (optionally) the same encoder at random initialisation. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix; plots: label efficiency, confusion matrix, t-SNE of the embeddings.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../algorithms/training.py" line="395"/>
+        <location filename="../algorithms/training.py" line="427"/>
         <source>The backend finished but wrote no report ({html}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -464,7 +454,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="693"/>
+        <location filename="../dialog.py" line="705"/>
         <source>Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
@@ -524,27 +514,27 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="325"/>
+        <location filename="../dialog.py" line="333"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="326"/>
+        <location filename="../dialog.py" line="334"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="327"/>
+        <location filename="../dialog.py" line="335"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="330"/>
+        <location filename="../dialog.py" line="338"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="333"/>
+        <location filename="../dialog.py" line="341"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -554,7 +544,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="339"/>
+        <location filename="../dialog.py" line="347"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -564,7 +554,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="341"/>
+        <location filename="../dialog.py" line="349"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -574,167 +564,157 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="347"/>
+        <location filename="../dialog.py" line="355"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="348"/>
+        <location filename="../dialog.py" line="356"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="365"/>
+        <location filename="../dialog.py" line="373"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="366"/>
+        <location filename="../dialog.py" line="374"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="375"/>
+        <location filename="../dialog.py" line="383"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="382"/>
+        <location filename="../dialog.py" line="390"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="430"/>
+        <location filename="../dialog.py" line="438"/>
         <source>{layer} — {n} band(s): {bands}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="478"/>
+        <location filename="../dialog.py" line="486"/>
         <source>auto: &apos;single&apos; (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers are checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="479"/>
+        <location filename="../dialog.py" line="487"/>
         <source>auto: &apos;s2-only&apos; (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="489"/>
+        <location filename="../dialog.py" line="497"/>
         <source>The RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is checked on the Data tab: check one, or choose the variant &apos;auto&apos; or &apos;s2-only&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="504"/>
+        <location filename="../dialog.py" line="512"/>
         <source>The backend check failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="543"/>
+        <location filename="../dialog.py" line="551"/>
         <source>Click &apos;{setup}&apos; to create the backend environment or choose an existing Python.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="550"/>
+        <location filename="../dialog.py" line="558"/>
         <source>1 GPU: {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="552"/>
+        <location filename="../dialog.py" line="560"/>
         <source>{n} GPUs (data-parallel)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="599"/>
+        <location filename="../dialog.py" line="607"/>
         <source>There is no map canvas to take the extent from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="632"/>
+        <location filename="../dialog.py" line="640"/>
         <source>The chip store is prepared again ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="641"/>
+        <location filename="../dialog.py" line="649"/>
         <source>Choose an output folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="644"/>
+        <location filename="../dialog.py" line="652"/>
         <source>Check at least one Sentinel-2 layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="649"/>
+        <location filename="../dialog.py" line="657"/>
         <source>Choose the class field of the parcels.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="663"/>
+        <location filename="../dialog.py" line="671"/>
         <source>Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="670"/>
+        <location filename="../dialog.py" line="678"/>
         <source>Pre-train ({method})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="673"/>
+        <location filename="../dialog.py" line="681"/>
         <source>Pre-train ({method} {variant})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="682"/>
-        <source>Fine-tune</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="684"/>
-        <source>Evaluate</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="689"/>
+        <location filename="../dialog.py" line="701"/>
         <source>Tick &apos;Fine-tune&apos; or choose a model package to predict with.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="695"/>
+        <location filename="../dialog.py" line="707"/>
         <source>Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="709"/>
+        <location filename="../dialog.py" line="721"/>
         <source>Cannot start:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="722"/>
+        <location filename="../dialog.py" line="734"/>
         <source>Output folder: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="724"/>
+        <location filename="../dialog.py" line="736"/>
         <source>Prepare data: reusing the chip store {path} (prepared {when} from the same layers, area and period).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="729"/>
+        <location filename="../dialog.py" line="741"/>
         <source>Nothing to run: the chip store is ready ({path}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="753"/>
+        <location filename="../dialog.py" line="765"/>
         <source>Step {k}/{n}: {title}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="757"/>
+        <location filename="../dialog.py" line="769"/>
         <source>starting…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="778"/>
+        <location filename="../dialog.py" line="790"/>
         <source>Report:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1556,7 +1536,7 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="396"/>
+        <location filename="../algorithms/training.py" line="428"/>
         <source>Report: {path}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1603,6 +1583,71 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../messages.py" line="119"/>
         <source>Give the land-cover map written by &apos;5 Predict land cover&apos; (class ids), not the confidence raster or a Sentinel scene.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="134"/>
+        <source>5b Per-pixel embedding</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="137"/>
+        <source>&lt;p&gt;Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a multi-band raster on the analysis grid: the encoder&apos;s feature pyramid at full resolution, reduced to its first principal components. Feed it, alone or with the bands, to any classifier (QGIS&apos;s, SCP, dzetsaka), as with published satellite-embedding datasets.&lt;/p&gt;&lt;p&gt;Several dates: the embedding of their per-band median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="180"/>
+        <source>The backend finished but wrote no embedding ({out}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="228"/>
+        <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;With a handful of labelled polygons choose the &lt;b&gt;pixel&lt;/b&gt; model: a per-pixel classifier on the spectra of every date (as SCP or dzetsaka), with the pre-trained encoder&apos;s embedding added when it helps on held-out parcels; &lt;i&gt;auto&lt;/i&gt; picks the classifier by cross-validation grouped by parcel.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="344"/>
+        <source>&lt;p&gt;&lt;b&gt;compare&lt;/b&gt; (default): which path gives the best map with your labels, and what the pre-training was worth: the classic per-pixel classifiers on the spectra, the pixel classifier with the package&apos;s embedding, and the U-Net from the package and from random initialisation, all trained on the same parcels and scored on held-out parcels, at several label budgets. The report opens with one sentence that says which to use.&lt;/p&gt;&lt;p&gt;Or one protocol for the package and (optionally) a random initialisation: linear probe on frozen features, kNN, or full fine-tune, at several label fractions. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/training.py" line="397"/>
+        <source>The {protocol} protocol evaluates a model package: choose one.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="316"/>
+        <source>Pixel classifier: spectra of every date + the pre-trained embedding (best with few polygons)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="318"/>
+        <source>U-Net over the pre-trained encoder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="319"/>
+        <source>With a handful of labelled polygons a per-pixel classifier generalises better than a U-Net, which memorises the polygons. Tick &apos;Evaluate&apos; to compare both on parcels none of them trained on.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="322"/>
+        <source>Model</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="691"/>
+        <source>Fine-tune (pixel classifier)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="691"/>
+        <source>Fine-tune (U-Net)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="697"/>
+        <source>Evaluate: which path gives the best map</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -16,7 +16,7 @@ from tests.plugin.conftest import Recorder, require_command, run_alg
 pytestmark = pytest.mark.qgis
 
 ALGORITHM_IDS = ["eo_ssl:prepare", "eo_ssl:pretrain", "eo_ssl:finetune", "eo_ssl:evaluate", "eo_ssl:predict",
-                 "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
+                 "eo_ssl:embed", "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
 MODEL_ID = "eo_ssl:predict_and_label"
 
 
@@ -359,3 +359,49 @@ def test_predict_loads_a_styled_map_and_a_confidence_layer(finetuned, flanders, 
         del outlines
     finally:
         project.removeAllMapLayers()
+
+
+def test_the_pixel_model_fine_tunes_and_maps_through_processing(prepared, flanders, awkward_dir: Path) -> None:
+    """The few-label path from QGIS: Fine-tune with the pixel model (spectra of every date, a random forest), then
+    Predict with it: the map arrives styled."""
+    require_command("finetune")
+    out = awkward_dir / "pixel model ü"
+    feedback = Recorder()
+    run_alg("eo_ssl:finetune", {"DATA": str(prepared["out"]), "ARCH": "pixel", "CLASSIFIER": "rf",
+                                "DEVICES": "cpu", "OUTPUT": str(out)}, feedback)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["architecture"]["family"] == "pixel" and meta["architecture"]["classifier"] == "rf"
+    assert "--arch pixel" in feedback.commands[0] and "--init" not in feedback.commands[0]  # spectra only
+    results = run_alg("eo_ssl:predict", {"MODEL": str(out), "S2": [str(p) for p in flanders["s2"]],
+                                         "S1": [str(p) for p in flanders["s1"]], "POI_START": "2017-08-01",
+                                         "POI_END": "2017-12-31", "DEVICES": "cpu",
+                                         "OUTPUT": str(awkward_dir / "pixel map ü.tif"), "CONFIDENCE": None})
+    assert Path(results["OUTPUT"]).is_file()
+
+
+def test_evaluate_compares_the_paths_by_default(prepared, awkward_dir: Path) -> None:
+    require_command("evaluate")
+    out = awkward_dir / "compare ü"
+    feedback = Recorder()
+    results = run_alg("eo_ssl:evaluate", {"DATA": str(prepared["out"]), "LABEL_FRACTIONS": "1", "DEVICES": "cpu",
+                                          "EXTRA_ARGS": "--paths classic --max-train-pixels 800",
+                                          "OUTPUT": str(out)}, feedback)
+    report = json.loads(Path(results["REPORT_JSON"]).read_text())
+    assert report["protocol"] == "compare" and "--protocol compare" in feedback.commands[0]
+    assert report["summary"]["text"].startswith("Use ")
+    assert report["summary"]["text"] in Path(results["REPORT"]).read_text()
+
+
+def test_embed_writes_a_multiband_raster(prepared, flanders, awkward_dir: Path, tmp_path: Path) -> None:
+    """An encoder package made here (random weights over the store's bands) embeds the Flanders series."""
+    require_command("embed")
+    from tests.backend.test_pixel_classifier import random_encoder_package
+
+    pkg = random_encoder_package(prepared["out"], tmp_path / "encoder")
+    out = awkward_dir / "embedding ü.tif"
+    run_alg("eo_ssl:embed", {"MODEL": str(pkg), "S2": [str(p) for p in flanders["s2"]], "DIM": 4, "DTYPE": "uint8",
+                             "DEVICES": "cpu", "OUTPUT": str(out)})
+    import rasterio
+
+    with rasterio.open(out) as src:
+        assert src.count == 4 and src.dtypes[0] == "uint8"

@@ -259,6 +259,41 @@ def test_dialog_checks_its_inputs_and_uses_the_map_extent(eo_provider, project_l
         dlg.deleteLater()
 
 
+def test_dialog_leads_with_the_pixel_classifier_and_compares_the_paths(eo_provider, project_layers,
+                                                                       qgis_iface) -> None:
+    """With parcels, the fine-tune step fits the pixel classifier on the pre-trained embedding by default, and the
+    Evaluate step compares every path on held-out parcels (also without a pre-training)."""
+    from qgis.core import QgsProject
+
+    from qgis_plugin.dialog import EoSslDialog
+
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    try:
+        dlg.set_checked_layers(dlg.s2_list, [project_layers["s2"][0].id()])
+        dlg.parcels_layer.setLayer(project_layers["parcels"])
+        dlg.class_field.setField("ct_name")
+        dlg.output_dir.setFilePath("/tmp/eo-ssl-never-run")
+        dlg.step_pretrain.setChecked(True)
+        dlg.step_finetune.setChecked(True)
+        dlg.step_evaluate.setChecked(True)
+        by_id = {s.alg_id: s for s in dlg.build_steps()}
+        assert dlg.ft_model.currentData() == "pixel"
+        ft = by_id["eo_ssl:finetune"].params
+        assert ft["ARCH"] == "pixel" and ft["INIT"].endswith("pretrained")
+        ev = by_id["eo_ssl:evaluate"].params
+        assert ev["PROTOCOL"] == "compare" and ev["INIT"].endswith("pretrained")
+        dlg.step_pretrain.setChecked(False)
+        assert dlg.step_evaluate.isEnabled()
+        dlg.step_evaluate.setChecked(True)
+        by_id = {s.alg_id: s for s in dlg.build_steps()}
+        assert "INIT" not in by_id["eo_ssl:evaluate"].params and "INIT" not in by_id["eo_ssl:finetune"].params
+        dlg.ft_model.setCurrentIndex(dlg.ft_model.findData("unet"))
+        assert {s.alg_id: s for s in dlg.build_steps()}["eo_ssl:finetune"].params["ARCH"] == "unet"
+    finally:
+        dlg.disconnect_project()
+        dlg.deleteLater()
+
+
 def test_a_failing_step_says_why_once_in_the_plugins_words(eo_provider, prepared, project_layers, qgis_iface,
                                                            tmp_path: Path, monkeypatch) -> None:
     """A pre-training asked to resume where there is no checkpoint: the backend's error reaches the log once, with the
