@@ -122,7 +122,7 @@ def targets(agg: dict[tuple[str, float], dict[str, Any]], unit: str) -> tuple[st
     worth = []
     for kind in ("unet", "pixel", "probe", "knn"):
         curves: dict[str, dict[float, float]] = {}
-        for (p, b), a in agg.items():
+        for (_, b), a in agg.items():
             if a["kind"] == kind and a["mean"] is not None:
                 curves.setdefault(str(a["encoder"]), {})[b] = a["mean"]
         rnd = next((c for e, c in curves.items() if e.startswith("random")), None)
@@ -137,8 +137,8 @@ def targets(agg: dict[tuple[str, float], dict[str, Any]], unit: str) -> tuple[st
                     checks.append({"budget": b, "target": f"{kind}: pre-trained N >= random 2N", "met": met})
     text = head + "\n" + "\n".join(rows)
     if worth:
-        text += ("\n\nPre-trained with N labels against random init with 2N:\n\n| path | encoder | N | pre-trained (N) | "
-                 "random (2N) | |\n|---|---|---:|---:|---:|---|\n" + "\n".join(worth))
+        text += ("\n\nPre-trained with N labels against random init with 2N:\n\n| path | encoder | N | "
+                 "pre-trained (N) | random (2N) | |\n|---|---|---:|---:|---:|---|\n" + "\n".join(worth))
     return text, checks
 
 
@@ -207,7 +207,8 @@ def main() -> None:
     p.add_argument("--method", default="rs-byol", help="pre-training method (default: the few-label default)")
     p.add_argument("--pretrain-args", nargs="*", default=None,
                    help="extra pretrain options (default: those of the few-label default)")
-    p.add_argument("--pretrain-steps", type=int, default=600)
+    p.add_argument("--pretrain-steps", type=int, default=500,
+                   help="pre-training steps (default 500: about 15 min on an idle 2-core CPU)")
     p.add_argument("--finetune-steps", type=int, default=150, help="U-Net fine-tuning steps per budget and seed")
     p.add_argument("--per-class", default="2,5,10,20")
     p.add_argument("--seeds", default="0,1,2")
@@ -232,7 +233,7 @@ def main() -> None:
     t0 = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(","))
-    parts = [f"# Few labels, better maps: eo-ssl's paths against the classic per-pixel classifiers\n",
+    parts = ["# Few labels, better maps: eo-ssl's paths against the classic per-pixel classifiers\n",
              f"`python benchmarks/few_labels.py {' '.join(sys.argv[1:])}` on {dt.date.today()}; "
              f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average "
              f"{load:.1f} at the start (other jobs shared the machine: times are indicative, scores are not "
