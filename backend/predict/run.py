@@ -591,6 +591,17 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         from backend.predict.region import run_region
 
         return run_region(args, events)
+    if not args.out:
+        raise EoSslError("bad_argument", "predict needs --out (one map) or --scenes with --out-dir (many).",
+                         "Give --out MAP.tif.")
+    if args.out_dir or args.confidence_maps:
+        raise EoSslError("bad_argument", "--out-dir and --confidence-maps go with --scenes.",
+                         "Give --scenes, or --out MAP.tif for one map.")
+    from backend.predict.region import wants_processes
+
+    if wants_processes(args):
+        raise EoSslError("bad_argument", f"--devices {args.devices} --num-nodes {args.num_nodes}: several processes "
+                         "map several scenes.", "Give --scenes (and --out-dir), or one device (e.g. --devices auto).")
     out, conf_path, outputs = check_outputs(args)
     for o in outputs:
         o.log_swept(events.log)
