@@ -505,7 +505,8 @@ def write_mosaics(out_dir: Path, maps: list[Path], classes: list[dict[str, Any]]
         y0 = min(t.f + t.e * h for _, t, _, h in items)
         width, height = int(round((x1 - x0) / res)), int(round((y1 - y0) / res))
         transform = Affine(res, 0.0, x0, 0.0, -res, y1)
-        sources = [vrt.Source(m, 1, dst=((t.c - x0) / res, (y1 - t.f) / res, w * abs(t.a) / res, h * abs(t.e) / res))
+        sources = [vrt.Source(m, 1, src=(0, 0, w, h),
+                              dst=((t.c - x0) / res, (y1 - t.f) / res, w * abs(t.a) / res, h * abs(t.e) / res))
                    for m, t, w, h in items]
         band = vrt.Band("uint8", sources, nodata=CLASS_NODATA, description=description, colormap=colormap,
                         categories=names)

@@ -38,7 +38,6 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
 from shapely.geometry import box
 
 from backend import options
@@ -314,7 +313,8 @@ class StripReader:
         """Pixels of a window whose centre lies in the AOI polygon (no rasterising when the AOI holds the whole
         window, e.g. a box or a whole scene)."""
         h, w = int(win.height), int(win.width)
-        if self.inputs.aoi_geom.contains(box(*window_bounds(win, self.grid.transform))):
+        t = self.grid.window_transform(win)  # north-up
+        if self.inputs.aoi_geom.contains(box(t.c, t.f + t.e * h, t.c + t.a * w, t.f)):
             return np.ones((h, w), bool)
         return geometry_mask([self.inputs.aoi_geom], out_shape=(h, w), transform=self.grid.window_transform(win),
                              invert=True)

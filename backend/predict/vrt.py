@@ -24,8 +24,9 @@ GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int
 
 @dataclass
 class Source:
-    """Band ``band`` of the raster at ``path``, put at ``dst`` (x, y, width, height in the VRT's pixels; None: the
-    whole VRT) and read from ``src`` (x, y, width, height in its own pixels; None: all of it)."""
+    """Band ``band`` of the raster at ``path``, read from ``src`` (x, y, width, height in its own pixels) and put at
+    ``dst`` (x, y, width, height in the VRT's pixels); None for both: the whole source on the whole VRT (GDAL needs
+    ``src`` whenever ``dst`` is given)."""
 
     path: Path
     band: int = 1
