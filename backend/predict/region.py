@@ -348,6 +348,7 @@ def _run(args: argparse.Namespace, events: Events, ranks: Ranks, out_dir: Path, 
             raise EoSslError(**shared["error"])
         return {}
     plan = Plan(**shared["plan"])
+    t_map = time.monotonic()  # every process is up (and has loaded torch, the libraries and the model package)
     if ranks.main:
         events.log(f"{len(plan.scenes)} scene(s): {len(plan.done)} already mapped by this job, {len(plan.todo)} to "
                    f"map on {ranks.world} process(es) into {out_dir}")
@@ -359,7 +360,7 @@ def _run(args: argparse.Namespace, events: Events, ranks: Ranks, out_dir: Path, 
     all_results = _gather_results(ranks, progress, events, plan) if ranks.world > 1 else results
     if events.cancelled:
         raise Cancelled("cancelled by the user; the finished maps are kept (run the same command to resume)")
-    return _finish_job(args, events, ranks, plan, pred, out_dir, all_results, t0)
+    return _finish_job(args, events, ranks, plan, pred, out_dir, all_results, t0, t_map)
 
 
 def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ranks: Ranks, plan: Plan,
@@ -446,7 +447,7 @@ def _gather_results(ranks: Ranks, progress: Progress, events: Events, plan: Plan
 
 
 def _finish_job(args: argparse.Namespace, events: Events, ranks: Ranks, plan: Plan, pred: Predictor, out_dir: Path,
-                results: list[dict[str, Any]], t0: float) -> dict[str, Any]:
+                results: list[dict[str, Any]], t0: float, t_map: float) -> dict[str, Any]:
     events.progress(1000, 1000, stage="predict", scenes_done=len(plan.scenes), scenes=len(plan.scenes))
     maps = [out_dir / f"{plan.names[i]}.tif" for i in range(len(plan.scenes))
             if (out_dir / f"{plan.names[i]}.tif").is_file()]
@@ -464,6 +465,8 @@ def _finish_job(args: argparse.Namespace, events: Events, ranks: Ranks, plan: Pl
                "mapped": len(mapped), "resumed": len(plan.done), "empty": [r["name"] for r in empty],
                "failed": [{k: r[k] for k in ("name", "scene", "code", "message")} for r in failed],
                "processes": ranks.world, "area_km2": round(area, 3), "elapsed_s": round(elapsed, 2),
+               # from the moment every process was up: what the processes share, start-up left out
+               "mapping_s": round(time.monotonic() - t_map, 2),
                "km2_per_s": round(area / max(elapsed, 1e-9), 3), "device": pred.device_text}
     if failed:
         for r in failed:
