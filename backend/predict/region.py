@@ -358,7 +358,7 @@ def _run(args: argparse.Namespace, events: Events, ranks: Ranks, out_dir: Path, 
     if not ranks.main:
         return {}
     all_results = _gather_results(ranks, progress, events, plan) if ranks.world > 1 else results
-    if events.cancelled:
+    if events.cancelled or (ranks.world > 1 and ranks.get("cancel")):
         raise Cancelled("cancelled by the user; the finished maps are kept (run the same command to resume)")
     return _finish_job(args, events, ranks, plan, pred, out_dir, all_results, t0, t_map)
 
@@ -398,8 +398,9 @@ def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ra
                                 extra_tags={"job": plan.keys[i]})
             result.update(status="mapped", out=str(out), area_km2=summary["area_km2"],
                           elapsed_s=summary["elapsed_s"], tiles=summary["tiles"])
-        except Cancelled:
-            raise
+        except Cancelled:  # every process stops (through the store); the cancelled scene left nothing behind
+            ranks.set("cancel", True)
+            break
         except EoSslError as exc:
             status = "empty" if exc.code in ("all_nodata", "aoi_outside_rasters") else "failed"
             result.update(status=status, code=exc.code, message=exc.message)
@@ -441,8 +442,6 @@ def _gather_results(ranks: Ranks, progress: Progress, events: Events, plan: Plan
                              f"{SILENT_RANK_S:.0f} s.", "Check their stderr; run the command again to resume "
                              "(finished maps are kept).")
         time.sleep(0.2)
-    if events.cancelled or ranks.get("cancel"):
-        raise Cancelled("cancelled by the user; the finished maps are kept (run the same command to resume)")
     return [res for r in sorted(got) for res in got[r]]
 
 

@@ -183,3 +183,35 @@ def test_two_processes_map_as_one(ben_scenes, tmp_path_factory, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").glob("mosaic*.vrt")) == ["mosaic_EPSG32629.vrt",
                                                                             "mosaic_EPSG32633.vrt"]
     assert not [p for p in (tmp_path / "two").iterdir() if ".tmp-" in p.name or ".part-" in p.name]
+
+
+def test_cancelling_keeps_the_finished_maps(t37, t37_model, tmp_path):
+    """A cancel while the second scene is mapped: the first map stays, the second leaves nothing behind, and the same
+    command afterwards maps only what is missing."""
+    import argparse
+
+    from backend.events import Cancelled, Events
+    from backend.predict import run as predict
+
+    class CancelInSecondScene(Events):
+        scenes = 0
+
+        def log(self, message: str, level: str = "info") -> None:
+            if "predicting" in message:
+                self.scenes += 1
+                self.cancelled = self.scenes == 2
+            super().log(message, level)
+
+    out = tmp_path / "maps"
+    argv = ["--model", str(t37_model), "--scenes", str(t37[0]), str(t37[1]), "--out-dir", str(out),
+            *map(str, OPTS)]
+    parser = argparse.ArgumentParser()
+    predict.add_arguments(parser)
+    with pytest.raises(Cancelled):
+        predict.run(parser.parse_args(argv), CancelInSecondScene(quiet=True))
+    names = scene_names([t37[0], t37[1]])
+    maps = sorted(p.name for p in out.glob("*.tif"))
+    assert len(maps) == 1 and maps[0] in {f"{n}.tif" for n in names}
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name or ".part-" in p.name]
+    again = summary_of(command_ok("predict", [*argv]))
+    assert again["resumed"] == 1 and again["mapped"] == 1
