@@ -124,15 +124,14 @@ class _PreloadedBatches:
         return self.n
 
     def __getitems__(self, indices: list[int]) -> dict:
-        import torch
 
         from backend.data.datasets import RawBatch, _shared
 
         out = RawBatch()
         for k, v in self.batch.items():
-            a = _shared(tuple(v.shape), v.numpy().dtype)
+            t, a = _shared(tuple(v.shape), v.numpy().dtype)
             a[...] = v.numpy()
-            out[k] = torch.from_numpy(a)
+            out[k] = t
         return out
 
 
@@ -188,8 +187,8 @@ def bench_crops(args: argparse.Namespace) -> dict:
     b = next(iter(chipstore_loader(store, args.size, 2, 1, 0, raw=False)))
     tg = next(iter(torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, 2, 1, 0)))
     res["shapes"] = {"chip store": {k: tuple(v.shape[1:]) for k, v in b.items() if k in ("s2", "s1")},
-                     "raw": {k: (tuple(v.shape[1:]), str(v.dtype).replace("torch.", "")) for k, v in raw_one.items()
-                             if k in ("s2", "s1")},
+                     "raw": {k: (tuple(v.shape[1:]), "uint16" if f"{k}_unsigned" in raw_one else
+                                 str(v.dtype).replace("torch.", "")) for k, v in raw_one.items() if k in ("s2", "s1")},
                      "torchgeo": {"image": tuple(tg["image"].shape[1:])}}
     return res
 

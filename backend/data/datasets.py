@@ -32,6 +32,7 @@ from torch.utils.data import Dataset, default_collate
 
 from backend.data.chipstore import SPLITS, ChipStore
 from backend.errors import EoSslError
+from backend.models import float32_of
 
 
 def _doy(dates: Sequence[str | None]) -> np.ndarray:
@@ -44,7 +45,8 @@ def _ordinal(dates: Sequence[str | None]) -> np.ndarray:
 
 class RawBatch(dict):
     """A batch read in one call, values as stored: ``SENSOR`` (B, h, w, T, C) in the store's dtype (channels last,
-    as in the store), ``SENSOR_valid`` (B, h, w, T) uint8, ``SENSOR_mean``/``SENSOR_std`` (B, C) float32 (each
+    as in the store; uint16 viewed as int16, with ``SENSOR_unsigned``: see :func:`backend.models.float32_of`),
+    ``SENSOR_valid`` (B, h, w, T) uint8, ``SENSOR_mean``/``SENSOR_std`` (B, C) float32 (each
     sample's store statistics), ``SENSOR_doy`` (B, T), ``aoi`` (B, h, w) bool, ``pos`` (B, 2), and ``label`` (B, h, w)
     int16 when the store has labels. :func:`standardize` turns it into what the collated samples hold."""
 
@@ -70,6 +72,8 @@ def standardize(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             continue
         x, valid = batch[sensor], batch[f"{sensor}_valid"].bool()
         mean, std = batch.pop(f"{sensor}_mean").float(), batch.pop(f"{sensor}_std").float()
+        unsigned = f"{sensor}_unsigned" in batch
+        batch.pop(f"{sensor}_unsigned", None)
         if x.ndim == 5:  # (B, h, w, T, C) -> (B, T, C, h, w)
             x, valid = x.permute(0, 3, 4, 1, 2), valid.permute(0, 3, 1, 2)
             scale, shift = (1.0 / std)[:, None, :, None, None], (-mean / std)[:, None, :, None, None]
@@ -78,7 +82,7 @@ def standardize(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             x = x.permute(0, 3, 1, 2)
             scale, shift = (1.0 / std)[:, :, None, None], (-mean / std)[:, :, None, None]
             invalid = ~valid[:, None]
-        out = x.to(torch.float32)
+        out = float32_of(x, unsigned)
         torch.addcmul(shift, out, scale, out=out)
         if not bool(valid.all()):
             out.masked_fill_(invalid, 0.0)
@@ -89,14 +93,19 @@ def standardize(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _shared(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An array for a batch: in a DataLoader worker, in shared memory from the start, so that handing it to the main
-    process copies nothing more (torch moves a tensor's storage to shared memory when it crosses otherwise)."""
-    t = torch.from_numpy(np.empty(0, dtype))
-    out = torch.empty(shape, dtype=t.dtype)
+def _shared(shape: tuple[int, ...], dtype: np.dtype) -> tuple[torch.Tensor, np.ndarray]:
+    """A tensor for a batch and its numpy view (to fill): in a DataLoader worker, in shared memory from the start, so
+    that handing it to the main process copies nothing more (torch moves a tensor's storage to shared memory when it
+    crosses otherwise)."""
+    out = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
     if torch.utils.data.get_worker_info() is not None:
         out.share_memory_()
-    return out.numpy()
+    return out, out.numpy()
+
+
+def _transportable(t: torch.Tensor) -> torch.Tensor:
+    """uint16 as int16 (same bits; :func:`backend.models.float32_of` puts them back): a GPU copies int16."""
+    return t.view(torch.int16) if t.dtype == torch.uint16 else t
 
 
 class _CubeBase(Dataset):
@@ -259,30 +268,32 @@ class RandomCropDataset(_CubeBase):
         for sensor in self.sensors:
             arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
             n_t = arr.shape[2] if self.dates == "all" else 1
-            x = _shared((n, size, size, n_t, arr.shape[3]), arr.dtype)
-            v = _shared((n, size, size, n_t), np.dtype(np.uint8))
+            xt, x = _shared((n, size, size, n_t, arr.shape[3]), arr.dtype)
+            vt, v = _shared((n, size, size, n_t), np.dtype(np.uint8))
             doy = np.empty((n, n_t), np.int64)
             for b, ((r, c, _), t_idx) in enumerate(zip(origins, dates[sensor])):
                 x[b] = arr[r:r + size, c:c + size, t_idx]
                 v[b] = valid[r:r + size, c:c + size, t_idx]
                 doy[b] = self._doy[sensor][t_idx]
             mean, std = self._norm[sensor] if self.normalize else (np.zeros(arr.shape[3]), np.ones(arr.shape[3]))
-            out[sensor], out[f"{sensor}_valid"] = torch.from_numpy(x), torch.from_numpy(v)
+            out[sensor], out[f"{sensor}_valid"] = _transportable(xt), vt
+            if xt.dtype == torch.uint16:
+                out[f"{sensor}_unsigned"] = torch.ones(n, dtype=torch.bool)
             out[f"{sensor}_doy"] = torch.from_numpy(doy)
             out[f"{sensor}_mean"] = torch.from_numpy(np.repeat(np.asarray(mean, np.float32)[None], n, axis=0))
             out[f"{sensor}_std"] = torch.from_numpy(np.repeat(np.asarray(std, np.float32)[None], n, axis=0))
-        aoi = _shared((n, size, size), np.dtype(bool))
+        aoi_t, aoi = _shared((n, size, size), np.dtype(bool))
         for b, (r, c, _) in enumerate(origins):
             aoi[b] = self.store.array("aoi")[r:r + size, c:c + size]
-        out["aoi"] = torch.from_numpy(aoi)
+        out["aoi"] = aoi_t
         if self.has_labels:
-            label = _shared((n, size, size), np.dtype(np.int16))
+            label_t, label = _shared((n, size, size), np.dtype(np.int16))
             for b, (r, c, _) in enumerate(origins):
                 sl = (slice(r, r + size), slice(c, c + size))
                 label[b] = self.store.array("labels")[sl]
                 if self.split is not None:
                     label[b][self.store.array("split")[sl] != SPLITS[self.split]] = -1
-            out["label"] = torch.from_numpy(label)
+            out["label"] = label_t
         return out
 
 

@@ -310,10 +310,15 @@ class _TiledRun:
         n_new = self.plan.tile - self.filled
         src = torch.from_numpy(np.ascontiguousarray(block[:, :n_new]))
         vsrc = torch.from_numpy(np.ascontiguousarray(bvalid[:n_new]))
+        unsigned = False
         if self.device.type == "cuda":  # pinned by the reader: the copies overlap the host's work
+            if src.dtype == torch.uint16:  # as int16 (same bits): CUDA implements few operations on uint16
+                src, unsigned = src.view(torch.int16), True
             src, vsrc = src.to(self.device, non_blocking=True), vsrc.to(self.device, non_blocking=True)
         dst = self.data[:, self.filled:]
         dst.copy_(src)  # (any dtype: one conversion, then the affine in place)
+        if unsigned:
+            dst.remainder_(65536.0)
         if self.scale is not None:
             torch.addcmul(self.shift, dst, self.scale, out=dst)
             if not bvalid[:n_new].all():

@@ -77,6 +77,8 @@ class _Select(Dataset):
             every = idx == list(range(x.shape[-1]))
             out[sensor] = x if every else x[..., idx]
             out[f"{sensor}_valid"] = batch[f"{sensor}_valid"][:, :, :, 0]
+            if f"{sensor}_unsigned" in batch:
+                out[f"{sensor}_unsigned"] = batch[f"{sensor}_unsigned"]
             for key in ("mean", "std"):
                 stat = batch[f"{sensor}_{key}"]
                 out[f"{sensor}_{key}"] = stat if every else stat[:, idx]

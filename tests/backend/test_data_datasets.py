@@ -172,7 +172,9 @@ def test_whole_batches_as_stored_standardise_to_the_samples(cube, dates, split):
     expected = default_collate([ds[i] for i in indices])
     ds.raw_batches = True
     raw = ds.__getitems__(indices)
-    assert isinstance(raw, RawBatch) and raw["s2"].dtype == torch.uint16 and raw["s1"].dtype == torch.float32
+    # uint16 Sentinel-2 travels as int16 (same bits: a GPU copies int16), float32 Sentinel-1 as it is
+    assert isinstance(raw, RawBatch) and raw["s2"].dtype == torch.int16 and raw["s2_unsigned"].all()
+    assert raw["s1"].dtype == torch.float32 and "s1_unsigned" not in raw
     got = standardize(raw)
     assert "s2_mean" in raw and "s2_mean" not in got  # the raw batch is left as it was
     assert set(got) == set(expected)
@@ -222,3 +224,14 @@ def test_training_loader_reads_whole_batches(cube):
     got = standardize(data.dataset.__getitems__(indices))
     for key in ("s2", "s1"):
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_uint16_viewed_as_int16_converts_back():
+    from backend.models import float32_of
+
+    values = torch.tensor([0, 1, 32767, 32768, 40000, 65535], dtype=torch.uint16)
+    expected = torch.tensor([0, 1, 32767, 32768, 40000, 65535], dtype=torch.float32)
+    assert torch.equal(float32_of(values), expected)
+    assert torch.equal(float32_of(values.view(torch.int16), unsigned=True), expected)
+    # what the GPU path computes: int16 -> float32, then back into 0..65535
+    assert torch.equal(values.view(torch.int16).to(torch.float32).remainder_(65536.0), expected)
