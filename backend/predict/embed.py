@@ -181,8 +181,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     model = model.to(device).eval()
 
     @torch.inference_mode()
-    def model_fn(batch: np.ndarray) -> torch.Tensor:
-        return model(torch.from_numpy(batch).to(device))
+    def model_fn(batch: torch.Tensor) -> torch.Tensor:
+        return model(batch)
 
     def sink(row0: int, values: np.ndarray) -> None:
         sinks[0].write_rows(_encode(values, args.dtype, scale, offset))
@@ -205,9 +205,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context, check=events.check_cancel)
         stats = predict_tiled(plan, iter(ahead), model_fn, n_bands, reader.n_channels, batch_size=batch_size,
                               device=device, sink=sink, on_row=on_row, on_batch=events.check_cancel,
-                              finish=finish_features)
+                              finish=finish_features, normalize=reader.normalization())
         events.check_cancel()
-        output.commit(sinks[0].finish(resampling="AVERAGE"))
+        output.commit(sinks[0].finish())
     except BaseException as exc:
         for snk in sinks:
             snk.abort()

@@ -27,6 +27,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
+from shapely.geometry import box
 
 from backend import options
 from backend.data.grid import Grid
@@ -50,8 +52,8 @@ from backend.models.inputs import InputSpec, match_channels, spec_from_meta
 from backend.models.package import check_classifier_meta, load_package, read_meta
 from backend.outputs import Output, disk_full_error, is_disk_full
 from backend.predict import styles
-from backend.predict.tiled import ReadAhead, TilePlan, plan_tiles, predict_tiled
-from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, class_metadata
+from backend.predict.tiled import ReadAhead, TiledStats, TilePlan, plan_tiles, predict_tiled
+from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, WriteBehind, class_metadata
 from backend.train.labelled import composite_of
 
 
@@ -206,18 +208,22 @@ def date_groups(inputs: Inputs, meta: dict[str, Any]) -> dict[str, list[Group]]:
 
 # -- reading --------------------------------------------------------------------------------------------------------
 class StripReader:
-    """Full-width strips of the grid: the model's channels, normalised, and validity.
+    """Full-width strips of the grid: the model's channels and validity.
 
     Single-date models (one acquisition per sensor in ``groups``): the channels in the model's order, valid = inside
-    the AOI and every band valid, 0 elsewhere. Models that read a time series (``series``, e.g. the pixel
-    classifiers): for each sensor, every acquisition of ``groups[sensor]`` in order, all bands of a date together
+    the AOI and every band valid. When every date is one scene (no mosaic) and no Sentinel-1 needs converting to dB
+    (``raw``), strips hold the stored values (uint16 for Sentinel-2): all bands of a file come in one GDAL call, and
+    :func:`backend.predict.tiled.predict_tiled` standardises them on the device (:meth:`normalization`); else they
+    are standardised here, 0 where invalid. Models that read a time series (``series``, e.g. the pixel classifiers):
+    for each sensor, every acquisition of ``groups[sensor]`` in order, all bands of a date together
     (``sensor-date-band``), NaN at invalid observations; valid = inside the AOI with at least one valid observation.
 
-    Runs in the read-ahead thread; the GridReader is opened there (:meth:`context`)."""
+    Runs in the read-ahead thread; the GridReader is opened there (:meth:`context`). ``pin``: strips in page-locked
+    memory (CUDA), so that their copy to the GPU does not wait for the host."""
 
     def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]],
-                 groups: dict[str, list[Group]], plan: TilePlan, mode: str = "single") -> None:
-        self.inputs, self.spec, self.groups, self.plan, self.mode = inputs, spec, groups, plan, mode
+                 groups: dict[str, list[Group]], plan: TilePlan, mode: str = "single", pin: bool = False) -> None:
+        self.inputs, self.spec, self.groups, self.plan, self.mode, self.pin = inputs, spec, groups, plan, mode, pin
         series = mode == "series"
         self.grid = inputs.grid
         self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
@@ -233,7 +239,15 @@ class StripReader:
                                                  for b in sc.bands if b.name in names] or [np.float32])
         self.n_channels = (sum(len(names) * len(groups[s]) for s, (names, _) in self.by_sensor.items()) if series
                            else len(spec.channels))
+        self.raw = mode == "single" and \
+            all(len(groups[s]) == 1 and len(groups[s][0][1]) == 1 for s in self.by_sensor) and \
+            all(g[1][0].scale != "linear" for s in self.by_sensor if s == "s1" for g in groups[s])
+        self.raw_dtype = np.result_type(*[self.dtypes[s] for s in self.by_sensor]) if self.raw else np.float32
         self.reader: GridReader | None = None
+
+    def normalization(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, std) per channel when strips hold stored values (the device standardises them), else None."""
+        return (self.spec.mean.ravel(), self.spec.std.ravel()) if self.raw else None
 
     def cache_bytes(self) -> int:
         """GDAL block cache for two rows of source blocks of every file read: a strip of ``stride`` rows spans at
@@ -266,19 +280,31 @@ class StripReader:
             finally:
                 self.reader.close()
 
+    def _empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        if self.pin:
+            return torch.zeros(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True).numpy()
+        return np.zeros(shape, dtype)
+
     def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
         """Grid rows [r0, r1) at the plan's padded width (rows and columns past the grid: 0, invalid)."""
         n, wp = r1 - r0, self.plan.padded_width
-        x = np.zeros((self.n_channels, n, wp), np.float32)
+        x = self._empty((self.n_channels, n, wp), self.raw_dtype)
         valid = np.zeros((n, wp), bool)
         g0, g1 = max(r0, 0), min(r1, self.grid.height)
         if g1 > g0:
-            x[:, g0 - r0:g1 - r0, :self.grid.width], valid[g0 - r0:g1 - r0, :self.grid.width] = self.read(
-                Window(0, g0, self.grid.width, g1 - g0))
+            win = Window(0, g0, self.grid.width, g1 - g0)
+            if self.raw and self.grid.width == wp:
+                valid[g0 - r0:g1 - r0] = self.read_raw(win, x[:, g0 - r0:g1 - r0])
+            elif self.raw:
+                part = np.empty((self.n_channels, g1 - g0, self.grid.width), self.raw_dtype)
+                valid[g0 - r0:g1 - r0, :self.grid.width] = self.read_raw(win, part)
+                x[:, g0 - r0:g1 - r0, :self.grid.width] = part
+            else:
+                x[:, g0 - r0:g1 - r0, :self.grid.width], valid[g0 - r0:g1 - r0, :self.grid.width] = self.read(win)
         return x, valid
 
     def window(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A ``size`` x ``size`` window at (row, col) (the part past the grid: 0, invalid)."""
+        """A ``size`` x ``size`` window at (row, col), standardised (the part past the grid: 0, invalid)."""
         x = np.zeros((self.n_channels, size, size), np.float32)
         valid = np.zeros((size, size), bool)
         h, w = min(size, self.grid.height - row), min(size, self.grid.width - col)
@@ -286,11 +312,37 @@ class StripReader:
             x[:, :h, :w], valid[:h, :w] = self.read(Window(col, row, w, h))
         return x, valid
 
-    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) model input of a window inside the grid, and its validity (see the class docstring)."""
+    def inside(self, win: Window) -> np.ndarray:
+        """Pixels of a window whose centre lies in the AOI polygon (no rasterising when the AOI holds the whole
+        window, e.g. a box or a whole scene)."""
         h, w = int(win.height), int(win.width)
-        inside = geometry_mask([self.inputs.aoi_geom], out_shape=(h, w), transform=self.grid.window_transform(win),
-                               invert=True)
+        t = self.grid.window_transform(win)  # north-up
+        if self.inputs.aoi_geom.contains(box(t.c, t.f + t.e * h, t.c + t.a * w, t.f)):
+            return np.ones((h, w), bool)
+        return geometry_mask([self.inputs.aoi_geom], out_shape=(h, w), transform=self.grid.window_transform(win),
+                             invert=True)
+
+    def read_raw(self, win: Window, out: np.ndarray) -> np.ndarray:
+        """Stored values of the model's channels over a window inside the grid into ``out`` (C, h, w); returns the
+        validity (inside the AOI, every band valid). For ``raw`` readers only."""
+        assert self.reader is not None
+        ok = self.inside(win)
+        for s, (names, pos) in self.by_sensor.items():
+            scene = self.groups[s][0][1][0]
+            bands = [scene.band(name) for name in names]
+            if pos == list(range(pos[0], pos[0] + len(pos))):
+                ok &= self.reader.read_bands(bands, win, out[pos[0]:pos[-1] + 1])
+            else:
+                part = np.empty((len(pos), *out.shape[1:]), out.dtype)
+                ok &= self.reader.read_bands(bands, win, part)
+                out[pos] = part
+        return ok
+
+    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) standardised model input of a window inside the grid, and its validity (see the class
+        docstring)."""
+        h, w = int(win.height), int(win.width)
+        inside = self.inside(win)
         assert self.reader is not None
         x = np.zeros((self.n_channels, h, w), np.float32)
         if self.mode == "series":
@@ -322,21 +374,22 @@ class StripReader:
 
 
 def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
-    """Batch (B, C, t, t) numpy -> logits on ``device``: pinned memory + non_blocking copy + channels_last + AMP
-    (bf16 where supported, else fp16) on CUDA; float32 channels_last on the CPU (oneDNN's convolutions are faster in
-    that layout: 0.95 -> 0.79 s for a batch of four 256 px tiles of a resnet18 U-Net on one EPYC core)."""
+    """Batch (B, C, t, t) float32 on ``device`` -> logits on ``device``: channels_last and AMP (bf16 where supported,
+    else fp16) on CUDA; float32 channels_last on the CPU (oneDNN's convolutions are faster in that layout: 0.95 ->
+    0.79 s for a batch of four 256 px tiles of a resnet18 U-Net on one EPYC core). The batches are cut from strips
+    already on the device (:func:`backend.predict.tiled.predict_tiled`: pinned strips, non-blocking copies)."""
     cuda = device.type == "cuda"
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
     net = to_channels_last(net.to(device))
+    # the batch in the network's layout (a copy, but one its first convolution would make anyway); a network without
+    # 2D convolutions (a pixel classifier) reads it as it is
+    layout = torch.channels_last if any(p.dim() == 4 for p in net.parameters()) else torch.contiguous_format
     if cuda:
         torch.backends.cudnn.benchmark = True
 
     @torch.inference_mode()
-    def fn(batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(batch)
-        if cuda:
-            x = x.pin_memory().to(device, non_blocking=True)
-        x = x.contiguous(memory_format=torch.channels_last)
+    def fn(batch: torch.Tensor) -> torch.Tensor:
+        x = batch.contiguous(memory_format=layout)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
             out = net(x)
         return out.float()
@@ -353,39 +406,79 @@ def _output(path: Path, option: str, inputs: list[tuple[str, str]]) -> Output:
                   sidecars=[path.with_suffix(".qml")]).check()
 
 
-def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
-    t0 = time.monotonic()
-    out = Path(args.out)
-    conf_path = Path(args.confidence) if args.confidence else None
-    input_paths = options.paths("predict", args, "input")
-    outputs = [_output(out, "--out", input_paths)]
-    if conf_path is not None:
-        if conf_path.resolve() == out.resolve() or conf_path.with_suffix(".qml").resolve() == \
-                out.with_suffix(".qml").resolve():
-            raise EoSslError("bad_output", "--confidence and --out are the same file (or share a .qml style).",
-                             "Give two paths with different names.")
-        outputs.append(_output(conf_path, "--confidence", input_paths))
-    for o in outputs:
-        o.log_swept(events.log)
+@dataclass
+class Predictor:
+    """A model package and its device, ready to map one scene after another (:func:`map_scene`). The weights are
+    loaded when the first scene's inputs are known to fit the model (:meth:`network`)."""
+
+    model_dir: str
+    meta: dict[str, Any]
+    spec: InputSpec
+    device: torch.device
+    device_text: str
+    tile: int
+    batch_size: int
+    resolution: float
+    net: torch.nn.Module | None = None
+    model_fn: Any = None
+
+    def network(self) -> tuple[torch.nn.Module, Any]:
+        """(the network, its batch -> logits function on the device), loaded once."""
+        if self.net is None:
+            self.meta, self.net = load_model(self.model_dir)
+            self.model_fn = make_model_fn(self.net, self.device)
+        return self.net, self.model_fn
+
+
+def load_predictor(args: argparse.Namespace, events: Events, device: torch.device | None = None) -> Predictor:
+    """Read and check the package (``corrupt_model`` etc. before any pixel) and choose the device (``--devices``, or
+    ``device``: a rank's own GPU)."""
     meta = read_meta(args.model)
     check_classifier_meta(meta, args.model)
     model_res = float((meta.get("grid") or {}).get("resolution") or 10.0)
-    if args.resolution is None:
-        args.resolution = model_res
-    elif not math.isclose(args.resolution, model_res):
-        events.warning("resolution_mismatch", f"--resolution {args.resolution:g} m, but the model was trained at "
-                       f"{model_res:g} m: objects will look {model_res / args.resolution:.2g}x their trained size.")
+    resolution = model_res if args.resolution is None else float(args.resolution)
+    if not math.isclose(resolution, model_res):
+        events.warning("resolution_mismatch", f"--resolution {resolution:g} m, but the model was trained at "
+                       f"{model_res:g} m: objects will look {model_res / resolution:.2g}x their trained size.")
     spec = spec_from_meta(meta)
-    inputs = resolve_inputs(args, events)
-    available = {"s2": inputs.s2_bands, **({"s1": inputs.s1_bands} if inputs.s1 else {})}
-    picks = match_channels(spec.channels, available, "the input rasters", events.warning)  # before any pixel work
-    device, device_text = resolve_device(args.devices)
-    meta, net = load_model(args.model)
+    if device is None:
+        device, device_text = resolve_device(args.devices)
+    else:
+        device_text = (f"CUDA GPU {torch.cuda.get_device_name(device)} (AMP, channels_last)" if device.type == "cuda"
+                       else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")
     task = meta["task"]
     tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
     if task == "segmentation" and tile % 32:
         raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of 32.", "Use e.g. --tile 256.")
     batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    return Predictor(str(args.model), meta, spec, device, device_text, tile, batch_size, resolution)
+
+
+def _time_s(stats: TiledStats, read_s: float, write_s: float, cog_s: float, elapsed: float) -> dict[str, Any]:
+    """Where the time went: seconds per stage, and milliseconds per tile. The stages overlap (reading and writing run
+    in threads of their own), so they add up to more than the total when the overlap works."""
+    stages = {"read": read_s, "read_wait": stats.read_wait_s, "upload": stats.upload_s, "model": stats.model_s,
+              "blend": stats.blend_s, "finish_rows": stats.finish_s, "write": write_s,
+              "write_wait": stats.write_s, "overviews_and_cog": cog_s}
+    n = max(stats.tiles, 1)
+    return {**{k: round(v, 2) for k, v in stages.items()}, "total": round(elapsed, 2),
+            "ms_per_tile": {k: round(1e3 * v / n, 2) for k, v in stages.items() if k != "overviews_and_cog"}}
+
+
+def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: Path | None, outputs: list[Output],
+              events: Events, on_row: Any = None, extra_tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Map the inputs of ``args`` (prepare's input options, ``--date``, ``--overlap``) with ``pred`` into ``out``
+    (and ``conf_path``), committed through ``outputs`` (checked by the caller). ``on_row(done, total)`` after each
+    row of tiles (default: a progress event). ``extra_tags`` go into the map's ``EO_SSL_PREDICT`` tag."""
+    t0 = time.monotonic()
+    meta, spec, device = pred.meta, pred.spec, pred.device
+    args.resolution = pred.resolution
+    inputs = resolve_inputs(args, events)
+    available = {"s2": inputs.s2_bands, **({"s1": inputs.s1_bands} if inputs.s1 else {})}
+    picks = match_channels(spec.channels, available, "the input rasters", events.warning)  # before any pixel work
+    net, model_fn = pred.network()
+    meta = pred.meta
+    task = meta["task"]
     series = meta["input"].get("layout") == "sensor-date-band"
     mode = "series" if series else "single"
     overlap = args.overlap
@@ -406,54 +499,59 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     else:
         groups = {s: [g] for s, g in choose_groups(inputs, spec, args.date, events).items()}
     grid = inputs.grid
+    tile = pred.tile
     plan = plan_tiles(grid.height, grid.width, tile, overlap)
     classes = meta["classes"]
     area_km2 = grid.width * grid.height * grid.resolution ** 2 / 1e6
     arch = meta["architecture"]
     events.log(f"predicting {grid.width} x {grid.height} px ({area_km2:.1f} km²) with {arch.get('encoder')} + "
-               f"{arch.get('decoder')} ({task}, {len(classes)} classes) on {device_text}: {plan.n_tiles} tiles "
-               f"of {tile} px, overlap {overlap:g}, batch {batch_size}")
+               f"{arch.get('decoder')} ({task}, {len(classes)} classes) on {pred.device_text}: {plan.n_tiles} tiles "
+               f"of {tile} px, overlap {overlap:g}, batch {pred.batch_size}")
     if task == "classification":
         events.log("a patch classifier: every tile gets one class, blended between overlapping tiles")
 
-    provenance = {"model": str(Path(args.model).resolve()),
+    provenance = {"model": str(Path(pred.model_dir).resolve()),
                   "date": {s: (str(g[0][0]) if len(g) == 1 else f"{len(g)} dates") for s, g in groups.items()},
-                  "tile": tile, "overlap": overlap, "code": "eo-ssl predict"}
+                  "tile": tile, "overlap": overlap, "code": "eo-ssl predict", **(extra_tags or {})}
     colormap, tags, description = class_metadata(classes, {"EO_SSL_PREDICT": provenance})
     counts = np.zeros(256, np.int64)
     sinks: list[RasterSink] = []
 
-    def sink(row0: int, cls: np.ndarray, conf: np.ndarray) -> None:
+    def write(row0: int, cls: np.ndarray, conf: np.ndarray) -> None:  # in the write-behind thread
         sinks[0].write_rows(cls)
         if len(sinks) > 1:
             sinks[1].write_rows(conf)
         counts[:] += np.bincount(cls.ravel(), minlength=256)
 
-    def on_row(done: int, total: int) -> None:
+    def progress(done: int, total: int) -> None:
         events.check_cancel()
         events.progress(done, total, stage="predict")
 
-    reader = StripReader(inputs, spec, picks, groups, plan, mode=mode)
+    reader = StripReader(inputs, spec, picks, groups, plan, mode=mode, pin=device.type == "cuda")
     ahead: ReadAhead | None = None
+    writer: WriteBehind | None = None
     try:
         sinks.append(RasterSink(out, grid, "uint8", CLASS_NODATA, colormap=colormap, tags=tags,
-                                description=description))
+                                description=description, overviews="mode"))
         if conf_path is not None:
             sinks.append(RasterSink(conf_path, grid, "float32", CONFIDENCE_NODATA,
                                     tags={"EO_SSL_PREDICT": json.dumps(provenance)},
                                     description="confidence (highest class probability, 0..1)"))
-        ahead = ReadAhead(plan.strips(), reader, depth=1, setup=reader.context, check=events.check_cancel)
-        stats = predict_tiled(plan, iter(ahead), make_model_fn(net, device), len(classes), reader.n_channels,
-                              batch_size=batch_size, device=device, sink=sink, on_row=on_row,
-                              on_batch=events.check_cancel)  # cancel between batches: within seconds
+        writer = WriteBehind(write)
+        ahead = ReadAhead(plan.strips(), reader, depth=2, setup=reader.context, check=events.check_cancel)
+        stats = predict_tiled(plan, iter(ahead), model_fn, len(classes), reader.n_channels,
+                              batch_size=pred.batch_size, device=device, sink=writer, on_row=on_row or progress,
+                              on_batch=events.check_cancel,  # cancel between batches: within seconds
+                              normalize=reader.normalization())
+        writer.close()
         events.check_cancel()
         if stats.tiles == 0:
             raise EoSslError("all_nodata", f"Every pixel of the input ({groups['s2'][0][0] or 'undated'}) inside the "
                              "AOI is nodata (clouds masked, or the AOI lies in the scene's empty margin): the map "
                              "would be empty.", "Pick another --date, AOI or scene.")
         t_cog = time.monotonic()
-        conf_tmp = sinks[1].finish(resampling="AVERAGE") if len(sinks) > 1 else None
-        map_tmp = sinks[0].finish(resampling="MODE")
+        conf_tmp = sinks[1].finish() if len(sinks) > 1 else None
+        map_tmp = sinks[0].finish()
         cog_s = time.monotonic() - t_cog
         qml = styles.paletted_qml(classes, out.with_suffix(".qml"))
         if conf_tmp is not None and conf_path is not None:
@@ -461,6 +559,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             outputs[1].commit(conf_tmp)
         outputs[0].commit(map_tmp)  # last: the map's name appears only when everything is complete
     except BaseException as exc:
+        if writer is not None:
+            with contextlib.suppress(BaseException):
+                writer.close()
         for snk in sinks:
             snk.abort()
         if is_disk_full(exc):
@@ -478,8 +579,45 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             "grid": f"{grid.width} x {grid.height} px at {grid.resolution:g} m", "area_km2": round(area_km2, 3),
             "class_pixels": pixels, "nodata_pixels": int(counts[CLASS_NODATA]), "tiles": stats.tiles,
             "tiles_skipped": stats.tiles_skipped, "elapsed_s": round(elapsed, 2),
-            "km2_per_s": round(area_km2 / max(elapsed, 1e-9), 3), "device": device_text,
-            # where the time went (main thread): what to speed up next, and what a slow disk or a busy GPU costs
-            "time_s": {"read_wait": round(stats.read_wait_s, 2), "model_and_blend": round(stats.model_s, 2),
-                       "finish_rows": round(stats.finish_rows_s, 2), "write": round(stats.write_s, 2),
-                       "overviews_and_cog": round(cog_s, 2), "total": round(elapsed, 2)}}
+            "km2_per_s": round(area_km2 / max(elapsed, 1e-9), 3), "device": pred.device_text,
+            # where the time went: what to speed up next, and what a slow disk or a busy GPU costs
+            "time_s": _time_s(stats, ahead.busy_s if ahead else 0.0, writer.busy_s if writer else 0.0, cog_s,
+                              elapsed)}
+
+
+def check_outputs(args: argparse.Namespace) -> tuple[Path, Path | None, list[Output]]:
+    """``--out`` and ``--confidence``, checked before any work (see :class:`backend.outputs.Output`)."""
+    out = Path(args.out)
+    conf_path = Path(args.confidence) if args.confidence else None
+    input_paths = options.paths("predict", args, "input")
+    outputs = [_output(out, "--out", input_paths)]
+    if conf_path is not None:
+        if conf_path.resolve() == out.resolve() or conf_path.with_suffix(".qml").resolve() == \
+                out.with_suffix(".qml").resolve():
+            raise EoSslError("bad_output", "--confidence and --out are the same file (or share a .qml style).",
+                             "Give two paths with different names.")
+        outputs.append(_output(conf_path, "--confidence", input_paths))
+    return out, conf_path, outputs
+
+
+def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
+    if getattr(args, "scenes", None):
+        from backend.predict.region import run_region
+
+        return run_region(args, events)
+    if not args.out:
+        raise EoSslError("bad_argument", "predict needs --out (one map) or --scenes with --out-dir (many).",
+                         "Give --out MAP.tif.")
+    if args.out_dir or args.confidence_maps:
+        raise EoSslError("bad_argument", "--out-dir and --confidence-maps go with --scenes.",
+                         "Give --scenes, or --out MAP.tif for one map.")
+    from backend.predict.region import wants_processes
+
+    if wants_processes(args):
+        raise EoSslError("bad_argument", f"--devices {args.devices} --num-nodes {args.num_nodes}: several processes "
+                         "map several scenes.", "Give --scenes (and --out-dir), or one device (e.g. --devices auto).")
+    out, conf_path, outputs = check_outputs(args)
+    for o in outputs:
+        o.log_swept(events.log)
+    pred = load_predictor(args, events)
+    return map_scene(pred, args, out, conf_path, outputs, events)

@@ -20,6 +20,7 @@ read once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -102,6 +103,8 @@ class ReadAhead:
         self.strips, self.produce, self.setup, self.check = strips, produce, setup, check
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self.stop = threading.Event()
+        #: seconds the thread spent in ``produce`` (reading, decoding, warping): the reading stage's own time
+        self.busy_s = 0.0
         self.thread = threading.Thread(target=self._run, name="eo-ssl-read-ahead", daemon=True)
         self.thread.start()
 
@@ -121,7 +124,12 @@ class ReadAhead:
                 ctx = self.setup()
                 ctx.__enter__()  # type: ignore[attr-defined]
             for r0, r1 in self.strips:
-                if self.stop.is_set() or not self._put(self.produce(r0, r1)):
+                if self.stop.is_set():
+                    return
+                t0 = time.perf_counter()
+                item = self.produce(r0, r1)
+                self.busy_s += time.perf_counter() - t0
+                if not self._put(item):
                     return
             self._put(self._END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
@@ -153,120 +161,215 @@ class ReadAhead:
 FINISH_COLUMNS = 2048
 
 
-def _finish_rows(acc: torch.Tensor, wsum: torch.Tensor, valid: np.ndarray, n: int, width: int,
+def _finish_rows(acc: torch.Tensor, wsum: torch.Tensor, valid: torch.Tensor, n: int, width: int,
                  device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Classes (uint8, 255 invalid) and max softmax (float32, -1 invalid) of the first ``n`` buffered rows."""
-    cls_out = np.empty((n, width), np.uint8)
-    conf_out = np.empty((n, width), np.float32)
+    """Classes (uint8, 255 invalid) and max softmax (float32, -1 invalid) of the first ``n`` buffered rows.
+
+    The highest softmax probability is ``1 / sum_k exp(z_k - max_k z)``: one exponential per class and pixel and no
+    normalised probabilities. On a GPU this runs there; only the uint8 and float32 rows come back."""
+    cls_out = torch.empty((n, width), dtype=torch.uint8, device=device)
+    conf_out = torch.empty((n, width), dtype=torch.float32, device=device)
     for c0 in range(0, width, FINISH_COLUMNS):
         c1 = min(c0 + FINISH_COLUMNS, width)
-        probs = torch.softmax(acc[:, :n, c0:c1] / wsum[:n, c0:c1].clamp_min(1e-12), dim=0)
-        conf, cls = probs.max(dim=0)
-        ok = torch.from_numpy(valid[:n, c0:c1]).to(device)
-        cls_out[:, c0:c1] = torch.where(ok, cls, torch.full_like(cls, 255)).to(torch.uint8).cpu().numpy()
-        conf_out[:, c0:c1] = torch.where(ok, conf, torch.full_like(conf, -1.0)).float().cpu().numpy()
-    return cls_out, conf_out
+        z = acc[:, :n, c0:c1] * wsum[:n, c0:c1].reciprocal()
+        top, cls = z.max(dim=0)
+        conf = z.sub_(top).exp_().sum(dim=0).reciprocal_()
+        cls_out[:, c0:c1] = cls
+        conf_out[:, c0:c1] = conf
+    bad = ~valid[:n, :width]
+    return (cls_out.masked_fill_(bad, 255).cpu().numpy(), conf_out.masked_fill_(bad, -1.0).cpu().numpy())
 
 
-ModelFn = Callable[[np.ndarray], torch.Tensor]
+ModelFn = Callable[[torch.Tensor], torch.Tensor]
 Sink = Callable[..., None]
 #: (blended sums, weights, validity, rows, width, device) -> the arrays handed to the sink for those rows
-Finish = Callable[[torch.Tensor, torch.Tensor, np.ndarray, int, int, torch.device], tuple[np.ndarray, ...]]
+Finish = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, int, torch.device], tuple[np.ndarray, ...]]
 
 
-def finish_features(acc: torch.Tensor, wsum: torch.Tensor, valid: np.ndarray, n: int, width: int,
+def finish_features(acc: torch.Tensor, wsum: torch.Tensor, valid: torch.Tensor, n: int, width: int,
                     device: torch.device) -> tuple[np.ndarray]:
     """The blended values themselves (C, n, width) float32, NaN where invalid (an embedding, not classes)."""
-    out = np.empty((acc.shape[0], n, width), np.float32)
+    out = torch.empty((acc.shape[0], n, width), dtype=torch.float32, device=device)
     for c0 in range(0, width, FINISH_COLUMNS):
         c1 = min(c0 + FINISH_COLUMNS, width)
-        mean = acc[:, :n, c0:c1] / wsum[:n, c0:c1].clamp_min(1e-12)
-        ok = torch.from_numpy(valid[:n, c0:c1]).to(device)
-        out[:, :, c0:c1] = torch.where(ok, mean, torch.full_like(mean, float("nan"))).float().cpu().numpy()
-    return (out,)
+        out[:, :, c0:c1] = acc[:, :n, c0:c1] / wsum[:n, c0:c1]
+    return (out.masked_fill_(~valid[:n, :width], float("nan")).cpu().numpy(),)
 
 
 @dataclass
 class TiledStats:
-    """Counts, and where the main thread's time went (seconds): waiting for the read-ahead's next strip, running
-    the model and blending (launches on a GPU), turning finished rows into classes (on a GPU: also waiting for it to
-    finish, and the copy back), and handing rows to the writer."""
+    """Counts, and where the time went (seconds). Main thread: waiting for the read-ahead's next strip
+    (``read_wait_s``), putting it on the device and normalising it (``upload_s``), cutting tiles into batches and
+    running the model (``model_s``; on a GPU the launch only, the device works on while the host goes on), blending
+    the logits (``blend_s``), turning finished rows into classes and confidence (``finish_s``; on a GPU also waiting
+    for the device and the copy back) and handing them to the sink (``write_s``: with a write-behind sink, only the
+    wait for a free slot)."""
 
     tiles: int = 0
     tiles_skipped: int = 0
     batches: int = 0
     read_wait_s: float = 0.0
+    upload_s: float = 0.0
     model_s: float = 0.0
-    finish_rows_s: float = 0.0
+    blend_s: float = 0.0
+    finish_s: float = 0.0
     write_s: float = 0.0
+
+
+def _coverage(starts: list[int], tile: int, length: int, w1: np.ndarray) -> np.ndarray:
+    """Sum of the 1-D window over the tiles starting at ``starts``, for each of ``length`` positions."""
+    out = np.zeros(length, np.float64)
+    for s in starts:
+        out[s:s + tile] += w1
+    return out.astype(np.float32)
+
+
+#: torch threads of the element-wise work on the CPU (see :func:`_threads`)
+ELEMENTWISE_THREADS = 1
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads. On the CPU, the blending, standardising and softmax run on one thread and the
+    model on torch's usual number: those operations are bound by memory, not arithmetic, the read-ahead and
+    write-behind threads use the other cores meanwhile, and two OpenMP threads that spin-wait for each other on a
+    busy 2-core machine made them ~10x slower (the blend of a tile: 0.7 ms on one thread, 10 ms on two, measured
+    with other jobs running). Switching costs ~10 µs."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def predict_tiled(plan: TilePlan, strips: Iterator[tuple[np.ndarray, np.ndarray]], model_fn: ModelFn,
                   num_classes: int, n_channels: int, *, batch_size: int, device: torch.device, sink: Sink,
                   on_row: Callable[[int, int], None] | None = None,
-                  on_batch: Callable[[], None] | None = None, finish: Finish | None = None) -> TiledStats:
+                  on_batch: Callable[[], None] | None = None, finish: Finish | None = None,
+                  normalize: tuple[np.ndarray, np.ndarray] | None = None) -> TiledStats:
     """Run the blended tiled inference (see the module docstring).
 
-    ``strips`` yields, for each of ``plan.strips()``, the normalised input (C, rows, padded width) float32 and its
-    validity (rows, padded width) bool (rows past the grid: anything, invalid). ``model_fn`` maps a (B, C, t, t)
-    float32 batch to (B, K, t, t) or (B, K) logits on ``device``. ``sink(row0, classes, confidence)`` receives the
-    finished rows in order: uint8 class ids with 255 where invalid, float32 max-softmax with -1 where invalid.
-    ``on_row(done, total)`` is called after each row of tiles, ``on_batch()`` before each batch (e.g. to cancel).
-    ``finish`` replaces that last step (e.g. :func:`finish_features` for an embedding: ``num_classes`` is then the
-    number of output channels, and the sink receives what ``finish`` returns).
+    ``strips`` yields, for each of ``plan.strips()``, the input (C, rows, padded width) and its validity (rows, padded
+    width) bool (rows past the grid: anything, invalid): either the model's input already (float32; invalid pixels
+    as the model wants them) or, with ``normalize = (mean, std)`` per channel, raw values in any dtype, standardised
+    here on ``device`` (invalid pixels set to 0). ``model_fn`` maps a (B, C, t, t) float32 batch on ``device`` to
+    (B, K, t, t) or (B, K) logits on ``device``. ``sink(row0, classes, confidence)`` receives the finished rows in
+    order: uint8 class ids with 255 where invalid, float32 max-softmax with -1 where invalid. ``on_row(done, total)``
+    is called after each row of tiles, ``on_batch()`` before each batch (e.g. to cancel). ``finish`` replaces that
+    last step (e.g. :func:`finish_features` for an embedding: ``num_classes`` is then the number of output channels,
+    and the sink receives what ``finish`` returns).
     """
-    finish = finish or _finish_rows
-    t, s, wp = plan.tile, plan.stride, plan.padded_width
-    data = np.zeros((n_channels, t, wp), np.float32)
-    valid = np.zeros((t, wp), bool)
-    acc = torch.zeros((num_classes, t, wp), dtype=torch.float32, device=device)
-    wsum = torch.zeros((t, wp), dtype=torch.float32, device=device)
-    win = torch.from_numpy(blend_window(t)).to(device)
-    stats = TiledStats()
-    filled = 0
-    it = iter(strips)
-    for i, y in enumerate(plan.ys):
+    run = _TiledRun(plan, model_fn, num_classes, n_channels, batch_size, device, finish or _finish_rows, normalize)
+    model_threads = torch.get_num_threads()
+    with _threads(ELEMENTWISE_THREADS if device.type == "cpu" else model_threads):
+        it = iter(strips)
+        for i in range(plan.ny):
+            t0 = time.perf_counter()
+            strip = next(it)
+            run.stats.read_wait_s += time.perf_counter() - t0
+            run.row(i, strip, sink, on_batch, model_threads)
+            if on_row is not None:
+                on_row(i + 1, plan.ny)
+    return run.stats
+
+
+class _TiledRun:
+    """The buffers of :func:`predict_tiled`, on its device: one row of tiles of input (``data``, ``valid``) and of
+    blended logits (``acc``).
+
+    The weights of a pixel sum over every tile covering it. A valid pixel's tiles all hold a valid pixel (itself), so
+    none of them is skipped, and the window being separable, that sum is ``cover_rows(r) * cover_cols(c)``: computed
+    once, not accumulated tile by tile."""
+
+    def __init__(self, plan: TilePlan, model_fn: ModelFn, num_classes: int, n_channels: int, batch_size: int,
+                 device: torch.device, finish: Finish, normalize: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.plan, self.model_fn, self.batch_size, self.device, self.finish = plan, model_fn, batch_size, device, finish
+        t, wp = plan.tile, plan.padded_width
+        self.data = torch.zeros((n_channels, t, wp), dtype=torch.float32, device=device)
+        self.valid = torch.zeros((t, wp), dtype=torch.bool, device=device)
+        self.valid_np = np.zeros((t, wp), bool)  # the same on the host: which tiles to skip, without a device sync
+        self.acc = torch.zeros((num_classes, t, wp), dtype=torch.float32, device=device)
+        w1 = np.sin(np.pi * (np.arange(t) + 0.5) / t) ** 2
+        self.win = torch.from_numpy(np.outer(w1, w1).astype(np.float32)).to(device)
+        self.cover_cols = torch.from_numpy(_coverage(plan.xs, t, wp, w1)).to(device)
+        self.cover_rows = _coverage(plan.ys, t, plan.padded_height, w1)
+        self.scale = self.shift = None
+        if normalize is not None:
+            mean, std = (np.asarray(v, np.float32).reshape(-1, 1, 1) for v in normalize)
+            self.scale = torch.from_numpy(1.0 / std).to(device)
+            self.shift = torch.from_numpy(-mean / std).to(device)
+        self.filled = 0  # buffered rows carried over from the previous row of tiles
+        self.stats = TiledStats()
+
+    def upload(self, block: np.ndarray, bvalid: np.ndarray) -> None:
+        """The rows of a strip below the carried-over ones, onto the device, standardised."""
+        n_new = self.plan.tile - self.filled
+        src = torch.from_numpy(np.ascontiguousarray(block[:, :n_new]))
+        vsrc = torch.from_numpy(np.ascontiguousarray(bvalid[:n_new]))
+        unsigned = False
+        if self.device.type == "cuda":  # pinned by the reader: the copies overlap the host's work
+            if src.dtype == torch.uint16:  # as int16 (same bits): CUDA implements few operations on uint16
+                src, unsigned = src.view(torch.int16), True
+            src, vsrc = src.to(self.device, non_blocking=True), vsrc.to(self.device, non_blocking=True)
+        dst = self.data[:, self.filled:]
+        dst.copy_(src)  # (any dtype: one conversion, then the affine in place)
+        if unsigned:
+            dst.remainder_(65536.0)
+        if self.scale is not None:
+            torch.addcmul(self.shift, dst, self.scale, out=dst)
+            if not bvalid[:n_new].all():
+                dst.masked_fill_(~vsrc, 0.0)
+        self.valid[self.filled:] = vsrc
+        self.valid_np[self.filled:] = bvalid[:n_new]
+
+    def row(self, i: int, strip: tuple[np.ndarray, np.ndarray], sink: Sink, on_batch: Callable[[], None] | None,
+            model_threads: int) -> None:
+        """Row ``i`` of tiles: upload its strip, run and blend its tiles, hand its finished rows to ``sink``."""
+        plan, st, t = self.plan, self.stats, self.plan.tile
         t0 = time.perf_counter()
-        block, bvalid = next(it)
+        self.upload(*strip)
         t1 = time.perf_counter()
-        stats.read_wait_s += t1 - t0
-        n_new = t - filled
-        data[:, filled:t] = block[:, :n_new]
-        valid[filled:t] = bvalid[:n_new]
-        todo = [x for x in plan.xs if valid[:, x:x + t].any()]
-        stats.tiles += len(todo)
-        stats.tiles_skipped += plan.nx - len(todo)
-        for k in range(0, len(todo), batch_size):
+        st.upload_s += t1 - t0
+        todo = [x for x in plan.xs if self.valid_np[:, x:x + t].any()]
+        st.tiles += len(todo)
+        st.tiles_skipped += plan.nx - len(todo)
+        for k in range(0, len(todo), self.batch_size):
             if on_batch is not None:
                 on_batch()
-            chunk = todo[k:k + batch_size]
-            batch = np.stack([data[:, :, x:x + t] for x in chunk])
-            logits = model_fn(batch)
+            ta = time.perf_counter()
+            chunk = todo[k:k + self.batch_size]
+            batch = torch.stack([self.data[:, :, x:x + t] for x in chunk])
+            with _threads(model_threads):
+                logits = self.model_fn(batch).float()
+            tb = time.perf_counter()
             if logits.ndim == 2:  # a patch classifier: one class per tile
-                logits = logits[:, :, None, None].expand(-1, -1, t, t)
+                logits = logits[:, :, None, None]
+            else:
+                logits = logits.contiguous()  # channels_last outputs: the blend reads them row by row
             for b, x in enumerate(chunk):
-                acc[:, :, x:x + t].add_(logits[b] * win)
-                wsum[:, x:x + t].add_(win)
-            stats.batches += 1
+                self.acc[:, :, x:x + t].addcmul_(logits[b], self.win)
+            st.batches += 1
+            st.model_s += tb - ta
+            st.blend_s += time.perf_counter() - tb
+        y = plan.ys[i]
         last = i == plan.ny - 1
-        n_done = min(t if last else s, plan.height - y)
-        t2 = time.perf_counter()
-        stats.model_s += t2 - t1
+        n_done = min(t if last else plan.stride, plan.height - y)
         if n_done > 0:
-            rows = finish(acc, wsum, valid, n_done, plan.width, device)
+            t2 = time.perf_counter()
+            rows_w = torch.from_numpy(self.cover_rows[y:y + n_done, None].copy()).to(self.device)
+            rows = self.finish(self.acc, rows_w * self.cover_cols, self.valid, n_done, plan.width, self.device)
             t3 = time.perf_counter()
             sink(y, *rows)
-            stats.finish_rows_s += t3 - t2
-            stats.write_s += time.perf_counter() - t3
-        if not last:
-            keep = t - s
-            data[:, :keep] = data[:, s:t]
-            valid[:keep] = valid[s:t]
-            acc[:, :keep] = acc[:, s:t].clone()
-            acc[:, keep:] = 0
-            wsum[:keep] = wsum[s:t].clone()
-            wsum[keep:] = 0
-            filled = keep
-        if on_row is not None:
-            on_row(i + 1, plan.ny)
-    return stats
+            st.finish_s += t3 - t2
+            st.write_s += time.perf_counter() - t3
+        if not last:  # shift the buffers up by ``stride`` rows (a copy in place when source and target are apart)
+            keep, s = t - plan.stride, plan.stride
+            for buf in (self.data, self.valid, self.acc):
+                buf[..., :keep, :] = buf[..., s:t, :] if keep <= s else buf[..., s:t, :].clone()
+            self.valid_np[:keep] = self.valid_np[s:t]
+            self.acc[:, keep:] = 0
+            self.filled = keep

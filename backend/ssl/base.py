@@ -20,6 +20,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from backend.data.datasets import standardize
 from backend.models.encoders import create_encoder
 from backend.ssl.collapse import CollapseMonitor
 
@@ -110,6 +111,10 @@ class SSLMethod(pl.LightningModule):
         if not self.input_affine:
             return v
         return v * self.input_scale.to(v.dtype) + self.input_shift.to(v.dtype)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Batches read as stored (:class:`backend.data.datasets.RawBatch`) are standardised here, on the device."""
+        return standardize(batch) if isinstance(batch, dict) else batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         v1, v2 = self.make_views(batch)

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from backend.data.chipstore import ChipStore
-from backend.data.datasets import ChipDataset, RandomCropDataset
+from backend.data.datasets import ChipDataset, RandomCropDataset, RawBatch
 from backend.errors import EoSslError
 from backend.events import Events
 
@@ -48,11 +48,44 @@ class _Select(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def _index(self, i: int) -> int:
         # a chip store resampled to ``length`` samples per epoch: every chip once, then random ones; with fewer
         # samples than chips, a random chip each time (so no chip is left out for the whole run)
-        j = i if (i < self.n and self.length >= self.n) else int(torch.randint(self.n, ()))
-        sample = self.base[j]
+        return i if (i < self.n and self.length >= self.n) else int(torch.randint(self.n, ()))
+
+    @property
+    def raw_batches(self) -> bool | None:
+        """Whether whole batches are read as stored (None: the store's dataset cannot; see
+        :mod:`backend.data.datasets`)."""
+        return getattr(self.base, "raw_batches", None)
+
+    @raw_batches.setter
+    def raw_batches(self, on: bool) -> None:
+        if hasattr(self.base, "raw_batches"):
+            self.base.raw_batches = on
+
+    def __getitems__(self, indices: list[int]) -> RawBatch | list[dict[str, torch.Tensor]]:
+        """A batch of the wanted bands, one date: a :class:`RawBatch` of (B, h, w, C) values as stored when the
+        store's dataset reads raw batches (:func:`backend.data.datasets.standardize` finishes it on the device),
+        else a list of samples."""
+        if not self.raw_batches:
+            return [self[i] for i in indices]
+        batch = self.base.__getitems__([self._index(i) for i in indices])  # type: ignore[attr-defined]
+        out = RawBatch()
+        for sensor, idx in self.band_idx.items():
+            x = batch[sensor][:, :, :, 0]  # one date: (B, h, w, C)
+            every = idx == list(range(x.shape[-1]))
+            out[sensor] = x if every else x[..., idx]
+            out[f"{sensor}_valid"] = batch[f"{sensor}_valid"][:, :, :, 0]
+            if f"{sensor}_unsigned" in batch:
+                out[f"{sensor}_unsigned"] = batch[f"{sensor}_unsigned"]
+            for key in ("mean", "std"):
+                stat = batch[f"{sensor}_{key}"]
+                out[f"{sensor}_{key}"] = stat if every else stat[:, idx]
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sample = self.base[self._index(i)]
         out = {}
         for sensor, idx in self.band_idx.items():
             x = sample[sensor][0]  # (C, H, W): one date

@@ -13,12 +13,14 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backend.data.datasets import standardize
 from backend.models.unet3d import BACKBONES
 from backend.ssl.collapse import CollapseMonitor
 from backend.ssl.correspondence import apply_view, gather_pixels, sample_correspondences, sample_view_pair
@@ -145,6 +147,10 @@ class DenseMoCo(pl.LightningModule):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Batches read as stored (:class:`backend.data.datasets.RawBatch`) are standardised here, on the device."""
+        return standardize(batch) if isinstance(batch, dict) else batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         t0 = self._clock()

@@ -209,19 +209,38 @@ def default_num_workers(cuda: bool) -> int:
     return min(8, max(1, cores - 1)) if cuda else min(2, cores // 2)
 
 
+def loader_workers(dataset: torch.utils.data.Dataset, cfg: TrainConfig, device: DeviceChoice) -> int:
+    """DataLoader workers: ``--num-workers``, else the fastest measured (``benchmarks/results/data_loading.md``).
+    A dataset that reads whole batches from memory maps (``raw_batches``: a batch of 32 random 64 px crops of 15
+    bands in ~1 ms) is read in the main process on a CPU run (workers would only add the transfer between processes
+    and take cores from the model) and by workers on a GPU run (the reads then overlap the GPU's step); any other
+    dataset by :func:`default_num_workers`."""
+    if cfg.num_workers is not None:
+        return cfg.num_workers
+    if getattr(dataset, "raw_batches", None) is not None and not device.cuda:
+        return 0
+    return default_num_workers(device.cuda)
+
+
 def make_loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, device: DeviceChoice, shuffle: bool = True,
                 drop_last: bool = True, batch_size: int | None = None) -> torch.utils.data.DataLoader:
-    """The training DataLoader: pinned memory on CUDA, persistent workers, a seeded shuffle.
+    """The training DataLoader: pinned memory on CUDA, persistent workers, a seeded shuffle, and whole batches read
+    as stored when the dataset can (``raw_batches``, :mod:`backend.data.datasets`: the module standardises them on
+    its device, in ``on_after_batch_transfer``).
 
     Under DDP Lightning swaps the sampler for a ``DistributedSampler`` (each rank sees its share per epoch).
     """
-    workers = cfg.num_workers if cfg.num_workers is not None else default_num_workers(device.cuda)
+    from backend.data.datasets import collate
+
+    workers = loader_workers(dataset, cfg, device)
+    if getattr(dataset, "raw_batches", None) is not None:
+        dataset.raw_batches = True  # type: ignore[attr-defined]
     bs = batch_size or cfg.batch_size or 32
     generator = torch.Generator().manual_seed(cfg.seed)
     return torch.utils.data.DataLoader(
         dataset, batch_size=bs, shuffle=shuffle, drop_last=drop_last and len(dataset) >= bs,  # type: ignore[arg-type]
         num_workers=workers, pin_memory=device.cuda, persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None, generator=generator)
+        prefetch_factor=4 if workers > 0 else None, generator=generator, collate_fn=collate)
 
 
 # -- callbacks --------------------------------------------------------------------------------------------------

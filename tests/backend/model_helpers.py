@@ -144,3 +144,33 @@ def cls_model(shared_data: Path, base: Path) -> Path:
 def read_meta(package: Path) -> dict[str, Any]:
     return json.loads((package / "model.json").read_text())
 
+
+
+def fixed_package(out: Path, bands: list[str], resolution: float, classes: tuple[str, ...] = ("water", "forest",
+                                                                                               "farm", "urban")
+                  ) -> Path:
+    """A resnet18 U-Net segmentation package reading the Sentinel-2 ``bands`` at ``resolution`` m with fixed weights
+    (seeded initialisation, head x10, no training): for tests of the mapping machinery on scenes of any place."""
+    import torch
+
+    from backend.data.labels import class_colour
+    from backend.models.package import save_package
+    from backend.models.segmentation import SegmentationNet
+
+    if (out / "model.json").exists():
+        return out
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = SegmentationNet("resnet18", len(bands), len(classes), "unet")
+    with torch.no_grad():
+        for p in net.net.segmentation_head.parameters():
+            p.mul_(10.0)
+    meta = {"task": "segmentation", "method": "supervised", "variant": None, "architecture": net.describe(),
+            "input": {"channels": [["s2", b] for b in bands], "channel_mode": "stack", "crop": 64, "dates": "single",
+                      "time_steps": 1},
+            "grid": {"resolution": resolution},
+            "normalization": {"s2": {b: {"mean": 1500.0, "std": 800.0} for b in bands}},
+            "classes": [{"id": i, "name": n, "colour": class_colour(n, i)} for i, n in enumerate(classes)],
+            "provenance": {"init": "fixed: torch.manual_seed(0), head x10 (tests)"}}
+    save_package(out, net.package_state_dict(), meta)
+    return out

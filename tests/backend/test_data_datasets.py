@@ -157,3 +157,81 @@ def test_dataset_errors(cube, chips):
     with pytest.raises(EoSslError) as e:
         RandomCropDataset(cube, size=65)
     assert e.value.code == "crop_too_large"
+
+
+@pytest.mark.parametrize(("dates", "split"), [("random", None), ("all", "train")])
+def test_whole_batches_as_stored_standardise_to_the_samples(cube, dates, split):
+    """A batch read in one call, values as stored (uint16 Sentinel-2 with cloudy dates, float32 Sentinel-1), and
+    standardised afterwards equals the collated samples of the same indices."""
+    from torch.utils.data import default_collate
+
+    from backend.data.datasets import RawBatch, standardize
+
+    ds = RandomCropDataset(cube, size=16, length=64, dates=dates, split=split, seed=3)
+    indices = [0, 5, 7, 11, 30]
+    expected = default_collate([ds[i] for i in indices])
+    ds.raw_batches = True
+    raw = ds.__getitems__(indices)
+    # uint16 Sentinel-2 travels as int16 (same bits: a GPU copies int16), float32 Sentinel-1 as it is
+    assert isinstance(raw, RawBatch) and raw["s2"].dtype == torch.int16 and raw["s2_unsigned"].all()
+    assert raw["s1"].dtype == torch.float32 and "s1_unsigned" not in raw
+    got = standardize(raw)
+    assert "s2_mean" in raw and "s2_mean" not in got  # the raw batch is left as it was
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key].shape == value.shape and got[key].dtype == value.dtype, key
+        if value.is_floating_point():
+            np.testing.assert_allclose(got[key].numpy(), value.numpy(), rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(got[key].numpy(), value.numpy())
+    if dates == "all":
+        assert (~expected["s2_valid"]).any()  # clouds: the zeroing of invalid pixels was exercised
+
+
+def test_whole_batches_cross_worker_processes(cube):
+    from backend.data.datasets import collate, standardize
+
+    ds = RandomCropDataset(cube, size=16, length=24, dates="random", seed=4)
+    ds.raw_batches = True
+    in_process = [standardize(b) for b in DataLoader(ds, batch_size=8, collate_fn=collate)]
+    workers = [standardize(b) for b in DataLoader(ds, batch_size=8, num_workers=2, collate_fn=collate)]
+    for a, b in zip(in_process, workers, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+
+
+def test_training_loader_reads_whole_batches(cube):
+    """The pre-training loader on a CPU: whole batches as stored, read in the main process (the fastest measured,
+    benchmarks/results/data_loading.md); the bands a run uses are picked from them and standardised as the samples
+    of ``backend.ssl.data`` are."""
+    from torch.utils.data import default_collate
+
+    from backend.data.datasets import RawBatch, standardize
+    from backend.ssl.data import build_ssl_data
+    from backend.train import runner
+
+    data = build_ssl_data([cube.path], need_s1=True, crop=16, epoch_length=16, s2_bands=["B04", "B08", "B11"])
+    cfg = runner.TrainConfig(batch_size=8, seed=0)
+    loader = runner.make_loader(data.dataset, cfg, runner.resolve_device("cpu"))
+    assert loader.num_workers == 0 and data.dataset.raw_batches
+    batch = next(iter(loader))
+    assert isinstance(batch, RawBatch) and batch["s2"].shape == (8, 16, 16, 3)
+    got = standardize(batch)
+    assert got["s2"].shape == (8, 3, 16, 16) and got["s1"].shape == (8, 2, 16, 16)
+    data.dataset.base.seed = 9  # the same crops both ways
+    indices = [1, 2, 3]
+    expected = default_collate([data.dataset[i] for i in indices])
+    got = standardize(data.dataset.__getitems__(indices))
+    for key in ("s2", "s1"):
+        np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_uint16_viewed_as_int16_converts_back():
+    from backend.models import float32_of
+
+    values = torch.tensor([0, 1, 32767, 32768, 40000, 65535], dtype=torch.uint16)
+    expected = torch.tensor([0, 1, 32767, 32768, 40000, 65535], dtype=torch.float32)
+    assert torch.equal(float32_of(values), expected)
+    assert torch.equal(float32_of(values.view(torch.int16), unsigned=True), expected)
+    # what the GPU path computes: int16 -> float32, then back into 0..65535
+    assert torch.equal(values.view(torch.int16).to(torch.float32).remainder_(65536.0), expected)

@@ -90,9 +90,13 @@ def test_map_is_on_the_grid_prepare_chooses(predicted, shared_data, aoi, tmp_pat
 def test_summary_says_where_the_time_went(predicted):
     summary = predicted["events"][-1]["summary"]
     stages = summary["time_s"]
-    parts = ("read_wait", "model_and_blend", "finish_rows", "write", "overviews_and_cog")
-    assert all(stages[k] >= 0 for k in parts) and stages["model_and_blend"] > 0  # the others may round to 0.0
-    assert sum(stages[k] for k in parts) <= stages["total"] <= summary["elapsed_s"] + 0.01
+    main_thread = ("read_wait", "upload", "model", "blend", "finish_rows", "write_wait", "overviews_and_cog")
+    assert all(stages[k] >= 0 for k in (*main_thread, "read", "write")) and stages["model"] > 0  # others may be 0.0
+    assert sum(stages[k] for k in main_thread) <= stages["total"] <= summary["elapsed_s"] + 0.01
+    assert stages["read"] > 0 and stages["write"] > 0  # the read-ahead and write-behind threads' own time
+    per_tile = stages["ms_per_tile"]
+    expected = 1e3 * stages["model"] / summary["tiles"]  # (stages are rounded to 10 ms)
+    assert per_tile["model"] == pytest.approx(expected, abs=0.01 + 5e3 / summary["tiles"])
 
 
 def test_map_format_legend_and_style(predicted, model):

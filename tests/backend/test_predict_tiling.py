@@ -171,3 +171,42 @@ def test_read_ahead_checks_while_waiting_for_a_slow_read():
         next(iter(ahead))
     assert time.monotonic() - t0 < 1.0 and len(calls) == 1
     ahead.close()
+
+
+def test_stored_values_standardised_on_the_device_equal_standardised_strips():
+    """Strips of stored uint16 values with ``normalize=(mean, std)`` give the map of strips the reader standardised
+    itself (invalid pixels 0 in both)."""
+    rng = np.random.default_rng(1)
+    h, w, tile = 90, 150, 32
+    raw = rng.integers(1, 5000, size=(2, h, w)).astype(np.uint16)
+    valid = np.ones((h, w), bool)
+    valid[10:30, 40:90] = False
+    mean, std = np.array([2000.0, 2600.0], np.float32), np.array([900.0, 1300.0], np.float32)
+    plan = plan_tiles(h, w, tile, 0.25)
+
+    def strips(standardise: bool):
+        for r0, r1 in plan.strips():
+            x = np.zeros((2, r1 - r0, plan.padded_width), np.float32 if standardise else np.uint16)
+            v = np.zeros((r1 - r0, plan.padded_width), bool)
+            g1 = min(r1, h)
+            if g1 > r0:
+                x[:, :g1 - r0, :w] = raw[:, r0:g1]
+                v[:g1 - r0, :w] = valid[r0:g1]
+            if standardise:
+                x = (x - mean[:, None, None]) / std[:, None, None]
+                x[:, ~v] = 0.0
+            yield x, v
+
+    maps = []
+    for standardise in (True, False):
+        out = np.zeros((h, w), np.float32)
+
+        def sink(row0: int, cls: np.ndarray, conf: np.ndarray) -> None:
+            out[row0:row0 + cls.shape[0]] = conf  # noqa: B023 - used at once
+
+        predict_tiled(plan, strips(standardise), lambda b: torch.from_numpy(_per_pixel(b.numpy())), K, 2,
+                      batch_size=2, device=torch.device("cpu"), sink=sink,
+                      normalize=None if standardise else (mean, std))
+        maps.append(out)
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+    assert (maps[0][~valid] == -1).all() and (maps[0][valid] > 0).all()
