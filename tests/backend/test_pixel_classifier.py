@@ -1,7 +1,8 @@
 """The pixel classifiers (``finetune --arch pixel``, :mod:`backend.pixel`) on real data.
 
 - Tree ensembles as tensors give scikit-learn's own probabilities (random forest, gradient boosting, two and more
-  classes) on real pixel spectra.
+  classes) on real pixel spectra, and both of their walkers (torch gathers for a GPU, scikit-learn's for the CPU)
+  reach the same leaves.
 - A pixel-classifier package holds no pickle; one that carries a pickle payload is refused without running it.
 - ``predict`` on a pixel-classifier package gives the same map as the classifier applied to the prepared cube
   (Flanders: 36 Sentinel-2 and 40 Sentinel-1 dates, 5 crop classes), and refuses inputs that lack a trained date.
@@ -100,12 +101,18 @@ def test_tree_ensembles_give_scikit_learns_probabilities(flanders: Path) -> None
     test_x = np.concatenate([x[~train], x[train][:200]])  # training values too: thresholds lie between them
     for model, tensors in ((RandomForestClassifier(30, random_state=0), forest_tensors),
                            (HistGradientBoostingClassifier(max_iter=15, random_state=0), boosting_tensors)):
-        for labels in (y, (y == y[0]).astype(int)):  # every class, and two classes
+        # every class, two classes, and labels that are not 0..k-1
+        for labels in (y, (y == y[0]).astype(int), 10 * y - 7):
             model.fit(x[train], labels[train])
-            ours = torch.softmax(TreeEnsemble(tensors(model))(torch.from_numpy(test_x)), 1).numpy()
+            ensemble = TreeEnsemble(tensors(model))
+            ours = torch.softmax(ensemble(torch.from_numpy(test_x)), 1).numpy()
             ref = model.predict_proba(test_x)
             assert np.abs(ours - ref).max() < 1e-4, type(model).__name__
             assert (ours.argmax(1) == ref.argmax(1)).all()
+            # the two walkers (gathers level by level on a GPU, scikit-learn's compiled one on the CPU) agree
+            trees = ensemble.cpu_trees(test_x.shape[1])
+            sk = np.stack([t.apply(test_x) for t in trees], 1)
+            assert (ensemble.leaves(torch.from_numpy(test_x)).numpy() == sk).all()
 
 
 def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, flanders_rf: Path, shared_data: Path,
