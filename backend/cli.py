@@ -24,11 +24,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def register(name: str, module: str, help_text: str) -> None:
-    """Register a command module (used by the command modules' own packages and by tests)."""
-    COMMANDS[name] = (module, help_text)
-
-
 def _load_optional_commands() -> None:
     """Commands of later subsystems register themselves in ``backend.commands`` if present."""
     try:

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from backend.errors import EoSslError
+from backend.models.package import weights_under
 
 #: classes ``torch.load(weights_only=True)`` may rebuild beyond tensors and containers (see the module docstring)
 SAFE_GLOBALS: list[Any] = [argparse.Namespace]
@@ -189,7 +190,7 @@ def match_encoder(flat: Mapping[str, torch.Tensor], model: torch.nn.Module, *, w
     own = model.state_dict()
     targets = set(own)
     chosen, others = choose_prefix(flat, targets, what, prefix)
-    under = {k[len(chosen):]: v for k, v in flat.items() if k.startswith(chosen)}
+    under = weights_under(dict(flat), chosen)
     stem = f"{first_conv}.weight" if first_conv else None
     if stem and stem in under and bands is not None and under[stem].dim() == 4 and under[stem].shape[1] != bands:
         shape = tuple(under[stem].shape)

@@ -14,6 +14,7 @@ from torch import nn
 
 from backend.errors import EoSslError
 from backend.models.encoders import create_encoder
+from backend.models.package import weights_under
 from backend.models.segmentation import LoadReport, timm_name
 
 HEADS = ("linear", "mlp")
@@ -83,12 +84,12 @@ class ClassifierNet(nn.Module):
         return report
 
     def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        report = self.load_encoder({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
+        report = self.load_encoder(weights_under(state, "encoder."))
         if report.missing:
             raise EoSslError("corrupt_model", f"The package lacks encoder weights {', '.join(report.missing[:3])}.",
                              "Use another copy of the model.")
         try:
-            self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
+            self.head.load_state_dict(weights_under(state, "head."), strict=True)
         except RuntimeError as exc:
             raise EoSslError("corrupt_model", f"The package's head does not fit its model.json: {str(exc)[:300]}",
                              "Use another copy of the model.") from exc

@@ -140,6 +140,7 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def input_channels(meta: dict[str, Any]) -> list[tuple[str, str]]:
-    """The model's input channels in order, as (sensor, band) pairs, from ``meta['input']['channels']``."""
-    return [(s, b) for s, b in meta["input"]["channels"]]
+def weights_under(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of ``state`` whose names start with ``prefix`` (``"encoder."``, ``"temporal."``, ...), with the
+    prefix removed: a package keeps each part of its model under one prefix."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

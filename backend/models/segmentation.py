@@ -26,6 +26,7 @@ from torch import nn
 
 from backend.errors import EoSslError
 from backend.models.encoders import ALIASES
+from backend.models.package import weights_under
 
 ARCHS = ("unet", "deeplabv3plus", "deeplabv3")
 
@@ -150,12 +151,12 @@ class SegmentationNet(nn.Module):
 
     def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load a whole segmentation package (encoder, decoder, head); any mismatch is an error."""
-        report = self.load_encoder({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
+        report = self.load_encoder(weights_under(state, "encoder."))
         if report.missing:
             raise EoSslError("corrupt_model", f"The package lacks encoder weights {', '.join(report.missing[:3])}.",
                              "Use another copy of the model.")
         for prefix, module in (("decoder.", self.net.decoder), ("head.", self.net.segmentation_head)):
-            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            part = weights_under(state, prefix)
             try:
                 module.load_state_dict(part, strict=True)
             except RuntimeError as exc:

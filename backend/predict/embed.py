@@ -33,7 +33,7 @@ from backend.data.prepare import resolve_inputs
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.inputs import match_channels, spec_from_meta
-from backend.models.package import load_package, read_meta
+from backend.models.package import load_package, read_meta, weights_under
 from backend.outputs import Output, disk_full_error, is_disk_full
 from backend.pixel.features import Embedding, EmbeddingSpec
 from backend.predict.run import StripReader, choose_groups, resolve_device
@@ -73,7 +73,7 @@ def build_embedding(model_dir: str | Path, levels: list[int], dim: int | None) -
     check_encoder_family(meta, model_dir)
     arch = meta["architecture"]
     spec = spec_from_meta(meta)
-    enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    enc = weights_under(state, "encoder.")
     if not enc:
         raise EoSslError("corrupt_model", f"{model_dir} holds no encoder weights.", "Use another package.")
     emb_spec = EmbeddingSpec(encoder=str(arch["encoder"]), in_chans=int(arch.get("in_chans") or len(spec.channels)),

@@ -14,7 +14,7 @@ from torch import nn
 
 from backend.errors import EoSslError
 from backend.models.encoders import create_encoder, embed
-from backend.models.package import load_package
+from backend.models.package import load_package, weights_under
 
 
 def encoder_from_package(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -22,7 +22,7 @@ def encoder_from_package(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     meta, weights = load_package(path)
     arch = meta.get("architecture", {})
     encoder = create_encoder(arch["encoder"], int(arch["in_chans"]))
-    state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
+    state = weights_under(weights, "encoder.")
     if not state:
         raise EoSslError("not_a_model", f"{path} has no encoder weights (keys 'encoder.*').",
                          "Use a package written by `eo-ssl pretrain` or `eo-ssl finetune`.")

@@ -40,7 +40,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
-from backend.models.package import load_weights, read_meta, save_package, sha256_of
+from backend.models.package import load_weights, read_meta, save_package, sha256_of, weights_under
 from backend.report.metrics import confusion, headline, scores
 from backend.train import runner
 from backend.train.labelled import (
@@ -105,7 +105,7 @@ class InitSource:
 def _package_part(path: Path, prefix: str, what: str, hint: str) -> tuple[dict[str, torch.Tensor], str]:
     """The weights under ``prefix`` of a package (prefix removed), and the SHA-256 of its weights file."""
     weights = path / "weights.safetensors"
-    part = {k[len(prefix):]: v for k, v in load_weights(weights).items() if k.startswith(prefix)}
+    part = weights_under(load_weights(weights), prefix)
     if not part:
         raise EoSslError("corrupt_model", f"{path} holds no {what} weights (no '{prefix}' keys).", hint)
     return part, sha256_of(weights)
@@ -137,7 +137,7 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
         return InitSource("package", name, path, meta, enc, sha)
     if path.is_file():
         state = load_weights(path)
-        enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")} or dict(state)
+        enc = weights_under(state, "encoder.") or dict(state)
         return InitSource("file", encoder or DEFAULT_ENCODER, path, None, enc, sha256_of(path))
     raise EoSslError("input_not_found", f"--init {init}: no such model package or weights file.",
                      "Give a folder written by eo-ssl pretrain/finetune, a .safetensors file, or 'random'.")

@@ -27,6 +27,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import describe
+from backend.models.package import weights_under
 from backend.train import runner
 
 S1_BANDS = ("VV", "VH")
@@ -80,7 +81,7 @@ def _load_init(module: Any, meta: dict[str, Any], weights: dict[str, Any], path:
         raise EoSslError("init_mismatch", f"--init {path} reads {describe(want)} (in this order); this run feeds "
                          f"{describe(have)}.", "Pre-train on stores that have the package's bands, and leave --bands "
                          "out (the package's bands are used).")
-    state = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
+    state = weights_under(weights, "encoder.")
     missing, unexpected = module.encoder.load_state_dict(state, strict=False)
     if missing or unexpected or not state:
         raise EoSslError("init_mismatch", f"--init {path}: encoder weights do not fit ({len(missing)} missing, "

@@ -22,6 +22,7 @@ from backend.data.datasets import RandomCropDataset
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
+from backend.models.package import weights_under
 from backend.train import runner
 
 DEFAULT_EPOCHS = 10
@@ -94,7 +95,7 @@ def _load_init(module: Any, path: str, bands: list[str]) -> dict[str, Any]:
         raise EoSslError("init_mismatch", f"--init {path} does not fit this run: {'; '.join(differ)}.",
                          "Use the package's options (--set feature_dim=..., base_width=..., depth=...) and stores "
                          "with its bands.")
-    state = {k[len("temporal."):]: v for k, v in weights.items() if k.startswith("temporal.")}
+    state = weights_under(weights, "temporal.")
     try:
         module.backbone.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -167,23 +167,23 @@ class Recorder:
                 self.progress_values: list[float] = []
                 self.progressChanged.connect(self.progress_values.append)
 
-            def pushInfo(self, info):  # noqa: N802
+            def pushInfo(self, info):
                 self.infos.append(info)
                 super().pushInfo(info)
 
-            def pushCommandInfo(self, info):  # noqa: N802
+            def pushCommandInfo(self, info):
                 self.commands.append(info)
                 super().pushCommandInfo(info)
 
-            def pushWarning(self, warning):  # noqa: N802
+            def pushWarning(self, warning):
                 self.warnings.append(warning)
                 super().pushWarning(warning)
 
-            def pushConsoleInfo(self, info):  # noqa: N802
+            def pushConsoleInfo(self, info):
                 self.console.append(info)
                 super().pushConsoleInfo(info)
 
-            def reportError(self, error, fatalError=False):  # noqa: N802, N803
+            def reportError(self, error, fatalError=False):
                 self.errors.append(error)
                 super().reportError(error, fatalError)
 
