@@ -41,13 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.models.encoders import create_encoder
     from backend.models.package import save_package, sha256_of
-    from backend.train import runner
+    from backend.train import model_folder
 
     path = Path(args.file)
     out = Path(args.out)
     if not path.is_file():
         raise EoSslError("input_not_found", f"Weights file {path} does not exist.", "Check the path.")
-    runner.check_out(out, False, args.overwrite, options.paths("import-weights", args, "input"))
+    model_folder.check_out(out, False, args.overwrite, options.paths("import-weights", args, "input"))
     sha = sha256_of(path)
     known = presets.recognise(sha)
     encoder_name = timm_name(args.encoder)

@@ -33,7 +33,7 @@ def save_package(out: str | Path, state_dict: dict[str, torch.Tensor], meta: dic
                  extra_files: dict[str, Path] | None = None, overwrite: bool = True) -> Path:
     """Write ``out/`` atomically (temporary folder renamed into place, never over a folder another run wrote
     meanwhile). ``extra_files``: name -> file to copy. Into an existing ``out`` (a training run's, checked by the
-    command: see :func:`backend.train.runner.check_out`) only the package's files are moved, so what lives beside
+    command: see :func:`backend.train.model_folder.check_out`) only the package's files are moved, so what lives beside
     them (resumable checkpoints, the user's files) stays. The files get the user's umask, not safetensors' 0600."""
     out = Path(out)
     if out.exists() and not overwrite:

@@ -49,6 +49,13 @@ class SSLMethod(pl.LightningModule):
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     #: variants the method accepts (None: the method has none)
     VARIANTS: ClassVar[tuple[str, ...] | None] = None
+    #: what it pre-trains: an encoder of images (``backend.train.pretrain`` picks the run by it)
+    level: ClassVar[str] = "image"
+
+    @classmethod
+    def set_keys(cls) -> list[str]:
+        """The keys ``--set`` accepts for this method."""
+        return [*COMMON_DEFAULTS, *cls.DEFAULTS]
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -71,6 +71,16 @@ def take_dates(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 class DenseMoCo(pl.LightningModule):
     """The whole method as a LightningModule; ``backbone`` is what a model package keeps (prefix ``temporal.``)."""
+
+    name: ClassVar[str] = "dense-moco"
+    VARIANTS: ClassVar[tuple[str, ...] | None] = None
+    #: per-pixel features over time series (``backend.train.pretrain_dense`` runs it)
+    level: ClassVar[str] = "pixel"
+
+    @classmethod
+    def set_keys(cls) -> list[str]:
+        """The keys ``--set`` accepts: :class:`DenseMoCoConfig`'s fields (the channels come from the data)."""
+        return sorted(f.name for f in fields(DenseMoCoConfig) if f.name != "in_channels")
 
     def __init__(self, config: DenseMoCoConfig) -> None:
         super().__init__()

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightly.utils.scheduler import CosineWarmupScheduler
 from torch import nn
+from torchmetrics.aggregation import SumMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from backend import options
 from backend.data.chipstore import ChipStore
@@ -40,9 +41,9 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
-from backend.models.package import load_weights, read_meta, save_package, sha256_of, weights_under
+from backend.models.package import load_weights, read_meta, sha256_of, weights_under
 from backend.report.metrics import confusion, headline, scores
-from backend.train import runner
+from backend.train import model_folder, runner
 from backend.train.labelled import (
     Chips,
     CubeCrops,
@@ -328,8 +329,10 @@ class FinetuneModule(pl.LightningModule):
                              persistent=False)
         self._frozen = False
         self._set_frozen(self.frozen_fraction > 0)
-        self._cm: torch.Tensor | None = None
-        self._val_loss = torch.zeros(2)
+        # torchmetrics accumulates over the epoch and sums over DDP ranks in compute(); not in the state dict
+        self.val_confusion = MulticlassConfusionMatrix(num_classes, ignore_index=-1, validate_args=False)
+        self.val_loss_sum, self.val_labelled = SumMetric(), SumMetric()
+        self.last_confusion: torch.Tensor | None = None  # of the last validation epoch (all ranks summed)
 
     def _set_frozen(self, frozen: bool) -> None:
         if frozen == self._frozen:
@@ -372,28 +375,29 @@ class FinetuneModule(pl.LightningModule):
             return logits.sum() * 0.0  # a batch without a labelled pixel: no gradient, no NaN
         return F.cross_entropy(logits.float(), y, weight=self.class_weights, ignore_index=-1)
 
-    def on_validation_epoch_start(self) -> None:
-        self._cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=self.device)
-        self._val_loss = torch.zeros(2, device=self.device)
-
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self.net(self._x(batch)).float()
         y = batch["label"]
         n = (y >= 0).sum()
         if n > 0:
-            self._val_loss += torch.stack([F.cross_entropy(logits, y, ignore_index=-1, reduction="sum"), n.float()])
-        assert self._cm is not None
-        self._cm += confusion(y, logits.argmax(1), self.num_classes)
+            self.val_loss_sum.update(F.cross_entropy(logits, y, ignore_index=-1, reduction="sum"))
+            self.val_labelled.update(n.float())
+        self.val_confusion.update(logits.argmax(1), y)
 
     def on_validation_epoch_end(self) -> None:
-        cm, vl = self._cm, self._val_loss
-        if self.trainer.world_size > 1:
-            cm, vl = self.trainer.strategy.reduce(cm, reduce_op="sum"), self.trainer.strategy.reduce(vl, "sum")
-        s = scores(cm.cpu().numpy()) if cm is not None else {}
+        cm = self.val_confusion.compute()
+        labelled = float(self.val_labelled.compute()) if self.val_labelled.update_count else 0.0
+        loss_sum = float(self.val_loss_sum.compute()) if labelled else 0.0
+        for metric in (self.val_confusion, self.val_loss_sum, self.val_labelled):
+            metric.reset()
+        self.last_confusion = cm.cpu()
+        s = scores(cm.cpu().numpy())
         logs = {f"val/{k}": float(v) for k, v in headline(s).items() if v is not None}
-        if float(vl[1]) > 0:
-            logs["val/loss"] = float(vl[0] / vl[1])
+        if labelled > 0:
+            logs["val/loss"] = loss_sum / labelled
         self.log_dict(logs, on_epoch=True, prog_bar=False, logger=False)
+        if self.trainer.state.fn != "fit":  # trainer.validate after training: a score, not a candidate epoch
+            return
         score = s.get(self.best_metric) if self.best_metric else None
         if score is not None and (self.best is None or score > self.best["score"]):
             self.best = {"state": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
@@ -424,13 +428,8 @@ class FinetuneModule(pl.LightningModule):
         total = self.trainer.estimated_stepping_batches
         total = int(total) if math.isfinite(total) and total > 0 else 1000
         warmup = max(1, int(self.warmup_fraction * total))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        # the SSL methods' schedule (lightly): linear warm-up, then cosine down to 0 at the last step
+        sched = CosineWarmupScheduler(opt, warmup_epochs=min(warmup, total), max_epochs=total, end_value=0.0)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -450,11 +449,19 @@ def confusion_on(net: nn.Module, loader: Any, device: torch.device, num_classes:
     return cm.cpu().numpy()
 
 
-def val_loader(data: TaskData, batch_size: int, cuda: bool = False) -> Any:
+def val_loader(data: TaskData, batch_size: int, cuda: bool = False, world_size: int = 1, rank: int = 0) -> Any:
+    """The validation split in order; with ``world_size`` > 1 each rank reads its share once (no padding repeats,
+    so the summed confusion matrix counts every entry once)."""
     if data.val is None:
         return None
-    return torch.utils.data.DataLoader(data.val, batch_size=batch_size, shuffle=False, num_workers=0,
-                                       pin_memory=cuda)
+    sampler = None
+    if world_size > 1:
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
+
+        sampler = UnrepeatedDistributedSamplerWrapper(torch.utils.data.SequentialSampler(data.val),
+                                                      num_replicas=world_size, rank=rank, shuffle=False)
+    return torch.utils.data.DataLoader(data.val, batch_size=batch_size, shuffle=False, sampler=sampler,
+                                       num_workers=0, pin_memory=cuda)
 
 
 @dataclass
@@ -481,18 +488,21 @@ def train(data: TaskData, net: nn.Module, cfg: runner.TrainConfig, out_dir: Path
     loader = runner.make_loader(data.train, cfg, device, shuffle=True, drop_last=True, batch_size=bs)
     vloader = val_loader(data, bs, device.cuda)
     fit = runner.fit(module, loader, cfg, out_dir, events, device=device, val_loader=vloader, stage=stage)
+    best = module.restore_best() if keep_best else None  # every rank: each holds the same (summed) best epoch
+    cm = None
+    if vloader is not None:  # the kept weights scored once more on the whole validation split, by every rank
+        trainer = fit.trainer
+        trainer.validate(module, val_loader(data, bs, device.cuda, trainer.world_size, trainer.global_rank),
+                         verbose=False, weights_only=True)
+        assert module.last_confusion is not None
+        cm = module.last_confusion.numpy()
     if not fit.is_global_zero:
         return TrainOutcome(net, fit, None, None)
-    best = module.restore_best() if keep_best else None
     if best is not None:
         fit.extra["best"] = best
         events.log(f"kept the best validation epoch: {best['epoch'] + 1} (step {best['step']}, val {metric} "
                    f"{best['score']:.3f})")
-    cm = s = None
-    if vloader is not None:
-        dev = torch.device("cuda") if device.cuda else torch.device("cpu")
-        cm = confusion_on(net, vloader, dev, len(data.classes))
-        s = scores(cm, data.class_names)
+    s = scores(cm, data.class_names) if cm is not None else None
     net.cpu()
     return TrainOutcome(net, fit, cm, s)
 
@@ -516,7 +526,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     out = Path(args.out)
     cfg = runner.TrainConfig.from_args(args, **DEFAULTS)
     if runner.is_main_process():
-        runner.check_out(out, cfg.resume, args.overwrite, options.paths("finetune", args, "input"))
+        model_folder.check_out(out, cfg.resume, args.overwrite, options.paths("finetune", args, "input"))
     store = ChipStore(args.data)
     if args.arch == "pixel":
         from backend.pixel import command as pixel_command
@@ -549,24 +559,17 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                   "seed": cfg.seed, "date": data.date.dates if data.date else None,
                   "freeze_encoder": bool(args.freeze_encoder), "crop": data.crop, "frozen_fraction": frozen,
                   "class_balance": not args.no_class_balance}
-    if cfg.resume:
-        runner.check_resume_matches(out, run_config, RESUME_KEYS)
-    runner.save_run_config(out, run_config)
+    if runner.is_main_process():
+        model_folder.begin(out, run_config, RESUME_KEYS, resume=cfg.resume, overwrite=args.overwrite)
     outcome = train(data, net, cfg, out, events, lr=args.lr, encoder_lr=args.encoder_lr,
                     weight_decay=args.weight_decay, freeze_encoder=args.freeze_encoder, frozen_fraction=frozen,
                     keep_best=not args.keep_last)
     if not outcome.fit.is_global_zero:
         return {}
     meta = package_meta(data, net, init, cfg, outcome, args)
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = runner.plot_curves(outcome.fit.history, Path(tmp) / "training_curves.png", _curve_keys(task),
-                                    title=f"fine-tune {task} ({init.label})")
-        save_package(out, net.package_state_dict(), meta,
-                     extra_files={"training_curves.png": curves} if curves else None)
-    shutil.rmtree(runner.checkpoint_dir(out), ignore_errors=True)  # resumable state is for unfinished runs only
-    events.artifact("model", str(out))
-    if (out / "training_curves.png").exists():
-        events.artifact("plot", str(out / "training_curves.png"), name="training curves")
+    model_folder.write_package(out, net.package_state_dict(), meta, events, history=outcome.fit.history,
+                               curves=_curve_keys(task), title=f"fine-tune {task} ({init.label})",
+                               keep_checkpoints=False)
     val = headline(outcome.scores) if outcome.scores else {}
     summary: dict[str, Any] = {"out": str(out), "task": task, "init": init.label,
                                "final_loss": outcome.fit.final_loss, "steps": outcome.fit.global_step,

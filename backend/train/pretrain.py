@@ -15,10 +15,7 @@ from the stores' statistics, training configuration, final loss, collapse number
 from __future__ import annotations
 
 import argparse
-import functools
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +25,7 @@ from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import describe
 from backend.models.package import weights_under
-from backend.train import runner
+from backend.train import model_folder, runner
 
 S1_BANDS = ("VV", "VH")
 
@@ -46,12 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_arguments(parser, "pretrain")
 
 
-def method_config(args: argparse.Namespace, cls: type, bands: dict[str, list[str]], sensors: list[str],
-                  batch_size: int, world_size: int) -> dict[str, Any]:
+def method_config(args: argparse.Namespace, cls: type, sets: dict[str, Any], bands: dict[str, list[str]],
+                  sensors: list[str], batch_size: int, world_size: int) -> dict[str, Any]:
+    """The method's configuration: its defaults, then ``--set`` (``sets``), then the named options."""
     from backend.ssl.base import COMMON_DEFAULTS
 
-    cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS}
-    cfg.update(options.parse_sets(args.set, list(cfg), args.method))
+    cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS, **sets}
     if args.encoder:
         cfg["encoder"] = args.encoder
     if args.lr is not None:
@@ -134,28 +131,32 @@ def input_affine(channels: list[tuple[str, str]], data_norm: dict[str, dict[str,
 
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
-    import lightning.pytorch as pl
-
-    from backend.models.package import WEIGHTS, load_package, save_package, sha256_of
-    from backend.ssl.data import build_ssl_data
+    """The checks every method shares, before any work; then the method's own run (by its registry ``level``)."""
     from backend.ssl.registry import get_method
+    from backend.train.pretrain_dense import run_dense
 
-    check_out = functools.partial(runner.check_out, inputs=options.paths("pretrain", args, "input"))
-    if args.method == "dense-moco":  # per-pixel, over time series: its own module, the same loop and package
-        from backend.train.pretrain_dense import run_dense
-
-        return run_dense(args, events, check_out)
-    main = runner.is_main_process()
-    out = Path(args.out)
     cls = get_method(args.method)
-    if args.variant and args.method != "rs-byol":
+    if args.variant and not cls.VARIANTS:
         raise EoSslError("bad_argument", f"--variant is for rs-byol; {args.method} has no variants.",
                          "Leave --variant out.")
-    if main:
-        check_out(out, args.resume, args.overwrite)
-    from backend.ssl.base import COMMON_DEFAULTS
+    sets = options.parse_sets(args.set, cls.set_keys(), args.method)  # unknown keys: before any work
+    if runner.is_main_process():
+        model_folder.check_out(args.out, args.resume, args.overwrite, options.paths("pretrain", args, "input"))
+    runs = {"image": run_image, "pixel": run_dense}  # per-pixel over time series: the same loop and package
+    return runs[cls.level](args, events, cls, sets)
 
-    options.parse_sets(args.set, [*COMMON_DEFAULTS, *cls.DEFAULTS], args.method)  # unknown keys: before any work
+
+def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[str, Any]) -> dict[str, Any]:
+    """An image-level method (:class:`backend.ssl.base.SSLMethod`): an encoder of chips, package prefix
+    ``encoder.``."""
+    import lightning.pytorch as pl
+
+    from backend.models.package import WEIGHTS, load_package, sha256_of
+    from backend.ssl.base import COMMON_DEFAULTS
+    from backend.ssl.data import build_ssl_data
+
+    main = runner.is_main_process()
+    out = Path(args.out)
     defaults = {"epochs": DEFAULT_EPOCHS, "batch_size": cls.DEFAULTS.get("batch_size", COMMON_DEFAULTS["batch_size"])}
     if args.max_steps is not None and args.epochs is None:
         defaults["epochs"] = None  # --max-steps alone: as many epochs as it takes
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         hint_no_s1="Prepare the store with --s2 ... --s1 ... (the same place), or use --variant s2-only."
         if rs else "")
     sensors = ["s2"] if rs else probe["sensors"]
-    config = method_config(args, cls, data.bands, sensors, cfg.batch_size, device.world_size)
+    config = method_config(args, cls, sets, data.bands, sensors, cfg.batch_size, device.world_size)
     init_norm = None
     if init_meta is not None and not rs:  # standardised views -> the package's units, after the augmentations
         from backend.models.inputs import spec_from_meta
@@ -193,8 +194,6 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     run_config = {"method": args.method, "variant": config.get("variant"), "encoder": config["encoder"],
                   "bands": data.bands, "sensors": sensors, "crop": args.crop, "batch_size": cfg.batch_size,
                   "data": [str(Path(p).resolve()) for p in args.data], "config": config, "train": cfg.to_dict()}
-    if main and args.resume:
-        runner.check_resume_matches(out, run_config, RESUME_KEYS)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if init_meta is not None:
@@ -233,9 +232,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         raise EoSslError("no_samples", f"{sum(data.lengths)} samples make no full batch of {cfg.batch_size}.",
                          "Use a smaller --batch-size or a larger --epoch-length.")
     if main:  # the output folder appears only now that the inputs are known to be good
-        if args.overwrite and not args.resume:
-            shutil.rmtree(runner.checkpoint_dir(out), ignore_errors=True)
-        runner.save_run_config(out, run_config)
+        model_folder.begin(out, run_config, RESUME_KEYS, resume=args.resume, overwrite=args.overwrite)
     result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
     if not result.is_global_zero:
         return {}
@@ -298,17 +295,11 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                            init_sha256=sha256_of(Path(args.init) / WEIGHTS) if args.init else None,
                            steps=result.global_step))},
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = runner.plot_curves(result.history, Path(tmp) / "training_curves.png",
-                                    [("loss", "loss"), ("lr", "learning rate"),
-                                     ("collapse/std_ratio", "embedding std x sqrt(d) (~1 healthy, <0.1 collapsed)"),
-                                     ("collapse/effective_rank", "effective rank")],
-                                    title=f"{args.method}{' ' + str(config.get('variant')) if rs else ''}")
-        save_package(out, module.encoder_state_dict(), meta,
-                     extra_files={"training_curves.png": curves} if curves else None)
-    events.artifact("model", str(out))
-    if curves:
-        events.artifact("plot", str(out / "training_curves.png"))
+    model_folder.write_package(out, module.encoder_state_dict(), meta, events, history=result.history,
+                               curves=[("loss", "loss"), ("lr", "learning rate"),
+                                       ("collapse/std_ratio", "embedding std x sqrt(d) (~1 healthy, <0.1 collapsed)"),
+                                       ("collapse/effective_rank", "effective rank")],
+                               title=f"{args.method}{' ' + str(config.get('variant')) if rs else ''}")
     summary: dict[str, Any] = {"model": str(out), "method": args.method, "steps": result.global_step,
                                "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
                                "device": device.description, "imgs_per_s": None if result.imgs_per_s is None

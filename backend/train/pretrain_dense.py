@@ -9,33 +9,29 @@ package holds the per-pixel backbone (prefix ``temporal.``; the projection head 
 from __future__ import annotations
 
 import argparse
-import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import ConcatDataset
 
-from backend import options
 from backend.data.chipstore import ChipStore
 from backend.data.datasets import RandomCropDataset
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.package import weights_under
-from backend.train import runner
+from backend.train import model_folder, runner
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 8
 RESUME_KEYS = ("method", "bands", "crop", "region", "batch_size", "data", "config")
 
 
-def _config(args: argparse.Namespace, in_channels: int, n_dates: int) -> Any:
+def _config(args: argparse.Namespace, sets: dict[str, Any], in_channels: int, n_dates: int) -> Any:
     from backend.ssl.dense_moco import DenseMoCoConfig
 
-    known = sorted(f.name for f in fields(DenseMoCoConfig) if f.name != "in_channels")
-    cfg: dict[str, Any] = {"in_channels": in_channels, "crop": int(args.crop)}
-    cfg.update(options.parse_sets(args.set, known, "dense-moco"))
+    cfg: dict[str, Any] = {"in_channels": in_channels, "crop": int(args.crop), **sets}
     if args.lr is not None:
         cfg["lr"] = args.lr
     if args.weight_decay is not None:
@@ -105,31 +101,25 @@ def _load_init(module: Any, path: str, bands: list[str]) -> dict[str, Any]:
     return meta
 
 
-def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[str, Any]:
+def run_dense(args: argparse.Namespace, events: Events, cls: type, sets: dict[str, Any]) -> dict[str, Any]:
+    """dense-moco (``cls``, from :mod:`backend.ssl.registry`) after :func:`backend.train.pretrain.run`'s checks."""
     import lightning.pytorch as pl
 
-    from backend.models.package import WEIGHTS, save_package, sha256_of
-    from backend.ssl.dense_moco import DenseMoCo
+    from backend.models.package import WEIGHTS, sha256_of
 
     main = runner.is_main_process()
     out = Path(args.out)
-    if args.variant:
-        raise EoSslError("bad_argument", "--variant is for rs-byol.", "Leave --variant out.")
-    if main:
-        check_out(out, args.resume, args.overwrite)
     region = int(round(args.crop * 1.5 / 8)) * 8  # views are two crops of one read with >= 30 % overlap
     dataset, stores, bands, n_dates = _data(args, region)
-    config = _config(args, len(bands), n_dates)
+    config = _config(args, sets, len(bands), n_dates)
     cfg = runner.TrainConfig.from_args(args, epochs=None if args.max_steps else DEFAULT_EPOCHS,
                                        batch_size=DEFAULT_BATCH)
     device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
     run_config = {"method": "dense-moco", "bands": {"s2": bands}, "crop": args.crop, "region": region,
                   "batch_size": cfg.batch_size, "data": [str(Path(p).resolve()) for p in args.data],
                   "config": asdict(config), "train": cfg.to_dict()}
-    if main and args.resume:
-        runner.check_resume_matches(out, run_config, RESUME_KEYS)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = DenseMoCo(config)
+    module = cls(config)
     init_meta = _load_init(module, args.init, bands) if args.init else None
     n_view = module.n_dates(n_dates)
     if main:
@@ -141,7 +131,7 @@ def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[
         raise EoSslError("no_samples", f"{len(dataset)} samples make no full batch of {cfg.batch_size}.",
                          "Use a smaller --batch-size or a larger --epoch-length.")
     if main:
-        runner.save_run_config(out, run_config)
+        model_folder.begin(out, run_config, RESUME_KEYS, resume=args.resume, overwrite=args.overwrite)
     result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
     if not result.is_global_zero:
         return {}
@@ -184,12 +174,9 @@ def run_dense(args: argparse.Namespace, events: Events, check_out: Any) -> dict[
                            steps=result.global_step))},
     }
     state = {f"temporal.{k}": v for k, v in module.backbone.state_dict().items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = runner.plot_curves(result.history, Path(tmp) / "training_curves.png",
-                                    [("loss", "loss"), ("lr", "learning rate"),
-                                     ("collapse/std", "embedding std (normalised)")], title="dense-moco")
-        save_package(out, state, meta, extra_files={"training_curves.png": curves} if curves else None)
-    events.artifact("model", str(out))
+    model_folder.write_package(out, state, meta, events, history=result.history,
+                               curves=[("loss", "loss"), ("lr", "learning rate"),
+                                       ("collapse/std", "embedding std (normalised)")], title="dense-moco")
     return {"model": str(out), "method": "dense-moco", "steps": result.global_step,
             "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
             "device": device.description,

@@ -30,7 +30,6 @@ reports progress and writes outputs (``FitResult.is_global_zero``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -47,11 +46,7 @@ import torch
 from backend import outputs
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
-RUN_CONFIG = "run.json"
-
+from backend.train.model_folder import LAST, checkpoint_dir
 
 ddp_child_stdout_to_stderr()  # also called by the CLI before its first event; here for other entry points
 
@@ -418,10 +413,6 @@ class ResumableCheckpoint(pl.Callback):
 
 
 # -- checkpoints on disk ----------------------------------------------------------------------------------------
-def checkpoint_dir(out_dir: str | Path) -> Path:
-    return Path(out_dir) / CHECKPOINT_DIR
-
-
 def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
     """A Lightning checkpoint read with ``weights_only=True``: tensors and plain containers only, never code."""
     import pickle
@@ -443,83 +434,6 @@ def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
         raise EoSslError("corrupt_checkpoint", f"{path} is not an eo-ssl training checkpoint.",
                          "Delete the checkpoints folder and run without --resume.")
     return ckpt
-
-
-#: what a training command writes in its --out folder (listed in the folder's eo-ssl marker; anything else there is
-#: left alone)
-PACKAGE_ENTRIES = ("model.json", "weights.safetensors", "training_curves.png", CHECKPOINT_DIR)
-
-
-def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[tuple[str, str]] = ()) -> None:
-    """The --out folder of a training command, before any work: never an input (or inside one), only a folder
-    eo-ssl wrote (or an empty or new one), ``--resume`` needs a checkpoint, a package or an unfinished run needs
-    ``--resume`` or ``--overwrite``, and no other run is writing it (see :mod:`backend.outputs`)."""
-    out = Path(out)
-    outputs.refuse_output_in_inputs([("--out", out)], inputs)
-    ckpt = checkpoint_dir(out)
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise EoSslError("not_eo_ssl_output", f"{out} exists and is not a folder eo-ssl wrote; it is left alone.",
-                         "Choose another --out.")
-    if out.exists() and not outputs.is_empty_dir(out) and not outputs.is_eo_ssl_output(out):
-        raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write; a model is not written into "
-                         "it.", "Choose a new or empty folder as --out.")
-    if outputs.locked_by_other(out / outputs.MARKER):
-        raise EoSslError("output_busy", f"Another eo-ssl run is writing {out}.", "Wait for it, or pick another --out.")
-    if resume:
-        if not (ckpt / LAST).exists():
-            raise EoSslError("no_checkpoint", f"--resume: {out} holds no checkpoint to continue from.",
-                             "Point --out at the folder of the interrupted run, or run without --resume.")
-    else:
-        has_package = (out / "model.json").exists()
-        if (has_package or (ckpt / LAST).exists()) and not overwrite:
-            what = "a model package" if has_package else "the checkpoint of an unfinished run"
-            raise EoSslError("output_exists", f"{out} already holds {what}.",
-                             "Use --resume to continue an interrupted run, --overwrite to start afresh, or a new "
-                             "--out.")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise EoSslError("output_not_writable", f"Cannot write to {out} ({existing} is not a writable folder).",
-                         "Choose a writable --out.")
-    outputs.sweep_stale(out)  # a package folder a killed run was writing (OUT.tmp-PID)
-    outputs.sweep_stale(ckpt / LAST)
-
-
-def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
-    """What a resumed run must agree with (method, encoder, bands...), as JSON beside the checkpoint. The --out
-    folder appears here: marked as eo-ssl's, locked for this run, and removed if the run fails before it holds a
-    checkpoint to resume from."""
-    d = checkpoint_dir(out_dir)
-    outputs.claim_folder(Path(out_dir), "model", PACKAGE_ENTRIES, keep_if=lambda: (d / LAST).exists())
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = outputs.temp_path(d / RUN_CONFIG)
-    tmp.write_text(json.dumps(config, indent=1, default=str))
-    os.replace(tmp, d / RUN_CONFIG)
-
-
-def load_run_config(out_dir: str | Path) -> dict[str, Any] | None:
-    f = checkpoint_dir(out_dir) / RUN_CONFIG
-    if not f.exists():
-        return None
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
-        raise EoSslError("corrupt_checkpoint", f"{f} is not valid JSON: {exc}",
-                         "Delete the checkpoints folder and run without --resume.") from exc
-
-
-def check_resume_matches(out_dir: str | Path, config: dict[str, Any], keys: Sequence[str]) -> None:
-    """Refuse ``--resume`` when the new command line disagrees with the run it would continue."""
-    saved = load_run_config(out_dir)
-    if saved is None:
-        return
-    diff = [k for k in keys if k in saved and json.dumps(saved[k], default=str) != json.dumps(config.get(k),
-                                                                                             default=str)]
-    if diff:
-        details = ", ".join(f"{k}: {saved[k]!r} then, {config.get(k)!r} now" for k in diff)
-        raise EoSslError("resume_mismatch", f"--resume would continue a different run ({details}).",
-                         "Repeat the original options, or use a new --out.")
 
 
 # -- fit --------------------------------------------------------------------------------------------------------
@@ -610,34 +524,3 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
                      epochs_done=int(trainer.current_epoch), checkpoint=ckpt_dir / LAST if (ckpt_dir / LAST).exists()
                      else None, resumed_from_step=resumed_from, imgs_per_s=events_cb.mean_imgs_per_s,
                      final_loss=final_loss, elapsed_s=time.monotonic() - t0, is_global_zero=trainer.is_global_zero)
-
-
-# -- curves -----------------------------------------------------------------------------------------------------
-def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, keys: Sequence[tuple[str, str]] | None = None,
-                title: str = "") -> Path | None:
-    """One small panel per ``(key, label)`` against the epoch, as a PNG; None when there is nothing to plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not history:
-        return None
-    keys = list(keys or [("loss", "loss"), ("lr", "learning rate")])
-    keys = [(k, label) for k, label in keys if any(h.get(k) is not None for h in history)]
-    if not keys:
-        return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
-    for ax, (key, label) in zip(axes[0], keys):
-        pts = [(h["epoch"] + 1, h[key]) for h in history if h.get(key) is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
-        ax.set_xlabel("epoch")
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

@@ -12,7 +12,7 @@ from backend.errors import EoSslError
 from backend.ssl import augmentations as A
 from backend.ssl.collapse import CollapseMonitor, collapse_stats
 from backend.ssl.data import build_ssl_data
-from backend.ssl.registry import METHODS, get_method
+from backend.ssl.registry import IMAGE_METHODS, METHODS, get_method
 from tests.backend.pretrain_helpers import ben_store, eurosat_store, one_torch_thread
 
 SMALL: dict[str, dict] = {
@@ -41,7 +41,8 @@ def ben(tmp_path_factory, shared_data):
 
 
 def test_registry_has_every_method():
-    assert list(METHODS) == ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
+    assert list(METHODS) == ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco"]
+    assert list(IMAGE_METHODS) == list(METHODS)[:-1]
     with pytest.raises(EoSslError) as err:
         get_method("simclr")
     assert err.value.code == "unknown_method" and "moco-v2" in err.value.hint
@@ -55,13 +56,13 @@ def _batch(store, need_s1: bool, n: int = 16) -> tuple[dict[str, torch.Tensor], 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", list(IMAGE_METHODS))
 def test_loss_goes_down_on_real_chips(name, eurosat, ben):
     """Six SGD steps on the same augmented views of 8 real crops: the loss on those views drops."""
     rs = name == "rs-byol"
     batch, bands = _batch(ben if rs else eurosat, need_s1=rs, n=8)
     torch.manual_seed(0)
-    cls = METHODS[name]
+    cls = IMAGE_METHODS[name]
     config = {"bands": bands, "sensors": ["s2"], "crop": 32, "batch_size": 8, "encoder": "resnet18",
               **SMALL[name]}
     module = cls(config)
@@ -103,8 +104,8 @@ def test_swav_multi_crop_views_and_loss(low, eurosat):
     and reaches the encoder through the small views too."""
     batch, bands = _batch(eurosat, need_s1=False, n=4)
     torch.manual_seed(0)
-    module = METHODS["swav"]({"bands": bands, "sensors": ["s2"], "crop": 32, "batch_size": 4, "encoder": "resnet18",
-                              **SMALL["swav"], "low_res_crops": low})
+    module = IMAGE_METHODS["swav"]({"bands": bands, "sensors": ["s2"], "crop": 32, "batch_size": 4,
+                                    "encoder": "resnet18", **SMALL["swav"], "low_res_crops": low})
     high, small = module.make_views(batch)
     assert high.shape == (8, 13, 32, 32) and small.shape == (4 * low, 13, 16, 16)
     loss, z, f = module.forward_loss(high, small)
