@@ -93,8 +93,7 @@ def resolve_device(spec: str) -> tuple[torch.device, str]:
 # -- model ----------------------------------------------------------------------------------------------------------
 def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     """(model.json, the network with its weights) of a fine-tuned package."""
-    from backend.models.classifier import ClassifierNet
-    from backend.models.segmentation import SegmentationNet
+    from backend.models.factory import create_network
 
     meta = read_meta(model_dir)
     check_classifier_meta(meta, model_dir)
@@ -104,19 +103,7 @@ def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     n_channels = len(meta["input"]["channels"])
     per_band = (meta["input"].get("channel_mode") or "stack") == "per-band"
     k = int(arch.get("num_classes") or len(meta["classes"]))
-    net: torch.nn.Module
-    if arch.get("family") == "pixel":  # a per-pixel classifier (backend.pixel): features + head, all tensors
-        from backend.pixel.model import PixelClassifier
-
-        net = PixelClassifier.from_architecture(arch)
-    elif task == "segmentation" and arch.get("family") == "unet3d":  # a fine-tuned dense-moco backbone
-        from backend.models.unet3d import TemporalSegmenter
-
-        net = TemporalSegmenter.from_architecture(arch, n_channels, k)
-    elif task == "segmentation":
-        net = SegmentationNet(arch["encoder"], n_channels, k, arch.get("decoder") or "unet", per_band=per_band)
-    else:
-        net = ClassifierNet(arch["encoder"], n_channels, k, arch.get("decoder") or "linear", per_band=per_band)
+    net = create_network(str(task), arch, n_channels, k, per_band=per_band)
     net.load_package_state_dict(state)  # type: ignore[operator]
     return meta, net.eval()
 

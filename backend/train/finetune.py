@@ -274,23 +274,14 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
 def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *, arch: str = "unet",
               head: str = "linear", log: Any = None) -> nn.Module:
     """The network for ``task`` with ``init``'s encoder weights loaded (and checked: every tensor must fit)."""
-    from backend.models.classifier import ClassifierNet
-    from backend.models.segmentation import SegmentationNet
+    from backend.models.factory import create_network
 
-    net: nn.Module
-    family = ((init.meta or {}).get("architecture") or {}).get("family")
-    if task == "segmentation" and (arch == "unet3d" or family == "unet3d"):
-        from backend.models.unet3d import TemporalSegmenter
-
-        net = TemporalSegmenter.from_architecture((init.meta or {}).get("architecture") or {}, len(spec.channels),
-                                                  num_classes)
-    elif family == "unet3d":
-        raise EoSslError("bad_argument", "A dense-moco backbone is fine-tuned for segmentation.",
-                         "Use --task segmentation on a cube with parcels.")
-    elif task == "segmentation":
-        net = SegmentationNet(init.encoder, len(spec.channels), num_classes, arch, per_band=spec.per_band)
+    base = (init.meta or {}).get("architecture") or {}
+    if base.get("family") == "unet3d" or (task == "segmentation" and arch == "unet3d"):
+        architecture = {**base, "family": "unet3d"}  # a dense-moco backbone's sizes (or the defaults)
     else:
-        net = ClassifierNet(init.encoder, len(spec.channels), num_classes, head, per_band=spec.per_band)
+        architecture = {"family": "timm", "encoder": init.encoder, "decoder": arch if task == "segmentation" else head}
+    net = create_network(task, architecture, len(spec.channels), num_classes, per_band=spec.per_band)
     if init.encoder_state is not None:
         report = net.load_encoder(init.encoder_state)  # type: ignore[operator]
         if report.missing:

@@ -1,0 +1,37 @@
+"""The network a package's ``architecture`` describes, without weights: one factory for ``finetune`` (a new model)
+and ``predict`` / ``evaluate`` (a package read back), so a model is always rebuilt the way it was trained."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from backend.errors import EoSslError
+
+
+def create_network(task: str, architecture: dict[str, Any], in_chans: int, num_classes: int, *,
+                   per_band: bool = False) -> nn.Module:
+    """``architecture`` is ``model.json``'s: ``family`` (``timm``/``smp``, ``unet3d``: a dense-moco backbone, ``pixel``:
+    :mod:`backend.pixel`), ``encoder`` and ``decoder`` (segmentation: unet, deeplabv3plus...; classification: the
+    head, linear or mlp)."""
+    family = architecture.get("family")
+    if family == "pixel":  # a per-pixel classifier: features + head, all tensors
+        from backend.pixel.model import PixelClassifier
+
+        return PixelClassifier.from_architecture(architecture)
+    if family == "unet3d":
+        if task != "segmentation":
+            raise EoSslError("bad_argument", "A dense-moco backbone is fine-tuned for segmentation.",
+                             "Use --task segmentation on a cube with parcels.")
+        from backend.models.unet3d import TemporalSegmenter
+
+        return TemporalSegmenter.from_architecture(architecture, in_chans, num_classes)
+    decoder = architecture.get("decoder")
+    if task == "segmentation":
+        from backend.models.segmentation import SegmentationNet
+
+        return SegmentationNet(architecture["encoder"], in_chans, num_classes, decoder or "unet", per_band=per_band)
+    from backend.models.classifier import ClassifierNet
+
+    return ClassifierNet(architecture["encoder"], in_chans, num_classes, decoder or "linear", per_band=per_band)
