@@ -45,18 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def method_config(args: argparse.Namespace, cls: type, sets: dict[str, Any], bands: dict[str, list[str]],
                   sensors: list[str], batch_size: int, world_size: int) -> dict[str, Any]:
-    """The method's configuration: its defaults, then ``--set`` (``sets``), then the named options."""
+    """The method's configuration: its defaults, then ``sets`` (``--set``, ``--lr``...: :func:`run`), then the
+    encoder, variant and data."""
     from backend.ssl.base import COMMON_DEFAULTS
 
     cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS, **sets}
     if args.encoder:
         cfg["encoder"] = args.encoder
-    if args.lr is not None:
-        cfg["lr"] = args.lr
-    if args.weight_decay is not None:
-        cfg["weight_decay"] = args.weight_decay
-    if args.ema is not None:
-        cfg["momentum"] = args.ema
     if args.variant and args.method == "rs-byol":
         cfg["variant"] = args.variant
     cfg.update({"bands": bands, "sensors": sensors, "crop": int(args.crop), "batch_size": int(batch_size),
@@ -140,6 +135,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         raise EoSslError("bad_argument", f"--variant is for rs-byol; {args.method} has no variants.",
                          "Leave --variant out.")
     sets = options.parse_sets(args.set, cls.set_keys(), args.method)  # unknown keys: before any work
+    named = {"lr": args.lr, "weight_decay": args.weight_decay, "momentum": args.ema}  # these win over --set
+    sets.update({k: v for k, v in named.items() if v is not None})
     if runner.is_main_process():
         model_folder.check_out(args.out, args.resume, args.overwrite, options.paths("pretrain", args, "input"))
     runs = {"image": run_image, "pixel": run_dense}  # per-pixel over time series: the same loop and package

@@ -32,12 +32,6 @@ def _config(args: argparse.Namespace, sets: dict[str, Any], in_channels: int, n_
     from backend.ssl.dense_moco import DenseMoCoConfig
 
     cfg: dict[str, Any] = {"in_channels": in_channels, "crop": int(args.crop), **sets}
-    if args.lr is not None:
-        cfg["lr"] = args.lr
-    if args.weight_decay is not None:
-        cfg["weight_decay"] = args.weight_decay
-    if args.ema is not None:
-        cfg["momentum"] = args.ema
     config = DenseMoCoConfig(**cfg)
     if config.backbone == "temporal-stack-unet" and not config.time_steps:
         config.time_steps = max(1, round(n_dates * config.time_subset))
