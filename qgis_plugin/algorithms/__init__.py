@@ -17,5 +17,5 @@ CLI_ONLY_COMMANDS = {
 ALGORITHMS = (PrepareAlgorithm, PretrainAlgorithm, FinetuneAlgorithm, EvaluateAlgorithm, PredictAlgorithm,
               EmbedAlgorithm, LabelParcelsAlgorithm, ExportDatasetAlgorithm)
 
-__all__ = ["ALGORITHMS", "CLI_ONLY_COMMANDS", "EmbedAlgorithm", "EvaluateAlgorithm", "ExportDatasetAlgorithm", "FinetuneAlgorithm",
-           "LabelParcelsAlgorithm", "PredictAlgorithm", "PrepareAlgorithm", "PretrainAlgorithm"]
+__all__ = ["ALGORITHMS", "CLI_ONLY_COMMANDS", "EmbedAlgorithm", "EvaluateAlgorithm", "ExportDatasetAlgorithm",
+           "FinetuneAlgorithm", "LabelParcelsAlgorithm", "PredictAlgorithm", "PrepareAlgorithm", "PretrainAlgorithm"]

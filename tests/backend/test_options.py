@@ -138,7 +138,8 @@ def test_the_plugin_option_spec_is_fresh() -> None:
     ``.venv/bin/python scripts/generate_option_spec.py``."""
     import importlib.util
 
-    loader = importlib.util.spec_from_file_location("generate_option_spec", REPO / "scripts" / "generate_option_spec.py")
+    loader = importlib.util.spec_from_file_location("generate_option_spec",
+                                                    REPO / "scripts" / "generate_option_spec.py")
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     committed = module.TARGET.read_text(encoding="utf-8")

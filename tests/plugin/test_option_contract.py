@@ -38,7 +38,6 @@ def _effective_default(command: str, option) -> object:
 
 def test_every_command_and_option_is_reachable_or_cli_only_with_a_reason(qgis_app) -> None:
     from backend.options import COMMANDS
-
     from qgis_plugin.algorithms import CLI_ONLY_COMMANDS
 
     algorithms = {alg.COMMAND: alg for alg in _algorithms()}
@@ -48,13 +47,13 @@ def test_every_command_and_option_is_reachable_or_cli_only_with_a_reason(qgis_ap
     for command, alg in algorithms.items():
         backend = _backend(command)
         mapped = {o for opts in alg.OPTIONS.values() for o in opts}
-        assert mapped <= set(backend), f"{command}: parameters map to options the backend lacks: {mapped - set(backend)}"
+        assert mapped <= set(backend), f"{command}: options the backend lacks: {mapped - set(backend)}"
         assert not mapped & set(alg.CLI_ONLY), f"{command}: listed as CLI-only but mapped: {mapped & set(alg.CLI_ONLY)}"
         unreached = set(backend) - mapped - set(alg.CLI_ONLY)
         assert not unreached, f"{command}: options neither offered in QGIS nor listed as CLI-only: {sorted(unreached)}"
         assert all(len(why) > 10 for why in alg.CLI_ONLY.values()), command
         params = {p.name() for p in alg.parameterDefinitions()} - {"EXTRA_ARGS"}
-        assert params == set(alg.OPTIONS), f"{command}: parameters without a backend option: {params ^ set(alg.OPTIONS)}"
+        assert params == set(alg.OPTIONS), f"{command}: parameters without an option: {params ^ set(alg.OPTIONS)}"
 
 
 def test_parameters_mirror_the_backend_options(qgis_app) -> None:
