@@ -123,3 +123,30 @@ def test_method_dependent_defaults_are_left_to_the_method(qgis_app) -> None:
     assert backend_spec.method_default("rs-byol", "batch_size") == 32
     assert backend_spec.method_default("byol", "batch_size") == 128
     assert "32 (rs-byol)" in alg.parameterDefinition("BATCH_SIZE").description()
+
+
+def test_the_dialog_widgets_follow_the_spec(eo_provider, qgis_iface, monkeypatch) -> None:
+    """The dialog's choices, ranges and defaults are the backend's; what depends on the method or the model is not
+    sent unless the user sets it."""
+    from qgis.core import QgsProject
+
+    from backend.options import COMMANDS, METHODS, VARIANTS
+    from qgis_plugin.dialog import EoSslDialog, spin_value
+
+    monkeypatch.setenv("EO_SSL_NO_PROBE", "1")
+    pretrain = {o.name: o for o in COMMANDS["pretrain"]}
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    try:
+        assert [dlg.method.itemText(i) for i in range(dlg.method.count())] == [m for m in METHODS if m != "dense-moco"]
+        assert [dlg.variant.itemText(i) for i in range(dlg.variant.count())] == ["auto", *VARIANTS]
+        assert dlg.encoder.currentText() == ""  # the method's
+        assert spin_value(dlg.batch_size) is None and spin_value(dlg.tile) is None and spin_value(dlg.max_steps) is None
+        assert dlg.crop.value() == pretrain["--crop"].default and dlg.crop.minimum() == pretrain["--crop"].minimum
+        assert dlg.epochs.value() == 10 and dlg.ft_epochs.value() == 20  # pretrain's and finetune's own defaults
+        assert dlg.tile.maximum() == 8192
+        dlg.batch_size.setValue(dlg.batch_size.minimum() + 1)
+        assert spin_value(dlg.batch_size) == pretrain["--batch-size"].minimum
+    finally:
+        dlg.disconnect_project()
+        dlg.close()
+        dlg.deleteLater()
