@@ -44,7 +44,9 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo
         provider = registry.providerById("eo_ssl")
         assert provider is not None
         assert provider.name() == "eo-ssl"
-        assert len(provider.algorithms()) == 8  # seven algorithms + the example model
+        from qgis_plugin.algorithms import ALGORITHMS
+
+        assert len(provider.algorithms()) == len(ALGORITHMS) + 1  # the algorithms + the example model
         assert not provider.icon().isNull()
         assert Path(provider.svgIconPath()).is_file()
         assert plugin.toolbar is not None and plugin.toolbar.actions() == plugin.actions
