@@ -38,6 +38,8 @@ COMPARE_PATHS = ("classic", "pixel", "unet")
 CLASSIFIERS = ("auto", "linear", "gbm", "rf", "mlp")
 EMBED_DTYPES = ("float32", "int16", "uint8")
 SPLITS = ("by-parcel", "by-block")
+#: the usual ``--precision`` values (front ends offer them; the CLI passes any other to Lightning)
+PRECISIONS = ("auto", "32", "16-mixed", "bf16-mixed")
 #: the coarsest grid a command accepts, in metres (a grid of kilometre pixels is not Sentinel analysis any more)
 MAX_RESOLUTION_M = 1000.0
 
@@ -70,6 +72,8 @@ class Option:
     code: str = "bad_argument"
     #: other spellings of the option (e.g. ``--normalization`` for ``--normalisation``)
     aliases: tuple[str, ...] = ()
+    #: for a ``str`` option without ``choices``: the usual values a front end offers (the CLI accepts others)
+    values: tuple[str, ...] | None = None
 
     @property
     def dest(self) -> str:
@@ -141,7 +145,7 @@ TRAINER = [
     _opt("--num-nodes", "int", default=1, minimum=1, group="training", help="machines for multi-node DDP"),
     _opt("--strategy", default="auto", group="training",
          help="auto (ddp for several devices), ddp, ddp_spawn, ddp_find_unused_parameters_true, fsdp..."),
-    _opt("--precision", default="auto", group="training",
+    _opt("--precision", default="auto", values=PRECISIONS, group="training",
          help="auto (bf16-mixed or 16-mixed on CUDA, 32 on CPU), 32, 16-mixed, bf16-mixed"),
     _opt("--num-workers", "int", minimum=0, group="training", help="DataLoader worker processes (default: auto)"),
     _opt("--checkpoint-every", "int", default=200, minimum=0, group="training",
@@ -193,7 +197,7 @@ PRETRAIN = [
          help="rs-byol views: single (S2 band vs S1 polarisation, default), three, s2-only, rgb-s1s2"),
     _opt("--out", required=True, role="output", help="model package folder to write"),
     _opt("--overwrite", "flag", help="replace an existing package / checkpoints in --out (default: refuse)"),
-    _opt("--encoder", group="model and data", help="timm encoder (default: resnet50 for rs-byol, else resnet18)"),
+    _opt("--encoder", group="model and data", help="timm encoder (default: the method's, resnet18 for every method)"),
     _opt("--init", metavar="MODEL_DIR", group="model and data", role="input",
          help="start from the encoder of an eo-ssl model package (safetensors only) instead of random"),
     _opt("--crop", "int", default=64, minimum=16, group="model and data",

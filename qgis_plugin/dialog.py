@@ -63,9 +63,9 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from . import chipstores, names, settings, tasks
+from . import backend_spec, chipstores, names, settings, tasks
 from .algorithms.styling import OUTPUT_PROPERTY
-from .algorithms.training import ENCODERS, METHODS, S1_VARIANTS, VARIANTS
+from .algorithms.training import CLI_ONLY_METHODS, ENCODERS, S1_VARIANTS
 from .i18n import tr
 from .jobs import JobRunner, Step
 from .loss_plot import LossPlot
@@ -119,6 +119,32 @@ def looks_like_s2(layer: QgsRasterLayer) -> bool:
     if any(re.match(r"^B(0[1-9]|1[0-2]|8A)$", n, re.IGNORECASE) for n in names):
         return True
     return bool(S2_HINT.search(layer.name()) or S2_HINT.search(Path(layer.source()).name))
+
+
+def spin_box(command: str, cli: str, unset: str | None = None) -> QSpinBox:
+    """A spin box for a whole-number option: its range and default from the backend's spec. With ``unset`` (an
+    option whose default depends on the method or the model) one step below the range shows that text and means
+    "not given" (:func:`given` leaves it out)."""
+    opt = backend_spec.option(command, cli)
+    box = QSpinBox()
+    low = int(opt["minimum"]) if opt.get("minimum") is not None else 0
+    box.setRange(low - 1 if unset else low, int(opt["maximum"]) if opt.get("maximum") is not None else 2**31 - 1)
+    if unset:
+        box.setSpecialValueText(unset)
+    default = backend_spec.default(command, cli)
+    box.setValue(box.minimum() if default is None else int(default))
+    return box
+
+
+def spin_value(box: QSpinBox) -> int | None:
+    """The value of a :func:`spin_box`; None at its "not given" value (the text shown below the range)."""
+    return None if box.specialValueText() and box.value() == box.minimum() else box.value()
+
+
+def given(**params: Any) -> dict[str, Any]:
+    """The parameters the user set: an empty text or None (:func:`spin_value`) is left out, so the backend's or the
+    method's default applies."""
+    return {name: value for name, value in params.items() if value not in ("", None)}
 
 
 class EoSslDialog(QDialog):
@@ -278,28 +304,23 @@ class EoSslDialog(QDialog):
         box = QGroupBox(tr("Self-supervised pre-training"))
         fl = QFormLayout(box)
         self.method = QComboBox()
-        self.method.addItems(METHODS)
+        self.method.addItems([m for m in backend_spec.choices("pretrain", "--method") if m not in CLI_ONLY_METHODS])
         self.variant = QComboBox()
-        self.variant.addItems(VARIANTS)
+        self.variant.addItems([backend_spec.AUTO, *backend_spec.choices("pretrain", "--variant")])
         self.variant_hint = QLabel("")
         self.variant_hint.setWordWrap(True)
-        self.encoder = QComboBox()
+        self.encoder = QComboBox()  # empty: the method's encoder (nothing is sent)
         self.encoder.setEditable(True)
-        self.encoder.addItems(ENCODERS)
+        self.encoder.addItems(["", *ENCODERS])
+        self.encoder.lineEdit().setPlaceholderText(tr("the method's: {encoders}").format(
+            encoders=backend_spec.method_defaults_text("encoder")))
         self.method.currentTextChanged.connect(self._update_variant_hint)
         self.variant.currentTextChanged.connect(self._update_variant_hint)
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 10000)
-        self.epochs.setValue(10)
-        self.max_steps = QSpinBox()
-        self.max_steps.setRange(0, 10_000_000)
-        self.max_steps.setSpecialValueText(tr("no limit"))
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(2, 4096)
-        self.batch_size.setValue(32)
-        self.crop = QSpinBox()
-        self.crop.setRange(8, 1024)
-        self.crop.setValue(64)
+        self.epochs = spin_box("pretrain", "--epochs")
+        self.max_steps = spin_box("pretrain", "--max-steps", unset=tr("no limit"))
+        self.batch_size = spin_box("pretrain", "--batch-size", unset=tr("the method's: {sizes}").format(
+            sizes=backend_spec.method_defaults_text("batch_size")))
+        self.crop = spin_box("pretrain", "--crop")
         fl.addRow(tr("Method"), self.method)
         fl.addRow(tr("RS-BYOL variant"), self.variant)
         fl.addRow("", self.variant_hint)
@@ -320,16 +341,13 @@ class EoSslDialog(QDialog):
                                     "than a U-Net, which memorises the polygons. Tick 'Evaluate' to compare both on "
                                     "parcels none of them trained on."))
         fl.addRow(tr("Model"), self.ft_model)
-        self.ft_epochs = QSpinBox()
-        self.ft_epochs.setRange(1, 10000)
-        self.ft_epochs.setValue(20)
+        self.ft_epochs = spin_box("finetune", "--epochs")
         self.label_fraction = QDoubleSpinBox()
-        self.label_fraction.setRange(0.01, 1.0)
+        fraction = backend_spec.option("finetune", "--label-fraction")
+        self.label_fraction.setRange(0.01, fraction["maximum"])  # the range is open at 0: the smallest shown step
         self.label_fraction.setSingleStep(0.05)
-        self.label_fraction.setValue(1.0)
-        self.tile = QSpinBox()
-        self.tile.setRange(32, 4096)
-        self.tile.setValue(256)
+        self.label_fraction.setValue(backend_spec.default("finetune", "--label-fraction"))
+        self.tile = spin_box("predict", "--tile", unset=tr("the model's (256, or a classifier's chip size)"))
         fl.addRow(tr("Fine-tune epochs"), self.ft_epochs)
         fl.addRow(tr("Label fraction"), self.label_fraction)
         fl.addRow(tr("Prediction tile (pixels)"), self.tile)
@@ -671,10 +689,10 @@ class EoSslDialog(QDialog):
             steps.append(Step("eo_ssl:prepare", prepare, tr("Prepare data")))
         pretrained = out / "pretrained"
         if self.step_pretrain.isChecked():
-            params = {"DATA": str(chips), "METHOD": method, "ENCODER": self.encoder.currentText().strip(),
-                      "EPOCHS": self.epochs.value(), "MAX_STEPS": self.max_steps.value(),
-                      "BATCH_SIZE": self.batch_size.value(), "CROP": self.crop.value(), "DEVICES": device,
-                      "RESUME": self.resume.isChecked(), "OUTPUT": str(pretrained)}
+            params = {"DATA": str(chips), "METHOD": method, "EPOCHS": self.epochs.value(), "CROP": self.crop.value(),
+                      "DEVICES": device, "RESUME": self.resume.isChecked(), "OUTPUT": str(pretrained),
+                      **given(ENCODER=self.encoder.currentText().strip(), MAX_STEPS=spin_value(self.max_steps),
+                              BATCH_SIZE=spin_value(self.batch_size))}
             title = tr("Pre-train ({method})").format(method=method)
             if method == "rs-byol":
                 params["VARIANT"] = self.resolved_variant()
@@ -684,8 +702,8 @@ class EoSslDialog(QDialog):
         if self.step_finetune.isChecked():
             arch = self.ft_model.currentData() or "pixel"
             params = {"DATA": str(chips), "TASK": "segmentation", "ARCH": arch, "EPOCHS": self.ft_epochs.value(),
-                      "MAX_STEPS": self.max_steps.value(), "LABEL_FRACTION": self.label_fraction.value(),
-                      "DEVICES": device, "OUTPUT": str(finetuned)}
+                      "LABEL_FRACTION": self.label_fraction.value(), "DEVICES": device, "OUTPUT": str(finetuned),
+                      **given(MAX_STEPS=spin_value(self.max_steps))}
             if self.step_pretrain.isChecked():
                 params["INIT"] = str(pretrained)
             title = tr("Fine-tune (pixel classifier)") if arch == "pixel" else tr("Fine-tune (U-Net)")
@@ -699,7 +717,7 @@ class EoSslDialog(QDialog):
             model = finetuned if self.step_finetune.isChecked() else self.existing_model()
             if model is None:
                 raise ValueError(tr("Tick 'Fine-tune' or choose a model package to predict with."))
-            params = {"MODEL": str(model), **inputs, "TILE": self.tile.value(), "DEVICES": device,
+            params = {"MODEL": str(model), **inputs, **given(TILE=spin_value(self.tile)), "DEVICES": device,
                       "OUTPUT": QgsProcessingOutputLayerDefinition(str(out / "landcover.tif"), self.project),
                       "CONFIDENCE": QgsProcessingOutputLayerDefinition(str(out / "confidence.tif"), self.project)}
             steps.append(Step("eo_ssl:predict", params, tr("Predict land cover")))

@@ -161,7 +161,7 @@ class EoSslPlugin:
                                  tr("The eo-ssl dialog could not open: {error}").format(error=exc))
 
     def show_label_panel(self) -> None:
-        from .maptool import ParcelLabelPanel
+        from .parcel_labelling import ParcelLabelPanel
 
         if self.label_panel is None:
             self.label_panel = ParcelLabelPanel(self.iface)
@@ -215,7 +215,7 @@ class EoSslPlugin:
                                 tr("The Model Designer needs the Processing plugin: enable it in Plugins > Manage "
                                    "and Install Plugins."))
             return None
-        from .models import editable_copy
+        from .shipped_models import editable_copy
 
         self.modeler = ModelerDialog.create(editable_copy())
         self.modeler.show()

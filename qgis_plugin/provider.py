@@ -58,7 +58,7 @@ class EoSslProvider(QgsProcessingProvider):
             self.addAlgorithm(cls())
         # the example graphical models shipped in resources/models (Predict land cover -> Label parcels)
         if self.registered():
-            from .models import shipped_models
+            from .shipped_models import shipped_models
 
             for model in shipped_models():
                 self.addAlgorithm(model)

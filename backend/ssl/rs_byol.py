@@ -13,10 +13,12 @@ Variants (``variant``), drawn per sample:
   bands of the ten (three channels, like view 1). A 3-channel encoder reading RGB.
 
 Then each view gets its own augmentations: random resized crop (bicubic), flips, rotation, Gaussian blur, random
-erasing and random greyscale for 3-channel views; no colour jitter. Defaults as the paper: ResNet-50, projector and
+erasing and random greyscale for 3-channel views; no colour jitter. Defaults as the paper: projector and
 predictor 2-layer MLPs (hidden 256, BN, ReLU), EMA teacher with decay 0.9, symmetric loss on L2-normalised outputs
 (normalised MSE), SGD with cosine annealing and warm restarts (T0 = 10 epochs, x2, lr 0.2 down to 0.002), weight
-decay 1e-5, batch 32. All overridable.
+decay 1e-5, batch 32. The encoder is a ResNet as in the paper, but a ResNet-18 (every method's default) rather than
+its ResNet-50: the few-label path, the demo and the QGIS plugin pre-train on one scene, on a CPU or one GPU
+(``--encoder resnet50`` for the paper's). All overridable.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class RSBYOL(BYOL):
     name = "rs-byol"
     VARIANTS = VARIANTS
     DEFAULTS: dict[str, Any] = {
-        "variant": "single", "encoder": "resnet50", "batch_size": 32, "proj_hidden": 256, "proj_dim": 128,
+        "variant": "single", "batch_size": 32, "proj_hidden": 256, "proj_dim": 128,
         "momentum": 0.9, "momentum_schedule": False, "lr": 0.2, "lr_min": 0.002, "schedule": "cosine-warm-restarts",
         "restart_epochs": 10, "restart_mult": 2, "weight_decay": 1e-5,
         "aug_scale": [0.2, 1.0], "aug_rotation": 90.0, "aug_blur_p": 0.5, "aug_erase_p": 0.25, "aug_grey_p": 0.2,

@@ -26,7 +26,10 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, pyqtSignal
@@ -34,6 +37,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import settings
 from ..backend_runner import BackendRunner, options_to_args
+from ..backend_spec import AUTO
 from ..i18n import tr
 from ..messages import error_text
 from ..names import NO_BACKEND_HINT, QT_TRANSLATE_NOOP
@@ -273,9 +277,24 @@ def artifacts(events: list[dict[str, Any]], kind: str | None = None) -> list[str
             if e.get("event") == "artifact" and (kind is None or e.get("kind") == kind)]
 
 
+#: The training options every training algorithm leaves to the command line, and why.
+TRAINER_CLI_ONLY = {
+    "--num-nodes": "multi-machine DDP is started from a terminal (torchrun on each machine), not from QGIS",
+    "--strategy": "a DDP strategy matters with several devices only, where 'auto' (ddp) is right",
+    "--num-workers": "chosen from the device (Further backend options overrides it)",
+    "--threads": "tuning for machines shared with other work (Further backend options)",
+}
+
+
 class BackendAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses define the parameters, :meth:`backend_options` (main thread) and
-    :meth:`results` (after the backend succeeded)."""
+    :meth:`results` (after the backend succeeded).
+
+    The contract with the backend (``tests/plugin/test_option_contract.py``): :attr:`OPTIONS` maps each parameter to
+    the backend options it sets (the first one is the option whose default, range and choices the parameter
+    mirrors, taken from :mod:`..backend_spec`); :attr:`CLI_ONLY` lists the command's options the algorithm does not
+    offer, each with why; :attr:`OWN_DEFAULTS` the parameters whose default differs from the backend's on purpose
+    and :attr:`LEFT_OUT` the backend choices an enum leaves out, each with why."""
 
     COMMAND = ""
     NAME = ""
@@ -283,6 +302,10 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
     GROUP = "eo-ssl"
     GROUP_ID = "eo_ssl"
     HELP = ""
+    OPTIONS: dict[str, tuple[str, ...]] = {}
+    CLI_ONLY: dict[str, str] = {}
+    OWN_DEFAULTS: dict[str, str] = {}
+    LEFT_OUT: dict[str, dict[str, str]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -374,6 +397,31 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         except ValueError as exc:
             raise QgsProcessingException(tr("Cannot read the further backend options {text}: {error}").format(
                 text=repr(text), error=exc)) from exc
+
+    def mapped_options(self, parameters, context, *names: str) -> dict[str, Any]:
+        """The backend options of parameters that set one option each (:attr:`OPTIONS`), as given: nothing for an
+        empty parameter or ``auto`` (the backend's default applies), a flag for a checkbox."""
+        options: dict[str, Any] = {}
+        for name in names:
+            definition = self.parameterDefinition(name)
+            if parameters.get(name, definition.defaultValue()) in (None, ""):
+                continue
+            dest = self.OPTIONS[name][0].lstrip("-").replace("-", "_")
+            if isinstance(definition, QgsProcessingParameterNumber):
+                integer = definition.dataType() == QgsProcessingParameterNumber.Integer
+                value: Any = (self.parameterAsInt if integer else self.parameterAsDouble)(parameters, name, context)
+            elif isinstance(definition, QgsProcessingParameterEnum):
+                value = self.parameterAsEnumString(parameters, name, context)
+                if value in ("", AUTO):
+                    continue
+            elif isinstance(definition, QgsProcessingParameterBoolean):
+                value = self.parameterAsBool(parameters, name, context)
+            else:
+                value = self.parameterAsString(parameters, name, context).strip()
+                if not value:
+                    continue
+            options[dest] = value
+        return options
 
     # -- for subclasses ----------------------------------------------------------------------------------------
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:

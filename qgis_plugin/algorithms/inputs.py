@@ -21,13 +21,12 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProviderRegistry,
 )
 from qgis.PyQt.QtCore import Qt
 
-from .. import settings
+from .. import backend_spec, settings
 from ..i18n import tr
 
 S2 = "S2"
@@ -42,6 +41,17 @@ POI_START = "POI_START"
 POI_END = "POI_END"
 CRS = "CRS"
 RESOLUTION = "RESOLUTION"
+
+#: the backend options the shared input parameters set (BackendAlgorithm.OPTIONS)
+INPUT_OPTIONS: dict[str, tuple[str, ...]] = {
+    S2: ("--s2",), S2_FOLDER: ("--s2",), S2_BANDS: ("--s2-bands",), S1: ("--s1",), S1_FOLDER: ("--s1",),
+    S1_BANDS: ("--s1-bands",), AOI: ("--aoi", "--aoi-layer"), EXTENT: ("--bbox", "--bbox-crs"), POI_START: ("--poi",),
+    POI_END: ("--poi",)}
+GRID_OPTIONS: dict[str, tuple[str, ...]] = {CRS: ("--crs",), RESOLUTION: ("--resolution",)}
+#: why an algorithm without the grid parameters leaves them to the command line
+GRID_CLI_ONLY = {"--crs": "a map or an embedding is made on the grid of the model's training (its resolution, the "
+                          "scene's CRS)",
+                 "--resolution": "the model's resolution (model.json) is the right one for its inputs"}
 
 #: Vector formats the backend (OGR through pyogrio) reads directly; anything else is exported to a GeoPackage.
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "json", "fgb", "gml", "kml", "sqlite", "tab", "csv"]
@@ -92,9 +102,8 @@ def raster_input_parameters(alg, s2_optional: bool = True, with_grid: bool = Tru
         alg.addParameter(advanced(QgsProcessingParameterCrs(
             CRS, "CRS of the analysis grid (default: the Sentinel-2 CRS, or the UTM zone of the AOI)",
             optional=True)))
-        alg.addParameter(advanced(QgsProcessingParameterNumber(
-            RESOLUTION, "Grid resolution (metres)", QgsProcessingParameterNumber.Double, 10.0,
-            minValue=1.0, maxValue=1000.0)))
+        alg.addParameter(advanced(backend_spec.number(RESOLUTION, "Grid resolution (metres)", alg.COMMAND,
+                                                      "--resolution")))
 
 
 DEVICES = "DEVICES"
@@ -227,9 +236,7 @@ def raster_input_options(alg, parameters, context, feedback, s2_required: bool =
             crs = alg.parameterAsCrs(parameters, CRS, context)
             if crs.isValid():
                 options["crs"] = crs_string(crs)
-        resolution = alg.parameterAsDouble(parameters, RESOLUTION, context)
-        if resolution and resolution != 10.0:
-            options["resolution"] = resolution
+        options.update(alg.mapped_options(parameters, context, RESOLUTION))
     return options
 
 

@@ -11,22 +11,67 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 
+from .. import backend_spec as spec
 from ..i18n import tr
 from ..names import QT_TRANSLATE_NOOP
 from . import inputs
 from .base import BackendAlgorithm
+from .inputs import advanced, with_help
 from .styling import ConfidenceStyler, ParcelsStyler, PredictionStyler, attach
+
+# parameter names
+MODEL = "MODEL"
+TILE = "TILE"
+OVERLAP = "OVERLAP"
+DATE = "DATE"
+BATCH_SIZE = "BATCH_SIZE"
+OUTPUT = "OUTPUT"
+CONFIDENCE = "CONFIDENCE"
+DIM = "DIM"
+LEVELS = "LEVELS"
+DTYPE = "DTYPE"
+SAMPLE_WINDOWS = "SAMPLE_WINDOWS"
+SEED = "SEED"
+MAP = "MAP"
+MAP_BAND = "MAP_BAND"
+CONFIDENCE_SCALE = "CONFIDENCE_SCALE"
+PARCELS = "PARCELS"
+ID_FIELD = "ID_FIELD"
+CLASSES = "CLASSES"
+MIN_PIXELS = "MIN_PIXELS"
+MIN_FRACTION = "MIN_FRACTION"
+MIN_CONFIDENCE = "MIN_CONFIDENCE"
+WINDOW = "WINDOW"
+OVERWRITE = "OVERWRITE"
+
+
+def _same(*names: str) -> dict[str, tuple[str, ...]]:
+    return {name: ("--" + name.lower().replace("_", "-"),) for name in names}
+
+
+def _model(alg, parameters, context) -> str:
+    model = alg.parameterAsFile(parameters, MODEL, context)
+    if not model or not (Path(model) / "model.json").is_file():
+        raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it).").format(
+            model=repr(model)))
+    return model
+
+
+def _tiling_parameters(alg, tile_help: str) -> None:
+    c = alg.COMMAND
+    alg.addParameter(with_help(spec.number(TILE, "Tile size (pixels)", c, "--tile"), tile_help))
+    alg.addParameter(spec.number(OVERLAP, "Tile overlap (fraction)", c, "--overlap"))
+    alg.addParameter(advanced(spec.number(BATCH_SIZE, "Batch size (empty: 4 on the CPU, 32 on a GPU)", c,
+                                          "--batch-size")))
 
 
 def _model_name(model_dir: str) -> str:
@@ -52,53 +97,38 @@ class PredictAlgorithm(BackendAlgorithm):
         "are missing from the inputs is refused before any work. Loaded into the project with the class style "
         "and legend.</p>")
 
+    OPTIONS = {MODEL: ("--model",), **inputs.INPUT_OPTIONS, **_same(TILE, OVERLAP, DATE, BATCH_SIZE),
+               inputs.DEVICES: ("--devices",), OUTPUT: ("--out",), CONFIDENCE: ("--confidence",)}
+    CLI_ONLY = {**inputs.GRID_CLI_ONLY,
+                "--scenes": "many scenes over several processes into one folder and mosaic: a job for the command "
+                            "line (Processing's batch mode runs this algorithm once per scene)",
+                "--out-dir": "with --scenes only", "--confidence-maps": "with --scenes only",
+                "--num-nodes": "with --scenes only: machines started with torchrun"}
+
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.addParameter(inputs.with_help(QgsProcessingParameterFile(
-            "MODEL", "Model package (from Fine-tune)", behavior=QgsProcessingParameterFile.Folder),
+        self.addParameter(with_help(QgsProcessingParameterFile(
+            MODEL, "Model package (from Fine-tune)", behavior=QgsProcessingParameterFile.Folder),
             "A folder holding weights.safetensors and model.json."))
         inputs.raster_input_parameters(self, s2_optional=False, with_grid=False)
-        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
-            "TILE", "Tile size (pixels, a multiple of 32; 0: the backend's default)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=4096),
-            "Default 256 for a segmentation model; a classification model uses its chip size."))
-        self.addParameter(QgsProcessingParameterNumber("OVERLAP", "Tile overlap (fraction)",
-                                                       QgsProcessingParameterNumber.Double, 0.25, minValue=0.0,
-                                                       maxValue=0.75))
-        self.addParameter(inputs.advanced(QgsProcessingParameterString(
-            "DATE", "Sentinel-2 date to read (YYYY-MM-DD; empty: the clearest in the AOI)", optional=True)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "BATCH_SIZE", "Batch size (0: the backend's default)", QgsProcessingParameterNumber.Integer, 0,
-            minValue=0, maxValue=4096)))
+        _tiling_parameters(self, "Empty: 256 for a segmentation model (a multiple of the model's stride); a "
+                                 "classification model uses its chip size.")
+        self.addParameter(advanced(QgsProcessingParameterString(
+            DATE, "Sentinel-2 date to read (YYYY-MM-DD; empty: the clearest in the AOI)", optional=True)))
         inputs.device_parameter(self)
         self.add_extra_args_parameter()
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Land-cover map"))
-        self.addParameter(QgsProcessingParameterRasterDestination("CONFIDENCE", "Confidence", optional=True,
+        self.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, "Land-cover map"))
+        self.addParameter(QgsProcessingParameterRasterDestination(CONFIDENCE, "Confidence", optional=True,
                                                                   createByDefault=True))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
-        model = self.parameterAsFile(parameters, "MODEL", context)
-        if not model or not (Path(model) / "model.json").is_file():
-            raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it).").format(
-                model=repr(model)))
+        model = _model(self, parameters, context)
         options: dict[str, Any] = {"model": model}
         options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
-        tile = self.parameterAsInt(parameters, "TILE", context)
-        if tile > 0:
-            if tile % 32:
-                raise QgsProcessingException(tr("The tile size must be a multiple of 32 (got {tile}).").format(
-                    tile=tile))
-            options["tile"] = tile
-        date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
-        if date:
-            options["date"] = date
-        options["overlap"] = self.parameterAsDouble(parameters, "OVERLAP", context)
-        batch = self.parameterAsInt(parameters, "BATCH_SIZE", context)
-        if batch > 0:
-            options["batch_size"] = batch
+        options.update(self.mapped_options(parameters, context, TILE, OVERLAP, DATE, BATCH_SIZE))
         options["devices"] = inputs.devices(self, parameters, context)
-        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        out = self.parameterAsOutputLayer(parameters, OUTPUT, context)
         options["out"] = inputs.ensure_parent(out)
-        conf = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) if parameters.get("CONFIDENCE") else ""
+        conf = self.parameterAsOutputLayer(parameters, CONFIDENCE, context) if parameters.get(CONFIDENCE) else ""
         if conf:
             options["confidence"] = inputs.ensure_parent(conf)
         self._model_name = _model_name(model)
@@ -142,36 +172,41 @@ class EmbedAlgorithm(BackendAlgorithm):
         "as with published satellite-embedding datasets.</p><p>Several dates: the embedding of their per-band "
         "median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).</p>")
 
+    OPTIONS = {MODEL: ("--model",), **inputs.INPUT_OPTIONS,
+               **_same(DIM, LEVELS, DTYPE, DATE, TILE, OVERLAP, BATCH_SIZE, SAMPLE_WINDOWS, SEED),
+               inputs.DEVICES: ("--devices",), OUTPUT: ("--out",)}
+    CLI_ONLY = inputs.GRID_CLI_ONLY
+
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.addParameter(inputs.with_help(QgsProcessingParameterFile(
-            "MODEL", "Encoder package (from Pre-train)", behavior=QgsProcessingParameterFile.Folder),
+        c = self.COMMAND
+        self.addParameter(with_help(QgsProcessingParameterFile(
+            MODEL, "Encoder package (from Pre-train)", behavior=QgsProcessingParameterFile.Folder),
             "A folder holding weights.safetensors and model.json with a CNN encoder."))
         inputs.raster_input_parameters(self, s2_optional=False, with_grid=False)
-        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
-            "DIM", "Bands to keep (principal components; 0: every feature)", QgsProcessingParameterNumber.Integer,
-            16, minValue=0, maxValue=4096), "16 components keep most of the variance of a ResNet-18 pyramid."))
-        self.addParameter(QgsProcessingParameterEnum("DTYPE", "Data type", ["float32", "int16", "uint8"],
-                                                     defaultValue="float32", usesStaticStrings=True))
-        self.addParameter(inputs.advanced(QgsProcessingParameterString(
-            "DATE", "Sentinel-2 date to embed (YYYY-MM-DD; empty: the composite of every date)", optional=True)))
+        self.addParameter(with_help(spec.number(DIM, "Bands to keep (principal components; 0: every feature)", c,
+                                                "--dim"),
+                                    "16 components keep most of the variance of a ResNet-18 pyramid."))
+        self.addParameter(spec.enum(DTYPE, "Data type", c, "--dtype"))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            LEVELS, "Encoder pyramid levels (comma-separated)", defaultValue=spec.default(c, "--levels"),
+            optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            DATE, "Sentinel-2 date to embed (YYYY-MM-DD; empty: the composite of every date)", optional=True)))
+        _tiling_parameters(self, "A multiple of 32.")
+        self.addParameter(advanced(spec.number(SAMPLE_WINDOWS, "Windows the projection is fitted on", c,
+                                               "--sample-windows")))
+        self.addParameter(advanced(spec.number(SEED, "Random seed of those windows", c, "--seed")))
         inputs.device_parameter(self)
         self.add_extra_args_parameter()
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Embedding"))
+        self.addParameter(QgsProcessingParameterRasterDestination(OUTPUT, "Embedding"))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
-        model = self.parameterAsFile(parameters, "MODEL", context)
-        if not model or not (Path(model) / "model.json").is_file():
-            raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it).").format(
-                model=repr(model)))
-        options: dict[str, Any] = {"model": model}
+        options: dict[str, Any] = {"model": _model(self, parameters, context)}
         options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
-        options["dim"] = self.parameterAsInt(parameters, "DIM", context)
-        options["dtype"] = self.parameterAsEnumString(parameters, "DTYPE", context) or "float32"
-        date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
-        if date:
-            options["date"] = date
+        options.update(self.mapped_options(parameters, context, DIM, LEVELS, DTYPE, DATE, TILE, OVERLAP, BATCH_SIZE,
+                                           SAMPLE_WINDOWS, SEED))
         options["devices"] = inputs.devices(self, parameters, context)
-        options["out"] = inputs.ensure_parent(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
+        options["out"] = inputs.ensure_parent(self.parameterAsOutputLayer(parameters, OUTPUT, context))
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:
@@ -196,56 +231,57 @@ class LabelParcelsAlgorithm(BackendAlgorithm):
         "attributes; the input is never modified.</p><p>Review the uncertain parcels with the eo-ssl parcel "
         "labelling tool ('next uncertain parcel'), then export a dataset.</p>")
 
+    OPTIONS = {MAP: ("--map",), CONFIDENCE: ("--confidence",), PARCELS: ("--parcels", "--parcels-layer"),
+               **_same(MAP_BAND, CONFIDENCE_SCALE, ID_FIELD, CLASSES, MIN_PIXELS, MIN_FRACTION, MIN_CONFIDENCE,
+                       WINDOW, OVERWRITE),
+               OUTPUT: ("--out",)}
+    OWN_DEFAULTS = {OVERWRITE: "a Processing output is replaced by default, as QGIS's own algorithms do"}
+
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.addParameter(QgsProcessingParameterRasterLayer("MAP", "Land-cover map (class ids)"))
-        self.addParameter(QgsProcessingParameterRasterLayer("CONFIDENCE", "Confidence raster (0..1)", optional=True))
-        self.addParameter(inputs.with_help(QgsProcessingParameterFeatureSource(
-            "PARCELS", "Parcels", [QgsProcessing.TypeVectorPolygon]),
+        c = self.COMMAND
+        self.addParameter(QgsProcessingParameterRasterLayer(MAP, "Land-cover map (class ids)"))
+        self.addParameter(advanced(spec.number(MAP_BAND, "Band of the map holding the class ids", c, "--map-band")))
+        self.addParameter(QgsProcessingParameterRasterLayer(CONFIDENCE, "Confidence raster (0..1)", optional=True))
+        self.addParameter(advanced(spec.number(
+            CONFIDENCE_SCALE, "Scale of integer confidence values (empty: the raster's own)", c, "--confidence-scale")))
+        self.addParameter(with_help(QgsProcessingParameterFeatureSource(
+            PARCELS, "Parcels", [QgsProcessing.TypeVectorPolygon]),
             "Polygons in any CRS; 'Selected features only' labels just the selection."))
-        self.addParameter(QgsProcessingParameterField("ID_FIELD", "Parcel id field (for messages and exports)",
-                                                      parentLayerParameterName="PARCELS", optional=True))
-        self.addParameter(inputs.advanced(QgsProcessingParameterFile(
-            "CLASSES", "Class names (model.json, dataset.json, .qml or a JSON list; default: the map's own)",
+        self.addParameter(QgsProcessingParameterField(ID_FIELD, "Parcel id field (for messages and exports)",
+                                                      parentLayerParameterName=PARCELS, optional=True))
+        self.addParameter(advanced(QgsProcessingParameterFile(
+            CLASSES, "Class names (model.json, dataset.json, .qml or a JSON list; default: the map's own)",
             optional=True)))
-        self.addParameter(QgsProcessingParameterNumber("MIN_PIXELS", "Minimum valid pixels",
-                                                       QgsProcessingParameterNumber.Integer, 4, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber("MIN_FRACTION", "Minimum majority share",
-                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.0,
-                                                       maxValue=1.0))
-        self.addParameter(QgsProcessingParameterNumber("MIN_CONFIDENCE", "Minimum mean confidence",
-                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.0,
-                                                       maxValue=1.0))
-        self.addParameter(inputs.advanced(QgsProcessingParameterBoolean(
-            "OVERWRITE", "Replace the output if it exists", defaultValue=True)))
+        self.addParameter(spec.number(MIN_PIXELS, "Minimum valid pixels", c, "--min-pixels"))
+        self.addParameter(spec.number(MIN_FRACTION, "Minimum majority share", c, "--min-fraction"))
+        self.addParameter(spec.number(MIN_CONFIDENCE, "Minimum mean confidence", c, "--min-confidence"))
+        self.addParameter(advanced(spec.number(WINDOW, "Processing window (pixels)", c, "--window")))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            OVERWRITE, "Replace the output if it exists", defaultValue=True)))
         self.add_extra_args_parameter()
         self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", "Labelled parcels (GeoPackage)", QgsProcessing.TypeVectorPolygon))
+            OUTPUT, "Labelled parcels (GeoPackage)", QgsProcessing.TypeVectorPolygon))
         for status in ("labelled", "uncertain"):
             self.addOutput(QgsProcessingOutputNumber(status.upper(), f"Parcels {status}"))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
-        options: dict[str, Any] = {"map": inputs.layer_file(self.parameterAsRasterLayer(parameters, "MAP", context))}
-        if parameters.get("CONFIDENCE") not in (None, ""):
-            options["confidence"] = inputs.layer_file(self.parameterAsRasterLayer(parameters, "CONFIDENCE", context))
-        parcels = inputs.vector_file(self, parameters, "PARCELS", context, feedback)
+        options: dict[str, Any] = {"map": inputs.layer_file(self.parameterAsRasterLayer(parameters, MAP, context))}
+        if parameters.get(CONFIDENCE) not in (None, ""):
+            options["confidence"] = inputs.layer_file(self.parameterAsRasterLayer(parameters, CONFIDENCE, context))
+        parcels = inputs.vector_file(self, parameters, PARCELS, context, feedback)
         if parcels is None:
             raise QgsProcessingException(tr("Give the parcels to label."))
         options["parcels"] = parcels[0]
         if parcels[1]:
             options["parcels_layer"] = parcels[1]
-        if parameters.get("ID_FIELD") not in (None, ""):
-            options["id_field"] = self.parameterAsString(parameters, "ID_FIELD", context) or None
-        if parameters.get("CLASSES") not in (None, ""):
-            options["classes"] = self.parameterAsFile(parameters, "CLASSES", context) or None
-        options["min_pixels"] = self.parameterAsInt(parameters, "MIN_PIXELS", context)
-        options["min_fraction"] = self.parameterAsDouble(parameters, "MIN_FRACTION", context)
-        options["min_confidence"] = self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context)
-        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        options.update(self.mapped_options(parameters, context, MAP_BAND, CONFIDENCE_SCALE, ID_FIELD, CLASSES,
+                                           MIN_PIXELS, MIN_FRACTION, MIN_CONFIDENCE, WINDOW))
+        out = self.parameterAsOutputLayer(parameters, OUTPUT, context)
         if not out.lower().endswith(".gpkg"):
             raise QgsProcessingException(tr("The labelled parcels are written as a GeoPackage: {out} must end in "
                                             ".gpkg.").format(out=repr(out)))
         options["out"] = inputs.ensure_parent(out)
-        options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context)
+        options["overwrite"] = self.parameterAsBool(parameters, OVERWRITE, context)
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:

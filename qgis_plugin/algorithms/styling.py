@@ -19,7 +19,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..classes import ClassDef, categorized_renderer, load_scheme
+from ..class_schemes import ClassDef, categorized_renderer, load_scheme
 from ..i18n import tr
 
 #: Processing keeps only a pointer to a post-processor: the Python objects are kept alive here (a few per run).

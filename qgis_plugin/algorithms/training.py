@@ -12,53 +12,103 @@ from qgis.core import (
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
+from .. import backend_spec as spec
 from ..i18n import tr
 from ..names import QT_TRANSLATE_NOOP
 from . import inputs
-from .base import BackendAlgorithm, artifacts
+from .base import TRAINER_CLI_ONLY, BackendAlgorithm, artifacts
+from .inputs import advanced, with_help
 
-METHODS = ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav"]
-#: "auto" is the plugin's: 'single' when the chip store has Sentinel-1, 's2-only' when it has not.
-VARIANTS = ["auto", "single", "three", "s2-only", "rgb-s1s2"]
+#: Encoders the dialog suggests (any timm name works).
+ENCODERS = ["resnet18", "resnet34", "resnet50"]
 #: The RS-BYOL variants that pair Sentinel-2 with Sentinel-1 (all but s2-only).
 S1_VARIANTS = ("single", "three", "rgb-s1s2")
-SENSORS = ["s2", "s2+s1"]
-ENCODERS = ["resnet18", "resnet34", "resnet50"]
-PRECISIONS = ["auto", "32", "16-mixed", "bf16-mixed"]
-TASKS = ["auto", "segmentation", "classification"]
-ARCHS = ["unet", "deeplabv3plus", "deeplabv3", "pixel"]
-CLASSIFIERS = ["auto", "linear", "gbm", "rf", "mlp"]
-HEADS = ["linear", "mlp"]
-PROTOCOLS = ["compare", "linear", "knn", "finetune"]
+#: Pre-training methods the plugin leaves to the command line, and why.
+CLI_ONLY_METHODS = {"dense-moco": "per-pixel pre-training of a U-Net-3D on multi-date cubes, with its own options "
+                                  "(--set): a long experiment for the command line (README, dense-moco)"}
+
+# parameter names
+DATA = "DATA"
+METHOD = "METHOD"
+VARIANT = "VARIANT"
+SENSORS = "SENSORS"
+ENCODER = "ENCODER"
+INIT = "INIT"
+BANDS = "BANDS"
+EPOCHS = "EPOCHS"
+MAX_STEPS = "MAX_STEPS"
+BATCH_SIZE = "BATCH_SIZE"
+CROP = "CROP"
+EPOCH_LENGTH = "EPOCH_LENGTH"
+LR = "LR"
+WEIGHT_DECAY = "WEIGHT_DECAY"
+EMA = "EMA"
+CHECKPOINT_EVERY = "CHECKPOINT_EVERY"
+PRECISION = "PRECISION"
+SEED = "SEED"
+RESUME = "RESUME"
+OVERWRITE = "OVERWRITE"
+OUTPUT = "OUTPUT"
+TASK = "TASK"
+ARCH = "ARCH"
+CLASSIFIER = "CLASSIFIER"
+MAX_PIXELS = "MAX_PIXELS"
+EMBEDDING_DIM = "EMBEDDING_DIM"
+HEAD = "HEAD"
+FREEZE_ENCODER = "FREEZE_ENCODER"
+FROZEN_FRACTION = "FROZEN_FRACTION"
+NO_CLASS_BALANCE = "NO_CLASS_BALANCE"
+KEEP_LAST = "KEEP_LAST"
+LABEL_FRACTION = "LABEL_FRACTION"
+DATE = "DATE"
+SAMPLES_PER_EPOCH = "SAMPLES_PER_EPOCH"
+ENCODER_LR = "ENCODER_LR"
+WITH_RANDOM = "WITH_RANDOM"
+PROTOCOL = "PROTOCOL"
+LABEL_FRACTIONS = "LABEL_FRACTIONS"
+PARCELS_PER_CLASS = "PARCELS_PER_CLASS"
+SEEDS = "SEEDS"
+PATHS = "PATHS"
+SCORE_SPLIT = "SCORE_SPLIT"
+TEST_DATA = "TEST_DATA"
+MAX_TRAIN_PIXELS = "MAX_TRAIN_PIXELS"
+MAX_SCORE_PIXELS = "MAX_SCORE_PIXELS"
+PROBE_HEAD = "PROBE_HEAD"
+PROBE_EPOCHS = "PROBE_EPOCHS"
+K = "K"
+TSNE_SAMPLES = "TSNE_SAMPLES"
+
+#: parameters named as their option (``MAX_STEPS`` -> ``--max-steps``)
+def _same(*names: str) -> dict[str, tuple[str, ...]]:
+    return {name: ("--" + name.lower().replace("_", "-"),) for name in names}
+
+
+def _precision_parameter(alg, command: str) -> None:
+    alg.addParameter(advanced(spec.enum(PRECISION, "Precision", command, "--precision")))
 
 
 def _data_parameter(alg) -> None:
-    alg.addParameter(inputs.with_help(QgsProcessingParameterFile(
-        "DATA", "Chip store (output of Prepare data)", behavior=QgsProcessingParameterFile.Folder),
+    alg.addParameter(with_help(QgsProcessingParameterFile(
+        DATA, "Chip store (output of Prepare data)", behavior=QgsProcessingParameterFile.Folder),
         "A folder written by 'Prepare data' (it holds manifest.json)."))
 
 
 def _check_data(alg, parameters, context) -> str:
-    data = alg.parameterAsFile(parameters, "DATA", context)
+    data = alg.parameterAsFile(parameters, DATA, context)
     if not data or not Path(data).is_dir():
         raise QgsProcessingException(tr("The chip store {data} is not a folder: run '1 Prepare data' first.").format(
             data=repr(data)))
     return data
 
 
-def _device_parameters(alg) -> None:
-    inputs.device_parameter(alg)
-
-
-def _devices(alg, parameters, context) -> str:
-    return inputs.devices(alg, parameters, context)
+def _string(name: str, description: str, advanced_: bool = True) -> QgsProcessingParameterString:
+    param = QgsProcessingParameterString(name, description, optional=True)
+    return advanced(param) if advanced_ else param
 
 
 def store_sensors(data: str | Path) -> set[str] | None:
@@ -108,60 +158,71 @@ class PretrainAlgorithm(BackendAlgorithm):
         "<p>Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops "
         "at the next step and keeps the last checkpoint: run again with <i>Resume</i> to continue.</p>")
 
+    OPTIONS = {DATA: ("--data",), **_same(METHOD, VARIANT, SENSORS, ENCODER, INIT, BANDS, EPOCHS, MAX_STEPS, BATCH_SIZE,
+                                         CROP, EPOCH_LENGTH, LR, WEIGHT_DECAY, EMA, CHECKPOINT_EVERY, PRECISION, SEED,
+                                         RESUME, OVERWRITE),
+               inputs.DEVICES: ("--devices",), OUTPUT: ("--out",)}
+    CLI_ONLY = {**TRAINER_CLI_ONLY,
+                "--set": "a method's internal options (queue size, prototypes...): Further backend options"}
+    OWN_DEFAULTS = {OVERWRITE: "a Processing output is replaced by default, as QGIS's own algorithms do"}
+    LEFT_OUT = {METHOD: CLI_ONLY_METHODS}
+
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        c = self.COMMAND
         _data_parameter(self)
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", METHODS, defaultValue="rs-byol",
-                                                     usesStaticStrings=True))
-        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
-            "VARIANT", "RS-BYOL variant", VARIANTS, defaultValue="auto", usesStaticStrings=True),
+        self.addParameter(spec.enum(METHOD, "Method", c, "--method", exclude=tuple(CLI_ONLY_METHODS)))
+        self.addParameter(with_help(spec.enum(VARIANT, "RS-BYOL variant", c, "--variant"),
             "auto: single (a Sentinel-2 band vs a Sentinel-1 polarisation) when the chip store has Sentinel-1, "
             "s2-only (two Sentinel-2 band draws) when it has not."))
-        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
-            "SENSORS", "Input bands (byol, moco-v2, simsiam, barlow-twins, swav)", SENSORS, defaultValue="s2",
-            usesStaticStrings=True), "s2: the Sentinel-2 bands; s2+s1: Sentinel-2 and Sentinel-1 stacked. "
-            "RS-BYOL chooses its own views (see the variant)."))
-        self.addParameter(inputs.with_help(QgsProcessingParameterString(
-            "ENCODER", "Encoder (timm name; empty: resnet50 for rs-byol, resnet18 otherwise)", defaultValue="resnet18",
-            optional=True),
-            "Any timm model name; resnet50 is the RS-BYOL paper's encoder, resnet18 is faster."))
-        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer,
-                                                       10, minValue=1, maxValue=10000))
-        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
-            "MAX_STEPS", "Maximum steps (0: no limit)", QgsProcessingParameterNumber.Integer, 0, minValue=0),
-            "Stop after this many optimisation steps, whatever the epochs (for a quick try)."))
-        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size (0: the method's default, 32)",
-                                                       QgsProcessingParameterNumber.Integer, 0, minValue=0,
-                                                       maxValue=4096))
-        self.addParameter(QgsProcessingParameterNumber("CROP", "Crop size (pixels)",
-                                                       QgsProcessingParameterNumber.Integer, 64, minValue=8,
-                                                       maxValue=1024))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "LR", "Learning rate (0: the method's default)", QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "CHECKPOINT_EVERY", "Checkpoint every N steps", QgsProcessingParameterNumber.Integer, 200, minValue=1)))
-        _device_parameters(self)
-        self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
-            "PRECISION", "Precision", PRECISIONS, defaultValue="auto", usesStaticStrings=True)))
+        self.addParameter(with_help(spec.enum(
+            SENSORS, "Input bands (byol, moco-v2, simsiam, barlow-twins, swav)", c, "--sensors"),
+            "s2: the Sentinel-2 bands; s2+s1: Sentinel-2 and Sentinel-1 stacked. RS-BYOL chooses its own views (see "
+            "the variant)."))
+        self.addParameter(with_help(QgsProcessingParameterString(
+            ENCODER, "Encoder (timm name; empty: the method's, {})".format(spec.method_defaults_text("encoder")),
+            optional=True), "Any timm model name, e.g. resnet50 (the RS-BYOL paper's encoder, slower)."))
+        self.addParameter(advanced(QgsProcessingParameterFile(
+            INIT, "Start from this model package's encoder (empty: random)", behavior=QgsProcessingParameterFile.Folder,
+            optional=True)))
+        self.addParameter(_string(BANDS, "Sentinel-2 bands to use, comma-separated (empty: all)"))
+        self.addParameter(spec.number(EPOCHS, "Epochs", c, "--epochs"))
+        self.addParameter(with_help(spec.number(MAX_STEPS, "Maximum steps (empty: no limit)", c, "--max-steps"),
+                                    "Stop after this many optimisation steps, whatever the epochs (for a quick try)."))
+        self.addParameter(spec.number(BATCH_SIZE, "Batch size (empty: the method's, {})".format(
+            spec.method_defaults_text("batch_size")), c, "--batch-size"))
+        self.addParameter(spec.number(CROP, "Crop size (pixels)", c, "--crop"))
+        self.addParameter(advanced(spec.number(EPOCH_LENGTH, "Samples per epoch (empty: the backend's)", c,
+                                               "--epoch-length")))
+        self.addParameter(advanced(spec.number(LR, "Learning rate (empty: the method's, {})".format(
+            spec.method_defaults_text("lr")), c, "--lr")))
+        self.addParameter(advanced(spec.number(WEIGHT_DECAY, "Weight decay (empty: the method's)", c,
+                                               "--weight-decay")))
+        self.addParameter(advanced(spec.number(EMA, "EMA decay of the teacher (empty: the method's)", c, "--ema")))
+        self.addParameter(advanced(spec.number(CHECKPOINT_EVERY, "Checkpoint every N steps (0: only at the end)", c,
+                                               "--checkpoint-every")))
+        self.addParameter(advanced(spec.number(SEED, "Random seed", c, "--seed")))
+        inputs.device_parameter(self)
+        _precision_parameter(self, c)
         self.addParameter(QgsProcessingParameterBoolean(
-            "RESUME", "Resume from the checkpoint in the output folder", defaultValue=False))
-        self.addParameter(inputs.with_help(QgsProcessingParameterBoolean(
-            "OVERWRITE", "Replace an existing package and its checkpoints in the output folder", defaultValue=True),
+            RESUME, "Resume from the checkpoint in the output folder", defaultValue=False))
+        self.addParameter(with_help(QgsProcessingParameterBoolean(
+            OVERWRITE, "Replace an existing package and its checkpoints in the output folder", defaultValue=True),
             "Ignored with Resume (which continues the checkpoint)."))
         self.add_extra_args_parameter()
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Pre-trained model package (folder)"))
+        self.addParameter(QgsProcessingParameterFolderDestination(OUTPUT, "Pre-trained model package (folder)"))
         self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
         self.addOutput(QgsProcessingOutputNumber("FINAL_LOSS", "Final loss"))
 
     def _inputs(self, parameters, context, data: str) -> tuple[str, str, str, str | None]:
         """(method, variant, sensors, why it cannot run) for the chip store at ``data``."""
-        method = self.parameterAsEnumString(parameters, "METHOD", context) or "rs-byol"
-        chosen = self.parameterAsEnumString(parameters, "VARIANT", context) or "auto"
-        sensors = self.parameterAsEnumString(parameters, "SENSORS", context) or "s2"
+        method = self.parameterAsEnumString(parameters, METHOD, context)
+        chosen = self.parameterAsEnumString(parameters, VARIANT, context) or spec.AUTO
+        sensors = self.parameterAsEnumString(parameters, SENSORS, context)
         variant, problem = pretrain_inputs(method, chosen, sensors, store_sensors(data))
         return method, variant, sensors, problem
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
-        data = self.parameterAsFile(parameters, "DATA", context) if parameters.get("DATA") else ""
+        data = self.parameterAsFile(parameters, DATA, context) if parameters.get(DATA) else ""
         if data and Path(data).is_dir():  # in a model the store may not exist yet: backend_options checks again
             problem = self._inputs(parameters, context, data)[3]
             if problem:
@@ -175,38 +236,19 @@ class PretrainAlgorithm(BackendAlgorithm):
             raise QgsProcessingException(problem)
         options: dict[str, Any] = {"data": data, "method": method}
         if method == "rs-byol":
-            chosen = self.parameterAsEnumString(parameters, "VARIANT", context) or "auto"
-            if chosen == "auto":
+            if (self.parameterAsEnumString(parameters, VARIANT, context) or spec.AUTO) == spec.AUTO:
                 feedback.pushInfo(tr("RS-BYOL variant 'auto': '{variant}' ({why}).").format(
                     variant=variant, why=tr("the chip store has Sentinel-1") if variant == "single"
                     else tr("the chip store has no Sentinel-1")))
             options["variant"] = variant
         else:
             options["sensors"] = sensors
-        encoder = self.parameterAsString(parameters, "ENCODER", context).strip() if parameters.get("ENCODER") \
-            not in (None, "") else ""
-        if encoder:
-            options["encoder"] = encoder
-        options["epochs"] = self.parameterAsInt(parameters, "EPOCHS", context)
-        for name in ("MAX_STEPS", "BATCH_SIZE"):
-            value = self.parameterAsInt(parameters, name, context)
-            if value > 0:
-                options[name.lower()] = value
-        options["crop"] = self.parameterAsInt(parameters, "CROP", context)
-        lr = self.parameterAsDouble(parameters, "LR", context)
-        if lr > 0:
-            options["lr"] = lr
-        every = self.parameterAsInt(parameters, "CHECKPOINT_EVERY", context)
-        if every and every != 200:
-            options["checkpoint_every"] = every
-        options["devices"] = _devices(self, parameters, context)
-        precision = self.parameterAsEnumString(parameters, "PRECISION", context)
-        if precision and precision != "auto":
-            options["precision"] = precision
-        resume = self.parameterAsBool(parameters, "RESUME", context)
-        options["resume"] = resume
-        options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context) and not resume
-        options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
+        options.update(self.mapped_options(parameters, context, ENCODER, INIT, BANDS, EPOCHS, MAX_STEPS, BATCH_SIZE,
+                                           CROP, EPOCH_LENGTH, LR, WEIGHT_DECAY, EMA, CHECKPOINT_EVERY, SEED,
+                                           PRECISION, RESUME))
+        options["devices"] = inputs.devices(self, parameters, context)
+        options["overwrite"] = self.parameterAsBool(parameters, OVERWRITE, context) and not options["resume"]
+        options["out"] = inputs.folder_output(self, parameters, OUTPUT, context)
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:
@@ -237,95 +279,92 @@ class FinetuneAlgorithm(BackendAlgorithm):
         "<p>Output: a model package with classes (names and colours), bands, normalisation and validation "
         "metrics: the input of <i>Predict land cover</i>.</p>")
 
+    OPTIONS = {DATA: ("--data",), **_same(TASK, INIT, ENCODER, ARCH, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, HEAD,
+                                         FREEZE_ENCODER, FROZEN_FRACTION, NO_CLASS_BALANCE, KEEP_LAST,
+                                         LABEL_FRACTION, DATE, CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY,
+                                         EPOCHS, MAX_STEPS, BATCH_SIZE, CHECKPOINT_EVERY, PRECISION, SEED, RESUME,
+                                         OVERWRITE),
+               inputs.DEVICES: ("--devices",), OUTPUT: ("--out",)}
+    CLI_ONLY = TRAINER_CLI_ONLY
+    OWN_DEFAULTS = {OVERWRITE: PretrainAlgorithm.OWN_DEFAULTS[OVERWRITE]}
+    LEFT_OUT = {ARCH: {"unet3d": "implied by a dense-moco package given as the initialisation (dense-moco is "
+                                 "pre-trained from the command line)"}}
+
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        c = self.COMMAND
         _data_parameter(self)
-        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
-            "TASK", "Task", TASKS, defaultValue="auto", usesStaticStrings=True),
+        self.addParameter(with_help(spec.enum(TASK, "Task", c, "--task"),
             "auto: segmentation for a chip store prepared from scenes with parcels, classification for chips."))
-        self.addParameter(inputs.with_help(QgsProcessingParameterFile(
-            "INIT", "Start from this model package (empty: random initialisation)",
+        self.addParameter(with_help(QgsProcessingParameterFile(
+            INIT, "Start from this model package (empty: random initialisation)",
             behavior=QgsProcessingParameterFile.Folder, optional=True),
             "A folder written by Pre-train (or Fine-tune)."))
-        self.addParameter(inputs.advanced(QgsProcessingParameterString(
-            "ENCODER", "Encoder for a random initialisation (timm name; empty: resnet18)", optional=True)))
-        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
-            "ARCH", "Segmentation model", ARCHS, defaultValue="unet", usesStaticStrings=True),
+        self.addParameter(_string(ENCODER, "Encoder for a random initialisation (timm name; empty: resnet18)"))
+        self.addParameter(with_help(spec.enum(ARCH, "Segmentation model", c, "--arch",
+                                              exclude=tuple(self.LEFT_OUT[ARCH])),
             "unet / deeplabv3plus / deeplabv3: a decoder over the encoder; pixel: a per-pixel classifier on the "
             "spectra of every date (+ the encoder's embedding), the best choice with few labelled polygons."))
-        self.addParameter(inputs.with_help(QgsProcessingParameterEnum(
-            "CLASSIFIER", "Pixel classifier (pixel model)", CLASSIFIERS, defaultValue="auto",
-            usesStaticStrings=True),
+        self.addParameter(with_help(spec.enum(CLASSIFIER, "Pixel classifier (pixel model)", c, "--classifier"),
             "auto: the best of logistic regression, gradient boosting and random forest (with and without the "
             "embedding), chosen by cross-validation grouped by parcel."))
-        self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
-            "HEAD", "Classification head", HEADS, defaultValue="linear", usesStaticStrings=True)))
-        self.addParameter(QgsProcessingParameterBoolean("FREEZE_ENCODER", "Freeze the encoder (linear probe)",
+        self.addParameter(advanced(spec.number(MAX_PIXELS, "Training pixels at most (pixel model)", c,
+                                               "--max-pixels")))
+        self.addParameter(advanced(spec.number(EMBEDDING_DIM, "Embedding components kept (pixel model; 0: all)", c,
+                                               "--embedding-dim")))
+        self.addParameter(advanced(spec.enum(HEAD, "Classification head", c, "--head")))
+        self.addParameter(QgsProcessingParameterBoolean(FREEZE_ENCODER, "Freeze the encoder (linear probe)",
                                                         defaultValue=False))
-        self.addParameter(inputs.with_help(QgsProcessingParameterNumber(
-            "LABEL_FRACTION", "Fraction of the labels to use", QgsProcessingParameterNumber.Double, 1.0,
-            minValue=0.001, maxValue=1.0), "Drawn by parcel (segmentation) or by chip, stratified and seeded."))
-        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer,
-                                                       20, minValue=1, maxValue=10000))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "MAX_STEPS", "Maximum steps (0: no limit)", QgsProcessingParameterNumber.Integer, 0, minValue=0)))
-        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Batch size",
-                                                       QgsProcessingParameterNumber.Integer, 16, minValue=1,
-                                                       maxValue=4096))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "CROP", "Segmentation training crop (pixels, a multiple of 32)", QgsProcessingParameterNumber.Integer,
-            128, minValue=32, maxValue=2048)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "LR", "Learning rate (0: the backend's default, 0.001)", QgsProcessingParameterNumber.Double, 0.0,
-            minValue=0.0)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterString(
-            "DATE", "Sentinel-2 date of a single-date model (YYYY-MM-DD; empty: the clearest)", optional=True)))
-        _device_parameters(self)
-        self.addParameter(QgsProcessingParameterBoolean("OVERWRITE", "Replace a finished package in the output "
+        self.addParameter(advanced(spec.number(
+            FROZEN_FRACTION, "Share of the steps with the encoder frozen first (empty: 0.3 from a package, 0 from "
+            "random)", c, "--frozen-fraction")))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            NO_CLASS_BALANCE, "Draw segmentation crops uniformly (not each class equally often)", defaultValue=False)))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            KEEP_LAST, "Keep the last epoch's weights (not the best validation epoch's)", defaultValue=False)))
+        self.addParameter(with_help(spec.number(LABEL_FRACTION, "Fraction of the labels to use", c,
+                                                "--label-fraction"),
+                                    "Drawn by parcel (segmentation) or by chip, stratified and seeded."))
+        self.addParameter(spec.number(EPOCHS, "Epochs", c, "--epochs"))
+        self.addParameter(advanced(spec.number(MAX_STEPS, "Maximum steps (empty: no limit)", c, "--max-steps")))
+        self.addParameter(spec.number(BATCH_SIZE, "Batch size", c, "--batch-size"))
+        self.addParameter(advanced(spec.number(CROP, "Segmentation training crop (pixels)", c, "--crop")))
+        self.addParameter(advanced(spec.number(SAMPLES_PER_EPOCH, "Segmentation crops per epoch", c,
+                                               "--samples-per-epoch")))
+        self.addParameter(advanced(spec.number(LR, "Learning rate", c, "--lr")))
+        self.addParameter(advanced(spec.number(ENCODER_LR, "Learning rate of the encoder (empty: the learning rate)",
+                                               c, "--encoder-lr")))
+        self.addParameter(advanced(spec.number(WEIGHT_DECAY, "Weight decay", c, "--weight-decay")))
+        self.addParameter(_string(DATE, "Sentinel-2 date of a single-date model (YYYY-MM-DD; empty: the clearest)"))
+        self.addParameter(advanced(spec.number(CHECKPOINT_EVERY, "Checkpoint every N steps (0: only at the end)", c,
+                                               "--checkpoint-every")))
+        self.addParameter(advanced(spec.number(SEED, "Random seed", c, "--seed")))
+        inputs.device_parameter(self)
+        _precision_parameter(self, c)
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            RESUME, "Resume from the checkpoint in the output folder", defaultValue=False)))
+        self.addParameter(QgsProcessingParameterBoolean(OVERWRITE, "Replace a finished package in the output "
                                                         "folder", defaultValue=True))
         self.add_extra_args_parameter()
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Fine-tuned model package (folder)"))
+        self.addParameter(QgsProcessingParameterFolderDestination(OUTPUT, "Fine-tuned model package (folder)"))
         self.addOutput(QgsProcessingOutputFile("CURVES", "Training curves (PNG)"))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
         options: dict[str, Any] = {"data": _check_data(self, parameters, context)}
-        task = self.parameterAsEnumString(parameters, "TASK", context) or "auto"
-        if task != "auto":
-            options["task"] = task
-        init = self.parameterAsFile(parameters, "INIT", context) if parameters.get("INIT") else ""
-        arch = self.parameterAsEnumString(parameters, "ARCH", context) or "unet"
-        if init or arch != "pixel":  # the pixel model without a package: spectra only (the backend's default)
+        options.update(self.mapped_options(parameters, context, TASK, ARCH))
+        init = self.parameterAsFile(parameters, INIT, context) if parameters.get(INIT) else ""
+        if init or options.get("arch") != "pixel":  # the pixel model without a package: spectra only (the default)
             options["init"] = init or "random"
-        encoder = self.parameterAsString(parameters, "ENCODER", context).strip() if parameters.get("ENCODER") else ""
-        if encoder and not init:
-            options["encoder"] = encoder
-        options["arch"] = arch
-        classifier = self.parameterAsEnumString(parameters, "CLASSIFIER", context) or "auto"
-        if arch == "pixel" and classifier != "auto":
-            options["classifier"] = classifier
-        head = self.parameterAsEnumString(parameters, "HEAD", context)
-        if head and head != "linear":
-            options["head"] = head
-        options["freeze_encoder"] = self.parameterAsBool(parameters, "FREEZE_ENCODER", context)
-        fraction = self.parameterAsDouble(parameters, "LABEL_FRACTION", context)
-        if fraction < 1.0:
-            options["label_fraction"] = fraction
-        options["epochs"] = self.parameterAsInt(parameters, "EPOCHS", context)
-        max_steps = self.parameterAsInt(parameters, "MAX_STEPS", context)
-        if max_steps > 0:
-            options["max_steps"] = max_steps
-        options["batch_size"] = self.parameterAsInt(parameters, "BATCH_SIZE", context)
-        crop = self.parameterAsInt(parameters, "CROP", context)
-        if crop and crop != 128:
-            options["crop"] = crop
-        lr = self.parameterAsDouble(parameters, "LR", context)
-        if lr > 0:
-            options["lr"] = lr
-        date = self.parameterAsString(parameters, "DATE", context).strip() if parameters.get("DATE") else ""
-        if date:
-            options["date"] = date
-        options["devices"] = _devices(self, parameters, context)
-        options["overwrite"] = self.parameterAsBool(parameters, "OVERWRITE", context)
-        options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
+        if not init:
+            options.update(self.mapped_options(parameters, context, ENCODER))
+        if options.get("arch") == "pixel":
+            options.update(self.mapped_options(parameters, context, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM))
+        options.update(self.mapped_options(parameters, context, HEAD, FREEZE_ENCODER, FROZEN_FRACTION,
+                                           NO_CLASS_BALANCE, KEEP_LAST, LABEL_FRACTION, EPOCHS, MAX_STEPS, BATCH_SIZE,
+                                           CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY, DATE,
+                                           CHECKPOINT_EVERY, SEED, PRECISION, RESUME))
+        options["devices"] = inputs.devices(self, parameters, context)
+        options["overwrite"] = self.parameterAsBool(parameters, OVERWRITE, context) and not options["resume"]
+        options["out"] = inputs.folder_output(self, parameters, OUTPUT, context)
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:
@@ -353,71 +392,91 @@ class EvaluateAlgorithm(BackendAlgorithm):
         "per-class IoU, mIoU, confusion matrix.</p>"
         "<p>The HTML report opens in the Processing Results Viewer.</p>")
 
+    OPTIONS = {INIT: ("--init",), WITH_RANDOM: ("--init",), DATA: ("--data",),
+               **_same(TASK, PROTOCOL, LABEL_FRACTIONS, PARCELS_PER_CLASS, SEEDS, PATHS, SCORE_SPLIT, TEST_DATA,
+                       MAX_TRAIN_PIXELS, MAX_SCORE_PIXELS, EMBEDDING_DIM, PROBE_HEAD, PROBE_EPOCHS, K, ENCODER, ARCH,
+                       DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES, EPOCHS, MAX_STEPS, BATCH_SIZE,
+                       PRECISION, SEED),
+               inputs.DEVICES: ("--devices",), OUTPUT: ("--out",)}
+    CLI_ONLY = {**TRAINER_CLI_ONLY,
+                "--checkpoint-every": "evaluate does not checkpoint its trainings (a training option it shares)",
+                "--resume": "evaluate does not resume its trainings (a training option it shares)"}
+
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.addParameter(QgsProcessingParameterFile("INIT", "Model package to evaluate (compare: optional)",
+        c = self.COMMAND
+        self.addParameter(QgsProcessingParameterFile(INIT, "Model package to evaluate (compare: optional)",
                                                      behavior=QgsProcessingParameterFile.Folder, optional=True))
-        self.addParameter(QgsProcessingParameterBoolean("WITH_RANDOM", "Compare with a random initialisation",
+        self.addParameter(QgsProcessingParameterBoolean(WITH_RANDOM, "Compare with a random initialisation",
                                                         defaultValue=True))
         _data_parameter(self)
-        self.addParameter(QgsProcessingParameterEnum("TASK", "Task", TASKS, defaultValue="auto",
-                                                     usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterEnum("PROTOCOL", "Protocol", PROTOCOLS, defaultValue="compare",
-                                                     usesStaticStrings=True))
-        self.addParameter(inputs.with_help(QgsProcessingParameterString(
-            "PARCELS_PER_CLASS", "Budgets in parcels per class (compare; e.g. 2,5,10; empty: label fractions)",
-            optional=True), "Each budget trains every path on that many parcels of each class."))
-        self.addParameter(inputs.advanced(QgsProcessingParameterString(
-            "SEEDS", "Seeds (compare; e.g. 0,1,2: mean and spread over draws)", optional=True)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterEnum(
-            "PROBE_HEAD", "Probe head (linear probe)", HEADS, defaultValue="linear", usesStaticStrings=True)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "K", "Neighbours of the kNN vote", QgsProcessingParameterNumber.Integer, 20, minValue=1)))
-        self.addParameter(inputs.with_help(QgsProcessingParameterString(
-            "LABEL_FRACTIONS", "Label fractions (comma-separated; empty: the backend's default)", optional=True),
+        self.addParameter(spec.enum(TASK, "Task", c, "--task"))
+        self.addParameter(spec.enum(PROTOCOL, "Protocol", c, "--protocol"))
+        self.addParameter(with_help(_string(
+            PARCELS_PER_CLASS, "Budgets in parcels per class (compare; e.g. 2,5,10; empty: label fractions)", False),
+            "Each budget trains every path on that many parcels of each class."))
+        self.addParameter(_string(SEEDS, "Seeds (compare; e.g. 0,1,2: mean and spread over draws)"))
+        self.addParameter(with_help(_string(
+            LABEL_FRACTIONS, "Label fractions (comma-separated; empty: the backend's default)", False),
             "Each protocol runs once per fraction of the training labels."))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "EPOCHS", "Epochs of the fine-tune protocol (0: the backend's default)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0)))
-        self.addParameter(inputs.advanced(QgsProcessingParameterNumber(
-            "MAX_STEPS", "Maximum steps of each training (0: no limit)", QgsProcessingParameterNumber.Integer, 0,
-            minValue=0)))
-        _device_parameters(self)
+        self.addParameter(advanced(QgsProcessingParameterString(
+            PATHS, "Paths compared (compare)", defaultValue=spec.default(c, "--paths"), optional=True)))
+        self.addParameter(advanced(spec.enum(SCORE_SPLIT, "Held-out split scored (compare)", c, "--score-split")))
+        self.addParameter(advanced(QgsProcessingParameterFile(
+            TEST_DATA, "Independent labelled chip store to score on (compare)",
+            behavior=QgsProcessingParameterFile.Folder, optional=True)))
+        self.addParameter(advanced(spec.number(MAX_TRAIN_PIXELS, "Training pixels of the pixel classifiers at most "
+                                               "(compare)", c, "--max-train-pixels")))
+        self.addParameter(advanced(spec.number(MAX_SCORE_PIXELS, "Held-out pixels scored at most (compare)", c,
+                                               "--max-score-pixels")))
+        self.addParameter(advanced(spec.number(EMBEDDING_DIM, "Embedding components kept (compare; 0: all)", c,
+                                               "--embedding-dim")))
+        self.addParameter(advanced(spec.enum(PROBE_HEAD, "Probe head (linear probe)", c, "--probe-head")))
+        self.addParameter(advanced(spec.number(PROBE_EPOCHS, "Epochs of the probe (linear probe on chips)", c,
+                                               "--probe-epochs")))
+        self.addParameter(advanced(spec.number(K, "Neighbours of the kNN vote", c, "--k")))
+        self.addParameter(_string(ENCODER, "Encoder of 'random' without a package (timm name; empty: resnet18)"))
+        self.addParameter(advanced(spec.enum(ARCH, "Decoder (fine-tune protocol on a cube)", c, "--arch")))
+        self.addParameter(_string(DATE, "Sentinel-2 date read from a multi-date cube (YYYY-MM-DD)"))
+        self.addParameter(advanced(spec.number(CROP, "Training crop (pixels, cube)", c, "--crop")))
+        self.addParameter(advanced(spec.number(SAMPLES_PER_EPOCH, "Training crops per epoch (cube)", c,
+                                               "--samples-per-epoch")))
+        self.addParameter(advanced(spec.number(LR, "Learning rate of the probes and fine-tunes", c, "--lr")))
+        self.addParameter(advanced(spec.number(MAX_PIXELS, "Pixels sampled per split (cube kNN / t-SNE)", c,
+                                               "--max-pixels")))
+        self.addParameter(advanced(spec.number(TSNE_SAMPLES, "Items in the t-SNE plot", c, "--tsne-samples")))
+        self.addParameter(advanced(spec.number(EPOCHS, "Epochs of each training (empty: the backend's default)", c,
+                                               "--epochs")))
+        self.addParameter(advanced(spec.number(MAX_STEPS, "Maximum steps of each training (empty: no limit)", c,
+                                               "--max-steps")))
+        self.addParameter(advanced(spec.number(BATCH_SIZE, "Batch size (empty: the backend's default)", c,
+                                               "--batch-size")))
+        self.addParameter(advanced(spec.number(SEED, "Random seed", c, "--seed")))
+        inputs.device_parameter(self)
+        _precision_parameter(self, c)
         self.add_extra_args_parameter()
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Report folder"))
+        self.addParameter(QgsProcessingParameterFolderDestination(OUTPUT, "Report folder"))
         self.addOutput(QgsProcessingOutputHtml("REPORT", "Evaluation report"))
         self.addOutput(QgsProcessingOutputFile("REPORT_JSON", "Report numbers (JSON)"))
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
-        protocol = self.parameterAsEnumString(parameters, "PROTOCOL", context) or "compare"
-        package = self.parameterAsFile(parameters, "INIT", context) if parameters.get("INIT") else ""
+        protocol = self.parameterAsEnumString(parameters, PROTOCOL, context)
+        package = self.parameterAsFile(parameters, INIT, context) if parameters.get(INIT) else ""
         init = [package] if package else []
-        if self.parameterAsBool(parameters, "WITH_RANDOM", context) or protocol == "compare":
+        if self.parameterAsBool(parameters, WITH_RANDOM, context) or protocol == "compare":
             init.append("random")
         if not package and protocol != "compare":
             raise QgsProcessingException(tr("The {protocol} protocol evaluates a model package: choose one.").format(
                 protocol=protocol))
         options: dict[str, Any] = {"init": init, "data": _check_data(self, parameters, context),
                                    "protocol": protocol}
-        for name, key in (("LABEL_FRACTIONS", "label_fractions"), ("PARCELS_PER_CLASS", "parcels_per_class"),
-                          ("SEEDS", "seeds")):
-            text = self.parameterAsString(parameters, name, context).replace(" ", "") if parameters.get(name) else ""
-            if text:
-                options[key] = text
-        task = self.parameterAsEnumString(parameters, "TASK", context) or "auto"
-        if task != "auto":
-            options["task"] = task
-        head = self.parameterAsEnumString(parameters, "PROBE_HEAD", context)
-        if head and head != "linear":
-            options["probe_head"] = head
-        k = self.parameterAsInt(parameters, "K", context)
-        if k and k != 20:
-            options["k"] = k
-        for name in ("EPOCHS", "MAX_STEPS"):
-            value = self.parameterAsInt(parameters, name, context)
-            if value > 0:
-                options[name.lower()] = value
-        options["devices"] = _devices(self, parameters, context)
-        options["out"] = inputs.folder_output(self, parameters, "OUTPUT", context)
+        for name in (LABEL_FRACTIONS, PARCELS_PER_CLASS, SEEDS, PATHS):
+            options.update({k: v.replace(" ", "") for k, v in self.mapped_options(parameters, context, name).items()})
+        options.update(self.mapped_options(parameters, context, TASK, SCORE_SPLIT, TEST_DATA, MAX_TRAIN_PIXELS,
+                                           MAX_SCORE_PIXELS, EMBEDDING_DIM, PROBE_HEAD, PROBE_EPOCHS, K, ENCODER, ARCH,
+                                           DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES, EPOCHS,
+                                           MAX_STEPS, BATCH_SIZE, SEED, PRECISION))
+        options["devices"] = inputs.devices(self, parameters, context)
+        options["out"] = inputs.folder_output(self, parameters, OUTPUT, context)
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:

@@ -4,17 +4,17 @@
 <context>
     <name>@default</name>
     <message>
-        <location filename="../algorithms/base.py" line="47"/>
+        <location filename="../algorithms/base.py" line="51"/>
         <source>&lt;p&gt;&lt;i&gt;eo-ssl runs this step in its own Python process (the backend; see Raster &amp;gt; eo-ssl &amp;gt; Backend diagnostics), so QGIS never loads PyTorch. The exact command line is shown at the top of the log: the same command works in a terminal (&lt;code&gt;python -m backend ...&lt;/code&gt;).&lt;/i&gt;&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="171"/>
+        <location filename="../algorithms/base.py" line="175"/>
         <source>nothing set</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="172"/>
+        <location filename="../algorithms/base.py" line="176"/>
         <source>eo-ssl has no backend Python yet (looked at: {looked}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -24,87 +24,87 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="240"/>
+        <location filename="../algorithms/base.py" line="244"/>
         <source>Cancel: asking the backend to stop at its next safe point…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="375"/>
+        <location filename="../algorithms/base.py" line="398"/>
         <source>Cannot read the further backend options {text}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="46"/>
+        <location filename="../algorithms/data.py" line="82"/>
         <source>Give the labelled parcels and their class field together (or neither).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="58"/>
+        <location filename="../algorithms/data.py" line="94"/>
         <source>1 Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="59"/>
+        <location filename="../algorithms/data.py" line="95"/>
         <source>1 Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="61"/>
+        <location filename="../algorithms/data.py" line="97"/>
         <source>&lt;p&gt;Builds a &lt;b&gt;chip store&lt;/b&gt; (the training format) from Sentinel-2 (and optionally Sentinel-1) scenes over an area and a period of interest: every scene is read window by window onto one 10 m grid (Sentinel-1 reprojected, kept in dB), with normalisation statistics and, when labelled parcels are given, the rasterised labels and a train/validation/test split by parcel or by spatial block (never by pixel).&lt;/p&gt;&lt;p&gt;Instead of scenes, a EuroSAT-style chip folder (&lt;code&gt;DIR/&amp;lt;Class&amp;gt;/*.tif&lt;/code&gt;) can be given.&lt;/p&gt;&lt;p&gt;The output folder feeds &lt;i&gt;Pre-train&lt;/i&gt;, &lt;i&gt;Fine-tune&lt;/i&gt; and &lt;i&gt;Evaluate&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="96"/>
+        <location filename="../algorithms/data.py" line="133"/>
         <source>Give Sentinel-2 scenes (layers or a folder), or a chip folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="98"/>
+        <location filename="../algorithms/data.py" line="135"/>
         <source>Give Sentinel-2 scenes or a chip folder, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="122"/>
+        <location filename="../algorithms/data.py" line="158"/>
         <source>The backend finished but {out} holds no manifest.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="130"/>
+        <location filename="../algorithms/data.py" line="166"/>
         <source>7 Export dataset</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="188"/>
+        <location filename="../algorithms/mapping.py" line="223"/>
         <source>4 Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="133"/>
+        <location filename="../algorithms/data.py" line="169"/>
         <source>&lt;p&gt;Writes a training dataset from labelled parcels: one georeferenced GeoTIFF chip per sample (all chosen bands), a mask GeoTIFF per chip (class ids, ignore value), &lt;code&gt;index.gpkg&lt;/code&gt; (chip footprints with split, class counts and source parcels) and &lt;code&gt;dataset.json&lt;/code&gt; (bands, dates, classes with colours, grid, normalisation, provenance). The imagery is a chip store (from &lt;i&gt;Prepare data&lt;/i&gt;) or Sentinel scenes.&lt;/p&gt;&lt;p&gt;Typical input: the output of &lt;i&gt;Label parcels&lt;/i&gt; with status &apos;labelled&apos;, or parcels you labelled by hand with the eo-ssl parcel labelling tool.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="177"/>
+        <location filename="../algorithms/data.py" line="223"/>
         <source>Give either a chip store or Sentinel-2 scenes (one of the two).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="203"/>
+        <location filename="../algorithms/data.py" line="248"/>
         <source>The backend finished but wrote no chip index ({index}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="119"/>
+        <location filename="../algorithms/inputs.py" line="128"/>
         <source>A raster input could not be loaded.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="121"/>
+        <location filename="../algorithms/inputs.py" line="130"/>
         <source>Layer &apos;{layer}&apos; is not a raster file (provider {provider}): eo-ssl reads Sentinel scenes from files (GeoTIFF, JP2, ...). Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="155"/>
+        <location filename="../algorithms/inputs.py" line="164"/>
         <source>Could not write the &apos;{name}&apos; features to a file for the backend.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -114,77 +114,72 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="208"/>
+        <location filename="../algorithms/inputs.py" line="217"/>
         <source>Give the area of interest as polygons or as an extent, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="217"/>
+        <location filename="../algorithms/inputs.py" line="226"/>
         <source>The area-of-interest extent is empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="240"/>
+        <location filename="../algorithms/inputs.py" line="247"/>
         <source>No output folder given for {name}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="43"/>
+        <location filename="../algorithms/mapping.py" line="88"/>
         <source>5 Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="135"/>
+        <location filename="../algorithms/mapping.py" line="165"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="46"/>
+        <location filename="../algorithms/mapping.py" line="91"/>
         <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="164"/>
+        <location filename="../algorithms/mapping.py" line="64"/>
         <source>{model} is not an eo-ssl model package (no model.json in it).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="88"/>
-        <source>The tile size must be a multiple of 32 (got {tile}).</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../algorithms/mapping.py" line="110"/>
+        <location filename="../algorithms/mapping.py" line="140"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="115"/>
+        <location filename="../algorithms/mapping.py" line="145"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="187"/>
+        <location filename="../algorithms/mapping.py" line="222"/>
         <source>6 Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="190"/>
+        <location filename="../algorithms/mapping.py" line="225"/>
         <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="232"/>
+        <location filename="../algorithms/mapping.py" line="273"/>
         <source>Give the parcels to label.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="245"/>
+        <location filename="../algorithms/mapping.py" line="281"/>
         <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="254"/>
+        <location filename="../algorithms/mapping.py" line="290"/>
         <source>The backend finished but wrote no parcels ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -204,67 +199,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="51"/>
+        <location filename="../algorithms/training.py" line="104"/>
         <source>The chip store {data} is not a folder: run &apos;1 Prepare data&apos; first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="82"/>
+        <location filename="../algorithms/training.py" line="132"/>
         <source>The chip store has no Sentinel-1 data, and the RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 bands with Sentinel-1 polarisations. Choose the variant &apos;auto&apos; or &apos;s2-only&apos; (two Sentinel-2 band draws), another method, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="87"/>
+        <location filename="../algorithms/training.py" line="137"/>
         <source>The chip store has no Sentinel-1 data: choose the input bands &apos;s2&apos;, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="95"/>
+        <location filename="../algorithms/training.py" line="145"/>
         <source>2 Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="342"/>
+        <location filename="../algorithms/training.py" line="381"/>
         <source>2 Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="98"/>
+        <location filename="../algorithms/training.py" line="148"/>
         <source>&lt;p&gt;Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when there is one (else the CPU, slowly).&lt;/p&gt;&lt;ul&gt;&lt;li&gt;&lt;b&gt;rs-byol&lt;/b&gt;: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same place. Variants: &lt;i&gt;auto&lt;/i&gt; (the default: &lt;i&gt;single&lt;/i&gt; when the chip store has Sentinel-1, &lt;i&gt;s2-only&lt;/i&gt; when it has not), &lt;i&gt;single&lt;/i&gt; (one S2 band vs one S1 polarisation, 1-channel encoder), &lt;i&gt;three&lt;/i&gt; (three S2 bands vs VV/VH + a copy), &lt;i&gt;s2-only&lt;/i&gt; (two S2 band draws, no S1), &lt;i&gt;rgb-s1s2&lt;/i&gt; (RGB vs S1 + two non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.&lt;/li&gt;&lt;li&gt;&lt;b&gt;byol, moco-v2, simsiam, barlow-twins, swav&lt;/b&gt;: on all bands of the chip store.&lt;/li&gt;&lt;/ul&gt;&lt;p&gt;Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops at the next step and keeps the last checkpoint: run again with &lt;i&gt;Resume&lt;/i&gt; to continue.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="180"/>
+        <location filename="../algorithms/training.py" line="240"/>
         <source>RS-BYOL variant &apos;auto&apos;: &apos;{variant}&apos; ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="180"/>
+        <location filename="../algorithms/training.py" line="240"/>
         <source>the chip store has Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="180"/>
+        <location filename="../algorithms/training.py" line="240"/>
         <source>the chip store has no Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="334"/>
+        <location filename="../algorithms/training.py" line="373"/>
         <source>The backend finished but {out} holds no model.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="225"/>
+        <location filename="../algorithms/training.py" line="267"/>
         <source>3 Fine-tune</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="341"/>
+        <location filename="../algorithms/training.py" line="380"/>
         <source>4 Evaluate</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="427"/>
+        <location filename="../algorithms/training.py" line="486"/>
         <source>The backend finished but wrote no report ({html}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -319,222 +314,222 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="142"/>
+        <location filename="../dialog.py" line="168"/>
         <source>eo-ssl — self-supervised land cover from Sentinel-1/2</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="158"/>
+        <location filename="../dialog.py" line="184"/>
         <source>Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="158"/>
+        <location filename="../dialog.py" line="184"/>
         <source>Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="158"/>
+        <location filename="../dialog.py" line="184"/>
         <source>Output</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="171"/>
+        <location filename="../dialog.py" line="197"/>
         <source>Run</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="172"/>
+        <location filename="../dialog.py" line="198"/>
         <source>Cancel job</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="191"/>
+        <location filename="../dialog.py" line="217"/>
         <source>Sentinel-2 scenes (rasters of the project; check the ones to use)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="196"/>
+        <location filename="../dialog.py" line="222"/>
         <source>Sentinel-1 scenes (optional; VV/VH)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="200"/>
+        <location filename="../dialog.py" line="226"/>
         <source>Show all raster layers (not only those that look like Sentinel-1 or -2)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="201"/>
+        <location filename="../dialog.py" line="227"/>
         <source>Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the Sentinel-2 list leaves them out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="207"/>
+        <location filename="../dialog.py" line="233"/>
         <source>Area of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="209"/>
+        <location filename="../dialog.py" line="235"/>
         <source>Polygon layer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="210"/>
+        <location filename="../dialog.py" line="236"/>
         <source>Current map extent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="211"/>
+        <location filename="../dialog.py" line="237"/>
         <source>Whole Sentinel-2 footprint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="217"/>
+        <location filename="../dialog.py" line="243"/>
         <source>Selected features only</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="226"/>
+        <location filename="../dialog.py" line="252"/>
         <source>Period of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="228"/>
+        <location filename="../dialog.py" line="254"/>
         <source>Only scenes from</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="236"/>
+        <location filename="../dialog.py" line="262"/>
         <source>to</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="241"/>
+        <location filename="../dialog.py" line="267"/>
         <source>Labelled parcels (for fine-tuning, prediction and parcel labelling)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="250"/>
+        <location filename="../dialog.py" line="276"/>
         <source>Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="251"/>
+        <location filename="../dialog.py" line="277"/>
         <source>Class field</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="258"/>
+        <location filename="../dialog.py" line="284"/>
         <source>Steps</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="260"/>
+        <location filename="../dialog.py" line="286"/>
         <source>Prepare data (reused while the layers, area and period do not change)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="263"/>
+        <location filename="../dialog.py" line="289"/>
         <source>The chip store is kept in the cache folder ({options}) and reused by the next run on the same inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="265"/>
+        <location filename="../dialog.py" line="291"/>
         <source>Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="267"/>
+        <location filename="../dialog.py" line="293"/>
         <source>Fine-tune on the parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="268"/>
+        <location filename="../dialog.py" line="294"/>
         <source>Evaluate (report)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="705"/>
+        <location filename="../dialog.py" line="723"/>
         <source>Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="270"/>
+        <location filename="../dialog.py" line="296"/>
         <source>Label the parcels from the map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="278"/>
+        <location filename="../dialog.py" line="304"/>
         <source>Self-supervised pre-training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="296"/>
+        <location filename="../dialog.py" line="320"/>
         <source>no limit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="303"/>
+        <location filename="../dialog.py" line="324"/>
         <source>Method</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="304"/>
+        <location filename="../dialog.py" line="325"/>
         <source>RS-BYOL variant</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="306"/>
+        <location filename="../dialog.py" line="327"/>
         <source>Encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="307"/>
+        <location filename="../dialog.py" line="328"/>
         <source>Epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="308"/>
+        <location filename="../dialog.py" line="329"/>
         <source>Maximum steps (each training)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="309"/>
+        <location filename="../dialog.py" line="330"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="310"/>
+        <location filename="../dialog.py" line="331"/>
         <source>Crop (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="313"/>
+        <location filename="../dialog.py" line="334"/>
         <source>Fine-tuning and prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="333"/>
+        <location filename="../dialog.py" line="351"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="334"/>
+        <location filename="../dialog.py" line="352"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="335"/>
+        <location filename="../dialog.py" line="353"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="338"/>
+        <location filename="../dialog.py" line="356"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="341"/>
+        <location filename="../dialog.py" line="359"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -544,7 +539,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="347"/>
+        <location filename="../dialog.py" line="365"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -554,7 +549,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="349"/>
+        <location filename="../dialog.py" line="367"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -564,157 +559,157 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="355"/>
+        <location filename="../dialog.py" line="373"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="356"/>
+        <location filename="../dialog.py" line="374"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="373"/>
+        <location filename="../dialog.py" line="391"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="374"/>
+        <location filename="../dialog.py" line="392"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="383"/>
+        <location filename="../dialog.py" line="401"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="390"/>
+        <location filename="../dialog.py" line="408"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="438"/>
+        <location filename="../dialog.py" line="456"/>
         <source>{layer} — {n} band(s): {bands}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="486"/>
+        <location filename="../dialog.py" line="504"/>
         <source>auto: &apos;single&apos; (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers are checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="487"/>
+        <location filename="../dialog.py" line="505"/>
         <source>auto: &apos;s2-only&apos; (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="497"/>
+        <location filename="../dialog.py" line="515"/>
         <source>The RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is checked on the Data tab: check one, or choose the variant &apos;auto&apos; or &apos;s2-only&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="512"/>
+        <location filename="../dialog.py" line="530"/>
         <source>The backend check failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="551"/>
+        <location filename="../dialog.py" line="569"/>
         <source>Click &apos;{setup}&apos; to create the backend environment or choose an existing Python.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="558"/>
+        <location filename="../dialog.py" line="576"/>
         <source>1 GPU: {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="560"/>
+        <location filename="../dialog.py" line="578"/>
         <source>{n} GPUs (data-parallel)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="607"/>
+        <location filename="../dialog.py" line="625"/>
         <source>There is no map canvas to take the extent from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="640"/>
+        <location filename="../dialog.py" line="658"/>
         <source>The chip store is prepared again ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="649"/>
+        <location filename="../dialog.py" line="667"/>
         <source>Choose an output folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="652"/>
+        <location filename="../dialog.py" line="670"/>
         <source>Check at least one Sentinel-2 layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="657"/>
+        <location filename="../dialog.py" line="675"/>
         <source>Choose the class field of the parcels.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="671"/>
+        <location filename="../dialog.py" line="689"/>
         <source>Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="678"/>
+        <location filename="../dialog.py" line="696"/>
         <source>Pre-train ({method})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="681"/>
+        <location filename="../dialog.py" line="699"/>
         <source>Pre-train ({method} {variant})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="701"/>
+        <location filename="../dialog.py" line="719"/>
         <source>Tick &apos;Fine-tune&apos; or choose a model package to predict with.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="707"/>
+        <location filename="../dialog.py" line="725"/>
         <source>Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="721"/>
+        <location filename="../dialog.py" line="739"/>
         <source>Cannot start:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="734"/>
+        <location filename="../dialog.py" line="752"/>
         <source>Output folder: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="736"/>
+        <location filename="../dialog.py" line="754"/>
         <source>Prepare data: reusing the chip store {path} (prepared {when} from the same layers, area and period).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="741"/>
+        <location filename="../dialog.py" line="759"/>
         <source>Nothing to run: the chip store is ready ({path}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="765"/>
+        <location filename="../dialog.py" line="783"/>
         <source>Step {k}/{n}: {title}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="769"/>
+        <location filename="../dialog.py" line="787"/>
         <source>starting…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="790"/>
+        <location filename="../dialog.py" line="808"/>
         <source>Report:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -790,112 +785,112 @@ appears here while a model trains.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="288"/>
+        <location filename="../parcel_labelling/panel.py" line="45"/>
         <source>eo-ssl parcel labelling</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="304"/>
+        <location filename="../parcel_labelling/panel.py" line="61"/>
         <source>Parcel layer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="307"/>
+        <location filename="../parcel_labelling/panel.py" line="64"/>
         <source>Classes from…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="308"/>
+        <location filename="../parcel_labelling/panel.py" line="65"/>
         <source>A model package (model.json), a dataset.json, a JSON class list, a map&apos;s .qml or a label-parcels output (.gpkg)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="312"/>
+        <location filename="../parcel_labelling/panel.py" line="69"/>
         <source>no classes yet</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="321"/>
+        <location filename="../parcel_labelling/panel.py" line="78"/>
         <source>Next uncertain parcel (N)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="328"/>
+        <location filename="../parcel_labelling/panel.py" line="85"/>
         <source>Label with clicks</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="330"/>
+        <location filename="../parcel_labelling/panel.py" line="87"/>
         <source>Click a parcel to give it the current class; keys 1..9 choose the class, N goes to the next uncertain parcel, Ctrl+Z undoes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="333"/>
+        <location filename="../parcel_labelling/panel.py" line="90"/>
         <source>Undo</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="335"/>
+        <location filename="../parcel_labelling/panel.py" line="92"/>
         <source>Save edits</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="351"/>
+        <location filename="../parcel_labelling/panel.py" line="108"/>
         <source>Class scheme</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="351"/>
+        <location filename="../parcel_labelling/panel.py" line="108"/>
         <source>Class schemes (*.json *.qml *.gpkg);;All (*)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="360"/>
+        <location filename="../parcel_labelling/panel.py" line="117"/>
         <source>Cannot read classes from {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="363"/>
+        <location filename="../parcel_labelling/panel.py" line="120"/>
         <source>No classes in {path}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="376"/>
+        <location filename="../parcel_labelling/panel.py" line="133"/>
         <source>{n} classes from {source}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="376"/>
+        <location filename="../parcel_labelling/panel.py" line="133"/>
         <source>{n} classes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="386"/>
+        <location filename="../parcel_labelling/panel.py" line="143"/>
         <source>the label-parcels output</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="433"/>
+        <location filename="../parcel_labelling/panel.py" line="190"/>
         <source>Choose a polygon layer and a class scheme.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="436"/>
+        <location filename="../parcel_labelling/panel.py" line="193"/>
         <source>Current class: &lt;b&gt;{name}&lt;/b&gt; (key {key}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="439"/>
+        <location filename="../parcel_labelling/panel.py" line="196"/>
         <source>{n} uncertain parcel(s) left.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="479"/>
+        <location filename="../parcel_labelling/panel.py" line="236"/>
         <source>No uncertain parcel left.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../maptool.py" line="495"/>
+        <location filename="../parcel_labelling/panel.py" line="252"/>
         <source>Saving failed: {errors}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1521,22 +1516,22 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="144"/>
+        <location filename="../algorithms/base.py" line="148"/>
         <source>Warning [{code}]: {message}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="147"/>
+        <location filename="../algorithms/base.py" line="151"/>
         <source>Wrote {kind}: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="153"/>
+        <location filename="../algorithms/base.py" line="157"/>
         <source>Finished in {seconds} s</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="428"/>
+        <location filename="../algorithms/training.py" line="487"/>
         <source>Report: {path}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1586,68 +1581,83 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="134"/>
+        <location filename="../algorithms/mapping.py" line="164"/>
         <source>5b Per-pixel embedding</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="137"/>
+        <location filename="../algorithms/mapping.py" line="167"/>
         <source>&lt;p&gt;Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a multi-band raster on the analysis grid: the encoder&apos;s feature pyramid at full resolution, reduced to its first principal components. Feed it, alone or with the bands, to any classifier (QGIS&apos;s, SCP, dzetsaka), as with published satellite-embedding datasets.&lt;/p&gt;&lt;p&gt;Several dates: the embedding of their per-band median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="180"/>
+        <location filename="../algorithms/mapping.py" line="215"/>
         <source>The backend finished but wrote no embedding ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="228"/>
+        <location filename="../algorithms/training.py" line="270"/>
         <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;With a handful of labelled polygons choose the &lt;b&gt;pixel&lt;/b&gt; model: a per-pixel classifier on the spectra of every date (as SCP or dzetsaka), with the pre-trained encoder&apos;s embedding added when it helps on held-out parcels; &lt;i&gt;auto&lt;/i&gt; picks the classifier by cross-validation grouped by parcel.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="344"/>
+        <location filename="../algorithms/training.py" line="383"/>
         <source>&lt;p&gt;&lt;b&gt;compare&lt;/b&gt; (default): which path gives the best map with your labels, and what the pre-training was worth: the classic per-pixel classifiers on the spectra, the pixel classifier with the package&apos;s embedding, and the U-Net from the package and from random initialisation, all trained on the same parcels and scored on held-out parcels, at several label budgets. The report opens with one sentence that says which to use.&lt;/p&gt;&lt;p&gt;Or one protocol for the package and (optionally) a random initialisation: linear probe on frozen features, kNN, or full fine-tune, at several label fractions. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="397"/>
+        <location filename="../algorithms/training.py" line="468"/>
         <source>The {protocol} protocol evaluates a model package: choose one.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="316"/>
+        <location filename="../dialog.py" line="337"/>
         <source>Pixel classifier: spectra of every date + the pre-trained embedding (best with few polygons)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="318"/>
+        <location filename="../dialog.py" line="339"/>
         <source>U-Net over the pre-trained encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="319"/>
+        <location filename="../dialog.py" line="340"/>
         <source>With a handful of labelled polygons a per-pixel classifier generalises better than a U-Net, which memorises the polygons. Tick &apos;Evaluate&apos; to compare both on parcels none of them trained on.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="322"/>
+        <location filename="../dialog.py" line="343"/>
         <source>Model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="691"/>
+        <location filename="../dialog.py" line="709"/>
         <source>Fine-tune (pixel classifier)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="691"/>
+        <location filename="../dialog.py" line="709"/>
         <source>Fine-tune (U-Net)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="697"/>
+        <location filename="../dialog.py" line="715"/>
         <source>Evaluate: which path gives the best map</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="315"/>
+        <source>the method&apos;s: {encoders}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="321"/>
+        <source>the method&apos;s: {sizes}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="350"/>
+        <source>the model&apos;s (256, or a classifier&apos;s chip size)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -413,8 +413,8 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
     from qgis.PyQt.QtGui import QKeyEvent
     from qgis.PyQt.QtWidgets import QHBoxLayout, QWidget
 
-    from qgis_plugin.classes import load_scheme
-    from qgis_plugin.maptool import ParcelLabelPanel
+    from qgis_plugin.class_schemes import load_scheme
+    from qgis_plugin.parcel_labelling import ParcelLabelPanel
 
     layer = labelled_layer
     QgsProject.instance().addMapLayer(layer)
@@ -516,7 +516,7 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
 
 
 def test_class_schemes(tmp_path: Path, flanders) -> None:
-    from qgis_plugin.classes import load_scheme, parse_classes
+    from qgis_plugin.class_schemes import load_scheme, parse_classes
 
     model = tmp_path / "model"
     model.mkdir()
@@ -545,7 +545,7 @@ def test_labelled_parcels_are_loaded_with_the_class_colours(eo_provider, flander
     import processing
     from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
 
-    from qgis_plugin.classes import load_scheme
+    from qgis_plugin.class_schemes import load_scheme
 
     processing.runAndLoadResults("eo_ssl:label_parcels", {
         "MAP": str(flanders["labels"]), "PARCELS": str(flanders["parcels"]), "CLASSES": str(crop_scheme),

@@ -145,7 +145,8 @@ def test_zip_installs_into_a_clean_profile_and_loads_in_qgis(repo_root: Path, tm
     print(json.dumps(result, indent=1))
     assert "error" not in result, result["error"]
     assert result["active"] and "eo_ssl" in result["plugins"]
-    assert result["provider"] and "eo_ssl:prepare" in result["algorithms"] and len(result["algorithms"]) == 8
+    assert result["provider"] and "eo_ssl:prepare" in result["algorithms"]
+    assert len(result["algorithms"]) == 9  # 8 algorithms + the example model
     installed = plugins / "eo_ssl"
     assert result["plugin_dir"].startswith(str(installed))
     # the first-run panel: the commands of the managed environment, from the installed plugin's own files

@@ -44,7 +44,9 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo
         provider = registry.providerById("eo_ssl")
         assert provider is not None
         assert provider.name() == "eo-ssl"
-        assert len(provider.algorithms()) == 8  # seven algorithms + the example model
+        from qgis_plugin.algorithms import ALGORITHMS
+
+        assert len(provider.algorithms()) == len(ALGORITHMS) + 1  # the algorithms + the example model
         assert not provider.icon().isNull()
         assert Path(provider.svgIconPath()).is_file()
         assert plugin.toolbar is not None and plugin.toolbar.actions() == plugin.actions
@@ -125,10 +127,10 @@ def test_plugin_package_does_not_import_torch(repo_root: Path) -> None:
     """Loading every plugin module (with PyQGIS) leaves torch unimported: it must never enter the QGIS process."""
     code = (
         "import sys, qgis_plugin, qgis_plugin.plugin, qgis_plugin.provider, qgis_plugin.backend_runner, "
-        "qgis_plugin.environment, qgis_plugin.algorithms, qgis_plugin.dialog, qgis_plugin.maptool, "
+        "qgis_plugin.environment, qgis_plugin.algorithms, qgis_plugin.dialog, qgis_plugin.parcel_labelling, "
         "qgis_plugin.diagnostics, qgis_plugin.jobs, qgis_plugin.venv_setup, qgis_plugin.setup_panel, "
         "qgis_plugin.options_page, qgis_plugin.messages, qgis_plugin.chipstores, qgis_plugin.tasks, qgis_plugin.i18n, "
-        "qgis_plugin.names, qgis_plugin.models; "
+        "qgis_plugin.names, qgis_plugin.shipped_models, qgis_plugin.backend_spec, qgis_plugin.class_schemes; "
         "print('torch' in sys.modules, 'backend' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True,

@@ -1,5 +1,7 @@
-"""The example graphical model shipped with the plugin, built with QgsProcessingModelAlgorithm (so the file is what
-the modeler itself writes), and the loader that offers the shipped models in the eo-ssl provider.
+#!/usr/bin/env python3
+"""Build the example graphical model shipped with the plugin, ``resources/models/predict_and_label.model3``, with
+QgsProcessingModelAlgorithm (so the file is what the modeler itself writes). The plugin only loads it
+(``qgis_plugin/shipped_models.py``).
 
 Every parameter of a child algorithm has a value in the model (the inputs it is wired to, else the parameter's
 default, as the Model Designer itself fills them when a child is added), so the model validates and opens with no
@@ -8,13 +10,14 @@ id without spaces); Raster > eo-ssl > Open the example model in the Model Design
 
 Regenerate ``resources/models/predict_and_label.model3`` after changing an algorithm's parameters::
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python -m qgis_plugin.models
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/build_example_model.py
 
 (the plugin tests check that the shipped file equals a fresh build).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from qgis.core import (
@@ -31,9 +34,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QPointF
 
-from .paths import MODELS
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PREDICT_AND_LABEL = MODELS / "predict_and_label.model3"
+from qgis_plugin.shipped_models import PREDICT_AND_LABEL  # noqa: E402 - after the checkout is on the path
 
 MODEL_NAME = "Predict land cover and label parcels"
 MODEL_GROUP = "5 Models"
@@ -125,41 +128,9 @@ def write_predict_and_label(path: Path = PREDICT_AND_LABEL) -> Path:
     return path
 
 
-class ShippedModel(QgsProcessingModelAlgorithm):
-    """A model file of resources/models under the id ``eo_ssl:<file stem>`` (a model's own name, shown in the
-    toolbox, has spaces: ids with spaces are awkward in scripts, batch files and the history)."""
-
-    def __init__(self, path: Path, name: str) -> None:
-        super().__init__()
-        self._path, self._name = Path(path), name
-        self.loaded = self.fromFile(str(path))
-
-    def name(self) -> str:
-        return self._name
-
-    def createInstance(self):  # noqa: N802 - QGIS API (every run and the history use a fresh instance)
-        return ShippedModel(self._path, self._name)
-
-
-def shipped_models() -> list[QgsProcessingModelAlgorithm]:
-    """The .model3 files in resources/models, loaded (for the provider's 'Models' group)."""
-    models = [ShippedModel(path, path.stem) for path in sorted(MODELS.glob("*.model3"))]
-    return [m for m in models if m.loaded]
-
-
-def editable_copy(path: Path = PREDICT_AND_LABEL) -> QgsProcessingModelAlgorithm:
-    """The model as a plain model with no file behind it: the Model Designer's Save asks where to write it."""
-    model = QgsProcessingModelAlgorithm()
-    if not model.fromFile(str(path)):
-        raise OSError(f"cannot read the model {path}")
-    model.setSourceFilePath("")
-    return model
-
-
-if __name__ == "__main__":  # regenerate the shipped model (needs QGIS and the eo-ssl algorithms registered)
-    from qgis.core import QgsApplication
-
-    from .provider import EoSslProvider
+def main() -> int:
+    """Write the model (needs QGIS and the eo-ssl algorithms registered: a headless QGIS is started here)."""
+    from qgis_plugin.provider import EoSslProvider
 
     app = QgsApplication([], False)
     app.initQgis()
@@ -168,3 +139,8 @@ if __name__ == "__main__":  # regenerate the shipped model (needs QGIS and the e
     print(write_predict_and_label())
     QgsApplication.processingRegistry().removeProvider(provider)
     app.exitQgis()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

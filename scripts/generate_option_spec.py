@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Write ``qgis_plugin/backend_options.json``: the backend's option spec as the QGIS plugin reads it.
+
+The plugin never imports the backend (it runs it as a subprocess, and QGIS's Python has no torch), so the one
+declaration of every command's options (:mod:`backend.options`) reaches it as JSON, generated here and shipped in the
+plugin zip. It holds:
+
+- ``commands``: :func:`backend.options.spec` (name, type, default, choices, range, help... of every option);
+- ``lists``: the choice lists of :mod:`backend.options` by name (methods, variants, precisions, ...);
+- ``command_defaults``: what a command uses when an option whose declared default is None is not given and the value
+  depends on the command only (the epochs of ``pretrain`` and ``finetune``, ``finetune``'s batch size);
+- ``methods``: each pre-training method's own defaults for the options that depend on the method (encoder, batch
+  size, crop, learning rate, weight decay, EMA decay), from the methods' ``DEFAULTS``.
+
+Run it after changing an option or a default (``tests/backend/test_options.py`` fails while the committed file
+differs from a fresh one)::
+
+    .venv/bin/python scripts/generate_option_spec.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "qgis_plugin" / "backend_options.json"
+LISTS = ("METHODS", "VARIANTS", "TASKS", "SEG_ARCHS", "HEADS", "PROTOCOLS", "COMPARE_PATHS", "CLASSIFIERS",
+         "EMBED_DTYPES", "SPLITS", "PRECISIONS")
+
+
+def _method_defaults() -> dict[str, dict[str, Any]]:
+    """Per method, the defaults of the options whose default is "the method's" (CLI option dest -> value)."""
+    from backend.ssl.base import COMMON_DEFAULTS
+    from backend.ssl.registry import METHODS
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, cls in METHODS.items():
+        cfg = {**COMMON_DEFAULTS, **cls.DEFAULTS}
+        lr = cfg["lr"] if cfg["lr"] is not None else cfg["base_lr"] * cfg["batch_size"] / 256
+        out[name] = {"encoder": cfg["encoder"], "batch_size": cfg["batch_size"], "crop": cfg["crop"], "lr": lr,
+                     "weight_decay": cfg["weight_decay"]}
+        if "momentum" in cfg:
+            out[name]["ema"] = cfg["momentum"]
+    return out
+
+
+def build() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    from backend import options
+    from backend.train import finetune, pretrain
+
+    return {
+        "generated_by": "scripts/generate_option_spec.py from backend/options.py: do not edit",
+        "commands": options.spec(),
+        "lists": {name.lower(): list(getattr(options, name)) for name in LISTS},
+        "command_defaults": {"pretrain": {"epochs": pretrain.DEFAULT_EPOCHS},
+                             "finetune": {"epochs": finetune.DEFAULTS["epochs"],
+                                          "batch_size": finetune.DEFAULTS["batch_size"]}},
+        "methods": _method_defaults(),
+    }
+
+
+def text() -> str:
+    return json.dumps(build(), indent=1, sort_keys=False) + "\n"
+
+
+def main() -> int:
+    TARGET.write_text(text(), encoding="utf-8")
+    print(TARGET)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

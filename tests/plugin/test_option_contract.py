@@ -1,0 +1,152 @@
+"""The contract between the Processing algorithms and the backend's options (``backend/options.py``, the one
+declaration the CLI's argparse is built from): every parameter mapped to an option has the option's default, range
+and choices; every option of every command is reachable from QGIS or listed as command-line only with a reason.
+A default changed on one side only fails here."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.qgis
+
+
+def _algorithms():
+    from qgis_plugin.algorithms import ALGORITHMS
+
+    out = []
+    for cls in ALGORITHMS:
+        alg = cls()
+        alg.initAlgorithm()
+        out.append(alg)
+    return out
+
+
+def _backend(command: str) -> dict:
+    from backend.options import COMMANDS
+
+    return {o.name: o for o in COMMANDS[command]}
+
+
+def _effective_default(command: str, option) -> object:
+    """The value the backend uses when the option is not given and it depends on the command only."""
+    from qgis_plugin import backend_spec
+
+    if option.default is not None:
+        return option.default
+    return backend_spec.spec()["command_defaults"].get(command, {}).get(option.dest)
+
+
+def test_every_command_and_option_is_reachable_or_cli_only_with_a_reason(qgis_app) -> None:
+    from backend.options import COMMANDS
+    from qgis_plugin.algorithms import CLI_ONLY_COMMANDS
+
+    algorithms = {alg.COMMAND: alg for alg in _algorithms()}
+    assert set(algorithms) | set(CLI_ONLY_COMMANDS) == set(COMMANDS)
+    assert not set(algorithms) & set(CLI_ONLY_COMMANDS)
+    assert all(len(why) > 20 for why in CLI_ONLY_COMMANDS.values())
+    for command, alg in algorithms.items():
+        backend = _backend(command)
+        mapped = {o for opts in alg.OPTIONS.values() for o in opts}
+        assert mapped <= set(backend), f"{command}: options the backend lacks: {mapped - set(backend)}"
+        assert not mapped & set(alg.CLI_ONLY), f"{command}: listed as CLI-only but mapped: {mapped & set(alg.CLI_ONLY)}"
+        unreached = set(backend) - mapped - set(alg.CLI_ONLY)
+        assert not unreached, f"{command}: options neither offered in QGIS nor listed as CLI-only: {sorted(unreached)}"
+        assert all(len(why) > 10 for why in alg.CLI_ONLY.values()), command
+        params = {p.name() for p in alg.parameterDefinitions()} - {"EXTRA_ARGS"}
+        assert params == set(alg.OPTIONS), f"{command}: parameters without an option: {params ^ set(alg.OPTIONS)}"
+
+
+def test_parameters_mirror_the_backend_options(qgis_app) -> None:
+    from qgis.core import (
+        QgsProcessingParameterBoolean,
+        QgsProcessingParameterEnum,
+        QgsProcessingParameterNumber,
+        QgsProcessingParameterString,
+    )
+
+    from qgis_plugin.backend_spec import AUTO
+
+    unbounded = QgsProcessingParameterNumber("UNBOUNDED")
+    checked = 0
+    for alg in _algorithms():
+        command, backend = alg.COMMAND, _backend(alg.COMMAND)
+        for name, reason in alg.OWN_DEFAULTS.items():
+            assert len(reason) > 10 and name in alg.OPTIONS, (command, name)
+        for name, options in alg.OPTIONS.items():
+            param, option = alg.parameterDefinition(name), backend[options[0]]
+            where = f"{command} {name} ({option.name})"
+            own = name in alg.OWN_DEFAULTS
+            if isinstance(param, QgsProcessingParameterNumber):
+                assert option.type in ("int", "float"), where
+                integer = param.dataType() == QgsProcessingParameterNumber.Integer
+                assert integer == (option.type == "int"), f"{where}: type"
+                default = _effective_default(command, option)
+                assert param.defaultValue() == default, f"{where}: default {param.defaultValue()} != {default}"
+                if default is None:
+                    assert param.flags() & param.FlagOptional, f"{where}: no default, so it must be optional"
+                lo = unbounded.minimum() if option.minimum is None else option.minimum
+                hi = unbounded.maximum() if option.maximum is None else option.maximum
+                assert (param.minimum(), param.maximum()) == (lo, hi), f"{where}: range"
+            elif isinstance(param, QgsProcessingParameterEnum):
+                choices = list(option.choices or option.values or ())
+                left_out = alg.LEFT_OUT.get(name, {})
+                assert set(left_out) <= set(choices) and all(len(w) > 10 for w in left_out.values()), where
+                expected = [c for c in choices if c not in left_out]
+                default = option.default
+                if default is None and option.required:
+                    default = expected[0]
+                elif default is None:
+                    expected, default = [AUTO, *expected], AUTO
+                assert param.options() == expected, f"{where}: choices {param.options()} != {expected}"
+                assert param.defaultValue() == default, f"{where}: default {param.defaultValue()} != {default}"
+            elif isinstance(param, QgsProcessingParameterBoolean) and option.type == "flag":
+                assert bool(param.defaultValue()) is own, f"{where}: a flag is off unless OWN_DEFAULTS says why"
+                continue
+            elif isinstance(param, QgsProcessingParameterString) and option.type == "str":
+                assert param.defaultValue() in (None, "", option.default), f"{where}: default"
+            else:
+                continue
+            assert not own, f"{where}: listed in OWN_DEFAULTS but mirrors the backend"
+            checked += 1
+    assert checked > 60, checked
+
+
+def test_method_dependent_defaults_are_left_to_the_method(qgis_app) -> None:
+    """The GUI sends no batch size, encoder or learning rate unless one is given: the method's own applies."""
+    from qgis_plugin import backend_spec
+    from qgis_plugin.algorithms.training import PretrainAlgorithm
+
+    alg = PretrainAlgorithm()
+    alg.initAlgorithm()
+    for name in ("BATCH_SIZE", "ENCODER", "LR", "WEIGHT_DECAY", "EMA"):
+        assert alg.parameterDefinition(name).defaultValue() is None, name
+    assert backend_spec.method_default("rs-byol", "batch_size") == 32
+    assert backend_spec.method_default("byol", "batch_size") == 128
+    assert "32 (rs-byol)" in alg.parameterDefinition("BATCH_SIZE").description()
+
+
+def test_the_dialog_widgets_follow_the_spec(eo_provider, qgis_iface, monkeypatch) -> None:
+    """The dialog's choices, ranges and defaults are the backend's; what depends on the method or the model is not
+    sent unless the user sets it."""
+    from qgis.core import QgsProject
+
+    from backend.options import COMMANDS, METHODS, VARIANTS
+    from qgis_plugin.dialog import EoSslDialog, spin_value
+
+    monkeypatch.setenv("EO_SSL_NO_PROBE", "1")
+    pretrain = {o.name: o for o in COMMANDS["pretrain"]}
+    dlg = EoSslDialog(qgis_iface, project=QgsProject.instance())
+    try:
+        assert [dlg.method.itemText(i) for i in range(dlg.method.count())] == [m for m in METHODS if m != "dense-moco"]
+        assert [dlg.variant.itemText(i) for i in range(dlg.variant.count())] == ["auto", *VARIANTS]
+        assert dlg.encoder.currentText() == ""  # the method's
+        assert spin_value(dlg.batch_size) is None and spin_value(dlg.tile) is None and spin_value(dlg.max_steps) is None
+        assert dlg.crop.value() == pretrain["--crop"].default and dlg.crop.minimum() == pretrain["--crop"].minimum
+        assert dlg.epochs.value() == 10 and dlg.ft_epochs.value() == 20  # pretrain's and finetune's own defaults
+        assert dlg.tile.maximum() == 8192
+        dlg.batch_size.setValue(dlg.batch_size.minimum() + 1)
+        assert spin_value(dlg.batch_size) == pretrain["--batch-size"].minimum
+    finally:
+        dlg.disconnect_project()
+        dlg.close()
+        dlg.deleteLater()
