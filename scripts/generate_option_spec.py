@@ -34,10 +34,10 @@ LISTS = ("METHODS", "VARIANTS", "TASKS", "SEG_ARCHS", "HEADS", "PROTOCOLS", "COM
 def _method_defaults() -> dict[str, dict[str, Any]]:
     """Per method, the defaults of the options whose default is "the method's" (CLI option dest -> value)."""
     from backend.ssl.base import COMMON_DEFAULTS
-    from backend.ssl.registry import METHODS
+    from backend.ssl.registry import IMAGE_METHODS
 
     out: dict[str, dict[str, Any]] = {}
-    for name, cls in METHODS.items():
+    for name, cls in IMAGE_METHODS.items():  # dense-moco: its own config, not offered by the plugin
         cfg = {**COMMON_DEFAULTS, **cls.DEFAULTS}
         lr = cfg["lr"] if cfg["lr"] is not None else cfg["base_lr"] * cfg["batch_size"] / 256
         out[name] = {"encoder": cfg["encoder"], "batch_size": cfg["batch_size"], "crop": cfg["crop"], "lr": lr,
