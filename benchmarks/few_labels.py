@@ -230,7 +230,8 @@ def main() -> None:
     if args.quick:
         args.per_class, args.seeds, args.pretrain_steps, args.finetune_steps, args.folds = "2,5", "0", 20, 10, 2
         args.tag += "-quick"
-    fast = ["--max-steps", args.finetune_steps, "--batch-size", 8, "--crop", 64, "--samples-per-epoch", args.samples_per_epoch,
+    fast = ["--max-steps", args.finetune_steps, "--batch-size", 8, "--crop", 64,
+            "--samples-per-epoch", args.samples_per_epoch,
             "--devices", "cpu"]
     load = os.getloadavg()[0]
     t0 = time.monotonic()
