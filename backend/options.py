@@ -345,7 +345,8 @@ PREDICT = [
     _opt("--date", metavar="YYYY-MM-DD", group="inference",
          help="the Sentinel-2 date to read (default: the date with the most valid pixels in the AOI)"),
     _opt("--tile", "int", minimum=16, maximum=8192, group="inference",
-         help="tile size in pixels, a multiple of 32 (default 256; a classification model: its chip size)"),
+         help="tile size in pixels (default 256; a classification model: its chip size); segmentation: a multiple "
+              "of the encoder's stride (32), of 2^depth for a U-Net-3D"),
     _fraction("--overlap", 0.25, "inference", "overlap between tiles, fraction of --tile (default 0.25)"),
     _opt("--batch-size", "int", minimum=1, group="inference",
          help="tiles per batch (default 4 on the CPU, 32 on a GPU)"),
@@ -478,8 +479,8 @@ EXPORT_ONNX = [
     _opt("--out", required=True, metavar="MODEL.onnx", role="output",
          help="the ONNX file to write (an existing export of eo-ssl is replaced)"),
     _opt("--tile", "int", minimum=32, maximum=8192,
-         help="tile size in pixels, a multiple of 32 for segmentation (default 256; a classification model: its "
-              "chip size)"),
+         help="tile size in pixels (default 256; a classification model: its chip size); segmentation: a multiple "
+              "of the encoder's stride (32), of 2^depth for a U-Net-3D"),
     _fraction("--overlap", 0.25, None, "tile overlap suggested to Deepness, fraction of the tile (default 0.25, as "
               "eo-ssl predict)"),
     _opt("--opset", "int", default=17, minimum=7, help="ONNX opset (default 17)"),

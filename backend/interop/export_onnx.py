@@ -44,6 +44,7 @@ from torch import nn
 from backend import options
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.models.factory import check_tile
 from backend.models.inputs import InputSpec, spec_from_meta
 from backend.outputs import Output, disk_full_error, is_disk_full
 
@@ -152,8 +153,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     spec = spec_from_meta(meta)
     task = meta["task"]
     tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
-    if tile < 32 or (task == "segmentation" and tile % 32):
-        raise EoSslError("bad_argument", f"--tile {tile} must be a multiple of 32 (at least 32).", "Use e.g. 256.")
+    check_tile(tile, meta["architecture"], task)
     wrapped = RawToProbabilities(net.float().eval(), spec, task).eval()
     tmp = output.start()
     c, k = len(spec.channels), len(meta["classes"])

@@ -35,3 +35,27 @@ def create_network(task: str, architecture: dict[str, Any], in_chans: int, num_c
     from backend.models.classifier import ClassifierNet
 
     return ClassifierNet(architecture["encoder"], in_chans, num_classes, decoder or "linear", per_band=per_band)
+
+
+#: the output stride of the timm encoders (ResNets, EfficientNets, ConvNeXts...) that smp's decoders upsample from
+ENCODER_STRIDE = 32
+
+
+def tile_multiple(architecture: dict[str, Any]) -> int:
+    """The number a dense model's input side must be a multiple of: the encoder's output stride for a 2D network,
+    ``2 ** depth`` for a U-Net-3D (it pools space ``depth`` times), 1 for a pixel classifier (each pixel alone)."""
+    family = architecture.get("family")
+    if family == "pixel":
+        return 1
+    if family == "unet3d":
+        return 2 ** int(architecture.get("depth", 3))
+    return ENCODER_STRIDE
+
+
+def check_tile(tile: int, architecture: dict[str, Any], task: str) -> None:
+    """Refuse a ``--tile`` that the network cannot take (segmentation: a multiple of :func:`tile_multiple`)."""
+    m = tile_multiple(architecture) if task == "segmentation" else 1
+    if tile < m or tile % m:
+        family = architecture.get("family") or "timm"
+        raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of {m}, as this {family} model needs.",
+                         f"Use e.g. --tile {max(256 // m * m, m)}.")

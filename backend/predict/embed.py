@@ -32,6 +32,7 @@ from backend import options
 from backend.data.prepare import resolve_inputs
 from backend.errors import EoSslError
 from backend.events import Events
+from backend.models.factory import check_tile
 from backend.models.inputs import match_channels, spec_from_meta
 from backend.models.package import load_package, read_meta, weights_under
 from backend.outputs import Output, disk_full_error, is_disk_full
@@ -137,8 +138,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     out = Path(args.out)
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise EoSslError("bad_output", f"--out {out} is not a .tif path.", "Give a path ending in .tif.")
-    if args.tile % 32:
-        raise EoSslError("bad_argument", f"--tile {args.tile} is not a multiple of 32.", "Use e.g. --tile 256.")
+    check_tile(args.tile, {"family": "timm"}, "segmentation")  # the encoder's pyramid: a timm CNN
     levels = _parse_levels(args.levels)
     output = Output(out, kind="embedding", folder=False, replace=True,
                     inputs=options.paths("embed", args, "input")).check().log_swept(events.log)

@@ -48,6 +48,7 @@ from backend.data.warp import GridReader
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import to_channels_last
+from backend.models.factory import check_tile
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta
 from backend.models.package import check_classifier_meta, load_package, read_meta
 from backend.outputs import Output, disk_full_error, is_disk_full
@@ -435,8 +436,7 @@ def load_predictor(args: argparse.Namespace, events: Events, device: torch.devic
                        else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")
     task = meta["task"]
     tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
-    if task == "segmentation" and tile % 32:
-        raise EoSslError("bad_argument", f"--tile {tile} is not a multiple of 32.", "Use e.g. --tile 256.")
+    check_tile(tile, meta["architecture"], task)
     batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
     return Predictor(str(args.model), meta, spec, device, device_text, tile, batch_size, resolution)
 
