@@ -171,6 +171,26 @@ def disk_errors(path: str | Path, needed: int | None = None) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def abort_on_failure(path: str | Path, *undo: Callable[[], object],
+                     always: Callable[[], object] | None = None) -> Iterator[None]:
+    """Write ``path`` inside the block. When the block fails in any way (an error, a cancel, Ctrl+C), each ``undo``
+    runs in order (remove the temporaries: :meth:`Output.abort`, a raster sink's ``abort``) and the failure goes on,
+    as ``disk_full`` for ``path`` when the disk or the quota filled up; ``always`` runs last either way (close a
+    reader thread). The callables run at the end, so they see what the block created (closures)."""
+    try:
+        yield
+    except BaseException as exc:
+        for step in undo:
+            step()
+        if is_disk_full(exc):
+            raise disk_full_error(path) from exc
+        raise
+    finally:
+        if always is not None:
+            always()
+
+
 # -- what eo-ssl wrote ------------------------------------------------------------------------------------------------
 def read_marker(folder: Path) -> dict[str, Any] | None:
     try:

@@ -46,7 +46,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.factory import check_tile
 from backend.models.inputs import InputSpec, spec_from_meta
-from backend.outputs import Output, disk_full_error, is_disk_full
+from backend.outputs import Output, abort_on_failure
 
 #: share of pixels that must get the same class from onnxruntime and torch
 AGREEMENT = 0.999
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     wrapped = RawToProbabilities(net.float().eval(), spec, task).eval()
     tmp = output.start()
     c, k = len(spec.channels), len(meta["classes"])
-    try:
+    with abort_on_failure(out, output.abort):
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice: the export is checked below
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapped, (torch.zeros(1, c, tile, tile),), str(tmp), dynamo=False,
@@ -191,11 +191,6 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
         output.commit()
-    except BaseException as exc:
-        output.abort()
-        if is_disk_full(exc):
-            raise disk_full_error(out) from exc
-        raise
     events.artifact("onnx", str(out))
     events.log(f"exported {task} model: input (N, {c}, {tile}, {tile}) raw {', '.join(props['eo_ssl_bands'])}; "
                f"onnxruntime vs torch on a test tile: {check['same_class']:.4%} same class, largest probability "

@@ -35,7 +35,7 @@ from backend.events import Events
 from backend.models.factory import check_tile
 from backend.models.inputs import match_channels, spec_from_meta
 from backend.models.package import load_package, read_meta, weights_under
-from backend.outputs import Output, disk_full_error, is_disk_full
+from backend.outputs import Output, abort_on_failure
 from backend.pixel.features import Embedding, EmbeddingSpec
 from backend.predict.run import StripReader, choose_groups, resolve_device
 from backend.predict.tiled import ReadAhead, finish_features, plan_tiles, predict_tiled
@@ -196,7 +196,16 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                                              "dates": n_dates, "tile": args.tile, "overlap": args.overlap})}
     sinks: list[RasterSink] = []
     ahead: ReadAhead | None = None
-    try:
+
+    def abort_sinks() -> None:
+        for snk in sinks:
+            snk.abort()
+
+    def close_reader() -> None:
+        if ahead is not None:
+            ahead.close()
+
+    with abort_on_failure(out, abort_sinks, output.abort, always=close_reader):
         sinks.append(RasterSink(out, grid, args.dtype, nodata, tags=tags, count=n_bands,
                                 descriptions=[f"embedding {i + 1}" + (" (PC)" if args.dim else "")
                                               for i in range(n_bands)],
@@ -208,16 +217,6 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                               finish=finish_features, normalize=reader.normalization())
         events.check_cancel()
         output.commit(sinks[0].finish())
-    except BaseException as exc:
-        for snk in sinks:
-            snk.abort()
-        output.abort()
-        if is_disk_full(exc):
-            raise disk_full_error(out) from exc
-        raise
-    finally:
-        if ahead is not None:
-            ahead.close()
     elapsed = time.monotonic() - t0
     events.artifact("embedding", str(out))
     area_km2 = grid.width * grid.height * grid.resolution ** 2 / 1e6

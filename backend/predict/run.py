@@ -51,7 +51,7 @@ from backend.models import to_channels_last
 from backend.models.factory import check_tile
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta
 from backend.models.package import check_classifier_meta, load_package, read_meta
-from backend.outputs import Output, disk_full_error, is_disk_full
+from backend.outputs import Output, abort_on_failure
 from backend.predict import styles
 from backend.predict.tiled import ReadAhead, TiledStats, TilePlan, plan_tiles, predict_tiled
 from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, WriteBehind, class_metadata
@@ -517,7 +517,15 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
     reader = StripReader(inputs, spec, picks, groups, plan, mode=mode, pin=device.type == "cuda")
     ahead: ReadAhead | None = None
     writer: WriteBehind | None = None
-    try:
+
+    def undo() -> None:  # the write-behind thread, then the sinks' temporaries
+        if writer is not None:
+            with contextlib.suppress(BaseException):
+                writer.close()
+        for snk in sinks:
+            snk.abort()
+
+    with abort_on_failure(out, undo, always=lambda: ahead.close() if ahead is not None else None):
         sinks.append(RasterSink(out, grid, "uint8", CLASS_NODATA, colormap=colormap, tags=tags,
                                 description=description, overviews="mode"))
         if conf_path is not None:
@@ -545,18 +553,6 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
             styles.confidence_qml(conf_path.with_suffix(".qml"))
             outputs[1].commit(conf_tmp)
         outputs[0].commit(map_tmp)  # last: the map's name appears only when everything is complete
-    except BaseException as exc:
-        if writer is not None:
-            with contextlib.suppress(BaseException):
-                writer.close()
-        for snk in sinks:
-            snk.abort()
-        if is_disk_full(exc):
-            raise disk_full_error(out) from exc
-        raise
-    finally:
-        if ahead is not None:
-            ahead.close()
     elapsed = time.monotonic() - t0
     events.artifact("map", str(out), qml=str(qml))
     if conf_path is not None:
