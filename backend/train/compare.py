@@ -17,6 +17,9 @@ kNN on each encoder's pooled features.
 
 The report opens with one sentence: the path to use, and what pre-training was worth in labels (the budget at which
 the random-init U-Net reaches what the pre-trained one scores, interpolated on the curve).
+
+Longer than our usual module on purpose (a little): budgets, scoring, the cube paths and the chip paths are the one
+experiment of ``evaluate --protocol compare``, sharing :class:`Budget`, :class:`Scorer` and :class:`Row`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch
 from backend.data.chipstore import ChipStore
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.outputs import disk_full_error, is_disk_full
+from backend.outputs import abort_on_failure
 from backend.report.metrics import confusion, scores
 from backend.train.labelled import COMPOSITE, CubeReader, CubeWindows, split_parcels
 
@@ -371,6 +374,7 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
     from backend.train import evaluate as ev
     from backend.train import finetune as ft
     from backend.train import runner
+    from backend.train.init_source import load_inits
 
     out = Path(args.out)
     if args.label_fractions and args.parcels_per_class:
@@ -389,14 +393,12 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
     names = list(dict.fromkeys(str(i) for i in (args.init or []))) or ["random"]
     if "random" not in names:
         names.append("random")  # what pre-training is measured against
-    packages = [ft.load_init(i, args.encoder, events.warning) for i in names if i != "random"]
-    default_encoder = args.encoder or (packages[0].encoder if packages else ft.DEFAULT_ENCODER)
-    inits = [ft.load_init(i, default_encoder, events.warning) if i == "random" else packages.pop(0) for i in names]
+    inits = load_inits(names, args.encoder, events.warning)
     labels = ev._unique_labels(inits)  # noqa: SLF001 - evaluate's labels, shared
     specs = ev._specs(store, inits, events.warning)  # noqa: SLF001
     device = ev._device(cfg)  # noqa: SLF001
     tmp = output.start()
-    try:
+    with abort_on_failure(out, output.abort):
         if task == "classification":
             rows = compare_chips(args, events, store, inits, labels, specs, device, seeds)
             scored_on = f"the {scorer_split(store, args)} split's chips of {store.path}"
@@ -452,11 +454,6 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
         (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
         shutil.rmtree(tmp / ".runs", ignore_errors=True)
         output.commit()
-    except BaseException as exc:
-        output.abort()
-        if is_disk_full(exc):
-            raise disk_full_error(out) from exc
-        raise
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot")):
         events.artifact(kind, str(out / name))
     return {"out": str(out), "report": str(out / "report.html"), "protocol": "compare", "task": task,

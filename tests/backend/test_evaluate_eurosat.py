@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from backend.models.encoders import create_encoder
+from backend.data.chipstore import SPLITS, ChipStore
+from backend.models.encoders import create_encoder, embed
 from backend.models.package import save_package
-from backend.train.evaluate import knn_predict
-from tests.backend.model_helpers import command_ok, eurosat_store, run_command
+from backend.train.evaluate import KNN_TEMPERATURE, knn_predict
+from tests.backend.model_helpers import command_ok, eurosat_store, run_command, torch_threads
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -73,6 +75,35 @@ def test_knn_vote_is_weighted():
     # the single class-1 neighbour is much closer than the two class-0 ones: the weighted vote follows it
     assert knn_predict(train, labels, np.array([[0.05, 1.0]], np.float32), 2, k=3).tolist() == [1]
     assert knn_predict(train, labels, np.array([[1.0, 0.05]], np.float32), 2, k=3).tolist() == [0]
+
+
+def _hand_written_knn(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int, k: int
+                      ) -> np.ndarray:
+    """The vote evaluate used before lightly's: scatter-add of exp(sim / T) per class, argmax."""
+    tr = F.normalize(torch.from_numpy(train_x).float(), dim=1)
+    te = F.normalize(torch.from_numpy(test_x).float(), dim=1)
+    top, idx = (te @ tr.T).topk(max(1, min(k, len(tr))), dim=1)
+    votes = torch.zeros(len(top), num_classes).scatter_add_(1, torch.from_numpy(train_y).long()[idx],
+                                                            (top / KNN_TEMPERATURE).exp())
+    return votes.argmax(1).numpy()
+
+
+def test_knn_is_lightlys_vote_with_the_same_predictions(store):
+    """lightly's kNN sorts the vote scores (an exact tie could break differently from an argmax): on the features of
+    a seeded resnet18 over the real EuroSAT-MS chips its predictions equal the hand-written vote's, for every k."""
+    cs = ChipStore(store)
+    x = np.asarray(cs.array("chips"), np.float32)
+    x = (x - x.mean((0, 2, 3), keepdims=True)) / x.std((0, 2, 3), keepdims=True)
+    y, split = np.asarray(cs.array("chip_labels")), np.asarray(cs.array("chip_split"))
+    torch.manual_seed(0)
+    with torch_threads(1):
+        feats = embed(create_encoder("resnet18", x.shape[1]), torch.from_numpy(x)).numpy()
+    train, val = split == SPLITS["train"], split != SPLITS["train"]
+    assert train.sum() > 100 and val.sum() > 40
+    for k in (1, 5, 20, 500):  # 500: more than the training chips (capped)
+        ours = knn_predict(feats[train], y[train], feats[val], 10, k=k)
+        assert ours.tolist() == _hand_written_knn(feats[train], y[train], feats[val], 10, k).tolist(), k
+    assert (knn_predict(feats[train], y[train], feats[val], 10, k=20) == y[val]).mean() > 0.25  # chance: 0.1
 
 
 def test_linear_mlp_probe_of_a_per_band_package_and_random(store, tmp_path):
