@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
+from lightly.utils.debug import std_of_l2_normalized
+
+#: effective rank / min(samples, d) under which the final embeddings count as dimensionally collapsed (see above)
+DIMENSIONAL_COLLAPSE = 0.03
 
 
 @dataclass
@@ -42,9 +46,9 @@ class CollapseStats:
 
 
 def embedding_std(z: torch.Tensor) -> float:
-    """Mean per-dimension std of the L2-normalised rows of ``z`` (N, d)."""
-    zn = F.normalize(z.float(), dim=1)
-    return float(zn.std(dim=0).mean()) if len(zn) > 1 else float("nan")
+    """Mean per-dimension std of the L2-normalised rows of ``z`` (N, d): lightly's ``std_of_l2_normalized``; NaN for
+    fewer than two rows."""
+    return float(std_of_l2_normalized(z.float())) if len(z) > 1 else float("nan")
 
 
 def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
@@ -108,3 +112,22 @@ class CollapseMonitor:
     def is_collapsed(self, stats: CollapseStats) -> bool:
         return (math.isfinite(stats.std_ratio) and stats.std_ratio < self.threshold) or (
             math.isfinite(stats.effective_rank) and stats.effective_rank < self.min_rank)
+
+
+def collapse_summary(history: list[dict[str, Any]], threshold: float, measured_on: str) -> dict[str, Any]:
+    """What a pre-trained package's ``model.json`` says of collapse (``collapse``), from the ``collapse/*`` numbers
+    of a run's epochs (:meth:`CollapseMonitor.compute`): the last epoch's, the epochs that collapsed, and whether the
+    last one shows a dimensional collapse. Encoder numbers are None where the method monitors the projection only."""
+    last = next((h for h in reversed(history) if h.get("collapse/std") is not None), {})
+    return {
+        "embedding_std": last.get("collapse/std"), "std_ratio": last.get("collapse/std_ratio"),
+        "effective_rank": last.get("collapse/effective_rank"),
+        "encoder_embedding_std": last.get("collapse/encoder_std"),
+        "encoder_effective_rank": last.get("collapse/encoder_effective_rank"),
+        "collapsed": bool(last.get("collapse/collapsed")) if last else None,
+        "collapsed_epochs": sorted({int(h["epoch"]) + 1 for h in history if h.get("collapse/collapsed")}),
+        "threshold": f"std x sqrt(d) < {threshold} or effective rank < 1.5",
+        "rank_fraction": last.get("collapse/rank_fraction"),
+        "dimensional_collapse": bool(last.get("collapse/rank_fraction", 1.0) < DIMENSIONAL_COLLAPSE),
+        "measured_on": measured_on,
+    }

@@ -32,8 +32,6 @@ S1_BANDS = ("VV", "VH")
 METHOD_NAMES = options.METHODS
 VARIANTS = options.VARIANTS
 DEFAULT_EPOCHS = 10
-#: effective rank / min(samples, d) under which the final embeddings count as dimensionally collapsed (collapse.py)
-DIMENSIONAL_COLLAPSE = 0.03
 #: options a resumed run must share with the run it continues
 RESUME_KEYS = ("method", "variant", "encoder", "bands", "sensors", "crop", "batch_size", "data")
 
@@ -150,6 +148,7 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
 
     from backend.models.package import WEIGHTS, load_package, sha256_of
     from backend.ssl.base import COMMON_DEFAULTS
+    from backend.ssl.collapse import collapse_summary
     from backend.ssl.data import build_ssl_data
 
     main = runner.is_main_process()
@@ -235,19 +234,8 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    last = next((h for h in reversed(result.history) if h.get("collapse/std") is not None), {})
-    collapse = {
-        "embedding_std": last.get("collapse/std"), "std_ratio": last.get("collapse/std_ratio"),
-        "effective_rank": last.get("collapse/effective_rank"),
-        "encoder_embedding_std": last.get("collapse/encoder_std"),
-        "encoder_effective_rank": last.get("collapse/encoder_effective_rank"),
-        "collapsed": bool(last.get("collapse/collapsed")) if last else None,
-        "collapsed_epochs": sorted({int(h["epoch"]) + 1 for h in result.history if h.get("collapse/collapsed")}),
-        "threshold": f"std x sqrt(d) < {config['collapse_threshold']} or effective rank < 1.5",
-        "rank_fraction": last.get("collapse/rank_fraction"),
-        "dimensional_collapse": bool(last.get("collapse/rank_fraction", 1.0) < DIMENSIONAL_COLLAPSE),
-        "measured_on": "L2-normalised projections of the last <=1024 samples of each epoch (encoder features too)",
-    }
+    collapse = collapse_summary(result.history, config["collapse_threshold"], "L2-normalised projections of the "
+                                "last <=1024 samples of each epoch (encoder features too)")
     if collapse["dimensional_collapse"] and not collapse["collapsed"]:
         events.warning("dimensional_collapse", f"{args.method}: the embeddings use few of their directions (effective "
                        f"rank {collapse['effective_rank']:.1f}, {collapse['rank_fraction']:.1%} of what the "

@@ -100,6 +100,7 @@ def run_dense(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     import lightning.pytorch as pl
 
     from backend.models.package import WEIGHTS, sha256_of
+    from backend.ssl.collapse import collapse_summary
 
     main = runner.is_main_process()
     out = Path(args.out)
@@ -129,11 +130,8 @@ def run_dense(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
     if not result.is_global_zero:
         return {}
-    last = next((h for h in reversed(result.history) if h.get("collapse/std") is not None), {})
-    collapse = {"embedding_std": last.get("collapse/std"), "std_ratio": last.get("collapse/std_ratio"),
-                "effective_rank": last.get("collapse/effective_rank"),
-                "collapsed": bool(last.get("collapse/collapsed")) if last else None,
-                "measured_on": "L2-normalised projections of sampled pixels"}
+    collapse = collapse_summary(result.history, module.collapse.threshold,
+                                "L2-normalised projections of sampled pixels")
     timing = module.timing
     steps = max(1, timing["steps"])
     normalization = {"s2": {b: stores[0].stats("s2")[b] for b in bands}}

@@ -253,9 +253,9 @@ def test_collapse_is_reported_as_warning_summary_and_model_json(eurosat, tmp_pat
 def test_dimensional_collapse_is_reported(eurosat, tmp_path, monkeypatch):
     """With the rank-fraction limit above 1 every run counts as dimensionally collapsed (and not as collapsed): the
     plumbing to the ``dimensional_collapse`` warning, the summary and model.json."""
-    from backend.train import pretrain
+    from backend.ssl import collapse
 
-    monkeypatch.setattr(pretrain, "DIMENSIONAL_COLLAPSE", 2.0)
+    monkeypatch.setattr(collapse, "DIMENSIONAL_COLLAPSE", 2.0)
     out = tmp_path / "m"
     events = pretrain_ok(["--data", eurosat, "--method", "barlow-twins", "--out", out, *TINY,
                           *SMALL_HEADS["barlow-twins"], "--max-steps", 2])
