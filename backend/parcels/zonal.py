@@ -16,6 +16,11 @@ Rules, chosen to match a per-parcel ``rasterio.mask`` count:
   all-touched rule (every pixel it touches), one small window each; ``rule`` records which rule counted it.
 - Map pixels equal to the map's nodata value (or masked by its mask band) are not valid and are not counted as
   a class. The majority class is the most frequent valid class; ties go to the lower class id.
+
+Longer than our usual module on purpose: one streamed algorithm (the class index, the windows, the overlap layers,
+the accumulator and its two count tables, the all-touched fallback) whose parts share the same window and index
+state (only :func:`zonal_classes` and :func:`footprint` are used outside); split, each part would read only beside
+the others.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ Resuming: a scene whose map is in ``DIR`` and was made by this job (the map's ``
 the SHA-256 of the model's weights and the options that change pixels) is not redone; a map of another model or
 other options is replaced. A scene that fails (bad input, nothing valid in the AOI) is reported and the others go
 on; the command then ends with ``scenes_failed`` (the finished maps and the mosaic stay; run it again to retry).
+
+Longer than our usual module on purpose: one mode of ``predict`` (many scenes, several processes) whose sections --
+scenes, the plan, the processes, their merged progress, the job, the mosaic -- are used only by :func:`run_region`
+and only together (the plan and the ranks are threaded through every step); one map stays in
+:mod:`backend.predict.run`.
 """
 
 from __future__ import annotations

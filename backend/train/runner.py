@@ -25,6 +25,11 @@ DDP with Lightning's default launcher re-runs the command line for ranks 1..N-1 
 stdout would be the parent's JSON-lines channel, so importing this module points a child's stdout at stderr
 (:func:`backend.events.ddp_child_stdout_to_stderr`, which the CLI calls before its first event); only global rank 0
 reports progress and writes outputs (``FitResult.is_global_zero``).
+
+Longer than our usual module on purpose: the one Lightning template of every training command (its config, device
+choice, loaders, callbacks, safe checkpoint loading and ``fit``), imported as one ``runner`` namespace by
+``pretrain``, ``finetune``, ``evaluate`` and ``compare``; its sections share :class:`TrainConfig` and
+:class:`DeviceChoice`.
 """
 
 from __future__ import annotations
