@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _load_optional_commands() -> None:
+def load_optional_commands() -> None:
     """Commands of later subsystems register themselves in ``backend.commands`` if present."""
     try:
         extra = importlib.import_module("backend.commands")
@@ -87,7 +87,7 @@ def check_arguments(command: str, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ddp_child_stdout_to_stderr()  # before any event: a DDP child's stdout is not the JSON-lines channel
-    _load_optional_commands()
+    load_optional_commands()
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
     json_mode = "--events" in argv

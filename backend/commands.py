@@ -6,7 +6,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("backend.train.pretrain", "self-supervised pre-training of an encoder on a chip store"),
     "finetune": ("backend.train.finetune", "fine-tune (or linear-probe) a model on labelled chips or parcels"),
     "evaluate": ("backend.train.evaluate", "evaluate encoders: linear probe, kNN, fine-tune at label fractions"),
-    "predict": ("backend.predict.run", "predict a land-cover raster (and confidence) over an AOI"),
+    "predict": ("backend.predict.command", "predict a land-cover raster (and confidence) over an AOI"),
     "export-onnx": ("backend.interop.export_onnx", "export a classification/segmentation package to ONNX with "
                     "Deepness metadata"),
     "embed": ("backend.predict.embed", "write per-pixel features of a pre-trained encoder as a multi-band GeoTIFF"),

@@ -79,9 +79,9 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
 
 def run_step(args: list[str]) -> dict[str, Any]:
     """Run one eo-ssl command in this process and return its ``done`` summary."""
-    from backend.cli import COMMANDS, _load_optional_commands, build_parser, check_arguments
+    from backend.cli import COMMANDS, build_parser, check_arguments, load_optional_commands
 
-    _load_optional_commands()
+    load_optional_commands()
     parser = build_parser(args[0])
     ns = parser.parse_args(args)
     check_arguments(ns.command, ns)

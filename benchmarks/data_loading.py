@@ -125,11 +125,11 @@ class _PreloadedBatches:
 
     def __getitems__(self, indices: list[int]) -> dict:
 
-        from backend.data.datasets import RawBatch, _shared
+        from backend.data.datasets import RawBatch, shared_tensor
 
         out = RawBatch()
         for k, v in self.batch.items():
-            t, a = _shared(tuple(v.shape), v.numpy().dtype)
+            t, a = shared_tensor(tuple(v.shape), v.numpy().dtype)
             a[...] = v.numpy()
             out[k] = t
         return out

@@ -142,7 +142,7 @@ def child_pipeline(argv: list[str], nil: bool = False) -> dict[str, Any]:
     from backend.cli import main
 
     if nil:
-        import backend.predict.run as run_module
+        import backend.predict.command as run_module
         from backend.models.package import read_meta
 
         class Nil(torch.nn.Module):
@@ -184,7 +184,7 @@ def child_io(argv: list[str]) -> dict[str, Any]:
 
     from backend.data.prepare import resolve_inputs
     from backend.events import Events
-    from backend.predict.run import add_arguments
+    from backend.predict.command import add_arguments
     from backend.predict.tiled import plan_tiles
     from backend.predict.writer import COG_LEVEL
 
@@ -248,11 +248,12 @@ def child_naive(argv: list[str]) -> dict[str, Any]:
     from rasterio.features import geometry_mask
     from rasterio.windows import Window
 
-    from backend.data.prepare import _group_by_date, _read_stack, resolve_inputs
-    from backend.data.warp import GridReader
+    from backend.data.prepare import resolve_inputs
+    from backend.data.scenes import group_by_date
+    from backend.data.warp import GridReader, read_stack
     from backend.events import Events
     from backend.models.inputs import match_channels, spec_from_meta
-    from backend.predict.run import add_arguments, load_model
+    from backend.predict.command import add_arguments, load_model
     from backend.predict.tiled import plan_tiles
 
     t0 = time.monotonic()
@@ -268,7 +269,7 @@ def child_naive(argv: list[str]) -> dict[str, Any]:
     inputs = resolve_inputs(args, events)
     picks = match_channels(spec.channels, {"s2": inputs.s2_bands}, "inputs")
     names = [inputs.s2_bands[i] for _, i in picks]
-    group = _group_by_date(inputs.s2)[0]
+    group = group_by_date(inputs.s2)[0]
     grid = inputs.grid
     plan = plan_tiles(grid.height, grid.width, TILE, OVERLAP)
     dtype = np.result_type(*[b.dtype for b in group[1][0].bands])
@@ -282,7 +283,7 @@ def child_naive(argv: list[str]) -> dict[str, Any]:
                 win = Window(x, y, w, h)
                 inside = geometry_mask([inputs.aoi_geom], out_shape=(h, w), transform=grid.window_transform(win),
                                        invert=True)
-                block, valid = _read_stack(reader, [group], names, win, dtype, inside)
+                block, valid = read_stack(reader, [group], names, win, dtype, inside)
                 data = np.zeros((len(names), TILE, TILE), np.float32)
                 data[:, :h, :w] = np.moveaxis(block[:, :, 0, :], -1, 0)
                 data = spec.normalize(data)

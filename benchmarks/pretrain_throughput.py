@@ -5,8 +5,8 @@ For each method, the same Lightning ``Trainer`` as ``eo-ssl pretrain`` (``backen
 precision, channels_last and pinned memory on CUDA) runs ``--warmup`` + ``--steps`` optimiser steps of the whole
 step (batch augmentations on the device, forward, loss, backward, optimiser, momentum/queue updates):
 
-- **loader**: batches from ``runner.make_loader`` over the chip store (``backend.ssl.data``: EuroSAT-MS chips for
-  the stacked methods, random crops of the BigEarthNet-MM S1/S2 pair stores + Sen1Floods11 for rs-byol single);
+- **loader**: batches from ``runner.make_loader`` over the chip store (``backend.data.pretraining``: EuroSAT-MS chips
+  for the stacked methods, random crops of the BigEarthNet-MM S1/S2 pair stores + Sen1Floods11 for rs-byol single);
 - **device batch**: one batch of the same data, moved to the device once and fed again and again (the model-only
   bound).
 
@@ -186,7 +186,7 @@ def main() -> None:
 
     import torch
 
-    from backend.ssl.data import build_ssl_data
+    from backend.data.pretraining import build_ssl_data
     from backend.train import runner
 
     torch.set_num_threads(args.threads)

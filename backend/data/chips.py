@@ -24,7 +24,7 @@ from rasterio.errors import RasterioIOError
 from backend import __version__
 from backend.data.bands import EUROSAT_MS_ORDER, canonical_s2
 from backend.data.chipstore import SPLITS, BandStats, ChipStoreWriter
-from backend.data.labels import _split_stratified, class_colour
+from backend.data.labels import class_colour, split_stratified
 from backend.data.scenes import RASTER_SUFFIXES
 from backend.errors import EoSslError
 from backend.events import Events
@@ -136,7 +136,7 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
             split = given_split
             writer.create("chip_masks", (len(masks), *size), np.int16)[:] = np.stack(masks)
         else:
-            split = _split_stratified(labels, fractions, np.random.default_rng(seed))
+            split = split_stratified(labels, fractions, np.random.default_rng(seed))
         writer.create("chip_labels", labels.shape, np.int16)[:] = labels
         writer.create("chip_split", split.shape, np.uint8)[:] = split
         colours = {c["name"]: c.get("colour") for c in exported["classes"]} if exported else {}

@@ -23,6 +23,8 @@ VERSION = 1
 #: readers of a store (the datasets, the training loops) need none of the GIS libraries that write one
 SPLITS = {"none": 0, "train": 1, "val": 2, "test": 3}
 SPLIT_NAMES = {v: k for k, v in SPLITS.items()}
+#: rows of a cube read at once when a whole array is scanned (memory bounded by the chunk, not the grid)
+ROW_CHUNK = 512
 REPREPARE = "The chip store is damaged (a copy cut short, or a full disk): run `eo-ssl prepare` again to rebuild it."
 
 

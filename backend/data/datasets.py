@@ -17,7 +17,7 @@ the memory maps into one array per key, in the store's dtype and layout (a :clas
 crosses a worker's process boundary at half the bytes of float32, in one piece per key, and in the main process
 nothing is collated), and :func:`standardize` makes it the collated samples' format on the device the batch is used
 on. The batched reads live here for the random crops of pre-training (image-level methods and dense-moco);
-``backend.train.labelled`` reads the fine-tuning crops sample by sample.
+``backend.data.labelled`` reads the fine-tuning crops sample by sample.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from backend.data.chipstore import SPLITS, ChipStore
+from backend.data.reader import chip_values, cube_labels, cube_valid, cube_values, store_spec, window
 from backend.errors import EoSslError
 from backend.models import float32_of
 
@@ -93,7 +94,7 @@ def standardize(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _shared(shape: tuple[int, ...], dtype: np.dtype) -> tuple[torch.Tensor, np.ndarray]:
+def shared_tensor(shape: tuple[int, ...], dtype: np.dtype) -> tuple[torch.Tensor, np.ndarray]:
     """A tensor for a batch and its numpy view (to fill): in a DataLoader worker, in shared memory from the start, so
     that handing it to the main process copies nothing more (torch moves a tensor's storage to shared memory when it
     crosses otherwise)."""
@@ -132,49 +133,42 @@ class _CubeBase(Dataset):
         if split is not None and self.store.array("split") is None:
             raise EoSslError("no_labels", f"{self.store.path} has no labels to split.", "Prepare with --parcels.")
         self.normalize = normalize
-        self._norm = {s: self.store.mean_std(s) for s in self.sensors}
+        self.specs = {s: store_spec(self.store, s) for s in self.sensors}  # the store's statistics
         self._doy = {s: _doy(self.store.dates(s)) for s in self.sensors}
         self._ord = {s: _ordinal(self.store.dates(s)) for s in self.sensors}
         self.has_labels = self.store.array("labels") is not None
 
     def read(self, row: int, col: int, size: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        # Hot path of training: slices of the memory maps are views; each array is copied once, straight into
-        # its output layout, and normalised in place.
-        sl = (slice(row, row + size), slice(col, col + size))
+        """One sample (see the module docstring): :mod:`backend.data.reader`'s read, standardised with the store's
+        statistics, 0 where a sensor is invalid."""
+        sl = window(row, col, size)
         out: dict[str, torch.Tensor] = {"pos": torch.tensor([row, col])}
         t_s2: int | None = None
         if self.dates == "random" and "s2" in self.sensors:  # first, whatever the order of ``sensors``
             t_s2 = self._pick_date(self.store.array("s2_valid"), sl, rng)
         for sensor in self.sensors:
-            arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
             if self.dates == "all":
                 t_idx = slice(None)
             else:
                 if sensor == "s2":
                     t = t_s2
                 elif t_s2 is None:  # no S2 asked for: a date of this sensor's own
-                    t = self._pick_date(valid, sl, rng)
+                    t = self._pick_date(self.store.array(f"{sensor}_valid"), sl, rng)
                 else:  # the S1 date nearest to the chosen S2 date
                     t = int(np.argmin(np.abs(self._ord[sensor] - self._ord["s2"][t_s2])))
                 t_idx = slice(t, t + 1)
-            src = arr[sl[0], sl[1], t_idx]  # (h, w, T, C) view
-            x = np.empty((src.shape[2], src.shape[3], src.shape[0], src.shape[1]), np.float32)  # (T, C, h, w)
-            x[...] = src.transpose(2, 3, 0, 1)
+            x = cube_values(self.store, sensor, sl, t_idx)  # (T, C, h, w)
+            v = cube_valid(self.store, sensor, sl, t_idx)  # (T, h, w)
             if self.normalize:
-                mean, std = self._norm[sensor]
-                x -= mean[:, None, None]
-                x /= std[:, None, None]
-            v = np.array(valid[sl[0], sl[1], t_idx].transpose(2, 0, 1), dtype=bool, order="C")  # (T, h, w)
-            np.copyto(x, np.float32(0), where=~v[:, None])
+                self.specs[sensor].normalize(x, v, channel_axis=1)
+            else:
+                np.copyto(x, np.float32(0), where=~v[:, None])
             out[sensor] = torch.from_numpy(x)
             out[f"{sensor}_valid"] = torch.from_numpy(v)
             out[f"{sensor}_doy"] = torch.from_numpy(self._doy[sensor][t_idx].copy())
         out["aoi"] = torch.from_numpy(np.array(self.store.array("aoi")[sl], dtype=bool))
         if self.has_labels:
-            label = np.array(self.store.array("labels")[sl], dtype=np.int64)
-            if self.split is not None:
-                label[self.store.array("split")[sl] != SPLITS[self.split]] = -1
-            out["label"] = torch.from_numpy(label)
+            out["label"] = torch.from_numpy(cube_labels(self.store, sl, self.split))
         return out
 
     @staticmethod
@@ -268,26 +262,27 @@ class RandomCropDataset(_CubeBase):
         for sensor in self.sensors:
             arr, valid = self.store.array(sensor), self.store.array(f"{sensor}_valid")
             n_t = arr.shape[2] if self.dates == "all" else 1
-            xt, x = _shared((n, size, size, n_t, arr.shape[3]), arr.dtype)
-            vt, v = _shared((n, size, size, n_t), np.dtype(np.uint8))
+            xt, x = shared_tensor((n, size, size, n_t, arr.shape[3]), arr.dtype)
+            vt, v = shared_tensor((n, size, size, n_t), np.dtype(np.uint8))
             doy = np.empty((n, n_t), np.int64)
             for b, ((r, c, _), t_idx) in enumerate(zip(origins, dates[sensor])):
                 x[b] = arr[r:r + size, c:c + size, t_idx]
                 v[b] = valid[r:r + size, c:c + size, t_idx]
                 doy[b] = self._doy[sensor][t_idx]
-            mean, std = self._norm[sensor] if self.normalize else (np.zeros(arr.shape[3]), np.ones(arr.shape[3]))
+            spec = self.specs[sensor]
+            mean, std = (spec.mean, spec.std) if self.normalize else (np.zeros(arr.shape[3]), np.ones(arr.shape[3]))
             out[sensor], out[f"{sensor}_valid"] = _transportable(xt), vt
             if xt.dtype == torch.uint16:
                 out[f"{sensor}_unsigned"] = torch.ones(n, dtype=torch.bool)
             out[f"{sensor}_doy"] = torch.from_numpy(doy)
             out[f"{sensor}_mean"] = torch.from_numpy(np.repeat(np.asarray(mean, np.float32)[None], n, axis=0))
             out[f"{sensor}_std"] = torch.from_numpy(np.repeat(np.asarray(std, np.float32)[None], n, axis=0))
-        aoi_t, aoi = _shared((n, size, size), np.dtype(bool))
+        aoi_t, aoi = shared_tensor((n, size, size), np.dtype(bool))
         for b, (r, c, _) in enumerate(origins):
             aoi[b] = self.store.array("aoi")[r:r + size, c:c + size]
         out["aoi"] = aoi_t
         if self.has_labels:
-            label_t, label = _shared((n, size, size), np.dtype(np.int16))
+            label_t, label = shared_tensor((n, size, size), np.dtype(np.int16))
             for b, (r, c, _) in enumerate(origins):
                 sl = (slice(r, r + size), slice(c, c + size))
                 label[b] = self.store.array("labels")[sl]
@@ -350,16 +345,16 @@ class ChipDataset(Dataset):
         self.indices = np.asarray(indices if indices is not None else idx)
         self.labels = labels
         self.normalize = normalize
-        self.mean, self.std = self.store.mean_std("s2")
+        self.spec = store_spec(self.store, "s2")  # every channel of the chips: the store's statistics
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         j = int(self.indices[i])
-        x = np.asarray(self.store.array("chips")[j], dtype=np.float32)  # (C, H, W)
+        x = chip_values(self.store, j)  # (C, H, W)
         if self.normalize:
-            x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+            self.spec.normalize(x)
         out = {"s2": torch.from_numpy(x[None]), "label": torch.tensor(int(self.labels[j]))}
         masks = self.store.array("chip_masks")
         if masks is not None:  # an exported dataset: per-pixel class ids for segmentation, -1 = ignore

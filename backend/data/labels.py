@@ -138,10 +138,10 @@ def load_parcels(path: str | Path, class_field: str, grid: Grid, aoi_geom: BaseG
                for i, n in enumerate(unique)]
     rng = np.random.default_rng(seed)
     if split == "by-parcel":
-        parcel_split = _split_stratified(class_ids, fractions, rng)
+        parcel_split = split_stratified(class_ids, fractions, rng)
         info = {"method": split, "fractions": list(fractions), "seed": seed}
     elif split == "by-block":
-        parcel_split, n_blocks = _split_by_block(geoms, grid, block_size_m, fractions, rng)
+        parcel_split, n_blocks = split_by_block(geoms, grid, block_size_m, fractions, rng)
         info = {"method": split, "fractions": list(fractions), "seed": seed, "block_size_m": block_size_m,
                 "blocks": n_blocks}
     else:
@@ -185,7 +185,7 @@ def _split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, i
     return n_val, n_test
 
 
-def _split_stratified(class_ids: np.ndarray, fractions: tuple[float, float, float],
+def split_stratified(class_ids: np.ndarray, fractions: tuple[float, float, float],
                       rng: np.random.Generator) -> np.ndarray:
     """Per class, shuffle the parcels and cut train/val/test; small classes go to train first."""
     out = np.full(len(class_ids), SPLITS["train"], np.uint8)
@@ -204,7 +204,7 @@ def _split_stratified(class_ids: np.ndarray, fractions: tuple[float, float, floa
     return out
 
 
-def _split_by_block(geoms: np.ndarray, grid: Grid, block_size_m: float, fractions: tuple[float, float, float],
+def split_by_block(geoms: np.ndarray, grid: Grid, block_size_m: float, fractions: tuple[float, float, float],
                     rng: np.random.Generator) -> tuple[np.ndarray, int]:
     x0, _, _, y1 = grid.bounds
     centroids = shapely.get_coordinates(shapely.point_on_surface(geoms))

@@ -11,7 +11,6 @@ import datetime as dt
 import math
 import platform
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from backend.data.bands import parse_band_list
 from backend.data.chipstore import BandStats, ChipStoreWriter
 from backend.data.grid import Grid, choose_grid, footprint
 from backend.data.labels import IGNORE_INDEX, Parcels, load_parcels
-from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, discover, filter_poi
-from backend.data.warp import GridReader
+from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, discover, filter_poi, group_by_date
+from backend.data.warp import GridReader, read_stack
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.outputs import Output, check_free_space, disk_errors
@@ -136,14 +135,6 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                       command=sys.argv, input_paths=input_paths)
 
 
-def _group_by_date(scenes: list[Scene]) -> list[tuple[dt.date | None, list[Scene]]]:
-    """Scenes of the same day are one acquisition (mosaicked: the first valid value wins)."""
-    groups: dict[dt.date | None, list[Scene]] = defaultdict(list)
-    for s in scenes:
-        groups[s.date].append(s)
-    return sorted(groups.items(), key=lambda kv: kv[0] or dt.date.min)
-
-
 def _window_size(bytes_per_pixel: int, requested: int) -> int:
     if requested:
         return requested
@@ -156,8 +147,8 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
                input_paths: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     grid = inputs.grid
     h, w = grid.shape
-    s2_groups = _group_by_date(inputs.s2)
-    s1_groups = _group_by_date(inputs.s1)
+    s2_groups = group_by_date(inputs.s2)
+    s1_groups = group_by_date(inputs.s1)
     s2_dtype = np.result_type(*[b.dtype for s in inputs.s2 for b in s.bands if b.name in inputs.s2_bands])
     t2, c2, t1, c1 = len(s2_groups), len(inputs.s2_bands), len(s1_groups), len(inputs.s1_bands)
     bpp = t2 * c2 * s2_dtype.itemsize + t1 * c1 * 4 + t2 + t1 + 12
@@ -191,12 +182,12 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
                 inside = geometry_mask([inputs.aoi_geom], out_shape=(int(win.height), int(win.width)),
                                        transform=grid.window_transform(win), invert=True)
                 aoi_arr[r0:r1, c0:c1_] = inside
-                block, valid = _read_stack(reader, s2_groups, inputs.s2_bands, win, s2_dtype, inside)
+                block, valid = read_stack(reader, s2_groups, inputs.s2_bands, win, s2_dtype, inside)
                 s2_arr[r0:r1, c0:c1_] = block
                 s2_valid[r0:r1, c0:c1_] = valid
                 _update_stats(s2_stats, block, valid)
                 if t1:
-                    block1, valid1 = _read_stack(reader, s1_groups, inputs.s1_bands, win, np.dtype(np.float32),
+                    block1, valid1 = read_stack(reader, s1_groups, inputs.s1_bands, win, np.dtype(np.float32),
                                                  inside, to_db=True)
                     s1_arr[r0:r1, c0:c1_] = block1
                     s1_valid[r0:r1, c0:c1_] = valid1
@@ -246,33 +237,6 @@ def _report_parcel_pixels(parcels: Parcels, pixels: np.ndarray, events: Events) 
         events.warning("parcels_without_pixels", f"{len(empty)} of {len(pixels)} parcel(s) got no pixel in the "
                        f"store (e.g. feature {int(parcels.fids[empty[0]])}: the part of it in the AOI holds no "
                        "pixel); they are counted in the split but carry no label.")
-
-
-def _read_stack(reader: GridReader, groups: list[tuple[dt.date | None, list[Scene]]], bands: list[str], win,  # noqa: ANN001
-                dtype: np.dtype, inside: np.ndarray, to_db: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w, T, C) values and (h, w, T) validity: valid = every band valid and inside the AOI."""
-    hh, ww = int(win.height), int(win.width)
-    block = np.zeros((hh, ww, len(groups), len(bands)), dtype)
-    valid = np.zeros((hh, ww, len(groups)), np.uint8)
-    for t, (_, scenes) in enumerate(groups):
-        all_ok = np.zeros((hh, ww), bool)
-        for scene in scenes:  # mosaic: fill what earlier scenes of the day left empty
-            ok = np.ones((hh, ww), bool)
-            values = []
-            for name in bands:
-                data, v = reader.read(scene.band(name), win)
-                if to_db and scene.scale == "linear":
-                    data = 10.0 * np.log10(np.where(v & (data > 0), data, np.nan))
-                    v &= np.isfinite(data)
-                values.append(data)
-                ok &= v
-            take = ok & ~all_ok
-            for c, data in enumerate(values):
-                block[..., t, c][take] = data[take]
-            all_ok |= ok
-        valid[..., t] = all_ok & inside
-    block[valid == 0] = 0
-    return block, valid
 
 
 def _update_stats(stats: BandStats, block: np.ndarray, valid: np.ndarray) -> None:

@@ -309,3 +309,15 @@ def filter_poi(scenes: list[Scene], poi: tuple[dt.date, dt.date] | None, sensor:
                          f"({len(scenes)} scenes, dated {span}).",
                          "Widen --poi or pick scenes inside it.")
     return kept
+
+
+#: the scenes of one day (or of no known date) that a sensor is read from, mosaicked
+Acquisition = tuple[dt.date | None, list[Scene]]
+
+
+def group_by_date(scenes: list[Scene]) -> list[Acquisition]:
+    """Scenes of the same day are one acquisition (mosaicked: the first valid value wins)."""
+    groups: dict[dt.date | None, list[Scene]] = defaultdict(list)
+    for s in scenes:
+        groups[s.date].append(s)
+    return sorted(groups.items(), key=lambda kv: kv[0] or dt.date.min)

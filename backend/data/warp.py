@@ -19,7 +19,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from backend.data.grid import Grid
-from backend.data.scenes import BandFile
+from backend.data.scenes import Acquisition, BandFile
 
 
 def default_nodata(band: BandFile) -> float:
@@ -172,3 +172,32 @@ class GridReader:
         if self._env is not None:
             self._env.__exit__(*exc)
             self._env = None
+
+
+def read_stack(reader: GridReader, groups: list[Acquisition], bands: list[str], win: Window,
+               dtype: np.dtype, inside: np.ndarray, to_db: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``bands`` of each acquisition in ``groups`` over a window of the reader's grid: (h, w, T, C) values and
+    (h, w, T) validity (every band valid and ``inside``; 0 where invalid). The scenes of a day are mosaicked (the first
+    valid value wins); ``to_db``: linear Sentinel-1 backscatter is converted to dB, as ``prepare`` stores it."""
+    hh, ww = int(win.height), int(win.width)
+    block = np.zeros((hh, ww, len(groups), len(bands)), dtype)
+    valid = np.zeros((hh, ww, len(groups)), np.uint8)
+    for t, (_, scenes) in enumerate(groups):
+        all_ok = np.zeros((hh, ww), bool)
+        for scene in scenes:  # mosaic: fill what earlier scenes of the day left empty
+            ok = np.ones((hh, ww), bool)
+            values = []
+            for name in bands:
+                data, v = reader.read(scene.band(name), win)
+                if to_db and scene.scale == "linear":
+                    data = 10.0 * np.log10(np.where(v & (data > 0), data, np.nan))
+                    v &= np.isfinite(data)
+                values.append(data)
+                ok &= v
+            take = ok & ~all_ok
+            for c, data in enumerate(values):
+                block[..., t, c][take] = data[take]
+            all_ok |= ok
+        valid[..., t] = all_ok & inside
+    block[valid == 0] = 0
+    return block, valid

@@ -58,14 +58,16 @@ class InputSpec:
         """``model.json`` ``input``."""
         return {"channels": [[s, b] for s, b in self.channels], "channel_mode": self.channel_mode, **extra}
 
-    def normalize(self, x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """(C, ...) raw values -> standardised float32 in place where possible; 0 (the mean) where invalid."""
+    def normalize(self, x: np.ndarray, valid: np.ndarray | None = None, channel_axis: int = 0) -> np.ndarray:
+        """(C, ...) raw values (channels on ``channel_axis``) -> standardised float32 in place where possible; 0 (the
+        mean) where ``valid`` (the shape of ``x`` without the channel axis) is False."""
         x = np.asarray(x, dtype=np.float32)
-        shape = (-1,) + (1,) * (x.ndim - 1)
+        shape = [1] * x.ndim
+        shape[channel_axis] = -1
         x -= self.mean.reshape(shape)
         x /= self.std.reshape(shape)
         if valid is not None:
-            x[:, ~valid] = 0.0
+            np.copyto(x, np.float32(0), where=~np.expand_dims(valid, channel_axis))
         return x
 
 

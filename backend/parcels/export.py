@@ -46,7 +46,7 @@ from rasterio.windows import Window
 from backend import __version__, options
 from backend.data.chipstore import SPLIT_NAMES, SPLITS, BandStats
 from backend.data.grid import Grid
-from backend.data.labels import _split_by_block, _split_stratified, class_colour
+from backend.data.labels import class_colour, split_by_block, split_stratified
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.outputs import Output, disk_errors
@@ -205,10 +205,10 @@ def _export(args: argparse.Namespace, events: Events, output: Output, layer: Par
     class_ids = np.array([lookup[v] for v in values], np.int64)
     rng = np.random.default_rng(args.seed)
     if args.split == "by-parcel":
-        split = _split_stratified(class_ids, fractions, rng)
+        split = split_stratified(class_ids, fractions, rng)
         split_info: dict[str, Any] = {"method": "by-parcel (stratified by class)"}
     else:
-        split, n_blocks = _split_by_block(geoms, grid, args.block_size, fractions, rng)
+        split, n_blocks = split_by_block(geoms, grid, args.block_size, fractions, rng)
         split_info = {"method": "by-block", "block_size_m": args.block_size, "blocks": n_blocks}
     split_info.update(fractions=list(fractions), seed=args.seed)
     ids = layer.ids(args.id_field)[chosen]

@@ -78,7 +78,8 @@ class RasterSource:
     """Source rasters read onto the grid through the data layer (same inputs as ``prepare``)."""
 
     def __init__(self, args: argparse.Namespace, events: Events, sensors: list[str] | None) -> None:
-        from backend.data.prepare import _group_by_date, resolve_inputs
+        from backend.data.prepare import resolve_inputs
+        from backend.data.scenes import group_by_date
         from backend.data.warp import GridReader
 
         inputs = resolve_inputs(args, events)
@@ -88,7 +89,7 @@ class RasterSource:
         if "s1" in chosen and not inputs.s1:
             raise EoSslError("sensor_missing", "--sensors asks for s1 but no --s1 input was given.",
                              "Add --s1 PATH..., or leave s1 out of --sensors.")
-        self.groups = {"s2": _group_by_date(inputs.s2), "s1": _group_by_date(inputs.s1)}
+        self.groups = {"s2": group_by_date(inputs.s2), "s1": group_by_date(inputs.s1)}
         self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
         self.sensors = []
         for s in chosen:
@@ -107,13 +108,13 @@ class RasterSource:
         self.reader.__enter__()
 
     def read(self, win: Window) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        from backend.data.prepare import _read_stack
+        from backend.data.warp import read_stack
 
         inside = geometry_mask([self.aoi], out_shape=(int(win.height), int(win.width)),
                                transform=self.grid.window_transform(win), invert=True)
         out = {}
         for s in self.sensors:
-            out[s.name] = _read_stack(self.reader, self.groups[s.name], s.bands, win, s.dtype, inside,
+            out[s.name] = read_stack(self.reader, self.groups[s.name], s.bands, win, s.dtype, inside,
                                       to_db=s.name == "s1")
             out[s.name] = (out[s.name][0], out[s.name][1].astype(bool))
         return out

@@ -37,7 +37,7 @@ from backend import __version__, options
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.outputs import disk_errors
-from backend.parcels.classes import describe, map_classes
+from backend.parcels.map_legend import describe, map_classes
 from backend.parcels.vector import check_gpkg_out, read_parcels, reproject_many, write_gpkg
 from backend.parcels.zonal import footprint, zonal_classes
 

@@ -11,6 +11,13 @@ from typing import Any
 import numpy as np
 
 from backend.data.chipstore import ChipStore
+from backend.data.labelled import (
+    classes_of,
+    draw_fraction,
+    parcels_per_class,
+    train_parcels,
+    warn_few_validation_parcels,
+)
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.package import save_package
@@ -25,13 +32,6 @@ from backend.pixel.train import (
     score_pixels,
 )
 from backend.report.metrics import headline
-from backend.train.labelled import (
-    classes_of,
-    draw_fraction,
-    parcels_per_class,
-    train_parcels,
-    warn_few_validation_parcels,
-)
 
 #: validation pixels scored at most (spread over the validation parcels)
 MAX_VAL_PIXELS = 200_000

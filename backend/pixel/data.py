@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.data.chipstore import SPLITS, ChipStore
+from backend.data.chipstore import ROW_CHUNK, SPLITS, ChipStore
+from backend.data.dates import choose_date
 from backend.errors import EoSslError
 from backend.pixel.features import PixelFeatures, PixelInput, SensorBlock
-from backend.train.labelled import ROW_CHUNK, choose_date
 
 #: window side and margin (px) when features need spatial context: the margin keeps tile-border effects of the
 #: encoder's padding away from the pixels read

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from backend import options
+from backend.data.dates import choose_groups
 from backend.data.prepare import resolve_inputs
 from backend.errors import EoSslError
 from backend.events import Events
@@ -37,7 +38,8 @@ from backend.models.inputs import match_channels, spec_from_meta
 from backend.models.package import load_package, read_meta, weights_under
 from backend.outputs import Output, abort_on_failure
 from backend.pixel.features import Embedding, EmbeddingSpec
-from backend.predict.run import StripReader, choose_groups, resolve_device
+from backend.predict.command import resolve_device
+from backend.predict.strips import StripReader
 from backend.predict.tiled import ReadAhead, finish_features, plan_tiles, predict_tiled
 from backend.predict.writer import RasterSink
 
@@ -226,9 +228,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
 
 
 def _dates(inputs: Any, sensor: str) -> list:
-    from backend.data.prepare import _group_by_date
+    from backend.data.scenes import group_by_date
 
-    return _group_by_date(inputs.s2 if sensor == "s2" else inputs.s1)
+    return group_by_date(inputs.s2 if sensor == "s2" else inputs.s1)
 
 
 def _scaling(sample: np.ndarray, dtype: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -23,7 +23,7 @@ on; the command then ends with ``scenes_failed`` (the finished maps and the mosa
 Longer than our usual module on purpose: one mode of ``predict`` (many scenes, several processes) whose sections --
 scenes, the plan, the processes, their merged progress, the job, the mosaic -- are used only by :func:`run_region`
 and only together (the plan and the ranks are threaded through every step); one map stays in
-:mod:`backend.predict.run`.
+:mod:`backend.predict.command`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from backend.errors import EoSslError
 from backend.events import Cancelled, Events
 from backend.outputs import Output
 from backend.predict import styles, vrt
-from backend.predict.run import Predictor, load_predictor, map_scene
+from backend.predict.command import Predictor, load_predictor, map_scene
 from backend.predict.writer import CLASS_NODATA, class_metadata
 
 LIST_SUFFIXES = (".txt", ".lst")

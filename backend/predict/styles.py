@@ -1,7 +1,7 @@
 """QGIS styles (``.qml``) for prediction outputs, written as plain XML in QGIS 3.22's format.
 
 The class map gets a *paletted* renderer whose entries are the classes (value, colour, label): QGIS shows the legend
-with the class names, and ``backend.parcels.classes`` reads the names back from it. The confidence raster gets a
+with the class names, and ``backend.parcels.map_legend`` reads the names back from it. The confidence raster gets a
 single-band pseudo-colour renderer (Viridis, 0..1). Written by hand so the backend never needs QGIS.
 """
 

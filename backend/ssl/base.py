@@ -4,7 +4,8 @@ A method is a ``LightningModule`` subclass of :class:`SSLMethod` that sets ``nam
 :meth:`SSLMethod.build` (heads), :meth:`SSLMethod.make_views` (two views of a batch) and
 :meth:`SSLMethod.forward_loss` (loss, the projection to watch for collapse, the encoder features). Batches are
 dicts with ``s2`` (B, C_s2, H, W) and, when the data have it, ``s1`` (B, 2, H, W), standardised, as built by
-:mod:`backend.ssl.data`. Augmentations run in ``training_step``, on the batch's device (the GPU when there is one).
+:mod:`backend.data.pretraining`. Augmentations run in ``training_step``, on the batch's device (the GPU when there
+is one).
 
 ``config`` is a plain dict of JSON-able values (``DEFAULTS`` updated with the user's overrides): it goes into
 ``checkpoints/run.json`` and ``model.json`` as it is.

@@ -35,11 +35,12 @@ import numpy as np
 import torch
 
 from backend.data.chipstore import ChipStore
+from backend.data.dates import COMPOSITE
+from backend.data.labelled import CubeReader, CubeWindows, split_parcels
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.outputs import abort_on_failure
 from backend.report.metrics import confusion, scores
-from backend.train.labelled import COMPOSITE, CubeReader, CubeWindows, split_parcels
 
 CLASSIC = ("linear", "gbm", "rf")
 CLASSIC_NAMES = {"linear": "logistic regression", "gbm": "gradient boosting", "rf": "random forest"}
@@ -71,7 +72,7 @@ def draw_per_class(cls: np.ndarray, k: int, seed: int) -> np.ndarray:
 def budgets(ids: np.ndarray, cls: np.ndarray, n_total: int, fractions: list[float] | None,
             per_class: list[int] | None, seed: int) -> list[Budget]:
     """The parcels each budget trains on (drawn by parcel, stratified, seeded, nested)."""
-    from backend.train.labelled import draw_fraction
+    from backend.data.labelled import draw_fraction
 
     out = []
     for value, unit in ([(float(k), "per class") for k in per_class or []]
@@ -288,9 +289,9 @@ def band_statistics(store: ChipStore, idx: np.ndarray) -> np.ndarray:
 def compare_chips(args: Any, events: Events, store: ChipStore, inits: list[Any], labels: list[str], specs: list[Any],
                   device: torch.device, seeds: list[int]) -> list[Row]:
     """Band statistics + classic classifiers against probes on each encoder's pooled features (chips)."""
+    from backend.data.labelled import chip_split, draw_fraction
     from backend.train import evaluate as ev
     from backend.train import finetune as ft
-    from backend.train.labelled import chip_split, draw_fraction
 
     classes = ft.classes_of(store)
     k = len(classes)
@@ -305,7 +306,7 @@ def compare_chips(args: Any, events: Events, store: ChipStore, inits: list[Any],
         base = ft.build_task_data(store, "classification", spec, picks, seed=0)
         net = ft.build_net("classification", init, spec, k)
         tr = ev._all_train_chips(base)  # noqa: SLF001 - the training chips without augmentation
-        from backend.train.labelled import Chips
+        from backend.data.labelled import Chips
 
         te = Chips(store, spec, tr.channel_index, test_idx)
         feats.append((ev.chip_features(net, tr, device)[0], ev.chip_features(net, te, device)[0]))

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from backend import __version__, options
 from backend.data.chipstore import ChipStore
+from backend.data.labelled import CubeReader, CubeWindows, draw_fraction, store_channels, store_stats, train_parcels
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.classifier import build_head
@@ -49,7 +50,6 @@ from backend.report.metrics import confusion, headline, scores
 from backend.train import finetune as ft
 from backend.train import runner
 from backend.train.init_source import InitSource, load_inits
-from backend.train.labelled import CubeReader, CubeWindows, draw_fraction, store_channels, store_stats, train_parcels
 
 PROTOCOLS = options.PROTOCOLS
 PATHS = options.COMPARE_PATHS
@@ -379,7 +379,7 @@ def _fraction_mask(store: ChipStore, task: str, y: np.ndarray, group: np.ndarray
 
 
 def _all_train_chips(base: ft.TaskData) -> Any:
-    from backend.train.labelled import Chips
+    from backend.data.labelled import Chips
 
     train: Chips = base.train  # type: ignore[assignment]
     return Chips(train.store, train.spec, train.channel_index, train.indices, train=False)

@@ -9,8 +9,8 @@
 normalisation are kept), ``random``, or a bare ``.safetensors`` file of encoder weights (timm names, with or without
 the ``encoder.`` prefix; ``--encoder`` names the architecture). The data's bands are matched to the package's by name
 (see :mod:`backend.models.inputs`). The encoders are 2D: from a multi-date cube a model reads one date
-(:func:`backend.train.labelled.choose_date`). Label fractions are drawn by parcel or by chip, stratified and seeded
-(:mod:`backend.train.labelled`).
+(:func:`backend.data.dates.choose_date`). Label fractions are drawn by parcel or by chip, stratified and seeded
+(:mod:`backend.data.labelled`).
 
 The loop is the shared Lightning template (:mod:`backend.train.runner`): devices, precision, progress events,
 cancellation, resumable checkpoints. At the end the model is scored once more on the whole validation split and
@@ -41,21 +41,13 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from backend import options
 from backend.data.chipstore import ChipStore
-from backend.errors import EoSslError
-from backend.events import Events
-from backend.models import provenance
-from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
-from backend.report.metrics import confusion, headline, scores
-from backend.train import model_folder, runner
-from backend.train.init_source import InitSource, load_init
-from backend.train.labelled import (
+from backend.data.dates import DateChoice, choose_date
+from backend.data.labelled import (
     Chips,
     CubeCrops,
     CubeReader,
     CubeWindows,
-    DateChoice,
     chip_split,
-    choose_date,
     classes_of,
     draw_fraction,
     parcels_per_class,
@@ -64,6 +56,13 @@ from backend.train.labelled import (
     train_parcels,
     warn_few_validation_parcels,
 )
+from backend.errors import EoSslError
+from backend.events import Events
+from backend.models import provenance
+from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
+from backend.report.metrics import confusion, headline, scores
+from backend.train import model_folder, runner
+from backend.train.init_source import InitSource, load_init
 
 TASKS = options.TASKS
 DEFAULTS = {"epochs": 20, "batch_size": 16}

@@ -146,10 +146,10 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     ``encoder.``."""
     import lightning.pytorch as pl
 
+    from backend.data.pretraining import build_ssl_data
     from backend.models.package import WEIGHTS, load_package, sha256_of
     from backend.ssl.base import COMMON_DEFAULTS
     from backend.ssl.collapse import collapse_summary
-    from backend.ssl.data import build_ssl_data
 
     main = runner.is_main_process()
     out = Path(args.out)

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from backend.data.chipstore import ChipStore
-from backend.train.labelled import composite_of
+from backend.data.dates import composite_of
 from tests.backend.model_helpers import FAST, command_ok, read_meta
 from tests.backend.test_pixel_classifier import flanders_inputs, flanders_store
 

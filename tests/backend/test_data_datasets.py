@@ -203,11 +203,11 @@ def test_whole_batches_cross_worker_processes(cube):
 def test_training_loader_reads_whole_batches(cube):
     """The pre-training loader on a CPU: whole batches as stored, read in the main process (the fastest measured,
     benchmarks/results/data_loading.md); the bands a run uses are picked from them and standardised as the samples
-    of ``backend.ssl.data`` are."""
+    of ``backend.data.pretraining`` are."""
     from torch.utils.data import default_collate
 
     from backend.data.datasets import RawBatch, standardize
-    from backend.ssl.data import build_ssl_data
+    from backend.data.pretraining import build_ssl_data
     from backend.train import runner
 
     data = build_ssl_data([cube.path], need_s1=True, crop=16, epoch_length=16, s2_bands=["B04", "B08", "B11"])

@@ -252,7 +252,7 @@ def test_imported_encoder_fine_tunes_and_predicts_on_real_l1c(imported, shared_d
 def test_pretrain_continues_from_an_imported_encoder(imported, shared_data, base, tmp_path):
     """byol --init: the EuroSAT chips (B8A last) are fed in the encoder's order (B8A after B08), the encoder sees
     them in its own normalisation (raw / 10000) after the augmentations, and the chain grows by a pretrain step."""
-    from backend.ssl.data import build_ssl_data
+    from backend.data.pretraining import build_ssl_data
     from backend.ssl.registry import get_method
 
     store = eurosat_store(shared_data, base)

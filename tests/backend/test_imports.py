@@ -31,10 +31,11 @@ def _imports_without(blocked: list[str], modules: list[str]) -> subprocess.Compl
 def test_training_needs_no_gis_library() -> None:
     proc = _imports_without(["rasterio", "pyproj", "shapely", "pyogrio", "geopandas"],
                             ["backend.train.pretrain", "backend.train.pretrain_dense", "backend.train.finetune",
-                             "backend.train.evaluate", "backend.ssl.data", "backend.data.datasets"])
+                             "backend.train.evaluate", "backend.data.pretraining", "backend.data.datasets",
+                             "backend.data.labelled", "backend.data.dates"])
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_predict_loads_no_vector_reader_or_ssl_library() -> None:
-    proc = _imports_without(["pyogrio", "geopandas", "kornia", "lightly"], ["backend.predict.run", "backend.cli"])
+    proc = _imports_without(["pyogrio", "geopandas", "kornia", "lightly"], ["backend.predict.command", "backend.cli"])
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

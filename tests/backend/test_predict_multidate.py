@@ -11,7 +11,7 @@ import numpy as np
 import rasterio
 
 from backend.data.chipstore import ChipStore
-from backend.train.labelled import choose_date
+from backend.data.dates import choose_date
 from tests.backend.data_helpers import prepare_ok
 from tests.backend.model_helpers import FAST, command_ok, read_meta
 

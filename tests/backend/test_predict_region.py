@@ -191,7 +191,7 @@ def test_cancelling_keeps_the_finished_maps(t37, t37_model, tmp_path):
     import argparse
 
     from backend.events import Cancelled, Events
-    from backend.predict import run as predict
+    from backend.predict import command as predict
 
     class CancelInSecondScene(Events):
         scenes = 0

@@ -144,7 +144,7 @@ def test_rs_byol_single_on_s1_s2_pairs_gives_a_per_band_encoder(ben, eurosat, ch
 
 def test_two_stores_with_different_bands_are_combined(ben, tmp_path_factory, shared_data, tmp_path):
     """A 12-band L2A pair and the 13-band L1C Sen1Floods11 chip: trained on the 12 bands they share."""
-    from backend.ssl.data import build_ssl_data
+    from backend.data.pretraining import build_ssl_data
     from tests.backend.pretrain_helpers import _prepare
 
     s1f = tmp_path_factory.getbasetemp() / "pretrain_sen1floods11"

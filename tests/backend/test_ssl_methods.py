@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
+from backend.data.pretraining import build_ssl_data
 from backend.errors import EoSslError
 from backend.ssl import augmentations as A
 from backend.ssl.collapse import CollapseMonitor, collapse_stats
-from backend.ssl.data import build_ssl_data
 from backend.ssl.registry import IMAGE_METHODS, METHODS, get_method
 from tests.backend.pretrain_helpers import ben_store, eurosat_store, one_torch_thread
 

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 import torch
 
+from backend.data.pretraining import build_ssl_data
 from backend.errors import EoSslError
-from backend.ssl.data import build_ssl_data
 from backend.ssl.rs_byol import RGB, RSBYOL, S2_POOL
 from tests.backend.pretrain_helpers import TINY, ben_store, eurosat_store, one_torch_thread, run_cli
 

@@ -78,9 +78,9 @@ def test_algorithm_arguments_parse_in_the_backend(index: int, eo_provider, fland
 
     command, alg_id, params = cases(flanders, tmp_path)[index]
     require_command(command)
-    from backend.cli import _load_optional_commands, build_parser
+    from backend.cli import build_parser, load_optional_commands
 
-    _load_optional_commands()
+    load_optional_commands()
     alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())

@@ -7,8 +7,9 @@ grid, a ``WarpedVRT`` otherwise), normalised with the package's statistics, batc
 (:mod:`backend.predict.tiled`); finished rows of blocks are written as they complete (:mod:`backend.predict.writer`).
 
 A single-date model reads one acquisition: the Sentinel-2 date with the most valid pixels in the AOI (counted on a
-coarse copy of the grid, one band per date), or ``--date``; Sentinel-1 at the date nearest to it. Several scenes
-of the same day are mosaicked (the first valid value wins), as ``prepare`` does.
+coarse copy of the grid, one band per date), or ``--date``; Sentinel-1 at the date nearest to it (the rule of
+:mod:`backend.data.dates`, which ``finetune`` applies to a store). Several scenes of the same day are mosaicked (the
+first valid value wins), as ``prepare`` does; :class:`backend.predict.strips.StripReader` reads them.
 
 Outputs: ``MAP.tif`` (uint8 class ids, 255 = nodata outside the AOI polygon and where an input band is nodata;
 colour table; class names in the ``CLASS_NAMES`` tag and the band description; COG), ``MAP.qml`` (the class legend),
@@ -21,30 +22,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 import torch
-from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.features import geometry_mask
-from rasterio.windows import Window
-from shapely.geometry import box
 
 from backend import options
-from backend.data.grid import Grid
-from backend.data.prepare import Inputs, _group_by_date, _read_stack, resolve_inputs
-from backend.data.scenes import Scene
-from backend.data.warp import GridReader
+from backend.data.dates import choose_groups, date_groups
+from backend.data.prepare import resolve_inputs
+from backend.data.scenes import group_by_date
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import to_channels_last
@@ -53,9 +45,9 @@ from backend.models.inputs import InputSpec, match_channels, spec_from_meta
 from backend.models.package import check_classifier_meta, load_package, read_meta
 from backend.outputs import Output, abort_on_failure
 from backend.predict import styles
-from backend.predict.tiled import ReadAhead, TiledStats, TilePlan, plan_tiles, predict_tiled
+from backend.predict.strips import StripReader
+from backend.predict.tiled import ReadAhead, TiledStats, plan_tiles, predict_tiled
 from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, WriteBehind, class_metadata
-from backend.train.labelled import composite_of
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,258 +99,6 @@ def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     net = create_network(str(task), arch, n_channels, k, per_band=per_band)
     net.load_package_state_dict(state)  # type: ignore[operator]
     return meta, net.eval()
-
-
-# -- dates ----------------------------------------------------------------------------------------------------------
-Group = tuple[dt.date | None, list[Scene]]
-
-
-def coarse_grid(grid: Grid, max_side: int = 512) -> Grid:
-    f = max(1, math.ceil(max(grid.width, grid.height) / max_side))
-    return Grid(grid.crs, grid.transform @ Affine.scale(f), math.ceil(grid.width / f), math.ceil(grid.height / f))
-
-
-def valid_fractions(groups: list[Group], band: str, grid: Grid, aoi_geom: Any) -> list[float]:
-    """Share of the AOI with a valid ``band`` value per date, on a coarse copy of the grid (cheap: overviews)."""
-    cg = coarse_grid(grid)
-    inside = geometry_mask([aoi_geom], out_shape=(cg.height, cg.width), transform=cg.transform, invert=True)
-    n = max(1, int(inside.sum()))
-    win = Window(0, 0, cg.width, cg.height)
-    out = []
-    with GridReader(cg, resampling=Resampling.nearest) as reader:
-        for _, scenes in groups:
-            ok = np.zeros((cg.height, cg.width), bool)
-            for scene in scenes:
-                _, v = reader.read(scene.band(band), win)
-                ok |= v
-            out.append(float((ok & inside).sum()) / n)
-    return out
-
-
-def choose_groups(inputs: Inputs, spec: InputSpec, date: str | None, events: Events) -> dict[str, Group]:
-    """The acquisition (scenes of one day) each sensor the model reads is taken from."""
-    chosen: dict[str, Group] = {}
-    s2_groups = _group_by_date(inputs.s2)
-    lead_band = spec.bands("s2")[0] if spec.bands("s2") else inputs.s2_bands[0]
-    if date:
-        try:
-            wanted = dt.date.fromisoformat(date)
-        except ValueError as exc:
-            raise EoSslError("bad_date", f"--date {date!r} is not a date (YYYY-MM-DD).",
-                             "Use e.g. 2017-02-16.") from exc
-        match = [g for g in s2_groups if g[0] == wanted]
-        if not match:
-            raise EoSslError("date_not_found", f"No Sentinel-2 scene of {date} among the inputs.",
-                             "Pick one of: " + ", ".join(str(d) for d, _ in s2_groups) + ".")
-        chosen["s2"], rule = match[0], "given (--date)"
-    elif len(s2_groups) == 1:
-        chosen["s2"], rule = s2_groups[0], "only date"
-    else:
-        fractions = valid_fractions(s2_groups, lead_band, inputs.grid, inputs.aoi_geom)
-        best = int(np.argmax(fractions))
-        chosen["s2"], rule = s2_groups[best], f"most valid pixels in the AOI ({fractions[best]:.0%})"
-    if "s1" in spec.sensors:
-        s1_groups = _group_by_date(inputs.s1)
-        ref = chosen["s2"][0]
-        if ref is None or any(d is None for d, _ in s1_groups):
-            chosen["s1"] = s1_groups[0]
-        else:
-            chosen["s1"] = min(s1_groups, key=lambda g: abs((g[0] - ref).days))  # type: ignore[operator]
-    events.log("reading " + ", ".join(f"{s.upper()} {g[0] or '(undated)'} ({len(g[1])} scene(s))"
-                                      for s, g in chosen.items()) + f"; S2 date: {rule}")
-    return chosen
-
-
-def date_groups(inputs: Inputs, meta: dict[str, Any]) -> dict[str, list[Group]]:
-    """For a model that reads every date of its training store (``input.layout`` ``sensor-date-band``): the
-    acquisition of each of its dates, per sensor. A date the inputs lack is an error: the model's features are
-    per date."""
-    out: dict[str, list[Group]] = {}
-    for sensor, dates in (meta["input"].get("dates") or {}).items():
-        groups = _group_by_date(inputs.s2 if sensor == "s2" else inputs.s1)
-        if not groups:
-            raise EoSslError("missing_bands", f"The model reads {sensor.upper()}; no such input was given.",
-                             f"Add --{sensor} with the scenes the model was trained on.")
-        by_date = {str(d) if d else None: g for d, g in groups}
-        if len(dates) == 1 and len(groups) == 1 and dates[0] is None:
-            out[sensor] = [groups[0]]
-            continue
-        missing = [d for d in dates if d not in by_date]
-        if missing:
-            raise EoSslError("dates_mismatch", f"The model reads {sensor.upper()} on {len(dates)} date(s); the inputs "
-                             f"lack {len(missing)}: {', '.join(str(d) for d in missing[:6])}"
-                             + (" ..." if len(missing) > 6 else "") + ".",
-                             "Give the scenes of the store the model was trained on (the same POI), or train a "
-                             "single-date model (finetune --date).")
-        out[sensor] = [(dt.date.fromisoformat(d) if d else None, by_date[d]) for d in dates]
-    return out
-
-
-# -- reading --------------------------------------------------------------------------------------------------------
-class StripReader:
-    """Full-width strips of the grid: the model's channels and validity.
-
-    Single-date models (one acquisition per sensor in ``groups``): the channels in the model's order, valid = inside
-    the AOI and every band valid. When every date is one scene (no mosaic) and no Sentinel-1 needs converting to dB
-    (``raw``), strips hold the stored values (uint16 for Sentinel-2): all bands of a file come in one GDAL call, and
-    :func:`backend.predict.tiled.predict_tiled` standardises them on the device (:meth:`normalization`); else they
-    are standardised here, 0 where invalid. Models that read a time series (``series``, e.g. the pixel classifiers):
-    for each sensor, every acquisition of ``groups[sensor]`` in order, all bands of a date together
-    (``sensor-date-band``), NaN at invalid observations; valid = inside the AOI with at least one valid observation.
-
-    Runs in the read-ahead thread; the GridReader is opened there (:meth:`context`). ``pin``: strips in page-locked
-    memory (CUDA), so that their copy to the GPU does not wait for the host."""
-
-    def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]],
-                 groups: dict[str, list[Group]], plan: TilePlan, mode: str = "single", pin: bool = False) -> None:
-        self.inputs, self.spec, self.groups, self.plan, self.mode, self.pin = inputs, spec, groups, plan, mode, pin
-        series = mode == "series"
-        self.grid = inputs.grid
-        self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
-        self.by_sensor: dict[str, tuple[list[str], list[int]]] = {}
-        for pos, (s, i) in enumerate(picks):
-            names, out = self.by_sensor.setdefault(s, ([], []))
-            names.append(self.bands[s][i])
-            out.append(pos)
-        self.dtypes: dict[str, np.dtype] = {"s1": np.dtype(np.float32)}  # dB, as prepare stores it
-        if "s2" in groups:
-            names = self.by_sensor.get("s2", ([], []))[0]
-            self.dtypes["s2"] = np.result_type(*[b.dtype for _, scenes in groups["s2"] for sc in scenes
-                                                 for b in sc.bands if b.name in names] or [np.float32])
-        self.n_channels = (sum(len(names) * len(groups[s]) for s, (names, _) in self.by_sensor.items()) if series
-                           else len(spec.channels))
-        self.raw = mode == "single" and \
-            all(len(groups[s]) == 1 and len(groups[s][0][1]) == 1 for s in self.by_sensor) and \
-            all(g[1][0].scale != "linear" for s in self.by_sensor if s == "s1" for g in groups[s])
-        self.raw_dtype = np.result_type(*[self.dtypes[s] for s in self.by_sensor]) if self.raw else np.float32
-        self.reader: GridReader | None = None
-
-    def normalization(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(mean, std) per channel when strips hold stored values (the device standardises them), else None."""
-        return (self.spec.mean.ravel(), self.spec.std.ravel()) if self.raw else None
-
-    def cache_bytes(self) -> int:
-        """GDAL block cache for two rows of source blocks of every file read: a strip of ``stride`` rows spans at
-        most two, and the next strip starts in the second. With less (GridReader's default is 64 MiB) full-width
-        strips of a pixel-interleaved tile re-decode every block once per band: 20x slower on a 10-band S2 tile."""
-        files = {scene.band(name).path for s, (names, _) in self.by_sensor.items() for _, scenes in self.groups[s]
-                 for scene in scenes for name in names}
-        total = 0
-        for path in files:
-            with rasterio.open(path) as src:
-                bh, bw = src.block_shapes[0]
-                itemsize = max(np.dtype(dt_).itemsize for dt_ in src.dtypes)
-                total += 2 * bh * src.width * src.count * itemsize
-        return int(min(max(1.25 * total, 64 * 2**20), 2 * 2**30))
-
-    @contextlib.contextmanager
-    def context(self) -> Iterator[GridReader]:
-        """Entered in the read-ahead thread: the GDAL cache (unless GDAL_CACHEMAX is set), blocks decoded and warped
-        on every core (unless GDAL_NUM_THREADS is set: a full-width strip spans tens of compressed blocks), and the
-        GridReader."""
-        options: dict[str, Any] = {}
-        if "GDAL_CACHEMAX" not in os.environ:
-            options["GDAL_CACHEMAX"] = self.cache_bytes()
-        if "GDAL_NUM_THREADS" not in os.environ:
-            options["GDAL_NUM_THREADS"] = "ALL_CPUS"
-        with rasterio.Env(**options):
-            self.reader = GridReader(self.grid)
-            try:
-                yield self.reader
-            finally:
-                self.reader.close()
-
-    def _empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        if self.pin:
-            return torch.zeros(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True).numpy()
-        return np.zeros(shape, dtype)
-
-    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Grid rows [r0, r1) at the plan's padded width (rows and columns past the grid: 0, invalid)."""
-        n, wp = r1 - r0, self.plan.padded_width
-        x = self._empty((self.n_channels, n, wp), self.raw_dtype)
-        valid = np.zeros((n, wp), bool)
-        g0, g1 = max(r0, 0), min(r1, self.grid.height)
-        if g1 > g0:
-            win = Window(0, g0, self.grid.width, g1 - g0)
-            if self.raw and self.grid.width == wp:
-                valid[g0 - r0:g1 - r0] = self.read_raw(win, x[:, g0 - r0:g1 - r0])
-            elif self.raw:
-                part = np.empty((self.n_channels, g1 - g0, self.grid.width), self.raw_dtype)
-                valid[g0 - r0:g1 - r0, :self.grid.width] = self.read_raw(win, part)
-                x[:, g0 - r0:g1 - r0, :self.grid.width] = part
-            else:
-                x[:, g0 - r0:g1 - r0, :self.grid.width], valid[g0 - r0:g1 - r0, :self.grid.width] = self.read(win)
-        return x, valid
-
-    def window(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A ``size`` x ``size`` window at (row, col), standardised (the part past the grid: 0, invalid)."""
-        x = np.zeros((self.n_channels, size, size), np.float32)
-        valid = np.zeros((size, size), bool)
-        h, w = min(size, self.grid.height - row), min(size, self.grid.width - col)
-        if h > 0 and w > 0:
-            x[:, :h, :w], valid[:h, :w] = self.read(Window(col, row, w, h))
-        return x, valid
-
-    def inside(self, win: Window) -> np.ndarray:
-        """Pixels of a window whose centre lies in the AOI polygon (no rasterising when the AOI holds the whole
-        window, e.g. a box or a whole scene)."""
-        h, w = int(win.height), int(win.width)
-        t = self.grid.window_transform(win)  # north-up
-        if self.inputs.aoi_geom.contains(box(t.c, t.f + t.e * h, t.c + t.a * w, t.f)):
-            return np.ones((h, w), bool)
-        return geometry_mask([self.inputs.aoi_geom], out_shape=(h, w), transform=self.grid.window_transform(win),
-                             invert=True)
-
-    def read_raw(self, win: Window, out: np.ndarray) -> np.ndarray:
-        """Stored values of the model's channels over a window inside the grid into ``out`` (C, h, w); returns the
-        validity (inside the AOI, every band valid). For ``raw`` readers only."""
-        assert self.reader is not None
-        ok = self.inside(win)
-        for s, (names, pos) in self.by_sensor.items():
-            scene = self.groups[s][0][1][0]
-            bands = [scene.band(name) for name in names]
-            if pos == list(range(pos[0], pos[0] + len(pos))):
-                ok &= self.reader.read_bands(bands, win, out[pos[0]:pos[-1] + 1])
-            else:
-                part = np.empty((len(pos), *out.shape[1:]), out.dtype)
-                ok &= self.reader.read_bands(bands, win, part)
-                out[pos] = part
-        return ok
-
-    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) standardised model input of a window inside the grid, and its validity (see the class
-        docstring)."""
-        h, w = int(win.height), int(win.width)
-        inside = self.inside(win)
-        assert self.reader is not None
-        x = np.zeros((self.n_channels, h, w), np.float32)
-        if self.mode == "series":
-            ok = np.zeros_like(inside)
-            offset = 0
-            for s, (names, out) in self.by_sensor.items():
-                block, v = _read_stack(self.reader, self.groups[s], names, win, self.dtypes[s], inside,
-                                       to_db=(s == "s1"))
-                z = (block.astype(np.float32) - self.spec.mean[out]) / self.spec.std[out]  # (h, w, T, C)
-                z[~v.astype(bool)] = np.nan
-                size = z.shape[2] * z.shape[3]
-                x[offset:offset + size] = np.moveaxis(z.reshape(h, w, size), -1, 0)
-                offset += size
-                ok |= v.any(axis=2)
-            return x, ok & inside
-        ok = inside.copy()
-        for s, (names, out) in self.by_sensor.items():
-            block, v = _read_stack(self.reader, self.groups[s], names, win, self.dtypes[s], inside,
-                                   to_db=(s == "s1"))
-            if self.mode == "composite":
-                values, valid = composite_of(block, v)
-            else:
-                values, valid = block[:, :, 0, :], v[:, :, 0].astype(bool)
-            x[out] = np.moveaxis(values, -1, 0)
-            ok &= valid
-        self.spec.normalize(x, None)
-        x[:, ~ok] = 0.0
-        return x, ok
 
 
 def make_model_fn(net: torch.nn.Module, device: torch.device) -> Any:
@@ -479,7 +219,7 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
             overlap = 0.0  # a pixel's class depends on that pixel alone: tiles need neither overlap nor blending
     elif meta["input"].get("dates") == "composite" and args.date in (None, "composite"):
         # a 2D model of the per-band median of the period: every acquisition of the inputs (any dates)
-        groups = {s: _group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in spec.sensors}
+        groups = {s: group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in spec.sensors}
         mode = "composite"
         events.log("reading the composite (per-band median of the valid dates) of "
                    + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))

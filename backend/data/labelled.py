@@ -1,8 +1,8 @@
-"""Labelled training data for fine-tuning and evaluation: which date, which labels (label fractions), and Datasets.
+"""Labelled data for fine-tuning and evaluation (``finetune``, ``evaluate``, ``compare``): which labels (label
+fractions), and the Datasets that read a store in a model's inputs.
 
-- **Date.** The encoders are 2D: a single-date model reads one acquisition. From a multi-date cube it reads the
-  Sentinel-2 date with the most valid pixels inside the AOI (or the one given with ``--date``), and the Sentinel-1
-  date nearest to it. :func:`choose_date` says which and why; ``model.json`` records it.
+- **Date.** A single-date model reads one acquisition of a cube, chosen by :func:`backend.data.dates.choose_date`
+  (the rule ``predict`` applies to source scenes too); ``model.json`` records it.
 - **Label fractions** are drawn by parcel for a cube (``parcels.npy`` + ``split.npy``: a parcel's pixels are all in
   or all out) and by chip for a chip store; stratified by class (every class keeps at least one parcel / chip),
   seeded, and nested: the parcels kept at fraction 0.25 are a subset of those kept at 0.5 for the same seed, so a
@@ -15,21 +15,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from backend.data.chipstore import SPLITS, ChipStore
+from backend.data.chipstore import ROW_CHUNK, SPLITS, ChipStore
+from backend.data.dates import DateChoice, composite_of
+from backend.data.reader import chip_values, cube_labels, cube_valid, cube_values, window
 from backend.errors import EoSslError
 from backend.models.inputs import InputSpec
-
-ROW_CHUNK = 512
 
 
 # -- what the data offer ------------------------------------------------------------------------------------------
@@ -71,85 +68,6 @@ def classes_of(store: ChipStore) -> list[dict[str, Any]]:
         raise EoSslError("corrupt_chipstore", f"{store.path}: class ids are not 0..{len(classes) - 1}.",
                          "Prepare the store again.")
     return classes
-
-
-# -- dates ----------------------------------------------------------------------------------------------------------
-@dataclass
-class DateChoice:
-    index: dict[str, int]  # sensor -> date index in the store (-1: every date, for a composite)
-    dates: dict[str, str | None]  # sensor -> ISO date (or "composite of N dates")
-    rule: str  # "only date" | "most valid pixels" | "given (--date)" | "composite ..."
-    composite: dict[str, list[str | None]] | None = None  # sensor -> the dates of a composite
-
-    def describe(self) -> str:
-        parts = [f"{s.upper()} {d or '(undated)'}" for s, d in self.dates.items()]
-        return f"{', '.join(parts)} ({self.rule})"
-
-
-#: ``--date composite``: a 2D model reads the per-band median of every valid observation of the period
-COMPOSITE = "composite"
-COMPOSITE_RULE = "composite: per-band median of the valid dates"
-
-
-def composite_of(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., T, C) values and (..., T) validity -> the (..., C) per-band median over the valid dates (0 where none)
-    and the (...) validity (at least one valid date)."""
-    v = valid.astype(bool)
-    x = np.where(v[..., None], values.astype(np.float32), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no valid date, filled with 0 below
-        med = np.nanmedian(x, axis=-2)
-    return np.nan_to_num(med, nan=0.0), v.any(axis=-1)
-
-
-def choose_date(store: ChipStore, sensors: Sequence[str], date: str | None = None) -> DateChoice:
-    """The acquisition a single-date model reads from a cube (see the module docstring); ``date="composite"``:
-    every date, as a per-band median composite."""
-    lead = "s2" if "s2" in sensors else sensors[0]
-    if date == COMPOSITE:
-        comp = {s: store.dates(s) for s in sensors}
-        return DateChoice({s: -1 for s in sensors}, {s: f"composite of {len(d)} dates" for s, d in comp.items()},
-                          COMPOSITE_RULE, comp)
-    dates = store.dates(lead)
-    if date:
-        try:
-            wanted = dt.date.fromisoformat(date)
-        except ValueError as exc:
-            raise EoSslError("bad_date", f"--date {date!r} is not a date (YYYY-MM-DD).",
-                             "Use e.g. 2017-02-16.") from exc
-        if date not in dates:
-            raise EoSslError("date_not_found", f"{store.path} has no {lead.upper()} acquisition on {date}.",
-                             f"Pick one of: {', '.join(d or '?' for d in dates)}.")
-        t, rule = dates.index(wanted.isoformat()), "given (--date)"
-    elif len(dates) == 1:
-        t, rule = 0, "only date"
-    else:
-        t, rule = int(np.argmax(valid_counts(store, lead))), "most valid pixels in the AOI"
-    index, chosen = {lead: t}, {lead: dates[t]}
-    ref = _ordinal(dates[t])
-    for s in sensors:
-        if s == lead:
-            continue
-        others = store.dates(s)
-        if ref is None or any(d is None for d in others):
-            ts = int(np.argmax(valid_counts(store, s)))
-        else:
-            ts = int(np.argmin([abs(_ordinal(d) - ref) for d in others]))  # type: ignore[operator]
-        index[s], chosen[s] = ts, others[ts]
-    return DateChoice(index, chosen, rule)
-
-
-def _ordinal(d: str | None) -> int | None:
-    return dt.date.fromisoformat(d).toordinal() if d else None
-
-
-def valid_counts(store: ChipStore, sensor: str) -> np.ndarray:
-    """Valid pixels per date of ``sensor`` (read in row chunks: memory bounded by the chunk)."""
-    valid = store.array(f"{sensor}_valid")
-    counts = np.zeros(valid.shape[2], np.int64)
-    for r in range(0, valid.shape[0], ROW_CHUNK):
-        counts += np.asarray(valid[r:r + ROW_CHUNK]).sum(axis=(0, 1), dtype=np.int64)
-    return counts
 
 
 # -- label fractions ----------------------------------------------------------------------------------------------
@@ -231,28 +149,24 @@ class CubeReader:
         self.n_channels = len(picks)
 
     def read(self, r: int, c: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x (C, size, size) float32 normalised, label (size, size) int64 with -1 = ignore, valid (size, size))."""
-        sl = (slice(r, r + size), slice(c, c + size))
+        """(x (C, size, size) float32 normalised, label (size, size) int64 with -1 = ignore, valid (size, size)):
+        :mod:`backend.data.reader`'s read of each sensor's channels; invalid where any sensor is."""
+        sl = window(r, c, size)
         x = np.empty((self.n_channels, size, size), np.float32)
         valid = np.ones((size, size), bool)
         for s, (bands, out) in self.groups.items():
-            t = self.dates.index[s]
             if self.dates.composite is not None:  # every date: the per-band median of the valid ones
-                block, ok = composite_of(self.store.array(s)[sl[0], sl[1]][:, :, :, bands],
-                                         self.store.array(f"{s}_valid")[sl[0], sl[1]])
-                x[out] = np.moveaxis(block, -1, 0)
+                values, ok = composite_of(cube_values(self.store, s, sl, bands=bands).transpose(2, 3, 0, 1),
+                                          cube_valid(self.store, s, sl).transpose(1, 2, 0))
+                x[out] = np.moveaxis(values, -1, 0)
                 valid &= ok
                 continue
-            block = self.store.array(s)[sl[0], sl[1], t]  # (h, w, C_s) view of the memory map
-            x[out] = np.moveaxis(block[:, :, bands], -1, 0)
-            valid &= self.store.array(f"{s}_valid")[sl[0], sl[1], t].astype(bool)
+            t = slice(self.dates.index[s], self.dates.index[s] + 1)
+            x[out] = cube_values(self.store, s, sl, t, bands)[0]
+            valid &= cube_valid(self.store, s, sl, t)[0]
         x = self.spec.normalize(x, valid)
-        label = np.asarray(self.store.array("labels")[sl], dtype=np.int64).copy()
-        keep = (np.asarray(self.store.array("split")[sl]) == SPLITS[self.split]) & valid
-        if self.keep_parcels is not None:
-            p = np.asarray(self.store.array("parcels")[sl])
-            keep &= (p >= 0) & self.keep_parcels[np.clip(p, 0, None)]
-        label[~keep] = -1
+        label = cube_labels(self.store, sl, self.split, self.keep_parcels)
+        label[~valid] = -1
         return x, label, valid
 
 
@@ -388,8 +302,7 @@ class Chips(WorkerRng, Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         j = int(self.indices[i])
-        x = np.asarray(self.store.array("chips")[j], dtype=np.float32)[self.channel_index]
-        x = self.spec.normalize(x)
+        x = self.spec.normalize(chip_values(self.store, j, self.channel_index))
         label = np.int64(self.labels[j])
         if self.train:
             x, _ = augment(x, np.zeros(x.shape[-2:], np.int8), self.rng())
