@@ -113,8 +113,9 @@ class Scorer:
         return cm
 
     def input_for(self, inp: Any) -> Any:
-        """The training input layout on the scoring store: the same bands, the scoring store's dates (matched by
-        position: an independent store of another period has other dates, as many of them)."""
+        """The training input layout on the scoring store: the same bands and dates when it holds them (a split of
+        the training store, also with ``--date``), else its own dates matched by position (an independent store of
+        another period has other dates, as many of them)."""
         from backend.pixel.data import pixel_input
         from backend.pixel.features import PixelInput, SensorBlock
 
@@ -122,6 +123,9 @@ class Scorer:
         blocks = []
         for b in inp.blocks:
             other = own.block(b.sensor)
+            if other is not None and set(b.dates) <= set(other.dates) and set(b.bands) <= set(other.bands):
+                blocks.append(b)  # the training store itself (or one holding its dates): the very same dates
+                continue
             if other is None or len(other.dates) != len(b.dates) or any(x not in other.bands for x in b.bands):
                 raise EoSslError("test_data_mismatch", f"{self.store.path} does not have the {b.sensor.upper()} "
                                  f"bands and {len(b.dates)} date(s) the models were trained on.",
