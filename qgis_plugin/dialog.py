@@ -11,6 +11,10 @@ The chip store goes to the cache folder, keyed by its inputs (:mod:`.chipstores`
 area and period (another method, Resume) reuses it and says so. The default RS-BYOL variant ``auto`` fits the layers
 checked ('single' with Sentinel-1, 's2-only' without); a variant that needs Sentinel-1 without a Sentinel-1 layer is
 refused before anything starts.
+
+Why one module of this length: the dialog is one window whose tabs feed one chain of runs, and Qt's widget set-up
+is long by nature (each widget, its tooltip, its range from the backend's option spec); the work it starts lives
+elsewhere (:mod:`.jobs`, :mod:`.chipstores`, the algorithms).
 """
 
 from __future__ import annotations

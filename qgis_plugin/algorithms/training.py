@@ -1,4 +1,9 @@
-"""2 Pre-train, 3 Fine-tune, 4 Evaluate."""
+"""2 Pre-train, 3 Fine-tune, 4 Evaluate.
+
+One module for the three training algorithms because they share the training parameters (device, precision,
+steps, resume) and their mapping onto the CLI options; most of its length is their parameter declarations, which
+come from the backend's option spec (``backend_options.json``) and are checked against it by the contract test.
+"""
 
 from __future__ import annotations
 
