@@ -210,6 +210,8 @@ def main() -> None:
     p.add_argument("--pretrain-steps", type=int, default=500,
                    help="pre-training steps (default 500: about 15 min on an idle 2-core CPU)")
     p.add_argument("--finetune-steps", type=int, default=150, help="U-Net fine-tuning steps per budget and seed")
+    p.add_argument("--max-train-pixels", type=int, default=20000,
+                   help="training pixels of the pixel classifiers at most (evaluate's default 20000)")
     p.add_argument("--samples-per-epoch", type=int, default=160,
                    help="U-Net samples per epoch: it validates on the whole val split after each (the best epoch is "
                         "kept), the larger, the fewer validations")
@@ -231,7 +233,7 @@ def main() -> None:
         args.per_class, args.seeds, args.pretrain_steps, args.finetune_steps, args.folds = "2,5", "0", 20, 10, 2
         args.tag += "-quick"
     fast = ["--max-steps", args.finetune_steps, "--batch-size", 8, "--crop", 64,
-            "--samples-per-epoch", args.samples_per_epoch,
+            "--samples-per-epoch", args.samples_per_epoch, "--max-train-pixels", args.max_train_pixels,
             "--devices", "cpu"]
     load = os.getloadavg()[0]
     t0 = time.monotonic()
