@@ -71,7 +71,7 @@ class StoreSource:
         return out
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the store is a memory map, closed with the ChipStore."""
 
 
 class RasterSource:

@@ -290,7 +290,7 @@ class SceneEvents(Events):
 
     @cancelled.setter
     def cancelled(self, value: bool) -> None:
-        pass
+        """A scene cannot be cancelled on its own: cancel goes through the job (the parent)."""
 
     def log(self, message: str, level: str = "info") -> None:
         self.parent.log(f"{self.name}: {message}", level)
@@ -299,10 +299,10 @@ class SceneEvents(Events):
         self.parent.warning(code, f"{self.name}: {message}")
 
     def progress(self, step: int, total: int | None = None, **fields: Any) -> None:
-        pass
+        """Per-scene progress is dropped: the job reports progress over all its scenes."""
 
     def artifact(self, kind: str, path: str, **fields: Any) -> None:
-        pass
+        """Per-scene artifacts are dropped: the job announces every scene's map and the mosaic at its end."""
 
 
 # -- the job --------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ CHANNELS = [("s1", "VH"), ("s2", "B08"), ("s2", "B02"), ("s1", "VV"), ("s2", "B1
 def cube(shared_data, tmp_path_factory) -> ChipStore:
     d = shared_data / "worldcereal_flanders_2018"
     if not d.exists():
-        pytest.skip(f"{d} is absent")
+        pytest.skip(f"{d} is absent: the real Flanders cube of ../shared/data is needed")
     out = tmp_path_factory.mktemp("cube") / "store"
     prepare_ok(["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
                 "--val-fraction", "0.3", "--out", out])
@@ -124,7 +124,7 @@ def test_pretraining_crops_equal_the_store(cube):
 def test_chips_equal_the_store(shared_data, tmp_path):
     src = shared_data / "eurosat_ms_train"
     if not src.exists():
-        pytest.skip(f"{src} is absent")
+        pytest.skip(f"{src} is absent: the real EuroSAT-MS chips of ../shared/data are needed")
     root = tmp_path / "src"
     for c in ("Forest", "River"):
         (root / c).mkdir(parents=True)
