@@ -35,7 +35,7 @@ PROTOCOLS = ("compare", "linear", "knn", "finetune")
 #: the paths ``evaluate --protocol compare`` runs
 COMPARE_PATHS = ("classic", "pixel", "unet")
 #: the pixel classifiers (backend.pixel.classifiers.CLASSIFIERS), and ``auto``
-CLASSIFIERS = ("auto", "linear", "gbm", "rf", "mlp")
+CLASSIFIERS = ("auto", "linear", "gbm", "rf", "mlp", "vote")
 EMBED_DTYPES = ("float32", "int16", "uint8")
 SPLITS = ("by-parcel", "by-block")
 #: the usual ``--precision`` values (front ends offer them; the CLI passes any other to Lightning)
@@ -243,6 +243,9 @@ FINETUNE = [
          help="training pixels at most, spread evenly over the training parcels (default 20000)"),
     _opt("--embedding-dim", "int", default=32, minimum=0, group="pixel classifier (--arch pixel)",
          help="principal components of the encoder's embedding kept (default 32; 0: all)"),
+    _opt("--smooth", "float", default=1.0, minimum=0, maximum=8, group="pixel classifier (--arch pixel)",
+         help="Gaussian (sigma in pixels) over the map's class probabilities: removes the isolated misclassified "
+              "pixels of a per-pixel map (default 1, about a 3 x 3 window; 0: none)"),
     _opt("--freeze-encoder", "flag", group="fine-tuning",
          help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)"),
     _opt("--frozen-fraction", "float", minimum=0, maximum=1, group="fine-tuning",
@@ -306,6 +309,9 @@ EVALUATE = [
          help="compare: held-out pixels scored for the pixel classifiers at most (default 200000)"),
     _opt("--embedding-dim", "int", default=32, minimum=0, group="evaluation",
          help="compare: principal components of each encoder's embedding (default 32; 0: all)"),
+    _opt("--smooth", "float", default=1.0, minimum=0, maximum=8, group="evaluation",
+         help="compare: the pixel classifier paths' Gaussian over the class probabilities (sigma in pixels, as "
+              "finetune --smooth; default 1; 0: none); the classic classifiers are never smoothed"),
     _opt("--probe-head", choices=HEADS, default="linear", group="evaluation",
          help="chips, linear protocol: the probe (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL)"),
     _opt("--probe-epochs", "int", default=100, minimum=1, group="evaluation",

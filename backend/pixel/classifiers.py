@@ -135,8 +135,37 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int, epochs: i
     return head.eval()
 
 
+class VoteHead(nn.Module):
+    """A soft vote: the log of the mean of its members' class probabilities (``members`` names them in order)."""
+
+    def __init__(self, members: list[str], heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = list(members)
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([h(x).softmax(1) for h in self.heads]).mean(0)
+        return probs.clamp_min(1e-12).log()
+
+
+#: the members of ``vote``: a linear and a non-linear view of the spectra. With a handful of parcels either one alone
+#: is a coin toss (which one wins changes from draw to draw); their mean probabilities beat both on held-out parcels
+#: (benchmarks/results/few_labels.md). Gradient boosting is left out: it needs more pixels than a few parcels give.
+VOTE_MEMBERS = ("linear", "rf")
+
+
+def fit_vote(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int) -> nn.Module:
+    return VoteHead(list(VOTE_MEMBERS), [CLASSIFIERS[m].fit(x, y, num_classes, seed) for m in VOTE_MEMBERS])
+
+
 def _empty_trees(info: dict[str, Any], in_features: int, num_classes: int) -> nn.Module:
     return TreeEnsemble.empty(int(info["trees"]), int(info["nodes"]), int(info["values"]))
+
+
+def _empty_vote(info: dict[str, Any], in_features: int, num_classes: int) -> nn.Module:
+    members = [str(m) for m in info["members"]]
+    return VoteHead(members, [CLASSIFIERS[m].empty(i, in_features, num_classes)
+                              for m, i in zip(members, info["infos"])])
 
 
 CLASSIFIERS: dict[str, Classifier] = {c.name: c for c in (
@@ -148,9 +177,13 @@ CLASSIFIERS: dict[str, Classifier] = {c.name: c for c in (
                _empty_trees),
     Classifier("mlp", "MLP (256-128, BatchNorm, dropout 0.2, AdamW, balanced classes)", fit_mlp,
                lambda info, f, k: MLPHead(f, k)),
+    Classifier("vote", "soft vote of logistic regression and random forest (their class probabilities averaged)",
+               fit_vote, _empty_vote),
 )}
 
 
 def head_info(head: nn.Module) -> dict[str, Any]:
     """What :attr:`Classifier.empty` needs to rebuild ``head`` before loading its weights."""
+    if isinstance(head, VoteHead):
+        return {"members": head.members, "infos": [head_info(h) for h in head.heads]}
     return head.shape_info() if isinstance(head, TreeEnsemble) else {}

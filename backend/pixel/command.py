@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
                + (f"; embedding of {init.label}" if emb is not None else "; spectra only"))
     events.progress(0, 2, stage="pixel classifier")
     fit = fit_pixel_classifier(store, inp, train_px, k, classifier=args.classifier, embedding=emb,
-                               encoder_state=enc_state, seed=seed, events=events)
+                               encoder_state=enc_state, seed=seed, events=events, smooth=args.smooth)
     events.check_cancel()
     events.progress(1, 2, stage="pixel classifier")
     val_px = labelled_pixels(store, inp, "val")

@@ -7,11 +7,12 @@
   polygon does not outweigh the others.
 - :func:`read_inputs` / :func:`compute_features`: the (N, D) input of given pixels, and their (N, F) features through
   a :class:`~backend.pixel.features.PixelFeatures` module: pixel by pixel when the features are pointwise, through
-  windows around the pixels when an embedding needs spatial context.
+  windows around the pixels (:func:`windowed`) when an embedding needs spatial context.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,8 +143,17 @@ def compute_features(features: PixelFeatures, store: ChipStore, inp: PixelInput,
             x = torch.from_numpy(read_inputs(store, inp, px.rows[i:i + batch], px.cols[i:i + batch]))
             out.append(features(x[:, :, None, None])[:, :, 0, 0].numpy())
         return np.concatenate(out) if out else np.zeros((0, features.dim), np.float32)
+    return windowed(features, features.dim, store, inp, px)
+
+
+@torch.no_grad()
+def windowed(fn: Callable[[torch.Tensor], torch.Tensor], dim: int, store: ChipStore, inp: PixelInput, px: Pixels,
+             encoder: bool = True) -> np.ndarray:
+    """(N, dim) output of a spatial ``fn`` ((1, D, h, w) input -> (1, dim, h, w)) at the pixels ``px``, computed on
+    windows of ``WINDOW`` px plus ``MARGIN`` of context around the pixels read (an embedding's receptive field, a
+    map's smoothing: both well inside the margin). With an ``encoder`` the windows are padded to multiples of 32."""
     h, w = store.shape
-    result = np.zeros((len(px), features.dim), np.float32)
+    result = np.zeros((len(px), dim), np.float32)
     win_id = (px.rows // WINDOW) * ((w + WINDOW - 1) // WINDOW) + px.cols // WINDOW
     for wid in np.unique(win_id):
         sel = np.nonzero(win_id == wid)[0]
@@ -152,7 +162,7 @@ def compute_features(features: PixelFeatures, store: ChipStore, inp: PixelInput,
         ra, ca = max(0, r0 - MARGIN), max(0, c0 - MARGIN)
         rb, cb = min(h, r0 + WINDOW + MARGIN), min(w, c0 + WINDOW + MARGIN)
         x = torch.from_numpy(read_inputs(store, inp, slice(ra, rb), slice(ca, cb)))[None]
-        f = features(_pad32(x))[0]
+        f = fn(_pad32(x) if encoder else x)[0]
         result[sel] = f[:, px.rows[sel] - ra, px.cols[sel] - ca].T.numpy()
     return result
 

@@ -6,7 +6,8 @@
    ``--init PACKAGE`` the encoder's per-pixel embedding, projected on principal components fitted on unlabelled
    pixels of the whole store.
 3. The classifier: one of the registry, or ``auto``: each candidate (logistic regression, gradient boosting, random
-   forest; each on the spectra alone and, with an encoder, on spectra + embedding) is scored by cross-validation
+   forest, the soft vote of logistic regression and random forest; each on the spectra alone and, with an encoder,
+   on spectra + embedding) is scored by cross-validation
    **grouped by parcel** on the training parcels (a parcel's pixels are never on both sides of a fold), and the best
    mIoU wins. The validation split is never used to choose: it stays an honest score.
 4. Scored on the validation split's parcels (which the model never saw); the package says how many.
@@ -33,13 +34,14 @@ from backend.pixel.data import (
     pixel_input,
     read_inputs,
     sample_by_parcel,
+    windowed,
 )
 from backend.pixel.features import EmbeddingSpec, PixelFeatures, PixelInput
 from backend.pixel.model import PixelClassifier
 from backend.report.metrics import confusion, scores
 
 #: the candidates of ``--classifier auto``, in order of preference when they tie (simplest first)
-AUTO_CANDIDATES = ("linear", "gbm", "rf")
+AUTO_CANDIDATES = ("linear", "gbm", "rf", "vote")
 DEFAULT_LEVELS = [0, 1, 2, 3]
 DEFAULT_EMBEDDING_DIM = 32
 CV_PIXELS = 6000
@@ -161,9 +163,11 @@ class PixelFit:
 
 def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k: int, *, classifier: str,
                          embedding: EmbeddingSpec | None, encoder_state: dict[str, torch.Tensor] | None,
-                         seed: int = 0, events: Events | None = None, embedding_only: bool = False) -> PixelFit:
+                         seed: int = 0, events: Events | None = None, embedding_only: bool = False,
+                         smooth: float = 0.0) -> PixelFit:
     """Features, optional selection (``classifier == "auto"``; with ``embedding_only`` the embedding is always
-    kept and only the classifier is chosen), and the final fit on all ``train_px``."""
+    kept and only the classifier is chosen), and the final fit on all ``train_px``; the map's probabilities smoothed
+    by a Gaussian of ``smooth`` px (0: none; see :mod:`backend.pixel.model`)."""
     t0 = time.monotonic()
     torch.manual_seed(seed)
     features = PixelFeatures(inp, embedding=embedding)
@@ -189,7 +193,7 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
             f = f[:, :f.shape[1] - n_emb]
     z, mean, std = _standardise(f)
     head = CLASSIFIERS[name].fit(z.astype(np.float32), y, k, seed)
-    model = PixelClassifier(features, name, head, k)
+    model = PixelClassifier(features, name, head, k, smooth=smooth)
     model.scaler.set(torch.from_numpy(mean).float(), torch.from_numpy(std).float())
     return PixelFit(model.eval(), selection, len(train_px), int(len(np.unique(train_px.parcels))),
                     time.monotonic() - t0)
@@ -199,8 +203,11 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
 def score_pixels(model: PixelClassifier, store: ChipStore, inp: PixelInput, px: Pixels, k: int,
                  class_names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """Confusion matrix and scores of ``model`` on the pixels ``px``."""
-    f = compute_features(model.features, store, inp, px)
-    pred = model.classify(torch.from_numpy(f)).argmax(1)
+    model.eval()
+    if model.pointwise:
+        pred = model.classify(torch.from_numpy(compute_features(model.features, store, inp, px))).argmax(1)
+    else:  # the map's pixels depend on their neighbourhood (an embedding, smoothing): the model on windows
+        pred = torch.from_numpy(windowed(model, k, store, inp, px, model.features.embedding is not None)).argmax(1)
     cm = confusion(torch.from_numpy(px.labels), pred, k).numpy()
     return cm, scores(cm, class_names)
 

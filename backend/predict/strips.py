@@ -107,9 +107,13 @@ class StripReader:
         return np.zeros(shape, dtype)
 
     def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Grid rows [r0, r1) at the plan's padded width (rows and columns past the grid: 0, invalid)."""
+        """Grid rows [r0, r1) at the plan's padded width (rows and columns past the grid: invalid, and 0, or NaN for
+        a series model: no observation, as it wants invalid ones, so that a smoothed map does not take votes
+        there)."""
         n, wp = r1 - r0, self.plan.padded_width
         x = self._empty((self.n_channels, n, wp), self.raw_dtype)
+        if self.mode == "series":
+            x.fill(np.nan)
         valid = np.zeros((n, wp), bool)
         g0, g1 = max(r0, 0), min(r1, self.grid.height)
         if g1 > g0:
@@ -125,8 +129,9 @@ class StripReader:
         return x, valid
 
     def window(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A ``size`` x ``size`` window at (row, col), standardised (the part past the grid: 0, invalid)."""
-        x = np.zeros((self.n_channels, size, size), np.float32)
+        """A ``size`` x ``size`` window at (row, col), standardised (the part past the grid: invalid; 0, NaN for a
+        series model)."""
+        x = np.full((self.n_channels, size, size), np.nan if self.mode == "series" else 0.0, np.float32)
         valid = np.zeros((size, size), bool)
         h, w = min(size, self.grid.height - row), min(size, self.grid.width - col)
         if h > 0 and w > 0:

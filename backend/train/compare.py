@@ -7,8 +7,9 @@ validation split; or all labelled pixels of an independent store, ``--test-data`
 
 - ``classic``: per-pixel classifiers on the spectra of every date (+ temporal statistics): logistic regression,
   gradient boosting and random forest (:mod:`backend.pixel`), what SCP and dzetsaka users get in QGIS today;
-- ``pixel + embedding``: the pixel classifier with each encoder's per-pixel embedding added (classifier chosen by
-  cross-validation grouped by parcel, as ``finetune --arch pixel`` does);
+- ``pixel``: eo-ssl's pixel classifier as ``finetune --arch pixel`` makes it (classifier chosen by cross-validation
+  grouped by parcel, class probabilities smoothed by ``--smooth``): on the spectra alone, and with each encoder's
+  per-pixel embedding added (``pixel + embedding``);
 - ``U-Net``: the U-Net from each encoder (and from random initialisation), with the few-label training of
   ``finetune`` (class-balanced crops, the best validation epoch, a frozen start for a pre-trained encoder).
 
@@ -198,12 +199,16 @@ def compare_cube(args: Any, events: Events, store: ChipStore, inits: list[Any], 
                     _add(rows, events, Row(f"{CLASSIC_NAMES[name]} (spectra)", "classic", None, budget, seed, cm,
                                            detail, sec))
             if "pixel" in args.paths:
+                smoothed = f", smoothing {args.smooth:g} px" if args.smooth else ""
+                cm, detail, sec = _timed(lambda f=fit: f.run("auto", smooth=args.smooth))
+                _add(rows, events, Row(f"pixel classifier (spectra{smoothed})", "pixel-spectra", None, budget, seed,
+                                       cm, detail, sec))
                 for init, label, _ in encoders:
                     emb, state = _embedding_of(init, inp, args.embedding_dim)
                     if emb is not None:
-                        cm, detail, sec = _timed(lambda e=emb, st=state, f=fit: f.run("auto", e, st))
-                        _add(rows, events, Row(f"pixel + embedding ({label})", "pixel", label, budget, seed, cm,
-                                               detail, sec))
+                        cm, detail, sec = _timed(lambda e=emb, st=state, f=fit: f.run("auto", e, st, args.smooth))
+                        _add(rows, events, Row(f"pixel + embedding ({label}{smoothed})", "pixel", label, budget,
+                                               seed, cm, detail, sec))
             if "unet" in args.paths:
                 for init, label, (spec, picks) in encoders:
                     events.check_cancel()
@@ -230,12 +235,15 @@ class PixelPath:
     seed: int
     scorer: Scorer
 
-    def run(self, classifier: str, emb: Any = None, state: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def run(self, classifier: str, emb: Any = None, state: Any = None, smooth: float = 0.0
+            ) -> tuple[np.ndarray, dict[str, Any]]:
         from backend.pixel.train import fit_pixel_classifier
 
         fit = fit_pixel_classifier(self.store, self.inp, self.px, self.k, classifier=classifier, embedding=emb,
-                                   encoder_state=state, seed=self.seed, embedding_only=emb is not None)
-        detail = {"classifier": fit.model.classifier, "embedding_kept": fit.model.features.embedding is not None}
+                                   encoder_state=state, seed=self.seed, embedding_only=emb is not None,
+                                   smooth=smooth)
+        detail = {"classifier": fit.model.classifier, "embedding_kept": fit.model.features.embedding is not None,
+                  "smooth": smooth}
         return self.scorer.pixel_model(fit.model, self.k), detail
 
 

