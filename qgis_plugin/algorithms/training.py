@@ -312,8 +312,9 @@ class FinetuneAlgorithm(BackendAlgorithm):
             "unet / deeplabv3plus / deeplabv3: a decoder over the encoder; pixel: a per-pixel classifier on the "
             "spectra of every date (+ the encoder's embedding), the best choice with few labelled polygons."))
         self.addParameter(with_help(spec.enum(CLASSIFIER, "Pixel classifier (pixel model)", c, "--classifier"),
-            "auto: the best of logistic regression, gradient boosting and random forest (with and without the "
-            "embedding), chosen by cross-validation grouped by parcel."))
+            "auto: the best of logistic regression, gradient boosting, random forest and their vote (logistic "
+            "regression and random forest averaged), with and without the embedding, chosen by cross-validation "
+            "grouped by parcel."))
         self.addParameter(advanced(spec.number(MAX_PIXELS, "Training pixels at most (pixel model)", c,
                                                "--max-pixels")))
         self.addParameter(advanced(spec.number(EMBEDDING_DIM, "Embedding components kept (pixel model; 0: all)", c,
