@@ -112,10 +112,12 @@ class StripReader:
         there)."""
         n, wp = r1 - r0, self.plan.padded_width
         x = self._empty((self.n_channels, n, wp), self.raw_dtype)
-        if self.mode == "series":
-            x.fill(np.nan)
         valid = np.zeros((n, wp), bool)
         g0, g1 = max(r0, 0), min(r1, self.grid.height)
+        if self.mode == "series":  # only the padding: the read fills the rest
+            x[:, :max(g0 - r0, 0)] = np.nan
+            x[:, max(g1 - r0, 0):] = np.nan
+            x[:, :, self.grid.width:] = np.nan
         if g1 > g0:
             win = Window(0, g0, self.grid.width, g1 - g0)
             if self.raw and self.grid.width == wp:
