@@ -218,6 +218,20 @@ PRETRAIN = [
     *TRAINER,
 ]
 
+#: the pixel classifiers' reading of a time series (finetune --arch pixel, evaluate --protocol compare)
+SEASON = [
+    _opt("--period", default="month", group="pixel classifier (--arch pixel)", values=("month", "10d", "dates"),
+         help="a time series on a season calendar: the per-band median of the valid observations in each period, "
+              "gaps filled along time: month (default), N days (e.g. 10d), or dates (every acquisition date of "
+              "the store: the model then maps only those dates)"),
+    _opt("--season", metavar="START/END", group="pixel classifier (--arch pixel)",
+         help="the calendar's season, MM-DD/MM-DD (e.g. 03-01/10-31) or YYYY-MM-DD/YYYY-MM-DD (default: the "
+              "store's POI, else the 12 months with the most acquisitions); a model of 2018-03..10 maps 2019-03..10"),
+    _opt("--bands", metavar="B,B,...", group="pixel classifier (--arch pixel)",
+         help="train on these bands only (S2 and S1 names, e.g. B05,B06,B07,B8A,B11,B12,VV,VH), so that the model "
+              "maps products that lack the others (default: every band of the store)"),
+]
+
 FINETUNE = [
     _opt("--data", required=True, metavar="DIR", group="fine-tuning", role="input",
          help="chip store from `eo-ssl prepare` (a cube with --parcels for segmentation, or chips for "
@@ -246,6 +260,7 @@ FINETUNE = [
     _opt("--smooth", "float", default=1.0, minimum=0, maximum=8, group="pixel classifier (--arch pixel)",
          help="Gaussian (sigma in pixels) over the map's class probabilities: removes the isolated misclassified "
               "pixels of a per-pixel map (default 1, about a 3 x 3 window; 0: none)"),
+    *SEASON,
     _opt("--freeze-encoder", "flag", group="fine-tuning",
          help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)"),
     _opt("--frozen-fraction", "float", minimum=0, maximum=1, group="fine-tuning",
@@ -312,6 +327,7 @@ EVALUATE = [
     _opt("--smooth", "float", default=1.0, minimum=0, maximum=8, group="evaluation",
          help="compare: the pixel classifier paths' Gaussian over the class probabilities (sigma in pixels, as "
               "finetune --smooth; default 1; 0: none); the classic classifiers are never smoothed"),
+    *SEASON,
     _opt("--probe-head", choices=HEADS, default="linear", group="evaluation",
          help="chips, linear protocol: the probe (mlp: hidden 128, BatchNorm, ReLU, as RS-BYOL)"),
     _opt("--probe-epochs", "int", default=100, minimum=1, group="evaluation",

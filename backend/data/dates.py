@@ -190,10 +190,39 @@ def choose_groups(inputs: Inputs, spec: InputSpec, date: str | None, events: Eve
     return chosen
 
 
+def calendar_groups(inputs: Inputs, meta: dict[str, Any]
+                    ) -> tuple[dict[str, list[Acquisition]], dict[str, tuple[np.ndarray, int]], int]:
+    """For a model of a season calendar (``input.calendar``): per sensor, the acquisitions that fall in its periods
+    in the season the inputs cover best (the training year while they cover it as well; see
+    :meth:`backend.data.calendar.Calendar.anchor`), the period of each and the number of periods, and that year. A
+    period without any acquisition of a sensor is ``period_not_covered``, naming it."""
+    from backend.data.calendar import Calendar
+    from backend.data.scenes import group_by_date
+
+    cal_d = meta["input"]["calendar"]
+    cal = Calendar.from_dict(cal_d)
+    sensors = list((meta["input"].get("dates") or {}).keys())
+    groups_by = {s: group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in sensors}
+    for s, groups in groups_by.items():
+        if not groups:
+            raise EoSslError("missing_bands", f"The model reads {s.upper()}; no such input was given.",
+                             f"Add --{s} with scenes of its season ({cal.describe()}).")
+    lead = sensors[0]
+    year = cal.anchor([d for d, _ in groups_by[lead]], prefer=cal_d.get("year"))
+    out: dict[str, list[Acquisition]] = {}
+    periods: dict[str, tuple[np.ndarray, int]] = {}
+    for s, groups in groups_by.items():
+        p = cal.check_covered(s, [d for d, _ in groups], year)
+        keep = np.nonzero(p >= 0)[0]
+        out[s] = [groups[i] for i in keep]
+        periods[s] = (p[keep], cal.periods)
+    return out, periods, year
+
+
 def date_groups(inputs: Inputs, meta: dict[str, Any]) -> dict[str, list[Acquisition]]:
-    """For a model that reads every date of its training store (``input.layout`` ``sensor-date-band``): the
-    acquisition of each of its dates, per sensor. A date the inputs lack is an error: the model's features are
-    per date."""
+    """For a model that reads every date of its training store (``input.layout`` ``sensor-date-band`` without a
+    calendar): the acquisition of each of its dates, per sensor. A date the inputs lack is an error: the model's
+    features are per date."""
     from backend.data.scenes import group_by_date
 
     out: dict[str, list[Acquisition]] = {}
@@ -211,7 +240,8 @@ def date_groups(inputs: Inputs, meta: dict[str, Any]) -> dict[str, list[Acquisit
             raise EoSslError("dates_mismatch", f"The model reads {sensor.upper()} on {len(dates)} date(s); the inputs "
                              f"lack {len(missing)}: {', '.join(str(d) for d in missing[:6])}"
                              + (" ..." if len(missing) > 6 else "") + ".",
-                             "Give the scenes of the store the model was trained on (the same POI), or train a "
-                             "single-date model (finetune --date).")
+                             "Give the scenes of the store the model was trained on (the same POI), or train the "
+                             "model on a season calendar (finetune --arch pixel --period month, the default), which "
+                             "reads any dates that cover its periods.")
         out[sensor] = [(dt.date.fromisoformat(d) if d else None, by_date[d]) for d in dates]
     return out

@@ -22,12 +22,12 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.package import save_package
 from backend.pixel.classifiers import CLASSIFIERS
+from backend.pixel.data import input_from_args
 from backend.pixel.train import (
     PixelFit,
     embedding_spec,
     fit_pixel_classifier,
     labelled_pixels,
-    pixel_input,
     sample_by_parcel,
     score_pixels,
 )
@@ -35,6 +35,8 @@ from backend.report.metrics import headline
 
 #: validation pixels scored at most (spread over the validation parcels)
 MAX_VAL_PIXELS = 200_000
+#: parcels of a class the validation split needs to be scored on; with fewer they train the model too
+MIN_VAL_PARCELS = 2
 
 
 def keep_mask(store: ChipStore, fraction: float, seed: int) -> tuple[np.ndarray | None, int, int]:
@@ -58,10 +60,22 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     classes = classes_of(store)
     k = len(classes)
     names = [c["name"] for c in classes]
-    inp = pixel_input(store, args.date)
+    inp = input_from_args(store, args)
     seed = int(args.seed or 0)
     keep, used, total = keep_mask(store, args.label_fraction, seed)
-    train_px = labelled_pixels(store, inp, "train", keep)
+    val_parcels = parcels_per_class(store, "val")
+    train_classes = {n for n, c in parcels_per_class(store, "train").items() if c > 0}
+    # a validation split too small to score on (fewer than MIN_VAL_PARCELS parcels of a class) is not wasted: its
+    # parcels train the model too, and the score comes from cross-validation grouped by parcel
+    merge_val = args.label_fraction >= 1 and any(val_parcels.get(n, 0) < MIN_VAL_PARCELS for n in train_classes) \
+        and sum(val_parcels.values()) > 0
+    splits: tuple[str, ...] = ("train", "val") if merge_val else ("train",)
+    if merge_val:
+        used, total = used + sum(val_parcels.values()), total + sum(val_parcels.values())
+        events.log(f"the validation split holds {sum(val_parcels.values())} parcel(s), fewer than "
+                   f"{MIN_VAL_PARCELS} of some class to score on: they train the model too, and its score comes "
+                   "from cross-validation grouped by parcel")
+    train_px = labelled_pixels(store, inp, splits, keep)
     if len(train_px) == 0:
         raise EoSslError("no_samples", f"No labelled training pixel with valid imagery in {store.path}.",
                          "Check the parcels, the split and the label fraction.")
@@ -78,27 +92,30 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
         else:
             enc_state, meta = init.encoder_state, init.meta
         emb = embedding_spec(meta, inp, args.embedding_dim, None, init.provenance())
-    dates = ", ".join(f"{b.sensor.upper()} {len(b.dates)} date(s)" for b in inp.blocks)
+    dates = ", ".join(f"{b.sensor.upper()} {len(b.dates)} {'period' if inp.calendar else 'date'}(s)"
+                      for b in inp.blocks)
+    if inp.calendar is not None:
+        dates += f" (season calendar: {inp.calendar.describe()}, season of {inp.year})"
     events.log(f"pixel classifier ({args.classifier}) on {store.path}: {k} classes; {len(train_px)} training "
                f"pixels of {used} of {total} training parcels (label fraction {args.label_fraction:g}); {dates}"
                + (f"; embedding of {init.label}" if emb is not None else "; spectra only"))
     events.progress(0, 2, stage="pixel classifier")
     fit = fit_pixel_classifier(store, inp, train_px, k, classifier=args.classifier, embedding=emb,
-                               encoder_state=enc_state, seed=seed, events=events, smooth=args.smooth)
+                               encoder_state=enc_state, seed=seed, events=events, smooth=args.smooth,
+                               cross_validate=merge_val)
     events.check_cancel()
     events.progress(1, 2, stage="pixel classifier")
-    val_px = labelled_pixels(store, inp, "val")
+    val_px = labelled_pixels(store, inp, "val") if not merge_val else None
     val_scores, cm = None, None
-    if len(val_px):
+    if val_px is not None and len(val_px):
         cm, val_scores = score_pixels(fit.model, store, inp, sample_by_parcel(val_px, MAX_VAL_PIXELS, seed), k,
                                       names)
-    else:
+        warn_few_validation_parcels(val_parcels, events.warning)
+    elif not merge_val:
         events.warning("no_validation", f"{store.path} has no validation parcels: the package has no held-out "
                        "score. Prepare the store with --val-fraction above 0 to know what the map is worth.")
-    val_parcels = parcels_per_class(store, "val")
-    warn_few_validation_parcels(val_parcels, events.warning)
     events.progress(2, 2, stage="pixel classifier")
-    meta = package_meta(store, fit, inp, classes, args, init, val_scores, cm, used, total, val_parcels)
+    meta = package_meta(store, fit, inp, classes, args, init, val_scores, cm, used, total, val_parcels, merge_val)
     save_package(out, fit.model.package_state_dict(), meta)
     events.artifact("model", str(out))
     summary: dict[str, Any] = {"out": str(out), "task": "segmentation", "arch": "pixel",
@@ -110,12 +127,17 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
         summary.update({f"val_{m}": (round(v, 4) if v is not None else None)
                         for m, v in headline(val_scores).items()})
         summary["val_parcels"] = sum(val_parcels.values())
+    if fit.selection is not None and fit.selection.cv_miou is not None:
+        summary["cv_miou"] = round(fit.selection.cv_miou, 4)
+        summary["selection"] = fit.selection.reason
+    if inp.calendar is not None:
+        summary["calendar"] = inp.calendar.describe()
     return summary
 
 
 def package_meta(store: ChipStore, fit: PixelFit, inp: Any, classes: list[dict[str, Any]], args: argparse.Namespace,
                  init: Any, val_scores: dict[str, Any] | None, cm: np.ndarray | None, used: int, total: int,
-                 val_parcels: dict[str, int]) -> dict[str, Any]:
+                 val_parcels: dict[str, int], merge_val: bool = False) -> dict[str, Any]:
     """``model.json`` of a pixel classifier (see docs/DESIGN.md)."""
     from backend.train.finetune import grid_resolution
 
@@ -130,13 +152,22 @@ def package_meta(store: ChipStore, fit: PixelFit, inp: Any, classes: list[dict[s
         metrics["val"] = {k: v for k, v in val_scores.items() if k not in ("recall_per_class", "precision_per_class")}
         metrics["val_confusion"] = cm.tolist() if cm is not None else None
         metrics["val_source"] = "validation split: parcels never used for training or for choosing the classifier"
+    sel = fit.selection
+    if sel is not None and sel.cv_miou is not None:
+        metrics["cv"] = {"miou": round(sel.cv_miou, 4), "folds": sel.folds,
+                         "source": "out-of-fold predictions of cross-validation grouped by parcel on the training "
+                                   "parcels" + (" (the validation parcels joined them: too few to score on)"
+                                               if merge_val else "")}
     return {
         "task": "segmentation", "method": "supervised", "variant": None,
         "architecture": model.describe(),
         "input": {"channels": channels, "channel_mode": "stack", "layout": "sensor-date-band",
                   "dates": {b.sensor: b.dates for b in inp.blocks},
                   "time_steps": max(len(b.dates) for b in inp.blocks), "crop": None,
-                  "date_rule": "given (--date)" if args.date else "every date of the store"},
+                  "date_rule": "given (--date)" if args.date else ("season calendar" if inp.calendar is not None
+                                                                   else "every date of the store"),
+                  **({"calendar": {**inp.calendar.to_dict(), "year": inp.year}} if inp.calendar is not None
+                     else {})},
         "grid": {"resolution": resolution, "resolution_source": res_source,
                  "epsg": (manifest.get("grid") or {}).get("epsg")},
         "normalization": normalization, "normalization_source": "training data",
@@ -144,8 +175,10 @@ def package_meta(store: ChipStore, fit: PixelFit, inp: Any, classes: list[dict[s
         "training": {"classifier": model.classifier, "classifier_text": CLASSIFIERS[model.classifier].text,
                      "asked": args.classifier,
                      "selection": ({"method": f"{fit.selection.folds}-fold cross-validation grouped by parcel on the "
-                                    "training parcels (mIoU)", "candidates": fit.selection.table}
+                                    "training parcels (mIoU)", "candidates": fit.selection.table,
+                                    "kept": fit.selection.reason}
                                    if fit.selection is not None else None),
+                     "validation_parcels_trained_on": merge_val,
                      "features": model.features.names[:50] + (["..."] if len(model.features.names) > 50 else []),
                      "n_features": model.features.dim,
                      "labels": {"unit": "parcel", "label_fraction": args.label_fraction, "train_parcels_total": total,

@@ -1,7 +1,8 @@
 """Labelled pixels of a chip store for the pixel classifiers: which pixels, their input vector, their features.
 
-- :func:`pixel_input`: the model's input layout from a cube store: every sensor, every band, every date (or one
-  date), with the store's per-band statistics.
+- :func:`pixel_input`: the model's input layout from a cube store: every sensor, its bands (all, or those asked
+  for), on a season calendar (monthly composites by default for a time series, see :mod:`backend.data.calendar`),
+  every acquisition date (``period="dates"``) or one date, with the store's per-band statistics.
 - :func:`labelled_pixels`: the labelled pixels of a split (and of the parcels kept at a label fraction) that have at
   least one valid observation, with their parcel; optionally a sample balanced over parcels, so that one large
   polygon does not outweigh the others.
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from backend.data.calendar import DEFAULT_PERIOD, PERIOD_DATES, composite_periods, parse_period, season_calendar
 from backend.data.chipstore import ROW_CHUNK, SPLITS, ChipStore
 from backend.data.dates import choose_date
 from backend.errors import EoSslError
@@ -28,27 +31,89 @@ from backend.pixel.features import PixelFeatures, PixelInput, SensorBlock
 WINDOW, MARGIN = 256, 32
 
 
-def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | None = None) -> PixelInput:
-    """Every date (or, with ``date``, the one acquisition of :func:`choose_date`) of every band of the store."""
+def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | None = None,
+                period: str = DEFAULT_PERIOD, season: str | None = None, bands: list[str] | None = None
+                ) -> PixelInput:
+    """The input layout on ``store``: with ``date`` the one acquisition of :func:`choose_date`; else, for a time
+    series (a sensor with several dates), the season calendar of ``period`` (``month``, ``<N>d``) over ``season``
+    (default: the store's POI, else its 12 best covered months), or every acquisition date (``period="dates"``).
+    ``bands``: keep only these (canonical names, S2 and S1 alike; a model of the bands that several products share)."""
     if store.kind != "cube":
         raise EoSslError("wrong_store_kind", f"{store.path} holds chips; the pixel classifier trains on a prepared "
                          "cube with rasterised parcels.", "Prepare a cube with --parcels, or use --task "
                          "classification.")
     sensors = sensors or store.sensors
+    period = parse_period(period)
     choice = choose_date(store, sensors, date) if date else None
+    keep = _band_filter(store, sensors, bands)
+    sensors = [s for s in sensors if keep[s]]
+    calendar, year = None, None
+    if choice is None and period != PERIOD_DATES and any(len(store.dates(s)) > 1 for s in sensors):
+        lead = "s2" if "s2" in sensors else sensors[0]
+        calendar, year = season_calendar(season, period, _observed_dates(store, lead), store.manifest.get("poi"))
     blocks = []
     for s in sensors:
-        bands = store.bands(s)
         stats = store.stats(s)
-        dates = store.dates(s) if choice is None else [store.dates(s)[choice.index[s]]]
-        blocks.append(SensorBlock(s, bands, dates, [float(stats[b]["mean"]) for b in bands],
-                                  [max(float(stats[b]["std"]), 1e-6) for b in bands]))
-    return PixelInput(blocks)
+        b = keep[s]
+        if choice is not None:
+            dates = [store.dates(s)[choice.index[s]]]
+        elif calendar is not None:
+            assert year is not None
+            dates = list(calendar.labels(year))
+        else:
+            dates = store.dates(s)
+        blocks.append(SensorBlock(s, b, dates, [float(stats[x]["mean"]) for x in b],
+                                  [max(float(stats[x]["std"]), 1e-6) for x in b]))
+    return PixelInput(blocks, calendar, year)
 
 
-def date_indices(store: ChipStore, block: SensorBlock) -> list[int]:
+def input_from_args(store: ChipStore, args: Any) -> Any:
+    """The pixel input of ``finetune``/``compare``'s options: ``--date``, ``--period``, ``--season``, ``--bands``."""
+    bands = [b for b in (getattr(args, "bands", None) or "").split(",") if b.strip()]
+    return pixel_input(store, args.date, period=getattr(args, "period", None) or "month",
+                       season=getattr(args, "season", None), bands=bands or None)
+
+
+def _band_filter(store: ChipStore, sensors: list[str], bands: list[str] | None) -> dict[str, list[str]]:
+    """Each sensor's bands to keep (all without ``bands``); an asked band the store lacks is ``missing_bands``."""
+    if not bands:
+        return {s: list(store.bands(s)) for s in sensors}
+    from backend.data.bands import canonical_s1, canonical_s2
+
+    wanted = [canonical_s2(b) or canonical_s1(b) or b.strip() for b in bands]
+    have = {b for s in sensors for b in store.bands(s)}
+    missing = [b for b in wanted if b not in have]
+    if missing:
+        raise EoSslError("missing_bands", f"--bands: the store has no {', '.join(missing)} (it has "
+                         f"{', '.join(sorted(have))}).", "Name bands the store holds, e.g. --bands B05,B06,B07,B8A,"
+                         "B11,B12,VV,VH for a 20 m product.")
+    return {s: [b for b in store.bands(s) if b in wanted] for s in sensors}
+
+
+def _observed_dates(store: ChipStore, sensor: str) -> list[str | None]:
+    """The sensor's dates with at least one valid observation in the store."""
+    valid = store.array(f"{sensor}_valid")
+    dates = store.dates(sensor)
+    if valid is None:
+        return dates
+    any_valid = np.zeros(len(dates), bool)
+    for r in range(0, valid.shape[0], ROW_CHUNK):
+        any_valid |= np.asarray(valid[r:r + ROW_CHUNK]).any(axis=(0, 1))
+    return [d for d, ok in zip(dates, any_valid) if ok]
+
+
+def date_indices(store: ChipStore, block: SensorBlock, inp: PixelInput | None = None
+                 ) -> tuple[list[int], np.ndarray | None]:
+    """The store's acquisitions the block reads, and (on a calendar) the period of each; raises
+    ``period_not_covered`` when a period of the model has no acquisition of the sensor in this store."""
     dates = store.dates(block.sensor)
-    return [dates.index(d) for d in block.dates]
+    if inp is None or inp.calendar is None:
+        return [dates.index(d) for d in block.dates], None
+    lead = inp.blocks[0].sensor
+    year = inp.year_for(store.dates(lead))
+    period_of = inp.calendar.check_covered(block.sensor, dates, year)
+    t = np.nonzero(period_of >= 0)[0]
+    return t.tolist(), period_of[t]
 
 
 @dataclass
@@ -68,15 +133,18 @@ class Pixels:
 def _any_valid(store: ChipStore, inp: PixelInput, rows: slice) -> np.ndarray:
     ok = None
     for block in inp.blocks:
-        v = np.asarray(store.array(f"{block.sensor}_valid")[rows][:, :, date_indices(store, block)]).any(axis=2)
+        t, _ = date_indices(store, block, inp)
+        v = np.asarray(store.array(f"{block.sensor}_valid")[rows][:, :, t]).any(axis=2)
         ok = v if ok is None else ok | v
     assert ok is not None
     return ok
 
 
-def labelled_pixels(store: ChipStore, inp: PixelInput, split: str, keep_parcels: np.ndarray | None = None
-                    ) -> Pixels:
-    """Every labelled pixel of ``split`` (of the kept parcels) with at least one valid observation."""
+def labelled_pixels(store: ChipStore, inp: PixelInput, split: str | tuple[str, ...],
+                    keep_parcels: np.ndarray | None = None) -> Pixels:
+    """Every labelled pixel of ``split`` (one or several, or ``all``; of the kept parcels, which apply to the
+    training split) with at least one valid observation."""
+    splits = (split,) if isinstance(split, str) else tuple(split)
     labels, parcels, spl = store.array("labels"), store.array("parcels"), store.array("split")
     if labels is None or parcels is None or spl is None:
         raise EoSslError("no_labels", f"{store.path} has no rasterised parcels.",
@@ -85,9 +153,10 @@ def labelled_pixels(store: ChipStore, inp: PixelInput, split: str, keep_parcels:
     for r in range(0, labels.shape[0], ROW_CHUNK):
         sl = slice(r, r + ROW_CHUNK)
         lab, par = np.asarray(labels[sl]), np.asarray(parcels[sl])
-        m = (lab >= 0) & (np.asarray(spl[sl]) == SPLITS[split])
+        sp = np.asarray(spl[sl])
+        m = (lab >= 0) & (True if "all" in splits else np.isin(sp, [SPLITS[x] for x in splits]))
         if keep_parcels is not None:
-            m &= (par >= 0) & keep_parcels[np.clip(par, 0, len(keep_parcels) - 1)]
+            m &= (sp != SPLITS["train"]) | ((par >= 0) & keep_parcels[np.clip(par, 0, len(keep_parcels) - 1)])
         if not m.any():
             continue
         m &= _any_valid(store, inp, sl)
@@ -121,11 +190,15 @@ def read_inputs(store: ChipStore, inp: PixelInput, rows: np.ndarray | slice, col
     (D, h, w)), NaN at invalid observations, in :class:`PixelInput` order."""
     parts = []
     for block in inp.blocks:
-        t = date_indices(store, block)
-        raw = np.asarray(store.array(block.sensor)[rows, cols][..., t, :], np.float32)  # (..., T, C)
+        t, period_of = date_indices(store, block, inp)
+        names = store.bands(block.sensor)
+        c = [names.index(b) for b in block.bands]
+        raw = np.asarray(store.array(block.sensor)[rows, cols][..., t, :], np.float32)[..., c]  # (..., T, C)
         valid = np.asarray(store.array(f"{block.sensor}_valid")[rows, cols][..., t]).astype(bool)
         z = (raw - np.asarray(block.mean, np.float32)) / np.asarray(block.std, np.float32)
         z[~valid] = np.nan
+        if period_of is not None:
+            z = composite_periods(z, period_of, len(block.dates))
         parts.append(z.reshape(*z.shape[:-2], -1))  # date-major: (..., T * C)
     x = np.concatenate(parts, axis=-1)
     return x if isinstance(rows, np.ndarray) else np.moveaxis(x, -1, 0)

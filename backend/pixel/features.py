@@ -4,7 +4,10 @@ The model's input ``x`` is (B, D, H, W): for each sensor of :class:`PixelInput` 
 bands, standardised with the training store's per-band mean/std, **NaN where an observation is invalid** (cloud,
 nodata). :class:`PixelFeatures` turns it into (B, F, H, W):
 
-- ``spectra``: every date's bands (NaN -> 0, the band's mean), plus NDVI per date when the bands allow;
+- ``spectra``: every date's bands (NaN -> 0, the band's mean), plus NDVI per date when the bands allow; on a
+  season calendar (:mod:`backend.data.calendar`: the "dates" are periods, each a composite of the observations in
+  it) a period without a valid observation is filled along time (linearly between the nearest observed periods,
+  the nearest one at the ends) and ``observed`` per sensor and period says which were real;
 - ``stats`` (several dates): per band (and NDVI) the median, standard deviation, 10th and 90th percentile over the
   valid dates: what a season looks like, independent of which day was cloudy;
 - ``embedding`` (optional): the per-pixel features of a pre-trained encoder (:class:`Embedding`) on the composite of
@@ -24,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backend.data.calendar import Calendar
 from backend.errors import EoSslError
 
 #: temporal statistics per band over the valid dates (with several dates)
@@ -55,9 +59,14 @@ class SensorBlock:
 
 @dataclass
 class PixelInput:
-    """The layout of ``x``: sensor blocks in order, each date-major (all bands of date 0, then date 1, ...)."""
+    """The layout of ``x``: sensor blocks in order, each date-major (all bands of date 0, then date 1, ...).
+
+    With a ``calendar`` the blocks' dates are the labels of its periods in the season of ``year`` (the training
+    store's), and ``x`` holds each period's composite (see :mod:`backend.data.calendar`)."""
 
     blocks: list[SensorBlock]
+    calendar: Calendar | None = None
+    year: int | None = None
 
     @property
     def size(self) -> int:
@@ -74,11 +83,22 @@ class PixelInput:
         return next((b for b in self.blocks if b.sensor == sensor), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"blocks": [b.to_dict() for b in self.blocks]}
+        out: dict[str, Any] = {"blocks": [b.to_dict() for b in self.blocks]}
+        if self.calendar is not None:
+            out["calendar"] = {**self.calendar.to_dict(), "year": self.year}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PixelInput:
-        return cls([SensorBlock.from_dict(b) for b in d["blocks"]])
+        cal = d.get("calendar")
+        return cls([SensorBlock.from_dict(b) for b in d["blocks"]], Calendar.from_dict(cal) if cal else None,
+                   int(cal["year"]) if cal else None)
+
+    def year_for(self, dates: list[Any]) -> int:
+        """The season a set of acquisitions is read in: the training year while it covers as many periods as any
+        other (the training store itself, or another of the same year), else the best covered one."""
+        assert self.calendar is not None and self.year is not None
+        return self.calendar.anchor(dates, prefer=self.year)
 
 
 @dataclass
@@ -127,6 +147,27 @@ def nan_quantile(x: torch.Tensor, q: float, dim: int) -> torch.Tensor:
     """``torch.nanquantile`` (linear interpolation) that gives 0 where every value is NaN."""
     out = torch.nanquantile(x, q, dim=dim)
     return torch.nan_to_num(out, nan=0.0)
+
+
+def fill_along_time(v: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """NaN entries of ``v`` filled along ``dim`` by linear interpolation between the nearest non-NaN neighbours, the
+    nearest one past either end; 0 where the whole series is NaN."""
+    v = v.movedim(dim, -1)
+    n = v.shape[-1]
+    ok = ~torch.isnan(v)
+    pos = torch.arange(n, device=v.device).expand_as(v)
+    prev = torch.where(ok, pos, torch.full_like(pos, -1)).cummax(-1).values
+    nxt = torch.where(ok, pos, torch.full_like(pos, n)).flip(-1).cummin(-1).values.flip(-1)
+    has_prev, has_next = prev >= 0, nxt < n
+    vals = torch.nan_to_num(v, nan=0.0)
+    a = vals.gather(-1, prev.clamp(0, n - 1))
+    b = vals.gather(-1, nxt.clamp(0, n - 1))
+    span = (nxt - prev).clamp_min(1).to(v.dtype)
+    t = (pos - prev).to(v.dtype) / span
+    both = a + (b - a) * t
+    out = torch.where(has_prev & has_next, both, torch.where(has_prev, a, torch.where(has_next, b,
+                                                                                    torch.zeros_like(a))))
+    return torch.where(ok, v, out).movedim(-1, dim)
 
 
 class Embedding(nn.Module):
@@ -239,6 +280,8 @@ class PixelFeatures(nn.Module):
                     names += [f"{block.sensor}:{b}@{d}" for b in block.bands]
                     if ndvi:
                         names.append(f"{block.sensor}:NDVI@{d}")
+                if self.inp.calendar is not None:
+                    names += [f"{block.sensor}:observed@{d}" for d in block.dates]
             if self.use_stats and len(block.dates) > 1:
                 for st in STATS:
                     names += [f"{block.sensor}:{b}:{st}" for b in block.bands]
@@ -279,7 +322,11 @@ class PixelFeatures(nn.Module):
                 ndvi = ndvi.clamp(-1, 1).unsqueeze(2)  # (B, T, 1, H, W), NaN where the date is invalid
             if self.use_spectra:
                 per_date = v if ndvi is None else torch.cat([v, ndvi], 2)
-                feats.append(torch.nan_to_num(per_date, nan=0.0).flatten(1, 2))
+                if self.inp.calendar is not None:  # periods without an observation: filled along time
+                    feats.append(fill_along_time(per_date, 1).flatten(1, 2))
+                    feats.append((~torch.isnan(v)).any(2).to(v.dtype))
+                else:
+                    feats.append(torch.nan_to_num(per_date, nan=0.0).flatten(1, 2))
             if self.use_stats and len(block.dates) > 1:
                 vals = v if ndvi is None else torch.cat([v, ndvi], 2)
                 med = torch.nan_to_num(torch.nanmedian(vals, dim=1).values, nan=0.0)

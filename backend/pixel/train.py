@@ -42,6 +42,11 @@ from backend.report.metrics import confusion, scores
 
 #: the candidates of ``--classifier auto``, in order of preference when they tie (simplest first)
 AUTO_CANDIDATES = ("linear", "gbm", "rf", "vote")
+#: the default ``auto`` keeps unless cross-validation shows a clear winner (see :func:`select`): the steadiest with
+#: few parcels (benchmarks/results/pixel_ablation.md)
+ROBUST = "vote"
+#: parcels of the smallest class below which cross-validation does not choose
+MIN_CV_PARCELS = 3
 DEFAULT_LEVELS = [0, 1, 2, 3]
 DEFAULT_EMBEDDING_DIM = 32
 CV_PIXELS = 6000
@@ -116,18 +121,38 @@ class Selection:
     with_embedding: bool
     table: list[dict[str, Any]] = field(default_factory=list)
     folds: int = 0
+    #: the cross-validated mIoU of the kept candidate (out-of-fold predictions of every training parcel)
+    cv_miou: float | None = None
+    #: why the kept candidate was kept: "best" (it beat the robust default by more than the folds' noise) or the
+    #: reason the robust default was kept instead
+    reason: str = "best"
+
+
+def _fold_scores(y: np.ndarray, pred: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], k: int) -> list[float]:
+    return [miou_of(y[te], pred[te], k) for _, te in folds]
 
 
 def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral: int, candidates: list[str],
            embedding: bool, seed: int, events: Events | None = None, embedding_only: bool = False) -> Selection:
-    """Grouped (by parcel) cross-validation of every candidate; the best mean mIoU of the out-of-fold predictions."""
+    """Grouped (by parcel) cross-validation of every candidate, and the choice.
+
+    With few labels the folds' scores are noise (two parcels a class: each fold tests on one parcel per class), and
+    picking the best of eight candidates picks the luckiest. So a candidate replaces the robust default
+    (:data:`ROBUST`: the soft vote of logistic regression and random forest, on the spectra alone unless
+    ``embedding_only``) only when every class has :data:`MIN_CV_PARCELS` parcels or more **and** it beats the
+    default by more than the standard error of their per-fold differences; otherwise the default is kept and
+    :attr:`Selection.reason` says why. The embedding is kept by the same rule."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     parcel_class = {int(g): int(c) for g, c in zip(groups, y)}
     per_class = np.bincount(list(parcel_class.values()), minlength=k)
-    n_splits = int(min(3, max(2, per_class[per_class > 0].min())))
+    n_min = int(per_class[per_class > 0].min())
+    n_splits = int(min(3, max(2, n_min)))
+    default = ROBUST if ROBUST in candidates else candidates[0]
+    what = "the robust default" if len(candidates) > 1 else "the asked classifier"
     if len(parcel_class) < 4:
-        return Selection(candidates[0], embedding, [], 0)
+        return Selection(default, embedding, [], 0, None, f"only {len(parcel_class)} training parcels: no "
+                         f"cross-validation, {what} ({default})")
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = list(cv.split(f, y, groups))
     # the candidates are compared on at most CV_PIXELS training pixels per fold (spread over parcels): enough to
@@ -141,15 +166,38 @@ def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral:
     table = []
     for name in candidates:
         for with_emb, cols in feature_sets:
+            if events is not None:
+                events.check_cancel()
             pred = np.full(len(y), -1)
             for tr, te in folds:
                 pred[te] = _predict(name, f[tr][:, cols], y[tr], f[te][:, cols], k, seed)
             score = miou_of(y, pred, k)
-            table.append({"classifier": name, "embedding": with_emb, "cv_miou": round(score, 4)})
+            table.append({"classifier": name, "embedding": with_emb, "cv_miou": round(score, 4),
+                          "fold_miou": [round(v, 4) for v in _fold_scores(y, pred, folds, k)]})
             if events is not None:
                 events.log(f"  {name}{' + embedding' if with_emb else ''}: cross-validated mIoU {score:.3f}")
+    robust_emb = embedding and embedding_only
+    base = next(r for r in table if r["classifier"] == default and r["embedding"] == robust_emb)
     best = max(table, key=lambda r: r["cv_miou"])  # max keeps the first of equals: the simplest candidate
-    return Selection(best["classifier"], bool(best["embedding"]), table, n_splits)
+    if n_min < MIN_CV_PARCELS:
+        keep, reason = base, (f"{n_min} training parcel(s) in the smallest class (fewer than {MIN_CV_PARCELS}): "
+                              f"cross-validation cannot tell the candidates apart; {what} ({default})")
+    elif best is base:
+        keep, reason = base, "best"
+    else:
+        diff = np.array(best["fold_miou"]) - np.array(base["fold_miou"])
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+        if best["cv_miou"] - base["cv_miou"] > se:
+            keep, reason = best, "best"
+        else:
+            keep, reason = base, (f"{best['classifier']}{' + embedding' if best['embedding'] else ''} led by "
+                                  f"{best['cv_miou'] - base['cv_miou']:.3f} mIoU, within the folds' noise "
+                                  f"(standard error {se:.3f}): {what} ({default})")
+    for r in table:
+        r["kept"] = r is keep
+    if events is not None and reason != "best":
+        events.log(f"  kept {reason}")
+    return Selection(keep["classifier"], bool(keep["embedding"]), table, n_splits, float(keep["cv_miou"]), reason)
 
 
 @dataclass
@@ -164,9 +212,10 @@ class PixelFit:
 def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k: int, *, classifier: str,
                          embedding: EmbeddingSpec | None, encoder_state: dict[str, torch.Tensor] | None,
                          seed: int = 0, events: Events | None = None, embedding_only: bool = False,
-                         smooth: float = 0.0) -> PixelFit:
+                         smooth: float = 0.0, cross_validate: bool = False) -> PixelFit:
     """Features, optional selection (``classifier == "auto"``; with ``embedding_only`` the embedding is always
-    kept and only the classifier is chosen), and the final fit on all ``train_px``; the map's probabilities smoothed
+    kept and only the classifier is chosen; ``cross_validate``: a fixed classifier is cross-validated too, for its
+    score), and the final fit on all ``train_px``; the map's probabilities smoothed
     by a Gaussian of ``smooth`` px (0: none; see :mod:`backend.pixel.model`)."""
     t0 = time.monotonic()
     torch.manual_seed(seed)
@@ -181,11 +230,12 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
     n_emb = features.embedding.spec.out_dim if features.embedding is not None else 0
     selection = None
     name = classifier
-    if classifier == "auto":
+    if classifier == "auto" or cross_validate:
         if events is not None:
-            events.log(f"choosing the classifier by {len(np.unique(train_px.parcels))}-parcel grouped "
-                       "cross-validation:")
-        selection = select(f, y, train_px.parcels, k, f.shape[1] - n_emb, list(AUTO_CANDIDATES),
+            events.log(("choosing the classifier by " if classifier == "auto" else "scoring by ")
+                       + f"{len(np.unique(train_px.parcels))}-parcel grouped cross-validation:")
+        selection = select(f, y, train_px.parcels, k, f.shape[1] - n_emb,
+                           list(AUTO_CANDIDATES) if classifier == "auto" else [classifier],
                            features.embedding is not None, seed, events, embedding_only)
         name = selection.classifier
         if features.embedding is not None and not selection.with_embedding:

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from backend import options
-from backend.data.dates import choose_groups, date_groups
+from backend.data.calendar import Calendar
+from backend.data.dates import calendar_groups, choose_groups, date_groups
 from backend.data.prepare import resolve_inputs
 from backend.data.scenes import group_by_date
 from backend.errors import EoSslError
@@ -209,12 +210,19 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
     series = meta["input"].get("layout") == "sensor-date-band"
     mode = "series" if series else "single"
     overlap = args.overlap
+    periods: dict[str, tuple[np.ndarray, int]] | None = None
     if series:  # a model of every date of its store (pixel classifiers)
         if args.date:
             raise EoSslError("bad_argument", "--date: this model reads every date it was trained on.",
                              "Leave --date out (or train a single-date model with finetune --date).")
-        groups = date_groups(inputs, meta)
-        events.log("reading " + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
+        if meta["input"].get("calendar"):
+            groups, periods, year = calendar_groups(inputs, meta)
+            cal = Calendar.from_dict(meta["input"]["calendar"])
+            events.log(f"reading the season calendar ({cal.describe()}) in the season of {year}: "
+                       + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
+        else:
+            groups = date_groups(inputs, meta)
+            events.log("reading " + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
         if getattr(net, "pointwise", False):
             overlap = 0.0  # a pixel's class depends on that pixel alone: tiles need neither overlap nor blending
     elif meta["input"].get("dates") == "composite" and args.date in (None, "composite"):
@@ -254,7 +262,8 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
         events.check_cancel()
         events.progress(done, total, stage="predict")
 
-    reader = StripReader(inputs, spec, picks, groups, plan, mode=mode, pin=device.type == "cuda")
+    reader = StripReader(inputs, spec, picks, groups, plan, mode=mode, pin=device.type == "cuda",
+                         periods=periods)
     ahead: ReadAhead | None = None
     writer: WriteBehind | None = None
 

@@ -20,6 +20,7 @@ from rasterio.features import geometry_mask
 from rasterio.windows import Window
 from shapely.geometry import box
 
+from backend.data.calendar import composite_periods
 from backend.data.dates import composite_of
 from backend.data.prepare import Inputs
 from backend.data.scenes import Acquisition
@@ -43,8 +44,12 @@ class StripReader:
     memory (CUDA), so that their copy to the GPU does not wait for the host."""
 
     def __init__(self, inputs: Inputs, spec: InputSpec, picks: list[tuple[str, int]],
-                 groups: dict[str, list[Acquisition]], plan: TilePlan, mode: str = "single", pin: bool = False) -> None:
+                 groups: dict[str, list[Acquisition]], plan: TilePlan, mode: str = "single", pin: bool = False,
+                 periods: dict[str, tuple[np.ndarray, int]] | None = None) -> None:
         self.inputs, self.spec, self.groups, self.plan, self.mode, self.pin = inputs, spec, groups, plan, mode, pin
+        #: a season-calendar model: per sensor, the period of each acquisition and the number of periods; each
+        #: period's per-band median of the valid observations is the input (:mod:`backend.data.calendar`)
+        self.periods = periods or {}
         series = mode == "series"
         self.grid = inputs.grid
         self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
@@ -58,8 +63,8 @@ class StripReader:
             names = self.by_sensor.get("s2", ([], []))[0]
             self.dtypes["s2"] = np.result_type(*[b.dtype for _, scenes in groups["s2"] for sc in scenes
                                                  for b in sc.bands if b.name in names] or [np.float32])
-        self.n_channels = (sum(len(names) * len(groups[s]) for s, (names, _) in self.by_sensor.items()) if series
-                           else len(spec.channels))
+        self.n_channels = (sum(len(names) * (self.periods[s][1] if s in self.periods else len(groups[s]))
+                               for s, (names, _) in self.by_sensor.items()) if series else len(spec.channels))
         self.raw = mode == "single" and \
             all(len(groups[s]) == 1 and len(groups[s][0][1]) == 1 for s in self.by_sensor) and \
             all(g[1][0].scale != "linear" for s in self.by_sensor if s == "s1" for g in groups[s])
@@ -181,6 +186,8 @@ class StripReader:
                                        to_db=(s == "s1"))
                 z = (block.astype(np.float32) - self.spec.mean[out]) / self.spec.std[out]  # (h, w, T, C)
                 z[~v.astype(bool)] = np.nan
+                if s in self.periods:
+                    z = composite_periods(z, *self.periods[s])  # (h, w, P, C)
                 size = z.shape[2] * z.shape[3]
                 x[offset:offset + size] = np.moveaxis(z.reshape(h, w, size), -1, 0)
                 offset += size

@@ -94,24 +94,55 @@ def budgets(ids: np.ndarray, cls: np.ndarray, n_total: int, fractions: list[floa
 class Scorer:
     """The held-out pixels every path is scored on: a split of the training store, or an independent store."""
 
-    def __init__(self, store: ChipStore, split: str, max_pixels: int, seed: int) -> None:
+    def __init__(self, store: ChipStore, split: str, max_pixels: int, seed: int,
+                 classes: list[dict[str, Any]] | None = None) -> None:
         self.store, self.split, self.max_pixels, self.seed = store, split, max_pixels, seed
+        #: an independent store's class ids -> the training store's, matched by name (-1: a class the models do not
+        #: know, left out of the score); None when the ids are the same
+        self.remap: np.ndarray | None = None
+        self.unmatched: list[str] = []
+        if classes is not None and store.kind == "cube":
+            own = store.classes
+            by_name = {str(c["name"]).casefold(): int(c["id"]) for c in classes}
+            table = np.full(max([int(c["id"]) for c in own] + [0]) + 1, -1, np.int64)
+            for c in own:
+                table[int(c["id"])] = by_name.get(str(c["name"]).casefold(), -1)
+            self.unmatched = [str(c["name"]) for c in own if str(c["name"]).casefold() not in by_name]
+            if not (table >= 0).any():
+                raise EoSslError("test_data_mismatch", f"{store.path} shares no class name with the training store "
+                                 f"({', '.join(str(c['name']) for c in own)} vs "
+                                 f"{', '.join(str(c['name']) for c in classes)}).",
+                                 "Give a --test-data store whose parcels use the same class names.")
+            if self.unmatched or any(table[int(c["id"])] != int(c["id"]) for c in own):
+                self.remap = table
 
     def describe(self) -> str:
         what = "all labelled pixels" if self.split == "all" else f"the {self.split} split's parcels"
+        if self.unmatched:
+            what += f" (classes the models know; left out: {', '.join(self.unmatched)})"
         return f"{what} of {self.store.path}"
 
     def pixel_model(self, model: Any, k: int) -> np.ndarray:
-        from backend.pixel.data import labelled_pixels, sample_by_parcel
         from backend.pixel.train import score_pixels
 
         inp = self.input_for(model.features.inp)
-        px = sample_by_parcel(labelled_pixels(self.store, inp, self.split), self.max_pixels, self.seed)
+        px = self.pixels(inp)
         if len(px) == 0:
             raise EoSslError("no_samples", f"No labelled pixel to score on in {self.describe()}.",
                              "Prepare the store with a test or validation split.")
         cm, _ = score_pixels(model, self.store, inp, px, k, [str(i) for i in range(k)])
         return cm
+
+    def pixels(self, inp: Any) -> Any:
+        """The scored pixels (sampled over parcels), their labels in the training store's class ids."""
+        from backend.pixel.data import labelled_pixels, sample_by_parcel
+
+        px = labelled_pixels(self.store, inp, self.split)
+        if self.remap is not None:
+            lab = self.remap[px.labels]
+            px = px.take(np.nonzero(lab >= 0)[0])
+            px.labels = self.remap[px.labels]
+        return sample_by_parcel(px, self.max_pixels, self.seed)
 
     def input_for(self, inp: Any) -> Any:
         """The training input layout on the scoring store: the same bands and dates when it holds them (a split of
@@ -120,7 +151,9 @@ class Scorer:
         from backend.pixel.data import pixel_input
         from backend.pixel.features import PixelInput, SensorBlock
 
-        own = pixel_input(self.store)
+        if inp.calendar is not None:  # a season calendar reads any store whose dates cover its periods
+            return inp
+        own = pixel_input(self.store, period="dates")
         blocks = []
         for b in inp.blocks:
             other = own.block(b.sensor)
@@ -139,6 +172,11 @@ class Scorer:
                 k: int) -> np.ndarray:
         from backend.train.finetune import confusion_on
 
+        if self.remap is not None:
+            raise EoSslError("test_data_mismatch", f"{self.store.path} has other class ids than the training store: "
+                             "the U-Net path scores only on a store of the same class table.",
+                             "Leave unet out of --paths (--paths classic,pixel), or prepare both stores from "
+                             "parcels of the same classes.")
         windows = CubeWindows(CubeReader(self.store, spec, picks, choice, self.split), size)
         loader = torch.utils.data.DataLoader(windows, batch_size=4, shuffle=False)
         return confusion_on(net, loader, device, k)
@@ -173,10 +211,10 @@ def _timed(fn: Callable[[], tuple[np.ndarray, dict[str, Any]]]) -> tuple[np.ndar
 def compare_cube(args: Any, events: Events, store: ChipStore, inits: list[Any], labels: list[str], specs: list[Any],
                  cfg: Any, device: torch.device, tmp: Path, scorer: Scorer, seeds: list[int]) -> list[Row]:
     """Every path at every budget and seed on a cube with parcels (see the module docstring)."""
-    from backend.pixel.data import labelled_pixels, pixel_input, sample_by_parcel
+    from backend.pixel.data import input_from_args, labelled_pixels, sample_by_parcel
     from backend.train import finetune as ft
 
-    inp = pixel_input(store, args.date)
+    inp = input_from_args(store, args)
     classes = ft.classes_of(store)
     k = len(classes)
     ids, cls, n_total = split_parcels(store, "train")
@@ -417,7 +455,8 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
             scored_on = f"the {scorer_split(store, args)} split's chips of {store.path}"
         else:
             if args.test_data:
-                scorer = Scorer(ChipStore(args.test_data), "all", args.max_score_pixels, cfg.seed)
+                scorer = Scorer(ChipStore(args.test_data), "all", args.max_score_pixels, cfg.seed,
+                                classes=ft.classes_of(store))
             else:
                 scorer = Scorer(store, scorer_split(store, args), args.max_score_pixels, cfg.seed)
             scored_on = scorer.describe()
