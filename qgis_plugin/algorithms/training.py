@@ -72,6 +72,9 @@ NO_CLASS_BALANCE = "NO_CLASS_BALANCE"
 KEEP_LAST = "KEEP_LAST"
 LABEL_FRACTION = "LABEL_FRACTION"
 DATE = "DATE"
+PERIOD = "PERIOD"
+SEASON = "SEASON"
+BANDS = "BANDS"
 SAMPLES_PER_EPOCH = "SAMPLES_PER_EPOCH"
 ENCODER_LR = "ENCODER_LR"
 WITH_RANDOM = "WITH_RANDOM"
@@ -110,6 +113,16 @@ def _check_data(alg, parameters, context) -> str:
         raise QgsProcessingException(tr("The chip store {data} is not a folder: run '1 Prepare data' first.").format(
             data=repr(data)))
     return data
+
+
+def _season_parameters(alg: BackendAlgorithm, command: str) -> None:
+    """How the pixel classifiers read a time series: the season calendar (``--period``, ``--season``, ``--bands``)."""
+    alg.addParameter(advanced(with_help(spec.enum(PERIOD, "Time series read on (pixel model)", command, "--period"),
+        "month: monthly composites of the season (a model that maps other dates, places and years); 10d: 10-day "
+        "composites; dates: the acquisition dates themselves (the model maps only those dates).")))
+    alg.addParameter(_string(SEASON, "Season (pixel model; MM-DD/MM-DD, empty: the chip store's period of "
+                                     "interest)"))
+    alg.addParameter(_string(BANDS, "Bands to train on (pixel model; comma-separated, empty: all)"))
 
 
 def _string(name: str, description: str, advanced_: bool = True) -> QgsProcessingParameterString:
@@ -286,7 +299,7 @@ class FinetuneAlgorithm(BackendAlgorithm):
         "metrics: the input of <i>Predict land cover</i>.</p>")
 
     OPTIONS = {DATA: ("--data",), **_same(TASK, INIT, ENCODER, ARCH, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, SMOOTH,
-                                         HEAD,
+                                         PERIOD, SEASON, BANDS, HEAD,
                                          FREEZE_ENCODER, FROZEN_FRACTION, NO_CLASS_BALANCE, KEEP_LAST,
                                          LABEL_FRACTION, DATE, CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY,
                                          EPOCHS, MAX_STEPS, BATCH_SIZE, CHECKPOINT_EVERY, PRECISION, SEED, RESUME,
@@ -322,6 +335,7 @@ class FinetuneAlgorithm(BackendAlgorithm):
         self.addParameter(advanced(with_help(spec.number(
             SMOOTH, "Smoothing of the class probabilities, sigma in pixels (pixel model; 0: none)", c, "--smooth"),
             "Removes the isolated misclassified pixels of a per-pixel map (1: about a 3 x 3 window).")))
+        _season_parameters(self, c)
         self.addParameter(advanced(spec.enum(HEAD, "Classification head", c, "--head")))
         self.addParameter(QgsProcessingParameterBoolean(FREEZE_ENCODER, "Freeze the encoder (linear probe)",
                                                         defaultValue=False))
@@ -368,7 +382,8 @@ class FinetuneAlgorithm(BackendAlgorithm):
         if not init:
             options.update(self.mapped_options(parameters, context, ENCODER))
         if options.get("arch") == "pixel":
-            options.update(self.mapped_options(parameters, context, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM))
+            options.update(self.mapped_options(parameters, context, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, SMOOTH,
+                                               PERIOD, SEASON, BANDS))
         options.update(self.mapped_options(parameters, context, HEAD, FREEZE_ENCODER, FROZEN_FRACTION,
                                            NO_CLASS_BALANCE, KEEP_LAST, LABEL_FRACTION, EPOCHS, MAX_STEPS, BATCH_SIZE,
                                            CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY, DATE,
@@ -405,9 +420,9 @@ class EvaluateAlgorithm(BackendAlgorithm):
 
     OPTIONS = {INIT: ("--init",), WITH_RANDOM: ("--init",), DATA: ("--data",),
                **_same(TASK, PROTOCOL, LABEL_FRACTIONS, PARCELS_PER_CLASS, SEEDS, PATHS, SCORE_SPLIT, TEST_DATA,
-                       MAX_TRAIN_PIXELS, MAX_SCORE_PIXELS, EMBEDDING_DIM, SMOOTH, PROBE_HEAD, PROBE_EPOCHS, K,
-                       ENCODER, ARCH, DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES, EPOCHS, MAX_STEPS,
-                       BATCH_SIZE, PRECISION, SEED),
+                       MAX_TRAIN_PIXELS, MAX_SCORE_PIXELS, EMBEDDING_DIM, SMOOTH, PERIOD, SEASON, BANDS, PROBE_HEAD,
+                       PROBE_EPOCHS, K, ENCODER, ARCH, DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES,
+                       EPOCHS, MAX_STEPS, BATCH_SIZE, PRECISION, SEED),
                inputs.DEVICES: ("--devices",), OUTPUT: ("--out",)}
     CLI_ONLY = {**TRAINER_CLI_ONLY,
                 "--checkpoint-every": "evaluate does not checkpoint its trainings (a training option it shares)",
@@ -443,6 +458,7 @@ class EvaluateAlgorithm(BackendAlgorithm):
                                                "--embedding-dim")))
         self.addParameter(advanced(spec.number(SMOOTH, "Smoothing of the pixel classifiers' maps, sigma in pixels "
                                                "(compare; 0: none)", c, "--smooth")))
+        _season_parameters(self, c)
         self.addParameter(advanced(spec.enum(PROBE_HEAD, "Probe head (linear probe)", c, "--probe-head")))
         self.addParameter(advanced(spec.number(PROBE_EPOCHS, "Epochs of the probe (linear probe on chips)", c,
                                                "--probe-epochs")))
@@ -485,9 +501,9 @@ class EvaluateAlgorithm(BackendAlgorithm):
         for name in (LABEL_FRACTIONS, PARCELS_PER_CLASS, SEEDS, PATHS):
             options.update({k: v.replace(" ", "") for k, v in self.mapped_options(parameters, context, name).items()})
         options.update(self.mapped_options(parameters, context, TASK, SCORE_SPLIT, TEST_DATA, MAX_TRAIN_PIXELS,
-                                           MAX_SCORE_PIXELS, EMBEDDING_DIM, PROBE_HEAD, PROBE_EPOCHS, K, ENCODER, ARCH,
-                                           DATE, CROP, SAMPLES_PER_EPOCH, LR, MAX_PIXELS, TSNE_SAMPLES, EPOCHS,
-                                           MAX_STEPS, BATCH_SIZE, SEED, PRECISION))
+                                           MAX_SCORE_PIXELS, EMBEDDING_DIM, SMOOTH, PERIOD, SEASON, BANDS, PROBE_HEAD,
+                                           PROBE_EPOCHS, K, ENCODER, ARCH, DATE, CROP, SAMPLES_PER_EPOCH, LR,
+                                           MAX_PIXELS, TSNE_SAMPLES, EPOCHS, MAX_STEPS, BATCH_SIZE, SEED, PRECISION))
         options["devices"] = inputs.devices(self, parameters, context)
         options["out"] = inputs.folder_output(self, parameters, OUTPUT, context)
         return options

@@ -43,7 +43,21 @@ def test_summary_names_the_best_path_and_what_pretraining_bought() -> None:
     assert s["best"] == "U-Net (moco-v2: pre)" and s["best_classic"] == "random forest (spectra)"
     assert s["text"].startswith("Use U-Net (moco-v2: pre): with all the training parcels it scores mIoU 0.660")
     assert "+0.110 against the best classic classifier (random forest (spectra), 0.550)" in s["text"]
-    assert "matches random init with 50%" in s["text"] and "2.0x the labels" in s["text"]
+    assert "helped at every budget for the U-Net" in s["text"]
+    assert "25%: +0.100, worth 2.0x the labels" in s["text"] and "100%: +0.060" in s["text"]
+
+
+def test_summary_says_where_pretraining_helped_and_where_it_hurt() -> None:
+    """No best-budget pick: a probe that wins at 2 chips a class and loses at 5 and 10 is reported as such."""
+    rows = []
+    for b, (rnd, pre) in {2: (0.30, 0.40), 5: (0.50, 0.45), 10: (0.60, 0.55)}.items():
+        rows += [_row("random forest (band mean/std)", "classic", None, b, 0.7),
+                 _row("linear probe (random)", "probe", "random", b, rnd),
+                 _row("linear probe (p)", "probe", "p", b, pre)]
+    s = summary_sentence(rows, "per class")
+    assert "helped at 1 and hurt at 2 of 3 budgets for the linear probe" in s["text"]
+    assert "2.0 parcels per class: +0.100" in s["text"] and "5.0 parcels per class: -0.050" in s["text"]
+    assert "worth about" not in s["text"]
 
 
 def test_summary_says_when_pretraining_bought_nothing() -> None:
@@ -54,7 +68,8 @@ def test_summary_says_when_pretraining_bought_nothing() -> None:
     s = summary_sentence(rows, "fraction")
     assert s["best"] == "logistic regression (spectra)"
     assert "no deep-learning path beat it" in s["text"]
-    assert "bought no labels for the U-Net: it scores -0.050 mIoU" in s["text"]
+    assert "hurt at every budget for the U-Net, mIoU against random init per budget: 50%: -0.050; 100%: -0.050" \
+        in s["text"]
 
 
 @pytest.mark.slow

@@ -125,8 +125,13 @@ def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, fla
     meta = read_meta(flanders_rf)
     assert meta["architecture"]["family"] == "pixel" and meta["architecture"]["classifier"] == "rf"
     assert meta["input"]["layout"] == "sensor-date-band"
-    assert len(meta["input"]["dates"]["s2"]) == 36 and len(meta["input"]["dates"]["s1"]) == 40
-    assert meta["metrics"]["val_parcels"] and "val" in meta["metrics"]
+    # a season calendar by default: 12 monthly composites of S2 and of S1, not the 36 and 40 acquisition dates
+    assert meta["input"]["calendar"] == {"start": "11-01", "step": "month", "periods": 12, "year": 2017}
+    assert meta["input"]["dates"]["s2"] == meta["input"]["dates"]["s1"] == [
+        f"{y}-{m:02d}" for y, m in [(2017, 11), (2017, 12)] + [(2018, m) for m in range(1, 11)]]
+    # 3 validation parcels for 5 classes: too few to score on, so they train too and the score is the grouped CV
+    assert meta["metrics"]["val_parcels"] and "val" not in meta["metrics"]
+    assert meta["training"]["validation_parcels_trained_on"] and meta["metrics"]["cv"]["miou"] > 0
     _, state = load_package(flanders_rf)  # safetensors: plain tensors only
     assert any(k.startswith("head.") for k in state)
 
@@ -192,11 +197,16 @@ def test_pixel_package_with_a_pickle_is_refused(flanders_rf: Path, shared_data: 
     assert not marker.exists() and not (tmp_path / "m.tif").exists()
 
 
-def test_predict_refuses_inputs_without_the_trained_dates(flanders_rf: Path, shared_data: Path,
+def test_predict_refuses_inputs_without_the_trained_dates(flanders: Path, shared_data: Path,
                                                           tmp_path: Path) -> None:
+    """A model of the acquisition dates (``--period dates``) reads exactly those dates."""
     d = shared_data / FLANDERS
+    model = tmp_path / "dates-model"
+    command_ok("finetune", ["--data", flanders, "--arch", "pixel", "--classifier", "linear", "--period", "dates",
+                            "--max-pixels", "500", "--out", model])
+    assert len(read_meta(model)["input"]["dates"]["s2"]) == 36 and "calendar" not in read_meta(model)["input"]
     some = sorted((d / "s2").glob("*.tif"))[:5]
-    rc, events = run_command("predict", ["--model", flanders_rf, "--s2", *some, "--s1", d / "s1",
+    rc, events = run_command("predict", ["--model", model, "--s2", *some, "--s1", d / "s1",
                                          "--out", tmp_path / "m.tif"])
     assert rc == 2 and error_of(events)["code"] == "dates_mismatch"
     assert not (tmp_path / "m.tif").exists()
@@ -208,9 +218,13 @@ def test_auto_chooses_by_parcel_grouped_cross_validation(flanders: Path, tmp_pat
     meta = read_meta(out)
     sel = meta["training"]["selection"]
     assert "grouped by parcel" in sel["method"]
-    best = max(sel["candidates"], key=lambda r: r["cv_miou"])
-    assert meta["architecture"]["classifier"] == best["classifier"] == summary_of(events)["classifier"]
+    kept = [r for r in sel["candidates"] if r["kept"]]
+    assert len(kept) == 1 and meta["architecture"]["classifier"] == kept[0]["classifier"] == \
+        summary_of(events)["classifier"]
     assert {r["classifier"] for r in sel["candidates"]} == {"linear", "gbm", "rf", "vote"}
+    # 1-4 parcels a class: cross-validation cannot tell the candidates apart, the robust default is kept and why
+    assert kept[0]["classifier"] == "vote" and "fewer than 3" in sel["kept"]
+    assert meta["metrics"]["cv"]["miou"] == kept[0]["cv_miou"]
 
 
 def test_vote_averages_logistic_regression_and_random_forest(flanders: Path) -> None:

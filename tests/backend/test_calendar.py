@@ -1,0 +1,189 @@
+"""The season calendar (:mod:`backend.data.calendar`): maps that travel to another place, year and set of dates.
+
+- The calendar's periods, the season a set of dates is read in, and the refusal of a period without acquisitions.
+- Each period is the per-band median of the valid observations in it (checked against numpy on the real 2018 cube);
+  periods without one are filled along time.
+- A pixel classifier trained on one real Flanders patch (2018, 36 S2 / 40 S1 dates) maps the other (75 km away,
+  2019, 54 S2 / 80 S1 other dates) and the reverse: ``predict`` gives exactly the classifier applied to the other
+  patch's calendar cube; a season with a month missing is refused, naming the month.
+- ``auto`` with two parcels a class keeps the robust default (the vote) and says why.
+- ``--bands``: a model of the bands that a 20 m product shares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from backend.data.calendar import Calendar, composite_periods, season_calendar
+from backend.data.chipstore import ChipStore
+from backend.errors import EoSslError
+from backend.pixel.data import labelled_pixels, pixel_input, read_inputs
+from backend.pixel.features import fill_along_time
+from tests.backend.data_helpers import prepare_ok
+from tests.backend.model_helpers import cached, command_ok, error_of, read_meta, run_command, summary_of
+
+PATCHES = ("worldcereal_flanders_2018", "worldcereal_flanders_2019")
+
+
+def patch_store(shared_data: Path, base: Path, name: str) -> Path:
+    d = shared_data / name
+    return cached(base, f"{name}-store", lambda out: prepare_ok(
+        ["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
+         "--out", out]))
+
+
+@pytest.fixture(scope="module")
+def stores(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.getbasetemp()
+    return {name: patch_store(shared_data, base, name) for name in PATCHES}
+
+
+@pytest.fixture(scope="module")
+def models(stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A linear pixel classifier (no smoothing: pointwise, so a map is exactly the classifier) of each patch."""
+    base = tmp_path_factory.getbasetemp()
+    return {name: cached(base, f"{name}-calendar-linear", lambda out, s=store: command_ok(
+        "finetune", ["--data", s, "--arch", "pixel", "--classifier", "linear", "--smooth", "0", "--max-pixels",
+                     "2000", "--out", out])) for name, store in stores.items()}
+
+
+# -- the calendar -------------------------------------------------------------------------------------------------
+def test_periods_anchor_and_refusal() -> None:
+    cal = Calendar("03-01", "month", 8)
+    assert cal.labels(2018) == [f"2018-{m:02d}" for m in range(3, 11)]
+    assert cal.months(2019) == list(range(2, 10))
+    assert cal.assign(["2018-02-28", "2018-03-01", "2018-10-31", "2018-11-01", None], 2018).tolist() == \
+        [-1, 0, 7, -1, -1]
+    # the season the dates cover best; the training year while it covers as many periods as any other
+    dates = [dt.date(2019, m, 5) for m in range(1, 13)] + [dt.date(2018, 9, 1)]
+    assert cal.anchor(dates) == 2019
+    assert cal.anchor([dt.date(2018, m, 5) for m in range(3, 11)] + [dt.date(2019, m, 5) for m in range(3, 11)],
+                      prefer=2018) == 2018
+    with pytest.raises(EoSslError) as err:
+        cal.check_covered("s2", [d for d in dates if d.month != 4], 2019)
+    assert err.value.code == "period_not_covered" and "2019-04" in err.value.message
+    ten = Calendar("04-01", "10d", 3)
+    assert ten.labels(2018) == ["2018-04-01", "2018-04-11", "2018-04-21"]
+
+
+def test_season_from_the_option_the_poi_or_the_best_covered_months() -> None:
+    dates = [f"2018-{m:02d}-10" for m in range(1, 13)] + ["2017-09-01"]
+    assert season_calendar("03-01/10-31", "month", dates) == (Calendar("03-01", "month", 8), 2018)
+    assert season_calendar(None, "month", dates, poi=["2018-01-01", "2018-12-31"]) == \
+        (Calendar("01-01", "month", 12), 2018)
+    # a POI wider than the data: the empty months at its ends are left out
+    assert season_calendar(None, "month", dates[:6], poi=["2018-01-01", "2018-12-31"]) == \
+        (Calendar("01-01", "month", 6), 2018)
+    assert season_calendar(None, "month", dates)[0].periods == 12
+    with pytest.raises(EoSslError):
+        season_calendar("March/October", "month", dates)
+
+
+def test_gaps_are_filled_along_time() -> None:
+    nan = float("nan")
+    v = torch.tensor([[nan, 1.0, nan, 3.0, nan], [nan, nan, nan, nan, nan], [2.0, nan, nan, nan, 6.0]])
+    assert torch.equal(fill_along_time(v, 1), torch.tensor([[1.0, 1, 2, 3, 3], [0, 0, 0, 0, 0], [2, 3, 4, 5, 6]]))
+
+
+def test_each_period_is_the_median_of_its_valid_observations(stores: dict[str, Path]) -> None:
+    store = ChipStore(stores[PATCHES[0]])
+    inp = pixel_input(store)
+    assert inp.calendar == Calendar("11-01", "month", 12) and inp.year == 2017
+    px = labelled_pixels(store, inp, "train")
+    rows, cols = px.rows[::97], px.cols[::97]
+    x = read_inputs(store, inp, rows, cols)  # (N, S2 12 x 10 + S1 12 x 2)
+    b = inp.blocks[0]
+    raw = np.asarray(store.array("s2")[rows, cols], np.float32)
+    valid = np.asarray(store.array("s2_valid")[rows, cols]).astype(bool)
+    z = (raw - np.asarray(b.mean, np.float32)) / np.asarray(b.std, np.float32)
+    z[~valid] = np.nan
+    period = inp.calendar.assign(store.dates("s2"), 2017)
+    for p in (0, 5, 11):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a pixel cloudy all month: NaN
+            ref = np.nanmedian(z[:, period == p], axis=1)
+        got = x[:, p * 10:(p + 1) * 10]
+        assert np.allclose(got, ref, equal_nan=True, atol=1e-6)
+    direct = composite_periods(z, period, 12).reshape(len(rows), -1)
+    assert np.array_equal(np.isnan(direct), np.isnan(x[:, :120]))
+
+
+# -- maps that travel ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("train,other", [(0, 1), (1, 0)], ids=["2018-to-2019", "2019-to-2018"])
+def test_a_model_of_one_patch_maps_the_other(train: int, other: int, stores: dict[str, Path],
+                                             models: dict[str, Path], shared_data: Path, tmp_path: Path) -> None:
+    from backend.predict.command import load_model
+
+    model = models[PATCHES[train]]
+    d = shared_data / PATCHES[other]
+    out = tmp_path / "map.tif"
+    events = command_ok("predict", ["--model", model, "--s2", d / "s2", "--s1", d / "s1", "--out", out,
+                                    "--devices", "cpu"])
+    assert any("season calendar" in e.get("message", "") for e in events if e["event"] == "log")
+    _, net = load_model(model)
+    cube = ChipStore(stores[PATCHES[other]])
+    h, w = cube.shape
+    x = torch.from_numpy(read_inputs(cube, net.features.inp, slice(0, h), slice(0, w)))[None]
+    with torch.no_grad():
+        direct = net(x)[0].argmax(0).numpy()
+    with rasterio.open(out) as src:
+        mapped = src.read(1)
+    assert np.array_equal(mapped, direct)
+    # the other patch is read in its own season: the same months of the next (or the previous) year
+    year = net.features.inp.year_for(cube.dates("s2"))
+    assert year == net.features.inp.year + (1 if train == 0 else -1)
+
+
+def test_a_season_with_a_month_missing_is_refused(models: dict[str, Path], shared_data: Path,
+                                                  tmp_path: Path) -> None:
+    d = shared_data / PATCHES[1]
+    no_april = [f for f in sorted((d / "s2").glob("*.tif")) if "_201904" not in f.name]
+    out = tmp_path / "map.tif"
+    rc, events = run_command("predict", ["--model", models[PATCHES[0]], "--s2", *no_april, "--s1", d / "s1",
+                                         "--out", out])
+    err = error_of(events)
+    assert rc == 2 and err["code"] == "period_not_covered" and "2019-04" in err["message"]
+    assert not out.exists()
+
+
+def test_auto_with_two_parcels_a_class_keeps_the_vote(stores: dict[str, Path]) -> None:
+    """Few parcels: the grouped cross-validation's scores are noise, the robust default is kept and the reason given
+    (a fixed draw of real features: 2 training parcels a class of the 2019 patch)."""
+    from backend.pixel.data import compute_features
+    from backend.pixel.features import PixelFeatures
+    from backend.pixel.train import select
+
+    store = ChipStore(stores[PATCHES[1]])
+    inp = pixel_input(store)
+    px = labelled_pixels(store, inp, ("train", "val", "test"))
+    keep = np.zeros(len(px), bool)
+    for c in np.unique(px.labels):
+        for p in np.unique(px.parcels[px.labels == c])[:2]:
+            keep |= px.parcels == p
+    px = px.take(np.nonzero(keep)[0][::3])
+    f = compute_features(PixelFeatures(inp), store, inp, px)
+    sel = select(f, px.labels, px.parcels, len(store.classes), f.shape[1], ["linear", "gbm", "rf", "vote"], False,
+                 0)
+    assert sel.classifier == "vote" and "fewer than 3" in sel.reason and sel.cv_miou is not None
+    assert sum(r["kept"] for r in sel.table) == 1 and len(sel.table[0]["fold_miou"]) == sel.folds == 2
+
+
+def test_bands_a_20m_product_shares(stores: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "m20"
+    events = command_ok("finetune", ["--data", stores[PATCHES[0]], "--arch", "pixel", "--classifier", "linear",
+                                     "--bands", "B05,B06,B07,b8a,B11,B12,VV,VH", "--max-pixels", "500",
+                                     "--out", out])
+    assert summary_of(events)["classifier"] == "linear"
+    meta = read_meta(out)
+    assert [c[1] for c in meta["input"]["channels"]] == ["B05", "B06", "B07", "B8A", "B11", "B12", "VV", "VH"]
+    rc, events = run_command("finetune", ["--data", stores[PATCHES[0]], "--arch", "pixel", "--bands", "B01,B05",
+                                          "--out", tmp_path / "bad"])
+    assert rc == 2 and error_of(events)["code"] == "missing_bands" and "B01" in error_of(events)["message"]
+    assert not (tmp_path / "bad").exists()
