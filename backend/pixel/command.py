@@ -25,8 +25,8 @@ from backend.pixel.classifiers import CLASSIFIERS
 from backend.pixel.data import input_from_args
 from backend.pixel.train import (
     PixelFit,
-    embedding_spec,
     fit_pixel_classifier,
+    init_embedding,
     labelled_pixels,
     sample_by_parcel,
     score_pixels,
@@ -80,18 +80,7 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
         raise EoSslError("no_samples", f"No labelled training pixel with valid imagery in {store.path}.",
                          "Check the parcels, the split and the label fraction.")
     train_px = sample_by_parcel(train_px, args.max_pixels, seed)
-    emb, enc_state = None, None
-    if init is not None and init.kind != "none":
-        if init.kind == "random":
-            from backend.models.encoders import create_encoder
-
-            enc_state = create_encoder(init.encoder, len([c for b in inp.blocks for c in b.bands])).state_dict()
-            meta = {"architecture": {"family": "timm", "encoder": init.encoder,
-                                     "in_chans": sum(len(b.bands) for b in inp.blocks)},
-                    "input": {"channels": [[b.sensor, band] for b in inp.blocks for band in b.bands]}}
-        else:
-            enc_state, meta = init.encoder_state, init.meta
-        emb = embedding_spec(meta, inp, args.embedding_dim, None, init.provenance())
+    emb, enc_state = init_embedding(init, inp, args.embedding_dim, store, strict=True)
     dates = ", ".join(f"{b.sensor.upper()} {len(b.dates)} {'period' if inp.calendar else 'date'}(s)"
                       for b in inp.blocks)
     if inp.calendar is not None:

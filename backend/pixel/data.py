@@ -210,7 +210,7 @@ def compute_features(features: PixelFeatures, store: ChipStore, inp: PixelInput,
     """(N, F) features of the pixels ``px``: pointwise features from the pixels' own input, an embedding through
     windows of ``WINDOW`` px (plus ``MARGIN``) around them."""
     features.eval()
-    if features.embedding is None:
+    if features.pointwise:
         out = []
         for i in range(0, len(px), batch):
             x = torch.from_numpy(read_inputs(store, inp, px.rows[i:i + batch], px.cols[i:i + batch]))

@@ -10,9 +10,10 @@ nodata). :class:`PixelFeatures` turns it into (B, F, H, W):
   the nearest one at the ends) and ``observed`` per sensor and period says which were real;
 - ``stats`` (several dates): per band (and NDVI) the median, standard deviation, 10th and 90th percentile over the
   valid dates: what a season looks like, independent of which day was cloudy;
-- ``embedding`` (optional): the per-pixel features of a pre-trained encoder (:class:`Embedding`) on the composite of
-  the dates (per-band median over valid dates), its feature pyramid upsampled to full resolution, and projected on
-  its principal components (fitted on unlabelled pixels of the store).
+- ``embedding`` (optional): the per-pixel features of a pre-trained encoder: an image CNN (:class:`Embedding`) on
+  the composite of the dates (per-band median over valid dates), its feature pyramid upsampled to full resolution
+  and projected on its principal components (fitted on unlabelled pixels of the store); or a pixel time-series
+  encoder (:class:`~backend.pixel.series.SeriesEmbedding`: Presto, ts-byol) on each pixel's calendar series.
 
 Training (:mod:`backend.pixel.train`) and prediction feed the same module, so a map is exactly the classifier applied
 to the cube.
@@ -29,6 +30,7 @@ from torch import nn
 
 from backend.data.calendar import Calendar
 from backend.errors import EoSslError
+from backend.pixel.series import SeriesEmbedding, SeriesEmbeddingSpec
 
 #: temporal statistics per band over the valid dates (with several dates)
 STATS = ("median", "std", "p10", "p90")
@@ -246,21 +248,20 @@ class PixelFeatures(nn.Module):
     docstring). ``names`` lists the features in order (for reports and feature importance)."""
 
     def __init__(self, inp: PixelInput, stats: bool | None = None, spectra: bool = True,
-                 embedding: EmbeddingSpec | None = None) -> None:
+                 embedding: EmbeddingSpec | SeriesEmbeddingSpec | None = None) -> None:
         super().__init__()
         self.inp = inp
         self.use_spectra = spectra
         self.use_stats = any(len(b.dates) > 1 for b in inp.blocks) if stats is None else stats
-        self.embedding = Embedding(embedding) if embedding is not None else None
-        if self.embedding is not None:
-            picks = []
-            for s, band in embedding.channels:
-                block = inp.block(s)
-                if block is None or band not in block.bands:
-                    raise EoSslError("missing_bands", f"The encoder reads {s.upper()} {band}, which the data lack.",
-                                     "Prepare the store with the bands the encoder was pre-trained on.")
-                picks.append((inp.blocks.index(block), block.bands.index(band)))
-            self._emb_picks = picks
+        self.embedding: Embedding | SeriesEmbedding | None = None
+        if isinstance(embedding, SeriesEmbeddingSpec):
+            self.embedding = SeriesEmbedding(embedding)
+            self._series_picks = self._picks(embedding.channels)
+        elif embedding is not None:
+            self.embedding = Embedding(embedding)
+        if isinstance(self.embedding, Embedding):
+            assert isinstance(embedding, EmbeddingSpec)
+            picks = self._emb_picks = self._picks(embedding.channels)
             # the store's standardisation undone per encoder channel: raw = z * std + mean
             self.register_buffer("emb_raw_mean", torch.tensor(
                 [inp.blocks[i].mean[c] for i, c in picks], dtype=torch.float32).view(1, -1, 1, 1))
@@ -270,6 +271,29 @@ class PixelFeatures(nn.Module):
         if not self.names:
             raise EoSslError("bad_argument", "The pixel classifier has no feature to use.",
                              "Keep the spectra, or give an encoder package with --init.")
+
+    def _picks(self, channels: list[tuple[str, str]]) -> list[tuple[int, int]]:
+        picks = []
+        for s, band in channels:
+            block = self.inp.block(s)
+            if block is None or band not in block.bands:
+                raise EoSslError("missing_bands", f"The encoder reads {s.upper()} {band}, which the data lack.",
+                                 "Prepare the store with the bands the encoder was pre-trained on.")
+            picks.append((self.inp.blocks.index(block), block.bands.index(band)))
+        return picks
+
+    @property
+    def pointwise(self) -> bool:
+        """A pixel's features depend on that pixel alone (no image encoder's spatial context)."""
+        return not isinstance(self.embedding, Embedding)
+
+    def series(self, x: torch.Tensor) -> torch.Tensor:
+        """(B*H*W, P, C_enc) raw values (NaN where a period has no observation) of the series encoder's channels."""
+        parts = self.split(x)
+        raw = [parts[i][:, :, c] * self.inp.blocks[i].std[c] + self.inp.blocks[i].mean[c]
+               for i, c in self._series_picks]  # each (B, P, H, W)
+        v = torch.stack(raw, 2)  # (B, P, C, H, W)
+        return v.permute(0, 3, 4, 1, 2).reshape(-1, v.shape[1], v.shape[2])
 
     def _names(self) -> list[str]:
         names: list[str] = []
@@ -334,7 +358,11 @@ class PixelFeatures(nn.Module):
                 mean = torch.nan_to_num(vals, nan=0.0).sum(1) / cnt
                 var = (torch.nan_to_num(vals - mean.unsqueeze(1), nan=0.0) ** 2).sum(1) / cnt
                 feats += [med, var.sqrt(), nan_quantile(vals, 0.1, 1), nan_quantile(vals, 0.9, 1)]
-        if self.embedding is not None:
+        if isinstance(self.embedding, SeriesEmbedding):
+            b, _, h, w = x.shape
+            e = self.embedding(self.series(x))  # (B*H*W, D)
+            feats.append(e.reshape(b, h, w, -1).permute(0, 3, 1, 2))
+        elif self.embedding is not None:
             feats.append(self.embedding(self.composite(x)))
         return torch.cat(feats, 1)
 
@@ -346,6 +374,9 @@ class PixelFeatures(nn.Module):
 
     @classmethod
     def from_description(cls, d: dict[str, Any]) -> PixelFeatures:
-        emb = EmbeddingSpec.from_dict(d["embedding"]) if d.get("embedding") else None
+        e = d.get("embedding")
+        emb: EmbeddingSpec | SeriesEmbeddingSpec | None = None
+        if e:
+            emb = SeriesEmbeddingSpec.from_dict(e) if e.get("kind") == "series" else EmbeddingSpec.from_dict(e)
         return cls(PixelInput.from_dict(d["input"]), stats=bool(d.get("stats")), spectra=bool(d.get("spectra", True)),
                    embedding=emb)

@@ -77,7 +77,7 @@ class PixelClassifier(nn.Module):
     def pointwise(self) -> bool:
         """True when a pixel's class depends on that pixel's values only (no embedding, no smoothing): no tiles, no
         blending."""
-        return self.features.embedding is None and not self.smooth
+        return self.features.pointwise and not self.smooth
 
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         """(N, F) features -> (N, K) logits."""
@@ -99,7 +99,9 @@ class PixelClassifier(nn.Module):
     def describe(self) -> dict[str, Any]:
         return {"family": "pixel", "classifier": self.classifier, "features": self.features.describe(),
                 "head": head_info(self.head), "num_classes": self.num_classes, "smooth": self.smooth,
-                "encoder": (self.features.embedding.spec.encoder if self.features.embedding is not None else None),
+                "encoder": (getattr(self.features.embedding.spec, "encoder", None)
+                            or getattr(self.features.embedding.spec, "family", None)
+                            if self.features.embedding is not None else None),
                 "decoder": f"pixel {self.classifier}"}
 
     @classmethod

@@ -38,6 +38,7 @@ from backend.pixel.data import (
 )
 from backend.pixel.features import EmbeddingSpec, PixelFeatures, PixelInput
 from backend.pixel.model import PixelClassifier
+from backend.pixel.series import SeriesEmbeddingSpec
 from backend.report.metrics import confusion, scores
 
 #: the candidates of ``--classifier auto``, in order of preference when they tie (simplest first)
@@ -60,8 +61,10 @@ def embedding_spec(init_meta: dict[str, Any], inp: PixelInput, dim: int | None, 
     arch = init_meta.get("architecture") or {}
     if arch.get("family") not in ("timm", "smp"):
         raise EoSslError("unsupported_model", f"The package holds a {arch.get('family')} model; the pixel "
-                         "embedding takes timm CNN encoders (packages of eo-ssl pretrain with image-level methods).",
-                         "Use --init with a package of eo-ssl pretrain --method moco-v2|byol|rs-byol|...")
+                         "embedding takes timm CNN encoders (packages of eo-ssl pretrain with image-level methods) "
+                         "and pixel time-series encoders (Presto, ts-byol, ts-barlow).",
+                         "Use --init with a package of eo-ssl pretrain --method moco-v2|byol|rs-byol|ts-byol|..., "
+                         "or of eo-ssl import-weights --encoder presto.")
     fallback = {b.sensor: {band: {"mean": m, "std": s} for band, m, s in zip(b.bands, b.mean, b.std)}
                 for b in inp.blocks}
     spec = spec_from_meta(init_meta, fallback=fallback)
@@ -69,6 +72,57 @@ def embedding_spec(init_meta: dict[str, Any], inp: PixelInput, dim: int | None, 
                          channel_mode=spec.channel_mode, channels=list(spec.channels),
                          mean=[float(v) for v in spec.mean], std=[float(v) for v in spec.std],
                          levels=list(levels or DEFAULT_LEVELS), dim=dim or None, source=source)
+
+
+def init_embedding(init: Any, inp: PixelInput, dim: int | None, store: ChipStore,
+                   template: dict[str, Any] | None = None, strict: bool = False
+                   ) -> tuple[Any, dict[str, torch.Tensor] | None]:
+    """(embedding spec, encoder weights) of a ``--init`` (:class:`backend.train.init_source.InitSource`) for the
+    pixel classifiers: an image CNN (timm/smp, a package or random) or a pixel time-series encoder (Presto,
+    ts-byol: a package, or random with the architecture of ``template``, a package's ``model.json``);
+    (None, None) for ``none`` and for models the pixel path cannot read (a dense-moco backbone; ``strict``: an
+    ``unsupported_model`` error)."""
+    from backend.pixel.series import SERIES_FAMILIES, SeriesEmbedding, series_spec
+
+    if init is None or init.kind == "none":
+        return None, None
+    if init.encoder in SERIES_FAMILIES or ((init.meta or {}).get("architecture") or {}).get("family") \
+            in SERIES_FAMILIES:
+        meta = init.meta if init.kind == "package" else template
+        if meta is None:
+            return None, None
+        spec = series_spec(meta, inp, init.provenance(), store_latlon(store))
+        if init.kind != "package":  # the same architecture at random initialisation
+            torch.manual_seed(0)
+            return spec, SeriesEmbedding(spec).encoder.state_dict()
+        return spec, init.encoder_state
+    if init.kind == "random":
+        from backend.models.encoders import create_encoder
+
+        n = sum(len(b.bands) for b in inp.blocks)
+        meta = {"architecture": {"family": "timm", "encoder": init.encoder, "in_chans": n},
+                "input": {"channels": [[b.sensor, band] for b in inp.blocks for band in b.bands]}}
+        torch.manual_seed(0)
+        return embedding_spec(meta, inp, dim, None, init.provenance()), create_encoder(init.encoder, n).state_dict()
+    family = ((init.meta or {}).get("architecture") or {}).get("family")
+    if family not in ("timm", "smp") and not strict:
+        return None, None
+    return embedding_spec(init.meta or {}, inp, dim, None, init.provenance()), init.encoder_state
+
+
+def store_latlon(store: ChipStore) -> list[float] | None:
+    """(lat, lon) in degrees of the centre of a cube's grid (Presto's location token); None when unknown."""
+    try:
+        from pyproj import CRS, Transformer
+
+        grid = store.manifest["grid"]
+        t = grid["transform"]
+        x = t[2] + t[0] * grid["width"] / 2 + t[1] * grid["height"] / 2
+        y = t[5] + t[3] * grid["width"] / 2 + t[4] * grid["height"] / 2
+        lon, lat = Transformer.from_crs(CRS.from_wkt(grid["crs"]), CRS.from_epsg(4326), always_xy=True).transform(x, y)
+        return [float(lat), float(lon)]
+    except (KeyError, ValueError, TypeError, ImportError):
+        return None
 
 
 @torch.no_grad()
@@ -210,7 +264,8 @@ class PixelFit:
 
 
 def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k: int, *, classifier: str,
-                         embedding: EmbeddingSpec | None, encoder_state: dict[str, torch.Tensor] | None,
+                         embedding: EmbeddingSpec | SeriesEmbeddingSpec | None,
+                         encoder_state: dict[str, torch.Tensor] | None,
                          seed: int = 0, events: Events | None = None, embedding_only: bool = False,
                          smooth: float = 0.0, cross_validate: bool = False) -> PixelFit:
     """Features, optional selection (``classifier == "auto"``; with ``embedding_only`` the embedding is always
@@ -223,7 +278,7 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
     if features.embedding is not None:
         assert encoder_state is not None
         features.embedding.load_encoder(encoder_state)
-        if embedding is not None and embedding.dim:
+        if isinstance(embedding, EmbeddingSpec) and embedding.dim:
             fit_projection(features, store, inp, seed)
     f = compute_features(features, store, inp, train_px)
     y = train_px.labels
@@ -257,7 +312,7 @@ def score_pixels(model: PixelClassifier, store: ChipStore, inp: PixelInput, px: 
     if model.pointwise:
         pred = model.classify(torch.from_numpy(compute_features(model.features, store, inp, px))).argmax(1)
     else:  # the map's pixels depend on their neighbourhood (an embedding, smoothing): the model on windows
-        pred = torch.from_numpy(windowed(model, k, store, inp, px, model.features.embedding is not None)).argmax(1)
+        pred = torch.from_numpy(windowed(model, k, store, inp, px, not model.features.pointwise)).argmax(1)
     cm = confusion(torch.from_numpy(px.labels), pred, k).numpy()
     return cm, scores(cm, class_names)
 

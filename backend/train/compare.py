@@ -242,7 +242,7 @@ def compare_cube(args: Any, events: Events, store: ChipStore, inits: list[Any], 
                 _add(rows, events, Row(f"pixel classifier (spectra{smoothed})", "pixel-spectra", None, budget, seed,
                                        cm, detail, sec))
                 for init, label, _ in encoders:
-                    emb, state = _embedding_of(init, inp, args.embedding_dim)
+                    emb, state = _embedding_of(init, inp, args.embedding_dim, store, [i for i, _, _ in encoders])
                     if emb is not None:
                         cm, detail, sec = _timed(lambda e=emb, st=state, f=fit: f.run("auto", e, st, args.smooth))
                         _add(rows, events, Row(f"pixel + embedding ({label}{smoothed})", "pixel", label, budget,
@@ -285,21 +285,14 @@ class PixelPath:
         return self.scorer.pixel_model(fit.model, self.k), detail
 
 
-def _embedding_of(init: Any, inp: Any, dim: int) -> tuple[Any, Any]:
-    """(EmbeddingSpec, encoder weights) of an init for the pixel path; (None, None) when it has no 2D encoder."""
-    from backend.models.encoders import create_encoder
-    from backend.pixel.train import embedding_spec
+def _embedding_of(init: Any, inp: Any, dim: int, store: ChipStore, inits: list[Any]) -> tuple[Any, Any]:
+    """(embedding spec, encoder weights) of an init for the pixel path; (None, None) when it has no encoder the
+    pixel path reads. A random init of a pixel time-series family takes the architecture of the first package of
+    that family among ``inits``."""
+    from backend.pixel.train import init_embedding
 
-    if init.kind == "random":
-        n = sum(len(b.bands) for b in inp.blocks)
-        meta = {"architecture": {"family": "timm", "encoder": init.encoder, "in_chans": n},
-                "input": {"channels": [[b.sensor, band] for b in inp.blocks for band in b.bands]}}
-        torch.manual_seed(0)
-        return embedding_spec(meta, inp, dim, None, init.provenance()), create_encoder(init.encoder, n).state_dict()
-    family = ((init.meta or {}).get("architecture") or {}).get("family")
-    if family not in ("timm", "smp"):
-        return None, None
-    return embedding_spec(init.meta, inp, dim, None, init.provenance()), init.encoder_state
+    template = next((i.meta for i in inits if i.kind == "package" and i.encoder == init.encoder), None)
+    return init_embedding(init, inp, dim, store, template=template)
 
 
 def _unet(args: Any, events: Events, store: ChipStore, init: Any, spec: Any, picks: Any, budget: Budget, cfg: Any,

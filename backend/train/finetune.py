@@ -458,6 +458,9 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                          "Use --init random or a model package.")
     task = args.task or default_task(store)
     init = load_init(args.init, args.encoder, events.warning)
+    if init.kind == "package" and ((init.meta or {}).get("architecture") or {}).get("family") in ("presto", "series"):
+        raise EoSslError("unsupported_model", f"{args.init} is a pixel time-series encoder: it gives the pixel "
+                         "classifier an embedding, not a U-Net its encoder.", "Use --arch pixel with this --init.")
     spec, picks = input_spec(store, init, events.warning)
     data = build_task_data(store, task, spec, picks, label_fraction=args.label_fraction, seed=cfg.seed,
                            crop=args.crop, samples_per_epoch=args.samples_per_epoch, date=args.date,

@@ -75,6 +75,9 @@ def load_init(init: str, encoder: str | None, warn: Any = None) -> InitSource:
             enc, sha = _package_part(path, "temporal.", "backbone",
                                      "Use a package written by eo-ssl pretrain --method dense-moco.")
             return InitSource("package", str(arch.get("backbone", "unet3d")), path, meta, enc, sha)
+        if family in ("presto", "series"):  # a pixel time-series encoder: the pixel classifiers' embedding
+            enc, sha = _package_part(path, "encoder.", "encoder", "Use the package as eo-ssl wrote it.")
+            return InitSource("package", family, path, meta, enc, sha)
         if family not in ("timm", "smp"):
             raise EoSslError("unsupported_model", f"{path} holds a {family} model ({meta.get('method')}); fine-tuning "
                              "takes timm encoders or dense-moco backbones.",
