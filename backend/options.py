@@ -479,7 +479,9 @@ EXPORT_DATASET = [
 IMPORT_WEIGHTS = [
     _opt("file", metavar="FILE", role="input", required=True,
          help="the published weights: .pth/.pt state dict or checkpoint, or .safetensors"),
-    _opt("--encoder", required=True, help="the timm architecture of the weights (resnet18, resnet50, ...)"),
+    _opt("--encoder", required=True, help="the architecture of the weights: a timm name (resnet18, resnet50, ...) or "
+                                          "presto (Presto's published state dict, read into eo-ssl's own Presto; "
+                                          "--bands, --normalisation and --prefix do not apply)"),
     _opt("--bands", help="the bands the encoder reads, in its order, comma-separated (default: the preset's; "
                          "SSL4EO-S12 multispectral: B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12)"),
     _opt("--normalisation", aliases=("--normalization",), metavar="PRESET|FILE", role="input",

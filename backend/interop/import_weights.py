@@ -12,6 +12,12 @@ first step of the chain of provenance. It is then used as any package: ``pretrai
 
 A torchgeo SSL4EO-S12 file is recognised by its SHA-256 (torchgeo's names end with its first 8 hex digits); its band
 order, normalisation and URL are then filled in, and an ``--encoder`` or ``--bands`` that contradicts them is refused.
+
+``--encoder presto`` reads Presto's published state dict (nasaharvest/presto ``data/default_model.pt``) into eo-ssl's
+own implementation (:mod:`backend.models.presto`): the whole file (encoder and decoder) loads strictly, and the package
+keeps the encoder (``encoder.*``, architecture family ``presto``), with Presto's fixed bands and normalisation; the
+decoder is dropped (``provenance.imported.decoder_dropped``). ``--bands``, ``--normalisation`` and ``--prefix`` do not
+apply to it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.interop import presets
 from backend.interop.state_dicts import match_encoder, read_weights_file
-from backend.models import provenance
+from backend.models import presto, provenance
 from backend.models.inputs import describe
 from backend.models.segmentation import timm_name
 
@@ -49,6 +55,11 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         raise EoSslError("input_not_found", f"Weights file {path} does not exist.", "Check the path.")
     model_folder.check_out(out, False, args.overwrite, options.paths("import-weights", args, "input"))
     sha = sha256_of(path)
+    if args.encoder.strip().lower() == "presto":
+        return _run_presto(args, events, path, out, sha)
+    if sha == presto.PUBLISHED_SHA256:
+        raise EoSslError("init_mismatch", f"{path.name} is Presto's published state dict (SHA-256 {sha[:8]}...); "
+                         f"--encoder says {args.encoder}.", "Use --encoder presto.")
     known = presets.recognise(sha)
     encoder_name = timm_name(args.encoder)
     if known is not None:
@@ -118,3 +129,67 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     return {"model": str(out), "encoder": encoder_name, "bands": ",".join(b for _, b in channels),
             "tensors": len(found.state), "key_prefix": found.prefix, "sha256": sha,
             "recognised": known.name if known else None, "normalisation": norm_spec}
+
+
+def _run_presto(args: argparse.Namespace, events: Events, path: Path, out: Path, sha: str) -> dict[str, Any]:
+    """``import-weights FILE --encoder presto``: the published Presto file -> a package of its encoder."""
+    from backend.models.package import save_package
+
+    given = [name for name, value in (("--bands", args.bands), ("--normalisation", args.normalisation),
+                                      ("--prefix", args.prefix)) if value]
+    if given:
+        raise EoSslError("bad_argument", f"{', '.join(given)} do not apply to Presto: it reads fixed bands "
+                         f"({', '.join(presto.INPUT_BANDS)} and NDVI) with its own normalisation, from its published "
+                         "state dict.", f"Leave {', '.join(given)} out.")
+    published = sha == presto.PUBLISHED_SHA256
+    if published:
+        events.log(f"{path.name} is Presto's published state dict (nasaharvest/presto data/default_model.pt, "
+                   f"SHA-256 {sha[:8]}...)")
+    model, info = presto.read_presto_file(path)
+    encoder = model.encoder
+    events.log(f"{path.name} ({info['format']}): {info['tensors']} tensors, all used: encoder {info['encoder_tensors']}"
+               f" ({info['encoder_parameters']:,} parameters), decoder {info['decoder_tensors']} (dropped)")
+    probe = {b: torch.full((2, 12), 1000.0) for b in presto.S2_INPUT} | {"VV": torch.full((2, 12), -10.0),
+                                                                         "VH": torch.full((2, 12), -17.0)}
+    features = encoder.embed(probe, torch.arange(12), torch.tensor([[50.8, 3.0], [-1.3, 36.8]]))
+    if not bool(torch.isfinite(features).all()):
+        raise EoSslError("corrupt_weights", f"{path.name} gives non-finite features.", "Download the file again.")
+    source = args.source or (presto.PUBLISHED_SOURCE if published else None)
+    channels = [["s1", b] for b in presto.S1_INPUT] + [["s2", b] for b in presto.S2_INPUT]
+    normalization = {sensor: {b: {"mean": -presto.SHIFT.get(b, 0.0), "std": presto.DIV[b]} for s, b in channels
+                              if s == sensor} for sensor in ("s1", "s2")}
+    imported = {"file": str(path.resolve()), "file_name": path.name, "sha256": sha, "bytes": path.stat().st_size,
+                "format": info["format"], "source": source, "published_presto": published,
+                "key_prefix": info["key_prefix"], "tensors": info["tensors"], "unused_tensors": 0,
+                "encoder_tensors": info["encoder_tensors"], "decoder_tensors": info["decoder_tensors"],
+                "decoder_dropped": True, "encoder_parameters": info["encoder_parameters"],
+                "decoder_parameters": info["decoder_parameters"],
+                "licence": "MIT (nasaharvest/presto); cite Tseng et al. 2023, arXiv 2304.14065" if published else None}
+    meta = {
+        "task": "pretrain", "method": "imported", "variant": None,
+        "architecture": presto.architecture_of(encoder),
+        "input": {"channels": channels, "channel_mode": "presto", "crop": None, "dates": "monthly",
+                  "time_steps": encoder.max_sequence_length, "layout": "pixel-time-series",
+                  "months": "calendar month of each time step (0 = January)", "derived": {"NDVI": "B04, B08"},
+                  "latlon": "pixel centres, WGS84 degrees",
+                  "masked": {**presto.NOT_SUPPLIED, "S2 B01, B09, B10": "not Presto inputs"}},
+        "grid": {"resolution": float(args.resolution)},
+        "normalization": normalization,
+        "normalization_source": "Presto: (x + shift) / div: S1 dB (x + 25) / 25, S2 reflectance x 10000 / 10000; "
+                                "NDVI from the normalised B04, B08 (nasaharvest/presto, S1_S2_ERA5_SRTM.normalize)",
+        "classes": [],
+        "training": {},
+        "metrics": {},
+        "provenance": {"init": "imported", "imported": imported,
+                       "chain": [provenance.step("import", file=str(path.resolve()), sha256=sha, source=source,
+                                                 encoder="presto", bands=[b for _, b in channels],
+                                                 decoder="dropped")]},
+    }
+    if args.overwrite and out.exists():
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    save_package(out, {f"encoder.{k}": v for k, v in encoder.state_dict().items()}, meta)
+    events.artifact("model", str(out))
+    return {"model": str(out), "encoder": "presto", "bands": ",".join(b for _, b in channels),
+            "tensors": info["tensors"], "encoder_tensors": info["encoder_tensors"], "decoder_dropped": True,
+            "key_prefix": info["key_prefix"], "sha256": sha, "recognised": "presto" if published else None,
+            "normalisation": "presto"}

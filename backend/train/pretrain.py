@@ -166,6 +166,11 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     sensors_opt = args.sensors
     if args.init:
         init_meta, init_weights = load_package(args.init)  # refuses pickles and damaged files
+        family = (init_meta.get("architecture") or {}).get("family", "timm")
+        if family not in ("timm", "smp"):
+            raise EoSslError("init_mismatch", f"--init {args.init} holds a {family} model; --method {args.method} "
+                             "pre-trains a timm image encoder.", "Initialise from a package of eo-ssl pretrain or "
+                             "import-weights with a timm encoder.")
         if not rs:  # the encoder reads the package's bands in its order: the data are matched to them by name
             s2_bands, sensors_opt = init_bands(init_meta, args, args.init)
     probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
