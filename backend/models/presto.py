@@ -440,6 +440,15 @@ def architecture_of(encoder: PrestoEncoder) -> dict[str, Any]:
             "decoder": None, "num_classes": None}
 
 
+def presto_from_architecture(arch: dict[str, Any]) -> PrestoEncoder:
+    """An empty (untrained) Presto encoder of a package's ``architecture``."""
+    try:
+        return PrestoEncoder(**{k: arch[k] for k in DEFAULT_ARCHITECTURE})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EoSslError("corrupt_model", f"model.json has no valid Presto architecture ({exc}).",
+                         "Import the weights again.") from exc
+
+
 def load_presto_package(path: str | Path) -> PrestoEncoder:
     """The Presto encoder of a package written by ``import-weights --encoder presto`` (strict: every ``encoder.*``
     tensor of the package, none missing, shapes checked), in eval mode on the CPU."""
@@ -450,11 +459,7 @@ def load_presto_package(path: str | Path) -> PrestoEncoder:
     if arch.get("family") != "presto":
         raise EoSslError("unsupported_model", f"{path} holds a {arch.get('family') or 'unknown'} model, not Presto.",
                          "Give a package written by eo-ssl import-weights FILE --encoder presto.")
-    try:
-        encoder = PrestoEncoder(**{k: arch[k] for k in DEFAULT_ARCHITECTURE})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EoSslError("corrupt_model", f"{Path(path) / 'model.json'} has no valid Presto architecture ({exc}).",
-                         "Import the weights again.") from exc
+    encoder = presto_from_architecture(arch)
     found = weights_under(state, "encoder.")
     _compare(found, encoder.state_dict(), str(path), "Import the weights again (eo-ssl import-weights FILE "
              "--encoder presto).")

@@ -144,7 +144,7 @@ def series_spec(meta: dict[str, Any], inp: Any, source: dict[str, Any], latlon: 
     if not channels:
         raise EoSslError("missing_bands", f"The store has none of the bands the {family} encoder reads "
                          f"({', '.join(b for _, b in wanted)}).", "Prepare the store with those bands.")
-    dim = int(arch.get("dim") or arch.get("embedding_dim") or 0)
+    dim = int(arch.get("dim") or arch.get("num_features") or 0)
     if dim <= 0:
         raise EoSslError("corrupt_model", f"The {family} package does not say its embedding size.",
                          "Use the package as eo-ssl wrote it.")

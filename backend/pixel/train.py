@@ -247,6 +247,8 @@ def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral:
             keep, reason = base, (f"{best['classifier']}{' + embedding' if best['embedding'] else ''} led by "
                                   f"{best['cv_miou'] - base['cv_miou']:.3f} mIoU, within the folds' noise "
                                   f"(standard error {se:.3f}): {what} ({default})")
+    if len(table) == 1:
+        keep, reason = table[0], f"asked (--classifier {default})"
     for r in table:
         r["kept"] = r is keep
     if events is not None and reason != "best":
@@ -291,7 +293,8 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
                        + f"{len(np.unique(train_px.parcels))}-parcel grouped cross-validation:")
         selection = select(f, y, train_px.parcels, k, f.shape[1] - n_emb,
                            list(AUTO_CANDIDATES) if classifier == "auto" else [classifier],
-                           features.embedding is not None, seed, events, embedding_only)
+                           features.embedding is not None, seed, events,
+                           embedding_only or classifier != "auto")  # a fixed classifier: scored as asked
         name = selection.classifier
         if features.embedding is not None and not selection.with_embedding:
             features = PixelFeatures(inp, embedding=None)  # the embedding did not help on held-out parcels

@@ -187,3 +187,45 @@ def test_bands_a_20m_product_shares(stores: dict[str, Path], tmp_path: Path) -> 
                                           "--out", tmp_path / "bad"])
     assert rc == 2 and error_of(events)["code"] == "missing_bands" and "B01" in error_of(events)["message"]
     assert not (tmp_path / "bad").exists()
+
+
+# -- pixel time-series encoders in the pixel classifier ----------------------------------------------------------
+PRESTO = Path("published_encoders") / "presto" / "default_model.pt"
+
+
+def test_presto_embedding_reads_each_pixels_calendar_series(stores: dict[str, Path], shared_data: Path,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``finetune --arch pixel --init PRESTO_PACKAGE``: the model's embedding features are Presto's own embedding of
+    each pixel's monthly composites (raw values, the months of the season, the area's centre), and the package
+    rebuilds them from ``model.json`` alone."""
+    from backend.models.presto import load_presto_package
+    from backend.predict.command import load_model
+
+    base = tmp_path_factory.getbasetemp()
+    pkg = cached(base, "presto-package", lambda out: command_ok(
+        "import-weights", [shared_data / PRESTO, "--encoder", "presto", "--out", out]))
+    model = cached(base, "presto-pixel-model", lambda out: command_ok(
+        "finetune", ["--data", stores[PATCHES[0]], "--arch", "pixel", "--init", pkg, "--classifier", "linear",
+                     "--smooth", "0", "--max-pixels", "300", "--out", out]))
+    meta = read_meta(model)
+    emb = meta["architecture"]["features"]["embedding"]
+    assert emb["kind"] == "series" and emb["family"] == "presto" and emb["dim"] == 128
+    assert emb["months"] == [10, 11, *range(10)]  # November 2017 .. October 2018
+    _, net = load_model(model)
+    assert net.pointwise
+    store = ChipStore(stores[PATCHES[0]])
+    inp = net.features.inp
+    px = labelled_pixels(store, inp, "train").take(np.arange(0, 1400, 350))
+    x = torch.from_numpy(read_inputs(store, inp, px.rows, px.cols))
+    with torch.no_grad():
+        feats = net.features(x[:, :, None, None])[:, -128:, 0, 0]
+    # the same pixels by hand: raw monthly medians per band, NaN where a month has no observation
+    raw: dict[str, torch.Tensor] = {}
+    for b, block in enumerate(inp.blocks):
+        z = x[:, inp.offsets()[b]:inp.offsets()[b] + block.size].reshape(len(px), len(block.dates), -1)
+        for c, band in enumerate(block.bands):
+            raw[band] = z[:, :, c] * block.std[c] + block.mean[c]
+    latlon = torch.tensor([emb["latlon"]], dtype=torch.float32).expand(len(px), 2)
+    ref = load_presto_package(pkg).embed(raw, torch.tensor(emb["months"]), latlon)
+    assert torch.allclose(feats, ref, atol=1e-4)
+    assert 50.0 < emb["latlon"][0] < 52.0 and 2.5 < emb["latlon"][1] < 6.0  # Flanders
