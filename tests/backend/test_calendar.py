@@ -229,3 +229,41 @@ def test_presto_embedding_reads_each_pixels_calendar_series(stores: dict[str, Pa
     ref = load_presto_package(pkg).embed(raw, torch.tensor(emb["months"]), latlon)
     assert torch.allclose(feats, ref, atol=1e-4)
     assert 50.0 < emb["latlon"][0] < 52.0 and 2.5 < emb["latlon"][1] < 6.0  # Flanders
+
+
+def test_embed_with_presto_writes_each_pixels_embedding(stores: dict[str, Path], shared_data: Path,
+                                                        tmp_path_factory: pytest.TempPathFactory,
+                                                        tmp_path: Path) -> None:
+    """``embed --model PRESTO_PACKAGE`` on the 2019 scenes (a 16 x 16 px box): each pixel's band values are Presto's
+    embedding of its monthly series (the scenes' 12 best covered months), as the pixel classifier computes it."""
+    from backend.models.presto import load_presto_package
+
+    base = tmp_path_factory.getbasetemp()
+    pkg = cached(base, "presto-package", lambda out: command_ok(
+        "import-weights", [shared_data / PRESTO, "--encoder", "presto", "--out", out]))
+    d = shared_data / PATCHES[1]
+    out = tmp_path / "emb.tif"
+    x0, y1 = 574680.0 + 200, 5622440.0 - 300  # 20 columns in, 30 rows down
+    command_ok("embed", ["--model", pkg, "--s2", d / "s2", "--s1", d / "s1", "--bbox",
+                         f"{x0},{y1 - 160},{x0 + 160},{y1}", "--bbox-crs", "EPSG:32631", "--dim", "0",
+                         "--out", out, "--devices", "cpu"])
+    with rasterio.open(out) as src:
+        assert src.count == 128 and src.shape == (16, 16)
+        got = src.read()[:, [0, 7, 15], [0, 9, 15]].T  # three pixels
+    store = ChipStore(stores[PATCHES[1]])
+    inp = pixel_input(store, bands=["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "VV", "VH"])
+    rows, cols = np.array([30, 37, 45]), np.array([20, 29, 35])
+    x = torch.from_numpy(read_inputs(store, inp, rows, cols))
+    raw: dict[str, torch.Tensor] = {}
+    for b, block in enumerate(inp.blocks):
+        z = x[:, inp.offsets()[b]:inp.offsets()[b] + block.size].reshape(3, len(block.dates), -1)
+        for c, band in enumerate(block.bands):
+            raw[band] = z[:, :, c] * block.std[c] + block.mean[c]
+    from backend.pixel.train import grid_latlon
+
+    grid = dict(store.manifest["grid"])
+    t = list(grid["transform"])
+    grid.update(width=16, height=16, transform=[t[0], t[1], x0, t[3], t[4], y1])
+    latlon = torch.tensor([grid_latlon(grid)], dtype=torch.float32).expand(3, 2)
+    ref = load_presto_package(pkg).embed(raw, torch.tensor(inp.calendar.months(inp.year)), latlon)
+    assert np.allclose(got, ref.numpy(), atol=1e-4)
