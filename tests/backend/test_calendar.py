@@ -6,8 +6,11 @@
 - A pixel classifier trained on one real Flanders patch (2018, 36 S2 / 40 S1 dates) maps the other (75 km away,
   2019, 54 S2 / 80 S1 other dates) and the reverse: ``predict`` gives exactly the classifier applied to the other
   patch's calendar cube; a season with a month missing is refused, naming the month.
+- ``predict --scenes``: one season model maps two tiles of other dates, each in its own season.
 - ``auto`` with two parcels a class keeps the robust default (the vote) and says why.
 - ``--bands``: a model of the bands that a 20 m product shares.
+- Presto's embedding in the pixel classifier and in ``embed`` equals Presto's own embedding of the pixels' monthly
+  composites.
 """
 
 from __future__ import annotations
@@ -267,3 +270,21 @@ def test_embed_with_presto_writes_each_pixels_embedding(stores: dict[str, Path],
     latlon = torch.tensor([grid_latlon(grid)], dtype=torch.float32).expand(3, 2)
     ref = load_presto_package(pkg).embed(raw, torch.tensor(inp.calendar.months(inp.year)), latlon)
     assert np.allclose(got, ref.numpy(), atol=1e-4)
+
+
+def test_predict_scenes_maps_two_tiles_of_other_dates(stores: dict[str, Path], shared_data: Path,
+                                                     tmp_path: Path) -> None:
+    """``predict --scenes``: one Sentinel-2 season model (``--bands``: S2 only) maps two tiles, each a folder of its
+    own dated files (2018 and 2019, 75 km apart), each in its own season."""
+    model = tmp_path / "s2-model"
+    command_ok("finetune", ["--data", stores[PATCHES[0]], "--arch", "pixel", "--classifier", "linear",
+                            "--bands", "B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12", "--max-pixels", "500",
+                            "--smooth", "0", "--out", model])
+    assert list(read_meta(model)["input"]["dates"]) == ["s2"]
+    out = tmp_path / "maps"
+    events = command_ok("predict", ["--model", model, "--scenes", shared_data / PATCHES[0] / "s2",
+                                    shared_data / PATCHES[1] / "s2", "--out-dir", out, "--devices", "cpu"])
+    maps = sorted(p.name for p in out.glob("*.tif"))
+    assert len(maps) == 2, maps
+    seasons = [e["message"] for e in events if e["event"] == "log" and "season calendar" in e.get("message", "")]
+    assert any("season of 2017" in m for m in seasons) and any("season of 2018" in m for m in seasons)
