@@ -163,7 +163,13 @@ def build_series_data(paths: Sequence[str | Path], *, period: str = "month", sea
                              "Pre-train on stores with the same bands, or choose shared ones with --bands.")
     lead = inp.blocks[0].sensor
     years = [inp.year_for(st.dates(lead)) if lead in st.sensors else inp.year for st in stores]
-    pixels = [observed_pixels(st, inp) for st in stores]
+    try:
+        pixels = [observed_pixels(st, inp) for st in stores]
+    except EoSslError as exc:
+        if exc.code != "period_not_covered":
+            raise
+        raise EoSslError(exc.code, exc.message, "Pre-train on a shorter season (--set season=MM-DD/MM-DD) or a "
+                         "coarser calendar (--set period=month), or on stores that cover every period.") from exc
     if not any(len(p) for p in pixels):
         raise EoSslError("no_samples", "No pixel of the stores has a valid observation in the season "
                          f"{inp.calendar.describe()}.", "Use stores with cloud-free observations in the season.")
