@@ -44,7 +44,8 @@ def _load_init(module: Any, path: str) -> dict[str, Any]:
                          "Use a package of eo-ssl pretrain --method ts-byol or ts-barlow, or leave --init out.")
     init = load_series_package(path)
     mine, theirs = module.encoder.architecture(), init.architecture()
-    differ = [f"{k} {theirs[k]} (this run: {mine[k]})" for k in mine if k not in ("sensors", "num_features") and mine[k] != theirs[k]]
+    differ = [f"{k} {theirs[k]} (this run: {mine[k]})" for k in mine
+              if k not in ("sensors", "num_features") and mine[k] != theirs[k]]
     if init.channels != module.encoder.channels:
         differ.append(f"channels {init.channels} (this run: {module.encoder.channels})")
     if differ:

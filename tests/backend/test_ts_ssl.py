@@ -221,6 +221,15 @@ def test_pretrain_package_loads_strictly_then_resumes(store_path, series, tmp_pa
     assert meta2["training"]["steps"] == 6 and meta2["training"]["resumed_from_step"] == 4
     assert meta2["metrics"]["history"][-1]["step"] == 6
 
+    # --init: ts-barlow goes on from the ts-byol encoder (its weights and normalisation), the chain says so
+    init = tmp_path / "from-init"
+    rc, events = run_cli("pretrain", ["--data", store_path, "--method", "ts-barlow", "--out", init, *TINY,
+                                      "--max-steps", 1, "--init", out])
+    assert rc == 0, [e for e in events if e["event"] == "error"]
+    meta3, _ = load_package(init)
+    assert [s["method"] for s in meta3["provenance"]["chain"]] == ["ts-byol", "ts-barlow"]
+    assert meta3["normalization"] == meta2["normalization"]
+
 
 def test_options_are_checked_before_any_work(store_path, tmp_path):
     rc, events = run_cli("pretrain", ["--data", store_path, "--method", "ts-barlow", "--out", tmp_path / "a",
