@@ -26,7 +26,7 @@ from backend.errors import EoSslError
 from backend.interop.presets import PRESETS
 
 # -- choice lists (their one home; the command modules import them) ---------------------------------------------------
-METHODS = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco")
+METHODS = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco", "ts-byol", "ts-barlow")
 VARIANTS = ("single", "three", "s2-only", "rgb-s1s2")
 TASKS = ("classification", "segmentation")
 SEG_ARCHS = ("unet", "deeplabv3plus", "deeplabv3")
@@ -203,18 +203,24 @@ PRETRAIN = [
     _opt("--crop", "int", default=64, minimum=16, group="model and data",
          help="size of the views in pixels (a ResNet needs at least 16)"),
     _opt("--sensors", default="s2", choices=("s2", "s2+s1"), group="model and data",
-         help="bands stacked as the input of byol/moco-v2/simsiam/barlow-twins/swav (rs-byol: ignored)"),
-    _opt("--bands", group="model and data", help="Sentinel-2 bands to use, comma-separated (default: all shared)"),
+         help="bands stacked as the input of byol/moco-v2/simsiam/barlow-twins/swav (rs-byol, ts-byol, ts-barlow: "
+              "ignored)"),
+    _opt("--bands", group="model and data",
+         help="Sentinel-2 bands to use, comma-separated (default: all shared); ts-byol/ts-barlow: S2 and S1 names "
+              "(e.g. B04,B08,B11,VV,VH; default: every band of the store)"),
     _opt("--epoch-length", "int", minimum=1, group="model and data",
-         help="samples per epoch (default: all chips of chip stores, 512 random crops per cube store)"),
+         help="samples per epoch (default: all chips of chip stores, 512 random crops per cube store; ts-byol/"
+              "ts-barlow: every observed pixel, or a fixed seeded sample of that many)"),
     _opt("--lr", "float", minimum=0, minimum_open=True, group="model and data",
          help="learning rate (default: the method's)"),
     _opt("--weight-decay", "float", minimum=0, group="model and data", help="weight decay (default: the method's)"),
     _opt("--ema", "float", minimum=0, maximum=1, group="model and data",
          help="momentum/EMA decay of the teacher (rs-byol 0.9, byol/moco-v2 0.99 -> 1)"),
     _opt("--set", action="append", default=[], metavar="KEY=VALUE", group="model and data",
-         help="override any method option (e.g. queue_size=4096, prototypes=60, proj_hidden=256); VALUE is read as "
-              "JSON when it parses; an unknown KEY is refused with the list of the method's options"),
+         help="override any method option (e.g. queue_size=4096, prototypes=60, proj_hidden=256; ts-byol/ts-barlow: "
+              "dim=64, depth=3, period_drop=0.3, band_drop=0.2, cross_sensor=0.5, period=month, "
+              "season=03-01/10-31); VALUE is read as JSON when it parses; an unknown KEY is refused with the list of "
+              "the method's options"),
     *TRAINER,
 ]
 

@@ -27,7 +27,8 @@ from backend.errors import EoSslError
 
 @dataclass(frozen=True)
 class SeriesFamily:
-    """How to build an empty encoder of a package's ``architecture`` and embed (N, P, C) raw series with it."""
+    """How to build an empty encoder of a package (its ``model.json``'s architecture, input and normalization) and
+    embed (N, P, C) raw series with it."""
 
     build: Callable[[dict[str, Any]], nn.Module]
     embed: Callable[[nn.Module, torch.Tensor, list[tuple[str, str]], torch.Tensor, torch.Tensor | None],
@@ -36,8 +37,8 @@ class SeriesFamily:
     text: str
 
 
-def _presto_build(arch: dict[str, Any]) -> nn.Module:
-    return import_module("backend.models.presto").presto_from_architecture(arch)
+def _presto_build(package: dict[str, Any]) -> nn.Module:
+    return import_module("backend.models.presto").presto_from_architecture(package["architecture"])
 
 
 def _presto_embed(enc: nn.Module, values: torch.Tensor, channels: list[tuple[str, str]], months: torch.Tensor,
@@ -47,8 +48,8 @@ def _presto_embed(enc: nn.Module, values: torch.Tensor, channels: list[tuple[str
     return enc.embed(by_band, months, latlon.expand(values.shape[0], 2))
 
 
-def _series_build(arch: dict[str, Any]) -> nn.Module:
-    return import_module("backend.models.series_encoder").SeriesEncoder.from_architecture(arch)
+def _series_build(package: dict[str, Any]) -> nn.Module:
+    return import_module("backend.models.series_encoder").encoder_from_meta(package)
 
 
 def _series_embed(enc: nn.Module, values: torch.Tensor, channels: list[tuple[str, str]], months: torch.Tensor,
@@ -69,7 +70,7 @@ class SeriesEmbeddingSpec:
     ``kind: series``)."""
 
     family: str
-    architecture: dict[str, Any]  # the encoder package's architecture (rebuilds the empty encoder)
+    package: dict[str, Any]  # the encoder package's model.json architecture, input, normalization (rebuild it)
     channels: list[tuple[str, str]]  # the (sensor, band) of the pixel input the encoder reads, in its order
     months: list[int]  # the month (0..11) each calendar period starts in
     dim: int
@@ -82,13 +83,13 @@ class SeriesEmbeddingSpec:
         return int(self.dim)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "series", "family": self.family, "architecture": self.architecture,
+        return {"kind": "series", "family": self.family, "package": self.package,
                 "channels": [list(c) for c in self.channels], "months": self.months, "dim": self.dim,
                 "latlon": self.latlon, "source": self.source}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesEmbeddingSpec:
-        return cls(str(d["family"]), dict(d["architecture"]), [(str(s), str(b)) for s, b in d["channels"]],
+        return cls(str(d["family"]), dict(d["package"]), [(str(s), str(b)) for s, b in d["channels"]],
                    [int(m) for m in d["months"]], int(d["dim"]),
                    [float(v) for v in d["latlon"]] if d.get("latlon") else None, dict(d.get("source") or {}))
 
@@ -106,7 +107,7 @@ class SeriesEmbedding(nn.Module):
                              f"Use a package of {', '.join(SERIES_FAMILIES)}.")
         self.spec = spec
         self.family = SERIES_FAMILIES[spec.family]
-        self.encoder = self.family.build(spec.architecture)
+        self.encoder = self.family.build(spec.package)
         self.register_buffer("months", torch.tensor(spec.months, dtype=torch.long))
         self.register_buffer("latlon", torch.tensor([spec.latlon or [0.0, 0.0]], dtype=torch.float32))
 
@@ -149,4 +150,10 @@ def series_spec(meta: dict[str, Any], inp: Any, source: dict[str, Any], latlon: 
         raise EoSslError("corrupt_model", f"The {family} package does not say its embedding size.",
                          "Use the package as eo-ssl wrote it.")
     assert inp.year is not None
-    return SeriesEmbeddingSpec(family, arch, channels, inp.calendar.months(inp.year), dim, latlon, source)
+    return SeriesEmbeddingSpec(family, package_of(meta), channels, inp.calendar.months(inp.year), dim, latlon,
+                               source)
+
+
+def package_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """What rebuilds a pixel time-series encoder: its package's architecture, input and normalization."""
+    return {k: meta.get(k) for k in ("architecture", "input", "normalization")}

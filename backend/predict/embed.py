@@ -132,7 +132,7 @@ def series_reader(args: argparse.Namespace, events: Events, meta: dict[str, Any]
     from backend.data.calendar import Calendar, season_calendar
     from backend.data.dates import calendar_groups
     from backend.models.inputs import InputSpec
-    from backend.pixel.series import SeriesEmbedding, SeriesEmbeddingSpec
+    from backend.pixel.series import SeriesEmbedding, SeriesEmbeddingSpec, package_of
     from backend.pixel.train import grid_latlon
 
     full = spec_from_meta(meta)
@@ -155,7 +155,8 @@ def series_reader(args: argparse.Namespace, events: Events, meta: dict[str, Any]
     groups, periods, year = calendar_groups(inputs, {"input": {"calendar": cal_d, "dates": {s: [] for s in sensors}}})
     reader = StripReader(inputs, spec, picks, groups, plan, mode="series", periods=periods)
     arch = dict(meta.get("architecture") or {})
-    emb = SeriesEmbedding(SeriesEmbeddingSpec(str(arch["family"]), arch, list(spec.channels), cal.months(year),
+    emb = SeriesEmbedding(SeriesEmbeddingSpec(str(arch["family"]), package_of(meta), list(spec.channels),
+                                              cal.months(year),
                                               int(arch.get("dim") or arch.get("num_features")),
                                               grid_latlon(inputs.grid.to_dict()),
                                               {"path": str(Path(args.model).resolve()), "method": meta.get("method")}))

@@ -12,7 +12,6 @@ import torch
 from lightly.loss import BarlowTwinsLoss
 from lightly.models.modules import BarlowTwinsProjectionHead
 
-from backend.ssl.augmentations import ssl4eo_augment
 from backend.ssl.base import SSLMethod
 
 
@@ -26,7 +25,7 @@ class BarlowTwins(SSLMethod):
         self.projection = BarlowTwinsProjectionHead(self.feat_dim, cfg["proj_hidden"], cfg["proj_dim"])
         distributed = torch.distributed.is_available() and int(cfg.get("world_size", 1)) > 1
         self.criterion = BarlowTwinsLoss(lambda_param=float(cfg["lambda_param"]), gather_distributed=distributed)
-        self.augment = ssl4eo_augment(int(cfg["crop"]))
+        self.augment = self.build_augment()
 
     def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.stacked(batch)

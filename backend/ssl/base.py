@@ -23,6 +23,7 @@ from torch import nn
 
 from backend.data.datasets import standardize
 from backend.models.encoders import create_encoder
+from backend.ssl.augmentations import ssl4eo_augment
 from backend.ssl.collapse import CollapseMonitor
 
 #: Options every method understands (with the values a method may override in its ``DEFAULTS``).
@@ -63,7 +64,7 @@ class SSLMethod(pl.LightningModule):
         self.config: dict[str, Any] = {**COMMON_DEFAULTS, **self.DEFAULTS, **config}
         cfg = self.config
         self.sensors: list[str] = list(cfg.get("sensors", ["s2"]))
-        self.encoder = create_encoder(cfg["encoder"], self.in_chans())
+        self.encoder = self.build_encoder()
         self.feat_dim = int(self.encoder.num_features)
         self.collapse = CollapseMonitor(threshold=float(cfg["collapse_threshold"]))
         #: called with the epoch's collapse numbers when the monitor declares collapse (the command warns)
@@ -79,6 +80,14 @@ class SSLMethod(pl.LightningModule):
         self.build()
 
     # -- to implement --------------------------------------------------------------------------------------
+    def build_encoder(self) -> nn.Module:
+        """The encoder a package keeps (``encoder.``): a timm backbone of ``config['encoder']`` by default."""
+        return create_encoder(self.config["encoder"], self.in_chans())
+
+    def build_augment(self) -> nn.Module:
+        """The augmentation of the views (the SSL4EO-S12 ones by default)."""
+        return ssl4eo_augment(int(self.config["crop"]))
+
     def build(self) -> None:
         """Create heads, losses and momentum copies."""
         raise NotImplementedError
@@ -155,7 +164,10 @@ class SSLMethod(pl.LightningModule):
         cfg = self.config
         lr = self.learning_rate()
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=lr, momentum=cfg["sgd_momentum"], weight_decay=cfg["weight_decay"])
+        if cfg.get("optimizer", "sgd") == "adamw":  # the series transformers' (backend.ssl.series)
+            opt: torch.optim.Optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg["weight_decay"])
+        else:
+            opt = torch.optim.SGD(params, lr=lr, momentum=cfg["sgd_momentum"], weight_decay=cfg["weight_decay"])
         total = self.total_steps
         if cfg["schedule"] == "cosine-warm-restarts":
             per_epoch = self.trainer.num_training_batches if self._trainer is not None else total

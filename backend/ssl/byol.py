@@ -15,7 +15,6 @@ from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.models.utils import update_momentum
 from lightly.utils.scheduler import cosine_schedule
 
-from backend.ssl.augmentations import ssl4eo_augment
 from backend.ssl.base import SSLMethod, momentum_copy
 
 
@@ -32,9 +31,6 @@ class BYOL(SSLMethod):
         self.projection_momentum = momentum_copy(self.projection)
         self.criterion = NegativeCosineSimilarity()
         self.augment = self.build_augment()
-
-    def build_augment(self) -> torch.nn.Module:
-        return ssl4eo_augment(int(self.config["crop"]))
 
     def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.stacked(batch)

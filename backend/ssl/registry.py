@@ -2,7 +2,8 @@
 
 Add an image-level method by writing one module with an :class:`backend.ssl.base.SSLMethod` subclass and a line
 here. Every entry has ``name``, ``VARIANTS``, ``level`` (``image``: an encoder of chips; ``pixel``: per-pixel
-features over time series, :class:`backend.ssl.dense_moco.DenseMoCo`) and ``set_keys()`` (what ``--set`` accepts);
+features over time series, :class:`backend.ssl.dense_moco.DenseMoCo`; ``series``: an encoder of one pixel's series on
+a season calendar, :class:`backend.ssl.series.SeriesMethod`) and ``set_keys()`` (what ``--set`` accepts);
 ``eo-ssl pretrain`` runs a method by its ``level``.
 """
 
@@ -17,11 +18,15 @@ from backend.ssl.moco_v2 import MoCoV2
 from backend.ssl.rs_byol import RSBYOL
 from backend.ssl.simsiam import SimSiam
 from backend.ssl.swav import SwAV
+from backend.ssl.ts_barlow import TSBarlow
+from backend.ssl.ts_byol import TSBYOL
 
 #: the image-level methods
 IMAGE_METHODS: dict[str, type[SSLMethod]] = {cls.name: cls for cls in (RSBYOL, BYOL, MoCoV2, SimSiam, BarlowTwins,
                                                                        SwAV)}
-METHODS: dict[str, type] = {**IMAGE_METHODS, DenseMoCo.name: DenseMoCo}
+#: the pixel time-series methods (level ``series``)
+SERIES_METHODS: dict[str, type[SSLMethod]] = {cls.name: cls for cls in (TSBYOL, TSBarlow)}
+METHODS: dict[str, type] = {**IMAGE_METHODS, DenseMoCo.name: DenseMoCo, **SERIES_METHODS}
 
 
 def get_method(name: str) -> type:

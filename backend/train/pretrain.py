@@ -1,6 +1,7 @@
 """``eo-ssl pretrain``: self-supervised pre-training of an encoder on one or several chip stores.
 
-    eo-ssl pretrain --data STORE [STORE ...] --method rs-byol|byol|moco-v2|simsiam|barlow-twins|swav
+    eo-ssl pretrain --data STORE [STORE ...] --method rs-byol|byol|moco-v2|simsiam|barlow-twins|swav|dense-moco|
+                                                      ts-byol|ts-barlow
                     [--variant single|three|s2-only|rgb-s1s2] [--encoder resnet18|resnet50|...]
                     [--epochs N | --max-steps N] [--batch-size B] [--crop 64] [--devices auto|cpu|N]
                     [--num-nodes N] [--precision 16-mixed|32] [--resume] --out MODEL_DIR [--events]
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     """The checks every method shares, before any work; then the method's own run (by its registry ``level``)."""
     from backend.ssl.registry import get_method
     from backend.train.pretrain_dense import run_dense
+    from backend.train.pretrain_series import run_series
 
     cls = get_method(args.method)
     if args.variant and not cls.VARIANTS:
@@ -137,7 +139,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     sets.update({k: v for k, v in named.items() if v is not None})
     if runner.is_main_process():
         model_folder.check_out(args.out, args.resume, args.overwrite, options.paths("pretrain", args, "input"))
-    runs = {"image": run_image, "pixel": run_dense}  # per-pixel over time series: the same loop and package
+    # per-pixel U-Net over time series, a pixel's series: the same loop and package
+    runs = {"image": run_image, "pixel": run_dense, "series": run_series}
     return runs[cls.level](args, events, cls, sets)
 
 

@@ -35,7 +35,11 @@ ENCODERS = ["resnet18", "resnet34", "resnet50"]
 S1_VARIANTS = ("single", "three", "rgb-s1s2")
 #: Pre-training methods the plugin leaves to the command line, and why.
 CLI_ONLY_METHODS = {"dense-moco": "per-pixel pre-training of a U-Net-3D on multi-date cubes, with its own options "
-                                  "(--set): a long experiment for the command line (README, dense-moco)"}
+                                  "(--set): a long experiment for the command line (README, dense-moco)",
+                    "ts-byol": "pixel time-series encoders (README, ts-byol): none of the dialog's image options "
+                               "(encoder, crop, sensors) apply, and no GUI step uses their packages yet (the pixel "
+                               "classifier's embedding takes them next)",
+                    "ts-barlow": "a pixel time-series encoder, as ts-byol (README, ts-byol)"}
 
 # parameter names
 DATA = "DATA"

@@ -41,8 +41,10 @@ def ben(tmp_path_factory, shared_data):
 
 
 def test_registry_has_every_method():
-    assert list(METHODS) == ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco"]
-    assert list(IMAGE_METHODS) == list(METHODS)[:-1]
+    assert list(METHODS) == ["rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco", "ts-byol",
+                             "ts-barlow"]
+    assert list(IMAGE_METHODS) == list(METHODS)[:6]
+    assert {METHODS[m].level for m in METHODS} == {"image", "pixel", "series"}
     with pytest.raises(EoSslError) as err:
         get_method("simclr")
     assert err.value.code == "unknown_method" and "moco-v2" in err.value.hint
