@@ -288,3 +288,36 @@ def test_predict_scenes_maps_two_tiles_of_other_dates(stores: dict[str, Path], s
     assert len(maps) == 2, maps
     seasons = [e["message"] for e in events if e["event"] == "log" and "season calendar" in e.get("message", "")]
     assert any("season of 2017" in m for m in seasons) and any("season of 2018" in m for m in seasons)
+
+
+def test_own_ts_byol_embedding_in_the_pixel_classifier(stores: dict[str, Path], shared_data: Path,
+                                                       tmp_path_factory: pytest.TempPathFactory,
+                                                       tmp_path: Path) -> None:
+    """``pretrain --method ts-byol`` on both patches' unlabelled imagery, then ``finetune --arch pixel --init`` it:
+    the model's embedding features are the encoder's own ``embed`` of each pixel's calendar series (a fixed package:
+    nothing is asserted about what 8 steps learnt), and the model maps the other patch."""
+    from backend.models.series_encoder import load_series_package, series_from_blocks
+    from backend.predict.command import load_model
+
+    base = tmp_path_factory.getbasetemp()
+    pkg = cached(base, "ts-byol-package", lambda out: command_ok(
+        "pretrain", ["--data", stores[PATCHES[0]], stores[PATCHES[1]], "--method", "ts-byol", "--max-steps", "8",
+                     "--batch-size", "64", "--devices", "cpu", "--out", out]))
+    model = tmp_path / "ts-model"
+    command_ok("finetune", ["--data", stores[PATCHES[0]], "--arch", "pixel", "--init", pkg, "--classifier",
+                            "linear", "--smooth", "0", "--max-pixels", "500", "--out", model])
+    emb = read_meta(model)["architecture"]["features"]["embedding"]
+    assert emb["kind"] == "series" and emb["family"] == "series" and emb["dim"] == 64
+    _, net = load_model(model)
+    store = ChipStore(stores[PATCHES[0]])
+    inp = net.features.inp
+    px = labelled_pixels(store, inp, "train").take(np.arange(0, 1400, 200))
+    x = torch.from_numpy(read_inputs(store, inp, px.rows, px.cols))
+    with torch.no_grad():
+        feats = net.features(x[:, :, None, None])[:, -64:, 0, 0]
+    values, bands = series_from_blocks(x.numpy(), inp.blocks)
+    ref = load_series_package(pkg).embed(values, bands, inp.calendar.months(inp.year))
+    assert torch.allclose(feats, ref, atol=1e-5)
+    d = shared_data / PATCHES[1]
+    command_ok("predict", ["--model", model, "--s2", d / "s2", "--s1", d / "s1", "--out", tmp_path / "m.tif",
+                           "--devices", "cpu"])
