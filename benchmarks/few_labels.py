@@ -248,6 +248,15 @@ def transfer_targets(agg: dict[tuple[str, float], dict[str, Any]]) -> list[dict[
             checks.append({"target": f"K={int(b)}: an embedding >= the pixel classifier without it + 0.03",
                            "value": f"{emb:.3f} vs {spectra:.3f} ({emb - spectra:+.3f})",
                            "met": emb >= spectra + 0.03})
+    # pre-trained with N parcels a class against the same path from random initialisation with 2N
+    for b in sorted({v for _, v in agg}):
+        pre = [e["mean"] for (p, v), e in agg.items() if v == b and e["kind"] == "pixel" and e["encoder"]
+               and not str(e["encoder"]).startswith("random") and e["mean"] is not None]
+        rnd = [e["mean"] for (p, v), e in agg.items() if v == 2 * b and e["kind"] == "pixel"
+               and str(e["encoder"]).startswith("random") and e["mean"] is not None]
+        if pre and rnd:
+            checks.append({"target": f"pre-trained with K={int(b)} >= random init with K={int(2 * b)}",
+                           "value": f"{max(pre):.3f} vs {rnd[0]:.3f}", "met": max(pre) >= rnd[0]})
     return checks
 
 

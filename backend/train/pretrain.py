@@ -16,7 +16,6 @@ from the stores' statistics, training configuration, final loss, collapse number
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import describe
 from backend.models.package import weights_under
-from backend.train import model_folder, runner
+from backend.train import model_folder, pretrain_steps, runner
 
 S1_BANDS = ("VV", "VH")
 
@@ -152,7 +151,6 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     from backend.data.pretraining import build_ssl_data
     from backend.models.package import WEIGHTS, load_package, sha256_of
     from backend.ssl.base import COMMON_DEFAULTS
-    from backend.ssl.collapse import collapse_summary
 
     main = runner.is_main_process()
     out = Path(args.out)
@@ -210,14 +208,7 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
         _load_init(module, init_meta or {}, init_weights, args.init)
     world = device.world_size
 
-    def warn_collapse(stats: dict[str, float]) -> None:
-        if module.trainer.is_global_zero:
-            events.warning("collapse", f"{args.method}: the embeddings collapsed in epoch {module.current_epoch + 1} "
-                           f"(std of normalised projections x sqrt(d) = {stats['collapse/std_ratio']:.3f}, healthy "
-                           f"~1; effective rank {stats['collapse/effective_rank']:.1f}). The encoder may be "
-                           "useless; try a lower learning rate, a larger batch or another method.")
-
-    module.on_collapse = warn_collapse
+    pretrain_steps.watch_collapse(module, events, args.method)
     if main and init_meta is not None:
         events.log(f"--init {args.init}: {init_meta.get('method')} {config['encoder']} reading "
                    f"{describe([tuple(c) for c in module.input_spec()['channels']])}"
@@ -231,24 +222,15 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                    f"(in_chans {module.in_chans()}, {module.feat_dim} features), {len(data.stores)} store(s), "
                    f"{samples} samples/epoch of {data.sample_size} px -> views of {args.crop} px, "
                    f"bands {', '.join(b for s in data.bands.values() for b in s)}")
-    loader = runner.make_loader(data.dataset, cfg, device)
-    if len(loader) == 0:
-        raise EoSslError("no_samples", f"{sum(data.lengths)} samples make no full batch of {cfg.batch_size}.",
-                         "Use a smaller --batch-size or a larger --epoch-length.")
-    if main:  # the output folder appears only now that the inputs are known to be good
-        model_folder.begin(out, run_config, RESUME_KEYS, resume=args.resume, overwrite=args.overwrite)
-    result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
-    if not result.is_global_zero:
+    result = pretrain_steps.fit(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
+                                "Use a smaller --batch-size or a larger --epoch-length.")
+    if result is None:
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = collapse_summary(result.history, config["collapse_threshold"], "L2-normalised projections of the "
-                                "last <=1024 samples of each epoch (encoder features too)")
-    if collapse["dimensional_collapse"] and not collapse["collapsed"]:
-        events.warning("dimensional_collapse", f"{args.method}: the embeddings use few of their directions (effective "
-                       f"rank {collapse['effective_rank']:.1f}, {collapse['rank_fraction']:.1%} of what the "
-                       "samples allow). Probe the encoder before relying on it; try a lower learning rate, a larger "
-                       "batch or another method.")
+    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "L2-normalised "
+                                             "projections of the last <=1024 samples of each epoch (encoder features "
+                                             "too)", events, args.method)
     spec = module.input_spec()
     used = {(s, b) for s, b in spec["channels"]}
     normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}
@@ -288,26 +270,12 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                            init_sha256=sha256_of(Path(args.init) / WEIGHTS) if args.init else None,
                            steps=result.global_step))},
     }
-    model_folder.write_package(out, module.encoder_state_dict(), meta, events, history=result.history,
-                               curves=[("loss", "loss"), ("lr", "learning rate"),
-                                       ("collapse/std_ratio", "embedding std x sqrt(d) (~1 healthy, <0.1 collapsed)"),
-                                       ("collapse/effective_rank", "effective rank")],
-                               title=f"{args.method}{' ' + str(config.get('variant')) if rs else ''}")
+    pretrain_steps.write(out, module.encoder_state_dict(), meta, events, result.history,
+                         f"{args.method}{' ' + str(config.get('variant')) if rs else ''}")
     summary: dict[str, Any] = {"model": str(out), "method": args.method, "steps": result.global_step,
                                "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
                                "device": device.description, "imgs_per_s": None if result.imgs_per_s is None
                                else round(result.imgs_per_s, 1)}
     if rs:
         summary["variant"] = config["variant"]
-    if collapse["std_ratio"] is not None and math.isfinite(collapse["std_ratio"]):
-        summary["embedding_std_ratio"] = round(collapse["std_ratio"], 3)
-        summary["effective_rank"] = round(collapse["effective_rank"], 1)
-    if collapse["collapsed"]:
-        summary["collapse"] = (f"COLLAPSED (epoch(s) {collapse['collapsed_epochs']}): the embeddings carry almost "
-                               "no information")
-    elif collapse["collapsed_epochs"]:
-        summary["collapse"] = f"collapsed in epoch(s) {collapse['collapsed_epochs']}, recovered by the end"
-    elif collapse["dimensional_collapse"]:
-        summary["collapse"] = (f"dimensional collapse: effective rank {collapse['effective_rank']:.1f}, "
-                               f"{collapse['rank_fraction']:.1%} of the directions it could use")
-    return summary
+    return pretrain_steps.collapse_lines(summary, collapse)

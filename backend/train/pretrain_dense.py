@@ -21,7 +21,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.package import weights_under
-from backend.train import model_folder, runner
+from backend.train import pretrain_steps, runner
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 8
@@ -121,14 +121,9 @@ def run_dense(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
         events.log(f"dense-moco: {config.backbone} backbone ({config.feature_dim} features per pixel), "
                    f"{n_dates} date(s) x {len(bands)} bands, views of {n_view} date(s) and {args.crop} px from "
                    f"{region} px reads, {config.positives} positives per sample, queue {config.queue_size}")
-    loader = runner.make_loader(dataset, cfg, device)
-    if len(loader) == 0:
-        raise EoSslError("no_samples", f"{len(dataset)} samples make no full batch of {cfg.batch_size}.",
-                         "Use a smaller --batch-size or a larger --epoch-length.")
-    if main:
-        model_folder.begin(out, run_config, RESUME_KEYS, resume=args.resume, overwrite=args.overwrite)
-    result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
-    if not result.is_global_zero:
+    result = pretrain_steps.fit(module, dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
+                                "Use a smaller --batch-size or a larger --epoch-length.")
+    if result is None:
         return {}
     collapse = collapse_summary(result.history, module.collapse.threshold,
                                 "L2-normalised projections of sampled pixels")
@@ -166,9 +161,9 @@ def run_dense(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                            steps=result.global_step))},
     }
     state = {f"temporal.{k}": v for k, v in module.backbone.state_dict().items()}
-    model_folder.write_package(out, state, meta, events, history=result.history,
-                               curves=[("loss", "loss"), ("lr", "learning rate"),
-                                       ("collapse/std", "embedding std (normalised)")], title="dense-moco")
+    pretrain_steps.write(out, state, meta, events, result.history, "dense-moco",
+                         curves=[("loss", "loss"), ("lr", "learning rate"),
+                                 ("collapse/std", "embedding std (normalised)")])
     return {"model": str(out), "method": "dense-moco", "steps": result.global_step,
             "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
             "device": device.description,

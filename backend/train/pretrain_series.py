@@ -17,14 +17,13 @@ included), ``model.json`` with ``architecture.family: "series"``, ``input`` (cha
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
-from backend.train import model_folder, runner
+from backend.train import pretrain_steps, runner
 
 DEFAULT_EPOCHS = 10
 #: what a resumed run must share with the run it continues
@@ -67,7 +66,6 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
     from backend.data.pixel_series import build_series_data
     from backend.models.package import WEIGHTS, sha256_of
     from backend.ssl.base import COMMON_DEFAULTS
-    from backend.ssl.collapse import collapse_summary
 
     if args.encoder:
         raise EoSslError("bad_argument", f"--encoder {args.encoder}: {args.method} trains its own pixel time-series "
@@ -98,14 +96,7 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
                   "architecture": architecture, "batch_size": cfg.batch_size,
                   "data": [str(Path(p).resolve()) for p in args.data], "config": config, "train": cfg.to_dict()}
 
-    def warn_collapse(stats: dict[str, float]) -> None:
-        if module.trainer.is_global_zero:
-            events.warning("collapse", f"{args.method}: the embeddings collapsed in epoch {module.current_epoch + 1} "
-                           f"(std of normalised projections x sqrt(d) = {stats['collapse/std_ratio']:.3f}, healthy "
-                           f"~1; effective rank {stats['collapse/effective_rank']:.1f}). The encoder may be "
-                           "useless; try a lower learning rate, a larger batch or another method.")
-
-    module.on_collapse = warn_collapse
+    pretrain_steps.watch_collapse(module, events, args.method)
     n_params = sum(p.numel() for p in module.encoder.parameters())
     if main:
         assert data.input.calendar is not None
@@ -114,24 +105,15 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
                    f"({', '.join(f'{s}:{b}' for s, b in data.channels)}) on {data.input.calendar.describe()}; "
                    f"{sum(data.lengths)} observed pixels in {len(data.stores)} store(s)"
                    + (f", {len(data.dataset)} per epoch" if args.epoch_length else ""))
-    loader = runner.make_loader(data.dataset, cfg, device)
-    if len(loader) == 0:
-        raise EoSslError("no_samples", f"{len(data.dataset)} pixels make no full batch of {cfg.batch_size}.",
-                         "Use a smaller --batch-size.")
-    if main:  # the output folder appears only now that the inputs are known to be good
-        model_folder.begin(out, run_config, RESUME_KEYS, resume=args.resume, overwrite=args.overwrite)
-    result = runner.fit(module, loader, cfg, out, events, device=device, stage="pretrain")
-    if not result.is_global_zero:
+    result = pretrain_steps.fit(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
+                                "Use a smaller --batch-size.")
+    if result is None:
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = collapse_summary(result.history, config["collapse_threshold"], "L2-normalised projections of the "
-                                "last <=1024 pixels of each epoch (encoder features too)")
-    if collapse["dimensional_collapse"] and not collapse["collapsed"]:
-        events.warning("dimensional_collapse", f"{args.method}: the embeddings use few of their directions (effective "
-                       f"rank {collapse['effective_rank']:.1f}, {collapse['rank_fraction']:.1%} of what the "
-                       "samples allow). Probe the encoder before relying on it; try a lower learning rate, a larger "
-                       "batch or another method.")
+    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "L2-normalised "
+                                             "projections of the last <=1024 pixels of each epoch (encoder features "
+                                             "too)", events, args.method)
     training = {
         "epochs": len(result.history), "steps": result.global_step, "max_steps": cfg.max_steps,
         "max_epochs": cfg.epochs, "batch_size": cfg.batch_size, "world_size": device.world_size,
@@ -160,20 +142,8 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
                            init=init, init_sha256=sha256_of(Path(args.init) / WEIGHTS) if args.init else None,
                            steps=result.global_step))},
     }
-    model_folder.write_package(out, module.encoder_state_dict(), meta, events, history=result.history,
-                               curves=[("loss", "loss"), ("lr", "learning rate"),
-                                       ("collapse/std_ratio", "embedding std x sqrt(d) (~1 healthy, <0.1 collapsed)"),
-                                       ("collapse/effective_rank", "effective rank")],
-                               title=args.method)
+    pretrain_steps.write(out, module.encoder_state_dict(), meta, events, result.history, args.method)
     summary: dict[str, Any] = {"model": str(out), "method": args.method, "steps": result.global_step,
                                "final_loss": None if result.final_loss is None else round(result.final_loss, 4),
                                "device": device.description, "pixels_per_s": training["pixels_per_s"]}
-    if collapse["std_ratio"] is not None and math.isfinite(collapse["std_ratio"]):
-        summary["embedding_std_ratio"] = round(collapse["std_ratio"], 3)
-        summary["effective_rank"] = round(collapse["effective_rank"], 1)
-    if collapse["collapsed"]:
-        summary["collapse"] = (f"COLLAPSED (epoch(s) {collapse['collapsed_epochs']}): the embeddings carry almost "
-                               "no information")
-    elif collapse["collapsed_epochs"]:
-        summary["collapse"] = f"collapsed in epoch(s) {collapse['collapsed_epochs']}, recovered by the end"
-    return summary
+    return pretrain_steps.collapse_lines(summary, collapse)
