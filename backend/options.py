@@ -267,6 +267,9 @@ FINETUNE = [
          help="Gaussian (sigma in pixels) over the map's class probabilities: removes the isolated misclassified "
               "pixels of a per-pixel map (default 1, about a 3 x 3 window; 0: none)"),
     *SEASON,
+    _opt("--quick", "flag", group="pixel classifier (--arch pixel)",
+         help="a first map in seconds: auto chooses between logistic regression and the vote only, on at most 3000 "
+              "training pixels"),
     _opt("--freeze-encoder", "flag", group="fine-tuning",
          help="train the decoder/head only (the encoder's weights and BatchNorm statistics stay fixed)"),
     _opt("--frozen-fraction", "float", minimum=0, maximum=1, group="fine-tuning",

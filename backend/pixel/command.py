@@ -24,6 +24,9 @@ from backend.models.package import save_package
 from backend.pixel.classifiers import CLASSIFIERS
 from backend.pixel.data import input_from_args
 from backend.pixel.train import (
+    AUTO_CANDIDATES,
+    QUICK_CANDIDATES,
+    QUICK_MAX_PIXELS,
     PixelFit,
     fit_pixel_classifier,
     init_embedding,
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     if len(train_px) == 0:
         raise EoSslError("no_samples", f"No labelled training pixel with valid imagery in {store.path}.",
                          "Check the parcels, the split and the label fraction.")
-    train_px = sample_by_parcel(train_px, args.max_pixels, seed)
+    quick = bool(getattr(args, "quick", False))
+    train_px = sample_by_parcel(train_px, min(args.max_pixels, QUICK_MAX_PIXELS) if quick else args.max_pixels, seed)
     emb, enc_state = init_embedding(init, inp, args.embedding_dim, store, strict=True)
     dates = ", ".join(f"{b.sensor.upper()} {len(b.dates)} {'period' if inp.calendar else 'date'}(s)"
                       for b in inp.blocks)
@@ -88,12 +92,21 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     events.log(f"pixel classifier ({args.classifier}) on {store.path}: {k} classes; {len(train_px)} training "
                f"pixels of {used} of {total} training parcels (label fraction {args.label_fraction:g}); {dates}"
                + (f"; embedding of {init.label}" if emb is not None else "; spectra only"))
-    events.progress(0, 2, stage="pixel classifier")
+    candidates = QUICK_CANDIDATES if quick else AUTO_CANDIDATES
+    # progress: each cross-validated candidate (with and without an embedding), the final fit, the score
+    n_cv = (len(candidates) if args.classifier == "auto" else 1) * (2 if emb is not None else 1) \
+        if args.classifier == "auto" or merge_val else 0
+    total = n_cv + 2
+
+    def progress(done: int, _n: int, what: str) -> None:
+        events.progress(done, total, stage=f"pixel classifier: {what}")
+
+    events.progress(0, total, stage="pixel classifier: features")
     fit = fit_pixel_classifier(store, inp, train_px, k, classifier=args.classifier, embedding=emb,
                                encoder_state=enc_state, seed=seed, events=events, smooth=args.smooth,
-                               cross_validate=merge_val)
+                               cross_validate=merge_val, candidates=candidates, progress=progress)
     events.check_cancel()
-    events.progress(1, 2, stage="pixel classifier")
+    events.progress(n_cv + 1, total, stage="pixel classifier: scoring")
     val_px = labelled_pixels(store, inp, "val") if not merge_val else None
     val_scores, cm = None, None
     if val_px is not None and len(val_px):
@@ -103,7 +116,7 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     elif not merge_val:
         events.warning("no_validation", f"{store.path} has no validation parcels: the package has no held-out "
                        "score. Prepare the store with --val-fraction above 0 to know what the map is worth.")
-    events.progress(2, 2, stage="pixel classifier")
+    events.progress(total, total, stage="pixel classifier: done")
     meta = package_meta(store, fit, inp, classes, args, init, val_scores, cm, used, total, val_parcels, merge_val)
     save_package(out, fit.model.package_state_dict(), meta)
     events.artifact("model", str(out))

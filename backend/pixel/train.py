@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,10 @@ from backend.report.metrics import confusion, scores
 
 #: the candidates of ``--classifier auto``, in order of preference when they tie (simplest first)
 AUTO_CANDIDATES = ("linear", "gbm", "rf", "vote")
+#: ``--quick``: the candidates of a first map in seconds (the two cheapest; the vote is the robust default)
+QUICK_CANDIDATES = ("linear", "vote")
+#: ``--quick``: training pixels at most
+QUICK_MAX_PIXELS = 3000
 #: the default ``auto`` keeps unless cross-validation shows a clear winner (see :func:`select`): the steadiest with
 #: few parcels (benchmarks/results/pixel_ablation.md)
 ROBUST = "vote"
@@ -191,7 +196,8 @@ def _fold_scores(y: np.ndarray, pred: np.ndarray, folds: list[tuple[np.ndarray, 
 
 
 def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral: int, candidates: list[str],
-           embedding: bool, seed: int, events: Events | None = None, embedding_only: bool = False) -> Selection:
+           embedding: bool, seed: int, events: Events | None = None, embedding_only: bool = False,
+           progress: Callable[[int, int, str], None] | None = None) -> Selection:
     """Grouped (by parcel) cross-validation of every candidate, and the choice.
 
     With few labels the folds' scores are noise (two parcels a class: each fold tests on one parcel per class), and
@@ -199,7 +205,8 @@ def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral:
     (:data:`ROBUST`: the soft vote of logistic regression and random forest, on the spectra alone unless
     ``embedding_only``) only when every class has :data:`MIN_CV_PARCELS` parcels or more **and** it beats the
     default by more than the standard error of their per-fold differences; otherwise the default is kept and
-    :attr:`Selection.reason` says why. The embedding is kept by the same rule."""
+    :attr:`Selection.reason` says why. The embedding is kept by the same rule. ``progress(done, total, name)`` after
+    each candidate."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     parcel_class = {int(g): int(c) for g, c in zip(groups, y)}
@@ -222,18 +229,22 @@ def select(f: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, n_spectral:
     if embedding and n_spectral > 0 and not embedding_only:
         feature_sets.append((False, slice(0, n_spectral)))
     table = []
-    for name in candidates:
-        for with_emb, cols in feature_sets:
-            if events is not None:
-                events.check_cancel()
-            pred = np.full(len(y), -1)
-            for tr, te in folds:
-                pred[te] = _predict(name, f[tr][:, cols], y[tr], f[te][:, cols], k, seed)
-            score = miou_of(y, pred, k)
-            table.append({"classifier": name, "embedding": with_emb, "cv_miou": round(score, 4),
-                          "fold_miou": [round(v, 4) for v in _fold_scores(y, pred, folds, k)]})
-            if events is not None:
-                events.log(f"  {name}{' + embedding' if with_emb else ''}: cross-validated mIoU {score:.3f}")
+    runs = [(name, with_emb, cols) for name in candidates for with_emb, cols in feature_sets]
+    for i, (name, with_emb, cols) in enumerate(runs):
+        if events is not None:
+            events.check_cancel()
+        if progress is not None:
+            progress(i, len(runs), f"cross-validating {name}{' + embedding' if with_emb else ''}")
+        pred = np.full(len(y), -1)
+        for tr, te in folds:
+            pred[te] = _predict(name, f[tr][:, cols], y[tr], f[te][:, cols], k, seed)
+        score = miou_of(y, pred, k)
+        table.append({"classifier": name, "embedding": with_emb, "cv_miou": round(score, 4),
+                      "fold_miou": [round(v, 4) for v in _fold_scores(y, pred, folds, k)]})
+        if events is not None:
+            events.log(f"  {name}{' + embedding' if with_emb else ''}: cross-validated mIoU {score:.3f}")
+    if progress is not None:
+        progress(len(runs), len(runs), "fitting the kept classifier on every training pixel")
     robust_emb = embedding and embedding_only
     base = next(r for r in table if r["classifier"] == default and r["embedding"] == robust_emb)
     best = max(table, key=lambda r: r["cv_miou"])  # max keeps the first of equals: the simplest candidate
@@ -273,10 +284,13 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
                          embedding: EmbeddingSpec | SeriesEmbeddingSpec | None,
                          encoder_state: dict[str, torch.Tensor] | None,
                          seed: int = 0, events: Events | None = None, embedding_only: bool = False,
-                         smooth: float = 0.0, cross_validate: bool = False) -> PixelFit:
+                         smooth: float = 0.0, cross_validate: bool = False,
+                         candidates: tuple[str, ...] = AUTO_CANDIDATES,
+                         progress: Callable[[int, int, str], None] | None = None) -> PixelFit:
     """Features, optional selection (``classifier == "auto"``; with ``embedding_only`` the embedding is always
     kept and only the classifier is chosen; ``cross_validate``: a fixed classifier is cross-validated too, for its
-    score), and the final fit on all ``train_px``; the map's probabilities smoothed
+    score; ``candidates`` of ``auto``, ``progress(done, total, what)`` as it goes), and the final fit on all
+    ``train_px``; the map's probabilities smoothed
     by a Gaussian of ``smooth`` px (0: none; see :mod:`backend.pixel.model`)."""
     t0 = time.monotonic()
     torch.manual_seed(seed)
@@ -296,9 +310,10 @@ def fit_pixel_classifier(store: ChipStore, inp: PixelInput, train_px: Pixels, k:
             events.log(("choosing the classifier by " if classifier == "auto" else "scoring by ")
                        + f"{len(np.unique(train_px.parcels))}-parcel grouped cross-validation:")
         selection = select(f, y, train_px.parcels, k, f.shape[1] - n_emb,
-                           list(AUTO_CANDIDATES) if classifier == "auto" else [classifier],
+                           list(candidates) if classifier == "auto" else [classifier],
                            features.embedding is not None, seed, events,
-                           embedding_only or classifier != "auto")  # a fixed classifier: scored as asked
+                           embedding_only or classifier != "auto",  # a fixed classifier: scored as asked
+                           progress=progress)
         name = selection.classifier
         if features.embedding is not None and not selection.with_embedding:
             features = PixelFeatures(inp, embedding=None)  # the embedding did not help on held-out parcels

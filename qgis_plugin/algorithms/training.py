@@ -77,6 +77,7 @@ KEEP_LAST = "KEEP_LAST"
 LABEL_FRACTION = "LABEL_FRACTION"
 DATE = "DATE"
 PERIOD = "PERIOD"
+QUICK = "QUICK"
 SEASON = "SEASON"
 BANDS = "BANDS"
 SAMPLES_PER_EPOCH = "SAMPLES_PER_EPOCH"
@@ -303,7 +304,7 @@ class FinetuneAlgorithm(BackendAlgorithm):
         "metrics: the input of <i>Predict land cover</i>.</p>")
 
     OPTIONS = {DATA: ("--data",), **_same(TASK, INIT, ENCODER, ARCH, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, SMOOTH,
-                                         PERIOD, SEASON, BANDS, HEAD,
+                                         PERIOD, SEASON, BANDS, QUICK, HEAD,
                                          FREEZE_ENCODER, FROZEN_FRACTION, NO_CLASS_BALANCE, KEEP_LAST,
                                          LABEL_FRACTION, DATE, CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY,
                                          EPOCHS, MAX_STEPS, BATCH_SIZE, CHECKPOINT_EVERY, PRECISION, SEED, RESUME,
@@ -340,6 +341,9 @@ class FinetuneAlgorithm(BackendAlgorithm):
             SMOOTH, "Smoothing of the class probabilities, sigma in pixels (pixel model; 0: none)", c, "--smooth"),
             "Removes the isolated misclassified pixels of a per-pixel map (1: about a 3 x 3 window).")))
         _season_parameters(self, c)
+        self.addParameter(with_help(QgsProcessingParameterBoolean(
+            QUICK, "Quick first map (pixel model: logistic regression or the vote, 3000 training pixels)",
+            defaultValue=False), "A first map in seconds; leave it off for the map you keep."))
         self.addParameter(advanced(spec.enum(HEAD, "Classification head", c, "--head")))
         self.addParameter(QgsProcessingParameterBoolean(FREEZE_ENCODER, "Freeze the encoder (linear probe)",
                                                         defaultValue=False))
@@ -387,7 +391,7 @@ class FinetuneAlgorithm(BackendAlgorithm):
             options.update(self.mapped_options(parameters, context, ENCODER))
         if options.get("arch") == "pixel":
             options.update(self.mapped_options(parameters, context, CLASSIFIER, MAX_PIXELS, EMBEDDING_DIM, SMOOTH,
-                                               PERIOD, SEASON, BANDS))
+                                               PERIOD, SEASON, BANDS, QUICK))
         options.update(self.mapped_options(parameters, context, HEAD, FREEZE_ENCODER, FROZEN_FRACTION,
                                            NO_CLASS_BALANCE, KEEP_LAST, LABEL_FRACTION, EPOCHS, MAX_STEPS, BATCH_SIZE,
                                            CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY, DATE,
