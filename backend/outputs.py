@@ -150,6 +150,20 @@ def disk_full_error(path: str | Path, needed: int | None = None) -> EoSslError:
                       "Free some space, or write the output to another disk. Nothing of this run was left behind.")
 
 
+def disk_full_of(exc: BaseException, path: str | Path | None, needed: int | None = None) -> EoSslError | None:
+    """``disk_full`` for ``path`` when ``exc`` says the disk filled up, or when it is a failed write and that disk
+    has (almost) no space left (GDAL's "Write failed" carries no errno and no text that says why); else None."""
+    if isinstance(exc, EoSslError):
+        return exc if exc.code == "disk_full" else None
+    if not isinstance(exc, Exception):  # a cancel, Ctrl+C, an exit
+        return None
+    if is_disk_full(exc):
+        return disk_full_error(path or ".", needed)
+    if path and "write" in str(exc).lower() and 0 <= free_bytes(path) < 1 << 20:
+        return disk_full_error(path, needed)
+    return None
+
+
 def check_free_space(path: str | Path, needed: int, what: str = "the output") -> None:
     """Refuse before the first byte when ``needed`` bytes (a known size) do not fit where ``path`` goes."""
     free = free_bytes(path)
@@ -470,6 +484,13 @@ def remove_on_failure(path: str | Path, keep_if: Callable[[], bool] | None = Non
     """Have the CLI remove ``path`` if this run fails, unless ``keep_if()`` then says it is worth keeping (e.g. a
     checkpoint to resume from). For outputs created in place (a training run's folder), not under a temporary name."""
     _ON_FAILURE.append((Path(path), keep_if))
+
+
+def finished(path: str | Path) -> None:
+    """``path`` (a folder written in place, :func:`claim_folder`) now holds a complete output: a failure or a late
+    signal after this point never removes it."""
+    key = os.path.realpath(path)
+    _ON_FAILURE[:] = [(p, keep) for p, keep in _ON_FAILURE if os.path.realpath(p) != key]
 
 
 def run_failed() -> None:

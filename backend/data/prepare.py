@@ -207,6 +207,7 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
             _report_parcel_pixels(parcels, parcel_pixels, events)
         manifest = _manifest(inputs, parcels, s2_stats, s1_stats, s2_dtype, s2_groups, s1_groups, class_pixels,
                              command)
+        events.check_cancel()  # the last safe point: a signal after it finds the store complete
         with disk_errors(out, needed):
             writer.commit(manifest)
     except BaseException:

@@ -183,6 +183,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         with disk_errors(out):
             write_gpkg(output.start(), layer.layer or out.stem, layer.crs, wkb, fields, columns, dtypes, gtype,
                        metadata, fids)
+        events.check_cancel()  # the last safe point: a signal after it finds the layer complete
         output.commit()
     except BaseException:
         output.abort()

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     warn_few_validation_parcels(val_parcels, events.warning)
     events.progress(2, 2, stage="pixel classifier")
     meta = package_meta(store, fit, inp, classes, args, init, val_scores, cm, used, total, val_parcels)
+    events.check_cancel()  # the last safe point: a signal after it finds the package complete
     save_package(out, fit.model.package_state_dict(), meta)
     events.artifact("model", str(out))
     summary: dict[str, Any] = {"out": str(out), "task": "segmentation", "arch": "pixel",

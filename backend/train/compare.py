@@ -466,6 +466,7 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=ev._json_default))  # noqa: SLF001
         (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
         shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot")):
         events.artifact(kind, str(out / name))

@@ -138,7 +138,9 @@ def write_package(out_dir: str | Path, state: dict[str, torch.Tensor], meta: dic
     out = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_curves(history, Path(tmp) / CURVES, curves, title=title)
+        events.check_cancel()  # the last safe point: a signal after it finds the package complete
         save_package(out, state, meta, extra_files={CURVES: png} if png else None)
+    outputs.finished(out)  # complete: never removed by a failure or a signal after this
     if not keep_checkpoints:
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)  # resumable state is for unfinished runs only
     events.artifact("model", str(out))

@@ -472,7 +472,23 @@ def build_trainer(cfg: TrainConfig, device: DeviceChoice, callbacks: Iterable[An
         # deterministic=None: torch's own setting stays (tests turn deterministic algorithms on; False would undo it)
         log_every_n_steps=1, default_root_dir=None, deterministic=None, benchmark=device.cuda)
     kwargs.update(overrides)
-    return pl.Trainer(**kwargs)
+    trainer = pl.Trainer(**kwargs)
+    _leave_signals_to_the_cli(trainer)
+    return trainer
+
+
+def _leave_signals_to_the_cli(trainer: Any) -> None:
+    """Keep Lightning from installing its own SIGTERM handler for ``fit``/``validate``.
+
+    Lightning's handler makes the loop raise ``SIGTERMException`` (a ``SystemExit``) at the end of the step in which
+    the signal came; when that was after our callback's check, the run left without a checkpoint, an event or an exit
+    code that says so (exit 0: issue 21). The CLI's handler (:meth:`backend.events.Events.signal_handlers`) is the one
+    authority: it marks the run cancelled, :class:`EventsCallback` stops the trainer at the next step (every DDP rank
+    at the same one) and :class:`ResumableCheckpoint` saves the checkpoint. Lightning also killed DDP children on
+    SIGTERM; here they stop with rank 0, through the same decision."""
+    connector = getattr(trainer, "_signal_connector", None)
+    if connector is not None and hasattr(connector, "register_signal_handlers"):
+        connector.register_signal_handlers = lambda: None
 
 
 def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, events: Events, *,
@@ -515,11 +531,18 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
     try:
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
                     ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    except SIGTERMException:
-        # Lightning turns SIGTERM into SystemExit after the step; our callback has already saved the checkpoint
-        if not events_cb.cancel_requested:
+    except (SIGTERMException, KeyboardInterrupt, SystemExit) as exc:
+        # Lightning's own ways out (its SIGTERM handler, should it ever be installed; sys.exit(1) after a second
+        # Ctrl-C): the run was stopped by a signal, whatever Lightning made of it
+        if not events.cancelled:
             raise
-    if events_cb.cancel_requested:
+        saved = (ckpt_dir / LAST).exists()
+        raise Cancelled(f"cancelled at step {trainer.global_step}"
+                        + (f"; the last checkpoint is in {ckpt_dir / LAST}" if saved else "")) from exc
+    cancelled = events_cb.cancel_requested or events.cancelled
+    if trainer.world_size > 1:  # a signal after the last step's check: every rank must agree, or one goes on alone
+        cancelled = bool(trainer.strategy.reduce_boolean_decision(cancelled, all=False))
+    if cancelled:  # a stop within the last step still ends in a checkpoint (on_train_end saved it)
         raise Cancelled(f"cancelled at step {trainer.global_step}; checkpoint saved in {ckpt_dir / LAST}")
     history = events_cb.history
     final_loss = events_cb.last_loss

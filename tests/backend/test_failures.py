@@ -535,7 +535,7 @@ def test_a_cancelled_prediction_stops_within_seconds(env, shared_data):
     rest, _ = proc.communicate(timeout=120)
     latency = time.monotonic() - sent
     events = lines + parse_events(rest)
-    assert proc.returncode == 130 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
+    assert proc.returncode == 143 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
     assert latency < 5.0, latency
     assert not out.exists() and list(out.parent.iterdir()) == []
 
