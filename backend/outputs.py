@@ -463,11 +463,20 @@ def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = 
     when the run fails unless ``keep_if()`` (see :func:`remove_on_failure`)."""
     folder = Path(folder)
     created = not folder.exists() or is_empty_dir(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = read_marker(folder)
-    if marker is None:
-        write_marker(folder, kind, entries)
-        apply_umask(folder / MARKER)
+    new = [p for p in (folder, *folder.parents) if not p.exists()]  # what mkdir creates, removed if the run fails
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if read_marker(folder) is None:
+            write_marker(folder, kind, entries)
+            apply_umask(folder / MARKER)
+    except OSError as exc:
+        for p in new:  # innermost first; only folders this call made, and only while empty
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        if exc.errno in _SPACE_ERRNOS:
+            raise disk_full_error(folder) from exc
+        raise EoSslError("output_not_writable", f"Cannot write {option} {folder}: {exc.strerror or exc}.",
+                         f"Pick an {option} in a folder you can write to.") from exc
     if not lock(folder / MARKER):
         raise EoSslError("output_busy", f"Another eo-ssl run is writing {option} {folder}.",
                          f"Wait for it to finish, or pick another {option}.")
