@@ -180,8 +180,9 @@ def disk_errors(path: str | Path, needed: int | None = None) -> Iterator[None]:
     except EoSslError:
         raise
     except Exception as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(path, needed) from exc
+        full = disk_full_of(exc, path, needed)
+        if full is not None:
+            raise full from exc
         raise
 
 
@@ -197,8 +198,9 @@ def abort_on_failure(path: str | Path, *undo: Callable[[], object],
     except BaseException as exc:
         for step in undo:
             step()
-        if is_disk_full(exc):
-            raise disk_full_error(path) from exc
+        full = None if isinstance(exc, EoSslError) else disk_full_of(exc, path)
+        if full is not None:
+            raise full from exc
         raise
     finally:
         if always is not None:
