@@ -395,10 +395,11 @@ def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ra
         result: dict[str, Any] = {"scene": plan.scenes[i], "name": name, "rank": ranks.rank}
         try:
             outs = [Output(out, kind="map", folder=False, replace=True, inputs=input_paths, option="--out-dir",
-                           sidecars=[out.with_suffix(".qml")]).check()]
+                           sidecars=[out.with_suffix(".qml")]).check().log_swept(scene_events.log)]
             if conf is not None:
                 outs.append(Output(conf, kind="map", folder=False, replace=True, inputs=input_paths,
-                                   option="--out-dir", sidecars=[conf.with_suffix(".qml")]).check())
+                                   option="--out-dir", sidecars=[conf.with_suffix(".qml")]).check()
+                            .log_swept(scene_events.log))
             summary = map_scene(pred, sargs, out, conf, outs, scene_events, on_row=on_row,
                                 extra_tags={"job": plan.keys[i]})
             result.update(status="mapped", out=str(out), area_km2=summary["area_km2"],
