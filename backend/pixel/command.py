@@ -12,6 +12,7 @@ import numpy as np
 
 from backend.data.chipstore import ChipStore
 from backend.data.labelled import (
+    check_training_classes,
     classes_of,
     draw_fraction,
     parcels_per_class,
@@ -65,6 +66,9 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     if len(train_px) == 0:
         raise EoSslError("no_samples", f"No labelled training pixel with valid imagery in {store.path}.",
                          "Check the parcels, the split and the label fraction.")
+    # parcels whose every pixel is clouded count as none: what the classifier really sees, per class
+    train_parcels_of = {c["name"]: len(np.unique(train_px.parcels[train_px.labels == c["id"]])) for c in classes}
+    check_training_classes(train_parcels_of, events.warning)
     train_px = sample_by_parcel(train_px, args.max_pixels, seed)
     emb, enc_state = None, None
     if init is not None and init.kind != "none":
