@@ -119,9 +119,13 @@ def begin(out_dir: str | Path, run_config: dict[str, Any], resume_keys: Sequence
           overwrite: bool) -> None:
     """Global rank 0, once the inputs are known to be good: refuse a ``--resume`` that disagrees with the run it
     would continue (on ``resume_keys``), drop an earlier run's checkpoints on ``--overwrite``, and save the run
-    configuration (the ``--out`` folder appears here)."""
+    configuration (the ``--out`` folder appears here). A refused ``--resume`` (options that differ, a checkpoint that
+    is a pickle or cut short) changes nothing in the folder."""
     if resume:
         check_resume_matches(out_dir, run_config, resume_keys)
+        from backend.train.runner import checkpoint_step
+
+        checkpoint_step(checkpoint_dir(out_dir) / LAST)  # a pickle or a cut checkpoint is refused before run.json
     elif overwrite:
         shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
     save_run_config(out_dir, run_config)

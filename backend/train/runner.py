@@ -441,6 +441,28 @@ def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+#: (path, mtime, size) -> step of the checkpoints :func:`checkpoint_step` accepted (each file version read once)
+_CHECKED: dict[tuple[str, int, int], int] = {}
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The step of the checkpoint at ``path``, once :func:`load_checkpoint_safely` accepts it. A file is read once
+    per version: ``model_folder.begin`` checks it before the run's ``run.json`` is rewritten, :func:`fit` needs its
+    step."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    step = int(load_checkpoint_safely(path).get("global_step", 0))
+    if key is not None:
+        _CHECKED[key] = step
+    return step
+
+
 # -- fit --------------------------------------------------------------------------------------------------------
 @dataclass
 class FitResult:
@@ -507,9 +529,7 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
     resumed_from: int | None = None
     if cfg.resume:
         ckpt_path = ckpt_dir / LAST
-        ckpt = load_checkpoint_safely(ckpt_path)
-        resumed_from = int(ckpt.get("global_step", 0))
-        del ckpt
+        resumed_from = checkpoint_step(ckpt_path)
         events.log(f"resuming from {ckpt_path} at step {resumed_from}")
     elif (ckpt_dir / LAST).exists():
         events.log(f"starting afresh: the checkpoint in {ckpt_dir} will be replaced (use --resume to continue it)")
