@@ -57,6 +57,11 @@ def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[t
     if out.exists() and not outputs.is_empty_dir(out) and not outputs.is_eo_ssl_output(out):
         raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write; a model is not written into "
                          "it.", "Choose a new or empty folder as --out.")
+    foreign = outputs.foreign_entries(out) if overwrite and out.is_dir() else []
+    if foreign:  # the one --overwrite rule of every command (backend.outputs.Output): only what eo-ssl wrote
+        raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write ({', '.join(foreign[:5])}"
+                         f"{' ...' if len(foreign) > 5 else ''}); --overwrite replaces only a folder that is all "
+                         "eo-ssl's.", f"Move them out of {out}, or pick a new --out.")
     if outputs.locked_by_other(out / outputs.MARKER):
         raise EoSslError("output_busy", f"Another eo-ssl run is writing {out}.", "Wait for it, or pick another --out.")
     if resume:
