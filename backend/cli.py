@@ -149,7 +149,7 @@ def _ended_early(events: Events, args: argparse.Namespace, exc: BaseException) -
         elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
             detail = "interrupted"
         else:  # an error the stop caused: said, but it is not what ended the run
-            traceback.print_exc(file=sys.stderr)
+            traceback.print_exception(exc, file=sys.stderr)
             detail = f"interrupted ({type(exc).__name__}: {exc})"
         by = f"stopped by {signal.Signals(events.signum).name}" if events.signum else "cancelled"
         return _failed(events, events.exit_code, "cancelled", f"{by}: {detail}", hint)
