@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -113,21 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             check_arguments(args.command, args)
             module = importlib.import_module(COMMANDS[args.command][0])
+            events.check_cancel()  # a signal while the command's libraries loaded: stop before any work
             summary = module.run(args, events) or {}
-        except EoSslError as exc:
-            return _failed(events, 2, exc.code, exc.message, exc.hint)
-        except Cancelled as exc:
-            return _failed(events, 130, "cancelled", str(exc),
-                           "Run the same command with --resume to continue, if it has one.")
-        except KeyboardInterrupt:
-            return _failed(events, 130, "cancelled", "interrupted", "")
-        except Exception as exc:  # noqa: BLE001 - last line of defence: report, never a bare traceback only
-            full = _disk_full(args, exc)
-            if full is not None:
-                return _failed(events, 2, full.code, full.message, full.hint)
-            traceback.print_exc(file=sys.stderr)
-            return _failed(events, 1, "internal", f"{type(exc).__name__}: {exc}",
-                           "This is a bug in eo-ssl; the traceback is on stderr. Please report it.")
+            if events.cancelled:  # the signal came after the command's last safe point
+                raise Cancelled(_late(events), hint="Nothing to redo: the outputs were complete before it came.")
+        except BaseException as exc:  # noqa: BLE001 - every way a run ends early is reported here, once
+            return _ended_early(events, args, exc)
         outputs.run_succeeded()
         events.done(ok=True, summary=summary)
         if not args.events and summary:
@@ -144,12 +136,36 @@ def _failed(events: Events, rc: int, code: str, message: str, hint: str) -> int:
     return rc
 
 
-def _disk_full(args: argparse.Namespace, exc: BaseException) -> EoSslError | None:
-    """``disk_full`` for an error a command did not translate itself (e.g. torch's "file write failed" while
-    saving a checkpoint): when it says so, or when the output's disk has (almost) no space left."""
-    out = getattr(args, "out", None)
-    if outputs.is_disk_full(exc):
-        return outputs.disk_full_error(out or ".")
-    if out and "write" in str(exc).lower() and 0 <= outputs.free_bytes(out) < 1 << 20:
-        return outputs.disk_full_error(out)
-    return None
+def _ended_early(events: Events, args: argparse.Namespace, exc: BaseException) -> int:
+    """The one error event and the exit code of a run that did not finish.
+
+    A signal decides first: once SIGINT/SIGTERM has come, the run ends ``cancelled`` with ``128 + signal`` whatever
+    raised (the stop itself, a library's own exit such as Lightning's ``SystemExit`` on a second Ctrl-C, a DataLoader
+    worker killed by the same signal), so a scheduler or a script never reads a stopped job as finished."""
+    if events.cancelled or isinstance(exc, (Cancelled, KeyboardInterrupt)):
+        hint = "Run the same command with --resume to continue, if it has one."
+        if isinstance(exc, Cancelled):
+            detail, hint = str(exc), exc.hint or hint
+        elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            detail = "interrupted"
+        else:  # an error the stop caused: said, but it is not what ended the run
+            traceback.print_exception(exc, file=sys.stderr)
+            detail = f"interrupted ({type(exc).__name__}: {exc})"
+        by = f"stopped by {signal.Signals(events.signum).name}" if events.signum else "cancelled"
+        return _failed(events, events.exit_code, "cancelled", f"{by}: {detail}", hint)
+    if isinstance(exc, EoSslError):
+        return _failed(events, 2, exc.code, exc.message, exc.hint)
+    full = outputs.disk_full_of(exc, getattr(args, "out", None) or getattr(args, "out_dir", None))
+    if full is not None:  # one a command did not translate itself (torch's "file write failed" on a checkpoint)
+        return _failed(events, 2, full.code, full.message, full.hint)
+    traceback.print_exception(exc, file=sys.stderr)
+    return _failed(events, 1, "internal", f"{type(exc).__name__}: {exc}",
+                   "This is a bug in eo-ssl; the traceback is on stderr. Please report it.")
+
+
+def _late(events: Events) -> str:
+    """The message of a signal that came after the command's last safe point: its outputs are complete."""
+    done = [a["path"] for a in events.artifacts]
+    listed = ", ".join(done[:3]) + (" ..." if len(done) > 3 else "")
+    return ("it came after the command had finished its work: the outputs are complete and kept"
+            + (f" ({listed})" if listed else ""))

@@ -5,8 +5,14 @@ The same calls drive the CLI progress bar (``human`` mode), the plugin's dialog 
 (``json`` mode). In ``json`` mode nothing else may reach stdout, so :func:`Events.json_stdout` redirects
 ``sys.stdout`` to stderr while a command runs and keeps the real stream for events.
 
-Cancellation: SIGINT/SIGTERM set :attr:`Events.cancelled`; long loops call :meth:`Events.check_cancel`
-at safe points (between steps) so work stops cleanly and leaves a resumable checkpoint.
+Cancellation: SIGINT/SIGTERM set :attr:`Events.cancelled` (and :attr:`Events.signum`); long loops call
+:meth:`Events.check_cancel` at safe points (between steps) so work stops cleanly and leaves a resumable checkpoint.
+The CLI is the one authority on how a signalled run ends: ``cancelled``, exit ``128 + signal`` (130 for SIGINT, 143
+for SIGTERM), whatever the moment the signal came (see :func:`backend.cli.main`).
+
+Tests only: :data:`TEST_SIGNAL_AT` (``KIND:N:SIGNAL``, e.g. ``progress:2:TERM``) makes the process send itself
+SIGNAL right after it emits its N-th ``KIND`` event, so a cancel is tested at a fixed moment of a run rather than
+after a sleep. Nothing else reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,18 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 PROTOCOL_VERSION = 1
+#: the test hook (see the module docstring): ``KIND:N:SIGNAL``, e.g. ``progress:2:TERM``, ``artifact:1:INT``
+TEST_SIGNAL_AT = "EO_SSL_TEST_SIGNAL_AT"
+
+
+def _signal_at() -> tuple[str, int, int] | None:
+    """(event kind, N, signal number) of :data:`TEST_SIGNAL_AT`, for the main process only (DDP ranks > 0 re-run
+    the command line with the same environment: one signal, to rank 0, as a user or a scheduler sends it)."""
+    spec = os.environ.get(TEST_SIGNAL_AT, "")
+    if not spec or any(os.environ.get(v, "0") not in ("", "0") for v in ("LOCAL_RANK", "RANK", "NODE_RANK")):
+        return None
+    kind, n, name = (spec.split(":") + ["", "", ""])[:3]
+    return kind, int(n), int(getattr(signal, "SIG" + (name or "TERM").upper().removeprefix("SIG")))
 
 
 def ddp_child_stdout_to_stderr() -> None:
@@ -33,7 +51,11 @@ def ddp_child_stdout_to_stderr() -> None:
 
 
 class Cancelled(Exception):
-    """Raised at a safe point after the user asked the process to stop."""
+    """Raised at a safe point after the user asked the process to stop; ``hint`` overrides the CLI's."""
+
+    def __init__(self, message: str = "cancelled by the user", hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def _clean(value: Any) -> Any:
@@ -59,11 +81,15 @@ class Events:
         self.stream = stream if stream is not None else sys.stdout
         self.quiet = quiet
         self.cancelled = False
+        #: the signal that asked for the stop (None: none, or a cancel from elsewhere, e.g. another DDP process)
+        self.signum: int | None = None
         self.warnings: list[dict[str, Any]] = []
         self.artifacts: list[dict[str, Any]] = []
         self._bar: Any = None
         self._bar_total: int | None = None
         self._t0 = time.monotonic()
+        self._signal_at = _signal_at()
+        self._counts: dict[str, int] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
@@ -71,6 +97,11 @@ class Events:
             record = {"event": event, "v": PROTOCOL_VERSION, "time": round(time.time(), 3), **_clean(fields)}
             self.stream.write(json.dumps(record) + "\n")
             self.stream.flush()
+        if self._signal_at is not None:
+            self._counts[event] = n = self._counts.get(event, 0) + 1
+            kind, at, signum = self._signal_at
+            if (event, n) == (kind, at):
+                os.kill(os.getpid(), signum)
 
     @contextlib.contextmanager
     def json_stdout(self) -> Iterator[None]:
@@ -106,7 +137,11 @@ class Events:
             if self.cancelled:
                 raise KeyboardInterrupt
             self.cancelled = True
-            self.log(f"signal {signum} received: stopping at the next safe point", level="warning")
+            self.signum = signum
+            # the main thread may be inside a write to the same stream (a full pipe): never fail the handler for a
+            # log line
+            with contextlib.suppress(RuntimeError, OSError):
+                self.log(f"signal {signum} received: stopping at the next safe point", level="warning")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not in the main thread (tests)
@@ -115,6 +150,12 @@ class Events:
     def check_cancel(self) -> None:
         if self.cancelled:
             raise Cancelled("cancelled by the user")
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of a cancelled run: 128 + the signal (the shell's convention: 130 SIGINT, 143 SIGTERM),
+        130 for a cancel that came from elsewhere."""
+        return 128 + (self.signum or signal.SIGINT)
 
     # -- the protocol -----------------------------------------------------------------------------------
     def start(self, command: str, **args: Any) -> None:

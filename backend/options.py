@@ -596,7 +596,7 @@ def parse_sets(items: Iterable[str], known: Sequence[str] | None = None, what: s
         key, value = (t.strip() for t in item.split("=", 1))
         if known is not None and key not in known:
             raise EoSslError("bad_argument", f"--set {key}: {what} has no option {key!r}.",
-                             f"Options: {', '.join(sorted(known))}.")
+                             f"Options: {', '.join(sorted(set(known)))}.")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -150,6 +150,20 @@ def disk_full_error(path: str | Path, needed: int | None = None) -> EoSslError:
                       "Free some space, or write the output to another disk. Nothing of this run was left behind.")
 
 
+def disk_full_of(exc: BaseException, path: str | Path | None, needed: int | None = None) -> EoSslError | None:
+    """``disk_full`` for ``path`` when ``exc`` says the disk filled up, or when it is a failed write and that disk
+    has (almost) no space left (GDAL's "Write failed" carries no errno and no text that says why); else None."""
+    if isinstance(exc, EoSslError):
+        return exc if exc.code == "disk_full" else None
+    if not isinstance(exc, Exception):  # a cancel, Ctrl+C, an exit
+        return None
+    if is_disk_full(exc):
+        return disk_full_error(path or ".", needed)
+    if path and "write" in str(exc).lower() and 0 <= free_bytes(path) < 1 << 20:
+        return disk_full_error(path, needed)
+    return None
+
+
 def check_free_space(path: str | Path, needed: int, what: str = "the output") -> None:
     """Refuse before the first byte when ``needed`` bytes (a known size) do not fit where ``path`` goes."""
     free = free_bytes(path)
@@ -166,8 +180,9 @@ def disk_errors(path: str | Path, needed: int | None = None) -> Iterator[None]:
     except EoSslError:
         raise
     except Exception as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(path, needed) from exc
+        full = disk_full_of(exc, path, needed)
+        if full is not None:
+            raise full from exc
         raise
 
 
@@ -183,8 +198,9 @@ def abort_on_failure(path: str | Path, *undo: Callable[[], object],
     except BaseException as exc:
         for step in undo:
             step()
-        if is_disk_full(exc):
-            raise disk_full_error(path) from exc
+        full = None if isinstance(exc, EoSslError) else disk_full_of(exc, path)
+        if full is not None:
+            raise full from exc
         raise
     finally:
         if always is not None:
@@ -449,11 +465,20 @@ def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = 
     when the run fails unless ``keep_if()`` (see :func:`remove_on_failure`)."""
     folder = Path(folder)
     created = not folder.exists() or is_empty_dir(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = read_marker(folder)
-    if marker is None:
-        write_marker(folder, kind, entries)
-        apply_umask(folder / MARKER)
+    new = [p for p in (folder, *folder.parents) if not p.exists()]  # what mkdir creates, removed if the run fails
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if read_marker(folder) is None:
+            write_marker(folder, kind, entries)
+            apply_umask(folder / MARKER)
+    except OSError as exc:
+        for p in new:  # innermost first; only folders this call made, and only while empty
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        if exc.errno in _SPACE_ERRNOS:
+            raise disk_full_error(folder) from exc
+        raise EoSslError("output_not_writable", f"Cannot write {option} {folder}: {exc.strerror or exc}.",
+                         f"Pick an {option} in a folder you can write to.") from exc
     if not lock(folder / MARKER):
         raise EoSslError("output_busy", f"Another eo-ssl run is writing {option} {folder}.",
                          f"Wait for it to finish, or pick another {option}.")
@@ -470,6 +495,13 @@ def remove_on_failure(path: str | Path, keep_if: Callable[[], bool] | None = Non
     """Have the CLI remove ``path`` if this run fails, unless ``keep_if()`` then says it is worth keeping (e.g. a
     checkpoint to resume from). For outputs created in place (a training run's folder), not under a temporary name."""
     _ON_FAILURE.append((Path(path), keep_if))
+
+
+def finished(path: str | Path) -> None:
+    """``path`` (a folder written in place, :func:`claim_folder`) now holds a complete output: a failure or a late
+    signal after this point never removes it."""
+    key = os.path.realpath(path)
+    _ON_FAILURE[:] = [(p, keep) for p, keep in _ON_FAILURE if os.path.realpath(p) != key]
 
 
 def run_failed() -> None:

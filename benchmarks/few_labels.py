@@ -205,15 +205,16 @@ def run_transfer(args: argparse.Namespace, fast: list[str]) -> list[dict[str, An
             "--val-fraction", 0, "--test-fraction", 0])
     reports = []
     for train, test in (("2018", "2019"), ("2019", "2018")):
-        inits = [transfer_init(name, stores, train, args) for name in args.transfer_inits.split(",") if name]
-        out = CACHE / f"transfer_{train}_to_{test}_{args.tag}"
-        cached_cli(out, "report.json", "evaluate", [
-            "--data", stores[train], "--test-data", stores[test], "--parcels-per-class", args.transfer_per_class,
-            "--seeds", args.seeds, "--paths", "classic,pixel", "--embedding-dim", 8,
-            *(["--init", *inits] if inits else []), *fast], rerun=args.rerun)
-        r = json.loads((out / "report.json").read_text())
-        r["direction"] = f"{train} -> {test}"
-        reports.append(r)
+        for name in [n for n in args.transfer_inits.split(",") if n]:  # one report per encoder: its own random twin
+            init = transfer_init(name, stores, train, args)
+            out = CACHE / f"transfer_{train}_to_{test}_{name}_{args.tag}"
+            cached_cli(out, "report.json", "evaluate", [
+                "--data", stores[train], "--test-data", stores[test], "--parcels-per-class", args.transfer_per_class,
+                "--seeds", args.seeds, "--paths", "classic,pixel", "--embedding-dim", 8, "--init", init, *fast],
+                rerun=args.rerun)
+            r = json.loads((out / "report.json").read_text())
+            r["direction"], r["encoder"] = f"{train} -> {test}", name
+            reports.append(r)
     return reports
 
 
@@ -370,11 +371,12 @@ def main() -> None:
                      f"{args.transfer_inits} (pixel time-series encoders, their embedding added to the pixel "
                      "classifier's features) and the same architecture at random initialisation.\n")
         for r in run_transfer(args, fast):
-            parts.append(f"### {r['direction']}\n\nScored on {r['scored_on']}.\n\n**{r['summary']['text']}**\n")
+            parts.append(f"### {r['direction']}, encoder {r['encoder']}\n\nScored on {r['scored_on']}.\n\n"
+                         f"**{r['summary']['text']}**\n")
             table, agg = agg_table(r, "mIoU on the other patch's parcels")
             parts.append(table + "\n")
             checks = transfer_targets(agg)
-            checks_all += [{**c, "data": r["direction"]} for c in checks]
+            checks_all += [{**c, "data": f"{r['direction']} {r['encoder']}"} for c in checks]
             parts.append("Targets:\n\n" + "\n".join(f"- {c['target']}: {c['value']}: "
                                                     f"{'met' if c['met'] else 'not met'}" for c in checks) + "\n")
     if "eurosat" in only:

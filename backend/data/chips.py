@@ -23,7 +23,7 @@ from rasterio.errors import RasterioIOError
 
 from backend import __version__
 from backend.data.bands import EUROSAT_MS_ORDER, canonical_s2
-from backend.data.chipstore import SPLITS, BandStats, ChipStoreWriter
+from backend.data.chipstore import SPLITS, BandStats, ChipStoreWriter, npy_bytes
 from backend.data.labels import class_colour, split_stratified
 from backend.data.scenes import RASTER_SUFFIXES
 from backend.errors import EoSslError
@@ -108,8 +108,9 @@ def prepare_chips(root: str | Path, out: str | Path, events: Events, band_names:
     writer = ChipStoreWriter(out, overwrite, inputs)
     writer.output.log_swept(events.log)
     try:
-        chips = writer.create("chips", (len(items), len(names), *size), dtype)
-        check_free_space(out, writer.nbytes() + 3 * len(items) * (1 + int(np.prod(size))), "The chip store")
+        shape = (len(items), len(names), *size)
+        check_free_space(out, npy_bytes(shape, dtype) + 3 * len(items) * (1 + int(np.prod(size))), "The chip store")
+        chips = writer.create("chips", shape, dtype)  # after the check: not even a header on a disk too small
         labels = np.array([c for _, c in items], np.int16)
         stats = BandStats(len(names))
         for i, (path, _) in enumerate(items):

@@ -7,6 +7,7 @@ never leaves a folder that looks finished. :class:`ChipStore` opens a finished s
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -80,6 +81,16 @@ class BandStats:
             out[name] = {"count": n, "mean": float(mean), "std": float(max(np.sqrt(var), 1e-6)),
                          "p02": float(p02), "p98": float(p98)}
         return out
+
+
+def npy_bytes(shape: tuple[int, ...], dtype: str | np.dtype) -> int:
+    """Bytes of a ``.npy`` file of ``shape`` and ``dtype``, header included, known before anything is written (a
+    disk too small is refused before the first header: :func:`backend.outputs.check_free_space`)."""
+    dtype = np.dtype(dtype)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                               "shape": tuple(int(n) for n in shape)})
+    return buf.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
 class SlabArray:

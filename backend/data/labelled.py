@@ -110,6 +110,26 @@ def warn_few_validation_parcels(per_class: dict[str, int], warn: Any) -> None:
              "--val-fraction).")
 
 
+def check_training_classes(per_class: dict[str, int], warn: Any, unit: str = "parcel") -> None:
+    """What the training split holds, per class (``per_class``: class name -> training parcels, chips or pixels).
+
+    A classifier needs two classes: fewer is ``one_class``, naming the classes that have none (scikit-learn
+    would otherwise fail deep inside with "needs samples of at least 2 classes"). A class without any is said in a
+    ``class_without_training`` warning: the package still lists it, but the model never learnt it."""
+    missing = [name for name, n in per_class.items() if n == 0]
+    present = [name for name, n in per_class.items() if n > 0]
+    fix = ("Label training parcels of the classes named, or prepare the store again with another --seed (or --split "
+           "by-parcel, or smaller --val-fraction/--test-fraction) so that each class keeps one for training.")
+    if len(present) < 2:
+        raise EoSslError("one_class", f"The training split holds {unit}s of {len(present)} class(es) "
+                         f"({', '.join(present) or 'none'}); a classifier needs two at least. No training {unit} of: "
+                         f"{', '.join(missing)}.", fix)
+    if missing and warn is not None:
+        warn("class_without_training", f"No training {unit} of {', '.join(missing)}: the model never learns "
+             f"{'that class' if len(missing) == 1 else 'those classes'} (the package lists every class of the store, "
+             f"but the map will hardly ever show {'it' if len(missing) == 1 else 'them'}). {fix}")
+
+
 def split_parcels(store: ChipStore, split: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(parcel indices, their class) of a split of a cube, and the number of parcel indices in the store."""
     parcels, labels, split_arr = store.array("parcels"), store.array("labels"), store.array("split")

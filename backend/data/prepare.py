@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from backend import __version__, options
 from backend.data.aoi import AOI, bbox_aoi, load_aoi, parse_poi
 from backend.data.bands import parse_band_list
-from backend.data.chipstore import BandStats, ChipStoreWriter
+from backend.data.chipstore import BandStats, ChipStoreWriter, npy_bytes
 from backend.data.grid import Grid, choose_grid, footprint
 from backend.data.labels import IGNORE_INDEX, Parcels, load_parcels
 from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, discover, filter_poi, group_by_date
@@ -156,22 +156,24 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
 
     writer = ChipStoreWriter(out, overwrite, input_paths)
     writer.output.log_swept(events.log)
+    shapes: dict[str, tuple[tuple[int, ...], Any]] = {
+        "s2": ((h, w, t2, c2), s2_dtype), "s2_valid": ((h, w, t2), np.uint8), "aoi": ((h, w), np.uint8)}
+    if t1:
+        shapes.update(s1=((h, w, t1, c1), np.float32), s1_valid=((h, w, t1), np.uint8))
+    if parcels is not None:
+        shapes.update(labels=((h, w), np.int16), parcels=((h, w), np.int32), split=((h, w), np.uint8))
+    needed = sum(npy_bytes(shape, dtype) for shape, dtype in shapes.values())
     try:
-        s2_arr = writer.create("s2", (h, w, t2, c2), s2_dtype)
-        s2_valid = writer.create("s2_valid", (h, w, t2), np.uint8)
-        aoi_arr = writer.create("aoi", (h, w), np.uint8)
-        s1_arr = writer.create("s1", (h, w, t1, c1), np.float32) if t1 else None
-        s1_valid = writer.create("s1_valid", (h, w, t1), np.uint8) if t1 else None
+        check_free_space(out, needed, "The chip store")  # its size is known: fail before the first byte
+        arrays = {name: writer.create(name, shape, dtype) for name, (shape, dtype) in shapes.items()}
+        s2_arr, s2_valid, aoi_arr = arrays["s2"], arrays["s2_valid"], arrays["aoi"]
+        s1_arr, s1_valid = arrays.get("s1"), arrays.get("s1_valid")
         if parcels is not None:
-            lab_arr = writer.create("labels", (h, w), np.int16)
-            par_arr = writer.create("parcels", (h, w), np.int32)
-            spl_arr = writer.create("split", (h, w), np.uint8)
+            lab_arr, par_arr, spl_arr = arrays["labels"], arrays["parcels"], arrays["split"]
         s2_stats, s1_stats = BandStats(c2), BandStats(c1)
         class_pixels = np.zeros(len(parcels.classes) if parcels else 0, np.int64)
         parcel_pixels = np.zeros(len(parcels.geoms) if parcels else 0, np.int64)
         windows = list(grid.windows(size))
-        needed = writer.nbytes()
-        check_free_space(out, needed, "The chip store")  # its size is known: fail before the first byte
         events.log(f"Writing {h} x {w} px, {t2} S2 date(s) x {c2} bands"
                    + (f", {t1} S1 date(s) x {c1}" if t1 else "") + f" in {len(windows)} window(s) of {size} px")
         with GridReader(grid) as reader, disk_errors(out, needed):
@@ -207,6 +209,7 @@ def build_cube(inputs: Inputs, parcels: Parcels | None, out: Path, events: Event
             _report_parcel_pixels(parcels, parcel_pixels, events)
         manifest = _manifest(inputs, parcels, s2_stats, s1_stats, s2_dtype, s2_groups, s1_groups, class_pixels,
                              command)
+        events.check_cancel()  # the last safe point: a signal after it finds the store complete
         with disk_errors(out, needed):
             writer.commit(manifest)
     except BaseException:

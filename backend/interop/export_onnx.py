@@ -190,6 +190,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                             f"{', '.join(props['eo_ssl_bands'])} at {props['resolution'] / 100:g} m")
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
+        events.check_cancel()  # the last safe point: a signal after it finds the export complete
         output.commit()
     events.artifact("onnx", str(out))
     events.log(f"exported {task} model: input (N, {c}, {tile}, {tile}) raw {', '.join(props['eo_ssl_bands'])}; "

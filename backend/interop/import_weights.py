@@ -122,6 +122,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                                                  encoder=encoder_name, bands=[b for _, b in channels],
                                                  torchgeo_weights=known.name if known else None)]},
     }
+    events.check_cancel()  # the last safe point: a signal after it finds the package complete
     if args.overwrite and out.exists():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     save_package(out, {f"encoder.{k}": v for k, v in found.state.items()}, meta)

@@ -229,6 +229,7 @@ def _export(args: argparse.Namespace, events: Events, output: Output, layer: Par
                                    size, dtype)
             summary = _write_meta(tmp, args, layer, records, classes, channels, source, grid, split_info, dtype,
                                   chosen, split, class_ids)
+        events.check_cancel()  # the last safe point: a signal after it finds the dataset complete
         output.commit()
     except BaseException:
         output.abort()

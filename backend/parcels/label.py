@@ -101,6 +101,11 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
 
     layer = read_parcels(parcels_path, args.parcels_layer, args.id_field, warn=events.warning)
     n = len(layer)
+    polygons = layer.problem == ""
+    if not polygons.any() and (layer.problem == "not_polygon").any():  # as prepare and export-dataset say it
+        raise EoSslError("not_polygon", f"The parcels of {parcels_path} are not polygons ({layer.geometry_type}): "
+                         "a parcel's label is the majority class of the map's pixels inside it.",
+                         "Give a polygon layer (in QGIS: Buffer points, or digitise the parcels).")
     if args.id_field:
         ids = layer.column(args.id_field)
         uniq = len({str(v) for v in ids})
@@ -131,7 +136,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     classes = {int(v): describe(table, int(v), colormap, i) for i, v in enumerate(z.class_values)}
     names = np.array([classes[int(c)]["name"] if c >= 0 else None for c in z.majority], dtype=object)
     counts = {s: int((status == s).sum()) for s in STATUSES if (status == s).any()}
-    if counts.get("outside_raster", 0) == int((layer.problem == "").sum()) and n:
+    if polygons.any() and counts.get("outside_raster", 0) == int(polygons.sum()):
         events.warning("parcels_outside_map", f"No parcel overlaps the map {map_path}: check that both cover the "
                        f"same place (parcels: {layer.crs.name}, map: {map_crs.name}).")
     if z.fallback_parcels:
@@ -183,6 +188,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         with disk_errors(out):
             write_gpkg(output.start(), layer.layer or out.stem, layer.crs, wkb, fields, columns, dtypes, gtype,
                        metadata, fids)
+        events.check_cancel()  # the last safe point: a signal after it finds the layer complete
         output.commit()
     except BaseException:
         output.abort()

@@ -12,6 +12,7 @@ import numpy as np
 
 from backend.data.chipstore import ChipStore
 from backend.data.labelled import (
+    check_training_classes,
     classes_of,
     draw_fraction,
     parcels_per_class,
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     if len(train_px) == 0:
         raise EoSslError("no_samples", f"No labelled training pixel with valid imagery in {store.path}.",
                          "Check the parcels, the split and the label fraction.")
+    # parcels whose every pixel is clouded count as none: what the classifier really sees, per class
+    train_parcels_of = {c["name"]: len(np.unique(train_px.parcels[train_px.labels == c["id"]])) for c in classes}
+    check_training_classes(train_parcels_of, events.warning)
     quick = bool(getattr(args, "quick", False))
     train_px = sample_by_parcel(train_px, min(args.max_pixels, QUICK_MAX_PIXELS) if quick else args.max_pixels, seed)
     emb, enc_state = init_embedding(init, inp, args.embedding_dim, store, strict=True)
@@ -96,17 +100,17 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     # progress: each cross-validated candidate (with and without an embedding), the final fit, the score
     n_cv = (len(candidates) if args.classifier == "auto" else 1) * (2 if emb is not None else 1) \
         if args.classifier == "auto" or merge_val else 0
-    total = n_cv + 2
+    n_steps = n_cv + 2
 
     def progress(done: int, _n: int, what: str) -> None:
-        events.progress(done, total, stage=f"pixel classifier: {what}")
+        events.progress(done, n_steps, stage=f"pixel classifier: {what}")
 
-    events.progress(0, total, stage="pixel classifier: features")
+    events.progress(0, n_steps, stage="pixel classifier: features")
     fit = fit_pixel_classifier(store, inp, train_px, k, classifier=args.classifier, embedding=emb,
                                encoder_state=enc_state, seed=seed, events=events, smooth=args.smooth,
                                cross_validate=merge_val, candidates=candidates, progress=progress)
     events.check_cancel()
-    events.progress(n_cv + 1, total, stage="pixel classifier: scoring")
+    events.progress(n_cv + 1, n_steps, stage="pixel classifier: scoring")
     val_px = labelled_pixels(store, inp, "val") if not merge_val else None
     val_scores, cm = None, None
     if val_px is not None and len(val_px):
@@ -116,8 +120,9 @@ def run(args: argparse.Namespace, events: Events, store: ChipStore, init: Any, o
     elif not merge_val:
         events.warning("no_validation", f"{store.path} has no validation parcels: the package has no held-out "
                        "score. Prepare the store with --val-fraction above 0 to know what the map is worth.")
-    events.progress(total, total, stage="pixel classifier: done")
+    events.progress(n_steps, n_steps, stage="pixel classifier: done")
     meta = package_meta(store, fit, inp, classes, args, init, val_scores, cm, used, total, val_parcels, merge_val)
+    events.check_cancel()  # the last safe point: a signal after it finds the package complete
     save_package(out, fit.model.package_state_dict(), meta)
     events.artifact("model", str(out))
     summary: dict[str, Any] = {"out": str(out), "task": "segmentation", "arch": "pixel",

@@ -374,7 +374,7 @@ def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ra
     results: list[dict[str, Any]] = []
     input_paths = options.paths("predict", args, "input")
     while True:
-        if _cancelled(ranks, events):
+        if _cancelled(ranks, events) or ranks.get("disk_full"):
             break
         k = ranks.claim()
         if k >= len(plan.todo):
@@ -395,10 +395,11 @@ def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ra
         result: dict[str, Any] = {"scene": plan.scenes[i], "name": name, "rank": ranks.rank}
         try:
             outs = [Output(out, kind="map", folder=False, replace=True, inputs=input_paths, option="--out-dir",
-                           sidecars=[out.with_suffix(".qml")]).check()]
+                           sidecars=[out.with_suffix(".qml")]).check().log_swept(scene_events.log)]
             if conf is not None:
                 outs.append(Output(conf, kind="map", folder=False, replace=True, inputs=input_paths,
-                                   option="--out-dir", sidecars=[conf.with_suffix(".qml")]).check())
+                                   option="--out-dir", sidecars=[conf.with_suffix(".qml")]).check()
+                            .log_swept(scene_events.log))
             summary = map_scene(pred, sargs, out, conf, outs, scene_events, on_row=on_row,
                                 extra_tags={"job": plan.keys[i]})
             result.update(status="mapped", out=str(out), area_km2=summary["area_km2"],
@@ -412,10 +413,16 @@ def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ra
             events.log(f"{name}: {'nothing to map' if status == 'empty' else 'failed'} ({exc.code}: {exc.message})",
                        level="warning")
         except Exception as exc:  # noqa: BLE001 - one scene's bug must not lose the others' maps
-            traceback.print_exc(file=sys.stderr)
-            result.update(status="failed", code="internal", message=f"{type(exc).__name__}: {exc}")
+            full = outputs.disk_full_of(exc, out)
+            if full is None:
+                traceback.print_exc(file=sys.stderr)
+            result.update(status="failed", code=full.code if full else "internal",
+                          message=full.message if full else f"{type(exc).__name__}: {exc}")
         results.append(result)
         progress.finished(weight)
+        if result.get("code") == "disk_full":  # every later scene would fail the same way: the job stops
+            ranks.set("disk_full", True)
+            break
     return results
 
 
@@ -458,10 +465,16 @@ def _finish_job(args: argparse.Namespace, events: Events, ranks: Ranks, plan: Pl
     mapped = [r for r in results if r["status"] == "mapped"]
     for r in mapped:
         events.artifact("map", r["out"])
+    failed = [r for r in results if r["status"] == "failed"]
+    full = next((r for r in failed if r["code"] == "disk_full"), None)
+    if full is not None:  # no mosaic on a full disk; the maps finished before are this job's and stay
+        kept = f"{len(maps)} map(s) are complete and kept in {out_dir}" if maps else "no map was finished"
+        raise EoSslError("disk_full", f"{full['message']} The job stopped at {full['name']}: {kept}.",
+                         "Free some space, or give an --out-dir on another disk; run the same command again to map "
+                         "the rest (finished scenes are not redone).")
     mosaics = write_mosaics(out_dir, maps, pred.meta["classes"], events) if maps else []
     for m in mosaics:
         events.artifact("mosaic", str(m), qml=str(m.with_suffix(".qml")))
-    failed = [r for r in results if r["status"] == "failed"]
     empty = [r for r in results if r["status"] == "empty"]
     elapsed = time.monotonic() - t0
     area = sum(r.get("area_km2", 0.0) for r in mapped)
@@ -475,9 +488,10 @@ def _finish_job(args: argparse.Namespace, events: Events, ranks: Ranks, plan: Pl
     if failed:
         for r in failed:
             events.warning("scene_failed", f"{r['name']} ({r['scene']}): {r['code']}: {r['message']}")
+        where = f"The other maps and the mosaic are in {out_dir}." if mosaics else "No map was made."
         raise EoSslError("scenes_failed", f"{len(failed)} of {len(plan.scenes)} scene(s) failed: "
                          + ", ".join(r["name"] for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
-                         + f". The other maps and the mosaic are in {out_dir}.",
+                         + f". {where}",
                          "See the warnings for each scene's reason; run the same command again to retry them "
                          "(finished scenes are not redone).")
     return summary

@@ -62,8 +62,19 @@ def summary_sentence(rows: list[dict[str, Any]], unit: str, metric: str = "miou"
     budget_text = ("all the training parcels" if unit == "fraction" and top >= 1 else
                    f"{best['budget']} of the training labels" if unit == "fraction" else
                    f"{int(top)} parcels per class")
+    real = next((r.get("train_per_class") or {} for r in rows if r["path"] == best_path and r["fraction"] == top), {})
+    short = {c: n for c, n in real.items() if unit != "fraction" and n < top}
+    if short:  # the store held fewer: say what the budget really was, per class
+        budget_text += (f" ({best['n_train']} parcels in all: only "
+                        + ", ".join(f"{n} of {c}" for c, n in short.items()) + ")")
+    not_scored = _not_scored(rows)
+    held_out = "held-out parcels"
+    if not_scored:
+        n_classes = len(rows[0]["metrics"].get("support") or {})
+        held_out += (f" of {n_classes - len(not_scored)} of the {n_classes} classes (none of "
+                     f"{', '.join(not_scored)} to test on)")
     name = METRIC_NAMES.get(metric, metric)
-    text = f"Use {best_path}: with {budget_text} it scores {name} {best['mean']:.3f} on held-out parcels"
+    text = f"Use {best_path}: with {budget_text} it scores {name} {best['mean']:.3f} on {held_out}"
     if best_classic is not None and best_classic[0] != best_path:
         diff = best["mean"] - best_classic[1]["mean"]
         text += f", {diff:+.3f} against the best classic classifier ({best_classic[0]}, {best_classic[1]['mean']:.3f})"
@@ -74,7 +85,16 @@ def summary_sentence(rows: list[dict[str, Any]], unit: str, metric: str = "miou"
     if worth:
         text += " " + worth["text"]
     return {"text": text, "best": best_path, "best_score": best["mean"], "budget": top,
-            "best_classic": best_classic[0] if best_classic else None, "pretraining": worth}
+            "best_classic": best_classic[0] if best_classic else None, "pretraining": worth,
+            "budget_short": short, "not_scored": not_scored}
+
+
+def _not_scored(rows: list[dict[str, Any]]) -> list[str]:
+    """Classes no row had a held-out pixel of (``metrics.support`` 0 everywhere): no score says anything about
+    them."""
+    supports = [r["metrics"].get("support") or {} for r in rows]
+    names = list(supports[0]) if supports else []
+    return [c for c in names if all(int(s.get(c, 0)) == 0 for s in supports)]
 
 
 METRIC_NAMES = {"miou": "mIoU", "f1_macro": "macro F1", "oa": "overall accuracy"}

@@ -57,7 +57,7 @@ class SSLMethod(pl.LightningModule):
     @classmethod
     def set_keys(cls) -> list[str]:
         """The keys ``--set`` accepts for this method."""
-        return [*COMMON_DEFAULTS, *cls.DEFAULTS]
+        return list(dict.fromkeys([*COMMON_DEFAULTS, *cls.DEFAULTS]))  # a method's own default of a common key: once
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,32 @@ class Budget:
     unit: str  # "fraction" | "per class"
     keep: np.ndarray | None  # parcel mask (None: every training parcel)
     parcels: int
+    per_class: dict[str, int] = field(default_factory=dict)  # what it really holds: class name -> parcels (chips)
 
     @property
     def label(self) -> str:
         return f"{self.value:g}" if self.unit == "fraction" else f"{int(self.value)} per class"
+
+    def short(self) -> dict[str, int]:
+        """The classes with fewer training parcels than a K-per-class budget asks for (the store has no more)."""
+        if self.unit != "per class":
+            return {}
+        return {name: n for name, n in self.per_class.items() if n < self.value}
+
+    def describe(self) -> str:
+        """What the budget really trains on: e.g. ``11 parcels (Cabbages 1, Maize 2, ...)``."""
+        return f"{self.parcels} parcels ({', '.join(f'{name} {n}' for name, n in self.per_class.items())})"
+
+
+def warn_budget(budget: Budget, warn: Callable[[str, str], Any], unit: str = "parcel") -> None:
+    """``budget_short``: a K-per-class budget that some classes cannot fill, said with the real budget per class."""
+    short = budget.short()
+    if short:
+        asked = int(budget.value) * len(budget.per_class)
+        warn("budget_short", f"--parcels-per-class {int(budget.value)}: the training split holds fewer {unit}s of "
+             + ", ".join(f"{name} ({n})" for name, n in short.items())
+             + f", so this budget trains on {budget.parcels} {unit}s, not {asked}: "
+             + ", ".join(f"{name} {n}" for name, n in budget.per_class.items()) + ".")
 
 
 def draw_per_class(cls: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -71,8 +93,9 @@ def draw_per_class(cls: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def budgets(ids: np.ndarray, cls: np.ndarray, n_total: int, fractions: list[float] | None,
-            per_class: list[int] | None, seed: int) -> list[Budget]:
-    """The parcels each budget trains on (drawn by parcel, stratified, seeded, nested)."""
+            per_class: list[int] | None, seed: int, names: list[str] | None = None) -> list[Budget]:
+    """The parcels each budget trains on (drawn by parcel, stratified, seeded, nested); ``names`` (class id ->
+    name) fills each budget's real parcels per class."""
     from backend.data.labelled import draw_fraction
 
     out = []
@@ -86,7 +109,8 @@ def budgets(ids: np.ndarray, cls: np.ndarray, n_total: int, fractions: list[floa
             mask = draw_per_class(cls, int(value), seed)
         keep = np.zeros(n_total, bool)
         keep[ids[mask]] = True
-        out.append(Budget(value, unit, None if mask.all() else keep, int(mask.sum())))
+        counts = {name: int((cls[mask] == c).sum()) for c, name in enumerate(names or [])}
+        out.append(Budget(value, unit, None if mask.all() else keep, int(mask.sum()), counts))
     return out
 
 
@@ -197,8 +221,9 @@ class Row:
     def to_dict(self, class_names: list[str]) -> dict[str, Any]:
         return {"init": self.path, "path": self.path, "kind": self.kind, "encoder": self.init,
                 "fraction": self.budget.value, "budget": self.budget.label, "unit": self.budget.unit,
-                "n_train": self.budget.parcels, "seed": self.seed, "metrics": scores(self.cm, class_names),
-                "confusion": self.cm.tolist(), "detail": self.detail, "seconds": round(self.seconds, 1)}
+                "n_train": self.budget.parcels, "train_per_class": self.budget.per_class, "seed": self.seed,
+                "metrics": scores(self.cm, class_names), "confusion": self.cm.tolist(), "detail": self.detail,
+                "seconds": round(self.seconds, 1)}
 
 
 def _timed(fn: Callable[[], tuple[np.ndarray, dict[str, Any]]]) -> tuple[np.ndarray, dict[str, Any], float]:
@@ -222,13 +247,16 @@ def compare_cube(args: Any, events: Events, store: ChipStore, inits: list[Any], 
         raise EoSslError("no_samples", f"{store.path} has no training parcels.", "Prepare with --parcels.")
     rows: list[Row] = []
     encoders = [(init, label, spec) for init, label, spec in zip(inits, labels, specs)]
+    names = [c["name"] for c in classes]
     for seed in seeds:
-        for budget in budgets(ids, cls, n_total, args.fractions, args.per_class, seed):
+        for budget in budgets(ids, cls, n_total, args.fractions, args.per_class, seed, names):
             events.check_cancel()
+            if seed == seeds[0]:  # K parcels per class are min(K, what the split holds) for every seed
+                warn_budget(budget, events.warning)
             px = sample_by_parcel(labelled_pixels(store, inp, "train", budget.keep), args.max_train_pixels, seed)
             if len(px) == 0:
                 continue
-            events.log(f"budget {budget.label} (seed {seed}): {budget.parcels} training parcels, {len(px)} pixels")
+            events.log(f"budget {budget.label} (seed {seed}): {budget.describe()}, {len(px)} pixels")
 
             fit = PixelPath(store, inp, px, k, seed, scorer)
             if "classic" in args.paths:
@@ -360,7 +388,10 @@ def compare_chips(args: Any, events: Events, store: ChipStore, inits: list[Any],
                             or [(f, "fraction") for f in args.fractions or [1.0]]):
             keep = (np.ones(len(y_tr), bool) if unit == "fraction" and value >= 1 else
                     draw_fraction(y_tr, value, seed) if unit == "fraction" else draw_per_class(y_tr, int(value), seed))
-            budget = Budget(value, unit, None, int(keep.sum()))
+            budget = Budget(value, unit, None, int(keep.sum()),
+                            {c["name"]: int((y_tr[keep] == c["id"]).sum()) for c in classes})
+            if seed == seeds[0]:
+                warn_budget(budget, events.warning, "chip")
 
             def cm_of(pred: np.ndarray) -> np.ndarray:
                 return confusion(torch.from_numpy(y_te), torch.from_numpy(pred), k).numpy()
@@ -459,6 +490,10 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
         results = [r.to_dict(class_names) for r in rows]
         unit = "per class" if args.per_class else "fraction"
         summary = summary_sentence(results, unit, "miou" if task == "segmentation" else "f1_macro")
+        if summary.get("not_scored"):
+            events.warning("classes_not_scored", f"No held-out {'parcel' if task == 'segmentation' else 'chip'} of "
+                           f"{', '.join(summary['not_scored'])} in {scored_on}: every score is over the other "
+                           f"{len(class_names) - len(summary['not_scored'])} classes and says nothing about these.")
         events.log(summary["text"])
         agg = aggregate(results, "miou" if task == "segmentation" else "f1_macro")
         means = [{"init": path, "fraction": b, "metrics": {"miou": e["mean"]} if task == "segmentation" else
@@ -498,6 +533,7 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=ev._json_default))  # noqa: SLF001
         (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
         shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot")):
         events.artifact(kind, str(out / name))

@@ -324,6 +324,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
         (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
         shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot"),
                        ("confusion.png", "plot"), ("tsne.png", "plot")):

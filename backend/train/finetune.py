@@ -47,6 +47,7 @@ from backend.data.labelled import (
     CubeCrops,
     CubeReader,
     CubeWindows,
+    check_training_classes,
     chip_split,
     classes_of,
     draw_fraction,
@@ -154,6 +155,7 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
             keep[ids[mask]] = True
             used = int(mask.sum())
             per_class = {c["name"]: int((cls[mask] == c["id"]).sum()) for c in classes}
+        check_training_classes(per_class, warn)
         h, w = store.shape
         size = min(crop, h, w) // 32 * 32
         if size < 32:
@@ -187,6 +189,7 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
     mask = draw_fraction(labels[train_idx], label_fraction, seed) if label_fraction < 1.0 else np.ones(
         len(train_idx), bool)
     used_idx = train_idx[mask]
+    check_training_classes({c["name"]: int((labels[used_idx] == c["id"]).sum()) for c in classes}, warn, "chip")
     val_idx = chip_split(store, "val")
     train = Chips(store, spec, channel_index, used_idx, train=True, seed=seed)
     val: torch.utils.data.Dataset | None = Chips(store, spec, channel_index, val_idx) if len(val_idx) else None

@@ -57,6 +57,11 @@ def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[t
     if out.exists() and not outputs.is_empty_dir(out) and not outputs.is_eo_ssl_output(out):
         raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write; a model is not written into "
                          "it.", "Choose a new or empty folder as --out.")
+    foreign = outputs.foreign_entries(out) if overwrite and out.is_dir() else []
+    if foreign:  # the one --overwrite rule of every command (backend.outputs.Output): only what eo-ssl wrote
+        raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write ({', '.join(foreign[:5])}"
+                         f"{' ...' if len(foreign) > 5 else ''}); --overwrite replaces only a folder that is all "
+                         "eo-ssl's.", f"Move them out of {out}, or pick a new --out.")
     if outputs.locked_by_other(out / outputs.MARKER):
         raise EoSslError("output_busy", f"Another eo-ssl run is writing {out}.", "Wait for it, or pick another --out.")
     if resume:
@@ -119,9 +124,13 @@ def begin(out_dir: str | Path, run_config: dict[str, Any], resume_keys: Sequence
           overwrite: bool) -> None:
     """Global rank 0, once the inputs are known to be good: refuse a ``--resume`` that disagrees with the run it
     would continue (on ``resume_keys``), drop an earlier run's checkpoints on ``--overwrite``, and save the run
-    configuration (the ``--out`` folder appears here)."""
+    configuration (the ``--out`` folder appears here). A refused ``--resume`` (options that differ, a checkpoint that
+    is a pickle or cut short) changes nothing in the folder."""
     if resume:
         check_resume_matches(out_dir, run_config, resume_keys)
+        from backend.train.runner import checkpoint_step
+
+        checkpoint_step(checkpoint_dir(out_dir) / LAST)  # a pickle or a cut checkpoint is refused before run.json
     elif overwrite:
         shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
     save_run_config(out_dir, run_config)
@@ -138,7 +147,9 @@ def write_package(out_dir: str | Path, state: dict[str, torch.Tensor], meta: dic
     out = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_curves(history, Path(tmp) / CURVES, curves, title=title)
+        events.check_cancel()  # the last safe point: a signal after it finds the package complete
         save_package(out, state, meta, extra_files={CURVES: png} if png else None)
+    outputs.finished(out)  # complete: never removed by a failure or a signal after this
     if not keep_checkpoints:
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)  # resumable state is for unfinished runs only
     events.artifact("model", str(out))

@@ -441,6 +441,28 @@ def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+#: (path, mtime, size) -> step of the checkpoints :func:`checkpoint_step` accepted (each file version read once)
+_CHECKED: dict[tuple[str, int, int], int] = {}
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The step of the checkpoint at ``path``, once :func:`load_checkpoint_safely` accepts it. A file is read once
+    per version: ``model_folder.begin`` checks it before the run's ``run.json`` is rewritten, :func:`fit` needs its
+    step."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    step = int(load_checkpoint_safely(path).get("global_step", 0))
+    if key is not None:
+        _CHECKED[key] = step
+    return step
+
+
 # -- fit --------------------------------------------------------------------------------------------------------
 @dataclass
 class FitResult:
@@ -472,7 +494,23 @@ def build_trainer(cfg: TrainConfig, device: DeviceChoice, callbacks: Iterable[An
         # deterministic=None: torch's own setting stays (tests turn deterministic algorithms on; False would undo it)
         log_every_n_steps=1, default_root_dir=None, deterministic=None, benchmark=device.cuda)
     kwargs.update(overrides)
-    return pl.Trainer(**kwargs)
+    trainer = pl.Trainer(**kwargs)
+    _leave_signals_to_the_cli(trainer)
+    return trainer
+
+
+def _leave_signals_to_the_cli(trainer: Any) -> None:
+    """Keep Lightning from installing its own SIGTERM handler for ``fit``/``validate``.
+
+    Lightning's handler makes the loop raise ``SIGTERMException`` (a ``SystemExit``) at the end of the step in which
+    the signal came; when that was after our callback's check, the run left without a checkpoint, an event or an exit
+    code that says so (exit 0: issue 21). The CLI's handler (:meth:`backend.events.Events.signal_handlers`) is the one
+    authority: it marks the run cancelled, :class:`EventsCallback` stops the trainer at the next step (every DDP rank
+    at the same one) and :class:`ResumableCheckpoint` saves the checkpoint. Lightning also killed DDP children on
+    SIGTERM; here they stop with rank 0, through the same decision."""
+    connector = getattr(trainer, "_signal_connector", None)
+    if connector is not None and hasattr(connector, "register_signal_handlers"):
+        connector.register_signal_handlers = lambda: None
 
 
 def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, events: Events, *,
@@ -491,9 +529,7 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
     resumed_from: int | None = None
     if cfg.resume:
         ckpt_path = ckpt_dir / LAST
-        ckpt = load_checkpoint_safely(ckpt_path)
-        resumed_from = int(ckpt.get("global_step", 0))
-        del ckpt
+        resumed_from = checkpoint_step(ckpt_path)
         events.log(f"resuming from {ckpt_path} at step {resumed_from}")
     elif (ckpt_dir / LAST).exists():
         events.log(f"starting afresh: the checkpoint in {ckpt_dir} will be replaced (use --resume to continue it)")
@@ -515,11 +551,18 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
     try:
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
                     ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    except SIGTERMException:
-        # Lightning turns SIGTERM into SystemExit after the step; our callback has already saved the checkpoint
-        if not events_cb.cancel_requested:
+    except (SIGTERMException, KeyboardInterrupt, SystemExit) as exc:
+        # Lightning's own ways out (its SIGTERM handler, should it ever be installed; sys.exit(1) after a second
+        # Ctrl-C): the run was stopped by a signal, whatever Lightning made of it
+        if not events.cancelled:
             raise
-    if events_cb.cancel_requested:
+        saved = (ckpt_dir / LAST).exists()
+        raise Cancelled(f"cancelled at step {trainer.global_step}"
+                        + (f"; the last checkpoint is in {ckpt_dir / LAST}" if saved else "")) from exc
+    cancelled = events_cb.cancel_requested or events.cancelled
+    if trainer.world_size > 1:  # a signal after the last step's check: every rank must agree, or one goes on alone
+        cancelled = bool(trainer.strategy.reduce_boolean_decision(cancelled, all=False))
+    if cancelled:  # a stop within the last step still ends in a checkpoint (on_train_end saved it)
         raise Cancelled(f"cancelled at step {trainer.global_step}; checkpoint saved in {ckpt_dir / LAST}")
     history = events_cb.history
     final_loss = events_cb.last_loss

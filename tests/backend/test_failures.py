@@ -9,7 +9,13 @@ resnet10t U-Net), a dataset and a labelled GeoPackage with the commands themselv
 The ``disk full`` rows write to a small tmpfs mounted for them: a real ENOSPC (needs root and a kernel that lets this
 process mount; otherwise they are skipped, with that reason, and ``test_outputs.py::test_full_disks_are_recognised``
 still checks the translation). The prepare row with a known size needs no mount: a 1.4 TB store is refused before its
-first byte on any disk this suite runs on.
+first byte on any disk this suite runs on. The read-only rows write to a tmpfs mounted read-only (root can write into
+any folder ``chmod`` makes read-only).
+
+The signal rows send the signal at a fixed moment through the test hook ``EO_SSL_TEST_SIGNAL_AT`` (the process signals
+itself right after its N-th event of a kind, :mod:`backend.events`), never after a sleep: the table's rows run as child
+processes (the exit code a shell or a scheduler sees), and :func:`test_a_signal_ends_every_command_as_cancelled`
+repeats SIGTERM and SIGINT before, during and after the work of every command that trains or maps, in this process.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -29,6 +36,7 @@ from typing import Any
 
 import pytest
 
+from backend.events import TEST_SIGNAL_AT
 from backend.outputs import pid_alive
 from tests.backend.data_helpers import REPO, parse_events, prepare_ok
 from tests.backend.model_helpers import command_ok
@@ -38,6 +46,8 @@ SAMPLE = REPO / "resources" / "sample" / "worldcereal_flanders_2018"
 DATES = ("S2_20170824.tif", "S2_20180119.tif", "S2_20180628.tif")
 #: the top-left 32 x 32 px of the sample, where every pixel of 2018-11-05 is nodata (clouds masked)
 CLOUDED_BOX = "501360,5629360,501680,5629680"
+#: the fastest training settings that still train (one CPU process, a 10-layer ResNet, 32 px crops)
+TINY = ("--encoder", "resnet10t", "--crop", "32", "--num-workers", "0", "--devices", "cpu")
 #: a temporary name (``OUT.tmp-PID``, ``.NAME.part-PID.tif``, ``OUT.old-PID``...) and its process id
 TEMP = re.compile(r"^.*\.(?:tmp|part|old)-(\d+)(?:\..*)?$")
 
@@ -50,8 +60,14 @@ class Case:
     inputs: list[str] = field(default_factory=list)  # their sha256 must not change (pre-existing outputs too)
     absent: list[str] = field(default_factory=list)  # must not exist afterwards
     rc: int = 2
-    says: str = ""  # a word the message or hint must hold
-    needs: str = ""  # "tmpfs:SIZE" for the full-disk rows
+    says: str = ""  # a word the message or hint must hold (for rc 0: the warning's message)
+    needs: str = ""  # "tmpfs:SIZE" for the full-disk rows, "tmpfs:SIZE:ro" for the read-only ones
+    signal_at: str = ""  # EO_SSL_TEST_SIGNAL_AT of the run (KIND:N:SIGNAL)
+    kept: list[str] = field(default_factory=list)  # must exist afterwards (a resumable checkpoint, a report)
+    warns: str = ""  # a warning code the run must give (rc 0 rows: what it says instead of failing)
+    never: str = ""  # a warning code the run must not give
+    report_says: str = ""  # text the first ``kept`` file must hold
+    in_process: bool = False  # run ``backend.cli.main`` in this process: the same code and exit code, no start-up
 
 
 CASES = [
@@ -177,6 +193,46 @@ CASES = [
          "--min-fraction 1.5 --out {R}/l1.gpkg", "bad_threshold", ["{D}"], ["{R}/l1.gpkg"]),
     Case("pretrain-resume-without-checkpoint", "pretrain --data {store} --method byol --resume --out {R}/p3",
          "no_checkpoint", ["{store}"], ["{R}/p3"]),
+    # -- issue 21: a signal at any moment is a cancel; the last bad inputs ---------------------------------------------
+    # (the two signal rows as child processes: the exit code a shell or a scheduler sees; the others in this process,
+    # through the same backend.cli.main, to save the start-up of torch)
+    Case("pretrain-sigterm-after-a-step-checkpointing-every-step", "pretrain --data {store} --method byol {tiny} "
+         "--batch-size 4 --max-steps 3 --checkpoint-every 1 --out {R}/sig1", "cancelled", ["{store}"],
+         ["{R}/sig1/model.json"], rc=143, says="SIGTERM", signal_at="progress:1:TERM",
+         kept=["{R}/sig1/checkpoints/last.ckpt"]),
+    Case("finetune-sigint-after-a-step", "finetune --data {store} {tiny} --batch-size 2 --max-steps 3 --out {R}/sig2",
+         "cancelled", ["{store}"], ["{R}/sig2/model.json"], rc=130, says="SIGINT", signal_at="progress:1:INT",
+         kept=["{R}/sig2/checkpoints/last.ckpt"]),
+    Case("predict-scenes-out-dir-on-a-read-only-disk", "predict --model {model} --scenes {D}/s2/{d0} --out-dir "
+         "{full}/maps --devices cpu", "output_not_writable", ["{model}", "{D}"], ["{full}/maps"],
+         says="Read-only", needs="tmpfs:64k:ro", in_process=True),
+    Case("predict-scenes-disk-full", "predict --model {model} --scenes {D}/s2/{d0} {D}/s2/{d1} --out-dir {full}/maps "
+         "--confidence-maps --devices cpu", "disk_full", ["{model}", "{D}"], ["{full}/maps"],
+         says="no map was finished", needs="tmpfs:8k", in_process=True),
+    Case("finetune-pixel-one-class-in-the-training-split", "finetune --arch pixel --data {one_class} --out {R}/f3",
+         "one_class", ["{one_class}"], ["{R}/f3"], says="Cabbages, Maize, Other leguminous crops, Potatoes",
+         in_process=True),
+    Case("finetune-unet-a-class-without-training-parcels", "finetune --data {no_cabbages} {tiny} --batch-size 2 "
+         "--max-steps 1 --out {R}/f4", "", ["{no_cabbages}"], rc=0, warns="class_without_training",
+         says="Cabbages", kept=["{R}/f4/model.json"], in_process=True),
+    Case("compare-more-parcels-per-class-than-the-split-holds", "evaluate --protocol compare --paths classic "
+         "--parcels-per-class 5 --init random --encoder resnet10t --data {store} --max-train-pixels 500 "
+         "--max-score-pixels 2000 --devices cpu --out {R}/c1", "", ["{store}"], rc=0, warns="budget_short",
+         says="11 parcels, not 25", kept=["{R}/c1/report.html"],
+         report_says="5 parcels per class (11 parcels in all: only 1 of Cabbages, 2 of Maize", in_process=True),
+    Case("finetune-overwrite-a-package-holding-user-files", "finetune --data {store} --out {mixed_model} --overwrite "
+         "{tiny} --batch-size 2 --max-steps 1", "not_eo_ssl_output", ["{store}", "{mixed_model}"],
+         says="notes.txt", in_process=True),
+    Case("pretrain-resume-a-pickled-checkpoint", "pretrain --data {store} --method byol {tiny} --batch-size 4 "
+         "--max-steps 2 --resume --out {pickled_run}", "unsafe_checkpoint", ["{store}", "{pickled_run}"],
+         in_process=True),
+    Case("pretrain-resume-a-cut-checkpoint", "pretrain --data {store} --method byol {tiny} --batch-size 4 "
+         "--max-steps 2 --resume --out {cut_run}", "corrupt_checkpoint", ["{store}", "{cut_run}"], in_process=True),
+    Case("label-parcels-parcels-that-are-points", "label-parcels --map {D}/labels.tif --parcels {points} "
+         "--out {R}/l2.gpkg", "not_polygon", ["{D}", "{points}"], ["{R}/l2.gpkg"], never="parcels_outside_map",
+         in_process=True),
+    Case("prepare-disk-too-full-for-the-headers", "prepare --s2 {D}/s2/{d0} --out {full}/store", "disk_full", ["{D}"],
+         ["{full}/store"], says="are free there", needs="tmpfs:4k", in_process=True),
 ]
 
 
@@ -193,9 +249,11 @@ def sha256_tree(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_cli(argv: list[str], timeout: int = 300) -> tuple[int, list[dict[str, Any]], str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME",)}
+def run_cli(argv: list[str], timeout: int = 300, signal_at: str = "") -> tuple[int, list[dict[str, Any]], str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", TEST_SIGNAL_AT)}
     env["PYTHONPATH"] = str(REPO)
+    if signal_at:
+        env[TEST_SIGNAL_AT] = signal_at
     proc = subprocess.run([sys.executable, "-m", "backend", *argv, "--events"], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
     return proc.returncode, parse_events(proc.stdout), proc.stderr
@@ -280,12 +338,50 @@ def env(tmp_path_factory) -> dict[str, Any]:
             [501400, 5629100], [501900, 5629100], [501900, 5629600], [501400, 5629100]]]}},
         {"type": "Feature", "properties": {"name": "two points"}, "geometry": {"type": "Polygon", "coordinates": [[
             [501400, 5629100], [501900, 5629600]]]}}]}))
-    return {"R": root, "D": d, "d0": DATES[0], "store": store, "model": model, "dataset": dataset,
+    run = root / "run"  # a pre-training run's folder with its checkpoint, to --resume
+    command_ok("pretrain", ["--data", store, "--method", "byol", *TINY, "--batch-size", "4", "--max-steps", "1",
+                            "--out", run])
+    pickled_run, cut_run = _copy_tree(run, root / "pickled_run"), _copy_tree(run, root / "cut_run")
+    ckpt = "checkpoints/last.ckpt"
+    _rewrite(pickled_run / ckpt, pickle.dumps({"state_dict": {}, "loops": {}, "evil": _Payload()}))
+    _rewrite(cut_run / ckpt, (run / ckpt).read_bytes()[:1000])
+    mixed_model = _copy_tree(model, root / "mixed_model")
+    (mixed_model / "notes.txt").write_text("the user's notes, kept beside the model")
+    one_class, no_cabbages = _resplit(store, root / "one_class", keep="Permanent grass crops"), \
+        _resplit(store, root / "no_cabbages", drop="Cabbages")
+    return {"R": root, "D": d, "d0": DATES[0], "d1": DATES[1], "store": store, "model": model, "dataset": dataset,
             "labelled": labelled, "docs": docs, "note": note, "mixed": mixed, "copy_tif": copy_tif,
             "user_tif": user_tif, "user_gpkg": user_gpkg, "user_onnx": user_onnx, "weights": weights,
             "truncated": truncated, "no_manifest": no_manifest,
             "no_arch": no_arch, "points": root / "points.gpkg", "outside": root / "outside.gpkg", "ring": ring,
-            "box": CLOUDED_BOX, "busy": root / "busy"}
+            "box": CLOUDED_BOX, "busy": root / "busy", "tiny": " ".join(TINY), "pickled_run": pickled_run,
+            "cut_run": cut_run, "mixed_model": mixed_model, "one_class": one_class, "no_cabbages": no_cabbages}
+
+
+class _Payload:
+    def __reduce__(self):  # what a malicious checkpoint would run when unpickled
+        return (print, ("this must never run",))
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Replace a hard-linked file with new content (the original it shares data with stays whole)."""
+    path.unlink()
+    path.write_bytes(data)
+
+
+def _resplit(store: Path, out: Path, keep: str | None = None, drop: str | None = None) -> Path:
+    """A copy of ``store`` whose training split holds only class ``keep``, or every class but ``drop`` (the other
+    parcels' pixels move to the validation split)."""
+    import numpy as np
+
+    copy = _copy_tree(store, out)
+    ids = {c["name"]: c["id"] for c in json.loads((store / "manifest.json").read_text())["labels"]["classes"]}
+    labels, split = np.load(store / "labels.npy"), np.load(store / "split.npy")
+    moved = (labels != ids[keep]) if keep else (labels == ids[drop])
+    split[(split == 1) & moved] = 2
+    (copy / "split.npy").unlink()
+    np.save(copy / "split.npy", split)
+    return copy
 
 
 @pytest.fixture
@@ -295,11 +391,11 @@ def full_disk(env, request) -> Iterator[Path | None]:
     if not case.needs:
         yield None
         return
-    size = case.needs.split(":")[1]
+    size, *ro = case.needs.split(":")[1:]
     mount = env["R"] / f"full-{case.id}"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *ro]), "tmpfs", str(mount)],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         mount.rmdir()
         pytest.skip(f"cannot mount a {size} tmpfs to fill up ({proc.stderr.strip() or 'not root'}); the translation "
@@ -332,20 +428,43 @@ def _fill(text: str, values: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_failure_loses_nothing(case: Case, env, full_disk, busy_run):
+def test_failure_loses_nothing(case: Case, env, full_disk, busy_run, capfd):
     values = {**env, "full": full_disk or ""}
     argv = shlex.split(_fill(case.argv, values))
     inputs = [Path(_fill(p, values)) for p in case.inputs]
     absent = [Path(_fill(p, values)) for p in case.absent]
+    kept = [Path(_fill(p, values)) for p in case.kept]
     before = {p: sha256_tree(p) for p in inputs}
-    rc, events, stderr = run_cli(argv)
+    if case.in_process:
+        from tests.backend.model_helpers import run_command
+
+        capfd.readouterr()
+        rc, events = run_command(argv[0], argv[1:])
+        stderr = capfd.readouterr().err
+    else:
+        rc, events, stderr = run_cli(argv, signal_at=case.signal_at)
     errors = [e for e in events if e["event"] == "error"]
-    assert errors, f"no error event (rc {rc}): {stderr[-2000:]}"
-    error = errors[0]
-    assert (rc, error["code"]) == (case.rc, case.code), (error, stderr[-2000:])
-    assert events[-1]["event"] == "done" and events[-1]["ok"] is False
-    if case.says:
-        assert case.says in error["message"] + error["hint"], error
+    warned = {e["code"]: e["message"] for e in events if e["event"] == "warning"}
+    if case.rc == 0:  # a run that goes on, and says what is wrong
+        assert (rc, errors) == (0, []) and events[-1]["event"] == "done" and events[-1]["ok"], (errors, stderr[-2000:])
+        assert case.says in warned[case.warns], warned
+    else:
+        assert len(errors) == 1, f"not one error event (rc {rc}): {errors} {stderr[-2000:]}"
+        error = errors[0]
+        assert (rc, error["code"]) == (case.rc, case.code), (error, stderr[-2000:])
+        assert events[-1]["event"] == "done" and events[-1]["ok"] is False
+        assert not any(e["event"] == "done" and e["ok"] for e in events)
+        if case.says:
+            assert case.says in error["message"] + error["hint"], error
+        if case.warns:
+            assert case.warns in warned, warned
+        assert "Traceback" not in stderr, stderr[-2000:]  # an expected failure is said, not dumped
+    if case.never:
+        assert case.never not in warned, warned[case.never]
+    for p in kept:
+        assert p.exists(), f"{p} is missing"
+    if case.report_says:
+        assert case.report_says in kept[0].read_text(), kept[0]
     for p in absent:
         assert not p.exists(), f"{p} was left behind"
     for p in inputs:
@@ -377,7 +496,8 @@ def _popen(argv: list[Any], **kw: Any) -> subprocess.Popen:
 
 def test_a_rerun_sweeps_what_a_killed_run_left(env):
     """kill -9 in the middle of a prepare leaves OUT.tmp-PID (nothing can clean up after SIGKILL); the next run to
-    the same --out removes it (its process is gone) and says so. Same for predict's .part files."""
+    the same --out removes it (its process is gone) and says so. Same for predict's .part files, also those of a
+    killed ``predict --scenes`` job."""
     out = env["R"] / "killed"
     proc = _popen(["prepare", "--s2", env["D"] / "s2", "--window", "16", "--out", out])
     for line in proc.stdout:
@@ -403,6 +523,20 @@ def test_a_rerun_sweeps_what_a_killed_run_left(env):
                         maps / "map.tif", "--devices", "cpu"])
     assert rc == 0 and not any(p.exists() for p in stale)
     assert sorted(p.name for p in maps.iterdir()) == ["map.qml", "map.tif"]
+
+    from backend.outputs import write_marker
+    from backend.predict.region import ENTRIES
+    from tests.backend.model_helpers import run_command
+
+    job = env["R"] / "job"
+    job.mkdir()
+    write_marker(job, "maps", ENTRIES)  # the folder of a job killed while it wrote its first map
+    part = job / f".S2_20170824.tif.part-{dead}.tif"
+    part.write_bytes(b"half a map of a killed job")
+    rc, events = run_command("predict", ["--model", env["model"], "--scenes", env["D"] / "s2" / DATES[0],
+                                         "--out-dir", job, "--devices", "cpu"])
+    assert rc == 0 and not part.exists()
+    assert any("leftover" in e.get("message", "") and part.name in e["message"] for e in events)
 
 
 def test_two_runs_to_the_same_out_never_clobber(env):
@@ -535,7 +669,7 @@ def test_a_cancelled_prediction_stops_within_seconds(env, shared_data):
     rest, _ = proc.communicate(timeout=120)
     latency = time.monotonic() - sent
     events = lines + parse_events(rest)
-    assert proc.returncode == 130 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
+    assert proc.returncode == 143 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
     assert latency < 5.0, latency
     assert not out.exists() and list(out.parent.iterdir()) == []
 
@@ -561,3 +695,83 @@ def test_parcels_geos_cannot_read_are_skipped_and_named(env):
     warning = next(e for e in events if e["event"] == "warning" and e["code"] == "invalid_geometry")
     assert f"feature {len(features) - 1} of" in warning["message"]
     assert len(json.loads((out / "manifest.json").read_text())["labels"]["parcel_fids"]) == len(features) - 1
+
+
+# -- a signal at any moment of a run ends it as cancelled (issue 21) ---------------------------------------------------
+#: per command: its command line ({out} is the run's output) and a moment in the middle of its work
+SIGNALLED = {
+    "pretrain": ("pretrain --data {store} --method byol {tiny} --batch-size 4 --max-steps 3 --checkpoint-every 1 "
+                 "--out {out}", "progress:1"),
+    "dense-moco": ("pretrain --data {store} --method dense-moco --crop 32 --batch-size 2 --max-steps 3 --set "
+                   "base_width=8 --set depth=2 --set queue_size=256 --num-workers 0 --devices cpu --out {out}",
+                   "progress:1"),
+    "finetune": ("finetune --data {store} {tiny} --batch-size 2 --max-steps 3 --out {out}", "progress:1"),
+    "evaluate": ("evaluate --init random --encoder resnet10t --data {store} --protocol knn --label-fractions 1 "
+                 "--devices cpu --out {out}", "log:1"),
+    "predict": ("predict --model {model} --s2 {D}/s2/{d0} --devices cpu --out {out}/map.tif --confidence "
+                "{out}/confidence.tif", "progress:1"),
+    "embed": ("embed --model {model} --s2 {D}/s2/{d0} --sample-windows 1 --tile 64 --devices cpu "
+              "--out {out}/embedding.tif", "progress:1"),
+}
+#: what a finished run leaves at {out}
+FINISHED = {"pretrain": "model.json", "dense-moco": "model.json", "finetune": "model.json", "evaluate": "report.html",
+            "predict": "map.tif", "embed": "embedding.tif"}
+#: before the work (the first event: the command's libraries are still loading), during it (SIGTERM and SIGINT), and
+#: after its outputs are complete (the first artifact event)
+MOMENTS = [("before", "start:1", "TERM"), ("during", "", "TERM"), ("during", "", "INT"), ("after", "artifact:1", "INT")]
+
+
+@pytest.mark.parametrize(("command", "moment", "at", "sig"),
+                         [(c, m, at, s) for c in SIGNALLED for m, at, s in MOMENTS],
+                         ids=[f"{c}-{m}-SIG{s}" for c in SIGNALLED for m, _, s in MOMENTS])
+def test_a_signal_ends_every_command_as_cancelled(env, monkeypatch, command, moment, at, sig):
+    """Whatever the moment, a signal ends the run as ``cancelled`` with the shell's exit code (130 SIGINT, 143
+    SIGTERM), one ``error`` event and no successful ``done``; nothing is left at the output but a training run's
+    resumable checkpoint, or, once the outputs were complete, those outputs. Lightning's own SIGTERM handling once
+    made such a run exit 0 with no event at all."""
+    import signal
+
+    from tests.backend.model_helpers import run_command
+
+    argv_text, during = SIGNALLED[command]
+    out = env["R"] / "signals" / f"{command}-{moment}-{sig}"
+    if command in ("predict", "embed"):
+        out.mkdir(parents=True)
+    else:
+        out.parent.mkdir(exist_ok=True)
+    argv = shlex.split(_fill(argv_text, {**env, "out": out}))
+    inputs = [env["store"], env["model"]]
+    before = {p: sha256_tree(p) for p in inputs}
+    monkeypatch.setenv(TEST_SIGNAL_AT, f"{at or during}:{sig}")
+    rc, events = run_command(argv[0], argv[1:])
+    signum = getattr(signal, f"SIG{sig}")
+    errors = [e for e in events if e["event"] == "error"]
+    assert rc == 128 + signum and [e["code"] for e in errors] == ["cancelled"], (rc, errors)
+    assert f"SIG{sig}" in errors[0]["message"], errors[0]
+    assert events[-1]["event"] == "done" and not any(e["event"] == "done" and e["ok"] for e in events)
+    left = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if moment == "after":
+        assert FINISHED[command] in left and "complete" in errors[0]["message"], (left, errors[0])
+    elif command in ("pretrain", "dense-moco", "finetune") and moment == "during":
+        assert left == [".eo-ssl-output", "checkpoints"] and (out / "checkpoints" / "last.ckpt").is_file(), left
+    else:
+        assert left == [], left
+    assert not [q.name for q in out.parent.iterdir() if TEMP.match(q.name)]
+    for p in inputs:
+        assert sha256_tree(p) == before[p], f"{p} changed"
+
+
+def test_the_set_hint_names_each_key_once():
+    """An unknown --set key is refused with the method's keys, each once (a method's default of a common key, such
+    as byol's base_lr, was listed twice)."""
+    from backend.errors import EoSslError
+    from backend.options import parse_sets
+    from backend.ssl.registry import METHODS
+
+    for name, method in METHODS.items():
+        keys = method.set_keys()
+        assert len(keys) == len(set(keys)), name
+        with pytest.raises(EoSslError) as err:
+            parse_sets(["nope=1"], keys)
+        listed = err.value.hint.removeprefix("Options: ").rstrip(".").split(", ")
+        assert len(listed) == len(set(listed)) and "nope" not in listed, name

@@ -1,5 +1,6 @@
 """A pre-training killed with SIGKILL resumes from its last checkpoint: the step counter continues and the run
-finishes; a cancelled one (SIGTERM, what the plugin sends) stops at the next step with a checkpoint and exit 130."""
+finishes; a cancelled one (SIGTERM, what the plugin sends) stops at the next step with a checkpoint and exit 143
+(128 + SIGTERM)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_kill_then_resume_then_cancel_then_finish(tmp_path_factory, shared_data,
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(60)
     events = read_events(log2)
-    assert rc == 130, proc.stderr.read()[-2000:]
+    assert rc == 143, proc.stderr.read()[-2000:]
     error = next(e for e in events if e["event"] == "error")
     assert error["code"] == "cancelled" and "--resume" in error["hint"]
     logs = " ".join(e["message"] for e in events if e["event"] == "log")
