@@ -123,10 +123,13 @@ class Calendar:
                 return prefer
         return best[2]
 
-    def check_covered(self, sensor: str, dates: Sequence[dt.date | str | None], year: int) -> np.ndarray:
-        """:meth:`assign`, refusing a period without any acquisition (``period_not_covered``, naming the periods)."""
+    def check_covered(self, sensor: str, dates: Sequence[dt.date | str | None], year: int,
+                      required: Sequence[bool] | None = None) -> np.ndarray:
+        """:meth:`assign`, refusing a ``required`` period (default: every one; a model needs those its training data
+        observed) without any acquisition (``period_not_covered``, naming the periods)."""
         p = self.assign(dates, year)
-        empty = [lab for i, lab in enumerate(self.labels(year)) if not (p == i).any()]
+        need = list(required) if required is not None else [True] * self.periods
+        empty = [lab for i, lab in enumerate(self.labels(year)) if need[i] and not (p == i).any()]
         if empty:
             raise EoSslError("period_not_covered", f"The model reads {sensor.upper()} in every period of its season "
                              f"calendar ({self.describe()}); the inputs hold no {sensor.upper()} acquisition in "
@@ -134,6 +137,11 @@ class Calendar:
                              "Add the scenes of those periods (a wider --poi), or train on a shorter season "
                              "(finetune --season) or a coarser --period.")
         return p
+
+    def covered(self, dates: Sequence[dt.date | str | None], year: int) -> list[bool]:
+        """Which periods hold at least one of ``dates`` in the season of ``year``."""
+        p = self.assign(dates, year)
+        return [bool((p == i).any()) for i in range(self.periods)]
 
     def describe(self) -> str:
         what = "months" if self.step == "month" else f"periods of {self.step[:-1]} days"

@@ -209,10 +209,13 @@ def calendar_groups(inputs: Inputs, meta: dict[str, Any]
                              f"Add --{s} with scenes of its season ({cal.describe()}).")
     lead = sensors[0]
     year = cal.anchor([d for d, _ in groups_by[lead]], prefer=cal_d.get("year"))
+    # the periods the model's training data observed, per sensor (a pixel classifier's blocks): those must be covered
+    blocks = ((((meta.get("architecture") or {}).get("features") or {}).get("input") or {}).get("blocks") or [])
+    required = {b["sensor"]: b.get("observed") for b in blocks}
     out: dict[str, list[Acquisition]] = {}
     periods: dict[str, tuple[np.ndarray, int]] = {}
     for s, groups in groups_by.items():
-        p = cal.check_covered(s, [d for d, _ in groups], year)
+        p = cal.check_covered(s, [d for d, _ in groups], year, required.get(s))
         keep = np.nonzero(p >= 0)[0]
         out[s] = [groups[i] for i in keep]
         periods[s] = (p[keep], cal.periods)

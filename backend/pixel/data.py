@@ -62,8 +62,13 @@ def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | 
             dates = list(calendar.labels(year))
         else:
             dates = store.dates(s)
+        observed = calendar.covered(_observed_dates(store, s), year) if calendar is not None and year else None
+        if observed is not None and not any(observed):
+            raise EoSslError("period_not_covered", f"No {s.upper()} acquisition of {store.path} falls in the season "
+                             f"{calendar.describe()} of {year}.", "Give a --season the store's dates cover, or "
+                             "leave the sensor out with --bands.")
         blocks.append(SensorBlock(s, b, dates, [float(stats[x]["mean"]) for x in b],
-                                  [max(float(stats[x]["std"]), 1e-6) for x in b]))
+                                  [max(float(stats[x]["std"]), 1e-6) for x in b], observed))
     return PixelInput(blocks, calendar, year)
 
 
@@ -111,7 +116,7 @@ def date_indices(store: ChipStore, block: SensorBlock, inp: PixelInput | None = 
         return [dates.index(d) for d in block.dates], None
     lead = inp.blocks[0].sensor
     year = inp.year_for(store.dates(lead))
-    period_of = inp.calendar.check_covered(block.sensor, dates, year)
+    period_of = inp.calendar.check_covered(block.sensor, dates, year, block.observed)
     t = np.nonzero(period_of >= 0)[0]
     return t.tolist(), period_of[t]
 

@@ -45,18 +45,24 @@ class SensorBlock:
     dates: list[str | None]
     mean: list[float]
     std: list[float]
+    #: on a season calendar: which periods the training data held an acquisition of the sensor in (the others are
+    #: filled along time; a later input must cover these)
+    observed: list[bool] | None = None
 
     @property
     def size(self) -> int:
         return len(self.bands) * len(self.dates)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sensor": self.sensor, "bands": self.bands, "dates": self.dates, "mean": self.mean, "std": self.std}
+        out = {"sensor": self.sensor, "bands": self.bands, "dates": self.dates, "mean": self.mean, "std": self.std}
+        if self.observed is not None:
+            out["observed"] = self.observed
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SensorBlock:
         return cls(str(d["sensor"]), [str(b) for b in d["bands"]], list(d["dates"]), [float(v) for v in d["mean"]],
-                   [float(v) for v in d["std"]])
+                   [float(v) for v in d["std"]], [bool(v) for v in d["observed"]] if d.get("observed") else None)
 
 
 @dataclass

@@ -321,3 +321,21 @@ def test_own_ts_byol_embedding_in_the_pixel_classifier(stores: dict[str, Path], 
     d = shared_data / PATCHES[1]
     command_ok("predict", ["--model", model, "--s2", d / "s2", "--s1", d / "s1", "--out", tmp_path / "m.tif",
                            "--devices", "cpu"])
+
+
+def test_a_sensor_with_few_dates_fills_its_other_periods(shared_data: Path, tmp_path: Path) -> None:
+    """A season of Sentinel-2 with a single Sentinel-1 acquisition: the model trains (S1's other months are filled
+    along time) and a later input must cover only the periods the training data observed."""
+    d = shared_data / PATCHES[0]
+    s1 = sorted((d / "s1").glob("*.tif"))[20]  # one S1 date, in 2018
+    store = tmp_path / "store"
+    prepare_ok(["--s2", d / "s2", "--s1", s1, "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
+                "--out", store])
+    model = tmp_path / "model"
+    command_ok("finetune", ["--data", store, "--arch", "pixel", "--classifier", "linear", "--max-pixels", "500",
+                            "--out", model])
+    blocks = read_meta(model)["architecture"]["features"]["input"]["blocks"]
+    s1_block = next(b for b in blocks if b["sensor"] == "s1")
+    assert sum(s1_block["observed"]) == 1 and all(next(b for b in blocks if b["sensor"] == "s2")["observed"])
+    command_ok("predict", ["--model", model, "--s2", d / "s2", "--s1", s1, "--out", tmp_path / "m.tif",
+                           "--devices", "cpu"])
