@@ -172,6 +172,8 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _predict(name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, k: int, seed: int) -> np.ndarray:
+    if len(np.unique(y_tr)) < 2:  # a fold whose training part holds one class (a class of one or two parcels)
+        return np.full(len(x_te), y_tr[0] if len(y_tr) else 0)
     z_tr, mean, std = _standardise(x_tr)
     head = CLASSIFIERS[name].fit(z_tr.astype(np.float32), y_tr, k, seed)
     with torch.no_grad():

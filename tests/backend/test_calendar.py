@@ -178,6 +178,27 @@ def test_auto_with_two_parcels_a_class_keeps_the_vote(stores: dict[str, Path]) -
     assert sum(r["kept"] for r in sel.table) == 1 and len(sel.table[0]["fold_miou"]) == sel.folds == 2
 
 
+def test_selection_survives_a_fold_of_one_class(stores: dict[str, Path]) -> None:
+    """Two classes, one of them a single parcel: a fold trains on the other class alone and predicts it (scikit-learn
+    would refuse to fit one class)."""
+    from backend.pixel.data import compute_features
+    from backend.pixel.features import PixelFeatures
+    from backend.pixel.train import select
+
+    store = ChipStore(stores[PATCHES[0]])
+    inp = pixel_input(store)
+    px = labelled_pixels(store, inp, ("train", "val", "test"))
+    counts = {int(c): len(np.unique(px.parcels[px.labels == c])) for c in np.unique(px.labels)}
+    a = max(counts, key=counts.get)  # a class of 3 parcels or more, and another
+    b = next(c for c in counts if c != a)
+    pa = np.unique(px.parcels[px.labels == a])[:3]
+    pb = np.unique(px.parcels[px.labels == b])[:1]
+    px = px.take(np.nonzero(np.isin(px.parcels, np.r_[pa, pb]))[0][::2])
+    f = compute_features(PixelFeatures(inp), store, inp, px)
+    sel = select(f, px.labels, px.parcels, len(store.classes), f.shape[1], ["linear", "vote"], False, 0)
+    assert sel.folds == 2 and sel.classifier == "vote" and all(r["cv_miou"] >= 0 for r in sel.table)
+
+
 def test_bands_a_20m_product_shares(stores: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m20"
     events = command_ok("finetune", ["--data", stores[PATCHES[0]], "--arch", "pixel", "--classifier", "linear",

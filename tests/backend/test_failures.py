@@ -370,15 +370,19 @@ def _rewrite(path: Path, data: bytes) -> None:
 
 
 def _resplit(store: Path, out: Path, keep: str | None = None, drop: str | None = None) -> Path:
-    """A copy of ``store`` whose training split holds only class ``keep``, or every class but ``drop`` (the other
-    parcels' pixels move to the validation split)."""
+    """A copy of ``store`` whose training and validation splits hold only class ``keep`` (the other parcels' pixels
+    move to the test split: a validation split too small to score on joins the training of a pixel classifier), or
+    every class but ``drop`` (its training pixels move to the validation split)."""
     import numpy as np
 
     copy = _copy_tree(store, out)
     ids = {c["name"]: c["id"] for c in json.loads((store / "manifest.json").read_text())["labels"]["classes"]}
     labels, split = np.load(store / "labels.npy"), np.load(store / "split.npy")
     moved = (labels != ids[keep]) if keep else (labels == ids[drop])
-    split[(split == 1) & moved] = 2
+    if keep:
+        split[np.isin(split, (1, 2)) & moved] = 3
+    else:
+        split[(split == 1) & moved] = 2
     (copy / "split.npy").unlink()
     np.save(copy / "split.npy", split)
     return copy
