@@ -51,7 +51,7 @@ import torch
 from backend import outputs
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
-from backend.train.model_folder import LAST, checkpoint_dir
+from backend.train.model_folder import LAST, checkpoint_dir, checkpoint_step
 
 ddp_child_stdout_to_stderr()  # also called by the CLI before its first event; here for other entry points
 
@@ -415,52 +415,6 @@ class ResumableCheckpoint(pl.Callback):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.global_step != self._saved_at:
             self.save(trainer)
-
-
-# -- checkpoints on disk ----------------------------------------------------------------------------------------
-def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint read with ``weights_only=True``: tensors and plain containers only, never code."""
-    import pickle
-
-    path = Path(path)
-    if not path.is_file():
-        raise EoSslError("no_checkpoint", f"There is no checkpoint to resume from at {path}.",
-                         "Run without --resume to start afresh, or point --out at the folder of the killed run.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise EoSslError("unsafe_checkpoint", f"{path} holds Python objects other than tensors and plain data; "
-                         "eo-ssl does not unpickle them (a pickle can run code).",
-                         "Delete the checkpoints folder and run without --resume.") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise EoSslError("corrupt_checkpoint", f"Cannot read checkpoint {path}: {exc}",
-                         "The file is damaged or truncated; delete it and run without --resume.") from exc
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
-        raise EoSslError("corrupt_checkpoint", f"{path} is not an eo-ssl training checkpoint.",
-                         "Delete the checkpoints folder and run without --resume.")
-    return ckpt
-
-
-#: (path, mtime, size) -> step of the checkpoints :func:`checkpoint_step` accepted (each file version read once)
-_CHECKED: dict[tuple[str, int, int], int] = {}
-
-
-def checkpoint_step(path: str | Path) -> int:
-    """The step of the checkpoint at ``path``, once :func:`load_checkpoint_safely` accepts it. A file is read once
-    per version: ``model_folder.begin`` checks it before the run's ``run.json`` is rewritten, :func:`fit` needs its
-    step."""
-    path = Path(path)
-    try:
-        st = path.stat()
-        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = None
-    if key is not None and key in _CHECKED:
-        return _CHECKED[key]
-    step = int(load_checkpoint_safely(path).get("global_step", 0))
-    if key is not None:
-        _CHECKED[key] = step
-    return step
 
 
 # -- fit --------------------------------------------------------------------------------------------------------
