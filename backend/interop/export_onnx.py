@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
 
     from backend import __version__
     from backend.models.package import WEIGHTS, read_meta, sha256_of
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     out = Path(args.out)
     output = _output(out, args.model)
