@@ -396,7 +396,7 @@ def read_presto_file(path: str | Path) -> tuple[Presto, dict[str, Any]]:
     Also returns what was read (format, key prefix, tensor counts). A foreign or damaged file is an ``EoSslError``:
     ``weights_mismatch`` (other tensors), ``unsafe_weights`` (Python objects in the pickle), ``corrupt_weights``
     (truncated, unreadable, non-finite)."""
-    from backend.interop.state_dicts import choose_prefix, read_weights_file
+    from backend.models.state_dicts import choose_prefix, read_weights_file
 
     path = Path(path)
     flat, fmt = read_weights_file(path)
