@@ -34,7 +34,6 @@ from backend.data.prepare import resolve_inputs
 from backend.devices import inference_text, resolve_device
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.models.factory import check_tile
 from backend.models.inputs import match_channels, spec_from_meta
 from backend.models.package import load_package, read_meta, weights_under
 from backend.outputs import Output, abort_on_failure
@@ -43,6 +42,7 @@ from backend.pixel.series import SeriesEmbedding
 from backend.predict.strips import StripReader
 from backend.predict.tiled import ReadAhead, finish_features, plan_tiles, predict_tiled
 from backend.predict.writer import RasterSink
+from backend.train.networks import check_tile
 
 DTYPES = {"float32": float("nan"), "int16": -32768, "uint8": 255}
 

@@ -45,7 +45,6 @@ from backend.devices import inference_text, resolve_device
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import to_channels_last
-from backend.models.factory import check_tile
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta
 from backend.models.package import check_classifier_meta, load_package, read_meta
 from backend.outputs import Output, abort_on_failure
@@ -53,12 +52,13 @@ from backend.predict import styles
 from backend.predict.strips import StripReader
 from backend.predict.tiled import ReadAhead, TiledStats, plan_tiles, predict_tiled
 from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, WriteBehind, class_metadata
+from backend.train.networks import check_tile
 
 
 # -- model ----------------------------------------------------------------------------------------------------------
 def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     """(model.json, the network with its weights) of a fine-tuned package."""
-    from backend.models.factory import create_network
+    from backend.train.networks import create_network
 
     meta = read_meta(model_dir)
     check_classifier_meta(meta, model_dir)

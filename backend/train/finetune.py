@@ -186,7 +186,7 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
 def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *, arch: str = "unet",
               head: str = "linear", log: Any = None) -> nn.Module:
     """The network for ``task`` with ``init``'s encoder weights loaded (and checked: every tensor must fit)."""
-    from backend.models.factory import create_network
+    from backend.train.networks import create_network
 
     base = (init.meta or {}).get("architecture") or {}
     if base.get("family") == "unet3d" or (task == "segmentation" and arch == "unet3d"):
