@@ -51,11 +51,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from backend.data.bands import S1_BANDS
 from backend.errors import EoSslError
 
 #: The channel groups in the reference's order (``BANDS_GROUPS_IDX``); a group's index is its channel-embedding row.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "S1": ("VV", "VH"),
+    "S1": S1_BANDS,
     "S2_RGB": ("B02", "B03", "B04"),
     "S2_Red_Edge": ("B05", "B06", "B07"),
     "S2_NIR_10m": ("B08",),
@@ -74,7 +75,7 @@ DIV: dict[str, float] = {"VV": 25.0, "VH": 25.0, "temperature_2m": 35.0, "total_
                          "elevation": 2000.0, "slope": 50.0, "NDVI": 1.0,
                          **{b: 10000.0 for b in CHANNELS if b.startswith("B")}}
 #: The bands eo-ssl supplies (``embed``'s ``values`` keys), by sensor.
-S1_INPUT: tuple[str, ...] = ("VV", "VH")
+S1_INPUT: tuple[str, ...] = S1_BANDS
 S2_INPUT: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 INPUT_BANDS: tuple[str, ...] = S1_INPUT + S2_INPUT
 #: Sentinel-2 bands Presto does not read (the reference drops B1, B10 and B9); ``embed`` ignores them.
