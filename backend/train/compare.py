@@ -440,11 +440,8 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
     """``evaluate --protocol compare``: run the paths, write report.json / report.html / plots (see the module
     docstring) through ``output`` (the checked :class:`backend.outputs.Output` of ``--out``)."""
     import datetime as dt
-    import json
-    import shutil
 
     from backend import __version__
-    from backend.report import html as report_html
     from backend.report import plots
     from backend.report.summary import aggregate, summary_sentence
     from backend.train import finetune as ft
@@ -530,9 +527,7 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
             "plots": {"label_efficiency": "label_efficiency.png", "confusion": "confusion.png"},
             "elapsed_s": round(time.monotonic() - t0, 1),
         }
-        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=probes.json_default))
-        (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
-        shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        probes.write_report(tmp, report, images)
         events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot")):

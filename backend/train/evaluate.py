@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import tempfile
 import time
@@ -42,7 +41,6 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models.inputs import InputSpec
 from backend.outputs import Output, abort_on_failure
-from backend.report import html as report_html
 from backend.report import plots
 from backend.report.metrics import confusion, headline, scores
 from backend.train import finetune as ft
@@ -164,9 +162,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             "plots": {"label_efficiency": "label_efficiency.png", "confusion": "confusion.png", "tsne": "tsne.png"},
             "elapsed_s": round(time.monotonic() - t0, 1),
         }
-        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=probes.json_default))
-        (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
-        shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        probes.write_report(tmp, report, images)
         events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot"),

@@ -4,6 +4,9 @@ features, the weighted kNN vote, a trained head, t-SNE)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +19,7 @@ from backend.devices import resolve_device
 from backend.errors import EoSslError
 from backend.models.classifier import build_head
 from backend.models.inputs import InputSpec, match_channels, spec_from_stats
+from backend.report import html as report_html
 from backend.train import finetune as ft
 from backend.train import runner
 from backend.train.init_source import InitSource
@@ -206,3 +210,11 @@ def json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def write_report(folder: Path, report: dict[str, Any], images: dict[str, Any]) -> None:
+    """``report.json`` and ``report.html`` of an evaluation into its temporary ``folder``; the fine-tunes' run folders
+    (``.runs``) go."""
+    (folder / "report.json").write_text(json.dumps(report, indent=1, default=json_default))
+    (folder / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
+    shutil.rmtree(folder / ".runs", ignore_errors=True)
