@@ -1,43 +1,23 @@
 """``eo-ssl <command>``: the command line of the backend (also ``python -m backend``).
 
-Commands live in a registry: name -> module. Each module defines ``add_arguments(parser)`` and
-``run(args, events) -> dict`` (the summary for the ``done`` event). Modules are imported lazily, so
-``eo-ssl prepare --help`` does not pay for importing torch.
+The commands are the table of :mod:`backend.commands` (name -> module, help). Each module defines
+``add_arguments(parser)`` and ``run(args, events) -> dict`` (the summary for the ``done`` event). Modules are imported
+lazily, so ``eo-ssl prepare --help`` does not pay for importing torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
 
 from backend import __version__, options, outputs
+from backend.commands import COMMANDS
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
-
-#: command name -> (module, one-line help). Add a command by adding a line here.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("backend.data.prepare", "build a chip store from Sentinel-1/2 rasters (or chip folders)"),
-}
-
-
-def load_optional_commands() -> None:
-    """Commands of later subsystems register themselves in ``backend.commands`` if present."""
-    try:
-        extra = importlib.import_module("backend.commands")
-    except ModuleNotFoundError:
-        return
-    for name, (module, help_text) in getattr(extra, "COMMANDS", {}).items():
-        try:
-            present = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:  # its package is not there either
-            present = False
-        if present:
-            COMMANDS.setdefault(name, (module, help_text))
 
 
 class UsageError(Exception):
@@ -88,7 +68,6 @@ def check_arguments(command: str, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ddp_child_stdout_to_stderr()  # before any event: a DDP child's stdout is not the JSON-lines channel
-    load_optional_commands()
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
     json_mode = "--events" in argv

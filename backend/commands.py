@@ -1,6 +1,11 @@
-"""Commands beyond ``prepare``: name -> (module, one-line help). A module that is not there is not offered."""
+"""Every command of ``eo-ssl``, in one table: name -> (module, one-line help), in the order ``--help`` lists them.
+
+A command module defines ``add_arguments(parser)`` and ``run(args, events) -> summary`` (the ``done`` event's); the
+CLI (:mod:`backend.cli`) imports it only once the command line is checked. Add a command by adding a line here.
+"""
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("backend.data.prepare", "build a chip store from Sentinel-1/2 rasters (or chip folders)"),
     "import-weights": ("backend.interop.import_weights", "import a published encoder (.pth/.pt or safetensors) as a "
                        "model package"),
     "pretrain": ("backend.train.pretrain", "self-supervised pre-training of an encoder on a chip store"),

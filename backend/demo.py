@@ -83,9 +83,9 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
 
 def run_step(args: list[str]) -> dict[str, Any]:
     """Run one eo-ssl command in this process and return its ``done`` summary."""
-    from backend.cli import COMMANDS, build_parser, check_arguments, load_optional_commands
+    from backend.cli import build_parser, check_arguments
+    from backend.commands import COMMANDS
 
-    load_optional_commands()
     parser = build_parser(args[0])
     ns = parser.parse_args(args)
     check_arguments(ns.command, ns)

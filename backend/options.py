@@ -4,8 +4,8 @@
 The CLI builds argparse from these lists (:func:`add_arguments`) and checks the values (:func:`validate`: ranges,
 finite numbers) before it imports the command's module, so a bad argument is reported at once, not after torch and
 Lightning load. The lists are plain data (:class:`Option` dataclasses in :data:`COMMANDS`), so other front ends can
-be generated from them (:func:`spec`: JSON-able dicts). Light imports only (the standard library, and the names of
-the normalisation presets): this module is imported by ``eo-ssl COMMAND --help`` and may be read by the QGIS plugin.
+be generated from them (:func:`spec`: JSON-able dicts). Light imports only (the standard library and
+:mod:`backend.errors`): this module is imported by ``eo-ssl COMMAND --help`` and may be read by the QGIS plugin.
 
 Most of its length is the declarations themselves (one entry per option of nine commands).
 
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import EoSslError
-from backend.interop.presets import PRESETS
 
 # -- choice lists (their one home; the command modules import them) ---------------------------------------------------
 METHODS = ("rs-byol", "byol", "moco-v2", "simsiam", "barlow-twins", "swav", "dense-moco", "ts-byol", "ts-barlow")
@@ -38,6 +37,8 @@ COMPARE_PATHS = ("classic", "pixel", "unet")
 CLASSIFIERS = ("auto", "linear", "gbm", "rf", "mlp", "vote")
 EMBED_DTYPES = ("float32", "int16", "uint8")
 SPLITS = ("by-parcel", "by-block")
+#: the names of :data:`backend.interop.presets.PRESETS` (``tests/test_import_rules.py`` checks they are the same)
+NORMALISATION_PRESETS = ("ssl4eo-s12", "ssl4eo-s12-rgb", "ssl4eo-s12-stats", "ssl4eo-s12-s1")
 #: the usual ``--precision`` values (front ends offer them; the CLI passes any other to Lightning)
 PRECISIONS = ("auto", "32", "16-mixed", "bf16-mixed")
 #: the coarsest grid a command accepts, in metres (a grid of kilometre pixels is not Sentinel analysis any more)
@@ -494,9 +495,10 @@ IMPORT_WEIGHTS = [
     _opt("--bands", help="the bands the encoder reads, in its order, comma-separated (default: the preset's; "
                          "SSL4EO-S12 multispectral: B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12)"),
     _opt("--normalisation", aliases=("--normalization",), metavar="PRESET|FILE", role="input",
-         help=f"the input normalisation the encoder was trained with: a preset ({', '.join(PRESETS)}) or a JSON file "
-              "with mean, std (per band, in --bands order) and optional scale (what raw values are divided by "
-              "first, e.g. 10000); default: the preset of a recognised torchgeo file"),
+         help="the input normalisation the encoder was trained with: a preset "
+              f"({', '.join(NORMALISATION_PRESETS)}) or a JSON file with mean, std (per band, in --bands order) and "
+              "optional scale (what raw values are divided by first, e.g. 10000); default: the preset of a recognised "
+              "torchgeo file"),
     _opt("--prefix", help="the key prefix of the encoder's tensors in the file (default: found automatically, e.g. "
                           "'state_dict.module.encoder_q.' for a MoCo checkpoint)"),
     _opt("--source", help="where the file comes from (URL or citation), recorded in the package"),

@@ -142,7 +142,7 @@ def child_pipeline(argv: list[str], nil: bool = False) -> dict[str, Any]:
     from backend.cli import main
 
     if nil:
-        import backend.predict.command as run_module
+        import backend.predict.scene as run_module
         from backend.models.package import read_meta
 
         class Nil(torch.nn.Module):
@@ -253,7 +253,8 @@ def child_naive(argv: list[str]) -> dict[str, Any]:
     from backend.data.warp import GridReader, read_stack
     from backend.events import Events
     from backend.models.inputs import match_channels, spec_from_meta
-    from backend.predict.command import add_arguments, load_model
+    from backend.predict.command import add_arguments
+    from backend.predict.scene import load_model
     from backend.predict.tiled import plan_tiles
 
     t0 = time.monotonic()

@@ -90,7 +90,7 @@ def eurosat_chips(store_path: Path, crop: int):  # noqa: ANN201 - (torch.Tensor,
 
 
 def features(encoder, meta: dict, x, bands: list[str]):  # noqa: ANN001, ANN201
-    from backend.ssl.embed import embed_input
+    from backend.ssl.package_encoder import embed_input
 
     idx = [bands.index(b) for _, b in meta["input"]["channels"]]
     return embed_input(encoder, x[:, idx], meta["input"]["channel_mode"], batch_size=64).numpy()
@@ -161,7 +161,7 @@ def main() -> None:
 
     import torch
 
-    from backend.ssl.embed import encoder_from_package
+    from backend.ssl.package_encoder import encoder_from_package
 
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()

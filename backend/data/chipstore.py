@@ -332,3 +332,23 @@ class ChipStore:
 
     def __repr__(self) -> str:
         return f"ChipStore({str(self.path)!r}, kind={self.kind}, sensors={self.sensors})"
+
+
+def grid_resolution(store: ChipStore) -> tuple[float, str]:
+    """The pixel size the model was trained at: the cube's grid, or a chip file's own transform."""
+    if store.kind != "chips":
+        return float(store.manifest["grid"]["resolution"]), "grid"
+    chips = store.manifest.get("chips", {})
+    try:
+        import rasterio
+
+        first = Path(chips["root"]) / chips["paths"][0]
+        with rasterio.open(first) as src:
+            if src.crs is not None and src.crs.is_projected:
+                res = float(abs(src.transform.a))
+                # EuroSAT chips are ~9.9992 m: call that Sentinel-2's 10 m, so prediction copies 10 m bands
+                snapped = next((r for r in (10.0, 20.0, 60.0) if abs(res - r) <= 0.005 * r), res)
+                return snapped, f"first chip ({first.name}: {res:.6g} m)"
+    except Exception:  # noqa: BLE001 - the chip folder may have moved: fall back to Sentinel-2's 10 m
+        pass
+    return 10.0, "assumed (Sentinel-2 10 m; the chip files were not readable)"

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from backend.data.bands import S1_BANDS
 from backend.data.chipstore import ChipStore
 from backend.data.datasets import ChipDataset, RandomCropDataset, RawBatch
 from backend.errors import EoSslError
 from backend.events import Events
 
-S1_BANDS = ("VV", "VH")
 #: random crops per epoch of each cube store when ``--epoch-length`` is not given
 DEFAULT_CROPS_PER_CUBE = 512
 

@@ -44,9 +44,9 @@ from torch import nn
 from backend import options
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.models.factory import check_tile
 from backend.models.inputs import InputSpec, spec_from_meta
 from backend.outputs import Output, abort_on_failure
+from backend.train.networks import check_tile
 
 #: share of pixels that must get the same class from onnxruntime and torch
 AGREEMENT = 0.999
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
 
     from backend import __version__
     from backend.models.package import WEIGHTS, read_meta, sha256_of
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     out = Path(args.out)
     output = _output(out, args.model)

@@ -4,7 +4,7 @@
                           [--prefix KEY.PREFIX.] [--source URL] [--resolution 10] --out MODEL_DIR [--overwrite]
 
 The file is read without running code and its tensors are checked against a real timm model of the encoder and
-band count (:mod:`backend.interop.state_dicts`). The package is a ``pretrain`` package like the ones ``eo-ssl
+band count (:mod:`backend.models.state_dicts`). The package is a ``pretrain`` package like the ones ``eo-ssl
 pretrain`` writes (method ``imported``): ``encoder.*`` weights with timm's names, the input bands in the encoder's
 order, the normalisation on raw values (:mod:`backend.interop.presets`), and the file's SHA-256 and source as the
 first step of the chain of provenance. It is then used as any package: ``pretrain --init`` to adapt it to the AOI,
@@ -33,10 +33,10 @@ from backend import options
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.interop import presets
-from backend.interop.state_dicts import match_encoder, read_weights_file
 from backend.models import presto, provenance
 from backend.models.inputs import describe
 from backend.models.segmentation import timm_name
+from backend.models.state_dicts import match_encoder, read_weights_file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.data.bands import canonical_s1, canonical_s2
+from backend.data.bands import S1_BANDS, canonical_s1, canonical_s2
 from backend.errors import EoSslError
 
 Channel = tuple[str, str]
@@ -37,7 +37,6 @@ Channel = tuple[str, str]
 SSL4EO_S12_L1C: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
                                    "B11", "B12")
 SSL4EO_RGB: tuple[str, ...] = ("B04", "B03", "B02")
-S1: tuple[str, ...] = ("VV", "VH")
 #: torchgeo's ``_mean_s2`` / ``_std_s2`` in :data:`SSL4EO_S12_L1C` order (raw values)
 _MEAN_S2 = (1612.9, 1397.6, 1322.3, 1373.1, 1561.0, 2108.4, 2390.7, 2318.7, 2581.0, 837.7, 22.0, 2195.2, 1537.4)
 _STD_S2 = (791.0, 854.3, 878.7, 1144.9, 1127.5, 1164.2, 1276.0, 1249.5, 1345.9, 577.5, 47.5, 1340.0, 1142.9)
@@ -65,7 +64,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("ssl4eo-s12-rgb", SSL4EO_RGB, (0.0,) * 3, (1.0,) * 3, 10000.0,
            f"{TORCHGEO}: _ssl4eo_s12_transforms_s2_10k (RGB weights), Normalize(mean=0, std=10000)"),
     Preset("ssl4eo-s12-stats", SSL4EO_S12_L1C, _MEAN_S2, _STD_S2, 1.0, f"{TORCHGEO}: _mean_s2, _std_s2"),
-    Preset("ssl4eo-s12-s1", S1, (-12.59, -20.26), (5.26, 5.91), 1.0, f"{TORCHGEO}: _mean_s1, _std_s1 (dB)"),
+    Preset("ssl4eo-s12-s1", S1_BANDS, (-12.59, -20.26), (5.26, 5.91), 1.0, f"{TORCHGEO}: _mean_s1, _std_s1 (dB)"),
 )}
 
 
@@ -189,7 +188,7 @@ def read_normalisation(spec: str, channels: Sequence[Channel]) -> tuple[dict[str
 
 def preset_channels(name: str) -> list[Channel]:
     bands = PRESETS[name].bands
-    return [("s1" if b in S1 else "s2", b) for b in bands]
+    return [("s1" if b in S1_BANDS else "s2", b) for b in bands]
 
 
 def describe_known(known: Known) -> Mapping[str, Any]:

@@ -15,7 +15,8 @@ from torch import nn
 from backend.errors import EoSslError
 from backend.models.encoders import create_encoder
 from backend.models.package import weights_under
-from backend.models.segmentation import LoadReport, timm_name
+from backend.models.segmentation import timm_name
+from backend.models.state_dicts import LoadReport, load_matching
 
 HEADS = ("linear", "mlp")
 
@@ -65,23 +66,7 @@ class ClassifierNet(nn.Module):
         return out
 
     def load_encoder(self, timm_state: dict[str, torch.Tensor]) -> LoadReport:
-        own = self.encoder.state_dict()
-        report = LoadReport()
-        new = {}
-        for key, value in timm_state.items():
-            if key not in own:
-                report.unused.append(key)
-                continue
-            if tuple(own[key].shape) != tuple(value.shape):
-                raise EoSslError("weights_mismatch", f"Encoder weight {key} has shape {tuple(value.shape)}; this "
-                                 f"{self.encoder_name} needs {tuple(own[key].shape)}.",
-                                 "The package was made for another encoder or number of input bands.")
-            new[key] = value
-        report.missing = [k for k in own if k not in new]
-        own.update(new)
-        self.encoder.load_state_dict(own, strict=True)
-        report.loaded = len(new)
-        return report
+        return load_matching(self.encoder, timm_state, needs=f"this {self.encoder_name}")
 
     def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         report = self.load_encoder(weights_under(state, "encoder."))

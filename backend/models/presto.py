@@ -1,5 +1,7 @@
 """Presto (Tseng et al. 2023, "Lightweight, Pre-trained Transformers for Remote Sensing Timeseries", arXiv
 2304.14065): eo-ssl's own implementation of the published architecture, loadable strictly from its weights.
+Over 450 lines on purpose: one published architecture (its channels, tokens, encodings, blocks and strict loading)
+that is checked tensor by tensor against the reference, so it stays one module.
 
 Presto encodes *one pixel's* monthly time series (up to 24 months). Its 17 input channels (:data:`CHANNELS`) form
 channel groups (:data:`GROUPS`); every group gives one token per month (a linear embedding of the group's
@@ -51,11 +53,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from backend.data.bands import S1_BANDS
 from backend.errors import EoSslError
 
 #: The channel groups in the reference's order (``BANDS_GROUPS_IDX``); a group's index is its channel-embedding row.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "S1": ("VV", "VH"),
+    "S1": S1_BANDS,
     "S2_RGB": ("B02", "B03", "B04"),
     "S2_Red_Edge": ("B05", "B06", "B07"),
     "S2_NIR_10m": ("B08",),
@@ -74,7 +77,7 @@ DIV: dict[str, float] = {"VV": 25.0, "VH": 25.0, "temperature_2m": 35.0, "total_
                          "elevation": 2000.0, "slope": 50.0, "NDVI": 1.0,
                          **{b: 10000.0 for b in CHANNELS if b.startswith("B")}}
 #: The bands eo-ssl supplies (``embed``'s ``values`` keys), by sensor.
-S1_INPUT: tuple[str, ...] = ("VV", "VH")
+S1_INPUT: tuple[str, ...] = S1_BANDS
 S2_INPUT: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 INPUT_BANDS: tuple[str, ...] = S1_INPUT + S2_INPUT
 #: Sentinel-2 bands Presto does not read (the reference drops B1, B10 and B9); ``embed`` ignores them.
@@ -396,7 +399,7 @@ def read_presto_file(path: str | Path) -> tuple[Presto, dict[str, Any]]:
     Also returns what was read (format, key prefix, tensor counts). A foreign or damaged file is an ``EoSslError``:
     ``weights_mismatch`` (other tensors), ``unsafe_weights`` (Python objects in the pickle), ``corrupt_weights``
     (truncated, unreadable, non-finite)."""
-    from backend.interop.state_dicts import choose_prefix, read_weights_file
+    from backend.models.state_dicts import choose_prefix, read_weights_file
 
     path = Path(path)
     flat, fmt = read_weights_file(path)

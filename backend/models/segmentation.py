@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,6 +26,7 @@ from torch import nn
 from backend.errors import EoSslError
 from backend.models.encoders import ALIASES
 from backend.models.package import weights_under
+from backend.models.state_dicts import LoadReport, load_matching
 
 ARCHS = ("unet", "deeplabv3plus", "deeplabv3")
 
@@ -53,23 +53,6 @@ def encoder_key_map(encoder: str, in_chans: int, smp_keys: list[str]) -> dict[st
                 out[key] = cand
                 break
     return out
-
-
-@dataclass
-class LoadReport:
-    """What :meth:`SegmentationNet.load_encoder` did: tensors loaded, package tensors smp does not use, smp tensors
-    the package lacks (left at their initialisation)."""
-
-    loaded: int = 0
-    unused: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        text = f"{self.loaded} encoder tensors loaded"
-        if self.unused:
-            text += f"; {len(self.unused)} not used by this decoder ({', '.join(self.unused[:4])}" + (
-                " ...)" if len(self.unused) > 4 else ")")
-        return text
 
 
 class PerBandEncoder(nn.Module):
@@ -165,24 +148,8 @@ class SegmentationNet(nn.Module):
 
     def load_encoder(self, timm_state: dict[str, torch.Tensor]) -> LoadReport:
         """Load encoder weights named as timm names them (no ``encoder.`` prefix)."""
-        enc = self.smp_encoder
-        own = enc.state_dict()
-        report = LoadReport()
-        new: dict[str, torch.Tensor] = {}
-        for key, value in timm_state.items():
-            target = self._t2s.get(key)
-            if target is None:
-                report.unused.append(key)
-                continue
-            if tuple(own[target].shape) != tuple(value.shape):
-                raise EoSslError("weights_mismatch", f"Encoder weight {key} has shape {tuple(value.shape)}; this "
-                                 f"{self.encoder_name} needs {tuple(own[target].shape)}.",
-                                 "The package was made for another encoder or number of input bands.")
-            new[target] = value
-        report.missing = [self._s2t[k] for k in own if k not in new]
-        own.update(new)
-        enc.load_state_dict(own, strict=True)
-        report.loaded = len(new)
+        report = load_matching(self.smp_encoder, timm_state, target=self._t2s.get, needs=f"this {self.encoder_name}")
+        report.missing = [self._s2t[k] for k in report.missing]
         return report
 
     def describe(self) -> dict[str, Any]:

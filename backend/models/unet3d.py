@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backend.models.state_dicts import LoadReport, load_matching
+
 
 def doy_channels(doy: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(B, T) day of year -> (B, T, 2, H, W) sin/cos channels shaped like ``like`` (B, T, C, H, W)."""
@@ -163,24 +165,10 @@ class TemporalSegmenter(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.temporal(x[:, None] if x.dim() == 4 else x)
 
-    def load_encoder(self, state: dict[str, torch.Tensor]):  # noqa: ANN201 - segmentation.LoadReport
+    def load_encoder(self, state: dict[str, torch.Tensor]) -> LoadReport:
         """Load backbone weights (keys without the ``temporal.`` prefix); every tensor must fit."""
-        from backend.errors import EoSslError
-        from backend.models.segmentation import LoadReport
-
-        own = self.temporal.state_dict()
-        report = LoadReport()
-        for key, value in state.items():
-            if key not in own:
-                report.unused.append(key)
-            elif tuple(own[key].shape) != tuple(value.shape):
-                raise EoSslError("weights_mismatch", f"Backbone weight {key} has shape {tuple(value.shape)}; this "
-                                 f"model needs {tuple(own[key].shape)}.", "The package was made for other bands.")
-        report.missing = [k for k in own if k not in state]
-        own.update({k: v for k, v in state.items() if k in own})
-        self.temporal.load_state_dict(own, strict=True)
-        report.loaded = len(state) - len(report.unused)
-        return report
+        return load_matching(self.temporal, state, needs="this model", what="Backbone weight",
+                             hint="The package was made for other bands.")
 
     def package_state_dict(self) -> dict[str, torch.Tensor]:
         out = {f"temporal.{k}": v for k, v in self.temporal.state_dict().items()}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.data.chipstore import ChipStore
+from backend.data.chipstore import ChipStore, grid_resolution
 from backend.data.labelled import (
     check_training_classes,
     classes_of,
@@ -146,8 +146,6 @@ def package_meta(store: ChipStore, fit: PixelFit, inp: Any, classes: list[dict[s
                  init: Any, val_scores: dict[str, Any] | None, cm: np.ndarray | None, used: int, total: int,
                  val_parcels: dict[str, int], merge_val: bool = False) -> dict[str, Any]:
     """``model.json`` of a pixel classifier (see docs/DESIGN.md)."""
-    from backend.train.finetune import grid_resolution
-
     model = fit.model
     channels = [[b.sensor, band] for b in inp.blocks for band in b.bands]
     normalization = {b.sensor: {band: {"mean": m, "std": s} for band, m, s in zip(b.bands, b.mean, b.std)}

@@ -31,18 +31,18 @@ import torch
 from backend import options
 from backend.data.dates import choose_groups
 from backend.data.prepare import resolve_inputs
+from backend.devices import inference_text, resolve_device
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.models.factory import check_tile
 from backend.models.inputs import match_channels, spec_from_meta
 from backend.models.package import load_package, read_meta, weights_under
 from backend.outputs import Output, abort_on_failure
 from backend.pixel.features import Embedding, EmbeddingSpec
 from backend.pixel.series import SeriesEmbedding
-from backend.predict.command import resolve_device
 from backend.predict.strips import StripReader
 from backend.predict.tiled import ReadAhead, finish_features, plan_tiles, predict_tiled
 from backend.predict.writer import RasterSink
+from backend.train.networks import check_tile
 
 DTYPES = {"float32": float("nan"), "int16": -32768, "uint8": 255}
 
@@ -242,7 +242,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     inputs = resolve_inputs(args, events)
     grid = inputs.grid
     plan = plan_tiles(grid.height, grid.width, args.tile, 0.0 if series else args.overlap)
-    device, device_text = resolve_device(args.devices)
+    device = resolve_device(args.devices).torch_device
+    device_text = inference_text(device)
     model: CompositeEmbedding | SeriesComposite
     if series:  # a pixel time-series encoder: each pixel's calendar series, pointwise (no tile overlap)
         if args.date:

@@ -23,7 +23,7 @@ on; the command then ends with ``scenes_failed`` (the finished maps and the mosa
 Longer than our usual module on purpose: one mode of ``predict`` (many scenes, several processes) whose sections --
 scenes, the plan, the processes, their merged progress, the job, the mosaic -- are used only by :func:`run_region`
 and only together (the plan and the ranks are threaded through every step); one map stays in
-:mod:`backend.predict.command`.
+:mod:`backend.predict.scene`.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ import torch
 from affine import Affine
 
 from backend import options, outputs
+from backend.devices import resolve_device
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events
 from backend.outputs import Output
 from backend.predict import styles, vrt
-from backend.predict.command import Predictor, load_predictor, map_scene
+from backend.predict.scene import Predictor, load_predictor, map_scene
 from backend.predict.writer import CLASS_NODATA, class_metadata
 
 LIST_SUFFIXES = (".txt", ".lst")
@@ -212,8 +213,6 @@ def start_processes(args: argparse.Namespace, events: Events) -> Ranks:
     if not wants_processes(args):
         return Ranks()
     from lightning.fabric import Fabric
-
-    from backend.train.runner import resolve_device
 
     choice = resolve_device(args.devices, "ddp", "32", int(args.num_nodes or 1))
     fabric = Fabric(accelerator=choice.accelerator, devices=choice.devices, num_nodes=choice.num_nodes,

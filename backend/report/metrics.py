@@ -2,6 +2,11 @@
 
 One confusion matrix is accumulated over the whole validation set (pixels or chips) and every number is derived from
 it, so the metrics of a segmentation model are over pixels, not averages of per-batch numbers.
+
+The matrix is torchmetrics' (:func:`confusion`; ``finetune`` accumulates the same one with
+``MulticlassConfusionMatrix``). The scores are read off the matrix here, not recomputed by torchmetrics from labels:
+it has no scores-from-a-matrix function (rebuilding the labels of a map's confusion matrix would take memory in the
+number of pixels), and its macro means count a class that is absent from the reference as 0 where ours leave it out.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import torch
 
 def confusion(target: torch.Tensor, pred: torch.Tensor, num_classes: int, ignore_index: int = -1) -> torch.Tensor:
     """(K, K) int64 counts of (reference, predicted) over the entries of ``target`` that are not ``ignore_index``."""
-    keep = target != ignore_index
-    t, p = target[keep].long(), pred[keep].long()
-    return torch.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    return multiclass_confusion_matrix(pred.long(), target.long(), num_classes, ignore_index=ignore_index,
+                                       validate_args=False)
 
 
 def scores(cm: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None) -> dict[str, Any]:

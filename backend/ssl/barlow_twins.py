@@ -27,10 +27,6 @@ class BarlowTwins(SSLMethod):
         self.criterion = BarlowTwinsLoss(lambda_param=float(cfg["lambda_param"]), gather_distributed=distributed)
         self.augment = self.build_augment()
 
-    def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stacked(batch)
-        return self.augment(x), self.augment(x)
-
     def forward_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f1, f2 = self.encoder(v1), self.encoder(v2)
         z1, z2 = self.projection(f1), self.projection(f2)

@@ -93,8 +93,10 @@ class SSLMethod(pl.LightningModule):
         raise NotImplementedError
 
     def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two augmented views (B, in_chans, crop, crop) of a batch."""
-        raise NotImplementedError
+        """Two augmented views (B, in_chans, crop, crop) of a batch: the encoder's input, augmented twice (the
+        image methods'; RS-BYOL, SwAV and dense-moco have their own)."""
+        x = self.stacked(batch)
+        return self.augment(x), self.augment(x)
 
     def forward_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, projection of v1 to monitor for collapse, encoder features of v1)."""

@@ -32,10 +32,6 @@ class BYOL(SSLMethod):
         self.criterion = NegativeCosineSimilarity()
         self.augment = self.build_augment()
 
-    def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stacked(batch)
-        return self.augment(x), self.augment(x)
-
     def ema_rate(self) -> float:
         m = float(self.config["momentum"])
         if not self.config["momentum_schedule"]:

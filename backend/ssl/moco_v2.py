@@ -37,10 +37,6 @@ class MoCoV2(SSLMethod):
                                     gather_distributed=distributed)
         self.augment = ssl4eo_augment(int(cfg["crop"]))
 
-    def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stacked(batch)
-        return self.augment(x), self.augment(x)
-
     def forward_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
         m = float(cfg["momentum"])

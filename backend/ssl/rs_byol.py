@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from backend.data.bands import S1_BANDS
 from backend.errors import EoSslError
 from backend.ssl.augmentations import rs_byol_augment
 from backend.ssl.byol import BYOL
@@ -34,7 +35,6 @@ from backend.ssl.byol import BYOL
 #: the paper's single-channel pool: the ten Sentinel-2 bands at 10 and 20 m
 S2_POOL: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 RGB: tuple[str, ...] = ("B04", "B03", "B02")
-S1_POLS: tuple[str, ...] = ("VV", "VH")
 VARIANTS: tuple[str, ...] = ("single", "three", "s2-only", "rgb-s1s2")
 
 
@@ -97,10 +97,10 @@ class RSBYOL(BYOL):
                                  persistent=False)
         if self.needs_s1(cfg):
             s1 = list(cfg["bands"].get("s1", []))
-            if any(p not in s1 for p in S1_POLS):
+            if any(p not in s1 for p in S1_BANDS):
                 raise EoSslError("missing_bands", f"rs-byol {cfg['variant']} needs Sentinel-1 VV and VH.",
                                  "Prepare the store with --s1, or use --variant s2-only.")
-            self.register_buffer("s1_pool", torch.tensor([s1.index(p) for p in S1_POLS]), persistent=False)
+            self.register_buffer("s1_pool", torch.tensor([s1.index(p) for p in S1_BANDS]), persistent=False)
 
     def build_augment(self) -> torch.nn.Module:
         c = self.config

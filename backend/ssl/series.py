@@ -1,7 +1,7 @@
 """What the pixel time-series methods (``ts-byol``, ``ts-barlow``) share: the series encoder, the views, the steps.
 
 RS-BYOL's idea (two sensors of one place are two views of it) in time rather than in space: a sample is one pixel's
-series on the season calendar (:mod:`backend.data.pixel_series`: ``values`` (B, P, C) raw, NaN where a period holds
+series on the season calendar (:mod:`backend.ssl.pixel_series`: ``values`` (B, P, C) raw, NaN where a period holds
 no observation, ``months`` (B, P)), the encoder is :class:`backend.models.series_encoder.SeriesEncoder`, and
 :func:`series_views` makes the two views of each pixel:
 

@@ -28,10 +28,6 @@ class SimSiam(SSLMethod):
         self.criterion = NegativeCosineSimilarity()
         self.augment = ssl4eo_augment(int(cfg["crop"]))
 
-    def make_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stacked(batch)
-        return self.augment(x), self.augment(x)
-
     def forward_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f1, f2 = self.encoder(v1), self.encoder(v2)
         z1, z2 = self.projection(f1), self.projection(f2)

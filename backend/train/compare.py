@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from backend import options
 from backend.data.chipstore import ChipStore
 from backend.data.dates import COMPOSITE
 from backend.data.labelled import CubeReader, CubeWindows, split_parcels
@@ -361,8 +362,8 @@ def compare_chips(args: Any, events: Events, store: ChipStore, inits: list[Any],
                   device: torch.device, seeds: list[int]) -> list[Row]:
     """Band statistics + classic classifiers against probes on each encoder's pooled features (chips)."""
     from backend.data.labelled import chip_split, draw_fraction
-    from backend.train import evaluate as ev
     from backend.train import finetune as ft
+    from backend.train import probes
 
     classes = ft.classes_of(store)
     k = len(classes)
@@ -376,11 +377,11 @@ def compare_chips(args: Any, events: Events, store: ChipStore, inits: list[Any],
     for init, (spec, picks) in zip(inits, specs):
         base = ft.build_task_data(store, "classification", spec, picks, seed=0)
         net = ft.build_net("classification", init, spec, k)
-        tr = ev._all_train_chips(base)  # noqa: SLF001 - the training chips without augmentation
+        tr = probes.all_train_chips(base)
         from backend.data.labelled import Chips
 
         te = Chips(store, spec, tr.channel_index, test_idx)
-        feats.append((ev.chip_features(net, tr, device)[0], ev.chip_features(net, te, device)[0]))
+        feats.append((probes.chip_features(net, tr, device)[0], probes.chip_features(net, te, device)[0]))
     y_tr, y_te = y_all[train_idx], y_all[test_idx]
     rows: list[Row] = []
     for seed in seeds:
@@ -407,7 +408,7 @@ def compare_chips(args: Any, events: Events, store: ChipStore, inits: list[Any],
                                        cm_of(_fit_predict("linear", f_tr[keep], y_tr[keep], f_te, k, seed)), {},
                                        time.monotonic() - t0))
                 t0 = time.monotonic()
-                pred = ev.knn_predict(f_tr[keep], y_tr[keep], f_te, k, args.k)
+                pred = probes.knn_predict(f_tr[keep], y_tr[keep], f_te, k, args.k)
                 _add(rows, events, Row(f"kNN ({label})", "knn", label, budget, seed, cm_of(pred), {"k": args.k},
                                        time.monotonic() - t0))
     return rows
@@ -439,39 +440,35 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
     """``evaluate --protocol compare``: run the paths, write report.json / report.html / plots (see the module
     docstring) through ``output`` (the checked :class:`backend.outputs.Output` of ``--out``)."""
     import datetime as dt
-    import json
-    import shutil
 
     from backend import __version__
-    from backend.report import html as report_html
     from backend.report import plots
     from backend.report.summary import aggregate, summary_sentence
-    from backend.train import evaluate as ev
     from backend.train import finetune as ft
-    from backend.train import runner
+    from backend.train import probes, runner
     from backend.train.init_source import load_inits
 
     out = Path(args.out)
     if args.label_fractions and args.parcels_per_class:
         raise EoSslError("bad_argument", "--label-fractions and --parcels-per-class both given.", "Give one of them.")
-    args.per_class = ev.parse_list(args.parcels_per_class, int, "--parcels-per-class")
-    args.fractions = None if args.per_class else ev.parse_fractions(args.label_fractions or "1,0.5,0.25")
+    args.per_class = probes.parse_list(args.parcels_per_class, int, "--parcels-per-class")
+    args.fractions = None if args.per_class else probes.parse_fractions(args.label_fractions or "1,0.5,0.25")
     args.paths = [p.strip() for p in str(args.paths).split(",") if p.strip()]
-    unknown = [p for p in args.paths if p not in ev.PATHS]
+    unknown = [p for p in args.paths if p not in options.COMPARE_PATHS]
     if unknown or not args.paths:
         raise EoSslError("bad_argument", f"--paths {','.join(args.paths)}: unknown {', '.join(unknown) or 'none'}.",
-                         f"Use some of: {', '.join(ev.PATHS)}.")
+                         f"Use some of: {', '.join(options.COMPARE_PATHS)}.")
     cfg = runner.TrainConfig.from_args(args, epochs=20, batch_size=16)
-    seeds = ev.parse_list(args.seeds, int, "--seeds", minimum=0) or [cfg.seed]
+    seeds = probes.parse_list(args.seeds, int, "--seeds", minimum=0) or [cfg.seed]
     store = ChipStore(args.data)
     task = args.task or ft.default_task(store)
     names = list(dict.fromkeys(str(i) for i in (args.init or []))) or ["random"]
     if "random" not in names:
         names.append("random")  # what pre-training is measured against
     inits = load_inits(names, args.encoder, events.warning)
-    labels = ev._unique_labels(inits)  # noqa: SLF001 - evaluate's labels, shared
-    specs = ev._specs(store, inits, events.warning)  # noqa: SLF001
-    device = ev._device(cfg)  # noqa: SLF001
+    labels = probes.unique_labels(inits)
+    specs = probes.input_specs(store, inits, events.warning)
+    device = probes.one_device(cfg)
     tmp = output.start()
     with abort_on_failure(out, output.abort):
         if task == "classification":
@@ -530,9 +527,7 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
             "plots": {"label_efficiency": "label_efficiency.png", "confusion": "confusion.png"},
             "elapsed_s": round(time.monotonic() - t0, 1),
         }
-        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=ev._json_default))  # noqa: SLF001
-        (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
-        shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        probes.write_report(tmp, report, images)
         events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot")):

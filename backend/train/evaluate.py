@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import tempfile
 import time
@@ -34,170 +33,28 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from backend import __version__, options
 from backend.data.chipstore import ChipStore
-from backend.data.labelled import CubeReader, CubeWindows, draw_fraction, store_channels, store_stats, train_parcels
+from backend.data.labelled import CubeReader, CubeWindows, draw_fraction, train_parcels
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.models.classifier import build_head
-from backend.models.inputs import InputSpec, match_channels, spec_from_stats
+from backend.models.inputs import InputSpec
 from backend.outputs import Output, abort_on_failure
-from backend.report import html as report_html
 from backend.report import plots
 from backend.report.metrics import confusion, headline, scores
 from backend.train import finetune as ft
-from backend.train import runner
+from backend.train import probes, runner
+from backend.train.compare import run_compare
 from backend.train.init_source import InitSource, load_inits
 
 PROTOCOLS = options.PROTOCOLS
 PATHS = options.COMPARE_PATHS
-KNN_TEMPERATURE = 0.07
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options, declared in :mod:`backend.options`."""
     options.add_arguments(p, "evaluate")
-
-
-def parse_list(text: str | None, kind: type, option: str, minimum: float = 1) -> list:
-    """A comma-separated list of numbers >= ``minimum`` (sorted, unique), or [] for None."""
-    if not text:
-        return []
-    try:
-        values = sorted({kind(v) for v in str(text).split(",") if v.strip()})
-    except ValueError as exc:
-        raise EoSslError("bad_argument", f"{option} {text!r} is not a list of numbers.",
-                         f"Use e.g. {option} 2,5,10.") from exc
-    if not values or min(values) < minimum:
-        raise EoSslError("bad_argument", f"{option} {text!r}: every value must be at least {minimum:g}.",
-                         f"Use e.g. {option} 2,5,10.")
-    return values
-
-
-def parse_fractions(text: str) -> list[float]:
-    try:
-        values = sorted({float(v) for v in str(text).split(",") if v.strip()}, reverse=True)
-    except ValueError as exc:
-        raise EoSslError("bad_argument", f"--label-fractions {text!r} is not a list of numbers.",
-                         "Use e.g. --label-fractions 1,0.5,0.1,0.01.") from exc
-    if not values or any(not 0 < v <= 1 for v in values):
-        raise EoSslError("bad_argument", f"--label-fractions {text!r}: each fraction must be in (0, 1].",
-                         "Use e.g. --label-fractions 1,0.5,0.1,0.01.")
-    return values
-
-
-# -- features -------------------------------------------------------------------------------------------------------
-def _device(cfg: runner.TrainConfig) -> torch.device:
-    choice = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
-    if choice.world_size > 1:  # DDP would re-run the whole evaluation in every process
-        raise EoSslError("bad_argument", f"--devices {cfg.devices}: evaluate runs on one device.",
-                         "Use --devices auto, cpu or 1 (each fine-tune of the finetune protocol is short).")
-    return torch.device("cuda") if choice.cuda else torch.device("cpu")
-
-
-@torch.no_grad()
-def chip_features(net: torch.nn.Module, dataset: Any, device: torch.device, batch_size: int = 64
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, F) frozen pooled features and (N,) labels of a chip dataset."""
-    net.eval().to(device)
-    feats, labels = [], []
-    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        feats.append(net.features(batch["x"].to(device)).float().cpu())  # type: ignore[operator]
-        labels.append(batch["label"])
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
-
-
-@torch.no_grad()
-def pixel_features(net: torch.nn.Module, windows: CubeWindows, device: torch.device, max_pixels: int,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-pixel frozen features of up to ``max_pixels`` labelled pixels, sampled evenly over the windows:
-    ((N, F) features bilinearly sampled from the encoder's deepest map, (N,) labels, (N,) parcel indices)."""
-    net.eval().to(device)
-    rng = np.random.default_rng(seed)
-    per_window = max(1, max_pixels // max(1, len(windows)))
-    parcels_arr = windows.reader.store.array("parcels")
-    feats, labels, parcels = [], [], []
-    for i in range(len(windows)):
-        item = windows[i]
-        label = item["label"].numpy()
-        rows, cols = np.nonzero(label >= 0)
-        if rows.size == 0:
-            continue
-        pick = rng.choice(rows.size, size=min(per_window, rows.size), replace=False)
-        rows, cols = rows[pick], cols[pick]
-        fmap = net.features(item["x"][None].to(device)).float()  # type: ignore[operator]
-        size = label.shape[0]
-        grid = torch.from_numpy(np.stack([(cols + 0.5) / size * 2 - 1, (rows + 0.5) / size * 2 - 1], -1))
-        grid = grid.float().to(device)[None, None]  # (1, 1, N, 2) in [-1, 1], x first
-        sampled = F.grid_sample(fmap, grid, mode="bilinear", align_corners=False)[0, :, 0].T  # (N, F)
-        feats.append(sampled.cpu().numpy())
-        labels.append(label[rows, cols])
-        r0, c0 = (int(v) for v in item["pos"])
-        parcels.append(np.asarray(parcels_arr[r0:r0 + size, c0:c0 + size])[rows, cols])
-    if not feats:
-        raise EoSslError("no_samples", f"No labelled {windows.reader.split} pixel with valid imagery.",
-                         "Check the parcels and the split of the store.")
-    return np.concatenate(feats), np.concatenate(labels).astype(np.int64), np.concatenate(parcels)
-
-
-def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int, k: int = 20,
-                temperature: float = KNN_TEMPERATURE) -> np.ndarray:
-    """Weighted kNN vote on cosine similarity (weights exp(sim / T)): lightly's ``knn_predict``, in chunks of 1024
-    test rows, k capped at the number of training rows. Its class order comes from a sort of the vote scores, so an
-    exact tie of two classes' scores could pick another class than an argmax would; on the features of a seeded
-    resnet18 over the EuroSAT-MS chips it gives the same predictions as the hand-written vote it replaced
-    (``tests/backend/test_evaluate_eurosat.py``)."""
-    from lightly.utils.benchmarking import knn_predict as lightly_knn
-
-    bank = F.normalize(torch.from_numpy(train_x).float(), dim=1).T.contiguous()
-    te = F.normalize(torch.from_numpy(test_x).float(), dim=1)
-    ty = torch.from_numpy(np.asarray(train_y)).long()
-    k = max(1, min(k, bank.shape[1]))
-    out = [lightly_knn(te[i:i + 1024], bank, ty, num_classes, k, temperature)[:, 0] for i in range(0, len(te), 1024)]
-    return torch.cat(out).numpy()
-
-
-def train_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int, head: str,
-                epochs: int = 100, lr: float = 1e-3, seed: int = 0, batch_size: int = 256) -> np.ndarray:
-    """A head trained on frozen, standardised features; returns the predicted classes of ``test_x``."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    mean, std = train_x.mean(0, keepdims=True), train_x.std(0, keepdims=True) + 1e-6
-    x = torch.from_numpy((train_x - mean) / std).float()
-    y = torch.from_numpy(train_y).long()
-    model = build_head(head, x.shape[1], num_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    bs = min(batch_size, len(x))
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), bs):
-            sel = order[i:i + bs]
-            if len(sel) < 2 and head == "mlp":  # BatchNorm needs two samples
-                continue
-            loss = F.cross_entropy(model(x[sel]), y[sel])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy((test_x - mean) / std).float()).argmax(1).numpy()
-
-
-def tsne(features: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2D t-SNE of ``features`` (the first two principal components when there are too few points for t-SNE)."""
-    from sklearn.manifold import TSNE
-
-    n = len(features)
-    if n < 8:
-        centred = features - features.mean(0, keepdims=True)
-        u, s, _ = np.linalg.svd(centred, full_matrices=False)
-        return (u[:, :2] * s[:2]) if u.shape[1] >= 2 else np.pad(u * s, ((0, 0), (0, 1)))
-    perplexity = float(max(2.0, min(30.0, (n - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        features.astype(np.float32))
 
 
 # -- command --------------------------------------------------------------------------------------------------------
@@ -213,42 +70,25 @@ PROTOCOL_TEXT = {
 }
 
 
-def _specs(store: ChipStore, inits: list[InitSource], warn: Any) -> list[tuple[InputSpec, list[tuple[str, int]]]]:
-    """Each init's input; ``random`` reads the first package's bands (store statistics), else all the store's."""
-    first_pkg = next((i for i in inits if i.meta is not None), None)
-    out = []
-    for init in inits:
-        if init.meta is None and first_pkg is not None:
-            ref_spec, _ = ft.input_spec(store, first_pkg, lambda *a: None)
-            spec = spec_from_stats(ref_spec.channels, store_stats(store))
-            available, _ = store_channels(store)
-            out.append((spec, match_channels(spec.channels, available, f"the data in {store.path}")))
-        else:
-            out.append(ft.input_spec(store, init, warn))
-    return out
-
-
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     t0 = time.monotonic()
     out = Path(args.out)
     output = Output(out, kind="report", folder=True, replace=True,
                     inputs=options.paths("evaluate", args, "input")).check().log_swept(events.log)
     if args.protocol == "compare":
-        from backend.train.compare import run_compare
-
-        return run_compare(args, events, t0, output)
+            return run_compare(args, events, t0, output)
     if not args.init:
         raise EoSslError("bad_argument", f"--protocol {args.protocol} needs --init (packages and/or random).",
                          "Give e.g. --init MODEL_DIR random.")
-    fractions = parse_fractions(args.label_fractions or "1,0.5,0.1,0.01")
+    fractions = probes.parse_fractions(args.label_fractions or "1,0.5,0.1,0.01")
     cfg = runner.TrainConfig.from_args(args, epochs=20 if args.protocol == "finetune" else 10, batch_size=16)
     store = ChipStore(args.data)
     task = args.task or ft.default_task(store)
     names = list(dict.fromkeys(str(i) for i in args.init))
     inits = load_inits(names, args.encoder, events.warning)
-    labels = _unique_labels(inits)
-    specs = _specs(store, inits, events.warning)
-    device = _device(cfg)
+    labels = probes.unique_labels(inits)
+    specs = probes.input_specs(store, inits, events.warning)
+    device = probes.one_device(cfg)
     tmp = output.start()
     with abort_on_failure(out, output.abort):
         results, tsne_items, confusions, classes, notes = [], [], [], None, {}
@@ -264,20 +104,21 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             k = len(classes)
             frozen = ft.build_net(task, init, spec, k, arch="deeplabv3", head="linear")
             if task == "classification":
-                train_ds = _all_train_chips(base)
-                tr_x, tr_y = chip_features(frozen, train_ds, device)
-                va_x, va_y = chip_features(frozen, base.val, device)
+                train_ds = probes.all_train_chips(base)
+                tr_x, tr_y = probes.chip_features(frozen, train_ds, device)
+                va_x, va_y = probes.chip_features(frozen, base.val, device)
                 tr_group = np.arange(len(tr_y))  # fractions are drawn by chip
             else:
                 val_windows: CubeWindows = base.val  # type: ignore[assignment]
-                va_x, va_y, _ = pixel_features(frozen, val_windows, device, args.max_pixels, cfg.seed)
+                va_x, va_y, _ = probes.pixel_features(frozen, val_windows, device, args.max_pixels, cfg.seed)
                 tr_x = tr_y = tr_group = None
                 if args.protocol == "knn":
                     train_windows = CubeWindows(CubeReader(store, spec, picks, base.date, "train"),  # type: ignore[arg-type]
                                                 val_windows.size)
-                    tr_x, tr_y, tr_group = pixel_features(frozen, train_windows, device, args.max_pixels, cfg.seed)
+                    tr_x, tr_y, tr_group = probes.pixel_features(frozen, train_windows, device, args.max_pixels,
+                                                                 cfg.seed)
             sel = np.random.default_rng(cfg.seed).permutation(len(va_y))[:args.tsne_samples]
-            tsne_items.append((label, tsne(va_x[sel], cfg.seed), va_y[sel]))
+            tsne_items.append((label, probes.tsne(va_x[sel], cfg.seed), va_y[sel]))
             for fraction in fractions:
                 events.check_cancel()
                 cm, n_train = _one(args, task, init, spec, picks, store, base, fraction, cfg, device, tmp, events,
@@ -321,9 +162,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
             "plots": {"label_efficiency": "label_efficiency.png", "confusion": "confusion.png", "tsne": "tsne.png"},
             "elapsed_s": round(time.monotonic() - t0, 1),
         }
-        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
-        (tmp / "report.html").write_text(report_html.render(report, images), encoding="utf-8")
-        shutil.rmtree(tmp / ".runs", ignore_errors=True)
+        probes.write_report(tmp, report, images)
         events.check_cancel()  # the last safe point: a signal after it finds the report complete
         output.commit()
     for name, kind in (("report.html", "report"), ("report.json", "report_json"), ("label_efficiency.png", "plot"),
@@ -345,9 +184,9 @@ def _one(args: argparse.Namespace, task: str, init: InitSource, spec: InputSpec,
         assert tr_x is not None and tr_y is not None and tr_group is not None
         keep = _fraction_mask(store, task, tr_y, tr_group, fraction, cfg.seed)
         if args.protocol == "knn":
-            pred = knn_predict(tr_x[keep], tr_y[keep], va_x, k, args.k)
+            pred = probes.knn_predict(tr_x[keep], tr_y[keep], va_x, k, args.k)
         else:
-            pred = train_probe(tr_x[keep], tr_y[keep], va_x, k, args.probe_head, args.probe_epochs, args.lr,
+            pred = probes.train_probe(tr_x[keep], tr_y[keep], va_x, k, args.probe_head, args.probe_epochs, args.lr,
                                cfg.seed)
         cm = confusion(torch.from_numpy(va_y), torch.from_numpy(pred), k).numpy()
         n_train = int(keep.sum()) if task == "classification" else int(len(np.unique(tr_group[keep])))
@@ -379,29 +218,3 @@ def _fraction_mask(store: ChipStore, task: str, y: np.ndarray, group: np.ndarray
     return keep_parcel[np.clip(group, 0, n_total - 1)] & (group >= 0)
 
 
-def _all_train_chips(base: ft.TaskData) -> Any:
-    from backend.data.labelled import Chips
-
-    train: Chips = base.train  # type: ignore[assignment]
-    return Chips(train.store, train.spec, train.channel_index, train.indices, train=False)
-
-
-def _unique_labels(inits: list[InitSource]) -> list[str]:
-    labels: list[str] = []
-    for init in inits:
-        label = "random" if init.kind == "random" else (
-            f"{(init.meta or {}).get('method') or 'weights'}: {init.path.name if init.path else ''}")
-        while label in labels:
-            label += "'"
-        labels.append(label)
-    return labels
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)

@@ -40,7 +40,7 @@ from torchmetrics.aggregation import SumMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from backend import options
-from backend.data.chipstore import ChipStore
+from backend.data.chipstore import ChipStore, grid_resolution
 from backend.data.dates import DateChoice, choose_date
 from backend.data.labelled import (
     Chips,
@@ -106,26 +106,6 @@ def input_spec(store: ChipStore, init: InitSource, warn: Any) -> tuple[InputSpec
 
 def default_task(store: ChipStore) -> str:
     return "classification" if store.kind == "chips" else "segmentation"
-
-
-def grid_resolution(store: ChipStore) -> tuple[float, str]:
-    """The pixel size the model was trained at: the cube's grid, or a chip file's own transform."""
-    if store.kind != "chips":
-        return float(store.manifest["grid"]["resolution"]), "grid"
-    chips = store.manifest.get("chips", {})
-    try:
-        import rasterio
-
-        first = Path(chips["root"]) / chips["paths"][0]
-        with rasterio.open(first) as src:
-            if src.crs is not None and src.crs.is_projected:
-                res = float(abs(src.transform.a))
-                # EuroSAT chips are ~9.9992 m: call that Sentinel-2's 10 m, so prediction copies 10 m bands
-                snapped = next((r for r in (10.0, 20.0, 60.0) if abs(res - r) <= 0.005 * r), res)
-                return snapped, f"first chip ({first.name}: {res:.6g} m)"
-    except Exception:  # noqa: BLE001 - the chip folder may have moved: fall back to Sentinel-2's 10 m
-        pass
-    return 10.0, "assumed (Sentinel-2 10 m; the chip files were not readable)"
 
 
 def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tuple[str, int]], *,
@@ -206,7 +186,7 @@ def build_task_data(store: ChipStore, task: str, spec: InputSpec, picks: list[tu
 def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *, arch: str = "unet",
               head: str = "linear", log: Any = None) -> nn.Module:
     """The network for ``task`` with ``init``'s encoder weights loaded (and checked: every tensor must fit)."""
-    from backend.models.factory import create_network
+    from backend.train.networks import create_network
 
     base = (init.meta or {}).get("architecture") or {}
     if base.get("family") == "unet3d" or (task == "segmentation" and arch == "unet3d"):

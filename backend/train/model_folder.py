@@ -9,7 +9,8 @@
   (``weights.safetensors`` + ``model.json`` + curves, see :mod:`backend.models.package`), with its ``artifact``
   events.
 
-The checkpoints themselves are :mod:`backend.train.runner`'s (``MODEL_DIR/checkpoints/last.ckpt``).
+The checkpoints are written by :mod:`backend.train.runner` (``MODEL_DIR/checkpoints/last.ckpt``) and read back here
+(:func:`load_checkpoint_safely`, :func:`checkpoint_step`): the runner imports this module, never the other way.
 """
 
 from __future__ import annotations
@@ -128,12 +129,58 @@ def begin(out_dir: str | Path, run_config: dict[str, Any], resume_keys: Sequence
     is a pickle or cut short) changes nothing in the folder."""
     if resume:
         check_resume_matches(out_dir, run_config, resume_keys)
-        from backend.train.runner import checkpoint_step
-
         checkpoint_step(checkpoint_dir(out_dir) / LAST)  # a pickle or a cut checkpoint is refused before run.json
     elif overwrite:
         shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
     save_run_config(out_dir, run_config)
+
+
+# -- checkpoints on disk ----------------------------------------------------------------------------------------
+def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint read with ``weights_only=True``: tensors and plain containers only, never code."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise EoSslError("no_checkpoint", f"There is no checkpoint to resume from at {path}.",
+                         "Run without --resume to start afresh, or point --out at the folder of the killed run.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise EoSslError("unsafe_checkpoint", f"{path} holds Python objects other than tensors and plain data; "
+                         "eo-ssl does not unpickle them (a pickle can run code).",
+                         "Delete the checkpoints folder and run without --resume.") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise EoSslError("corrupt_checkpoint", f"Cannot read checkpoint {path}: {exc}",
+                         "The file is damaged or truncated; delete it and run without --resume.") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
+        raise EoSslError("corrupt_checkpoint", f"{path} is not an eo-ssl training checkpoint.",
+                         "Delete the checkpoints folder and run without --resume.")
+    return ckpt
+
+
+#: (path, mtime, size) -> step of the checkpoints :func:`checkpoint_step` accepted (each file version read once)
+_CHECKED: dict[tuple[str, int, int], int] = {}
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The step of the checkpoint at ``path``, once :func:`load_checkpoint_safely` accepts it. A file is read once
+    per version: ``model_folder.begin`` checks it before the run's ``run.json`` is rewritten, :func:`fit` needs its
+    step."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    step = int(load_checkpoint_safely(path).get("global_step", 0))
+    if key is not None:
+        _CHECKED[key] = step
+    return step
 
 
 def write_package(out_dir: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any], events: Events, *,

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from backend import options
+from backend.data.bands import S1_BANDS
 from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import describe
 from backend.models.package import weights_under
 from backend.train import model_folder, pretrain_steps, runner
-
-S1_BANDS = ("VV", "VH")
 
 METHOD_NAMES = options.METHODS
 VARIANTS = options.VARIANTS

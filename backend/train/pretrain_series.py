@@ -3,7 +3,7 @@
 Called by :mod:`backend.train.pretrain` for the methods of ``level`` ``series`` (:mod:`backend.ssl.series`), after
 its shared checks; shares its options, the training loop (:mod:`backend.train.runner`: events, checkpoints,
 ``--resume``, devices, DDP), the collapse monitor and the package format. The data are every observed pixel of the
-stores on the first store's season calendar (:mod:`backend.data.pixel_series`; ``--set period=month|Nd``,
+stores on the first store's season calendar (:mod:`backend.ssl.pixel_series`; ``--set period=month|Nd``,
 ``--set season=MM-DD/MM-DD``, ``--bands`` any S2 and S1 names). ``--crop``, ``--sensors`` and ``--variant`` do not
 apply (a sample is a pixel; every sensor of the store is read unless ``--bands`` leaves it out); ``--encoder`` is
 refused (the size of the series transformer is ``--set width/depth/heads/mlp_ratio/dim``).
@@ -63,9 +63,9 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
     """A series method (``cls`` from :mod:`backend.ssl.registry`) after :func:`backend.train.pretrain.run`'s checks."""
     import lightning.pytorch as pl
 
-    from backend.data.pixel_series import build_series_data
     from backend.models.package import WEIGHTS, sha256_of
     from backend.ssl.base import COMMON_DEFAULTS
+    from backend.ssl.pixel_series import build_series_data
 
     if args.encoder:
         raise EoSslError("bad_argument", f"--encoder {args.encoder}: {args.method} trains its own pixel time-series "

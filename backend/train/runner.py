@@ -6,9 +6,9 @@ same way for everyone:
 - the shared command-line options (declared in :data:`backend.options.TRAINER` -> :class:`TrainConfig`): ``--epochs`` /
   ``--max-steps``, ``--batch-size``, ``--devices auto|cpu|cpu:N|N``, ``--num-nodes``, ``--strategy``,
   ``--precision``, ``--num-workers``, ``--checkpoint-every``, ``--resume``, ``--seed``, ``--threads``;
-- the device: CUDA when there is one (AMP: bf16-mixed where supported, else 16-mixed; pinned memory; Lightning
-  copies batches with ``non_blocking``), the CPU otherwise (32-bit); DDP through Lightning for several devices or
-  nodes (gloo on CPU). The choice is said in a ``log`` event;
+- the device (:func:`backend.devices.resolve_device`): CUDA when there is one (AMP: bf16-mixed where supported,
+  else 16-mixed; pinned memory; Lightning copies batches with ``non_blocking``), the CPU otherwise (32-bit); DDP
+  through Lightning for several devices or nodes (gloo on CPU). The choice is said in a ``log`` event;
 - progress: ``progress`` events with step/total, epoch, loss, lr, imgs/s and eta (:class:`EventsCallback`), and a
   per-epoch history (loss, lr and whatever the module logs with ``on_epoch=True``) that survives a resume;
 - cancellation: ``events.check_cancel`` between steps; a cancelled run saves a resumable checkpoint and stops
@@ -26,10 +26,9 @@ stdout would be the parent's JSON-lines channel, so importing this module points
 (:func:`backend.events.ddp_child_stdout_to_stderr`, which the CLI calls before its first event); only global rank 0
 reports progress and writes outputs (``FitResult.is_global_zero``).
 
-Longer than our usual module on purpose: the one Lightning template of every training command (its config, device
-choice, loaders, callbacks, safe checkpoint loading and ``fit``), imported as one ``runner`` namespace by
-``pretrain``, ``finetune``, ``evaluate`` and ``compare``; its sections share :class:`TrainConfig` and
-:class:`DeviceChoice`.
+Over 450 lines on purpose: the one Lightning template of every training command (its config, loaders, callbacks
+and ``fit``), imported as one ``runner`` namespace by ``pretrain``, ``finetune``, ``evaluate`` and ``compare``; its
+sections share :class:`TrainConfig` and :class:`backend.devices.DeviceChoice`.
 """
 
 from __future__ import annotations
@@ -49,9 +48,9 @@ import lightning.pytorch as pl
 import torch
 
 from backend import outputs
-from backend.errors import EoSslError
+from backend.devices import DeviceChoice, resolve_device
 from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
-from backend.train.model_folder import LAST, checkpoint_dir
+from backend.train.model_folder import LAST, checkpoint_dir, checkpoint_step
 
 ddp_child_stdout_to_stderr()  # also called by the CLI before its first event; here for other entry points
 
@@ -115,92 +114,6 @@ def apply_threads(cfg: TrainConfig) -> None:
     """``--threads``: torch's intra-op threads for this process (before any work, so the device line says it)."""
     if cfg.threads:
         torch.set_num_threads(max(1, int(cfg.threads)))
-
-
-# -- device -----------------------------------------------------------------------------------------------------
-@dataclass
-class DeviceChoice:
-    accelerator: str
-    devices: int | list[int] | str
-    strategy: Any
-    precision: str
-    num_nodes: int
-    description: str
-
-    @property
-    def cuda(self) -> bool:
-        return self.accelerator == "gpu"
-
-    @property
-    def world_size(self) -> int:
-        n = len(self.devices) if isinstance(self.devices, list) else int(self.devices)
-        return n * self.num_nodes
-
-
-def resolve_device(devices: str = "auto", strategy: str = "auto", precision: str = "auto",
-                   num_nodes: int = 1) -> DeviceChoice:
-    """Turn the user's ``--devices/--strategy/--precision`` into Trainer arguments, with a one-line description."""
-    has_cuda = torch.cuda.is_available()
-    n_cuda = torch.cuda.device_count() if has_cuda else 0
-    spec = str(devices).strip().lower()
-    dev: int | list[int]
-    if spec in ("auto", ""):
-        accelerator, dev = ("gpu", 1) if has_cuda else ("cpu", 1)
-    elif spec == "cpu":
-        accelerator, dev = "cpu", 1
-    elif spec.startswith("cpu:"):
-        accelerator, dev = "cpu", _positive_int(spec[4:], "--devices cpu:N")
-    elif spec in ("gpu", "cuda"):
-        accelerator, dev = "gpu", 1
-    elif "," in spec:
-        accelerator, dev = "gpu", [_positive_int(s, "--devices", zero_ok=True) for s in spec.split(",") if s]
-    else:
-        n = _positive_int(spec, "--devices")
-        accelerator, dev = ("gpu", n) if has_cuda else ("cpu", n)
-    if accelerator == "gpu":
-        if not has_cuda:
-            raise EoSslError("no_gpu", f"--devices {devices} asks for a GPU but torch sees none "
-                             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}).",
-                             "Use --devices cpu, or install a CUDA build of torch and the NVIDIA driver.")
-        wanted = max(dev) + 1 if isinstance(dev, list) else dev
-        if wanted > n_cuda:
-            raise EoSslError("not_enough_gpus", f"--devices {devices} needs {wanted} GPU(s); there are {n_cuda}.",
-                             f"Use --devices {n_cuda} or fewer.")
-    n_procs = (len(dev) if isinstance(dev, list) else dev) * num_nodes
-    strat: Any = strategy
-    if strategy == "auto" and n_procs > 1:
-        strat = "ddp"
-    prec = str(precision).lower()
-    if prec == "auto":
-        if accelerator == "gpu":
-            prec = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        else:
-            prec = "32-true"
-    elif prec in ("32", "32-true"):
-        prec = "32-true"
-    elif prec in ("16", "16-mixed") and accelerator == "cpu":
-        prec = "32-true"  # fp16 autocast on CPU is slow and unsupported by many ops; said in the description
-    if accelerator == "gpu":
-        names = sorted({torch.cuda.get_device_name(i) for i in range(n_cuda)})
-        what = f"{n_procs} x CUDA GPU ({', '.join(names)})"
-    else:
-        what = f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)" + (
-            f" in {n_procs} processes" if n_procs > 1 else "")
-    desc = f"training on {what}, precision {prec}" + (f", strategy {strat}" if strat != "auto" else "")
-    if str(precision).lower() in ("16", "16-mixed") and accelerator == "cpu":
-        desc += " (16-mixed asked for, but there is no GPU: 32-bit on the CPU)"
-    return DeviceChoice(accelerator, dev, strat, prec, num_nodes, desc)
-
-
-def _positive_int(text: str, option: str, zero_ok: bool = False) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < (0 if zero_ok else 1):
-        raise EoSslError("bad_argument", f"{option}: {text!r} is not a valid count.",
-                         "Use auto, cpu, cpu:N, N or a list of GPU ids like 0,1.")
-    return n
 
 
 def default_num_workers(cuda: bool) -> int:
@@ -415,52 +328,6 @@ class ResumableCheckpoint(pl.Callback):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.global_step != self._saved_at:
             self.save(trainer)
-
-
-# -- checkpoints on disk ----------------------------------------------------------------------------------------
-def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint read with ``weights_only=True``: tensors and plain containers only, never code."""
-    import pickle
-
-    path = Path(path)
-    if not path.is_file():
-        raise EoSslError("no_checkpoint", f"There is no checkpoint to resume from at {path}.",
-                         "Run without --resume to start afresh, or point --out at the folder of the killed run.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise EoSslError("unsafe_checkpoint", f"{path} holds Python objects other than tensors and plain data; "
-                         "eo-ssl does not unpickle them (a pickle can run code).",
-                         "Delete the checkpoints folder and run without --resume.") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise EoSslError("corrupt_checkpoint", f"Cannot read checkpoint {path}: {exc}",
-                         "The file is damaged or truncated; delete it and run without --resume.") from exc
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
-        raise EoSslError("corrupt_checkpoint", f"{path} is not an eo-ssl training checkpoint.",
-                         "Delete the checkpoints folder and run without --resume.")
-    return ckpt
-
-
-#: (path, mtime, size) -> step of the checkpoints :func:`checkpoint_step` accepted (each file version read once)
-_CHECKED: dict[tuple[str, int, int], int] = {}
-
-
-def checkpoint_step(path: str | Path) -> int:
-    """The step of the checkpoint at ``path``, once :func:`load_checkpoint_safely` accepts it. A file is read once
-    per version: ``model_folder.begin`` checks it before the run's ``run.json`` is rewritten, :func:`fit` needs its
-    step."""
-    path = Path(path)
-    try:
-        st = path.stat()
-        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = None
-    if key is not None and key in _CHECKED:
-        return _CHECKED[key]
-    step = int(load_checkpoint_safely(path).get("global_step", 0))
-    if key is not None:
-        _CHECKED[key] = step
-    return step
 
 
 # -- fit --------------------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_each_period_is_the_median_of_its_valid_observations(stores: dict[str, P
 @pytest.mark.parametrize("train,other", [(0, 1), (1, 0)], ids=["2018-to-2019", "2019-to-2018"])
 def test_a_model_of_one_patch_maps_the_other(train: int, other: int, stores: dict[str, Path],
                                              models: dict[str, Path], shared_data: Path, tmp_path: Path) -> None:
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     model = models[PATCHES[train]]
     d = shared_data / PATCHES[other]
@@ -223,7 +223,7 @@ def test_presto_embedding_reads_each_pixels_calendar_series(stores: dict[str, Pa
     each pixel's monthly composites (raw values, the months of the season, the area's centre), and the package
     rebuilds them from ``model.json`` alone."""
     from backend.models.presto import load_presto_package
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     base = tmp_path_factory.getbasetemp()
     pkg = cached(base, "presto-package", lambda out: command_ok(
@@ -318,7 +318,7 @@ def test_own_ts_byol_embedding_in_the_pixel_classifier(stores: dict[str, Path], 
     the model's embedding features are the encoder's own ``embed`` of each pixel's calendar series (a fixed package:
     nothing is asserted about what 8 steps learnt), and the model maps the other patch."""
     from backend.models.series_encoder import load_series_package, series_from_blocks
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     base = tmp_path_factory.getbasetemp()
     pkg = cached(base, "ts-byol-package", lambda out: command_ok(

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from backend.data.chipstore import SPLITS, ChipStore
 from backend.models.encoders import create_encoder, embed
 from backend.models.package import save_package
-from backend.train.evaluate import KNN_TEMPERATURE, knn_predict
+from backend.train.probes import KNN_TEMPERATURE, knn_predict
 from tests.backend.model_helpers import command_ok, eurosat_store, run_command, torch_threads
 
 PNG = b"\x89PNG\r\n\x1a\n"

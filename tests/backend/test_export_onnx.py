@@ -17,7 +17,7 @@ import torch
 from backend.data.chipstore import ChipStore
 from backend.interop.export_onnx import DEEPNESS_SCALE
 from backend.models.inputs import spec_from_meta
-from backend.predict.command import load_model
+from backend.predict.scene import load_model
 from tests.backend.model_helpers import (
     cls_model,
     command_ok,

@@ -16,7 +16,7 @@ import torch
 
 from backend.data.chipstore import ChipStore
 from backend.models.classifier import ClassifierNet
-from backend.predict.command import load_model
+from backend.predict.scene import load_model
 from backend.train import finetune as ft
 from tests.backend.model_helpers import FAST, cls_model, command_ok, eurosat_store, read_meta
 

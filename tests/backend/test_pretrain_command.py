@@ -13,7 +13,7 @@ import torch
 
 from backend.data.chipstore import ChipStore
 from backend.models.package import load_package
-from backend.ssl.embed import embed_input, encoder_from_package
+from backend.ssl.package_encoder import embed_input, encoder_from_package
 from tests.backend.pretrain_helpers import (
     SMALL_HEADS,
     TINY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backend.errors import EoSslError
-from backend.models.factory import check_tile, tile_multiple
+from backend.train.networks import check_tile, tile_multiple
 
 
 def test_tile_multiple_follows_the_architecture() -> None:

@@ -23,11 +23,11 @@ import torch
 
 from backend.data.calendar import composite_periods
 from backend.data.chipstore import ChipStore
-from backend.data.pixel_series import build_series_data
 from backend.errors import EoSslError
 from backend.models.package import load_package, save_package
 from backend.models.series_encoder import SeriesEncoder, load_series_package, series_from_blocks
 from backend.pixel.data import date_indices, pixel_input, read_inputs
+from backend.ssl.pixel_series import build_series_data
 from backend.ssl.series import series_views
 from tests.backend.pretrain_helpers import one_torch_thread, read_events, run_cli, start_pretrain
 from tests.backend.test_pixel_classifier import flanders_store

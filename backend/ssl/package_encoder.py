@@ -1,4 +1,5 @@
-"""Encoders of pre-training packages, and embeddings the way ``model.json`` says the encoder reads its input.
+"""Encoders of pre-training packages, and embeddings the way ``model.json`` says the encoder reads its input (for
+Python users, tests and benchmarks; the ``embed`` command is :mod:`backend.predict.embed`).
 
 ``channel_mode: stack``: the channels in ``input.channels`` order are one input; ``per-band`` (the RS-BYOL
 single-channel encoder): each channel goes through the 1-channel encoder on its own and the features are averaged.

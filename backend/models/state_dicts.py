@@ -1,4 +1,6 @@
-"""Published weight files: read them without running code, find the encoder's tensors, check them against timm.
+"""Weights into a network, always with a shape check: :func:`load_matching` (a package's encoder or backbone into
+a network's own, by name: fine-tuning, evaluation, prediction) and published weight files (``import-weights``, the
+Presto file): read them without running code, find the encoder's tensors, check them against timm.
 
 Published encoders come as ``.pth``/``.pt`` files (``torch.save`` pickles) or safetensors, either as a bare state dict
 (torchgeo's rehosted SSL4EO-S12 ResNets: timm's key names, no classifier) or inside a training checkpoint: MoCo's
@@ -27,7 +29,7 @@ from __future__ import annotations
 import argparse
 import pickle
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,48 @@ SAFE_GLOBALS: list[Any] = [argparse.Namespace]
 PREFERRED = ("encoder_q", "teacher")
 #: how many differing keys an error lists
 SHOW = 8
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_matching` did: tensors loaded, given tensors the network does not use, the network's tensors
+    that were not given (left at their initialisation)."""
+
+    loaded: int = 0
+    unused: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.loaded} encoder tensors loaded"
+        if self.unused:
+            text += f"; {len(self.unused)} not used by this decoder ({', '.join(self.unused[:4])}" + (
+                " ...)" if len(self.unused) > 4 else ")")
+        return text
+
+
+def load_matching(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, needs: str,
+                  target: Callable[[str], str | None] | None = None, what: str = "Encoder weight",
+                  hint: str = "The package was made for another encoder or number of input bands.") -> LoadReport:
+    """Load the tensors of ``state`` that ``module`` has (``target`` names a key's own name, None: not used; by
+    default the key itself), each of the same shape or ``weights_mismatch`` (``what`` KEY has shape ...; ``needs``
+    needs ...). The module's other tensors keep their values; the report lists them (``missing``, own names)."""
+    own = module.state_dict()
+    report = LoadReport()
+    new: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = target(key) if target is not None else key
+        if name is None or name not in own:
+            report.unused.append(key)
+            continue
+        if tuple(own[name].shape) != tuple(value.shape):
+            raise EoSslError("weights_mismatch", f"{what} {key} has shape {tuple(value.shape)}; {needs} needs "
+                             f"{tuple(own[name].shape)}.", hint)
+        new[name] = value
+    report.missing = [k for k in own if k not in new]
+    own.update(new)
+    module.load_state_dict(own, strict=True)
+    report.loaded = len(new)
+    return report
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -1,5 +1,8 @@
 """The network a package's ``architecture`` describes, without weights: one factory for ``finetune`` (a new model)
-and ``predict`` / ``evaluate`` (a package read back), so a model is always rebuilt the way it was trained."""
+and ``predict`` / ``evaluate`` (a package read back), so a model is always rebuilt the way it was trained.
+
+It sits in ``train/``, above ``models/`` and ``pixel/``, because it builds every family, the pixel classifier
+(:mod:`backend.pixel.model`) included."""
 
 from __future__ import annotations
 
