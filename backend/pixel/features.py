@@ -212,24 +212,19 @@ class Embedding(nn.Module):
         ``features_only`` keeps timm's names for ResNets; flattened ``nn.Sequential`` stems are renamed ``a.0`` ->
         ``a_0`` (see :mod:`backend.models.segmentation`), so both spellings are tried. Missing tensors are an error.
         """
+        from backend.models.state_dicts import load_matching
+
         own = self.encoder.state_dict()
-        new = {}
-        for key, value in timm_state.items():
-            for cand in (key, key.replace(".", "_", 1)):
-                if cand in own:
-                    if tuple(own[cand].shape) != tuple(value.shape):
-                        raise EoSslError("weights_mismatch", f"Encoder weight {key} has shape {tuple(value.shape)}; "
-                                         f"the {self.spec.encoder} needs {tuple(own[cand].shape)}.",
-                                         "The package was made for another encoder or number of input bands.")
-                    new[cand] = value
-                    break
-        missing = [k for k in own if k not in new]
-        if missing:
-            raise EoSslError("weights_mismatch", f"The encoder weights lack {len(missing)} tensors of a "
-                             f"{self.spec.encoder} (e.g. {', '.join(missing[:3])}).",
+
+        def target(key: str) -> str | None:
+            return next((c for c in (key, key.replace(".", "_", 1)) if c in own), None)
+
+        report = load_matching(self.encoder, timm_state, target=target, needs=f"the {self.spec.encoder}")
+        if report.missing:
+            raise EoSslError("weights_mismatch", f"The encoder weights lack {len(report.missing)} tensors of a "
+                             f"{self.spec.encoder} (e.g. {', '.join(report.missing[:3])}).",
                              "Use a package written by eo-ssl pretrain with a timm CNN encoder.")
-        self.encoder.load_state_dict(new, strict=True)
-        return len(new)
+        return report.loaded
 
     def pyramid(self, x: torch.Tensor) -> torch.Tensor:
         """(B, pyramid_dim, H, W): the levels upsampled and concatenated (before any projection)."""
