@@ -290,6 +290,17 @@ def describe_step(step: Sequence[str]) -> str:
     return subprocess.list2cmdline(step) if os.name == "nt" else shlex.join(step)
 
 
+def step_title(step: Sequence[str]) -> str:
+    """What a step of the plan does, in a few words (the panel's status line when the step starts)."""
+    if "venv" in step and "-m" in step and "pip" not in step:
+        return "creating the virtual environment"
+    if "--upgrade" in step and "pip" in step[step.index("--upgrade") + 1:]:
+        return "upgrading pip"
+    if any(str(a).split("=")[0] in ("torch", "torchvision") for a in step):
+        return "installing PyTorch (the largest download)"
+    return "installing the backend's packages"
+
+
 def pip_status(line: str) -> str | None:
     """A short "what pip does now" from one line of its output (for the progress text), or None."""
     text = line.strip()
