@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .backend_runner import SCRUBBED_ENV
 from .environment import venv_python
+from .names import QT_TRANSLATE_NOOP
 from .paths import ROOT
 
 #: Packages of requirements.txt for tests and benchmarks only, not backend dependencies.
@@ -293,12 +294,12 @@ def describe_step(step: Sequence[str]) -> str:
 def step_title(step: Sequence[str]) -> str:
     """What a step of the plan does, in a few words (the panel's status line when the step starts)."""
     if "venv" in step and "-m" in step and "pip" not in step:
-        return "creating the virtual environment"
+        return QT_TRANSLATE_NOOP("@default", "creating the virtual environment")
     if "--upgrade" in step and "pip" in step[step.index("--upgrade") + 1:]:
-        return "upgrading pip"
+        return QT_TRANSLATE_NOOP("@default", "upgrading pip")
     if any(str(a).split("=")[0] in ("torch", "torchvision") for a in step):
-        return "installing PyTorch (the largest download)"
-    return "installing the backend's packages"
+        return QT_TRANSLATE_NOOP("@default", "installing PyTorch (the largest download)")
+    return QT_TRANSLATE_NOOP("@default", "installing the backend's packages")
 
 
 def pip_status(line: str) -> str | None:
