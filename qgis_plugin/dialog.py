@@ -31,16 +31,17 @@ from qgis.core import (
     QgsMapLayerProxyModel,
     QgsMapLayerType,
     QgsProcessingFeatureSourceDefinition,
-    QgsProcessingOutputLayerDefinition,
     QgsProject,
     QgsRasterLayer,
 )
 from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QDate, Qt, QUrl, pyqtSignal
+from qgis.PyQt.QtCore import QDate, QEvent, QObject, Qt, QUrl, QVariant, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices, QIcon
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDateEdit,
@@ -55,7 +56,6 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -70,8 +70,10 @@ from qgis.PyQt.QtWidgets import (
 from . import backend_spec, chipstores, names, settings, tasks
 from .algorithms.styling import OUTPUT_PROPERTY
 from .algorithms.training import CLI_ONLY_METHODS, ENCODERS, S1_VARIANTS
+from .dialog_plan import FEW_LABEL_STEPS, Choices, FieldInfo, given, guess_class_field, model_problem, plan_steps
 from .i18n import tr
 from .jobs import JobRunner, Step
+from .log_view import FollowingLog
 from .loss_plot import LossPlot
 from .paths import ICON
 
@@ -145,10 +147,38 @@ def spin_value(box: QSpinBox) -> int | None:
     return None if box.specialValueText() and box.value() == box.minimum() else box.value()
 
 
-def given(**params: Any) -> dict[str, Any]:
-    """The parameters the user set: an empty text or None (:func:`spin_value`) is left out, so the backend's or the
-    method's default applies."""
-    return {name: value for name, value in params.items() if value not in ("", None)}
+__all__ = ["EoSslDialog", "band_names", "given", "spin_box", "spin_value"]
+
+
+def class_field_of(layer) -> str | None:
+    """The field of a parcels layer whose values look like classes (:func:`.dialog_plan.guess_class_field`)."""
+    if layer is None:
+        return None
+    fields = []
+    for index, f in enumerate(layer.fields()):
+        distinct = len(layer.uniqueValues(index, 102))  # capped: more than 100 is no class field anyway
+        fields.append(FieldInfo(f.name(), f.type() == QVariant.String, distinct))
+    return guess_class_field(fields, layer.featureCount())
+
+
+class WheelGuard(QObject):
+    """The mouse wheel over a spin box, date or list of a scrolled tab scrolls the tab, unless that field has the
+    keyboard (clicked into): scrolling down the Training tab never changes Crop on the way."""
+
+    def __init__(self, scroll: QScrollArea) -> None:
+        super().__init__(scroll)
+        self.scroll = scroll
+
+    def guard(self, page: QWidget) -> None:
+        for widget in [*page.findChildren(QAbstractSpinBox), *page.findChildren(QComboBox)]:
+            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone gives no focus
+            widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            QApplication.sendEvent(self.scroll.verticalScrollBar(), event)
+            return True
+        return False
 
 
 class EoSslDialog(QDialog):
@@ -169,6 +199,7 @@ class EoSslDialog(QDialog):
         self.chip_store: Path | None = None
         self.reused_store: dict | None = None
         self._description: tuple[Path, dict] | None = None
+        self._parcels_seen = None  # the parcels layer the step defaults were set for
         self.setWindowTitle(tr("eo-ssl — self-supervised land cover from Sentinel-1/2"))
         self.setWindowIcon(QIcon(str(ICON)))
         self.setObjectName("EoSslDialog")
@@ -190,12 +221,14 @@ class EoSslDialog(QDialog):
             scroll = QScrollArea()  # a small screen scrolls instead of squeezing the wrapped explanations
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the page fits the width
             scroll.setWidget(page)
+            WheelGuard(scroll).guard(page)
             self.tabs.addTab(scroll, title)
         splitter.addWidget(self._run_panel())
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([620, 480])
+        splitter.setSizes([660, 440])
 
         buttons = QDialogButtonBox()
         self.run_button = buttons.addButton(tr("Run"), QDialogButtonBox.ButtonRole.AcceptRole)
@@ -208,6 +241,14 @@ class EoSslDialog(QDialog):
         root.addWidget(buttons)
         self.resize(1100, 720)
 
+    @staticmethod
+    def _narrow(combo: QComboBox, chars: int = 16) -> QComboBox:
+        """A combo box as narrow as ``chars`` characters allow, whatever its longest item (layer names, long
+        choices): the tab fits its width instead of being clipped."""
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(chars)
+        return combo
+
     def _layer_list(self) -> QListWidget:
         lst = QListWidget()
         lst.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -218,7 +259,7 @@ class EoSslDialog(QDialog):
     def _inputs_tab(self) -> QWidget:
         w = QWidget()
         lay = QVBoxLayout(w)
-        box = QGroupBox(tr("Sentinel-2 scenes (rasters of the project; check the ones to use)"))
+        box = QGroupBox(tr("Sentinel-2 scenes (check the ones to use)"))
         bl = QVBoxLayout(box)
         self.s2_list = self._layer_list()
         bl.addWidget(self.s2_list)
@@ -227,9 +268,10 @@ class EoSslDialog(QDialog):
         bl = QVBoxLayout(box)
         self.s1_list = self._layer_list()
         bl.addWidget(self.s1_list)
-        self.all_rasters = QCheckBox(tr("Show all raster layers (not only those that look like Sentinel-1 or -2)"))
-        self.all_rasters.setToolTip(tr("Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, "
-                                       "GRD, VV or VH; the Sentinel-2 list leaves them out."))
+        self.all_rasters = QCheckBox(tr("Show all raster layers"))
+        self.all_rasters.setToolTip(tr("Not only those that look like Sentinel-1 or -2. Sentinel-1 layers are "
+                                       "recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the "
+                                       "Sentinel-2 list leaves them out."))
         self.all_rasters.toggled.connect(lambda _on: self.refresh_layers())
         bl.addWidget(self.all_rasters)
         lay.addWidget(box, 1)
@@ -240,17 +282,18 @@ class EoSslDialog(QDialog):
         self.aoi_extent_radio = QRadioButton(tr("Current map extent"))
         self.aoi_all_radio = QRadioButton(tr("Whole Sentinel-2 footprint"))
         self.aoi_all_radio.setChecked(True)
-        self.aoi_layer = QgsMapLayerComboBox()
+        self.aoi_layer = self._narrow(QgsMapLayerComboBox())
         self.aoi_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.aoi_layer.setAllowEmptyLayer(True)
         self.aoi_layer.setLayer(None)
         self.aoi_selected = QCheckBox(tr("Selected features only"))
         self.aoi_layer.layerChanged.connect(lambda layer: self.aoi_layer_radio.setChecked(layer is not None))
-        gl.addWidget(self.aoi_layer_radio, 0, 0)
-        gl.addWidget(self.aoi_layer, 0, 1)
-        gl.addWidget(self.aoi_selected, 0, 2)
-        gl.addWidget(self.aoi_extent_radio, 1, 0)
-        gl.addWidget(self.aoi_all_radio, 1, 1)
+        gl.addWidget(self.aoi_all_radio, 0, 0)
+        gl.addWidget(self.aoi_extent_radio, 0, 1)
+        gl.addWidget(self.aoi_layer_radio, 1, 0)
+        gl.addWidget(self.aoi_layer, 1, 1)
+        gl.addWidget(self.aoi_selected, 2, 1)
+        gl.setColumnStretch(1, 1)
         lay.addWidget(box)
 
         box = QGroupBox(tr("Period of interest"))
@@ -268,15 +311,18 @@ class EoSslDialog(QDialog):
         hl.addStretch(1)
         lay.addWidget(box)
 
-        box = QGroupBox(tr("Labelled parcels (for fine-tuning, prediction and parcel labelling)"))
+        box = QGroupBox(tr("Labelled parcels (a few per class are enough)"))
         fl = QFormLayout(box)
-        self.parcels_layer = QgsMapLayerComboBox()
+        fl.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: the field goes under its label
+        self.parcels_layer = self._narrow(QgsMapLayerComboBox())
         self.parcels_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.parcels_layer.setAllowEmptyLayer(True)
         self.parcels_layer.setLayer(None)
-        self.class_field = QgsFieldComboBox()
-        self.parcels_layer.layerChanged.connect(self.class_field.setLayer)
-        self.parcels_layer.layerChanged.connect(self._update_steps)
+        self.class_field = self._narrow(QgsFieldComboBox())
+        self.class_field.setAllowEmptyFieldName(True)
+        self.class_field.setToolTip(tr("The attribute holding the class of each parcel. Chosen for you: a text field "
+                                       "with few distinct values (never the feature id)."))
+        self.parcels_layer.layerChanged.connect(self._on_parcels_changed)
         fl.addRow(tr("Parcels"), self.parcels_layer)
         fl.addRow(tr("Class field"), self.class_field)
         lay.addWidget(box)
@@ -287,15 +333,21 @@ class EoSslDialog(QDialog):
         lay = QVBoxLayout(w)
         box = QGroupBox(tr("Steps"))
         gl = QGridLayout(box)
-        self.step_prepare = QCheckBox(tr("Prepare data (reused while the layers, area and period do not change)"))
+        self.step_prepare = QCheckBox(tr("Prepare data (reused while the inputs do not change)"))
         self.step_prepare.setChecked(True)
         self.step_prepare.setEnabled(False)
         self.step_prepare.setToolTip(tr("The chip store is kept in the cache folder ({options}) and reused by the "
                                         "next run on the same inputs.").format(options=tr(names.OPTIONS_PATH)))
         self.step_pretrain = QCheckBox(tr("Pre-train (self-supervised)"))
         self.step_pretrain.setChecked(True)
+        self.step_pretrain.setToolTip(tr("Learns an encoder from the unlabelled scenes (minutes to hours); the pixel "
+                                         "classifier then also uses its embedding where it helps on held-out "
+                                         "parcels. Off by default: the first map needs only the parcels."))
         self.step_finetune = QCheckBox(tr("Fine-tune on the parcels"))
-        self.step_evaluate = QCheckBox(tr("Evaluate (report)"))
+        self.step_evaluate = QCheckBox(tr("Compare report (evaluate)"))
+        self.step_evaluate.setToolTip(tr("Which path gives the best map, on parcels none of them trained on: the "
+                                         "classic classifiers, random init and the pre-trained encoder. Runs "
+                                         "after the map."))
         self.step_predict = QCheckBox(tr("Predict land cover"))
         self.step_label = QCheckBox(tr("Label the parcels from the map"))
         gl.addWidget(self.step_prepare, 0, 0, 1, 2)
@@ -307,6 +359,7 @@ class EoSslDialog(QDialog):
 
         box = QGroupBox(tr("Self-supervised pre-training"))
         fl = QFormLayout(box)
+        fl.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: the field goes under its label
         self.method = QComboBox()
         self.method.addItems([m for m in backend_spec.choices("pretrain", "--method") if m not in CLI_ONLY_METHODS])
         self.variant = QComboBox()
@@ -322,7 +375,8 @@ class EoSslDialog(QDialog):
         self.variant.currentTextChanged.connect(self._update_variant_hint)
         self.epochs = spin_box("pretrain", "--epochs")
         self.max_steps = spin_box("pretrain", "--max-steps", unset=tr("no limit"))
-        self.batch_size = spin_box("pretrain", "--batch-size", unset=tr("the method's: {sizes}").format(
+        self.batch_size = spin_box("pretrain", "--batch-size", unset=tr("the method's"))
+        self.batch_size.setToolTip(tr("The method's own batch size: {sizes}").format(
             sizes=backend_spec.method_defaults_text("batch_size")))
         self.crop = spin_box("pretrain", "--crop")
         fl.addRow(tr("Method"), self.method)
@@ -337,6 +391,7 @@ class EoSslDialog(QDialog):
 
         box = QGroupBox(tr("Fine-tuning and prediction"))
         fl = QFormLayout(box)
+        fl.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: the field goes under its label
         self.ft_model = QComboBox()
         self.ft_model.addItem(tr("Pixel classifier: spectra of every date + the pre-trained embedding (best with "
                                  "few polygons)"), "pixel")
@@ -344,14 +399,25 @@ class EoSslDialog(QDialog):
         self.ft_model.setToolTip(tr("With a handful of labelled polygons a per-pixel classifier generalises better "
                                     "than a U-Net, which memorises the polygons. Tick 'Evaluate' to compare both on "
                                     "parcels none of them trained on."))
+        self.ft_model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.ft_model.setMinimumContentsLength(24)
+        self.ft_model.currentIndexChanged.connect(self._update_model_fields)
         fl.addRow(tr("Model"), self.ft_model)
+        self.quick = QCheckBox(tr("Quick first map (in seconds)"))
+        self.quick.setChecked(True)
+        self.quick.setToolTip(tr("The pixel classifier chooses between logistic regression and the vote on at most "
+                                 "3000 training pixels: a first map in seconds. Untick it for the map you keep (8 "
+                                 "cross-validated candidates on up to 20,000 pixels: minutes)."))
+        fl.addRow("", self.quick)
         self.ft_epochs = spin_box("finetune", "--epochs")
+        self.ft_epochs.setToolTip(tr("U-Net only: the pixel classifier is fitted at once, without epochs."))
         self.label_fraction = QDoubleSpinBox()
         fraction = backend_spec.option("finetune", "--label-fraction")
         self.label_fraction.setRange(0.01, fraction["maximum"])  # the range is open at 0: the smallest shown step
         self.label_fraction.setSingleStep(0.05)
         self.label_fraction.setValue(backend_spec.default("finetune", "--label-fraction"))
-        self.tile = spin_box("predict", "--tile", unset=tr("the model's (256, or a classifier's chip size)"))
+        self.tile = spin_box("predict", "--tile", unset=tr("the model's"))
+        self.tile.setToolTip(tr("Empty (the model's): 256 for a segmentation model, a classifier's chip size."))
         fl.addRow(tr("Fine-tune epochs"), self.ft_epochs)
         fl.addRow(tr("Label fraction"), self.label_fraction)
         fl.addRow(tr("Prediction tile (pixels)"), self.tile)
@@ -361,11 +427,16 @@ class EoSslDialog(QDialog):
                                          "when 'Fine-tune' is off"))
         self.model_package.fileChanged.connect(self._update_steps)
         fl.addRow(tr("…or predict with this model"), self.model_package)
+        self.model_hint = QLabel("")
+        self.model_hint.setWordWrap(True)
+        self.model_hint.setVisible(False)
+        fl.addRow("", self.model_hint)
         lay.addWidget(box)
 
         box = QGroupBox(tr("Device"))
-        hl = QHBoxLayout(box)
-        self.device = QComboBox()
+        vl = QVBoxLayout(box)
+        hl = QHBoxLayout()
+        self.device = self._narrow(QComboBox(), 12)
         self.device.addItem(tr("auto (GPU when there is one)"), "auto")
         self.device.addItem(tr("CPU"), "cpu")
         self.device_label = QLabel(tr("checking the backend environment…"))
@@ -378,12 +449,15 @@ class EoSslDialog(QDialog):
         self.diagnostics_button.setToolTip(tr("Backend diagnostics: which Python, torch and device"))
         self.diagnostics_button.clicked.connect(self.show_diagnostics)
         hl.addWidget(self.device)
-        hl.addWidget(self.device_label, 1)
+        hl.addStretch(1)
         hl.addWidget(self.setup_button)
         hl.addWidget(self.diagnostics_button)
+        vl.addLayout(hl)
+        vl.addWidget(self.device_label)  # below the buttons: a long report wraps instead of pushing them out
         lay.addWidget(box)
         lay.addStretch(1)
         self._select_default_device()
+        self._update_model_fields()
         return w
 
     def _output_tab(self) -> QWidget:
@@ -423,8 +497,7 @@ class EoSslDialog(QDialog):
         lay.addLayout(hl)
         self.loss_plot = LossPlot()
         lay.addWidget(self.loss_plot, 2)
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
+        self.log_view = FollowingLog()
         self.log_view.setMaximumBlockCount(5000)
         lay.addWidget(self.log_view, 2)
         self.report_label = QLabel("")
@@ -587,7 +660,27 @@ class EoSslDialog(QDialog):
         self.device_label.setText(html.escape(report.summary()))
 
     # == the job ===================================================================================================
+    def _on_parcels_changed(self, layer) -> None:
+        """A parcels layer: its class field guessed (never ``fid``), and, the first time one is chosen, the few-label
+        map's steps ticked (fine-tune the pixel classifier, predict, compare report; pre-training one tick away)."""
+        self.class_field.setLayer(layer)
+        self.class_field.setField(class_field_of(layer) or "")
+        had = self._parcels_seen is not None
+        self._parcels_seen = layer
+        if layer is not None and not had:
+            for name, on in FEW_LABEL_STEPS.items():
+                getattr(self, f"step_{name}").setChecked(on)
+            self.ft_model.setCurrentIndex(max(self.ft_model.findData("pixel"), 0))
+        self._update_steps()
+
+    def _update_model_fields(self, *_args) -> None:
+        pixel = (self.ft_model.currentData() or "pixel") == "pixel"
+        self.quick.setEnabled(pixel)
+        self.ft_epochs.setEnabled(not pixel)
+
     def _update_steps(self, *_args) -> None:
+        if not hasattr(self, "model_package"):
+            return
         has_parcels = self.parcels_layer.currentLayer() is not None
         for cb in (self.step_finetune, self.step_label):
             cb.setEnabled(has_parcels)
@@ -596,18 +689,23 @@ class EoSslDialog(QDialog):
         self.step_evaluate.setEnabled(has_parcels)  # compare: the classic classifiers and random init at least
         if not self.step_evaluate.isEnabled():
             self.step_evaluate.setChecked(False)
-        can_predict = (has_parcels and self.step_finetune.isChecked()) or self.existing_model() is not None
+        model_text = self.model_package.filePath().strip()
+        # a model folder typed or picked keeps Predict available: a wrong one is said out loud, not greyed out
+        can_predict = (has_parcels and self.step_finetune.isChecked()) or bool(model_text)
         self.step_predict.setEnabled(can_predict)
         if not self.step_predict.isEnabled():
             self.step_predict.setChecked(False)
         if not self.step_predict.isChecked():
             self.step_label.setChecked(False)
             self.step_label.setEnabled(False)
+        problem = model_problem(model_text) if not self.step_finetune.isChecked() else None
+        self.model_hint.setText(f"<span style='color:#b00'>{html.escape(problem)}</span>" if problem else "")
+        self.model_hint.setVisible(bool(problem))
 
     def existing_model(self) -> Path | None:
         """The model package chosen to predict with (instead of fine-tuning in this run), if any."""
         text = self.model_package.filePath().strip() if hasattr(self, "model_package") else ""
-        return Path(text) if text and (Path(text) / "model.json").is_file() else None
+        return Path(text) if text and model_problem(text) is None else None
 
     def _input_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"S2": self.checked_layer_ids(self.s2_list)}
@@ -664,83 +762,48 @@ class EoSslDialog(QDialog):
         store = chipstores.store_path(settings.cache_dir(), chipstores.key(description))
         return store, chipstores.existing(store), description
 
+    def choices(self, chips: Path | None = None, store_ready: bool = False) -> Choices:
+        """What the widgets say (:class:`.dialog_plan.Choices`)."""
+        parcels = self.parcels_layer.currentLayer()
+        pretrain_rs = self.method.currentText() == "rs-byol"
+        variant = self.resolved_variant() if pretrain_rs else None
+        return Choices(
+            out=self.output_dir.filePath().strip(), inputs=self._input_params(), chips=chips or Path(),
+            store_ready=store_ready, device=self.device.currentData() or "auto",
+            parcels=parcels.id() if parcels is not None else None, class_field=self.class_field.currentField(),
+            pretrain=self.step_pretrain.isChecked(), finetune=self.step_finetune.isChecked(),
+            evaluate=self.step_evaluate.isChecked(), predict=self.step_predict.isChecked(),
+            label=self.step_label.isChecked(), method=self.method.currentText(), variant=variant,
+            s1_variant_problem=(self.s1_variant_problem(variant) if variant in S1_VARIANTS
+                                and not self.checked_layer_ids(self.s1_list) else None),
+            encoder=self.encoder.currentText().strip(), epochs=self.epochs.value(),
+            max_steps=spin_value(self.max_steps), batch_size=spin_value(self.batch_size), crop=self.crop.value(),
+            resume=self.resume.isChecked(), arch=self.ft_model.currentData() or "pixel",
+            quick=self.quick.isChecked(), ft_epochs=self.ft_epochs.value(),
+            label_fraction=self.label_fraction.value(), tile=spin_value(self.tile),
+            model=self.model_package.filePath().strip())
+
     def build_steps(self) -> list[Step]:
         """The algorithm runs for the current choices (raises ValueError with a message for the user)."""
-        out = Path(self.output_dir.filePath().strip() or "")
-        if not str(out) or str(out) == ".":
-            raise ValueError(tr("Choose an output folder."))
-        inputs = self._input_params()
-        if not inputs["S2"]:
-            raise ValueError(tr("Check at least one Sentinel-2 layer."))
-        device = self.device.currentData() or "auto"
+        c = self.choices()
+        plan_steps(c, self.project)  # the checks first: nothing is fingerprinted for choices that cannot run
         parcels = self.parcels_layer.currentLayer()
-        field = self.class_field.currentField()
-        if parcels is not None and not field and (self.step_finetune.isChecked()):
-            raise ValueError(tr("Choose the class field of the parcels."))
-        method = self.method.currentText()
-        if self.step_pretrain.isChecked() and method == "rs-byol":
-            variant = self.resolved_variant()
-            if variant in S1_VARIANTS and not inputs.get("S1"):
-                raise ValueError(self.s1_variant_problem(variant))
-        chips, manifest, description = self.chip_store_for(inputs, parcels, field, out)
+        chips, manifest, description = self.chip_store_for(c.inputs, parcels, c.class_field, Path(c.out))
         self.chip_store, self.reused_store = chips, manifest
         self._description = (chips, description) if description is not None and manifest is None else None
-        steps = []
-        if manifest is None:
-            prepare = {**inputs, "OUTPUT": str(chips)}
-            if parcels is not None and field:
-                prepare.update(PARCELS=parcels.id(), CLASS_FIELD=field)
-            steps.append(Step("eo_ssl:prepare", prepare, tr("Prepare data")))
-        pretrained = out / "pretrained"
-        if self.step_pretrain.isChecked():
-            params = {"DATA": str(chips), "METHOD": method, "EPOCHS": self.epochs.value(), "CROP": self.crop.value(),
-                      "DEVICES": device, "RESUME": self.resume.isChecked(), "OUTPUT": str(pretrained),
-                      **given(ENCODER=self.encoder.currentText().strip(), MAX_STEPS=spin_value(self.max_steps),
-                              BATCH_SIZE=spin_value(self.batch_size))}
-            title = tr("Pre-train ({method})").format(method=method)
-            if method == "rs-byol":
-                params["VARIANT"] = self.resolved_variant()
-                title = tr("Pre-train ({method} {variant})").format(method=method, variant=params["VARIANT"])
-            steps.append(Step("eo_ssl:pretrain", params, title))
-        finetuned = out / "finetuned"
-        if self.step_finetune.isChecked():
-            arch = self.ft_model.currentData() or "pixel"
-            params = {"DATA": str(chips), "TASK": "segmentation", "ARCH": arch, "EPOCHS": self.ft_epochs.value(),
-                      "LABEL_FRACTION": self.label_fraction.value(), "DEVICES": device, "OUTPUT": str(finetuned),
-                      **given(MAX_STEPS=spin_value(self.max_steps))}
-            if self.step_pretrain.isChecked():
-                params["INIT"] = str(pretrained)
-            title = tr("Fine-tune (pixel classifier)") if arch == "pixel" else tr("Fine-tune (U-Net)")
-            steps.append(Step("eo_ssl:finetune", params, title))
-        if self.step_evaluate.isChecked():
-            params = {"DATA": str(chips), "PROTOCOL": "compare", "DEVICES": device, "OUTPUT": str(out / "report")}
-            if self.step_pretrain.isChecked():
-                params["INIT"] = str(pretrained)
-            steps.append(Step("eo_ssl:evaluate", params, tr("Evaluate: which path gives the best map")))
-        if self.step_predict.isChecked():
-            model = finetuned if self.step_finetune.isChecked() else self.existing_model()
-            if model is None:
-                raise ValueError(tr("Tick 'Fine-tune' or choose a model package to predict with."))
-            params = {"MODEL": str(model), **inputs, **given(TILE=spin_value(self.tile)), "DEVICES": device,
-                      "OUTPUT": QgsProcessingOutputLayerDefinition(str(out / "landcover.tif"), self.project),
-                      "CONFIDENCE": QgsProcessingOutputLayerDefinition(str(out / "confidence.tif"), self.project)}
-            steps.append(Step("eo_ssl:predict", params, tr("Predict land cover")))
-        if self.step_label.isChecked() and parcels is not None:
-            steps.append(Step("eo_ssl:label_parcels", {
-                "MAP": str(out / "landcover.tif"), "CONFIDENCE": str(out / "confidence.tif"),
-                "PARCELS": QgsProcessingFeatureSourceDefinition(parcels.id(), False),
-                "OUTPUT": QgsProcessingOutputLayerDefinition(str(out / "parcels_labelled.gpkg"), self.project)},
-                tr("Label parcels")))
-        return steps
+        c.chips, c.store_ready = chips, manifest is not None
+        return plan_steps(c, self.project)
 
     def start_job(self) -> bool:
         if self.job is not None and self.job.running:
             return False
+        self.log_view.clear()  # each run has its own log, followed from its first line
         try:
             steps = self.build_steps()
         except ValueError as exc:
             self.append_log(str(exc), "error")
-            self.stage_label.setText("<b>{}</b> {}".format(tr("Cannot start:"), html.escape(str(exc))))
+            self.stage_label.setText("<b style='color:#b00'>{}</b> {}".format(tr("Cannot start:"),
+                                                                             html.escape(str(exc))))
             return False
         out = Path(self.output_dir.filePath())
         out.mkdir(parents=True, exist_ok=True)
@@ -760,8 +823,10 @@ class EoSslDialog(QDialog):
                                                            when=self.reused_store.get("provenance", {}).get(
                                                                "created", "?")), "info")
         if not steps:
-            self._on_job_finished(True, tr("Nothing to run: the chip store is ready ({path}).").format(
-                path=self.chip_store))
+            message = tr("Nothing to run: the chip store is ready ({path}). Tick a step on the Training tab "
+                         "(Fine-tune, Predict…) to go on.").format(path=self.chip_store)
+            self._on_job_finished(True, message)
+            self.stage_label.setText(f"<b>{html.escape(message)}</b>")  # not a success in green: nothing ran
             return True
         self.job = JobRunner(steps, self.project, self)
         self.job.stepStarted.connect(self._on_step_started)
@@ -823,12 +888,13 @@ class EoSslDialog(QDialog):
         colour = "#1a7f37" if ok else "#b00"
         self.stage_label.setText(f"<b style='color:{colour}'>{html.escape(message)}</b>")
         self.append_log(message, "info" if ok else "error")
+        self.log_view.show_end()  # the outcome (and an error above it) in sight, even after scrolling up
         self.jobFinished.emit(ok, message)
 
     def append_log(self, text: str, level: str = "info") -> None:
         prefix = {"warning": "⚠ ", "error": "✖ ", "step": "", "debug": "· "}.get(level, "")
         for line in str(text).splitlines() or [""]:
-            self.log_view.appendPlainText(prefix + line)
+            self.log_view.append_line(prefix + line)
 
     # == lifecycle =================================================================================================
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API

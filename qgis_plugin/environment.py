@@ -58,6 +58,7 @@ class Candidate:
     source: str  # "setting", "env", "venv", "managed"
     path: Path
     exists: bool
+    note: str = ""  # why an existing file does not count (a managed venv without PyTorch)
 
 
 @dataclass
@@ -86,6 +87,15 @@ def venv_python(venv_dir: Path | str) -> Path:
     return Path(venv_dir) / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def venv_has_torch(venv_dir: Path | str) -> bool:
+    """Whether a virtual environment folder has PyTorch installed (a look at its site-packages, no import): a
+    creation cancelled or failed before PyTorch leaves a venv that is not a backend yet."""
+    venv_dir = Path(venv_dir)
+    patterns = ("Lib/site-packages/torch/__init__.py",) if os.name == "nt" else (
+        "lib/python3*/site-packages/torch/__init__.py", "lib64/python3*/site-packages/torch/__init__.py")
+    return any(next(venv_dir.glob(p), None) is not None for p in patterns)
+
+
 def _venv_python(root: Path) -> Path:
     return venv_python(root / ".venv")
 
@@ -103,7 +113,12 @@ def candidates(setting: str | os.PathLike[str] | None = None, root: Path = ROOT,
         if value is None or str(value).strip() == "":
             continue
         path = Path(os.path.expanduser(os.fspath(value)))
-        found.append(Candidate(source, path, path.is_file() and os.access(path, os.X_OK)))
+        exists = path.is_file() and os.access(path, os.X_OK)
+        if exists and source == "managed" and not venv_has_torch(managed):
+            # a creation that was cancelled or failed: not a backend (the first-run panel is offered again)
+            found.append(Candidate(source, path, False, "incomplete: PyTorch is not installed in it"))
+            continue
+        found.append(Candidate(source, path, exists))
     return found
 
 
@@ -144,7 +159,8 @@ def check_backend(setting: str | os.PathLike[str] | None = None, root: Path = RO
     else:
         found = find_backend_python(setting, root, environ, managed)
     if found is None:
-        looked = ", ".join(f"{c.source}: {c.path}" for c in candidates(setting, root, environ, managed))
+        looked = ", ".join(f"{c.source}: {c.path}" + (f" ({c.note})" if c.note else "")
+                           for c in candidates(setting, root, environ, managed))
         return BackendReport(
             ok=False, python=None, source=None,
             error=f"no backend Python found (looked at {looked or 'nothing set'})",
@@ -201,8 +217,8 @@ def report_text(report: BackendReport, extra: dict[str, Any] | None = None,
     if i.get("platform"):
         lines.append(f"platform: {i['platform']}")
     if looked:
-        lines.append("looked at: " + "; ".join(f"{c.source}: {c.path} ({'found' if c.exists else 'missing'})"
-                                               for c in looked))
+        lines.append("looked at: " + "; ".join(
+            f"{c.source}: {c.path} ({'found' if c.exists else c.note or 'missing'})" for c in looked))
     for key, value in (extra or {}).items():
         lines.append(f"{key}: {value}")
     return "\n".join(lines)

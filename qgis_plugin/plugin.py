@@ -7,6 +7,7 @@ later loads without one, a message bar offers it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from qgis.core import Qgis, QgsApplication, QgsMapLayerType, QgsWkbTypes
@@ -88,7 +89,17 @@ class EoSslPlugin:
 
         self.options_factory = EoSslOptionsFactory(self.show_setup)
         self.iface.registerOptionsWidgetFactory(self.options_factory)
-        QTimer.singleShot(0, self.first_run)
+        main_window = self.iface.mainWindow()
+        if main_window is not None and not main_window.isVisible() and hasattr(self.iface, "initializationCompleted"):
+            # QGIS is starting: the panel opens once its main window is up, so it is not hidden behind it
+            self.iface.initializationCompleted.connect(self._after_startup)
+        else:
+            QTimer.singleShot(0, self.first_run)
+
+    def _after_startup(self) -> None:
+        with contextlib.suppress(TypeError):
+            self.iface.initializationCompleted.disconnect(self._after_startup)
+        QTimer.singleShot(500, self.first_run)  # after QGIS has restored its window state
 
     def unload(self) -> None:
         for action in self.menu_actions:
@@ -134,8 +145,11 @@ class EoSslPlugin:
             self.show_setup()
             return "panel"
         bar = self.iface.messageBar()
-        item = bar.createMessage("eo-ssl", tr("The backend environment is not set up yet: the eo-ssl tools need it "
-                                              "to train and map."))
+        incomplete = any(c.note for c in settings.looked_at())
+        text = tr("The backend environment is not complete (PyTorch is missing: was its creation cancelled?). "
+                  "'{setup}' continues it.").format(setup=tr(names.SETUP_ACTION)) if incomplete else tr(
+            "The backend environment is not set up yet: the eo-ssl tools need it to train and map.")
+        item = bar.createMessage("eo-ssl", text)
         button = QPushButton(tr(names.SETUP_ACTION))
         button.clicked.connect(self.show_setup)
         item.layout().addWidget(button)
@@ -184,6 +198,12 @@ class EoSslPlugin:
         self.setup_dialog.show()
         self.setup_dialog.raise_()
         self.setup_dialog.activateWindow()
+        QTimer.singleShot(300, self._raise_setup)  # again once the window manager has placed it
+
+    def _raise_setup(self) -> None:
+        if self.setup_dialog is not None and self.setup_dialog.isVisible():
+            self.setup_dialog.raise_()
+            self.setup_dialog.activateWindow()
 
     def _backend_ready(self, report) -> None:
         for dlg in (self.dialog, self.diagnostics_dialog):

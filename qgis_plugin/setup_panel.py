@@ -42,6 +42,7 @@ from qgis.PyQt.QtWidgets import (
 from . import names, settings, tasks, venv_setup
 from .environment import BackendReport
 from .i18n import tr
+from .log_view import FollowingLog
 from .paths import ICON, ROOT
 
 
@@ -142,8 +143,7 @@ class BackendSetupDialog(QDialog):
         self.create_status = QLabel("")
         self.create_status.setWordWrap(True)
         lay.addWidget(self.create_status)
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
+        self.log = FollowingLog()
         self.log.setFont(_mono())
         self.log.setMaximumBlockCount(20000)
         self.log.setPlaceholderText(tr("The output of the commands appears here."))
@@ -284,9 +284,13 @@ class BackendSetupDialog(QDialog):
                 self.progress.setValue(int(100 * index / max(count, 1)))
                 self._step_text = tr("Step {k} of {n}").format(k=index + 1, n=count)
                 self.progress.setFormat(f"%p%  {self._step_text}")
+                # the status line says the new step at once (not the previous step's last pip line)
+                steps = self.plan.steps if self.plan is not None else []
+                what = tr(venv_setup.step_title(steps[index])) if index < len(steps) else ""
+                self.create_status.setText(html.escape(f"{self._step_text}: {what}" if what else self._step_text))
                 continue
             self.log_lines.append(line)
-            self.log.appendPlainText(line)
+            self.log.append_line(line)
             status = venv_setup.pip_status(line)
             if status:
                 self.create_status.setText(html.escape(f"{self._step_text}: {status}"))
@@ -301,6 +305,7 @@ class BackendSetupDialog(QDialog):
         self.base_widget.setEnabled(True)
         ok, message = task.result if task.result else (False, "cancelled" if task.isCanceled() else task.error)
         self._save_log()
+        self.log.show_end()
         if ok:
             self.progress.setValue(100)
             self.progress.setFormat("%p%")
@@ -321,7 +326,7 @@ class BackendSetupDialog(QDialog):
 
     def append(self, line: str) -> None:
         self.log_lines.append(line)
-        self.log.appendPlainText(line)
+        self.log.append_line(line)
 
     def log_text(self) -> str:
         return "\n".join(self.log_lines)

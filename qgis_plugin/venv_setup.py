@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .backend_runner import SCRUBBED_ENV
 from .environment import venv_python
+from .names import QT_TRANSLATE_NOOP
 from .paths import ROOT
 
 #: Packages of requirements.txt for tests and benchmarks only, not backend dependencies.
@@ -288,6 +289,17 @@ def run_plan(the_plan: Plan, on_line: Callable[[str], None] | None = None,
 
 def describe_step(step: Sequence[str]) -> str:
     return subprocess.list2cmdline(step) if os.name == "nt" else shlex.join(step)
+
+
+def step_title(step: Sequence[str]) -> str:
+    """What a step of the plan does, in a few words (the panel's status line when the step starts)."""
+    if "venv" in step and "-m" in step and "pip" not in step:
+        return QT_TRANSLATE_NOOP("@default", "creating the virtual environment")
+    if "--upgrade" in step and "pip" in step[step.index("--upgrade") + 1:]:
+        return QT_TRANSLATE_NOOP("@default", "upgrading pip")
+    if any(str(a).split("=")[0] in ("torch", "torchvision") for a in step):
+        return QT_TRANSLATE_NOOP("@default", "installing PyTorch (the largest download)")
+    return QT_TRANSLATE_NOOP("@default", "installing the backend's packages")
 
 
 def pip_status(line: str) -> str | None:

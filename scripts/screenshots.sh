@@ -27,7 +27,7 @@ shots="$ROOT/docs/img"
 mkdir -p "$shots"
 env -u EO_SSL_PYTHON -u PYTHONPATH -u QT_QPA_PLATFORM \
     EO_SSL_SHOTS="$shots" EO_SSL_WALK="$work/walk.json" EO_SSL_SAMPLE="$sample" EO_SSL_WORK="$work" \
-    EO_SSL_BACKEND="$PY" \
+    EO_SSL_BACKEND="$PY" EO_SSL_SCRATCH="${EO_SSL_SCRATCH:-}" \
     timeout 3600 xvfb-run -a -s "-screen 0 1600x1000x24" \
     qgis --nologo --noversioncheck --profiles-path "$profiles" --code "$ROOT/scripts/qgis_screenshots.py" \
     >"$work/qgis.log" 2>&1 || { tail -n 40 "$work/qgis.log" >&2; exit 1; }
@@ -38,6 +38,7 @@ print(json.dumps({k: v for k, v in walk.items() if k != "dialog_log"}, indent=1)
 if "error" in walk:
     sys.exit("the walk failed:\n" + walk["error"])
 checks = ("panel_opened", "plan", "backend_ready", "options_page", "options_check", "diagnostics", "job_finished",
+          "log_at_end",
           "labelled_layer", "canvas_focus_on_activation")
 failed = [k for k in checks if walk.get(k) is not True] + ([] if walk.get("job", [False])[0] else ["job"])
 failed += [] if all(walk.get("model_valid", [False])) else ["model_valid"]

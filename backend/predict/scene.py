@@ -208,9 +208,10 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
     classes = meta["classes"]
     area_km2 = grid.width * grid.height * grid.resolution ** 2 / 1e6
     arch = meta["architecture"]
-    events.log(f"predicting {grid.width} x {grid.height} px ({area_km2:.1f} km²) with {arch.get('encoder')} + "
-               f"{arch.get('decoder')} ({task}, {len(classes)} classes) on {pred.device_text}: {plan.n_tiles} tiles "
-               f"of {tile} px, overlap {overlap:g}, batch {pred.batch_size}")
+    parts = " + ".join(str(p) for p in (arch.get("encoder"), arch.get("decoder")) if p) or "the model"
+    events.log(f"predicting {grid.width} x {grid.height} px ({area_km2:.1f} km²) with {parts} ({task}, "
+               f"{len(classes)} classes) on {pred.device_text}: {plan.n_tiles} tiles of {tile} px, "
+               f"overlap {overlap:g}, batch {pred.batch_size}")
     if task == "classification":
         events.log("a patch classifier: every tile gets one class, blended between overlapping tiles")
 

@@ -60,9 +60,16 @@ def _same(*names: str) -> dict[str, tuple[str, ...]]:
 
 def _model(alg, parameters, context) -> str:
     model = alg.parameterAsFile(parameters, MODEL, context)
-    if not model or not (Path(model) / "model.json").is_file():
-        raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it).").format(
-            model=repr(model)))
+    pick = tr("Pick the folder a Fine-tune run wrote (it holds model.json and weights.safetensors; the dialog "
+              "writes it as <output folder>/finetuned).")
+    if not model:
+        raise QgsProcessingException(tr("Choose the model package. {pick}").format(pick=pick))
+    if not Path(model).exists():
+        raise QgsProcessingException(tr("The model folder {model} does not exist. {pick}").format(
+            model=repr(model), pick=pick))
+    if not (Path(model) / "model.json").is_file():
+        raise QgsProcessingException(tr("{model} is not an eo-ssl model package (no model.json in it). {pick}").format(
+            model=repr(model), pick=pick))
     return model
 
 
@@ -75,11 +82,23 @@ def _tiling_parameters(alg, tile_help: str) -> None:
 
 
 def _model_name(model_dir: str) -> str:
+    """What the map layer is named after: ``segmentation resnet18``, ``pixel vote`` (a pixel classifier without an
+    embedding has no encoder), ``pixel vote + resnet18``."""
     try:
         meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
-        return f"{meta.get('task', 'model')} {meta.get('architecture', {}).get('encoder', '')}".strip()
+        arch = meta.get("architecture") or {}
+        encoder, decoder = arch.get("encoder"), arch.get("decoder")
+        if arch.get("family") == "pixel" or (decoder and str(decoder).startswith("pixel")):
+            return " + ".join(str(p) for p in (decoder or "pixel classifier", encoder) if p)
+        return " ".join(str(p) for p in (meta.get("task") or "model", encoder) if p)
     except (OSError, ValueError, AttributeError):
         return Path(model_dir).name
+
+
+def parcels_layer_name(out: str) -> str:
+    """The labelled parcels' layer name, with the file's name: two outputs of a batch are told apart."""
+    stem = Path(out).stem if out else ""
+    return tr("Labelled parcels ({name})").format(name=stem) if stem else tr("Labelled parcels")
 
 
 class PredictAlgorithm(BackendAlgorithm):
@@ -294,5 +313,5 @@ class LabelParcelsAlgorithm(BackendAlgorithm):
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API (main thread)
         out = self._options.get("out", "")
         scheme = self._options.get("classes") or self._options.get("map")
-        attach(context, out, ParcelsStyler(scheme), "Labelled parcels")
+        attach(context, out, ParcelsStyler(scheme), parcels_layer_name(out))
         return {}

@@ -74,7 +74,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="223"/>
+        <location filename="../algorithms/mapping.py" line="242"/>
         <source>4 Parcels</source>
         <translation type="unfinished"></translation>
     </message>
@@ -129,57 +129,52 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="88"/>
+        <location filename="../algorithms/mapping.py" line="107"/>
         <source>5 Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="165"/>
+        <location filename="../algorithms/mapping.py" line="184"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="91"/>
+        <location filename="../algorithms/mapping.py" line="110"/>
         <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="64"/>
-        <source>{model} is not an eo-ssl model package (no model.json in it).</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../algorithms/mapping.py" line="140"/>
+        <location filename="../algorithms/mapping.py" line="159"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="145"/>
+        <location filename="../algorithms/mapping.py" line="164"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="222"/>
+        <location filename="../algorithms/mapping.py" line="241"/>
         <source>6 Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="225"/>
+        <location filename="../algorithms/mapping.py" line="244"/>
         <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="273"/>
+        <location filename="../algorithms/mapping.py" line="292"/>
         <source>Give the parcels to label.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="281"/>
+        <location filename="../algorithms/mapping.py" line="300"/>
         <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="290"/>
+        <location filename="../algorithms/mapping.py" line="309"/>
         <source>The backend finished but wrote no parcels ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -199,67 +194,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="110"/>
+        <location filename="../algorithms/training.py" line="118"/>
         <source>The chip store {data} is not a folder: run &apos;1 Prepare data&apos; first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="138"/>
+        <location filename="../algorithms/training.py" line="156"/>
         <source>The chip store has no Sentinel-1 data, and the RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 bands with Sentinel-1 polarisations. Choose the variant &apos;auto&apos; or &apos;s2-only&apos; (two Sentinel-2 band draws), another method, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="143"/>
+        <location filename="../algorithms/training.py" line="161"/>
         <source>The chip store has no Sentinel-1 data: choose the input bands &apos;s2&apos;, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="151"/>
+        <location filename="../algorithms/training.py" line="169"/>
         <source>2 Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="392"/>
+        <location filename="../algorithms/training.py" line="415"/>
         <source>2 Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="154"/>
+        <location filename="../algorithms/training.py" line="172"/>
         <source>&lt;p&gt;Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when there is one (else the CPU, slowly).&lt;/p&gt;&lt;ul&gt;&lt;li&gt;&lt;b&gt;rs-byol&lt;/b&gt;: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same place. Variants: &lt;i&gt;auto&lt;/i&gt; (the default: &lt;i&gt;single&lt;/i&gt; when the chip store has Sentinel-1, &lt;i&gt;s2-only&lt;/i&gt; when it has not), &lt;i&gt;single&lt;/i&gt; (one S2 band vs one S1 polarisation, 1-channel encoder), &lt;i&gt;three&lt;/i&gt; (three S2 bands vs VV/VH + a copy), &lt;i&gt;s2-only&lt;/i&gt; (two S2 band draws, no S1), &lt;i&gt;rgb-s1s2&lt;/i&gt; (RGB vs S1 + two non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.&lt;/li&gt;&lt;li&gt;&lt;b&gt;byol, moco-v2, simsiam, barlow-twins, swav&lt;/b&gt;: on all bands of the chip store.&lt;/li&gt;&lt;/ul&gt;&lt;p&gt;Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops at the next step and keeps the last checkpoint: run again with &lt;i&gt;Resume&lt;/i&gt; to continue.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="246"/>
+        <location filename="../algorithms/training.py" line="264"/>
         <source>RS-BYOL variant &apos;auto&apos;: &apos;{variant}&apos; ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="246"/>
+        <location filename="../algorithms/training.py" line="264"/>
         <source>the chip store has Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="246"/>
+        <location filename="../algorithms/training.py" line="264"/>
         <source>the chip store has no Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="384"/>
+        <location filename="../algorithms/training.py" line="407"/>
         <source>The backend finished but {out} holds no model.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="273"/>
+        <location filename="../algorithms/training.py" line="291"/>
         <source>3 Fine-tune</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="391"/>
+        <location filename="../algorithms/training.py" line="414"/>
         <source>4 Evaluate</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="499"/>
+        <location filename="../algorithms/training.py" line="523"/>
         <source>The backend finished but wrote no report ({html}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -289,7 +284,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="363"/>
+        <location filename="../setup_panel.py" line="368"/>
         <source>eo-ssl: checking the backend environment</source>
         <translation type="unfinished"></translation>
     </message>
@@ -314,222 +309,192 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="172"/>
+        <location filename="../dialog.py" line="203"/>
         <source>eo-ssl — self-supervised land cover from Sentinel-1/2</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="188"/>
+        <location filename="../dialog.py" line="219"/>
         <source>Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="188"/>
+        <location filename="../dialog.py" line="219"/>
         <source>Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="188"/>
+        <location filename="../dialog.py" line="219"/>
         <source>Output</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="201"/>
+        <location filename="../dialog.py" line="234"/>
         <source>Run</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="202"/>
+        <location filename="../dialog.py" line="235"/>
         <source>Cancel job</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="221"/>
-        <source>Sentinel-2 scenes (rasters of the project; check the ones to use)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="226"/>
+        <location filename="../dialog.py" line="267"/>
         <source>Sentinel-1 scenes (optional; VV/VH)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="230"/>
-        <source>Show all raster layers (not only those that look like Sentinel-1 or -2)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="231"/>
-        <source>Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the Sentinel-2 list leaves them out.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="237"/>
+        <location filename="../dialog.py" line="279"/>
         <source>Area of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="239"/>
+        <location filename="../dialog.py" line="281"/>
         <source>Polygon layer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="240"/>
+        <location filename="../dialog.py" line="282"/>
         <source>Current map extent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="241"/>
+        <location filename="../dialog.py" line="283"/>
         <source>Whole Sentinel-2 footprint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="247"/>
+        <location filename="../dialog.py" line="289"/>
         <source>Selected features only</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="256"/>
+        <location filename="../dialog.py" line="299"/>
         <source>Period of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="258"/>
+        <location filename="../dialog.py" line="301"/>
         <source>Only scenes from</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="266"/>
+        <location filename="../dialog.py" line="309"/>
         <source>to</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="271"/>
-        <source>Labelled parcels (for fine-tuning, prediction and parcel labelling)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="280"/>
+        <location filename="../dialog.py" line="326"/>
         <source>Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="281"/>
+        <location filename="../dialog.py" line="327"/>
         <source>Class field</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="288"/>
+        <location filename="../dialog.py" line="334"/>
         <source>Steps</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="290"/>
-        <source>Prepare data (reused while the layers, area and period do not change)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="293"/>
+        <location filename="../dialog.py" line="339"/>
         <source>The chip store is kept in the cache folder ({options}) and reused by the next run on the same inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="295"/>
+        <location filename="../dialog.py" line="341"/>
         <source>Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="297"/>
+        <location filename="../dialog.py" line="346"/>
         <source>Fine-tune on the parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="298"/>
-        <source>Evaluate (report)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="727"/>
+        <location filename="../dialog_plan.py" line="168"/>
         <source>Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="300"/>
+        <location filename="../dialog.py" line="352"/>
         <source>Label the parcels from the map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="308"/>
+        <location filename="../dialog.py" line="360"/>
         <source>Self-supervised pre-training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="324"/>
+        <location filename="../dialog.py" line="377"/>
         <source>no limit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="328"/>
+        <location filename="../dialog.py" line="382"/>
         <source>Method</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="329"/>
+        <location filename="../dialog.py" line="383"/>
         <source>RS-BYOL variant</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="331"/>
+        <location filename="../dialog.py" line="385"/>
         <source>Encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="332"/>
+        <location filename="../dialog.py" line="386"/>
         <source>Epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="333"/>
+        <location filename="../dialog.py" line="387"/>
         <source>Maximum steps (each training)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="334"/>
+        <location filename="../dialog.py" line="388"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="335"/>
+        <location filename="../dialog.py" line="389"/>
         <source>Crop (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="338"/>
+        <location filename="../dialog.py" line="392"/>
         <source>Fine-tuning and prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="355"/>
+        <location filename="../dialog.py" line="421"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="356"/>
+        <location filename="../dialog.py" line="422"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="357"/>
+        <location filename="../dialog.py" line="423"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="360"/>
+        <location filename="../dialog.py" line="426"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="363"/>
+        <location filename="../dialog.py" line="429"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -539,7 +504,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="369"/>
+        <location filename="../dialog.py" line="440"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -549,7 +514,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="371"/>
+        <location filename="../dialog.py" line="442"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -559,157 +524,152 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="377"/>
+        <location filename="../dialog.py" line="448"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="378"/>
+        <location filename="../dialog.py" line="449"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="395"/>
+        <location filename="../dialog.py" line="469"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="396"/>
+        <location filename="../dialog.py" line="470"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="405"/>
+        <location filename="../dialog.py" line="479"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="412"/>
+        <location filename="../dialog.py" line="486"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="460"/>
+        <location filename="../dialog.py" line="533"/>
         <source>{layer} — {n} band(s): {bands}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="508"/>
+        <location filename="../dialog.py" line="581"/>
         <source>auto: &apos;single&apos; (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers are checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="509"/>
+        <location filename="../dialog.py" line="582"/>
         <source>auto: &apos;s2-only&apos; (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="519"/>
+        <location filename="../dialog.py" line="592"/>
         <source>The RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is checked on the Data tab: check one, or choose the variant &apos;auto&apos; or &apos;s2-only&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="534"/>
+        <location filename="../dialog.py" line="607"/>
         <source>The backend check failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="573"/>
+        <location filename="../dialog.py" line="646"/>
         <source>Click &apos;{setup}&apos; to create the backend environment or choose an existing Python.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="580"/>
+        <location filename="../dialog.py" line="653"/>
         <source>1 GPU: {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="582"/>
+        <location filename="../dialog.py" line="655"/>
         <source>{n} GPUs (data-parallel)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="629"/>
+        <location filename="../dialog.py" line="727"/>
         <source>There is no map canvas to take the extent from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="662"/>
+        <location filename="../dialog.py" line="760"/>
         <source>The chip store is prepared again ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="671"/>
+        <location filename="../dialog_plan.py" line="119"/>
         <source>Choose an output folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="674"/>
+        <location filename="../dialog_plan.py" line="121"/>
         <source>Check at least one Sentinel-2 layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="679"/>
+        <location filename="../dialog_plan.py" line="123"/>
         <source>Choose the class field of the parcels.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="693"/>
+        <location filename="../dialog_plan.py" line="139"/>
         <source>Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="700"/>
+        <location filename="../dialog_plan.py" line="145"/>
         <source>Pre-train ({method})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="703"/>
+        <location filename="../dialog_plan.py" line="148"/>
         <source>Pre-train ({method} {variant})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="723"/>
+        <location filename="../dialog_plan.py" line="131"/>
         <source>Tick &apos;Fine-tune&apos; or choose a model package to predict with.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="729"/>
+        <location filename="../dialog_plan.py" line="170"/>
         <source>Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="743"/>
+        <location filename="../dialog.py" line="805"/>
         <source>Cannot start:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="756"/>
+        <location filename="../dialog.py" line="819"/>
         <source>Output folder: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="758"/>
+        <location filename="../dialog.py" line="821"/>
         <source>Prepare data: reusing the chip store {path} (prepared {when} from the same layers, area and period).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="763"/>
-        <source>Nothing to run: the chip store is ready ({path}).</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog.py" line="787"/>
+        <location filename="../dialog.py" line="852"/>
         <source>Step {k}/{n}: {title}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="791"/>
+        <location filename="../dialog.py" line="856"/>
         <source>starting…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="812"/>
+        <location filename="../dialog.py" line="877"/>
         <source>Report:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -785,112 +745,112 @@ appears here while a model trains.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="45"/>
+        <location filename="../parcel_labelling/panel.py" line="48"/>
         <source>eo-ssl parcel labelling</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="61"/>
+        <location filename="../parcel_labelling/panel.py" line="64"/>
         <source>Parcel layer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="64"/>
+        <location filename="../parcel_labelling/panel.py" line="67"/>
         <source>Classes from…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="65"/>
+        <location filename="../parcel_labelling/panel.py" line="68"/>
         <source>A model package (model.json), a dataset.json, a JSON class list, a map&apos;s .qml or a label-parcels output (.gpkg)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="69"/>
+        <location filename="../parcel_labelling/panel.py" line="72"/>
         <source>no classes yet</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="78"/>
+        <location filename="../parcel_labelling/panel.py" line="81"/>
         <source>Next uncertain parcel (N)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="85"/>
+        <location filename="../parcel_labelling/panel.py" line="88"/>
         <source>Label with clicks</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="87"/>
+        <location filename="../parcel_labelling/panel.py" line="90"/>
         <source>Click a parcel to give it the current class; keys 1..9 choose the class, N goes to the next uncertain parcel, Ctrl+Z undoes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="90"/>
+        <location filename="../parcel_labelling/panel.py" line="93"/>
         <source>Undo</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="92"/>
+        <location filename="../parcel_labelling/panel.py" line="95"/>
         <source>Save edits</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="108"/>
+        <location filename="../parcel_labelling/panel.py" line="111"/>
         <source>Class scheme</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="108"/>
+        <location filename="../parcel_labelling/panel.py" line="111"/>
         <source>Class schemes (*.json *.qml *.gpkg);;All (*)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="117"/>
+        <location filename="../parcel_labelling/panel.py" line="120"/>
         <source>Cannot read classes from {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="120"/>
+        <location filename="../parcel_labelling/panel.py" line="123"/>
         <source>No classes in {path}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="133"/>
+        <location filename="../parcel_labelling/panel.py" line="136"/>
         <source>{n} classes from {source}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="133"/>
+        <location filename="../parcel_labelling/panel.py" line="136"/>
         <source>{n} classes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="143"/>
+        <location filename="../parcel_labelling/panel.py" line="146"/>
         <source>the label-parcels output</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="190"/>
+        <location filename="../parcel_labelling/panel.py" line="214"/>
         <source>Choose a polygon layer and a class scheme.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="193"/>
+        <location filename="../parcel_labelling/panel.py" line="217"/>
         <source>Current class: &lt;b&gt;{name}&lt;/b&gt; (key {key}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="196"/>
+        <location filename="../parcel_labelling/panel.py" line="220"/>
         <source>{n} uncertain parcel(s) left.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="236"/>
+        <location filename="../parcel_labelling/panel.py" line="260"/>
         <source>No uncertain parcel left.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../parcel_labelling/panel.py" line="252"/>
+        <location filename="../parcel_labelling/panel.py" line="282"/>
         <source>Saving failed: {errors}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1316,67 +1276,67 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="63"/>
+        <location filename="../plugin.py" line="64"/>
         <source>eo-ssl: pre-train on Sentinel-1/2, fine-tune, predict and label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="66"/>
+        <location filename="../plugin.py" line="67"/>
         <source>eo-ssl: label parcels by clicking them (keys 1..9 choose the class, N = next uncertain parcel)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="69"/>
+        <location filename="../plugin.py" line="70"/>
         <source>eo-ssl: create the backend environment, or choose an existing Python</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="72"/>
+        <location filename="../plugin.py" line="73"/>
         <source>eo-ssl: which Python, torch and device the training backend uses</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="75"/>
+        <location filename="../plugin.py" line="76"/>
         <source>eo-ssl: open a copy of &apos;Predict land cover and label parcels&apos; to adapt it</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="78"/>
+        <location filename="../plugin.py" line="79"/>
         <source>eo-ssl: backend Python, device and cache folder (Settings &gt; Options &gt; eo-ssl)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="137"/>
+        <location filename="../plugin.py" line="150"/>
         <source>The backend environment is not set up yet: the eo-ssl tools need it to train and map.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="160"/>
+        <location filename="../plugin.py" line="174"/>
         <source>The eo-ssl dialog could not open: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="214"/>
+        <location filename="../plugin.py" line="234"/>
         <source>The Model Designer needs the Processing plugin: enable it in Plugins &gt; Manage and Install Plugins.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="62"/>
+        <location filename="../setup_panel.py" line="63"/>
         <source>eo-ssl: set up the backend</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="103"/>
+        <location filename="../setup_panel.py" line="104"/>
         <source>Location</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="106"/>
+        <location filename="../setup_panel.py" line="107"/>
         <source>The Python (3.11 or 3.12) the environment is made from; it is never changed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="108"/>
+        <location filename="../setup_panel.py" line="109"/>
         <source>Made from</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1386,22 +1346,22 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="111"/>
+        <location filename="../setup_panel.py" line="112"/>
         <source>PyTorch</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="113"/>
+        <location filename="../setup_panel.py" line="114"/>
         <source>These commands will run, in this order (no shell; about 2–6 GB are downloaded, most of it PyTorch):</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="127"/>
+        <location filename="../setup_panel.py" line="128"/>
         <source>Cancel</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="130"/>
+        <location filename="../setup_panel.py" line="131"/>
         <source>Copy log</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1476,42 +1436,42 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="307"/>
+        <location filename="../setup_panel.py" line="312"/>
         <source>Done: {message}. Checking the new environment…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="308"/>
+        <location filename="../setup_panel.py" line="313"/>
         <source>Created. Checking the new environment (it imports PyTorch)…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="313"/>
+        <location filename="../setup_panel.py" line="318"/>
         <source>Cancelled. What was installed so far stays in {venv}; &apos;{create}&apos; continues from there.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="316"/>
+        <location filename="../setup_panel.py" line="321"/>
         <source>Failed: {message}. The log above says why (Copy log puts it on the clipboard); &apos;{create}&apos; tries again and keeps what was installed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="348"/>
+        <location filename="../setup_panel.py" line="353"/>
         <source>Choose a Python interpreter first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="350"/>
+        <location filename="../setup_panel.py" line="355"/>
         <source>Checking {python} (it imports PyTorch: a few seconds)…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="376"/>
+        <location filename="../setup_panel.py" line="381"/>
         <source>Ready: {summary}. This is now the backend Python (see {options}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="383"/>
+        <location filename="../setup_panel.py" line="388"/>
         <source>Not usable: {problem}. {hint}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1531,12 +1491,12 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="500"/>
+        <location filename="../algorithms/training.py" line="524"/>
         <source>Report: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="78"/>
+        <location filename="../setup_panel.py" line="79"/>
         <source>&lt;b&gt;eo-ssl runs its training and mapping in its own Python environment&lt;/b&gt; (PyTorch, timm, Lightning, rasterio), outside QGIS, so that QGIS never loads PyTorch. Create that environment here (the commands are shown before anything runs), or use a Python that already has the backend&apos;s packages. This panel stays at {menu}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1581,83 +1541,248 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="164"/>
+        <location filename="../algorithms/mapping.py" line="183"/>
         <source>5b Per-pixel embedding</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="167"/>
+        <location filename="../algorithms/mapping.py" line="186"/>
         <source>&lt;p&gt;Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a multi-band raster on the analysis grid: the encoder&apos;s feature pyramid at full resolution, reduced to its first principal components. Feed it, alone or with the bands, to any classifier (QGIS&apos;s, SCP, dzetsaka), as with published satellite-embedding datasets.&lt;/p&gt;&lt;p&gt;Several dates: the embedding of their per-band median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="215"/>
+        <location filename="../algorithms/mapping.py" line="234"/>
         <source>The backend finished but wrote no embedding ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="276"/>
+        <location filename="../algorithms/training.py" line="294"/>
         <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;With a handful of labelled polygons choose the &lt;b&gt;pixel&lt;/b&gt; model: a per-pixel classifier on the spectra of every date (as SCP or dzetsaka), with the pre-trained encoder&apos;s embedding added when it helps on held-out parcels; &lt;i&gt;auto&lt;/i&gt; picks the classifier by cross-validation grouped by parcel.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="394"/>
+        <location filename="../algorithms/training.py" line="417"/>
         <source>&lt;p&gt;&lt;b&gt;compare&lt;/b&gt; (default): which path gives the best map with your labels, and what the pre-training was worth: the classic per-pixel classifiers on the spectra, the pixel classifier with the package&apos;s embedding, and the U-Net from the package and from random initialisation, all trained on the same parcels and scored on held-out parcels, at several label budgets. The report opens with one sentence that says which to use.&lt;/p&gt;&lt;p&gt;Or one protocol for the package and (optionally) a random initialisation: linear probe on frozen features, kNN, or full fine-tune, at several label fractions. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="481"/>
+        <location filename="../algorithms/training.py" line="505"/>
         <source>The {protocol} protocol evaluates a model package: choose one.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="341"/>
+        <location filename="../dialog.py" line="396"/>
         <source>Pixel classifier: spectra of every date + the pre-trained embedding (best with few polygons)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="343"/>
+        <location filename="../dialog.py" line="398"/>
         <source>U-Net over the pre-trained encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="344"/>
+        <location filename="../dialog.py" line="399"/>
         <source>With a handful of labelled polygons a per-pixel classifier generalises better than a U-Net, which memorises the polygons. Tick &apos;Evaluate&apos; to compare both on parcels none of them trained on.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="347"/>
+        <location filename="../dialog.py" line="405"/>
         <source>Model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="713"/>
+        <location filename="../dialog_plan.py" line="156"/>
         <source>Fine-tune (pixel classifier)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="713"/>
+        <location filename="../dialog_plan.py" line="159"/>
         <source>Fine-tune (U-Net)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="719"/>
+        <location filename="../dialog_plan.py" line="179"/>
         <source>Evaluate: which path gives the best map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="319"/>
+        <location filename="../dialog.py" line="372"/>
         <source>the method&apos;s: {encoders}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="325"/>
-        <source>the method&apos;s: {sizes}</source>
+        <location filename="../algorithms/mapping.py" line="63"/>
+        <source>Pick the folder a Fine-tune run wrote (it holds model.json and weights.safetensors; the dialog writes it as &lt;output folder&gt;/finetuned).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="354"/>
-        <source>the model&apos;s (256, or a classifier&apos;s chip size)</source>
+        <location filename="../algorithms/mapping.py" line="66"/>
+        <source>Choose the model package. {pick}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="68"/>
+        <source>The model folder {model} does not exist. {pick}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="71"/>
+        <source>{model} is not an eo-ssl model package (no model.json in it). {pick}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="101"/>
+        <source>Labelled parcels ({name})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/mapping.py" line="101"/>
+        <source>Labelled parcels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="262"/>
+        <source>Sentinel-2 scenes (check the ones to use)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="271"/>
+        <source>Show all raster layers</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="272"/>
+        <source>Not only those that look like Sentinel-1 or -2. Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the Sentinel-2 list leaves them out.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="314"/>
+        <source>Labelled parcels (a few per class are enough)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="323"/>
+        <source>The attribute holding the class of each parcel. Chosen for you: a text field with few distinct values (never the feature id).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="336"/>
+        <source>Prepare data (reused while the inputs do not change)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="343"/>
+        <source>Learns an encoder from the unlabelled scenes (minutes to hours); the pixel classifier then also uses its embedding where it helps on held-out parcels. Off by default: the first map needs only the parcels.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="347"/>
+        <source>Compare report (evaluate)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="348"/>
+        <source>Which path gives the best map, on parcels none of them trained on: the classic classifiers, random init and the pre-trained encoder. Runs after the map.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="378"/>
+        <source>the method&apos;s</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="379"/>
+        <source>The method&apos;s own batch size: {sizes}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="406"/>
+        <source>Quick first map (in seconds)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="408"/>
+        <source>The pixel classifier chooses between logistic regression and the vote on at most 3000 training pixels: a first map in seconds. Untick it for the map you keep (8 cross-validated candidates on up to 20,000 pixels: minutes).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="413"/>
+        <source>U-Net only: the pixel classifier is fitted at once, without epochs.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="419"/>
+        <source>the model&apos;s</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="420"/>
+        <source>Empty (the model&apos;s): 256 for a segmentation model, a classifier&apos;s chip size.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog.py" line="826"/>
+        <source>Nothing to run: the chip store is ready ({path}). Tick a step on the Training tab (Fine-tune, Predict…) to go on.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_plan.py" line="64"/>
+        <source>Pick the folder a Fine-tune run wrote (it holds model.json and weights.safetensors, e.g. &lt;output folder&gt;/finetuned), or tick &apos;Fine-tune&apos; to train one in this run.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_plan.py" line="67"/>
+        <source>The model folder {path} does not exist. {pick}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_plan.py" line="69"/>
+        <source>{path} is a file, not a model package folder. {pick}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_plan.py" line="71"/>
+        <source>{path} is not an eo-ssl model package (no model.json in it). {pick}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_plan.py" line="156"/>
+        <source>Fine-tune (pixel classifier, quick)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../parcel_labelling/panel.py" line="277"/>
+        <source>Nothing to save: no parcel was labelled since the last save.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../parcel_labelling/panel.py" line="286"/>
+        <source>Saved: {n} parcel(s) written to {file}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="149"/>
+        <source>The backend environment is not complete (PyTorch is missing: was its creation cancelled?). &apos;{setup}&apos; continues it.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../venv_setup.py" line="297"/>
+        <source>creating the virtual environment</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../venv_setup.py" line="299"/>
+        <source>upgrading pip</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../venv_setup.py" line="301"/>
+        <source>installing PyTorch (the largest download)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../venv_setup.py" line="302"/>
+        <source>installing the backend&apos;s packages</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

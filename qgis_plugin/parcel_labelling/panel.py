@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import html
 from pathlib import Path
 
 from qgis.core import (
@@ -9,6 +11,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QSize, Qt
 from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
@@ -154,6 +157,7 @@ class ParcelLabelPanel(QDockWidget):
         if layer is None or not self.scheme:
             self._update_status()
             return
+        self._watch_layer(layer)
         self.labeller = ParcelLabeller(layer, self.scheme, self)
         self.labeller.classChanged.connect(self.class_list.setCurrentRow)
         self.labeller.classChanged.connect(lambda _index: self._update_status())
@@ -163,6 +167,26 @@ class ParcelLabelPanel(QDockWidget):
         self.tool = ParcelLabelTool(self.canvas, self.labeller)
         if was_active or self.activate_button.isChecked():
             self.canvas.setMapTool(self.tool)
+        self._update_status()
+
+    def _watch_layer(self, layer) -> None:
+        """The status line follows every change of the layer's edit buffer: a label, an undo or redo (from the panel,
+        Ctrl+Z on the map or QGIS's own Undo), a save or a rollback."""
+        old = getattr(self, "_watched", None)
+        if old is layer:
+            return
+        if old is not None and not sip.isdeleted(old):
+            for sig in (old.undoStack().indexChanged, old.editingStopped, old.afterRollBack):
+                with contextlib.suppress(TypeError):
+                    sig.disconnect(self._on_buffer_changed)
+        self._watched = layer
+        if layer is not None:
+            for sig in (layer.undoStack().indexChanged, layer.editingStopped, layer.afterRollBack):
+                sig.connect(self._on_buffer_changed)
+
+    def _on_buffer_changed(self, *_args) -> None:
+        if self.labeller is not None and not sip.isdeleted(self.labeller.layer):
+            self.labeller.layer.triggerRepaint()
         self._update_status()
 
     def _on_row(self, row: int) -> None:
@@ -245,10 +269,21 @@ class ParcelLabelPanel(QDockWidget):
         self.focus_canvas()
 
     def save(self) -> bool:
-        if self.labeller is None or not self.labeller.layer.isEditable():
+        """Commit the edit buffer and say so (how many parcels, which file), or why it failed."""
+        if self.labeller is None:
             return False
-        ok = self.labeller.layer.commitChanges()
+        layer = self.labeller.layer
+        if not layer.isEditable() or not layer.isModified():
+            self.status_label.setText(tr("Nothing to save: no parcel was labelled since the last save."))
+            return False
+        changed = len(layer.editBuffer().changedAttributeValues()) if layer.editBuffer() is not None else 0
+        ok = layer.commitChanges()
         if not ok:
-            self.status_label.setText(tr("Saving failed: {errors}").format(
-                errors="; ".join(self.labeller.layer.commitErrors())))
+            self.status_label.setText("<span style='color:#b00'>{}</span>".format(html.escape(tr(
+                "Saving failed: {errors}").format(errors="; ".join(layer.commitErrors())))))
+            return False
+        self._update_status()
+        self.status_label.setText("<span style='color:#1a7f37'>{}</span> {}".format(html.escape(tr(
+            "Saved: {n} parcel(s) written to {file}.").format(n=changed, file=layer.source().split("|")[0])),
+            self.status_label.text()))
         return ok

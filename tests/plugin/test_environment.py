@@ -90,3 +90,24 @@ def test_a_python_without_the_backend_is_reported(tmp_path: Path) -> None:
     assert not report.ok
     assert "backend_error" in report.info and "backend" in report.error
     assert "Raster > eo-ssl > Set up the backend…" in report.hint and "requirements.lock" in report.hint
+
+
+def test_a_managed_venv_without_torch_is_not_a_backend(tmp_path: Path) -> None:
+    """A creation cancelled before PyTorch leaves a venv with a python: it does not count as the backend (so the
+    first-run panel is offered again), and the report says why."""
+    from qgis_plugin.environment import venv_python
+
+    managed = tmp_path / "profile" / "eo_ssl" / "venv"
+    python = venv_python(managed)
+    python.parent.mkdir(parents=True)
+    python.symlink_to(sys.executable)
+    assert find_backend_python(None, root=tmp_path, environ={}, managed=managed) is None
+    (listed,) = [c for c in candidates(None, root=tmp_path, environ={}, managed=managed) if c.source == "managed"]
+    assert listed.source == "managed" and not listed.exists and "PyTorch" in listed.note
+    report = check_backend(None, root=tmp_path, environ={}, managed=managed)
+    assert not report.ok and "PyTorch is not installed" in report.error
+    torch_init = managed / "lib" / "python3.11" / "site-packages" / "torch" / "__init__.py"
+    torch_init.parent.mkdir(parents=True)
+    torch_init.write_text("")
+    found = find_backend_python(None, root=tmp_path, environ={}, managed=managed)
+    assert found is not None and found.source == "managed"

@@ -196,3 +196,26 @@ def test_options_page(qgis_app, keep_settings, backend_python: str, tmp_path: Pa
         assert page.grab().save(str(tmp_path / "settings.png"))
     finally:
         page.deleteLater()
+
+
+def test_the_status_line_follows_the_steps_and_the_log_its_end(qgis_app, keep_settings, fake_tools, tmp_path: Path,
+                                                              repo_root: Path) -> None:
+    """While pip runs, the log shows its last line (it stayed at line 1), and the status line under the bar names the
+    step the bar names, from the step's first moment (it said 'Step 2 of 4' under 'Step 3 of 4')."""
+    panel, plan = _panel(tmp_path, fake_tools["base"], repo_root)
+    panel.resize(860, 640)
+    panel.show()
+    try:
+        bar = panel.log.verticalScrollBar()
+        panel._pending += ["\0step 1 4"] + [f"Collecting package{i}" for i in range(80)] + ["\0step 2 4"]
+        panel._flush()
+        assert "Step 3 of 4" in panel.progress.format()
+        assert panel.create_status.text().startswith("Step 3 of 4: installing PyTorch"), panel.create_status.text()
+        assert wait_until(lambda: bar.maximum() > 0, 5) and bar.value() == bar.maximum()
+        panel._pending += ["Collecting torch", "\0step 3 4", "Downloading x"]
+        panel._flush()
+        assert panel.create_status.text().startswith("Step 4 of 4: Downloading x")
+        assert bar.value() == bar.maximum()
+    finally:
+        panel.close()
+        panel.deleteLater()
