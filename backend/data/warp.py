@@ -18,6 +18,8 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from backend.data.feature_presets import FEATURES
+from backend.data.feature_presets import read_band as read_feature_band
 from backend.data.grid import Grid
 from backend.data.scenes import Acquisition, BandFile
 
@@ -46,11 +48,15 @@ class GridReader:
         self._dst_crs = grid.rasterio_crs()
         self._env: rasterio.Env | None = None
 
-    def _dataset(self, band: BandFile) -> tuple:
-        """(reader, aligned offset or None) for a file; a WarpedVRT when the file is not on the grid."""
-        entry = self._open.get(band.path)
+    def _dataset(self, band: BandFile, resampling: Resampling | None = None) -> tuple:
+        """(reader, aligned offset or None) for a file; a WarpedVRT when the file is not on the grid (also a file
+        stored bottom-up, with a positive y resolution: GDAL's warper reads it the right way up). ``resampling``:
+        other than the reader's (quantised feature rasters are read nearest-neighbour)."""
+        resampling = resampling if resampling is not None else self.resampling
+        key = (band.path, resampling)
+        entry = self._open.get(key)
         if entry is not None:
-            self._open.move_to_end(band.path)
+            self._open.move_to_end(key)
             return entry
         src = rasterio.open(band.path)
         offset = self._aligned_offset(src)
@@ -59,9 +65,9 @@ class GridReader:
         else:
             nodata = default_nodata(band)
             vrt = WarpedVRT(src, crs=self._dst_crs, transform=self.grid.transform, width=self.grid.width,
-                            height=self.grid.height, resampling=self.resampling, src_nodata=nodata, nodata=nodata)
+                            height=self.grid.height, resampling=resampling, src_nodata=nodata, nodata=nodata)
             entry = (src, vrt, None)
-        self._open[band.path] = entry
+        self._open[key] = entry
         while len(self._open) > self.max_open:
             _, (old_src, old_vrt, _) = self._open.popitem(last=False)
             if old_vrt is not None:
@@ -85,9 +91,10 @@ class GridReader:
             return None
         return int(round(row)), int(round(col))
 
-    def read(self, band: BandFile, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, band: BandFile, window: Window, resampling: Resampling | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
         """(values in the file's dtype, valid mask) of ``band`` over ``window`` of the grid."""
-        src, vrt, offset = self._dataset(band)
+        src, vrt, offset = self._dataset(band, resampling)
         nodata = default_nodata(band)
         if vrt is not None:
             data = vrt.read(band.index, window=window)
@@ -178,7 +185,8 @@ def read_stack(reader: GridReader, groups: list[Acquisition], bands: list[str], 
                dtype: np.dtype, inside: np.ndarray, to_db: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``bands`` of each acquisition in ``groups`` over a window of the reader's grid: (h, w, T, C) values and
     (h, w, T) validity (every band valid and ``inside``; 0 where invalid). The scenes of a day are mosaicked (the first
-    valid value wins); ``to_db``: linear Sentinel-1 backscatter is converted to dB, as ``prepare`` stores it."""
+    valid value wins); ``to_db``: linear Sentinel-1 backscatter is converted to dB, as ``prepare`` stores it. Feature
+    rasters (sensor ``features``) are decoded to float32 by their preset (:mod:`backend.data.feature_presets`)."""
     hh, ww = int(win.height), int(win.width)
     block = np.zeros((hh, ww, len(groups), len(bands)), dtype)
     valid = np.zeros((hh, ww, len(groups)), np.uint8)
@@ -188,7 +196,10 @@ def read_stack(reader: GridReader, groups: list[Acquisition], bands: list[str], 
             ok = np.ones((hh, ww), bool)
             values = []
             for name in bands:
-                data, v = reader.read(scene.band(name), win)
+                if scene.sensor == FEATURES:  # decoded by its preset (AlphaEarth, TESSERA, scale/offset)
+                    data, v = read_feature_band(reader, scene, name, win)
+                else:
+                    data, v = reader.read(scene.band(name), win)
                 if to_db and scene.scale == "linear":
                     data = 10.0 * np.log10(np.where(v & (data > 0), data, np.nan))
                     v &= np.isfinite(data)
