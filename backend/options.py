@@ -435,6 +435,22 @@ EMBED = [
          help="multi-band GeoTIFF to write (an existing embedding of eo-ssl is replaced)"),
 ]
 
+SIMILAR = [
+    *(dataclasses.replace(o, required=True) if o.name == "--features" else o for o in FEATURE_INPUTS),
+    *(dataclasses.replace(o, default=None, help="grid resolution in metres (default: the feature raster's)")
+      if o.name == "--resolution" else o for o in INPUTS if o.name in ("--aoi", "--aoi-layer", "--bbox",
+                                                                         "--bbox-crs", "--crs", "--resolution")),
+    _opt("--examples", required=True, metavar="VECTOR", group="examples", role="input",
+         help="example polygons or points (any OGR vector file, any CRS): the pixels they cover (a point: its pixel) "
+              "give the mean embedding every pixel is compared with"),
+    _opt("--examples-layer", group="examples", help="layer of --examples (default: the first)"),
+    _opt("--class-field", group="examples",
+         help="attribute of --examples holding a class: one band per class (default: one band, all examples)"),
+    _opt("--out", required=True, metavar="SIM.tif", group="output", role="output",
+         help="similarity raster to write (cosine similarity, -1..1, one band per class; an existing one of eo-ssl is "
+              "replaced)"),
+]
+
 LABEL_PARCELS = [
     _opt("--map", required=True, metavar="MAP.tif", group="map", role="input",
          help="land-cover raster of integer class ids (e.g. from eo-ssl predict); nodata pixels are not counted"),
@@ -537,7 +553,7 @@ EXPORT_ONNX = [
 #: command -> its options, in the order ``--help`` shows them.
 COMMANDS: dict[str, list[Option]] = {
     "prepare": PREPARE, "pretrain": PRETRAIN, "finetune": FINETUNE, "evaluate": EVALUATE, "predict": PREDICT,
-    "embed": EMBED,
+    "embed": EMBED, "similar": SIMILAR,
     "label-parcels": LABEL_PARCELS, "export-dataset": EXPORT_DATASET, "import-weights": IMPORT_WEIGHTS,
     "export-onnx": EXPORT_ONNX,
 }

@@ -154,31 +154,33 @@ def discover_features(paths: list[str | Path], preset: str = "auto", warn: Any =
     return scenes
 
 
-def read_band(reader: Any, scene: Scene, name: str, window: Any) -> tuple[np.ndarray, np.ndarray]:
-    """One band of a feature raster over a window of the reader's grid, decoded to float32 (0 where invalid), and
-    its validity."""
+def read_features(reader: Any, scene: Scene, names: list[str], window: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Bands ``names`` of a feature raster over a window of the reader's grid, decoded to float32 (C, h, w) (0 where
+    invalid), and where every band is valid (h, w)."""
     from rasterio.enums import Resampling
 
     from backend.data.scenes import BandFile
 
     preset = PRESETS[scene.extra["preset"]]
     resampling = Resampling[preset.resampling]
-    band = scene.band(name)
-    data, valid = reader.read(band, window, resampling=resampling)
+    bands = [scene.band(n) for n in names]
+    data, valid = reader.read_many(bands, window, resampling=resampling)
+    ok = valid.all(axis=0)
     if preset.name == "alphaearth":
         x = alphaearth_decode(data)
     elif preset.name == "tessera":
         sf = Path(scene.extra["scales_file"])
-        scale, ok = reader.read(BandFile(sf, 1, "scale", None, "float32"), window, resampling=resampling)
-        x = data.astype(np.float32) * scale.astype(np.float32)
-        valid &= ok
+        scale, s_ok = reader.read(BandFile(sf, 1, "scale", None, "float32"), window, resampling=resampling)
+        x = data.astype(np.float32) * scale.astype(np.float32)[None]
+        ok &= s_ok
     else:
-        i = band.index - 1
-        x = data.astype(np.float32) * np.float32(scene.extra.get("scales", [1.0] * band.index)[i]) \
-            + np.float32(scene.extra.get("offsets", [0.0] * band.index)[i])
-    valid &= np.isfinite(x)
-    x[~valid] = 0
-    return x, valid
+        idx = [b.index - 1 for b in bands]
+        scales = np.asarray(scene.extra.get("scales") or [1.0] * (max(idx) + 1), np.float32)[idx]
+        offsets = np.asarray(scene.extra.get("offsets") or [0.0] * (max(idx) + 1), np.float32)[idx]
+        x = data.astype(np.float32) * scales[:, None, None] + offsets[:, None, None]
+    ok &= np.isfinite(x).all(axis=0)
+    x[:, ~ok] = 0
+    return x, ok
 
 
 def describe(scenes: list[Scene]) -> str:

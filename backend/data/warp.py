@@ -18,8 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from backend.data.feature_presets import FEATURES
-from backend.data.feature_presets import read_band as read_feature_band
+from backend.data.feature_presets import FEATURES, read_features
 from backend.data.grid import Grid
 from backend.data.scenes import Acquisition, BandFile
 
@@ -103,6 +102,38 @@ class GridReader:
         valid = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, bool)
         if not (isinstance(nodata, float) and math.isnan(nodata)):
             valid &= data != nodata
+        return data, valid
+
+    def read_many(self, bands: list[BandFile], window: Window, resampling: Resampling | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) values and (C, h, w) validity of ``bands`` over ``window``, the bands of one file in one GDAL
+        call (warped too: a 64-band embedding read band by band through a WarpedVRT decodes every block 64 times)."""
+        h, w = int(window.height), int(window.width)
+        data = np.empty((len(bands), h, w), np.result_type(*[b.dtype for b in bands]))
+        valid = np.empty((len(bands), h, w), bool)
+        by_file: dict[Path, list[int]] = {}
+        for i, band in enumerate(bands):
+            by_file.setdefault(band.path, []).append(i)
+        for positions in by_file.values():
+            first = bands[positions[0]]
+            src, vrt, offset = self._dataset(first, resampling)
+            indexes = [bands[i].index for i in positions]
+            file_window = None if vrt is not None else Window(window.col_off + offset[1], window.row_off + offset[0],
+                                                              w, h)
+            if vrt is not None:
+                part = vrt.read(indexes, window=window)
+            elif self._inside(src, file_window):
+                part = src.read(indexes, window=file_window)
+            else:
+                part = np.stack([self._read_aligned(src, bands[i], window, offset, default_nodata(bands[i]))
+                                 for i in positions])
+            for j, i in enumerate(positions):
+                nodata = default_nodata(bands[i])
+                data[i] = part[j]
+                ok = np.isfinite(part[j]) if part.dtype.kind == "f" else np.ones((h, w), bool)
+                if not (isinstance(nodata, float) and math.isnan(nodata)):
+                    ok &= part[j] != nodata
+                valid[i] = ok
         return data, valid
 
     def read_bands(self, bands: list[BandFile], window: Window, out: np.ndarray) -> np.ndarray:
@@ -195,11 +226,11 @@ def read_stack(reader: GridReader, groups: list[Acquisition], bands: list[str], 
         for scene in scenes:  # mosaic: fill what earlier scenes of the day left empty
             ok = np.ones((hh, ww), bool)
             values = []
-            for name in bands:
-                if scene.sensor == FEATURES:  # decoded by its preset (AlphaEarth, TESSERA, scale/offset)
-                    data, v = read_feature_band(reader, scene, name, win)
-                else:
-                    data, v = reader.read(scene.band(name), win)
+            if scene.sensor == FEATURES:  # every band at once, decoded by its preset (AlphaEarth, TESSERA, ...)
+                decoded, ok = read_features(reader, scene, bands, win)
+                values = list(decoded)
+            for name in bands if scene.sensor != FEATURES else ():
+                data, v = reader.read(scene.band(name), win)
                 if to_db and scene.scale == "linear":
                     data = 10.0 * np.log10(np.where(v & (data > 0), data, np.nan))
                     v &= np.isfinite(data)

