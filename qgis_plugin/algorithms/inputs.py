@@ -119,8 +119,9 @@ def feature_input_parameters(alg) -> None:
         "Optional. Per-pixel feature rasters (tiles of one product), read onto the grid like Sentinel-1, beside "
         "the Sentinel-2 scenes or alone. AlphaEarth (64 int8 bands) and TESSERA (128 int8 bands with "
         "NAME_scales.tif) are recognised and de-quantised; other rasters are read with their scale/offset."))
-    alg.addParameter(advanced(backend_spec.enum(FEATURES_PRESET, "Feature raster encoding", alg.COMMAND,
-                                                "--features-preset")))
+    preset = backend_spec.enum(FEATURES_PRESET, "Feature raster encoding", alg.COMMAND, "--features-preset")
+    preset.setFlags(preset.flags() | QgsProcessingParameterDefinition.FlagOptional)  # models made before it validate
+    alg.addParameter(advanced(preset))
 
 
 def feature_input_options(alg, parameters, context) -> dict[str, Any]:

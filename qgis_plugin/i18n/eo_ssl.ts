@@ -89,17 +89,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="157"/>
+        <location filename="../algorithms/inputs.py" line="158"/>
         <source>A raster input could not be loaded.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="159"/>
+        <location filename="../algorithms/inputs.py" line="160"/>
         <source>Layer &apos;{layer}&apos; is not a raster file (provider {provider}): eo-ssl reads Sentinel scenes from files (GeoTIFF, JP2, ...). Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="193"/>
+        <location filename="../algorithms/inputs.py" line="194"/>
         <source>Could not write the &apos;{name}&apos; features to a file for the backend.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -109,17 +109,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="246"/>
+        <location filename="../algorithms/inputs.py" line="247"/>
         <source>Give the area of interest as polygons or as an extent, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="255"/>
+        <location filename="../algorithms/inputs.py" line="256"/>
         <source>The area-of-interest extent is empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="276"/>
+        <location filename="../algorithms/inputs.py" line="277"/>
         <source>No output folder given for {name}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1161,32 +1161,32 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="20"/>
+        <location filename="../names.py" line="21"/>
         <source>Set up the backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="21"/>
+        <location filename="../names.py" line="22"/>
         <source>Backend diagnostics</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="22"/>
+        <location filename="../names.py" line="23"/>
         <source>Open the example model in the Model Designer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="23"/>
+        <location filename="../names.py" line="24"/>
         <source>Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="27"/>
+        <location filename="../names.py" line="28"/>
         <source>Create the backend environment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="28"/>
+        <location filename="../names.py" line="29"/>
         <source>Use an existing Python</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1341,17 +1341,17 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="137"/>
+        <location filename="../plugin.py" line="160"/>
         <source>The backend environment is not set up yet: the eo-ssl tools need it to train and map.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="160"/>
+        <location filename="../plugin.py" line="183"/>
         <source>The eo-ssl dialog could not open: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="214"/>
+        <location filename="../plugin.py" line="237"/>
         <source>The Model Designer needs the Processing plugin: enable it in Plugins &gt; Manage and Install Plugins.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1686,8 +1686,43 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="124"/>
+        <location filename="../similar_tool.py" line="169"/>
         <source>Similarity</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="20"/>
+        <source>Find similar (feature raster)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="81"/>
+        <source>eo-ssl: click a pixel or draw a polygon on a feature raster (an embedding) and map the similar pixels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="65"/>
+        <source>Click once for a pixel, or three times or more for a polygon.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="114"/>
+        <source>Find similar: click a pixel, or click the vertices of a polygon, then right-click to run (Esc clears).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="144"/>
+        <source>Find similar needs a feature raster layer (an embedding: AlphaEarth, TESSERA, eo-ssl&apos;s Per-pixel embedding): add one to the project and select it.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="157"/>
+        <source>Find similar: running on {layer}…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="166"/>
+        <source>Find similar failed: {log}</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
