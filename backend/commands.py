@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("backend.interop.export_onnx", "export a classification/segmentation package to ONNX with "
                     "Deepness metadata"),
     "embed": ("backend.predict.embed", "write per-pixel features of a pre-trained encoder as a multi-band GeoTIFF"),
+    "similar": ("backend.predict.similar", "cosine similarity of every pixel of a feature raster (an embedding) to "
+                "the mean embedding of example polygons or points, one band per class"),
     "label-parcels": ("backend.parcels.label", "label parcels from a predicted land-cover raster"),
     "export-dataset": ("backend.parcels.export", "export chips + masks + index of labelled parcels"),
     "demo": ("backend.demo", "run the whole job on the sample shipped in resources/sample"),

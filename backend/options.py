@@ -135,6 +135,19 @@ INPUTS = [
          group="inputs", code="bad_resolution", help="grid resolution in metres (default 10)"),
 ]
 
+#: feature rasters (embeddings) as a third input block, beside or instead of S2/S1 (prepare, predict, similar)
+FEATURE_PRESETS = ("auto", "alphaearth", "tessera", "scaled")
+FEATURE_INPUTS = [
+    _opt("--features", nargs="+", metavar="RASTER", group="inputs", role="input",
+         help="per-pixel feature rasters (an embedding: AlphaEarth, TESSERA, eo-ssl embed, Clay, any multi-band "
+              "raster), files or folders, tiles of one product; reprojected onto the grid as S1; alone (the grid is "
+              "then theirs) or beside --s2/--s1"),
+    _opt("--features-preset", choices=FEATURE_PRESETS, default="auto", group="inputs",
+         help="how the feature rasters are decoded: auto (default: 64 int8 bands = alphaearth, 128 int8 bands = "
+              "tessera, else scaled), alphaearth (sign(v)(|v|/127.5)^2, nodata -128, bands A00..A63), tessera "
+              "(int8 x the per-pixel scales of <name>_scales.tif), scaled (GDAL scale/offset and nodata)"),
+]
+
 TRAINER = [
     _opt("--epochs", "int", minimum=1, group="training", help="number of epochs (default: the command's)"),
     _opt("--max-steps", "int", minimum=1, group="training",
@@ -168,6 +181,7 @@ def _fraction(name: str, default: float, group: str | None, help: str = "", *, z
 # -- the commands -----------------------------------------------------------------------------------------------------
 PREPARE = [
     *INPUTS,
+    *FEATURE_INPUTS,
     _opt("--parcels", metavar="VECTOR", group="labels", role="input",
          help="labelled parcels (polygons with a class field)"),
     _opt("--parcels-layer", group="labels", help="layer of --parcels (default: the first)"),
@@ -366,6 +380,7 @@ PREDICT = [
     _opt("--model", required=True, metavar="MODEL_DIR", role="input", help="model package from `eo-ssl finetune`"),
     *(dataclasses.replace(o, default=None, help="grid resolution in metres (default: the model's)")
       if o.name == "--resolution" else o for o in INPUTS),
+    *FEATURE_INPUTS,
     _opt("--scenes", nargs="+", metavar="SCENE", group="many scenes", role="input",
          help="map many scenes, one map each (instead of --s2): files or folders as --s2 takes them, or text files "
               "(.txt) listing them one per line; the other input options apply to every scene"),
@@ -419,6 +434,22 @@ EMBED = [
     _opt("--seed", "int", default=0, minimum=0, group="embedding", help="random seed of those windows"),
     _opt("--out", required=True, metavar="EMBEDDING.tif", group="output", role="output",
          help="multi-band GeoTIFF to write (an existing embedding of eo-ssl is replaced)"),
+]
+
+SIMILAR = [
+    *(dataclasses.replace(o, required=True) if o.name == "--features" else o for o in FEATURE_INPUTS),
+    *(dataclasses.replace(o, default=None, help="grid resolution in metres (default: the feature raster's)")
+      if o.name == "--resolution" else o for o in INPUTS if o.name in ("--aoi", "--aoi-layer", "--bbox",
+                                                                         "--bbox-crs", "--crs", "--resolution")),
+    _opt("--examples", required=True, metavar="VECTOR", group="examples", role="input",
+         help="example polygons or points (any OGR vector file, any CRS): the pixels they cover (a point: its pixel) "
+              "give the mean embedding every pixel is compared with"),
+    _opt("--examples-layer", group="examples", help="layer of --examples (default: the first)"),
+    _opt("--class-field", group="examples",
+         help="attribute of --examples holding a class: one band per class (default: one band, all examples)"),
+    _opt("--out", required=True, metavar="SIM.tif", group="output", role="output",
+         help="similarity raster to write (cosine similarity, -1..1, one band per class; an existing one of eo-ssl is "
+              "replaced)"),
 ]
 
 LABEL_PARCELS = [
@@ -524,7 +555,7 @@ EXPORT_ONNX = [
 #: command -> its options, in the order ``--help`` shows them.
 COMMANDS: dict[str, list[Option]] = {
     "prepare": PREPARE, "pretrain": PRETRAIN, "finetune": FINETUNE, "evaluate": EVALUATE, "predict": PREDICT,
-    "embed": EMBED,
+    "embed": EMBED, "similar": SIMILAR,
     "label-parcels": LABEL_PARCELS, "export-dataset": EXPORT_DATASET, "import-weights": IMPORT_WEIGHTS,
     "export-onnx": EXPORT_ONNX,
 }

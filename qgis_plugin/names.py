@@ -17,6 +17,7 @@ def QT_TRANSLATE_NOOP(context: str, text: str) -> str:  # noqa: N802 - the marke
 MENU = "eo-ssl"
 DIALOG_ACTION = QT_TRANSLATE_NOOP("@default", "Self-supervised land cover…")
 LABEL_TOOL_ACTION = QT_TRANSLATE_NOOP("@default", "Parcel labelling tool")
+SIMILAR_ACTION = QT_TRANSLATE_NOOP("@default", "Find similar (feature raster)")
 SETUP_ACTION = QT_TRANSLATE_NOOP("@default", "Set up the backend…")
 DIAGNOSTICS_ACTION = QT_TRANSLATE_NOOP("@default", "Backend diagnostics")
 MODEL_ACTION = QT_TRANSLATE_NOOP("@default", "Open the example model in the Model Designer")

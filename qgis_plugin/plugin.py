@@ -79,8 +79,13 @@ class EoSslPlugin:
         options = self._action(tr(names.OPTIONS_ACTION), "EoSslOptionsAction",
                                tr("eo-ssl: backend Python, device and cache folder (Settings > Options > eo-ssl)"),
                                self.show_options, QgsApplication.getThemeIcon("/mActionOptions.svg"))
-        self.actions = [main, labelling]
-        self.menu_actions = [main, labelling, setup, diagnostics, model, options]
+        similar = self._action(tr(names.SIMILAR_ACTION), "EoSslSimilarAction",
+                               tr("eo-ssl: click a pixel or draw a polygon on a feature raster (an embedding) and "
+                                  "map the similar pixels"), self.toggle_similar_tool,
+                               QgsApplication.getThemeIcon("/mActionIdentify.svg"))
+        similar.setCheckable(True)
+        self.actions = [main, labelling, similar]
+        self.menu_actions = [main, labelling, similar, setup, diagnostics, model, options]
         for action in self.actions:
             self.toolbar.addAction(action)
         for action in self.menu_actions:
@@ -101,7 +106,25 @@ class EoSslPlugin:
             self.iface.initializationCompleted.disconnect(self._after_startup)
         QTimer.singleShot(500, self.first_run)  # after QGIS has restored its window state
 
+    def toggle_similar_tool(self) -> None:
+        """*Find similar* on the map canvas (:mod:`qgis_plugin.similar_tool`), on and off with its action."""
+        from .similar_tool import SimilarMapTool
+
+        canvas = self.iface.mapCanvas()
+        action = next((a for a in self.actions if a.objectName() == "EoSslSimilarAction"), None)
+        if getattr(self, "similar_tool", None) is None:
+            self.similar_tool = SimilarMapTool(canvas, self.iface)
+            if action is not None:
+                self.similar_tool.setAction(action)
+        if canvas.mapTool() is self.similar_tool:
+            canvas.unsetMapTool(self.similar_tool)
+        else:
+            canvas.setMapTool(self.similar_tool)
+
     def unload(self) -> None:
+        if getattr(self, "similar_tool", None) is not None:
+            self.iface.mapCanvas().unsetMapTool(self.similar_tool)
+            self.similar_tool = None
         for action in self.menu_actions:
             self.iface.removePluginRasterMenu(MENU, action)
             if self.toolbar is not None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backend.data.chipstore import ROW_CHUNK, ChipStore
+from backend.data.feature_presets import FEATURES
 from backend.errors import EoSslError
 
 if TYPE_CHECKING:
@@ -202,12 +203,12 @@ def calendar_groups(inputs: Inputs, meta: dict[str, Any]
     cal_d = meta["input"]["calendar"]
     cal = Calendar.from_dict(cal_d)
     sensors = list((meta["input"].get("dates") or {}).keys())
-    groups_by = {s: group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in sensors}
+    groups_by = {s: group_by_date(inputs.scenes(s)) for s in sensors}
     for s, groups in groups_by.items():
         if not groups:
             raise EoSslError("missing_bands", f"The model reads {s.upper()}; no such input was given.",
                              f"Add --{s} with scenes of its season ({cal.describe()}).")
-    lead = sensors[0]
+    lead = next(s for s in sensors if s != FEATURES)  # a calendar is of a dated sensor
     year = cal.anchor([d for d, _ in groups_by[lead]], prefer=cal_d.get("year"))
     # the periods the model's training data observed, per sensor (a pixel classifier's blocks): those must be covered
     blocks = ((((meta.get("architecture") or {}).get("features") or {}).get("input") or {}).get("blocks") or [])
@@ -215,6 +216,9 @@ def calendar_groups(inputs: Inputs, meta: dict[str, Any]
     out: dict[str, list[Acquisition]] = {}
     periods: dict[str, tuple[np.ndarray, int]] = {}
     for s, groups in groups_by.items():
+        if s == FEATURES:  # an annual feature raster is read as it is, beside the season's composites
+            out[s] = groups
+            continue
         p = cal.check_covered(s, [d for d, _ in groups], year, required.get(s))
         keep = np.nonzero(p >= 0)[0]
         out[s] = [groups[i] for i in keep]
@@ -230,7 +234,7 @@ def date_groups(inputs: Inputs, meta: dict[str, Any]) -> dict[str, list[Acquisit
 
     out: dict[str, list[Acquisition]] = {}
     for sensor, dates in (meta["input"].get("dates") or {}).items():
-        groups = group_by_date(inputs.s2 if sensor == "s2" else inputs.s1)
+        groups = group_by_date(inputs.scenes(sensor))
         if not groups:
             raise EoSslError("missing_bands", f"The model reads {sensor.upper()}; no such input was given.",
                              f"Add --{sensor} with the scenes the model was trained on.")

@@ -31,8 +31,9 @@ from backend.errors import EoSslError
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img"}
 _DATE_TAGS = ("ACQUISITION_DATE", "DATE_ACQUIRED", "SENSING_TIME", "PRODUCT_START_TIME", "TIFFTAG_DATETIME")
 _DATE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
-SENSOR_LABEL = {"s2": "Sentinel-2", "s1": "Sentinel-1"}
-BAND_OPTION = {"s2": "--s2-bands", "s1": "--s1-bands"}
+SENSOR_LABEL = {"s2": "Sentinel-2", "s1": "Sentinel-1", "features": "Feature raster"}
+BAND_OPTION = {"s2": "--s2-bands", "s1": "--s1-bands", "features": "--features-preset"}
+INPUT_OPTION = {"s2": "--s2", "s1": "--s1", "features": "--features"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def expand_paths(paths: list[str | Path], sensor: str) -> list[Path]:
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in RASTER_SUFFIXES and f.is_file())
             if not found:
                 raise EoSslError("no_rasters", f"Folder {p} holds no raster files (.tif, .jp2, .vrt).",
-                                 f"Point {'--s2' if sensor == 's2' else '--s1'} at the image files or their folder.")
+                                 f"Point {INPUT_OPTION[sensor]} at the image files or their folder.")
             out.extend(found)
         else:
             out.append(p)

@@ -18,6 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from backend.data.feature_presets import FEATURES, read_features
 from backend.data.grid import Grid
 from backend.data.scenes import Acquisition, BandFile
 
@@ -46,11 +47,15 @@ class GridReader:
         self._dst_crs = grid.rasterio_crs()
         self._env: rasterio.Env | None = None
 
-    def _dataset(self, band: BandFile) -> tuple:
-        """(reader, aligned offset or None) for a file; a WarpedVRT when the file is not on the grid."""
-        entry = self._open.get(band.path)
+    def _dataset(self, band: BandFile, resampling: Resampling | None = None) -> tuple:
+        """(reader, aligned offset or None) for a file; a WarpedVRT when the file is not on the grid (also a file
+        stored bottom-up, with a positive y resolution: GDAL's warper reads it the right way up). ``resampling``:
+        other than the reader's (quantised feature rasters are read nearest-neighbour)."""
+        resampling = resampling if resampling is not None else self.resampling
+        key = (band.path, resampling)
+        entry = self._open.get(key)
         if entry is not None:
-            self._open.move_to_end(band.path)
+            self._open.move_to_end(key)
             return entry
         src = rasterio.open(band.path)
         offset = self._aligned_offset(src)
@@ -59,9 +64,9 @@ class GridReader:
         else:
             nodata = default_nodata(band)
             vrt = WarpedVRT(src, crs=self._dst_crs, transform=self.grid.transform, width=self.grid.width,
-                            height=self.grid.height, resampling=self.resampling, src_nodata=nodata, nodata=nodata)
+                            height=self.grid.height, resampling=resampling, src_nodata=nodata, nodata=nodata)
             entry = (src, vrt, None)
-        self._open[band.path] = entry
+        self._open[key] = entry
         while len(self._open) > self.max_open:
             _, (old_src, old_vrt, _) = self._open.popitem(last=False)
             if old_vrt is not None:
@@ -85,9 +90,10 @@ class GridReader:
             return None
         return int(round(row)), int(round(col))
 
-    def read(self, band: BandFile, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, band: BandFile, window: Window, resampling: Resampling | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
         """(values in the file's dtype, valid mask) of ``band`` over ``window`` of the grid."""
-        src, vrt, offset = self._dataset(band)
+        src, vrt, offset = self._dataset(band, resampling)
         nodata = default_nodata(band)
         if vrt is not None:
             data = vrt.read(band.index, window=window)
@@ -96,6 +102,38 @@ class GridReader:
         valid = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, bool)
         if not (isinstance(nodata, float) and math.isnan(nodata)):
             valid &= data != nodata
+        return data, valid
+
+    def read_many(self, bands: list[BandFile], window: Window, resampling: Resampling | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) values and (C, h, w) validity of ``bands`` over ``window``, the bands of one file in one GDAL
+        call (warped too: a 64-band embedding read band by band through a WarpedVRT decodes every block 64 times)."""
+        h, w = int(window.height), int(window.width)
+        data = np.empty((len(bands), h, w), np.result_type(*[b.dtype for b in bands]))
+        valid = np.empty((len(bands), h, w), bool)
+        by_file: dict[Path, list[int]] = {}
+        for i, band in enumerate(bands):
+            by_file.setdefault(band.path, []).append(i)
+        for positions in by_file.values():
+            first = bands[positions[0]]
+            src, vrt, offset = self._dataset(first, resampling)
+            indexes = [bands[i].index for i in positions]
+            file_window = None if vrt is not None else Window(window.col_off + offset[1], window.row_off + offset[0],
+                                                              w, h)
+            if vrt is not None:
+                part = vrt.read(indexes, window=window)
+            elif self._inside(src, file_window):
+                part = src.read(indexes, window=file_window)
+            else:
+                part = np.stack([self._read_aligned(src, bands[i], window, offset, default_nodata(bands[i]))
+                                 for i in positions])
+            for j, i in enumerate(positions):
+                nodata = default_nodata(bands[i])
+                data[i] = part[j]
+                ok = np.isfinite(part[j]) if part.dtype.kind == "f" else np.ones((h, w), bool)
+                if not (isinstance(nodata, float) and math.isnan(nodata)):
+                    ok &= part[j] != nodata
+                valid[i] = ok
         return data, valid
 
     def read_bands(self, bands: list[BandFile], window: Window, out: np.ndarray) -> np.ndarray:
@@ -178,7 +216,8 @@ def read_stack(reader: GridReader, groups: list[Acquisition], bands: list[str], 
                dtype: np.dtype, inside: np.ndarray, to_db: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``bands`` of each acquisition in ``groups`` over a window of the reader's grid: (h, w, T, C) values and
     (h, w, T) validity (every band valid and ``inside``; 0 where invalid). The scenes of a day are mosaicked (the first
-    valid value wins); ``to_db``: linear Sentinel-1 backscatter is converted to dB, as ``prepare`` stores it."""
+    valid value wins); ``to_db``: linear Sentinel-1 backscatter is converted to dB, as ``prepare`` stores it. Feature
+    rasters (sensor ``features``) are decoded to float32 by their preset (:mod:`backend.data.feature_presets`)."""
     hh, ww = int(win.height), int(win.width)
     block = np.zeros((hh, ww, len(groups), len(bands)), dtype)
     valid = np.zeros((hh, ww, len(groups)), np.uint8)
@@ -187,7 +226,10 @@ def read_stack(reader: GridReader, groups: list[Acquisition], bands: list[str], 
         for scene in scenes:  # mosaic: fill what earlier scenes of the day left empty
             ok = np.ones((hh, ww), bool)
             values = []
-            for name in bands:
+            if scene.sensor == FEATURES:  # every band at once, decoded by its preset (AlphaEarth, TESSERA, ...)
+                decoded, ok = read_features(reader, scene, bands, win)
+                values = list(decoded)
+            for name in bands if scene.sensor != FEATURES else ():
                 data, v = reader.read(scene.band(name), win)
                 if to_db and scene.scale == "linear":
                     data = 10.0 * np.log10(np.where(v & (data > 0), data, np.nan))

@@ -23,6 +23,7 @@ import torch
 from backend.data.calendar import DEFAULT_PERIOD, PERIOD_DATES, composite_periods, parse_period, season_calendar
 from backend.data.chipstore import ROW_CHUNK, SPLITS, ChipStore
 from backend.data.dates import choose_date
+from backend.data.feature_presets import FEATURES
 from backend.errors import EoSslError
 from backend.pixel.features import PixelFeatures, PixelInput, SensorBlock
 
@@ -44,7 +45,8 @@ def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | 
                          "classification.")
     sensors = sensors or store.sensors
     period = parse_period(period)
-    choice = choose_date(store, sensors, date) if date else None
+    dated = [s for s in sensors if s != FEATURES]  # a feature raster (an annual embedding) has no date to choose
+    choice = choose_date(store, dated, date) if date and dated else None
     keep = _band_filter(store, sensors, bands)
     sensors = [s for s in sensors if keep[s]]
     calendar, year = None, None
@@ -55,7 +57,9 @@ def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | 
     for s in sensors:
         stats = store.stats(s)
         b = keep[s]
-        if choice is not None:
+        if s == FEATURES:
+            dates = store.dates(s)  # read as it is, beside any calendar
+        elif choice is not None:
             dates = [store.dates(s)[choice.index[s]]]
         elif calendar is not None:
             assert year is not None
@@ -72,11 +76,24 @@ def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | 
     return PixelInput(blocks, calendar, year)
 
 
-def input_from_args(store: ChipStore, args: Any) -> Any:
-    """The pixel input of ``finetune``/``compare``'s options: ``--date``, ``--period``, ``--season``, ``--bands``."""
+def input_from_args(store: ChipStore, args: Any, sensors: list[str] | None = None) -> Any:
+    """The pixel input of ``finetune``/``compare``'s options: ``--date``, ``--period``, ``--season``, ``--bands``
+    (``sensors``: these blocks of the store only, e.g. compare's feature sets)."""
     bands = [b for b in (getattr(args, "bands", None) or "").split(",") if b.strip()]
-    return pixel_input(store, args.date, period=getattr(args, "period", None) or "month",
+    if bands and sensors:  # each feature set keeps the asked bands it holds
+        held = {b for s in sensors for b in store.bands(s)}
+        bands = [b for b in bands if b in held] or None
+    return pixel_input(store, args.date, sensors=sensors, period=getattr(args, "period", None) or "month",
                        season=getattr(args, "season", None), bands=bands or None)
+
+
+def feature_sets(store: ChipStore) -> list[tuple[str, list[str]]]:
+    """What ``compare`` sets against each other on a store with feature rasters: (label, sensors) of the spectra
+    alone, the features alone and both; one set (every sensor) without features."""
+    spectra = [s for s in store.sensors if s != FEATURES]
+    if FEATURES not in store.sensors or not spectra:
+        return [("", list(store.sensors))]
+    return [("spectra", spectra), ("features", [FEATURES]), ("spectra + features", [*spectra, FEATURES])]
 
 
 def _band_filter(store: ChipStore, sensors: list[str], bands: list[str] | None) -> dict[str, list[str]]:
@@ -112,7 +129,7 @@ def date_indices(store: ChipStore, block: SensorBlock, inp: PixelInput | None = 
     """The store's acquisitions the block reads, and (on a calendar) the period of each; raises
     ``period_not_covered`` when a period of the model has no acquisition of the sensor in this store."""
     dates = store.dates(block.sensor)
-    if inp is None or inp.calendar is None:
+    if inp is None or inp.calendar is None or block.sensor == FEATURES:
         return [dates.index(d) for d in block.dates], None
     lead = inp.blocks[0].sensor
     year = inp.year_for(store.dates(lead))

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.data.calendar import Calendar
+from backend.data.feature_presets import FEATURES
 from backend.errors import EoSslError
 from backend.pixel.series import SeriesEmbedding, SeriesEmbeddingSpec
 
@@ -305,7 +306,7 @@ class PixelFeatures(nn.Module):
                     names += [f"{block.sensor}:{b}@{d}" for b in block.bands]
                     if ndvi:
                         names.append(f"{block.sensor}:NDVI@{d}")
-                if self.inp.calendar is not None:
+                if self.inp.calendar is not None and block.sensor != FEATURES:
                     names += [f"{block.sensor}:observed@{d}" for d in block.dates]
             if self.use_stats and len(block.dates) > 1:
                 for st in STATS:
@@ -347,7 +348,8 @@ class PixelFeatures(nn.Module):
                 ndvi = ndvi.clamp(-1, 1).unsqueeze(2)  # (B, T, 1, H, W), NaN where the date is invalid
             if self.use_spectra:
                 per_date = v if ndvi is None else torch.cat([v, ndvi], 2)
-                if self.inp.calendar is not None:  # periods without an observation: filled along time
+                if self.inp.calendar is not None and block.sensor != FEATURES:  # periods without an observation:
+                    # filled along time
                     feats.append(fill_along_time(per_date, 1).flatten(1, 2))
                     feats.append((~torch.isnan(v)).any(2).to(v.dtype))
                 else:

@@ -171,8 +171,7 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
     meta, spec, device = pred.meta, pred.spec, pred.device
     args.resolution = pred.resolution
     inputs = resolve_inputs(args, events)
-    available = {"s2": inputs.s2_bands, **({"s1": inputs.s1_bands} if inputs.s1 else {})}
-    picks = match_channels(spec.channels, available, "the input rasters", events.warning)  # before any pixel work
+    picks = match_channels(spec.channels, inputs.bands(), "the input rasters", events.warning)  # before any pixel
     net, model_fn = pred.network()
     meta = pred.meta
     task = meta["task"]
@@ -196,7 +195,7 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
             overlap = 0.0  # a pixel's class depends on that pixel alone: tiles need neither overlap nor blending
     elif meta["input"].get("dates") == "composite" and args.date in (None, "composite"):
         # a 2D model of the per-band median of the period: every acquisition of the inputs (any dates)
-        groups = {s: group_by_date(inputs.s2 if s == "s2" else inputs.s1) for s in spec.sensors}
+        groups = {s: group_by_date(inputs.scenes(s)) for s in spec.sensors}
         mode = "composite"
         events.log("reading the composite (per-band median of the valid dates) of "
                    + ", ".join(f"{s.upper()} {len(g)} date(s)" for s, g in groups.items()))
@@ -260,7 +259,8 @@ def map_scene(pred: Predictor, args: argparse.Namespace, out: Path, conf_path: P
         writer.close()
         events.check_cancel()
         if stats.tiles == 0:
-            raise EoSslError("all_nodata", f"Every pixel of the input ({groups['s2'][0][0] or 'undated'}) inside the "
+            first = next(iter(groups.values()))[0][0]
+            raise EoSslError("all_nodata", f"Every pixel of the input ({first or 'undated'}) inside the "
                              "AOI is nodata (clouds masked, or the AOI lies in the scene's empty margin): the map "
                              "would be empty.", "Pick another --date, AOI or scene.")
         t_cog = time.monotonic()

@@ -22,6 +22,7 @@ from shapely.geometry import box
 
 from backend.data.calendar import composite_periods
 from backend.data.dates import composite_of
+from backend.data.feature_presets import FEATURES
 from backend.data.prepare import Inputs
 from backend.data.scenes import Acquisition
 from backend.data.warp import GridReader, read_stack
@@ -52,13 +53,14 @@ class StripReader:
         self.periods = periods or {}
         series = mode == "series"
         self.grid = inputs.grid
-        self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
+        self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands, FEATURES: inputs.features_bands}
         self.by_sensor: dict[str, tuple[list[str], list[int]]] = {}
         for pos, (s, i) in enumerate(picks):
             names, out = self.by_sensor.setdefault(s, ([], []))
             names.append(self.bands[s][i])
             out.append(pos)
-        self.dtypes: dict[str, np.dtype] = {"s1": np.dtype(np.float32)}  # dB, as prepare stores it
+        # S1 in dB, feature rasters decoded, as prepare stores them
+        self.dtypes: dict[str, np.dtype] = {"s1": np.dtype(np.float32), FEATURES: np.dtype(np.float32)}
         if "s2" in groups:
             names = self.by_sensor.get("s2", ([], []))[0]
             self.dtypes["s2"] = np.result_type(*[b.dtype for _, scenes in groups["s2"] for sc in scenes

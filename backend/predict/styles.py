@@ -74,14 +74,15 @@ def paletted_qml(classes: Sequence[dict[str, Any]], path: str | Path, band: int 
     return _write(root, Path(path))
 
 
-def confidence_qml(path: str | Path, band: int = 1) -> Path:
-    """A pseudo-colour style for the confidence raster (max softmax, 0..1; Viridis, dark = unsure)."""
+def confidence_qml(path: str | Path, band: int = 1, lo: float = 0.0, hi: float = 1.0) -> Path:
+    """A pseudo-colour style for the confidence raster (max softmax, 0..1; Viridis, dark = unsure); ``lo``/``hi``:
+    another range (a similarity raster's)."""
     root = _root()
     pipe = ET.SubElement(root, "pipe")
     _provider(pipe)
     renderer = ET.SubElement(pipe, "rasterrenderer", {
         "type": "singlebandpseudocolor", "band": str(band), "opacity": "1", "alphaBand": "-1", "nodataColor": "",
-        "classificationMin": "0", "classificationMax": "1"})
+        "classificationMin": f"{lo:g}", "classificationMax": f"{hi:g}"})
     ET.SubElement(renderer, "rasterTransparency")
     origin = ET.SubElement(renderer, "minMaxOrigin")
     for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
@@ -89,15 +90,15 @@ def confidence_qml(path: str | Path, band: int = 1) -> Path:
         ET.SubElement(origin, tag).text = text
     shader = ET.SubElement(renderer, "rastershader")
     fn = ET.SubElement(shader, "colorrampshader", {
-        "colorRampType": "INTERPOLATED", "classificationMode": "2", "clip": "0", "minimumValue": "0",
-        "maximumValue": "1", "labelPrecision": "2"})
+        "colorRampType": "INTERPOLATED", "classificationMode": "2", "clip": "0", "minimumValue": f"{lo:g}",
+        "maximumValue": f"{hi:g}", "labelPrecision": "2"})
     ramp = ET.SubElement(fn, "colorramp", {"name": "[source]", "type": "gradient"})
     for k, v in (("color1", "68,1,84,255"), ("color2", "253,231,37,255"), ("discrete", "0"),
                  ("rampType", "gradient"),
                  ("stops", "0.25;59,82,139,255:0.5;33,145,140,255:0.75;94,201,98,255")):
         ET.SubElement(ramp, "prop", {"k": k, "v": v})
     for i, colour in enumerate(VIRIDIS):
-        value = i / (len(VIRIDIS) - 1)
+        value = lo + (hi - lo) * i / (len(VIRIDIS) - 1)
         ET.SubElement(fn, "item", {"value": f"{value:g}", "color": colour, "alpha": "255", "label": f"{value:.2f}"})
     _pipe_common(root, pipe, renderer)
     return _write(root, Path(path))

@@ -126,6 +126,9 @@ class Scorer:
         #: know, left out of the score); None when the ids are the same
         self.remap: np.ndarray | None = None
         self.unmatched: list[str] = []
+        #: the input whose valid pixels are scored (every feature set of a store with feature rasters is scored on
+        #: the same pixels: those with an observation in any block); None: the model's own
+        self.select: Any = None
         if classes is not None and store.kind == "cube":
             own = store.classes
             by_name = {str(c["name"]).casefold(): int(c["id"]) for c in classes}
@@ -151,7 +154,7 @@ class Scorer:
         from backend.pixel.train import score_pixels
 
         inp = self.input_for(model.features.inp)
-        px = self.pixels(inp)
+        px = self.pixels(self.input_for(self.select) if self.select is not None else inp)
         if len(px) == 0:
             raise EoSslError("no_samples", f"No labelled pixel to score on in {self.describe()}.",
                              "Prepare the store with a test or validation split.")
@@ -237,10 +240,16 @@ def _timed(fn: Callable[[], tuple[np.ndarray, dict[str, Any]]]) -> tuple[np.ndar
 def compare_cube(args: Any, events: Events, store: ChipStore, inits: list[Any], labels: list[str], specs: list[Any],
                  cfg: Any, device: torch.device, tmp: Path, scorer: Scorer, seeds: list[int]) -> list[Row]:
     """Every path at every budget and seed on a cube with parcels (see the module docstring)."""
-    from backend.pixel.data import input_from_args, labelled_pixels, sample_by_parcel
+    from backend.pixel.data import feature_sets, input_from_args, labelled_pixels, sample_by_parcel
     from backend.train import finetune as ft
 
     inp = input_from_args(store, args)
+    # a store with feature rasters: the classic and pixel paths on the spectra, the features and both
+    sets = [(label, input_from_args(store, args, sensors) if label else inp) for label, sensors in feature_sets(store)]
+    if len(sets) > 1:
+        scorer.select = inp
+        events.log("feature sets: " + "; ".join(f"{label} ({', '.join(b.sensor for b in i.blocks)})"
+                                               for label, i in sets))
     classes = ft.classes_of(store)
     k = len(classes)
     ids, cls, n_total = split_parcels(store, "train")
@@ -259,19 +268,24 @@ def compare_cube(args: Any, events: Events, store: ChipStore, inits: list[Any], 
                 continue
             events.log(f"budget {budget.label} (seed {seed}): {budget.describe()}, {len(px)} pixels")
 
-            fit = PixelPath(store, inp, px, k, seed, scorer)
-            if "classic" in args.paths:
-                for name in CLASSIC:
-                    cm, detail, sec = _timed(lambda n=name, f=fit: f.run(n))
-                    _add(rows, events, Row(f"{CLASSIC_NAMES[name]} (spectra)", "classic", None, budget, seed, cm,
-                                           detail, sec))
+            smoothed = f", smoothing {args.smooth:g} px" if args.smooth else ""
+            for set_label, set_inp in sets:
+                fit = PixelPath(store, set_inp, px, k, seed, scorer)
+                what = set_label or "spectra"
+                if "classic" in args.paths:
+                    for name in CLASSIC:
+                        cm, detail, sec = _timed(lambda n=name, f=fit: f.run(n))
+                        _add(rows, events, Row(f"{CLASSIC_NAMES[name]} ({what})", "classic", None, budget, seed, cm,
+                                               {**detail, "feature_set": what}, sec))
+                if "pixel" in args.paths:
+                    cm, detail, sec = _timed(lambda f=fit: f.run("auto", smooth=args.smooth))
+                    _add(rows, events, Row(f"pixel classifier ({what}{smoothed})", "pixel-spectra", None, budget,
+                                           seed, cm, {**detail, "feature_set": what}, sec))
+            fit = PixelPath(store, sets[0][1], px, k, seed, scorer)  # encoders' embeddings: beside the spectra
             if "pixel" in args.paths:
-                smoothed = f", smoothing {args.smooth:g} px" if args.smooth else ""
-                cm, detail, sec = _timed(lambda f=fit: f.run("auto", smooth=args.smooth))
-                _add(rows, events, Row(f"pixel classifier (spectra{smoothed})", "pixel-spectra", None, budget, seed,
-                                       cm, detail, sec))
                 for init, label, _ in encoders:
-                    emb, state = _embedding_of(init, inp, args.embedding_dim, store, [i for i, _, _ in encoders])
+                    emb, state = _embedding_of(init, sets[0][1], args.embedding_dim, store,
+                                               [i for i, _, _ in encoders])
                     if emb is not None:
                         cm, detail, sec = _timed(lambda e=emb, st=state, f=fit: f.run("auto", e, st, args.smooth))
                         _add(rows, events, Row(f"pixel + embedding ({label}{smoothed})", "pixel", label, budget,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .data import ExportDatasetAlgorithm, PrepareAlgorithm
 from .mapping import EmbedAlgorithm, LabelParcelsAlgorithm, PredictAlgorithm
+from .similar import SimilarAlgorithm
 from .training import EvaluateAlgorithm, FinetuneAlgorithm, PretrainAlgorithm
 
 #: Backend commands without an algorithm, and why (tests/plugin/test_option_contract.py).
@@ -15,7 +16,8 @@ CLI_ONLY_COMMANDS = {
 
 #: In the order of the workflow (their display names are numbered the same way).
 ALGORITHMS = (PrepareAlgorithm, PretrainAlgorithm, FinetuneAlgorithm, EvaluateAlgorithm, PredictAlgorithm,
-              EmbedAlgorithm, LabelParcelsAlgorithm, ExportDatasetAlgorithm)
+              EmbedAlgorithm, SimilarAlgorithm, LabelParcelsAlgorithm, ExportDatasetAlgorithm)
 
 __all__ = ["ALGORITHMS", "CLI_ONLY_COMMANDS", "EmbedAlgorithm", "EvaluateAlgorithm", "ExportDatasetAlgorithm",
-           "FinetuneAlgorithm", "LabelParcelsAlgorithm", "PredictAlgorithm", "PrepareAlgorithm", "PretrainAlgorithm"]
+           "FinetuneAlgorithm", "LabelParcelsAlgorithm", "PredictAlgorithm", "PrepareAlgorithm", "PretrainAlgorithm",
+           "SimilarAlgorithm"]

@@ -103,13 +103,14 @@ class PrepareAlgorithm(BackendAlgorithm):
         "<p>Instead of scenes, a EuroSAT-style chip folder (<code>DIR/&lt;Class&gt;/*.tif</code>) can be given.</p>"
         "<p>The output folder feeds <i>Pre-train</i>, <i>Fine-tune</i> and <i>Evaluate</i>.</p>")
 
-    OPTIONS = {**inputs.INPUT_OPTIONS, **inputs.GRID_OPTIONS, **PARCEL_OPTIONS, **SPLIT_OPTIONS,
-               CHIPS: ("--chips",), CHIP_BANDS: ("--chip-bands",), WINDOW: ("--window",),
+    OPTIONS = {**inputs.INPUT_OPTIONS, **inputs.FEATURE_OPTIONS, **inputs.GRID_OPTIONS, **PARCEL_OPTIONS,
+               **SPLIT_OPTIONS, CHIPS: ("--chips",), CHIP_BANDS: ("--chip-bands",), WINDOW: ("--window",),
                OVERWRITE: ("--overwrite",), OUTPUT: ("--out",)}
     OWN_DEFAULTS = OWN_OVERWRITE
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         inputs.raster_input_parameters(self, s2_optional=True)
+        inputs.feature_input_parameters(self)
         _parcels_parameters(self, True, "Attribute holding the class of each parcel (text or integer).")
         _split_parameters(self, advanced_split=True)
         self.addParameter(advanced(QgsProcessingParameterFile(
@@ -128,9 +129,10 @@ class PrepareAlgorithm(BackendAlgorithm):
 
     def checkParameterValues(self, parameters, context: QgsProcessingContext):  # noqa: N802 - QGIS API
         has_s2 = parameters.get(inputs.S2) not in (None, "", []) or parameters.get(inputs.S2_FOLDER) not in (None, "")
+        has_s2 = has_s2 or inputs.has_features(parameters)  # feature rasters alone make a store too
         has_chips = parameters.get(CHIPS) not in (None, "")
         if not has_s2 and not has_chips:
-            return False, tr("Give Sentinel-2 scenes (layers or a folder), or a chip folder.")
+            return False, tr("Give Sentinel-2 scenes (layers or a folder), feature rasters, or a chip folder.")
         if has_s2 and has_chips:
             return False, tr("Give Sentinel-2 scenes or a chip folder, not both.")
         return super().checkParameterValues(parameters, context)
@@ -141,7 +143,9 @@ class PrepareAlgorithm(BackendAlgorithm):
         if chips:
             options: dict[str, Any] = {"chips": chips, **self.mapped_options(parameters, context, CHIP_BANDS)}
         else:
-            options = inputs.raster_input_options(self, parameters, context, feedback)
+            options = inputs.raster_input_options(self, parameters, context, feedback,
+                                                  s2_required=not inputs.has_features(parameters))
+            options.update(inputs.feature_input_options(self, parameters, context))
             options.update(_parcels_options(self, parameters, context, feedback))
             if "parcels" in options:
                 options.update(self.mapped_options(parameters, context, SPLIT, BLOCK_SIZE))

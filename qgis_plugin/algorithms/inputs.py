@@ -53,6 +53,11 @@ GRID_CLI_ONLY = {"--crs": "a map or an embedding is made on the grid of the mode
                           "scene's CRS)",
                  "--resolution": "the model's resolution (model.json) is the right one for its inputs"}
 
+FEATURES = "FEATURES"
+FEATURES_PRESET = "FEATURES_PRESET"
+#: feature rasters (an embedding) beside or instead of the scenes: prepare, predict
+FEATURE_OPTIONS: dict[str, tuple[str, ...]] = {FEATURES: ("--features",), FEATURES_PRESET: ("--features-preset",)}
+
 #: Vector formats the backend (OGR through pyogrio) reads directly; anything else is exported to a GeoPackage.
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "json", "fgb", "gml", "kml", "sqlite", "tab", "csv"]
 
@@ -104,6 +109,31 @@ def raster_input_parameters(alg, s2_optional: bool = True, with_grid: bool = Tru
             optional=True)))
         alg.addParameter(advanced(backend_spec.number(RESOLUTION, "Grid resolution (metres)", alg.COMMAND,
                                                       "--resolution")))
+
+
+def feature_input_parameters(alg) -> None:
+    """Feature raster layers (an embedding: AlphaEarth, TESSERA, eo-ssl embed, ...) and how they are encoded."""
+    alg.addParameter(with_help(QgsProcessingParameterMultipleLayers(
+        FEATURES, "Feature rasters (an embedding: AlphaEarth, TESSERA, eo-ssl Embed, any multi-band raster)",
+        QgsProcessing.TypeRaster, optional=True),
+        "Optional. Per-pixel feature rasters (tiles of one product), read onto the grid like Sentinel-1, beside "
+        "the Sentinel-2 scenes or alone. AlphaEarth (64 int8 bands) and TESSERA (128 int8 bands with "
+        "NAME_scales.tif) are recognised and de-quantised; other rasters are read with their scale/offset."))
+    preset = backend_spec.enum(FEATURES_PRESET, "Feature raster encoding", alg.COMMAND, "--features-preset")
+    preset.setFlags(preset.flags() | QgsProcessingParameterDefinition.FlagOptional)  # models made before it validate
+    alg.addParameter(advanced(preset))
+
+
+def feature_input_options(alg, parameters, context) -> dict[str, Any]:
+    """``--features`` (the layers' files) and ``--features-preset`` (unless auto)."""
+    files = raster_files(alg, parameters, FEATURES, context)
+    if not files:
+        return {}
+    return {"features": files, **alg.mapped_options(parameters, context, FEATURES_PRESET)}
+
+
+def has_features(parameters) -> bool:
+    return parameters.get(FEATURES) not in (None, "", [])
 
 
 DEVICES = "DEVICES"

@@ -116,7 +116,8 @@ class PredictAlgorithm(BackendAlgorithm):
         "are missing from the inputs is refused before any work. Loaded into the project with the class style "
         "and legend.</p>")
 
-    OPTIONS = {MODEL: ("--model",), **inputs.INPUT_OPTIONS, **_same(TILE, OVERLAP, DATE, BATCH_SIZE),
+    OPTIONS = {MODEL: ("--model",), **inputs.INPUT_OPTIONS, **inputs.FEATURE_OPTIONS,
+               **_same(TILE, OVERLAP, DATE, BATCH_SIZE),
                inputs.DEVICES: ("--devices",), OUTPUT: ("--out",), CONFIDENCE: ("--confidence",)}
     CLI_ONLY = {**inputs.GRID_CLI_ONLY,
                 "--scenes": "many scenes over several processes into one folder and mosaic: a job for the command "
@@ -128,7 +129,8 @@ class PredictAlgorithm(BackendAlgorithm):
         self.addParameter(with_help(QgsProcessingParameterFile(
             MODEL, "Model package (from Fine-tune)", behavior=QgsProcessingParameterFile.Folder),
             "A folder holding weights.safetensors and model.json."))
-        inputs.raster_input_parameters(self, s2_optional=False, with_grid=False)
+        inputs.raster_input_parameters(self, s2_optional=True, with_grid=False)
+        inputs.feature_input_parameters(self)
         _tiling_parameters(self, "Empty: 256 for a segmentation model (a multiple of the model's stride); a "
                                  "classification model uses its chip size.")
         self.addParameter(advanced(QgsProcessingParameterString(
@@ -142,7 +144,9 @@ class PredictAlgorithm(BackendAlgorithm):
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
         model = _model(self, parameters, context)
         options: dict[str, Any] = {"model": model}
-        options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False))
+        options.update(inputs.raster_input_options(self, parameters, context, feedback, with_grid=False,
+                                                   s2_required=not inputs.has_features(parameters)))
+        options.update(inputs.feature_input_options(self, parameters, context))
         options.update(self.mapped_options(parameters, context, TILE, OVERLAP, DATE, BATCH_SIZE))
         options["devices"] = inputs.devices(self, parameters, context)
         out = self.parameterAsOutputLayer(parameters, OUTPUT, context)

@@ -54,57 +54,52 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="133"/>
-        <source>Give Sentinel-2 scenes (layers or a folder), or a chip folder.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../algorithms/data.py" line="135"/>
+        <location filename="../algorithms/data.py" line="137"/>
         <source>Give Sentinel-2 scenes or a chip folder, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="158"/>
+        <location filename="../algorithms/data.py" line="162"/>
         <source>The backend finished but {out} holds no manifest.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="166"/>
+        <location filename="../algorithms/data.py" line="170"/>
         <source>7 Export dataset</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="242"/>
+        <location filename="../algorithms/mapping.py" line="246"/>
         <source>4 Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="169"/>
+        <location filename="../algorithms/data.py" line="173"/>
         <source>&lt;p&gt;Writes a training dataset from labelled parcels: one georeferenced GeoTIFF chip per sample (all chosen bands), a mask GeoTIFF per chip (class ids, ignore value), &lt;code&gt;index.gpkg&lt;/code&gt; (chip footprints with split, class counts and source parcels) and &lt;code&gt;dataset.json&lt;/code&gt; (bands, dates, classes with colours, grid, normalisation, provenance). The imagery is a chip store (from &lt;i&gt;Prepare data&lt;/i&gt;) or Sentinel scenes.&lt;/p&gt;&lt;p&gt;Typical input: the output of &lt;i&gt;Label parcels&lt;/i&gt; with status &apos;labelled&apos;, or parcels you labelled by hand with the eo-ssl parcel labelling tool.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="223"/>
+        <location filename="../algorithms/data.py" line="227"/>
         <source>Give either a chip store or Sentinel-2 scenes (one of the two).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="248"/>
+        <location filename="../algorithms/data.py" line="252"/>
         <source>The backend finished but wrote no chip index ({index}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="128"/>
+        <location filename="../algorithms/inputs.py" line="158"/>
         <source>A raster input could not be loaded.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="130"/>
+        <location filename="../algorithms/inputs.py" line="160"/>
         <source>Layer &apos;{layer}&apos; is not a raster file (provider {provider}): eo-ssl reads Sentinel scenes from files (GeoTIFF, JP2, ...). Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="164"/>
+        <location filename="../algorithms/inputs.py" line="194"/>
         <source>Could not write the &apos;{name}&apos; features to a file for the backend.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -114,17 +109,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="217"/>
+        <location filename="../algorithms/inputs.py" line="247"/>
         <source>Give the area of interest as polygons or as an extent, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="226"/>
+        <location filename="../algorithms/inputs.py" line="256"/>
         <source>The area-of-interest extent is empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/inputs.py" line="247"/>
+        <location filename="../algorithms/inputs.py" line="277"/>
         <source>No output folder given for {name}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -134,7 +129,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="184"/>
+        <location filename="../algorithms/similar.py" line="55"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
@@ -144,37 +139,37 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="159"/>
+        <location filename="../algorithms/mapping.py" line="163"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="164"/>
+        <location filename="../algorithms/mapping.py" line="168"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="241"/>
+        <location filename="../algorithms/mapping.py" line="245"/>
         <source>6 Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="244"/>
+        <location filename="../algorithms/mapping.py" line="248"/>
         <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="292"/>
+        <location filename="../algorithms/mapping.py" line="296"/>
         <source>Give the parcels to label.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="300"/>
+        <location filename="../algorithms/mapping.py" line="304"/>
         <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="309"/>
+        <location filename="../algorithms/mapping.py" line="313"/>
         <source>The backend finished but wrote no parcels ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1126,32 +1121,32 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="20"/>
+        <location filename="../names.py" line="21"/>
         <source>Set up the backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="21"/>
+        <location filename="../names.py" line="22"/>
         <source>Backend diagnostics</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="22"/>
+        <location filename="../names.py" line="23"/>
         <source>Open the example model in the Model Designer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="23"/>
+        <location filename="../names.py" line="24"/>
         <source>Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="27"/>
+        <location filename="../names.py" line="28"/>
         <source>Create the backend environment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../names.py" line="28"/>
+        <location filename="../names.py" line="29"/>
         <source>Use an existing Python</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1306,17 +1301,17 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="150"/>
+        <location filename="../plugin.py" line="173"/>
         <source>The backend environment is not set up yet: the eo-ssl tools need it to train and map.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="174"/>
+        <location filename="../plugin.py" line="197"/>
         <source>The eo-ssl dialog could not open: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="234"/>
+        <location filename="../plugin.py" line="257"/>
         <source>The Model Designer needs the Processing plugin: enable it in Plugins &gt; Manage and Install Plugins.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1541,17 +1536,17 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="183"/>
+        <location filename="../algorithms/mapping.py" line="187"/>
         <source>5b Per-pixel embedding</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="186"/>
+        <location filename="../algorithms/mapping.py" line="190"/>
         <source>&lt;p&gt;Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a multi-band raster on the analysis grid: the encoder&apos;s feature pyramid at full resolution, reduced to its first principal components. Feed it, alone or with the bands, to any classifier (QGIS&apos;s, SCP, dzetsaka), as with published satellite-embedding datasets.&lt;/p&gt;&lt;p&gt;Several dates: the embedding of their per-band median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="234"/>
+        <location filename="../algorithms/mapping.py" line="238"/>
         <source>The backend finished but wrote no embedding ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1601,13 +1596,83 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="179"/>
+        <location filename="../dialog_plan.py" line="182"/>
         <source>Evaluate: which path gives the best map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../dialog.py" line="372"/>
         <source>the method&apos;s: {encoders}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/data.py" line="135"/>
+        <source>Give Sentinel-2 scenes (layers or a folder), feature rasters, or a chip folder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="54"/>
+        <source>5c Find similar (feature raster)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="57"/>
+        <source>&lt;p&gt;Finds the pixels that look like a few examples in a &lt;b&gt;feature raster&lt;/b&gt; (a per-pixel embedding: AlphaEarth Foundations&apos; Satellite Embedding, TESSERA, eo-ssl&apos;s &lt;i&gt;Per-pixel embedding&lt;/i&gt;, any multi-band raster): the cosine similarity (-1..1) of every pixel to the mean embedding of the example polygons or points, one band per class when a class field is given. Styled from 2nd to 98th percentile.&lt;/p&gt;&lt;p&gt;The map tool &lt;i&gt;Find similar&lt;/i&gt; (eo-ssl toolbar) runs it on a clicked pixel or a drawn polygon.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="93"/>
+        <source>Give at least one feature raster layer.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="96"/>
+        <source>Give the example polygons or points.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/similar.py" line="119"/>
+        <source>The backend finished but wrote no similarity raster ({out}).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="169"/>
+        <source>Similarity</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../names.py" line="20"/>
+        <source>Find similar (feature raster)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../plugin.py" line="82"/>
+        <source>eo-ssl: click a pixel or draw a polygon on a feature raster (an embedding) and map the similar pixels</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="65"/>
+        <source>Click once for a pixel, or three times or more for a polygon.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="114"/>
+        <source>Find similar: click a pixel, or click the vertices of a polygon, then right-click to run (Esc clears).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="144"/>
+        <source>Find similar needs a feature raster layer (an embedding: AlphaEarth, TESSERA, eo-ssl&apos;s Per-pixel embedding): add one to the project and select it.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="157"/>
+        <source>Find similar: running on {layer}…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../similar_tool.py" line="166"/>
+        <source>Find similar failed: {log}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -1761,7 +1826,7 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../plugin.py" line="149"/>
+        <location filename="../plugin.py" line="172"/>
         <source>The backend environment is not complete (PyTorch is missing: was its creation cancelled?). &apos;{setup}&apos; continues it.</source>
         <translation type="unfinished"></translation>
     </message>

@@ -31,7 +31,8 @@ def test_every_command_parses_its_declared_defaults():
                 "label-parcels": ["--map", "m.tif", "--parcels", "p.gpkg", "--out", "o.gpkg"],
                 "export-dataset": ["--parcels", "p.gpkg", "--class-field", "c", "--out", "o"],
                 "import-weights": ["w.pth", "--encoder", "resnet18", "--out", "o"],
-                "export-onnx": ["--model", "m", "--out", "o.onnx"]}
+                "export-onnx": ["--model", "m", "--out", "o.onnx"],
+                "similar": ["--features", "f.tif", "--examples", "e.gpkg", "--out", "s.tif"]}
     assert set(required) == set(options.COMMANDS)
     for command, argv in required.items():
         args = parse(command, argv)

@@ -50,9 +50,11 @@ def test_plugin_loads_registers_provider_and_unloads(qgis_app, qgis_iface, no_eo
         assert not provider.icon().isNull()
         assert Path(provider.svgIconPath()).is_file()
         assert plugin.toolbar is not None and plugin.toolbar.actions() == plugin.actions
-        assert [a.objectName() for a in plugin.actions] == ["EoSslDialogAction", "EoSslLabelToolAction"]
+        assert [a.objectName() for a in plugin.actions] == ["EoSslDialogAction", "EoSslLabelToolAction",
+                                                            "EoSslSimilarAction"]
         assert [a.objectName() for a in plugin.menu_actions] == [
-            "EoSslDialogAction", "EoSslLabelToolAction", "EoSslSetupAction", "EoSslDiagnostics", "EoSslModelAction",
+            "EoSslDialogAction", "EoSslLabelToolAction", "EoSslSimilarAction", "EoSslSetupAction", "EoSslDiagnostics",
+            "EoSslModelAction",
             "EoSslOptionsAction"]
         for action in plugin.menu_actions:
             qgis_iface.addPluginToRasterMenu.assert_any_call(MENU, action)
