@@ -25,7 +25,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("which", ["alone", "beside S2"])
 def test_pixel_classifier_maps_the_features(shared_data: Path, base: Path, tmp_path: Path, which: str) -> None:
-    from backend.predict.command import load_model
+    from backend.predict.scene import load_model
 
     store = features_only_store(shared_data, base) if which == "alone" else features_store(shared_data, base)
     model = tmp_path / "model"
