@@ -16,7 +16,7 @@ from tests.plugin.conftest import Recorder, require_command, run_alg
 pytestmark = pytest.mark.qgis
 
 ALGORITHM_IDS = ["eo_ssl:prepare", "eo_ssl:pretrain", "eo_ssl:finetune", "eo_ssl:evaluate", "eo_ssl:predict",
-                 "eo_ssl:embed", "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
+                 "eo_ssl:embed", "eo_ssl:similar", "eo_ssl:label_parcels", "eo_ssl:export_dataset"]
 MODEL_ID = "eo_ssl:predict_and_label"
 
 

@@ -78,9 +78,8 @@ def test_algorithm_arguments_parse_in_the_backend(index: int, eo_provider, fland
 
     command, alg_id, params = cases(flanders, tmp_path)[index]
     require_command(command)
-    from backend.cli import build_parser, load_optional_commands
+    from backend.cli import build_parser
 
-    load_optional_commands()
     alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())

@@ -146,7 +146,7 @@ def test_zip_installs_into_a_clean_profile_and_loads_in_qgis(repo_root: Path, tm
     assert "error" not in result, result["error"]
     assert result["active"] and "eo_ssl" in result["plugins"]
     assert result["provider"] and "eo_ssl:prepare" in result["algorithms"]
-    assert len(result["algorithms"]) == 9  # 8 algorithms + the example model
+    assert len(result["algorithms"]) == 10  # 9 algorithms + the example model
     installed = plugins / "eo_ssl"
     assert result["plugin_dir"].startswith(str(installed))
     # the first-run panel: the commands of the managed environment, from the installed plugin's own files
@@ -161,5 +161,6 @@ def test_zip_installs_into_a_clean_profile_and_loads_in_qgis(repo_root: Path, tm
     assert result["options_page"] is True
     # the backend that ran is the copy inside the installed plugin
     assert result["backend_argv0"].startswith(str(installed / "backend"))
-    assert result["dialog"] is True and result["toolbar"] == ["EoSslDialogAction", "EoSslLabelToolAction"]
+    assert result["dialog"] is True and result["toolbar"] == ["EoSslDialogAction", "EoSslLabelToolAction",
+                                                           "EoSslSimilarAction"]
     assert proc.returncode == 0, proc.stderr[-2000:]
