@@ -52,7 +52,8 @@ def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | 
     calendar, year = None, None
     if choice is None and period != PERIOD_DATES and any(len(store.dates(s)) > 1 for s in sensors):
         lead = "s2" if "s2" in sensors else sensors[0]
-        calendar, year = season_calendar(season, period, _observed_dates(store, lead), store.manifest.get("poi"))
+        observed_dates = {s: _observed_dates(store, s) for s in sensors}  # one scan of each validity array
+        calendar, year = season_calendar(season, period, observed_dates[lead], store.manifest.get("poi"))
     blocks = []
     for s in sensors:
         stats = store.stats(s)
@@ -66,7 +67,7 @@ def pixel_input(store: ChipStore, date: str | None = None, sensors: list[str] | 
             dates = list(calendar.labels(year))
         else:
             dates = store.dates(s)
-        observed = calendar.covered(_observed_dates(store, s), year) if calendar is not None and year else None
+        observed = calendar.covered(observed_dates[s], year) if calendar is not None and year else None
         if observed is not None and not any(observed):
             raise EoSslError("period_not_covered", f"No {s.upper()} acquisition of {store.path} falls in the season "
                              f"{calendar.describe()} of {year}.", "Give a --season the store's dates cover, or "

@@ -33,7 +33,7 @@ class SeriesFamily:
     build: Callable[[dict[str, Any]], nn.Module]
     embed: Callable[[nn.Module, torch.Tensor, list[tuple[str, str]], torch.Tensor, torch.Tensor | None],
                     torch.Tensor]
-    #: the bands the encoder can read (None: whatever its package says it was trained on)
+    #: what the family is, in words
     text: str
 
 

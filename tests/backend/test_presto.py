@@ -91,7 +91,8 @@ def flanders(shared_data: Path) -> dict[str, torch.Tensor]:
 
     root = shared_data / "worldcereal_flanders_2018"
     if not root.is_dir():
-        pytest.skip(f"{root} not found")
+        pytest.skip(f"{root} not found: the real Flanders patch the reference figures were made on lives in "
+                    "../shared/data")
     rows = np.array([r for r, _ in PIXELS])
     cols = np.array([c for _, c in PIXELS])
 
