@@ -66,6 +66,7 @@ def check_arguments(command: str, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    is_process = argv is None  # the console script or ``python -m backend``: the signal handlers stay to the end
     argv = list(sys.argv[1:] if argv is None else argv)
     ddp_child_stdout_to_stderr()  # before any event: a DDP child's stdout is not the JSON-lines channel
     command = next((a for a in argv if a in COMMANDS), None)
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     events = Events(json_mode=args.events)
-    with events.json_stdout(), events.signal_handlers():
+    with events.json_stdout(), events.signal_handlers(restore=not is_process):
         arg_dict = {k: v for k, v in vars(args).items() if k not in ("events", "command")}
         events.start(args.command, **arg_dict)
         outputs.run_started()

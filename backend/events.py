@@ -118,9 +118,13 @@ class Events:
             sys.stdout = real
 
     @contextlib.contextmanager
-    def signal_handlers(self) -> Iterator[None]:
-        """While active, the first SIGINT/SIGTERM asks for a clean stop and a second one stops at once; the
-        previous handlers come back afterwards (so in-process callers such as the demo and tests keep theirs)."""
+    def signal_handlers(self, restore: bool = True) -> Iterator[None]:
+        """While active, the first SIGINT/SIGTERM asks for a clean stop and a second one stops at once.
+
+        Afterwards the previous handlers come back (``restore``: in-process callers such as the demo and tests keep
+        theirs); when the run is the process (``restore=False``), a signal after the run's last event is ignored
+        instead: the exit code and the ``done`` event already say how it ended, and the default action would turn
+        a finished job into one killed by the signal (exit -15) while the interpreter shuts down."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         self.install_signal_handlers()
         try:
@@ -128,7 +132,7 @@ class Events:
         finally:
             for sig, handler in previous.items():
                 with contextlib.suppress(ValueError, TypeError):
-                    signal.signal(sig, handler)
+                    signal.signal(sig, handler if restore else signal.SIG_IGN)
 
     def install_signal_handlers(self) -> None:
         """First SIGINT/SIGTERM asks for a clean stop; a second one stops at once."""
