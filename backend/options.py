@@ -485,8 +485,9 @@ LABEL_PARCELS = [
 
 EXPORT_DATASET = [
     *INPUTS,
+    *FEATURE_INPUTS,
     _opt("--data", metavar="DIR", role="input",
-         help="a chip store written by `eo-ssl prepare` (instead of --s2/--s1)"),
+         help="a chip store written by `eo-ssl prepare` (instead of --s2/--s1/--features)"),
     _opt("--parcels", required=True, metavar="VECTOR", group="parcels", role="input",
          help="labelled parcels, e.g. from label-parcels"),
     _opt("--parcels-layer", group="parcels", help="layer of --parcels (default: the first)"),
@@ -496,7 +497,8 @@ EXPORT_DATASET = [
                                           "default: labelled, when the layer has a status field)"),
     _opt("--chip", "int", default=64, minimum=8, maximum=4096, group="chips", code="bad_chip_size",
          help="chip size in pixels (default 64)"),
-    _opt("--sensors", group="chips", help="sensors to export, e.g. s2 or s2,s1 (default: every sensor given)"),
+    _opt("--sensors", group="chips", help="sensors to export, e.g. s2, s2,s1 or s2,features (default: every sensor "
+                                          "given)"),
     _opt("--dates", default="all", group="chips",
          help="all (every date, one channel per date and band), median (per-band median of the valid dates), or "
               "dates YYYY-MM-DD,... (each sensor's nearest acquisition)"),

@@ -45,6 +45,7 @@ from rasterio.windows import Window
 
 from backend import __version__, options
 from backend.data.chipstore import SPLIT_NAMES, SPLITS, BandStats
+from backend.data.feature_presets import FEATURES
 from backend.data.grid import Grid
 from backend.data.labels import class_colour, split_by_block, split_stratified
 from backend.errors import EoSslError
@@ -117,10 +118,10 @@ def _sensors_arg(text: str | None) -> list[str] | None:
     if not text:
         return None
     out = [t.strip().lower() for t in text.split(",") if t.strip()]
-    bad = [t for t in out if t not in ("s2", "s1")]
+    bad = [t for t in out if t not in ("s2", "s1", FEATURES)]
     if bad or not out:
         raise EoSslError("bad_sensors", f"--sensors {text!r}: {', '.join(bad) or 'empty'} is not a sensor.",
-                         "Use s2, s1 or s2,s1.")
+                         f"Use s2, s1, {FEATURES} or a comma-separated list such as s2,s1.")
     return out
 
 

@@ -85,20 +85,22 @@ class RasterSource:
         inputs = resolve_inputs(args, events)
         self.grid = inputs.grid
         self.aoi = inputs.aoi_geom
-        chosen = sensors or (["s2", "s1"] if inputs.s1 else ["s2"])
-        if "s1" in chosen and not inputs.s1:
-            raise EoSslError("sensor_missing", "--sensors asks for s1 but no --s1 input was given.",
-                             "Add --s1 PATH..., or leave s1 out of --sensors.")
-        self.groups = {"s2": group_by_date(inputs.s2), "s1": group_by_date(inputs.s1)}
-        self.bands = {"s2": inputs.s2_bands, "s1": inputs.s1_bands}
+        given = inputs.bands()  # the sensors given, in the store's order (s2, s1, features)
+        chosen = sensors or list(given)
+        missing = [s for s in chosen if s not in given]
+        if missing:
+            raise EoSslError("sensor_missing", f"--sensors asks for {', '.join(missing)} but no such input was given.",
+                             f"Add --{missing[0]} PATH..., or leave {', '.join(missing)} out of --sensors.")
+        self.groups = {s: group_by_date(inputs.scenes(s)) for s in chosen}
+        self.bands = {s: given[s] for s in chosen}
         self.sensors = []
         for s in chosen:
-            scenes = inputs.s2 if s == "s2" else inputs.s1
+            scenes = inputs.scenes(s)
             if s == "s2":
                 dtype = np.result_type(*[b.dtype for sc in scenes for b in sc.bands if b.name in self.bands[s]])
                 scale = "reflectance x 10000" if dtype.kind in "ui" else "as source"
-            else:
-                dtype, scale = np.dtype(np.float32), "dB"
+            else:  # S1 in dB, feature rasters decoded by their preset (as prepare stores both)
+                dtype, scale = np.dtype(np.float32), "dB" if s == "s1" else "decoded"
             dates = [d.isoformat() if d else None for d, _ in self.groups[s]]
             records = [{"name": sc.name, "date": sc.date.isoformat() if sc.date else None,
                         "files": [str(f) for f in sc.files]} for sc in scenes]

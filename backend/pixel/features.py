@@ -227,22 +227,35 @@ class Embedding(nn.Module):
                              "Use a package written by eo-ssl pretrain with a timm CNN encoder.")
         return report.loaded
 
-    def pyramid(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, pyramid_dim, H, W): the levels upsampled and concatenated (before any projection)."""
-        h, w = x.shape[-2:]
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps at ``levels``, each at its own resolution."""
         x = (x - self.in_mean) / self.in_std
         if self.spec.channel_mode == "per-band":
             b, c = x.shape[:2]
-            feats = [f.reshape(b, c, *f.shape[1:]).mean(1) for f in self.encoder(x.reshape(b * c, 1, h, w))]
-        else:
-            feats = self.encoder(x)
-        return torch.cat([F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False) for f in feats], 1)
+            return [f.reshape(b, c, *f.shape[1:]).mean(1) for f in self.encoder(x.reshape(b * c, 1, *x.shape[-2:]))]
+        return self.encoder(x)
+
+    def pyramid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, pyramid_dim, H, W): the levels upsampled and concatenated (before any projection)."""
+        h, w = x.shape[-2:]
+        return torch.cat([F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
+                          for f in self.levels(x)], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.pyramid(x)
-        if self.spec.dim:
-            f = torch.einsum("bchw,kc->bkhw", f - self.pca_mean.view(1, -1, 1, 1), self.pca_components)
-        return f
+        if not self.spec.dim:
+            return self.pyramid(x)
+        # projected level by level at the level's own resolution, then upsampled: the same numbers as projecting the
+        # upsampled pyramid (bilinear weights sum to 1, both maps are linear), with dim instead of pyramid_dim
+        # channels upsampled (3x less time for the embedding of the pixel classifier on the CPU)
+        h, w = x.shape[-2:]
+        out = -(self.pca_components @ self.pca_mean).view(1, -1, 1, 1)
+        start = 0
+        for f in self.levels(x):
+            part = self.pca_components[:, start:start + f.shape[1]]
+            start += f.shape[1]
+            out = out + F.interpolate(torch.einsum("bchw,kc->bkhw", f, part), size=(h, w), mode="bilinear",
+                                      align_corners=False)
+        return out
 
 
 class PixelFeatures(nn.Module):
