@@ -104,10 +104,12 @@ def _is_null(v: Any) -> bool:
 
 
 def _check_args(args: argparse.Namespace) -> tuple[float, float, float]:
-    if args.data and (args.s2 or args.s1):
-        raise EoSslError("data_and_rasters", "--data cannot be combined with --s2/--s1.", "Give one kind of input.")
-    if not args.data and not args.s2:
-        raise EoSslError("no_input", "No imagery was given.", "Give --data STORE (from eo-ssl prepare) or --s2 ....")
+    if args.data and (args.s2 or args.s1 or args.features):
+        raise EoSslError("data_and_rasters", "--data cannot be combined with --s2/--s1/--features.",
+                         "Give one kind of input.")
+    if not args.data and not args.s2 and not args.features:
+        raise EoSslError("no_input", "No imagery was given.", "Give --data STORE (from eo-ssl prepare), --s2 ... or "
+                         "--features RASTER ....")
     fractions = (1 - args.val_fraction - args.test_fraction, args.val_fraction, args.test_fraction)
     if min(fractions) < 0:
         raise EoSslError("bad_split", "--val-fraction + --test-fraction exceed 1.", "Use e.g. 0.15 and 0.15.")

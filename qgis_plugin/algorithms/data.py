@@ -179,8 +179,9 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
         "scenes.</p><p>Typical input: the output of <i>Label parcels</i> with status 'labelled', or parcels you "
         "labelled by hand with the eo-ssl parcel labelling tool.</p>")
 
-    OPTIONS = {DATA: ("--data",), **inputs.INPUT_OPTIONS, **inputs.GRID_OPTIONS, **PARCEL_OPTIONS,
-               ID_FIELD: ("--id-field",), STATUS: ("--status",), DATES: ("--dates",), SENSORS: ("--sensors",),
+    OPTIONS = {DATA: ("--data",), **inputs.INPUT_OPTIONS, **inputs.FEATURE_OPTIONS, **inputs.GRID_OPTIONS,
+               **PARCEL_OPTIONS, ID_FIELD: ("--id-field",), STATUS: ("--status",), DATES: ("--dates",),
+               SENSORS: ("--sensors",),
                CHIP: ("--chip",), MAX_CHIPS_PER_PARCEL: ("--max-chips-per-parcel",), **SPLIT_OPTIONS,
                ATTRIBUTION: ("--attribution",), OVERWRITE: ("--overwrite",), OUTPUT: ("--out",)}
     OWN_DEFAULTS = OWN_OVERWRITE
@@ -191,6 +192,7 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
             DATA, "Chip store (from Prepare data) — or give scenes below", behavior=QgsProcessingParameterFile.Folder,
             optional=True))
         inputs.raster_input_parameters(self, s2_optional=True)
+        inputs.feature_input_parameters(self)
         _parcels_parameters(self, False, "Attribute holding the class (class_name after Label parcels).")
         self.addParameter(QgsProcessingParameterField(ID_FIELD, "Parcel id field (for the index)",
                                                       parentLayerParameterName=PARCELS, optional=True))
@@ -204,7 +206,8 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
             optional=True), "all: one channel per date and band; median: per-band median of the valid dates; "
             "dates: each sensor's nearest acquisition."))
         self.addParameter(advanced(QgsProcessingParameterString(
-            SENSORS, "Sensors to export (e.g. s2 or s2,s1; empty: every sensor given)", optional=True)))
+            SENSORS, "Sensors to export (e.g. s2, s2,s1 or s2,features; empty: every sensor given)",
+            optional=True)))
         self.addParameter(spec.number(CHIP, "Chip size (pixels)", c, "--chip"))
         self.addParameter(advanced(spec.number(MAX_CHIPS_PER_PARCEL, "Chips per parcel at most (0: no cap)", c,
                                                "--max-chips-per-parcel")))
@@ -223,8 +226,9 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
         has_data = parameters.get(DATA) not in (None, "")
         has_s2 = parameters.get(inputs.S2) not in (None, "", []) or parameters.get(inputs.S2_FOLDER) not in (None, "")
-        if has_data == has_s2:
-            return False, tr("Give either a chip store or Sentinel-2 scenes (one of the two).")
+        has_rasters = has_s2 or inputs.has_features(parameters)  # feature rasters alone export too
+        if has_data == has_rasters:
+            return False, tr("Give either a chip store or Sentinel-2 scenes / feature rasters (one of the two).")
         return super().checkParameterValues(parameters, context)
 
     def backend_options(self, parameters, context, feedback) -> dict[str, Any]:
@@ -232,7 +236,9 @@ class ExportDatasetAlgorithm(BackendAlgorithm):
         if parameters.get(DATA) not in (None, ""):
             options: dict[str, Any] = {"data": self.parameterAsFile(parameters, DATA, context)}
         else:
-            options = inputs.raster_input_options(self, parameters, context, feedback)
+            options = inputs.raster_input_options(self, parameters, context, feedback,
+                                                  s2_required=not inputs.has_features(parameters))
+            options.update(inputs.feature_input_options(self, parameters, context))
         options.update(_parcels_options(self, parameters, context, feedback))
         options.update({k: v.replace(" ", "") for k, v in self.mapped_options(
             parameters, context, STATUS, DATES, SENSORS).items()})
