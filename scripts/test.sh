@@ -10,8 +10,16 @@ bash scripts/setup.sh || { echo "test: set-up failed" >&2; exit 1; }
 export QT_QPA_PLATFORM=offscreen
 export PYTHONDONTWRITEBYTECODE=1
 
-echo "test: pytest"
-.venv/bin/python -m pytest -q -ra --durations=15 "$@"
+# two pytest-xdist workers per file group (--dist loadfile: a module's fixtures are built once, in one worker); the
+# tests train with one torch thread each, so two workers use both cores of the CI machine (up to 4 on a larger one).
+# EO_SSL_TEST_WORKERS=0 runs them in this process (a debugger, -x on the first failure in order).
+workers="${EO_SSL_TEST_WORKERS:-$(n="$(nproc 2>/dev/null || echo 2)"; echo $(( n < 4 ? n : 4 )))}"
+echo "test: pytest ($workers workers)"
+if [ "$workers" -gt 0 ]; then
+    .venv/bin/python -m pytest -q -ra --durations=15 -n "$workers" --dist loadfile "$@"
+else
+    .venv/bin/python -m pytest -q -ra --durations=15 "$@"
+fi
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "test: pytest collected no test: that is a failure" >&2
