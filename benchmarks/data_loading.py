@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_name, memory
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 CACHE = REPO / "benchmarks" / ".cache"
@@ -269,21 +271,7 @@ def bench_memory(args: argparse.Namespace) -> list[dict]:
 
 # -- report -------------------------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        import psutil
-
-        mem = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    except ImportError:
-        pass
+    cpu, mem = cpu_name("unknown CPU"), memory()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}{mem}; {platform.platform()}; "
             f"load average {load} when the run ended (other work shares the machine)")
