@@ -12,7 +12,7 @@ import rasterio
 
 from backend.data.chipstore import ChipStore
 from backend.data.datasets import RandomCropDataset, SlidingWindowDataset
-from tests.backend.data_helpers import T37MEM_BANDS, prepare_ok, run_prepare
+from tests.backend.data_helpers import T37MEM_BANDS, prepare_ok, prepared_store, run_prepare
 
 FLANDERS_S2 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 
@@ -100,10 +100,9 @@ def flanders(shared_data):
 
 @pytest.fixture(scope="module")
 def fl_store(flanders, tmp_path_factory) -> ChipStore:
-    out = tmp_path_factory.mktemp("flanders") / "store"
-    prepare_ok(["--s2", flanders / "s2", "--s1", flanders / "s1", "--parcels", flanders / "parcels.gpkg",
-                "--class-field", "ct_name", "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "flanders",
+                           ["--s2", flanders / "s2", "--s1", flanders / "s1", "--parcels", flanders / "parcels.gpkg",
+                            "--class-field", "ct_name"])
 
 
 def test_flanders_series_and_parcels(fl_store, flanders):
