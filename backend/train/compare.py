@@ -460,7 +460,6 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
     from backend.report.summary import aggregate, summary_sentence
     from backend.train import finetune as ft
     from backend.train import probes, runner
-    from backend.train.init_source import load_inits
 
     out = Path(args.out)
     if args.label_fractions and args.parcels_per_class:
@@ -474,15 +473,10 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
                          f"Use some of: {', '.join(options.COMPARE_PATHS)}.")
     cfg = runner.TrainConfig.from_args(args, epochs=20, batch_size=16)
     seeds = probes.parse_list(args.seeds, int, "--seeds", minimum=0) or [cfg.seed]
-    store = ChipStore(args.data)
-    task = args.task or ft.default_task(store)
     names = list(dict.fromkeys(str(i) for i in (args.init or []))) or ["random"]
     if "random" not in names:
         names.append("random")  # what pre-training is measured against
-    inits = load_inits(names, args.encoder, events.warning)
-    labels = probes.unique_labels(inits)
-    specs = probes.input_specs(store, inits, events.warning)
-    device = probes.one_device(cfg)
+    store, task, inits, labels, specs, device = probes.load_contest(args, names, cfg, events.warning)
     tmp = output.start()
     with abort_on_failure(out, output.abort):
         if task == "classification":
