@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.models.state_dicts import LoadReport, load_matching
+from backend.models.state_dicts import LoadReport, load_exactly, load_matching
 
 
 def doy_channels(doy: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -176,13 +176,8 @@ class TemporalSegmenter(nn.Module):
         return out
 
     def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        from backend.errors import EoSslError
-
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise EoSslError("corrupt_model", f"The package's weights do not fit its architecture: {str(exc)[:300]}",
-                             "Use another copy of the model.") from exc
+        load_exactly(self, state, "corrupt_model", "The package's weights do not fit its architecture",
+                     "Use another copy of the model.")
 
     def describe(self) -> dict:
         t = self.temporal
