@@ -205,8 +205,6 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     config = module.config  # with the common defaults filled in
     if args.init:
         _load_init(module, init_meta or {}, init_weights, args.init)
-    world = device.world_size
-
     pretrain_steps.watch_collapse(module, events, args.method)
     if main and init_meta is not None:
         events.log(f"--init {args.init}: {init_meta.get('method')} {config['encoder']} reading "
@@ -227,19 +225,15 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "L2-normalised "
-                                             "projections of the last <=1024 samples of each epoch (encoder features "
-                                             "too)", events, args.method)
+    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "samples", events,
+                                             args.method)
     spec = module.input_spec()
     used = {(s, b) for s, b in spec["channels"]}
     normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}
                      for s, bands in (init_norm or data.normalization).items()}
     lr = module.learning_rate()
     training = {
-        "epochs": len(result.history), "steps": result.global_step,
-        "max_steps": cfg.max_steps, "max_epochs": cfg.epochs, "batch_size": cfg.batch_size,
-        "world_size": world, "devices": str(device.devices), "accelerator": device.accelerator,
-        "precision": device.precision, "strategy": str(device.strategy), "optimizer": "SGD",
+        **pretrain_steps.training_record(result, cfg, device), "optimizer": "SGD",
         "lr": lr, "weight_decay": config["weight_decay"], "sgd_momentum": config["sgd_momentum"],
         "schedule": config["schedule"], "seed": cfg.seed, "samples_per_epoch": sum(data.lengths),
         "crop": args.crop, "sample_size": data.sample_size, "resumed_from_step": result.resumed_from_step,
