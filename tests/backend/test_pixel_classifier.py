@@ -268,3 +268,14 @@ def test_pixel_classifier_with_an_embedding(shared_data: Path, tmp_path_factory:
     mapped = read_map(m)
     # the map is blended from 256 px tiles: the encoder's padding differs near tile borders only
     assert (mapped == direct).mean() > 0.97
+
+
+def test_balanced_class_weights_are_the_former_formula() -> None:
+    """The MLP's class weights (now scikit-learn's ``compute_class_weight("balanced")``) are the numbers the former
+    hand-written formula gave: n / (classes present x count) for each present class, 0 for an absent one."""
+    from backend.pixel.classifiers import _balanced_weights
+
+    y = np.array([0, 0, 0, 2, 2, 5, 5, 5, 5, 5, 5, 6])
+    # 12 pixels, 4 classes present: 12 / (4 x 3), 12 / (4 x 2), 12 / (4 x 6), 12 / (4 x 1)
+    assert _balanced_weights(y, 8).tolist() == [1.0, 0.0, 1.5, 0.0, 0.0, 0.5, 3.0, 0.0]
+    assert _balanced_weights(np.array([3, 3]), 4).tolist() == [0.0, 0.0, 0.0, 1.0]
