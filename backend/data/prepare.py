@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from backend import __version__, options
 from backend.data.aoi import AOI, bbox_aoi, load_aoi, parse_poi
-from backend.data.bands import parse_band_list
+from backend.data.bands import S1_BANDS, parse_band_list
 from backend.data.chipstore import BandStats, ChipStoreWriter, npy_bytes
 from backend.data.feature_presets import FEATURES, describe, discover_features
 from backend.data.grid import Grid, choose_grid, footprint
@@ -66,7 +66,7 @@ def _band_arg(text: str | None, sensor: str) -> list[str] | None:
     try:
         return parse_band_list(text, sensor)
     except ValueError as exc:
-        valid = "B01..B12, B8A" if sensor == "s2" else "VV, VH"
+        valid = "B01..B12, B8A" if sensor == "s2" else ", ".join(S1_BANDS)
         raise EoSslError("unknown_band_name", f"{BAND_OPTION[sensor]}: {exc.args[0]!r} is not a band name.",
                          f"Band names are {valid}.") from exc
 
