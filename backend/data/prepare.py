@@ -28,9 +28,10 @@ from backend.data.grid import Grid, choose_grid, footprint
 from backend.data.labels import IGNORE_INDEX, Parcels, load_parcels
 from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, discover, filter_poi, group_by_date
 from backend.data.warp import GridReader, read_stack
+from backend.disk import check_free_space
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.outputs import Output, check_free_space, disk_errors
+from backend.outputs import Output, disk_errors
 
 #: Memory for one window's block of all dates and bands (the writer's working set).
 WINDOW_BUDGET_BYTES = 64 * 2**20

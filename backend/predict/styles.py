@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.outputs import QML_MARK, apply_umask, temp_path
+from backend.disk import apply_umask
+from backend.output_paths import temp_path
+from backend.outputs import QML_MARK
 
 QGIS_VERSION = "3.22.0-Białowieża"
 VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from backend.events import TEST_SIGNAL_AT
-from backend.outputs import pid_alive
+from backend.output_paths import pid_alive
 from tests.backend.data_helpers import REPO, parse_events, prepare_ok
 from tests.backend.model_helpers import command_ok
 
