@@ -201,8 +201,9 @@ PRETRAIN = [
     _opt("--data", nargs="+", required=True, metavar="STORE", role="input",
          help="chip store(s) written by `eo-ssl prepare` (cube or chips); several are concatenated"),
     _opt("--method", required=True, choices=METHODS, help="pre-training method"),
-    _opt("--variant", choices=VARIANTS,
-         help="rs-byol views: single (S2 band vs S1 polarisation, default), three, s2-only, rgb-s1s2"),
+    _opt("--variant", choices=("auto", *VARIANTS), default="auto",
+         help="rs-byol views: auto (default: single when every store has Sentinel-1, else s2-only), single (S2 band "
+              "vs S1 polarisation), three, s2-only, rgb-s1s2"),
     _opt("--out", required=True, role="output", help="model package folder to write"),
     _opt("--overwrite", "flag", help="replace an existing package / checkpoints in --out (default: refuse)"),
     _opt("--encoder", group="model and data", help="timm encoder (default: the method's, resnet18 for every method)"),

@@ -89,6 +89,7 @@ __all__ = [
     "VARIANTS",
     "add_arguments",
     "parse_sets",
+    "set_owners",
     "paths",
     "spec",
     "validate",
@@ -153,14 +154,28 @@ def spec(command: str | None = None) -> dict[str, Any]:
 
 
 # -- --set KEY=VALUE ------------------------------------------------------------------------------------------------
-def parse_sets(items: Iterable[str], known: Sequence[str] | None = None, what: str = "the method") -> dict[str, Any]:
+def set_owners(command: str, keys: Iterable[str], **renamed: str) -> dict[str, str]:
+    """The ``--set`` keys of ``keys`` that a named option of ``command`` sets: key -> that option (an option whose
+    dest is the key, e.g. ``batch_size`` -> ``--batch-size``; ``renamed``: key -> option for the others, e.g.
+    ``momentum="--ema"``)."""
+    named = {o.dest: o.name for o in COMMANDS[command]}
+    keys = set(keys)
+    return {k: v for k, v in {**named, **renamed}.items() if k in keys}
+
+
+def parse_sets(items: Iterable[str], known: Sequence[str] | None = None, what: str = "the method",
+               owners: dict[str, str] | None = None) -> dict[str, Any]:
     """``--set KEY=VALUE`` items as a dict (VALUE read as JSON when it parses); a KEY not in ``known`` is refused
-    with the list of valid ones."""
+    with the list of valid ones, a KEY a named option sets (``owners``: key -> option, :func:`set_owners`) with that
+    option (else one of the two would be silently overwritten by the other)."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise EoSslError("bad_argument", f"--set {item!r} is not KEY=VALUE.", "Write e.g. --set queue_size=4096.")
         key, value = (t.strip() for t in item.split("=", 1))
+        if owners and key in owners:
+            raise EoSslError("bad_argument", f"--set {key}={value}: {key} is set by the option {owners[key]}.",
+                             f"Use {owners[key]} {value} instead of --set.")
         if known is not None and key not in known:
             raise EoSslError("bad_argument", f"--set {key}: {what} has no option {key!r}.",
                              f"Options: {', '.join(sorted(set(known)))}.")

@@ -49,11 +49,31 @@ def method_config(args: argparse.Namespace, cls: type, sets: dict[str, Any], ban
     cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS, **sets}
     if args.encoder:
         cfg["encoder"] = args.encoder
-    if args.variant and args.method == "rs-byol":
-        cfg["variant"] = args.variant
+    if args.method == "rs-byol":
+        cfg["variant"] = args.variant  # resolved from auto by run_image
     cfg.update({"bands": bands, "sensors": sensors, "crop": int(args.crop), "batch_size": int(batch_size),
                 "world_size": int(world_size)})
     return cfg
+
+
+def auto_variant(stores: list[str], events: Events | None) -> str:
+    """``--variant auto`` of rs-byol: ``single`` when every store has Sentinel-1 (and Sentinel-2), else ``s2-only``
+    (as the QGIS plugin chooses); logged. A store that cannot be read is left to the data's own checks."""
+    from backend.data.chipstore import ChipStore
+
+    without = []
+    for path in stores:
+        try:
+            if "s1" not in ChipStore(path).sensors:
+                without.append(str(path))
+        except EoSslError:
+            return "single"  # the data's checks then say what is wrong with the store
+    variant = "s2-only" if without else "single"
+    if events is not None:
+        events.log(f"rs-byol --variant auto: {variant} ("
+                   + (f"no Sentinel-1 in {', '.join(without)}" if without else "every store has Sentinel-1 and "
+                      "Sentinel-2") + ")")
+    return variant
 
 
 def _load_init(module: Any, meta: dict[str, Any], weights: dict[str, Any], path: str) -> None:
@@ -129,11 +149,13 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.train.pretrain_series import run_series
 
     cls = get_method(args.method)
-    if args.variant and not cls.VARIANTS:
+    if args.variant not in (None, "auto") and not cls.VARIANTS:
         raise EoSslError("bad_argument", f"--variant is for rs-byol; {args.method} has no variants.",
                          "Leave --variant out.")
-    sets = options.parse_sets(args.set, cls.set_keys(), args.method)  # unknown keys: before any work
-    named = {"lr": args.lr, "weight_decay": args.weight_decay, "momentum": args.ema}  # these win over --set
+    # unknown keys and keys a named option sets (--set batch_size=8: use --batch-size): before any work
+    sets = options.parse_sets(args.set, cls.set_keys(), args.method,
+                              options.set_owners("pretrain", cls.set_keys(), momentum="--ema"))
+    named = {"lr": args.lr, "weight_decay": args.weight_decay, "momentum": args.ema}
     sets.update({k: v for k, v in named.items() if v is not None})
     if runner.is_main_process():
         model_folder.check_out(args.out, args.resume, args.overwrite, options.paths("pretrain", args, "input"))
@@ -161,6 +183,8 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
 
     rs = args.method == "rs-byol"
+    if rs and args.variant in (None, "auto"):
+        args.variant = auto_variant(args.data, events if main else None)
     init_meta = init_weights = None
     s2_bands = args.bands.split(",") if args.bands else None
     sensors_opt = args.sensors
@@ -173,7 +197,7 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                              "import-weights with a timm encoder.")
         if not rs:  # the encoder reads the package's bands in its order: the data are matched to them by name
             s2_bands, sensors_opt = init_bands(init_meta, args, args.init)
-    probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
+    probe = {"variant": args.variant if rs else None,
              "sensors": ["s2", "s1"] if sensors_opt == "s2+s1" else ["s2"]}
     need_s1 = cls.needs_s1(probe)
     data = build_ssl_data(
