@@ -1,4 +1,5 @@
 """``eo-ssl predict``: the CPU side against the I/O bound, km²/s, stage times, peak RSS, and many scenes on 2 processes.
+Long because: four measurements and their report, each run in a process of its own, share one cache and table.
 
 Data:
 

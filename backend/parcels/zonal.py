@@ -1,4 +1,5 @@
 """Per-parcel class statistics of a categorical raster, one windowed read per block of the raster.
+Long because: one streamed algorithm whose parts (index, windows, layers, counts, fallback) share one window state.
 
 For each block of the map that some parcel touches: read the block once (and the confidence block), rasterise
 the parcels of that block into a parcel-id raster and accumulate ``np.bincount`` over (parcel, class) pairs. A
@@ -17,7 +18,7 @@ Rules, chosen to match a per-parcel ``rasterio.mask`` count:
 - Map pixels equal to the map's nodata value (or masked by its mask band) are not valid and are not counted as
   a class. The majority class is the most frequent valid class; ties go to the lower class id.
 
-Longer than our usual module on purpose: one streamed algorithm (the class index, the windows, the overlap layers,
+One streamed algorithm (the class index, the windows, the overlap layers,
 the accumulator and its two count tables, the all-touched fallback) whose parts share the same window and index
 state (only :func:`zonal_classes` and :func:`footprint` are used outside); split, each part would read only beside
 the others.

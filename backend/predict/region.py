@@ -1,4 +1,5 @@
 """``eo-ssl predict --scenes ... --out-dir DIR``: map a region, many scenes over many processes and machines.
+Long because: one mode of predict whose steps (scenes, plan, processes, progress, mosaic) run only together.
 
 A scene is what ``--s2`` takes (a file, a folder of band files or of dated files), or a text file (``.txt``/``.lst``)
 listing such paths, one per line (``#`` comments; relative paths from the list's folder). The other input options
@@ -20,7 +21,7 @@ the SHA-256 of the model's weights and the options that change pixels) is not re
 other options is replaced. A scene that fails (bad input, nothing valid in the AOI) is reported and the others go
 on; the command then ends with ``scenes_failed`` (the finished maps and the mosaic stay; run it again to retry).
 
-Longer than our usual module on purpose: one mode of ``predict`` (many scenes, several processes) whose sections --
+One mode of ``predict`` (many scenes, several processes) whose sections --
 scenes, the plan, the processes, their merged progress, the job, the mosaic -- are used only by :func:`run_region`
 and only together (the plan and the ranks are threaded through every step); one map stays in
 :mod:`backend.predict.scene`.

@@ -1,5 +1,6 @@
 """``eo-ssl evaluate --protocol compare``: which path gives the best map with the user's labels, and what did
 pre-training buy?
+Long because: budgets, scoring and the cube and chip paths are one experiment sharing Budget, Scorer and Row.
 
 For each label budget (a fraction of the training parcels, or K parcels per class) and seed, the same parcels train
 every path, and every path is scored on the same held-out parcels (the test split when the store has one, else the
@@ -19,7 +20,7 @@ kNN on each encoder's pooled features.
 The report opens with one sentence: the path to use, and what pre-training was worth in labels (the budget at which
 the random-init U-Net reaches what the pre-trained one scores, interpolated on the curve).
 
-Longer than our usual module on purpose (a little): budgets, scoring, the cube paths and the chip paths are the one
+Budgets, scoring, the cube paths and the chip paths are the one
 experiment of ``evaluate --protocol compare``, sharing :class:`Budget`, :class:`Scorer` and :class:`Row`.
 """
 
