@@ -243,14 +243,13 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                    f"(in_chans {module.in_chans()}, {module.feat_dim} features), {len(data.stores)} store(s), "
                    f"{samples} samples/epoch of {data.sample_size} px -> views of {args.crop} px, "
                    f"bands {', '.join(b for s in data.bands.values() for b in s)}")
-    result = pretrain_steps.fit(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
-                                "Use a smaller --batch-size or a larger --epoch-length.")
-    if result is None:
+    judged = pretrain_steps.fit_and_judge(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args,
+                                          events, "Use a smaller --batch-size or a larger --epoch-length.", "samples")
+    if judged is None:
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "samples", events,
-                                             args.method)
+    result, collapse = judged
     spec = module.input_spec()
     used = {(s, b) for s, b in spec["channels"]}
     normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}

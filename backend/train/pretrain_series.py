@@ -105,14 +105,13 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
                    f"({', '.join(f'{s}:{b}' for s, b in data.channels)}) on {data.input.calendar.describe()}; "
                    f"{sum(data.lengths)} observed pixels in {len(data.stores)} store(s)"
                    + (f", {len(data.dataset)} per epoch" if args.epoch_length else ""))
-    result = pretrain_steps.fit(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
-                                "Use a smaller --batch-size.")
-    if result is None:
+    judged = pretrain_steps.fit_and_judge(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args,
+                                          events, "Use a smaller --batch-size.", "pixels")
+    if judged is None:
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "pixels", events,
-                                             args.method)
+    result, collapse = judged
     training = {
         **pretrain_steps.training_record(result, cfg, device),
         "optimizer": {"adamw": "AdamW", "sgd": "SGD"}.get(config["optimizer"]),

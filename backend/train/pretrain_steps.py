@@ -48,6 +48,17 @@ def fit(module: Any, dataset: Any, cfg: Any, device: Any, out: Path, run_config:
     return result if result.is_global_zero else None
 
 
+def fit_and_judge(module: Any, dataset: Any, cfg: Any, device: Any, out: Path, run_config: dict[str, Any],
+                  resume_keys: tuple[str, ...], args: argparse.Namespace, events: Events, hint: str,
+                  unit: str) -> tuple[Any, dict[str, Any]] | None:
+    """:func:`fit`, then the collapse verdict of the run (:func:`final_collapse` of its ``unit``, the module's
+    ``collapse_threshold``): (result, collapse), or None on a rank other than 0."""
+    result = fit(module, dataset, cfg, device, out, run_config, resume_keys, args, events, hint)
+    if result is None:
+        return None
+    return result, final_collapse(result.history, module.config["collapse_threshold"], unit, events, args.method)
+
+
 def final_collapse(history: list[dict[str, Any]], threshold: float, unit: str, events: Events,
                    method: str) -> dict[str, Any]:
     """``model.json``'s ``collapse`` (:func:`backend.ssl.collapse.collapse_summary`) of the monitor's last <=1024

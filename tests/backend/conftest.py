@@ -68,3 +68,9 @@ def one_thread() -> Iterator[None]:
     from tests.backend.pretrain_helpers import one_torch_thread
 
     yield from one_torch_thread()
+
+
+@pytest.fixture(scope="session")
+def flanders_2018(shared_data: Path) -> Path:
+    """The WorldCereal Flanders 2018 patch of the shared data (36 S2 + 40 S1 dates, LPIS parcels, labels)."""
+    return shared_data / "worldcereal_flanders_2018"
