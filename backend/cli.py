@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from backend import __version__, options, outputs
+from backend import __version__, disk, options, output_paths, outputs
 from backend.commands import COMMANDS
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
@@ -61,7 +61,7 @@ def check_arguments(command: str, args: argparse.Namespace) -> None:
     write."""
     options.validate(command, args)
     outs = options.paths(command, args, "output")
-    outputs.refuse_output_in_inputs(outs, options.paths(command, args, "input"))
+    output_paths.refuse_output_in_inputs(outs, options.paths(command, args, "input"))
     outputs.refuse_foreign(outs)
 
 
@@ -135,7 +135,7 @@ def _ended_early(events: Events, args: argparse.Namespace, exc: BaseException) -
         return _failed(events, events.exit_code, "cancelled", f"{by}: {detail}", hint)
     if isinstance(exc, EoSslError):
         return _failed(events, 2, exc.code, exc.message, exc.hint)
-    full = outputs.disk_full_of(exc, getattr(args, "out", None) or getattr(args, "out_dir", None))
+    full = disk.disk_full_of(exc, getattr(args, "out", None) or getattr(args, "out_dir", None))
     if full is not None:  # one a command did not translate itself (torch's "file write failed" on a checkpoint)
         return _failed(events, 2, full.code, full.message, full.hint)
     traceback.print_exception(exc, file=sys.stderr)

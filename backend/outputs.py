@@ -16,11 +16,12 @@ Every command writes its outputs through :class:`Output`:
   start must still be the same file (device and inode): a finished output another run wrote meanwhile is never
   replaced (``output_exists``).
 - a full disk (``ENOSPC``/``EDQUOT`` anywhere while writing) is ``disk_full`` with the bytes needed and free
-  (:func:`disk_full_error`); :func:`check_free_space` refuses a known size before the first byte.
+  (:func:`disk_errors`, :func:`abort_on_failure`); :func:`backend.disk.check_free_space` refuses a known size
+  before the first byte.
 
-Only the standard library here: the CLI calls :func:`refuse_output_in_inputs` before a command's heavy imports.
-Longer than our usual module on purpose: every rule about an output path in one place (sections: helpers, full
-disks, what eo-ssl wrote, inputs, temporaries, folders written in place, failed runs, commits).
+The rules' parts live beside it: :mod:`backend.disk` (permissions, free space, what a full disk is) and
+:mod:`backend.output_paths` (an output is never an input, temporary names, stale temporaries, locks). Only the
+standard library here: the CLI calls :func:`refuse_foreign` before a command's heavy imports.
 """
 
 from __future__ import annotations
@@ -31,13 +32,21 @@ import errno
 import fnmatch
 import json
 import os
-import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from backend.disk import SPACE_ERRNOS, apply_umask, disk_full_error, disk_full_of, remember_free_space
 from backend.errors import EoSslError
+from backend.output_paths import (
+    busy_with,
+    lock,
+    refuse_output_in_inputs,
+    release_locks,
+    remove,
+    sweep_stale,
+    temp_path,
+)
 
 #: The file eo-ssl puts in every folder it writes (JSON: tool, kind, version, created, the entries it wrote).
 MARKER = ".eo-ssl-output"
@@ -50,128 +59,9 @@ LEGACY_FORMATS = {
 }
 #: The comment that marks a .qml style as eo-ssl's (backend.predict.styles writes it).
 QML_MARK = "<!-- written by eo-ssl -->"
-#: Temporary names: ``OUT.tmp-PID`` (folders), ``.NAME.tmp-PID.SUFFIX`` (files), also ``part`` and ``old``.
-_TEMP = re.compile(r"^\.?(?P<name>.+?)\.(?P<tag>tmp|part|old)-(?P<pid>\d+)(?P<rest>(\..*)?)$")
-_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-#: how the C libraries say it when no errno reaches Python (GDAL, SQLite under OGR's GeoPackage driver, Windows)
-_SPACE_TEXT = ("no space left on device", "disk quota exceeded", "not enough space", "database or disk is full",
-               "free disk space available is")
-
-
-# -- helpers ----------------------------------------------------------------------------------------------------------
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def umask() -> int:
-    """The process's umask, read without changing it where Linux allows (``/proc/self/status``)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def apply_umask(path: str | Path) -> None:
-    """Give ``path`` (and, for a folder, everything under it) the permissions of a file the user creates: 0666 /
-    0777 less the umask. Temporary files are created private (0600); a finished output is the user's."""
-    mask = umask()
-    path = Path(path)
-    if path.is_symlink():
-        return
-    if path.is_dir():
-        os.chmod(path, 0o777 & ~mask)
-        for root, dirs, files in os.walk(path):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o777 & ~mask)
-            for f in files:
-                p = os.path.join(root, f)
-                if not os.path.islink(p):
-                    os.chmod(p, 0o666 & ~mask)
-    elif path.exists():
-        os.chmod(path, 0o666 & ~mask)
-
-
-def remove(path: Path) -> None:
-    """Remove a file or a folder tree, whichever it is (nothing if absent)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _nearest_existing(path: Path) -> Path:
-    path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def free_bytes(path: str | Path) -> int:
-    """Free bytes (for this user) on the file system that holds, or will hold, ``path``."""
-    try:
-        return int(shutil.disk_usage(_nearest_existing(Path(path))).free)
-    except OSError:
-        return -1
 
 
 # -- full disks -------------------------------------------------------------------------------------------------------
-def is_disk_full(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) says the disk or the quota is full. GDAL's errors carry
-    no errno, only the C library's text."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, OSError) and exc.errno in _SPACE_ERRNOS:
-            return True
-        if any(t in str(exc).lower() for t in _SPACE_TEXT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
-
-
-#: free bytes where each output goes, when its run checked it (a full disk's message says what there was)
-_FREE_AT_START: dict[str, int] = {}
-
-
-def disk_full_error(path: str | Path, needed: int | None = None) -> EoSslError:
-    """``disk_full`` for ``path``: the bytes needed (when known) and free when the run started (else now)."""
-    free = _FREE_AT_START.get(os.path.realpath(path), free_bytes(path))
-    need = f"it needs about {_size(needed)}, " if needed else ""
-    return EoSslError("disk_full", f"The disk holding {path} filled up while eo-ssl wrote it: {need}"
-                      f"{_size(max(free, 0))} were free when this run started.",
-                      "Free some space, or write the output to another disk. Nothing of this run was left behind.")
-
-
-def disk_full_of(exc: BaseException, path: str | Path | None, needed: int | None = None) -> EoSslError | None:
-    """``disk_full`` for ``path`` when ``exc`` says the disk filled up, or when it is a failed write and that disk
-    has (almost) no space left (GDAL's "Write failed" carries no errno and no text that says why); else None."""
-    if isinstance(exc, EoSslError):
-        return exc if exc.code == "disk_full" else None
-    if not isinstance(exc, Exception):  # a cancel, Ctrl+C, an exit
-        return None
-    if is_disk_full(exc):
-        return disk_full_error(path or ".", needed)
-    if path and "write" in str(exc).lower() and 0 <= free_bytes(path) < 1 << 20:
-        return disk_full_error(path, needed)
-    return None
-
-
-def check_free_space(path: str | Path, needed: int, what: str = "the output") -> None:
-    """Refuse before the first byte when ``needed`` bytes (a known size) do not fit where ``path`` goes."""
-    free = free_bytes(path)
-    if 0 <= free < needed:
-        raise EoSslError("disk_full", f"{what} needs about {_size(needed)} at {path}, but only {_size(free)} are "
-                         "free there.", "Free some space, pick an --out on another disk, or a smaller AOI.")
-
-
 @contextlib.contextmanager
 def disk_errors(path: str | Path, needed: int | None = None) -> Iterator[None]:
     """Turn a full disk met anywhere inside into ``disk_full`` (with the bytes needed, when known, and free)."""
@@ -295,36 +185,7 @@ def is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
-# -- inputs -----------------------------------------------------------------------------------------------------------
-def _real(path: str | Path) -> Path:
-    return Path(os.path.realpath(os.path.abspath(os.path.expanduser(str(path)))))
-
-
-def _within(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
-def refuse_output_in_inputs(outputs: Iterable[tuple[str, str | Path]], inputs: Iterable[tuple[str, str | Path]]
-                            ) -> None:
-    """``output_is_input`` when an output path is an input, holds one or lies inside one (folder inputs: a chip
-    store, a folder of rasters, a model package). ``outputs``/``inputs``: (option, path) pairs; inputs that do not
-    exist (``random``, ...) are ignored."""
-    ins = [(opt, _real(p)) for opt, p in inputs if p not in (None, "") and Path(str(p)).exists()]
-    for out_opt, out in outputs:
-        if out in (None, ""):
-            continue
-        o = _real(out)
-        for in_opt, i in ins:
-            if _within(i, o):
-                what = "is" if i == o else "holds"
-                raise EoSslError("output_is_input", f"{out_opt} {out} {what} the input {in_opt} {i}: writing it "
-                                 "would destroy the input.", f"Pick an {out_opt} outside the inputs.")
-            if i.is_dir() and _within(o, i):
-                raise EoSslError("output_is_input", f"{out_opt} {out} lies inside the input {in_opt} {i}.",
-                                 f"Pick an {out_opt} outside the input folders (eo-ssl never writes into its "
-                                 "inputs).")
-
-
+# -- foreign paths ----------------------------------------------------------------------------------------------------
 def refuse_foreign(outs: Iterable[tuple[str, str | Path]]) -> None:
     """``not_eo_ssl_output`` for an output path that exists, is not empty, and was not written by eo-ssl: no command
     writes over (or into) such a path, with or without ``--overwrite``. Checked by the CLI before any heavy import;
@@ -337,127 +198,7 @@ def refuse_foreign(outs: Iterable[tuple[str, str | Path]]) -> None:
                              f"Pick a new {option}, or move {p} away yourself.")
 
 
-# -- temporaries ------------------------------------------------------------------------------------------------------
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (on this machine). Anything that cannot be told counts as alive: its
-    temporaries are then left alone."""
-    if pid == os.getpid():
-        return True
-    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return kernel32.GetLastError() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return not ok or code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def temp_path(out: Path, tag: str = "tmp", folder: bool = False, pid: int | None = None) -> Path:
-    """The temporary name of ``out`` while this process writes it: ``OUT.tmp-PID`` for a folder,
-    ``.NAME.tmp-PID.SUFFIX`` for a file (hidden, and keeping the suffix GDAL/OGR choose a driver by)."""
-    pid = os.getpid() if pid is None else pid
-    out = Path(out)
-    if folder:
-        return out.with_name(f"{out.name}.{tag}-{pid}")
-    return out.with_name(f".{out.name}.{tag}-{pid}{out.suffix}")
-
-
-def temporaries(out: Path) -> list[tuple[Path, int]]:
-    """Temporary names of ``out`` in its folder, with the process id each belongs to."""
-    out = Path(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    found = []
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return []
-    for p in entries:
-        m = _TEMP.match(p.name)
-        if m and m.group("name") == out.name:
-            found.append((p, int(m.group("pid"))))
-    return found
-
-
-def sweep_stale(out: Path) -> list[Path]:
-    """Remove the temporaries of ``out`` left by processes that are gone (a killed run); return them."""
-    removed = []
-    for p, pid in temporaries(out):
-        if not pid_alive(pid):
-            remove(p)
-            removed.append(p)
-    return removed
-
-
-def busy_with(out: Path) -> int | None:
-    """The id of another live process writing ``out`` (it holds a temporary of it), or None."""
-    for _, pid in temporaries(out):
-        if pid != os.getpid() and pid_alive(pid):
-            return pid
-    return None
-
-
 # -- a folder written in place (a training run's) -------------------------------------------------------------------
-_LOCKS: dict[str, int] = {}
-
-
-def lock(path: Path) -> bool:
-    """Hold an exclusive lock on the file ``path`` until this run ends (:func:`release_locks`); False if another
-    process (or another run in this one) holds it. No locking where the platform has no ``flock``: then only the
-    other checks apply."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        return True
-    key = os.path.realpath(path)
-    if key in _LOCKS:
-        return True
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False
-    _LOCKS[key] = fd
-    return True
-
-
-def release_locks() -> None:
-    while _LOCKS:
-        _, fd = _LOCKS.popitem()
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def locked_by_other(path: Path) -> bool:
-    """Whether someone else holds :func:`lock` on ``path`` (tested without keeping the lock)."""
-    if not path.is_file() or os.path.realpath(path) in _LOCKS:
-        return False
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = "--out",
                  keep_if: Callable[[], bool] | None = None) -> None:
     """Create ``folder`` (an output written in place, e.g. a training run's checkpoints) with the eo-ssl marker,
@@ -475,7 +216,7 @@ def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = 
         for p in new:  # innermost first; only folders this call made, and only while empty
             with contextlib.suppress(OSError):
                 p.rmdir()
-        if exc.errno in _SPACE_ERRNOS:
+        if exc.errno in SPACE_ERRNOS:
             raise disk_full_error(folder) from exc
         raise EoSslError("output_not_writable", f"Cannot write {option} {folder}: {exc.strerror or exc}.",
                          f"Pick an {option} in a folder you can write to.") from exc
@@ -484,7 +225,7 @@ def claim_folder(folder: Path, kind: str, entries: Iterable[str], option: str = 
                          f"Wait for it to finish, or pick another {option}.")
     if created:
         remove_on_failure(folder, keep_if)
-    _FREE_AT_START[os.path.realpath(folder)] = free_bytes(folder)
+    remember_free_space(folder)
 
 
 # -- what a failed run leaves --------------------------------------------------------------------------------------
@@ -597,7 +338,7 @@ class Output:
             raise EoSslError("output_not_writable", f"Cannot write to folder {parent}.",
                              f"Pick an {option} in a folder you can write to.")
         self.swept = [p for q in (out, *self.sidecars) for p in sweep_stale(q)]
-        _FREE_AT_START[os.path.realpath(out)] = free_bytes(out)
+        remember_free_space(out)
         other = busy_with(out)
         if other is not None:
             raise EoSslError("output_busy", f"Another eo-ssl run (process {other}) is writing {option} {out}.",

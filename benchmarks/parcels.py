@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import cpu_name, memory
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "benchmarks" / ".cache" / "parcels"
@@ -154,21 +155,7 @@ def _child(mode: str, n: int, subset: int, out: Path) -> dict:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
-        mem = f", {kib / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
+    cpu, mem = cpu_name(), memory()
     import rasterio
 
     return (f"{cpu}, {os.cpu_count()} logical cores{mem}; {platform.system()} {platform.release()}; Python "

@@ -1,4 +1,5 @@
 """``eo-ssl predict``: the CPU side against the I/O bound, km²/s, stage times, peak RSS, and many scenes on 2 processes.
+Long because: four measurements and their report, each run in a process of its own, share one cache and table.
 
 Data:
 
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import cpu_name
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "benchmarks" / ".cache" / "predict"
@@ -457,10 +459,7 @@ def report(cpu_side: list[tuple[dict[str, Any], dict[str, Any]]], rows: list[dic
     import rasterio
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))
+    cpu = cpu_name()
     device = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else (
         f"CPU only ({cpu}, {os.cpu_count()} logical cores)")
     full = SIZE * SIZE * RES * RES / 1e6

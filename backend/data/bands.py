@@ -25,6 +25,13 @@ S2_RGB: tuple[str, ...] = ("B04", "B03", "B02")
 
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
 
+#: The band at the end of a per-band file's name, after ``_``, ``-`` or ``.``: ``T33UUU_..._B8A``,
+#: ``..._B02_10m`` (Sentinel-2, any spelling ``canonical_s2`` reads), ``..._VH`` (Sentinel-1).
+FILE_BAND: dict[str, re.Pattern[str]] = {
+    "s2": re.compile(r"(?:^|[_\-.])(B\d{1,2}A?)(?:_\d{2}m)?$", re.IGNORECASE),
+    "s1": re.compile(rf"(?:^|[_\-.])({'|'.join(S1_BANDS)})$", re.IGNORECASE),
+}
+
 _S2_RE = re.compile(r"^(?:S2[_-]?)?B(?:AND)?[_-]?0*(\d{1,2})(A?)$", re.IGNORECASE)
 
 
@@ -51,11 +58,10 @@ def canonical(name: str, sensor: str) -> str | None:
 
 def band_token_in_filename(stem: str, sensor: str) -> str | None:
     """The band named by a per-band file name: ``T33UUU_..._B8A`` -> ``B8A``, ``..._VH`` -> ``VH``."""
-    last = re.split(r"[_.\-]", stem)[-1]
-    if sensor == "s2":
-        m = re.search(r"(?:^|[_\-.])(B\d{1,2}A?)(?:_\d{2}m)?$", stem, re.IGNORECASE)
-        return canonical_s2(m.group(1)) if m else None
-    return last.upper() if last.upper() in S1_BANDS else None
+    m = FILE_BAND[sensor].search(stem)
+    if not m:
+        return None
+    return canonical_s2(m.group(1)) if sensor == "s2" else m.group(1).upper()
 
 
 def parse_band_list(text: str, sensor: str) -> list[str]:

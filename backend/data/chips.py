@@ -26,9 +26,9 @@ from backend.data.bands import EUROSAT_MS_ORDER, canonical_s2
 from backend.data.chipstore import SPLITS, BandStats, ChipStoreWriter, npy_bytes
 from backend.data.labels import class_colour, split_stratified
 from backend.data.scenes import RASTER_SUFFIXES
+from backend.disk import check_free_space, disk_full_error, is_disk_full
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.outputs import check_free_space, disk_full_error, is_disk_full
 
 
 def find_chips(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:

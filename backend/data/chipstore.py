@@ -85,7 +85,7 @@ class BandStats:
 
 def npy_bytes(shape: tuple[int, ...], dtype: str | np.dtype) -> int:
     """Bytes of a ``.npy`` file of ``shape`` and ``dtype``, header included, known before anything is written (a
-    disk too small is refused before the first header: :func:`backend.outputs.check_free_space`)."""
+    disk too small is refused before the first header: :func:`backend.disk.check_free_space`)."""
     dtype = np.dtype(dtype)
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,

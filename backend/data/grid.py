@@ -12,6 +12,7 @@ from pyproj import CRS
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 from shapely.geometry.base import BaseGeometry
 
 from backend.data.aoi import AOI, reproject_geometry
@@ -45,7 +46,7 @@ class Grid:
         return self.height, self.width
 
     def window_transform(self, window: Window) -> Affine:
-        return self.transform @ Affine.translation(window.col_off, window.row_off)
+        return window_transform(window, self.transform)
 
     def windows(self, size: int = 512) -> Iterator[Window]:
         """Row-major blocks of ``size`` x ``size`` (smaller at the right and bottom edges)."""

@@ -21,16 +21,17 @@ from shapely.geometry.base import BaseGeometry
 
 from backend import __version__, options
 from backend.data.aoi import AOI, bbox_aoi, load_aoi, parse_poi
-from backend.data.bands import parse_band_list
+from backend.data.bands import S1_BANDS, parse_band_list
 from backend.data.chipstore import BandStats, ChipStoreWriter, npy_bytes
 from backend.data.feature_presets import FEATURES, describe, discover_features
 from backend.data.grid import Grid, choose_grid, footprint
 from backend.data.labels import IGNORE_INDEX, Parcels, load_parcels
 from backend.data.scenes import BAND_OPTION, SENSOR_LABEL, Scene, common_bands, discover, filter_poi, group_by_date
 from backend.data.warp import GridReader, read_stack
+from backend.disk import check_free_space
 from backend.errors import EoSslError
 from backend.events import Events
-from backend.outputs import Output, check_free_space, disk_errors
+from backend.outputs import Output, disk_errors
 
 #: Memory for one window's block of all dates and bands (the writer's working set).
 WINDOW_BUDGET_BYTES = 64 * 2**20
@@ -66,7 +67,7 @@ def _band_arg(text: str | None, sensor: str) -> list[str] | None:
     try:
         return parse_band_list(text, sensor)
     except ValueError as exc:
-        valid = "B01..B12, B8A" if sensor == "s2" else "VV, VH"
+        valid = "B01..B12, B8A" if sensor == "s2" else ", ".join(S1_BANDS)
         raise EoSslError("unknown_band_name", f"{BAND_OPTION[sensor]}: {exc.args[0]!r} is not a band name.",
                          f"Band names are {valid}.") from exc
 
@@ -87,18 +88,9 @@ def resolve_inputs(args: argparse.Namespace, events: Events) -> Inputs:
         features = _overlapping(discover_features(feature_paths, getattr(args, "features_preset", None) or "auto",
                                                   events.warning), aoi, events)
         events.log(f"Feature rasters: {describe(features)}")
-    s2: list[Scene] = []
-    s2_bands: list[str] = []
-    if args.s2:
-        s2 = _overlapping(filter_poi(discover(args.s2, "s2", _band_arg(args.s2_bands, "s2"), events.warning), poi,
-                                     "s2"), aoi, events)
-        s2_bands = common_bands(s2, "s2")
-    s1: list[Scene] = []
-    s1_bands: list[str] = []
+    s2, s2_bands = _sensor_scenes(args.s2, "s2", args.s2_bands, poi, aoi, events)
+    s1, s1_bands = _sensor_scenes(args.s1, "s1", args.s1_bands, poi, aoi, events)
     if args.s1:
-        s1 = _overlapping(filter_poi(discover(args.s1, "s1", _band_arg(args.s1_bands, "s1"), events.warning), poi,
-                                     "s1"), aoi, events)
-        s1_bands = common_bands(s1, "s1")
         linear = [s.name for s in s1 if s.scale == "linear"]
         events.log(f"Sentinel-1: {len(s1)} scene(s), {', '.join(s1_bands)}; "
                    + (f"{len(linear)} in linear power, converted to dB" if linear else "values already in dB"))
@@ -108,6 +100,17 @@ def resolve_inputs(args: argparse.Namespace, events: Events) -> Inputs:
                + f"grid {grid.width} x {grid.height} px at {grid.resolution:g} m in {grid.crs.name}")
     return Inputs(s2, s1, aoi, poi, grid, aoi_geom, s2_bands, s1_bands, features,
                   common_bands(features, FEATURES) if features else [])
+
+
+def _sensor_scenes(paths: list[str] | None, sensor: str, bands: str | None, poi: tuple[dt.date, dt.date] | None,
+                   aoi: AOI | None, events: Events) -> tuple[list[Scene], list[str]]:
+    """The scenes of ``sensor`` under ``paths`` (``bands``: the --s2-bands/--s1-bands text) in the POI that overlap
+    the AOI, and the bands they all have; ([], []) without ``paths``."""
+    if not paths:
+        return [], []
+    scenes = _overlapping(filter_poi(discover(paths, sensor, _band_arg(bands, sensor), events.warning), poi, sensor),
+                          aoi, events)
+    return scenes, common_bands(scenes, sensor)
 
 
 def _overlapping(scenes: list[Scene], aoi: AOI | None, events: Events) -> list[Scene]:

@@ -25,7 +25,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 
-from backend.data.bands import band_token_in_filename, canonical
+from backend.data.bands import FILE_BAND, S1_BANDS, S2_BANDS, band_token_in_filename, canonical
 from backend.errors import EoSslError
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img"}
@@ -220,7 +220,7 @@ def discover(paths: list[str | Path], sensor: str, band_names: list[str] | None 
                         f"Give one name per band in file order with {BAND_OPTION[sensor]}.")
                 names = list(band_names)
             if names is None:
-                example = "B02,B03,B04,B08" if sensor == "s2" else "VV,VH"
+                example = "B02,B03,B04,B08" if sensor == "s2" else ",".join(S1_BANDS)
                 raise EoSslError(
                     "unknown_bands",
                     f"Cannot tell which {SENSOR_LABEL[sensor]} band is which in {path}: "
@@ -261,8 +261,6 @@ def _warn_missing(scene: str, names: list[str], sensor: str, warn: Any) -> None:
     """A scene given one file per band that looks like a whole product (9 bands or more, or any of the 10 m bands)
     but lacks some (L2A has no B10) is said, not silently worked around: a file left out of a copy changes the
     cube's bands. A deliberate subset without a 10 m band gap (e.g. B02, B03, B04, B08) is not warned about."""
-    from backend.data.bands import S1_BANDS, S2_BANDS
-
     expected = [b for b in (S2_BANDS if sensor == "s2" else S1_BANDS) if b != "B10"]
     missing = [b for b in expected if b not in names]
     ten_m = [b for b in ("B02", "B03", "B04", "B08") if b in missing]
@@ -273,13 +271,10 @@ def _warn_missing(scene: str, names: list[str], sensor: str, warn: Any) -> None:
 
 def _group_key(stem: str, sensor: str) -> str:
     """The scene part of a per-band file name: ``T33UUU_20170216T102101_B02_10m`` -> ``T33UUU_20170216T102101``."""
-    pattern = r"[_\-.]B\d{1,2}A?(?:_\d{2}m)?$" if sensor == "s2" else r"[_\-.](?:VV|VH)$"
-    return re.sub(pattern, "", stem, flags=re.IGNORECASE) or stem
+    return FILE_BAND[sensor].sub("", stem) or stem
 
 
 def _band_order(name: str, sensor: str) -> int:
-    from backend.data.bands import S1_BANDS, S2_BANDS
-
     order = list(S2_BANDS) if sensor == "s2" else list(S1_BANDS)
     return order.index(name) if name in order else len(order)
 

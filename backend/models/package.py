@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from backend import __version__, outputs
+from backend import __version__, disk, output_paths, outputs
 from backend.errors import EoSslError
 
 FORMAT = "eo-ssl-model"
@@ -39,7 +39,7 @@ def save_package(out: str | Path, state_dict: dict[str, torch.Tensor], meta: dic
     if out.exists() and not overwrite:
         raise EoSslError("output_exists", f"Model folder {out} already exists.", "Pick a new --out or --overwrite.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = outputs.temp_path(out, folder=True)
+    tmp = output_paths.temp_path(out, folder=True)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -52,7 +52,7 @@ def save_package(out: str | Path, state_dict: dict[str, torch.Tensor], meta: dic
             if Path(src).exists():
                 shutil.copy2(src, tmp / name)
         entries = sorted({*(f.name for f in tmp.iterdir()), "checkpoints"})
-        outputs.apply_umask(tmp)
+        disk.apply_umask(tmp)
         if out.exists() and not outputs.is_empty_dir(out):
             # keep what lives beside the package (e.g. resumable checkpoints) by moving only our files
             for f in tmp.iterdir():

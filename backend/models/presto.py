@@ -1,7 +1,7 @@
 """Presto (Tseng et al. 2023, "Lightweight, Pre-trained Transformers for Remote Sensing Timeseries", arXiv
 2304.14065): eo-ssl's own implementation of the published architecture, loadable strictly from its weights.
-Over 450 lines on purpose: one published architecture (its channels, tokens, encodings, blocks and strict loading)
-that is checked tensor by tensor against the reference, so it stays one module.
+Long because: one published architecture (channels, tokens, encodings, blocks, strict loading), checked tensor by
+tensor against the reference, stays one module.
 
 Presto encodes *one pixel's* monthly time series (up to 24 months). Its 17 input channels (:data:`CHANNELS`) form
 channel groups (:data:`GROUPS`); every group gives one token per month (a linear embedding of the group's

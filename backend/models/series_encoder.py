@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.errors import EoSslError
+from backend.models.state_dicts import load_exactly
 
 #: ``architecture.encoder`` of the series transformer
 NAME = "series-transformer"
@@ -282,11 +283,8 @@ def load_series_package(path: str | Path, device: str | torch.device = "cpu") ->
     encoder = encoder_from_meta(meta)
     described = encoder.mean.clone(), encoder.std.clone()
     state = weights_under(weights, "encoder.")
-    try:
-        encoder.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise EoSslError("corrupt_model", f"{path}: the weights do not fit the series encoder model.json describes: "
-                         f"{str(exc)[:400]}", "Use another copy of the package.") from exc
+    load_exactly(encoder, state, "corrupt_model", f"{path}: the weights do not fit the series encoder model.json "
+                 "describes", "Use another copy of the package.", limit=400)
     if not (torch.allclose(encoder.mean, described[0], rtol=1e-5)
             and torch.allclose(encoder.std, described[1], rtol=1e-5)):
         raise EoSslError("corrupt_model", f"{path}: the normalisation in the weights differs from model.json's.",

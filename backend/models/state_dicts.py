@@ -89,6 +89,16 @@ def load_matching(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *,
     return report
 
 
+def load_exactly(module: torch.nn.Module, state: Mapping[str, torch.Tensor], code: str, what: str, hint: str,
+                 limit: int = 300) -> None:
+    """``module.load_state_dict(state, strict=True)``; a key or shape that does not fit is ``EoSslError(code,
+    "WHAT: <torch's message, at most ``limit`` characters>", hint)``."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise EoSslError(code, f"{what}: {str(exc)[:limit]}", hint) from exc
+
+
 def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)

@@ -10,12 +10,13 @@ acquisition date.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.models.state_dicts import LoadReport, load_matching
+from backend.models.state_dicts import LoadReport, load_exactly, load_matching
 
 
 def doy_channels(doy: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -23,6 +24,45 @@ def doy_channels(doy: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     angle = 2 * math.pi * doy.to(like.dtype) / 365.25
     enc = torch.stack([torch.sin(angle), torch.cos(angle)], dim=2)  # (B, T, 2)
     return enc[..., None, None].expand(-1, -1, -1, like.shape[-2], like.shape[-1])
+
+
+def _with_doy(x: torch.Tensor, doy: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B, T, C + 2, H, W): the day of year (0 where not given) appended as sin/cos channels."""
+    doy = doy if doy is not None else torch.zeros(x.shape[:2], device=x.device)
+    return torch.cat([x, doy_channels(doy, x)], dim=2)
+
+
+def _unet_layers(cin: int, base: int, depth: int, block: Callable[[int, int], nn.Module],
+                 conv: Callable[..., nn.Module]) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList, int]:
+    """The (down, reduce, up) blocks of a U-Net of ``depth`` levels of width ``base * 2**i`` (2D or 3D by ``block``
+    and ``conv``) from ``cin`` channels, built in this order (so a seed draws the same weights), and the output
+    width."""
+    widths = [base * 2**i for i in range(depth + 1)]
+    down = nn.ModuleList()
+    for w in widths:
+        down.append(block(cin, w))
+        cin = w
+    reduce, up = nn.ModuleList(), nn.ModuleList()
+    for w in reversed(widths[:-1]):
+        reduce.append(conv(cin, w, 1))
+        up.append(block(2 * w, w))
+        cin = w
+    return down, reduce, up, cin
+
+
+def _unet_pass(h: torch.Tensor, net: nn.Module, pool: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Down through ``net.down`` (pooled with ``pool`` after each but the last level), up through ``net.reduce`` /
+    ``net.up`` with the skips."""
+    skips = []
+    for i, block in enumerate(net.down):
+        h = block(h)
+        if i < net.depth:
+            skips.append(h)
+            h = pool(h)
+    for reduce, block, skip in zip(net.reduce, net.up, reversed(skips), strict=True):
+        h = F.interpolate(reduce(h), size=skip.shape[2:], mode="nearest")
+        h = block(torch.cat([h, skip], dim=1))
+    return h
 
 
 class _Block3d(nn.Sequential):
@@ -43,36 +83,15 @@ class UNet3D(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels, self.depth, self.use_doy = in_channels, out_channels, depth, use_doy
         self.base = base
-        cin = in_channels + (2 if use_doy else 0)
-        widths = [base * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList()
-        for w in widths:
-            self.down.append(_Block3d(cin, w))
-            cin = w
-        self.up = nn.ModuleList()
-        self.reduce = nn.ModuleList()
-        for w in reversed(widths[:-1]):
-            self.reduce.append(nn.Conv3d(cin, w, 1))
-            self.up.append(_Block3d(2 * w, w))
-            cin = w
+        down, reduce, up, cin = _unet_layers(in_channels + (2 if use_doy else 0), base, depth, _Block3d, nn.Conv3d)
+        self.down, self.up, self.reduce = down, up, reduce
         # temporal pooling: softmax attention weights over T per pixel (works for any T)
         self.time_score = nn.Conv3d(cin, 1, 1)
         self.head = nn.Conv2d(cin, out_channels, 1)
 
     def forward(self, x: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
-        if self.use_doy:
-            doy = doy if doy is not None else torch.zeros(x.shape[:2], device=x.device)
-            x = torch.cat([x, doy_channels(doy, x)], dim=2)
-        h = x.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W)
-        skips = []
-        for i, block in enumerate(self.down):
-            h = block(h)
-            if i < self.depth:
-                skips.append(h)
-                h = F.max_pool3d(h, (1, 2, 2))
-        for reduce, block, skip in zip(self.reduce, self.up, reversed(skips), strict=True):
-            h = F.interpolate(reduce(h), size=skip.shape[2:], mode="nearest")
-            h = block(torch.cat([h, skip], dim=1))
+        x = _with_doy(x, doy) if self.use_doy else x
+        h = _unet_pass(x.permute(0, 2, 1, 3, 4), self, lambda h: F.max_pool3d(h, (1, 2, 2)))  # (B, C, T, H, W)
         weights = torch.softmax(self.time_score(h), dim=2)  # (B, 1, T, H, W)
         pooled = (h * weights).sum(dim=2)  # (B, C, H, W)
         return self.head(pooled)
@@ -86,37 +105,16 @@ class TemporalStackUNet(nn.Module):
         super().__init__()
         self.time_steps, self.use_doy = time_steps, use_doy
         self.in_channels, self.out_channels, self.depth, self.base = in_channels, out_channels, depth, base
-        cin = time_steps * (in_channels + (2 if use_doy else 0))
-        widths = [base * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList()
-        for w in widths:
-            self.down.append(_block2d(cin, w))
-            cin = w
-        self.reduce = nn.ModuleList()
-        self.up = nn.ModuleList()
-        for w in reversed(widths[:-1]):
-            self.reduce.append(nn.Conv2d(cin, w, 1))
-            self.up.append(_block2d(2 * w, w))
-            cin = w
+        down, reduce, up, cin = _unet_layers(time_steps * (in_channels + (2 if use_doy else 0)), base, depth,
+                                             _block2d, nn.Conv2d)
+        self.down, self.reduce, self.up = down, reduce, up
         self.head = nn.Conv2d(cin, out_channels, 1)
 
     def forward(self, x: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[1] != self.time_steps:
             raise ValueError(f"TemporalStackUNet was built for T={self.time_steps}, got T={x.shape[1]}")
-        if self.use_doy:
-            doy = doy if doy is not None else torch.zeros(x.shape[:2], device=x.device)
-            x = torch.cat([x, doy_channels(doy, x)], dim=2)
-        h = x.flatten(1, 2)
-        skips = []
-        for i, block in enumerate(self.down):
-            h = block(h)
-            if i < self.depth:
-                skips.append(h)
-                h = F.max_pool2d(h, 2)
-        for reduce, block, skip in zip(self.reduce, self.up, reversed(skips), strict=True):
-            h = F.interpolate(reduce(h), size=skip.shape[2:], mode="nearest")
-            h = block(torch.cat([h, skip], dim=1))
-        return self.head(h)
+        x = _with_doy(x, doy) if self.use_doy else x
+        return self.head(_unet_pass(x.flatten(1, 2), self, lambda h: F.max_pool2d(h, 2)))
 
 
 def _block2d(cin: int, cout: int) -> nn.Sequential:
@@ -176,13 +174,8 @@ class TemporalSegmenter(nn.Module):
         return out
 
     def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        from backend.errors import EoSslError
-
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise EoSslError("corrupt_model", f"The package's weights do not fit its architecture: {str(exc)[:300]}",
-                             "Use another copy of the model.") from exc
+        load_exactly(self, state, "corrupt_model", "The package's weights do not fit its architecture",
+                     "Use another copy of the model.")
 
     def describe(self) -> dict:
         t = self.temporal

@@ -1,4 +1,5 @@
 """Per-parcel class statistics of a categorical raster, one windowed read per block of the raster.
+Long because: one streamed algorithm whose parts (index, windows, layers, counts, fallback) share one window state.
 
 For each block of the map that some parcel touches: read the block once (and the confidence block), rasterise
 the parcels of that block into a parcel-id raster and accumulate ``np.bincount`` over (parcel, class) pairs. A
@@ -17,7 +18,7 @@ Rules, chosen to match a per-parcel ``rasterio.mask`` count:
 - Map pixels equal to the map's nodata value (or masked by its mask band) are not valid and are not counted as
   a class. The majority class is the most frequent valid class; ties go to the lower class id.
 
-Longer than our usual module on purpose: one streamed algorithm (the class index, the windows, the overlap layers,
+One streamed algorithm (the class index, the windows, the overlap layers,
 the accumulator and its two count tables, the all-touched fallback) whose parts share the same window and index
 state (only :func:`zonal_classes` and :func:`footprint` are used outside); split, each part would read only beside
 the others.
@@ -39,6 +40,7 @@ from affine import Affine
 from rasterio.enums import MaskFlags, MergeAlg
 from rasterio.features import rasterize
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 
 from backend.errors import EoSslError
 
@@ -204,13 +206,10 @@ def _corners_box(transform: Affine, w: int, h: int) -> shapely.Geometry:
     return shapely.Polygon(pts)
 
 
-def window_transform(src: rasterio.DatasetReader, win: Window) -> Affine:
-    return src.transform @ Affine.translation(int(win.col_off), int(win.row_off))
-
-
 def pixel_window(src: rasterio.DatasetReader, bounds: tuple[float, float, float, float] | np.ndarray,
                  pad: int = 0) -> Window:
-    """The whole-pixel window of the raster covering ``bounds`` (map units), padded, clipped to the raster."""
+    """The whole-pixel window of the raster covering ``bounds`` (map units), padded, clipped to the raster. Not
+    ``rasterio.windows.from_bounds``: it refuses a south-up or rotated transform, which this reads too."""
     x0, y0, x1, y1 = (float(v) for v in bounds)
     inv = ~src.transform
     cols, rows = zip(*(inv @ (x, y) for x in (x0, x1) for y in (y0, y1)))
@@ -388,7 +387,7 @@ def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtyp
     blocks_read = overlap_blocks = 0
     n_layers = 1
     for step, win in enumerate(windows, start=1):
-        wt = window_transform(src, win)
+        wt = window_transform(win, src.transform)
         h, w = int(win.height), int(win.width)
         hits = tree.query(_corners_box(wt, w, h))
         if len(hits):
@@ -423,7 +422,7 @@ def _run(src: rasterio.DatasetReader, band: int, geoms: np.ndarray, n: int, dtyp
         h, w = int(win.height), int(win.width)
         if h <= 0 or w <= 0:
             continue
-        wt = window_transform(src, win)
+        wt = window_transform(win, src.transform)
         data = src.read(band, window=win)
         cls = index(data, valid_mask(src, band, data, win, folded))
         c, cok = conf.read(win) if conf is not None else (None, None)

@@ -49,10 +49,13 @@ class Classifier:
 
 
 def _balanced_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
-    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
-    present = counts > 0
+    """scikit-learn's "balanced" class weights (n / (classes present x count)) of the classes present in ``y``, 0 for
+    the classes absent from it."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
     w = np.zeros(num_classes)
-    w[present] = len(y) / (present.sum() * counts[present])
+    w[present] = compute_class_weight("balanced", classes=present, y=y)
     return w
 
 

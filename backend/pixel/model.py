@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from backend.errors import EoSslError
+from backend.models.state_dicts import load_exactly
 from backend.pixel.classifiers import CLASSIFIERS, head_info
 from backend.pixel.features import PixelFeatures
 
@@ -121,8 +122,5 @@ class PixelClassifier(nn.Module):
         return {k: v for k, v in self.state_dict().items()}
 
     def load_package_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise EoSslError("corrupt_model", f"The package's weights do not fit its model.json: {str(exc)[:300]}",
-                             "Use another copy of the model.") from exc
+        load_exactly(self, state, "corrupt_model", "The package's weights do not fit its model.json",
+                     "Use another copy of the model.")

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from backend.errors import EoSslError
+from backend.models.state_dicts import load_exactly
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,8 @@ class SeriesEmbedding(nn.Module):
 
     def load_encoder(self, state: dict[str, torch.Tensor]) -> int:
         """Load the package's encoder weights (strict); returns the count."""
-        try:
-            self.encoder.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise EoSslError("weights_mismatch", f"The {self.spec.family} encoder's weights do not fit its "
-                             f"architecture: {str(exc)[:300]}", "Use the package as eo-ssl wrote it.") from exc
+        load_exactly(self.encoder, state, "weights_mismatch", f"The {self.spec.family} encoder's weights do not fit "
+                     "its architecture", "Use the package as eo-ssl wrote it.")
         return len(state)
 
     @torch.no_grad()

@@ -1,4 +1,5 @@
 """``eo-ssl predict --scenes ... --out-dir DIR``: map a region, many scenes over many processes and machines.
+Long because: one mode of predict whose steps (scenes, plan, processes, progress, mosaic) run only together.
 
 A scene is what ``--s2`` takes (a file, a folder of band files or of dated files), or a text file (``.txt``/``.lst``)
 listing such paths, one per line (``#`` comments; relative paths from the list's folder). The other input options
@@ -20,7 +21,7 @@ the SHA-256 of the model's weights and the options that change pixels) is not re
 other options is replaced. A scene that fails (bad input, nothing valid in the AOI) is reported and the others go
 on; the command then ends with ``scenes_failed`` (the finished maps and the mosaic stay; run it again to retry).
 
-Longer than our usual module on purpose: one mode of ``predict`` (many scenes, several processes) whose sections --
+One mode of ``predict`` (many scenes, several processes) whose sections --
 scenes, the plan, the processes, their merged progress, the job, the mosaic -- are used only by :func:`run_region`
 and only together (the plan and the ranks are threaded through every step); one map stays in
 :mod:`backend.predict.scene`.
@@ -44,7 +45,7 @@ from typing import Any
 import torch
 from affine import Affine
 
-from backend import options, outputs
+from backend import disk, options, output_paths, outputs
 from backend.devices import resolve_device
 from backend.errors import EoSslError
 from backend.events import Cancelled, Events
@@ -338,7 +339,7 @@ def _run(args: argparse.Namespace, events: Events, ranks: Ranks, out_dir: Path, 
     error: dict[str, Any] | None = None
     if ranks.main:
         try:
-            outputs.refuse_output_in_inputs([("--out-dir", out_dir)], options.paths("predict", args, "input"))
+            output_paths.refuse_output_in_inputs([("--out-dir", out_dir)], options.paths("predict", args, "input"))
             outputs.claim_folder(out_dir, "maps", ENTRIES, option="--out-dir",
                                  keep_if=lambda: any(out_dir.glob("*.tif")))
             plan = make_plan(args, out_dir, sha256_of(Path(args.model) / WEIGHTS))
@@ -412,7 +413,7 @@ def _map_my_scenes(pred: Predictor, args: argparse.Namespace, events: Events, ra
             events.log(f"{name}: {'nothing to map' if status == 'empty' else 'failed'} ({exc.code}: {exc.message})",
                        level="warning")
         except Exception as exc:  # noqa: BLE001 - one scene's bug must not lose the others' maps
-            full = outputs.disk_full_of(exc, out)
+            full = disk.disk_full_of(exc, out)
             if full is None:
                 traceback.print_exc(file=sys.stderr)
             result.update(status="failed", code=full.code if full else "internal",
@@ -531,7 +532,7 @@ def write_mosaics(out_dir: Path, maps: list[Path], classes: list[dict[str, Any]]
         band = vrt.Band("uint8", sources, nodata=CLASS_NODATA, description=description, colormap=colormap,
                         categories=names)
         path = out_dir / name
-        tmp = outputs.temp_path(path)
+        tmp = output_paths.temp_path(path)
         vrt.write_vrt(tmp, width, height, wkt, transform, [band], tags)
         os.replace(tmp, path)
         styles.paletted_qml(classes, path.with_suffix(".qml"))

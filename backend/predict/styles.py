@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.outputs import QML_MARK, apply_umask, temp_path
+from backend.disk import apply_umask
+from backend.output_paths import temp_path
+from backend.outputs import QML_MARK
 
 QGIS_VERSION = "3.22.0-Białowieża"
 VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
@@ -41,6 +43,22 @@ def _provider(pipe: ET.Element) -> None:
                                            "zoomedOutResamplingMethod": "nearestNeighbour"})
 
 
+def _renderer(kind: str, band: int, **extra: str) -> tuple[ET.Element, ET.Element, ET.Element]:
+    """(root, pipe, renderer) of a style whose raster renderer is of type ``kind`` on ``band`` (plus the attributes
+    ``extra``), opaque, no alpha band, with QGIS's default min/max origin."""
+    root = _root()
+    pipe = ET.SubElement(root, "pipe")
+    _provider(pipe)
+    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": kind, "band": str(band), "opacity": "1",
+                                                      "alphaBand": "-1", "nodataColor": "", **extra})
+    ET.SubElement(renderer, "rasterTransparency")
+    origin = ET.SubElement(renderer, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
+                      ("cumulativeCutLower", "0.02"), ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
+        ET.SubElement(origin, tag).text = text
+    return root, pipe, renderer
+
+
 def _write(root: ET.Element, path: Path) -> Path:
     """Pretty-printed, with QGIS's doctype; written to a temporary name and renamed."""
     ET.indent(root, space="  ")
@@ -56,16 +74,7 @@ def _write(root: ET.Element, path: Path) -> Path:
 
 def paletted_qml(classes: Sequence[dict[str, Any]], path: str | Path, band: int = 1) -> Path:
     """A paletted style: one entry per class (``id``, ``name``, ``colour`` as #rrggbb); nodata stays transparent."""
-    root = _root()
-    pipe = ET.SubElement(root, "pipe")
-    _provider(pipe)
-    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": "paletted", "band": str(band), "opacity": "1",
-                                                      "alphaBand": "-1", "nodataColor": ""})
-    ET.SubElement(renderer, "rasterTransparency")
-    origin = ET.SubElement(renderer, "minMaxOrigin")
-    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
-                      ("cumulativeCutLower", "0.02"), ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
-        ET.SubElement(origin, tag).text = text
+    root, pipe, renderer = _renderer("paletted", band)
     palette = ET.SubElement(renderer, "colorPalette")
     for c in classes:
         ET.SubElement(palette, "paletteEntry", {"value": str(int(c["id"])), "color": str(c["colour"]).lower(),
@@ -77,17 +86,8 @@ def paletted_qml(classes: Sequence[dict[str, Any]], path: str | Path, band: int 
 def confidence_qml(path: str | Path, band: int = 1, lo: float = 0.0, hi: float = 1.0) -> Path:
     """A pseudo-colour style for the confidence raster (max softmax, 0..1; Viridis, dark = unsure); ``lo``/``hi``:
     another range (a similarity raster's)."""
-    root = _root()
-    pipe = ET.SubElement(root, "pipe")
-    _provider(pipe)
-    renderer = ET.SubElement(pipe, "rasterrenderer", {
-        "type": "singlebandpseudocolor", "band": str(band), "opacity": "1", "alphaBand": "-1", "nodataColor": "",
-        "classificationMin": f"{lo:g}", "classificationMax": f"{hi:g}"})
-    ET.SubElement(renderer, "rasterTransparency")
-    origin = ET.SubElement(renderer, "minMaxOrigin")
-    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
-                      ("cumulativeCutLower", "0.02"), ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
-        ET.SubElement(origin, tag).text = text
+    root, pipe, renderer = _renderer("singlebandpseudocolor", band, classificationMin=f"{lo:g}",
+                                     classificationMax=f"{hi:g}")
     shader = ET.SubElement(renderer, "rastershader")
     fn = ET.SubElement(shader, "colorrampshader", {
         "colorRampType": "INTERPOLATED", "classificationMode": "2", "clip": "0", "minimumValue": f"{lo:g}",

@@ -34,8 +34,9 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
 from backend.data.grid import Grid
+from backend.disk import disk_full_error, is_disk_full
 from backend.errors import EoSslError
-from backend.outputs import disk_full_error, is_disk_full, temp_path
+from backend.output_paths import temp_path
 from backend.predict import vrt
 
 BLOCK = 512

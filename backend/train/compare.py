@@ -1,5 +1,6 @@
 """``eo-ssl evaluate --protocol compare``: which path gives the best map with the user's labels, and what did
 pre-training buy?
+Long because: budgets, scoring and the cube and chip paths are one experiment sharing Budget, Scorer and Row.
 
 For each label budget (a fraction of the training parcels, or K parcels per class) and seed, the same parcels train
 every path, and every path is scored on the same held-out parcels (the test split when the store has one, else the
@@ -19,7 +20,7 @@ kNN on each encoder's pooled features.
 The report opens with one sentence: the path to use, and what pre-training was worth in labels (the budget at which
 the random-init U-Net reaches what the pre-trained one scores, interpolated on the curve).
 
-Longer than our usual module on purpose (a little): budgets, scoring, the cube paths and the chip paths are the one
+Budgets, scoring, the cube paths and the chip paths are the one
 experiment of ``evaluate --protocol compare``, sharing :class:`Budget`, :class:`Scorer` and :class:`Row`.
 """
 
@@ -460,7 +461,6 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
     from backend.report.summary import aggregate, summary_sentence
     from backend.train import finetune as ft
     from backend.train import probes, runner
-    from backend.train.init_source import load_inits
 
     out = Path(args.out)
     if args.label_fractions and args.parcels_per_class:
@@ -474,15 +474,10 @@ def run_compare(args: Any, events: Events, t0: float, output: Any) -> dict[str, 
                          f"Use some of: {', '.join(options.COMPARE_PATHS)}.")
     cfg = runner.TrainConfig.from_args(args, epochs=20, batch_size=16)
     seeds = probes.parse_list(args.seeds, int, "--seeds", minimum=0) or [cfg.seed]
-    store = ChipStore(args.data)
-    task = args.task or ft.default_task(store)
     names = list(dict.fromkeys(str(i) for i in (args.init or []))) or ["random"]
     if "random" not in names:
         names.append("random")  # what pre-training is measured against
-    inits = load_inits(names, args.encoder, events.warning)
-    labels = probes.unique_labels(inits)
-    specs = probes.input_specs(store, inits, events.warning)
-    device = probes.one_device(cfg)
+    store, task, inits, labels, specs, device = probes.load_contest(args, names, cfg, events.warning)
     tmp = output.start()
     with abort_on_failure(out, output.abort):
         if task == "classification":

@@ -46,7 +46,7 @@ from backend.report.metrics import confusion, headline, scores
 from backend.train import finetune as ft
 from backend.train import probes, runner
 from backend.train.compare import run_compare
-from backend.train.init_source import InitSource, load_inits
+from backend.train.init_source import InitSource
 
 PROTOCOLS = options.PROTOCOLS
 PATHS = options.COMPARE_PATHS
@@ -82,13 +82,8 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
                          "Give e.g. --init MODEL_DIR random.")
     fractions = probes.parse_fractions(args.label_fractions or "1,0.5,0.1,0.01")
     cfg = runner.TrainConfig.from_args(args, epochs=20 if args.protocol == "finetune" else 10, batch_size=16)
-    store = ChipStore(args.data)
-    task = args.task or ft.default_task(store)
     names = list(dict.fromkeys(str(i) for i in args.init))
-    inits = load_inits(names, args.encoder, events.warning)
-    labels = probes.unique_labels(inits)
-    specs = probes.input_specs(store, inits, events.warning)
-    device = probes.one_device(cfg)
+    store, task, inits, labels, specs, device = probes.load_contest(args, names, cfg, events.warning)
     tmp = output.start()
     with abort_on_failure(out, output.abort):
         results, tsne_items, confusions, classes, notes = [], [], [], None, {}

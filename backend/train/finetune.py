@@ -1,4 +1,5 @@
 """``eo-ssl finetune``: supervised fine-tuning (or a frozen-encoder probe) on the labels of a chip store.
+Long because: task data, network, LightningModule, loop and package are one command's steps, each used by the next.
 
 - ``--task segmentation`` on a cube with rasterised parcels: an smp U-Net / DeepLabV3+ / DeepLabV3 over the encoder
   (:mod:`backend.models.segmentation`); pixels outside training parcels are ignored (-1).
@@ -16,7 +17,7 @@ The loop is the shared Lightning template (:mod:`backend.train.runner`): devices
 cancellation, resumable checkpoints. At the end the model is scored once more on the whole validation split and
 written as a model package (weights + ``model.json`` + ``training_curves.png``); the checkpoints are removed then.
 
-Longer than our usual module on purpose: the task data, the network, the LightningModule, the training loop with its
+The task data, the network, the LightningModule, the training loop with its
 final validation and the package metadata are one command's steps, each used by the next (``evaluate`` and
 ``compare`` reuse them as ``ft.*``); where the encoder's weights come from is :mod:`backend.train.init_source`.
 """

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend import outputs
+from backend import output_paths, outputs
 from backend.errors import EoSslError
 from backend.events import Events
 
@@ -50,7 +50,7 @@ def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[t
     eo-ssl wrote (or an empty or new one), ``--resume`` needs a checkpoint, a package or an unfinished run needs
     ``--resume`` or ``--overwrite``, and no other run is writing it (see :mod:`backend.outputs`)."""
     out = Path(out)
-    outputs.refuse_output_in_inputs([("--out", out)], inputs)
+    output_paths.refuse_output_in_inputs([("--out", out)], inputs)
     ckpt = checkpoint_dir(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise EoSslError("not_eo_ssl_output", f"{out} exists and is not a folder eo-ssl wrote; it is left alone.",
@@ -63,7 +63,7 @@ def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[t
         raise EoSslError("not_eo_ssl_output", f"{out} holds files eo-ssl did not write ({', '.join(foreign[:5])}"
                          f"{' ...' if len(foreign) > 5 else ''}); --overwrite replaces only a folder that is all "
                          "eo-ssl's.", f"Move them out of {out}, or pick a new --out.")
-    if outputs.locked_by_other(out / outputs.MARKER):
+    if output_paths.locked_by_other(out / outputs.MARKER):
         raise EoSslError("output_busy", f"Another eo-ssl run is writing {out}.", "Wait for it, or pick another --out.")
     if resume:
         if not (ckpt / LAST).exists():
@@ -82,8 +82,8 @@ def check_out(out: str | Path, resume: bool, overwrite: bool, inputs: Sequence[t
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise EoSslError("output_not_writable", f"Cannot write to {out} ({existing} is not a writable folder).",
                          "Choose a writable --out.")
-    outputs.sweep_stale(out)  # a package folder a killed run was writing (OUT.tmp-PID)
-    outputs.sweep_stale(ckpt / LAST)
+    output_paths.sweep_stale(out)  # a package folder a killed run was writing (OUT.tmp-PID)
+    output_paths.sweep_stale(ckpt / LAST)
 
 
 def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
@@ -93,7 +93,7 @@ def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
     d = checkpoint_dir(out_dir)
     outputs.claim_folder(Path(out_dir), "model", PACKAGE_ENTRIES, keep_if=lambda: (d / LAST).exists())
     d.mkdir(parents=True, exist_ok=True)
-    tmp = outputs.temp_path(d / RUN_CONFIG)
+    tmp = output_paths.temp_path(d / RUN_CONFIG)
     tmp.write_text(json.dumps(config, indent=1, default=str))
     os.replace(tmp, d / RUN_CONFIG)
 

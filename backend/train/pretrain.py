@@ -49,11 +49,31 @@ def method_config(args: argparse.Namespace, cls: type, sets: dict[str, Any], ban
     cfg: dict[str, Any] = {**COMMON_DEFAULTS, **cls.DEFAULTS, **sets}
     if args.encoder:
         cfg["encoder"] = args.encoder
-    if args.variant and args.method == "rs-byol":
-        cfg["variant"] = args.variant
+    if args.method == "rs-byol":
+        cfg["variant"] = args.variant  # resolved from auto by run_image
     cfg.update({"bands": bands, "sensors": sensors, "crop": int(args.crop), "batch_size": int(batch_size),
                 "world_size": int(world_size)})
     return cfg
+
+
+def auto_variant(stores: list[str], events: Events | None) -> str:
+    """``--variant auto`` of rs-byol: ``single`` when every store has Sentinel-1 (and Sentinel-2), else ``s2-only``
+    (as the QGIS plugin chooses); logged. A store that cannot be read is left to the data's own checks."""
+    from backend.data.chipstore import ChipStore
+
+    without = []
+    for path in stores:
+        try:
+            if "s1" not in ChipStore(path).sensors:
+                without.append(str(path))
+        except EoSslError:
+            return "single"  # the data's checks then say what is wrong with the store
+    variant = "s2-only" if without else "single"
+    if events is not None:
+        events.log(f"rs-byol --variant auto: {variant} ("
+                   + (f"no Sentinel-1 in {', '.join(without)}" if without else "every store has Sentinel-1 and "
+                      "Sentinel-2") + ")")
+    return variant
 
 
 def _load_init(module: Any, meta: dict[str, Any], weights: dict[str, Any], path: str) -> None:
@@ -129,11 +149,13 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     from backend.train.pretrain_series import run_series
 
     cls = get_method(args.method)
-    if args.variant and not cls.VARIANTS:
+    if args.variant not in (None, "auto") and not cls.VARIANTS:
         raise EoSslError("bad_argument", f"--variant is for rs-byol; {args.method} has no variants.",
                          "Leave --variant out.")
-    sets = options.parse_sets(args.set, cls.set_keys(), args.method)  # unknown keys: before any work
-    named = {"lr": args.lr, "weight_decay": args.weight_decay, "momentum": args.ema}  # these win over --set
+    # unknown keys and keys a named option sets (--set batch_size=8: use --batch-size): before any work
+    sets = options.parse_sets(args.set, cls.set_keys(), args.method,
+                              options.set_owners("pretrain", cls.set_keys(), momentum="--ema"))
+    named = {"lr": args.lr, "weight_decay": args.weight_decay, "momentum": args.ema}
     sets.update({k: v for k, v in named.items() if v is not None})
     if runner.is_main_process():
         model_folder.check_out(args.out, args.resume, args.overwrite, options.paths("pretrain", args, "input"))
@@ -161,6 +183,8 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     device = runner.resolve_device(cfg.devices, cfg.strategy, cfg.precision, cfg.num_nodes)
 
     rs = args.method == "rs-byol"
+    if rs and args.variant in (None, "auto"):
+        args.variant = auto_variant(args.data, events if main else None)
     init_meta = init_weights = None
     s2_bands = args.bands.split(",") if args.bands else None
     sensors_opt = args.sensors
@@ -173,7 +197,7 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                              "import-weights with a timm encoder.")
         if not rs:  # the encoder reads the package's bands in its order: the data are matched to them by name
             s2_bands, sensors_opt = init_bands(init_meta, args, args.init)
-    probe = {"variant": args.variant or cls.DEFAULTS.get("variant"),
+    probe = {"variant": args.variant if rs else None,
              "sensors": ["s2", "s1"] if sensors_opt == "s2+s1" else ["s2"]}
     need_s1 = cls.needs_s1(probe)
     data = build_ssl_data(
@@ -205,8 +229,6 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
     config = module.config  # with the common defaults filled in
     if args.init:
         _load_init(module, init_meta or {}, init_weights, args.init)
-    world = device.world_size
-
     pretrain_steps.watch_collapse(module, events, args.method)
     if main and init_meta is not None:
         events.log(f"--init {args.init}: {init_meta.get('method')} {config['encoder']} reading "
@@ -221,25 +243,20 @@ def run_image(args: argparse.Namespace, events: Events, cls: type, sets: dict[st
                    f"(in_chans {module.in_chans()}, {module.feat_dim} features), {len(data.stores)} store(s), "
                    f"{samples} samples/epoch of {data.sample_size} px -> views of {args.crop} px, "
                    f"bands {', '.join(b for s in data.bands.values() for b in s)}")
-    result = pretrain_steps.fit(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
-                                "Use a smaller --batch-size or a larger --epoch-length.")
-    if result is None:
+    judged = pretrain_steps.fit_and_judge(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args,
+                                          events, "Use a smaller --batch-size or a larger --epoch-length.", "samples")
+    if judged is None:
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "L2-normalised "
-                                             "projections of the last <=1024 samples of each epoch (encoder features "
-                                             "too)", events, args.method)
+    result, collapse = judged
     spec = module.input_spec()
     used = {(s, b) for s, b in spec["channels"]}
     normalization = {s: {b: v for b, v in bands.items() if (s, b) in used or rs}
                      for s, bands in (init_norm or data.normalization).items()}
     lr = module.learning_rate()
     training = {
-        "epochs": len(result.history), "steps": result.global_step,
-        "max_steps": cfg.max_steps, "max_epochs": cfg.epochs, "batch_size": cfg.batch_size,
-        "world_size": world, "devices": str(device.devices), "accelerator": device.accelerator,
-        "precision": device.precision, "strategy": str(device.strategy), "optimizer": "SGD",
+        **pretrain_steps.training_record(result, cfg, device), "optimizer": "SGD",
         "lr": lr, "weight_decay": config["weight_decay"], "sgd_momentum": config["sgd_momentum"],
         "schedule": config["schedule"], "seed": cfg.seed, "samples_per_epoch": sum(data.lengths),
         "crop": args.crop, "sample_size": data.sample_size, "resumed_from_step": result.resumed_from_step,

@@ -21,6 +21,7 @@ from backend.errors import EoSslError
 from backend.events import Events
 from backend.models import provenance
 from backend.models.package import weights_under
+from backend.models.state_dicts import load_exactly
 from backend.train import pretrain_steps, runner
 
 DEFAULT_EPOCHS = 10
@@ -86,11 +87,8 @@ def _load_init(module: Any, path: str, bands: list[str]) -> dict[str, Any]:
                          "Use the package's options (--set feature_dim=..., base_width=..., depth=...) and stores "
                          "with its bands.")
     state = weights_under(weights, "temporal.")
-    try:
-        module.backbone.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise EoSslError("init_mismatch", f"--init {path}: backbone weights do not fit: {str(exc)[:300]}",
-                         "Use a package written by eo-ssl pretrain --method dense-moco.") from exc
+    load_exactly(module.backbone, state, "init_mismatch", f"--init {path}: backbone weights do not fit",
+                 "Use a package written by eo-ssl pretrain --method dense-moco.")
     module.backbone_k.load_state_dict(module.backbone.state_dict())  # the key encoder starts as the query encoder
     return meta
 

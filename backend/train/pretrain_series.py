@@ -105,20 +105,16 @@ def run_series(args: argparse.Namespace, events: Events, cls: type, sets: dict[s
                    f"({', '.join(f'{s}:{b}' for s, b in data.channels)}) on {data.input.calendar.describe()}; "
                    f"{sum(data.lengths)} observed pixels in {len(data.stores)} store(s)"
                    + (f", {len(data.dataset)} per epoch" if args.epoch_length else ""))
-    result = pretrain_steps.fit(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args, events,
-                                "Use a smaller --batch-size.")
-    if result is None:
+    judged = pretrain_steps.fit_and_judge(module, data.dataset, cfg, device, out, run_config, RESUME_KEYS, args,
+                                          events, "Use a smaller --batch-size.", "pixels")
+    if judged is None:
         return {}
 
     # -- the package ----------------------------------------------------------------------------------------------
-    collapse = pretrain_steps.final_collapse(result.history, config["collapse_threshold"], "L2-normalised "
-                                             "projections of the last <=1024 pixels of each epoch (encoder features "
-                                             "too)", events, args.method)
+    result, collapse = judged
     training = {
-        "epochs": len(result.history), "steps": result.global_step, "max_steps": cfg.max_steps,
-        "max_epochs": cfg.epochs, "batch_size": cfg.batch_size, "world_size": device.world_size,
-        "devices": str(device.devices), "accelerator": device.accelerator, "precision": device.precision,
-        "strategy": str(device.strategy), "optimizer": {"adamw": "AdamW", "sgd": "SGD"}.get(config["optimizer"]),
+        **pretrain_steps.training_record(result, cfg, device),
+        "optimizer": {"adamw": "AdamW", "sgd": "SGD"}.get(config["optimizer"]),
         "lr": module.learning_rate(), "weight_decay": config["weight_decay"], "schedule": config["schedule"],
         "seed": cfg.seed, "samples_per_epoch": len(data.dataset), "encoder_parameters": n_params,
         "resumed_from_step": result.resumed_from_step, "elapsed_s": round(result.elapsed_s, 1),

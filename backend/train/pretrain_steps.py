@@ -48,19 +48,40 @@ def fit(module: Any, dataset: Any, cfg: Any, device: Any, out: Path, run_config:
     return result if result.is_global_zero else None
 
 
-def final_collapse(history: list[dict[str, Any]], threshold: float, what: str, events: Events,
+def fit_and_judge(module: Any, dataset: Any, cfg: Any, device: Any, out: Path, run_config: dict[str, Any],
+                  resume_keys: tuple[str, ...], args: argparse.Namespace, events: Events, hint: str,
+                  unit: str) -> tuple[Any, dict[str, Any]] | None:
+    """:func:`fit`, then the collapse verdict of the run (:func:`final_collapse` of its ``unit``, the module's
+    ``collapse_threshold``): (result, collapse), or None on a rank other than 0."""
+    result = fit(module, dataset, cfg, device, out, run_config, resume_keys, args, events, hint)
+    if result is None:
+        return None
+    return result, final_collapse(result.history, module.config["collapse_threshold"], unit, events, args.method)
+
+
+def final_collapse(history: list[dict[str, Any]], threshold: float, unit: str, events: Events,
                    method: str) -> dict[str, Any]:
-    """``model.json``'s ``collapse`` (:func:`backend.ssl.collapse.collapse_summary`), with a warning when the run
-    ends dimensionally collapsed."""
+    """``model.json``'s ``collapse`` (:func:`backend.ssl.collapse.collapse_summary`) of the monitor's last <=1024
+    ``unit`` (samples, pixels) of each epoch, with a warning when the run ends dimensionally collapsed."""
     from backend.ssl.collapse import collapse_summary
 
-    collapse = collapse_summary(history, threshold, what)
+    collapse = collapse_summary(history, threshold, f"L2-normalised projections of the last <=1024 {unit} of each "
+                                "epoch (encoder features too)")
     if collapse["dimensional_collapse"] and not collapse["collapsed"]:
         events.warning("dimensional_collapse", f"{method}: the embeddings use few of their directions (effective "
                        f"rank {collapse['effective_rank']:.1f}, {collapse['rank_fraction']:.1%} of what the "
                        "samples allow). Probe the encoder before relying on it; try a lower learning rate, a larger "
                        "batch or another method.")
     return collapse
+
+
+def training_record(result: Any, cfg: Any, device: Any) -> dict[str, Any]:
+    """The first entries of a pre-training package's ``training``: how long it ran (epochs, steps, the limits,
+    the batch) and where (world size, devices, accelerator, precision, strategy)."""
+    return {"epochs": len(result.history), "steps": result.global_step, "max_steps": cfg.max_steps,
+            "max_epochs": cfg.epochs, "batch_size": cfg.batch_size, "world_size": device.world_size,
+            "devices": str(device.devices), "accelerator": device.accelerator, "precision": device.precision,
+            "strategy": str(device.strategy)}
 
 
 def write(out: Path, state: dict[str, Any], meta: dict[str, Any], events: Events, history: list[dict[str, Any]],

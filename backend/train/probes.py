@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from backend.models.inputs import InputSpec, match_channels, spec_from_stats
 from backend.report import html as report_html
 from backend.train import finetune as ft
 from backend.train import runner
-from backend.train.init_source import InitSource
+from backend.train.init_source import InitSource, load_inits
 
 KNN_TEMPERATURE = 0.07
 
@@ -181,6 +181,27 @@ def input_specs(store: ChipStore, inits: list[InitSource], warn: Any) -> list[tu
         else:
             out.append(ft.input_spec(store, init, warn))
     return out
+
+
+class Contest(NamedTuple):
+    """What ``evaluate`` and ``compare`` score: the labelled store, its task, the inits with their report labels and
+    inputs, and the one device."""
+
+    store: ChipStore
+    task: str
+    inits: list[InitSource]
+    labels: list[str]
+    specs: list[tuple[InputSpec, list[tuple[str, int]]]]
+    device: torch.device
+
+
+def load_contest(args: Any, names: list[str], cfg: runner.TrainConfig, warn: Any) -> Contest:
+    """The store ``--data`` (its task: ``--task``, else its default), the inits ``names`` (``--encoder`` for random
+    ones), each init's label and input, and the device of ``cfg``."""
+    store = ChipStore(args.data)
+    inits = load_inits(names, args.encoder, warn)
+    return Contest(store, args.task or ft.default_task(store), inits, unique_labels(inits),
+                   input_specs(store, inits, warn), one_device(cfg))
 
 
 def all_train_chips(base: ft.TaskData) -> Any:

@@ -47,7 +47,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from backend import outputs
+from backend import output_paths
 from backend.devices import DeviceChoice, resolve_device
 from backend.events import Cancelled, Events, ddp_child_stdout_to_stderr
 from backend.train.model_folder import LAST, checkpoint_dir, checkpoint_step
@@ -308,7 +308,7 @@ class ResumableCheckpoint(pl.Callback):
 
     def save(self, trainer: Any) -> Path:
         path = self.dirpath / LAST
-        tmp = outputs.temp_path(self.dirpath / LAST)
+        tmp = output_paths.temp_path(self.dirpath / LAST)
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
         # all the state (optimiser, loops, callbacks), for resuming; a collective under DDP: rank 0 writes
@@ -400,7 +400,7 @@ def fit(module: Any, train_loader: Any, cfg: TrainConfig, out_dir: str | Path, e
         events.log(f"resuming from {ckpt_path} at step {resumed_from}")
     elif (ckpt_dir / LAST).exists():
         events.log(f"starting afresh: the checkpoint in {ckpt_dir} will be replaced (use --resume to continue it)")
-    outputs.sweep_stale(ckpt_dir / LAST)  # left by a run killed while it wrote a checkpoint
+    output_paths.sweep_stale(ckpt_dir / LAST)  # left by a run killed while it wrote a checkpoint
     events.check_cancel()
     if device.cuda:
         from backend.models import to_channels_last

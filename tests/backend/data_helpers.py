@@ -14,7 +14,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from backend.data.chipstore import ChipStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,12 +34,12 @@ def parse_events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-def run_prepare(args: list[str], events: bool = True) -> tuple[int, list[dict[str, Any]]]:
-    """``eo-ssl prepare ARGS --events`` in-process: (exit code, events). Restores the signal handlers the CLI
-    installs, so a later Ctrl-C still stops pytest."""
+def run_in_process(command: str, args: list[Any], events: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """``eo-ssl COMMAND ARGS --events`` in this process: (exit code, parsed events). Restores the signal handlers
+    the CLI installs, so a later Ctrl-C still stops pytest."""
     from backend.cli import main
 
-    argv = ["prepare", *map(str, args)] + (["--events"] if events else [])
+    argv = [command, *map(str, args)] + (["--events"] if events else [])
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     buf = io.StringIO()
     try:
@@ -44,6 +49,11 @@ def run_prepare(args: list[str], events: bool = True) -> tuple[int, list[dict[st
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     return rc, parse_events(buf.getvalue()) if events else []
+
+
+def run_prepare(args: list[str], events: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """``eo-ssl prepare ARGS --events`` in-process (``run_in_process``)."""
+    return run_in_process("prepare", args, events)
 
 
 def run_prepare_subprocess(args: list[str]) -> tuple[int, list[dict[str, Any]], str]:
@@ -61,6 +71,15 @@ def prepare_ok(args: list[str]) -> list[dict[str, Any]]:
     errors = [e for e in events if e["event"] == "error"]
     assert rc == 0 and not errors, f"prepare failed ({rc}): {errors}"
     return events
+
+
+def prepared_store(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[Any]) -> ChipStore:
+    """``prepare ARGS`` into a fresh temporary folder ``name``/store (checked as ``prepare_ok``), opened."""
+    from backend.data.chipstore import ChipStore
+
+    out = tmp_path_factory.mktemp(name) / "store"
+    prepare_ok([*args, "--out", out])
+    return ChipStore(out)
 
 
 def logs(events: list[dict[str, Any]]) -> str:

@@ -31,6 +31,7 @@ from backend.pixel.data import labelled_pixels, pixel_input, read_inputs
 from backend.pixel.features import fill_along_time
 from tests.backend.data_helpers import prepare_ok
 from tests.backend.model_helpers import cached, command_ok, error_of, read_meta, run_command, summary_of
+from tests.backend.pixel_helpers import direct_map, pixel_embeddings, read_map
 
 PATCHES = ("worldcereal_flanders_2018", "worldcereal_flanders_2019")
 
@@ -122,7 +123,6 @@ def test_each_period_is_the_median_of_its_valid_observations(stores: dict[str, P
 @pytest.mark.parametrize("train,other", [(0, 1), (1, 0)], ids=["2018-to-2019", "2019-to-2018"])
 def test_a_model_of_one_patch_maps_the_other(train: int, other: int, stores: dict[str, Path],
                                              models: dict[str, Path], shared_data: Path, tmp_path: Path) -> None:
-    from backend.predict.scene import load_model
 
     model = models[PATCHES[train]]
     d = shared_data / PATCHES[other]
@@ -130,15 +130,8 @@ def test_a_model_of_one_patch_maps_the_other(train: int, other: int, stores: dic
     events = command_ok("predict", ["--model", model, "--s2", d / "s2", "--s1", d / "s1", "--out", out,
                                     "--devices", "cpu"])
     assert any("season calendar" in e.get("message", "") for e in events if e["event"] == "log")
-    _, net = load_model(model)
-    cube = ChipStore(stores[PATCHES[other]])
-    h, w = cube.shape
-    x = torch.from_numpy(read_inputs(cube, net.features.inp, slice(0, h), slice(0, w)))[None]
-    with torch.no_grad():
-        direct = net(x)[0].argmax(0).numpy()
-    with rasterio.open(out) as src:
-        mapped = src.read(1)
-    assert np.array_equal(mapped, direct)
+    net, cube, direct = direct_map(model, stores[PATCHES[other]])
+    assert np.array_equal(read_map(out), direct)
     # the other patch is read in its own season: the same months of the next (or the previous) year
     year = net.features.inp.year_for(cube.dates("s2"))
     assert year == net.features.inp.year + (1 if train == 0 else -1)
@@ -223,7 +216,6 @@ def test_presto_embedding_reads_each_pixels_calendar_series(stores: dict[str, Pa
     each pixel's monthly composites (raw values, the months of the season, the area's centre), and the package
     rebuilds them from ``model.json`` alone."""
     from backend.models.presto import load_presto_package
-    from backend.predict.scene import load_model
 
     base = tmp_path_factory.getbasetemp()
     pkg = cached(base, "presto-package", lambda out: command_ok(
@@ -235,21 +227,15 @@ def test_presto_embedding_reads_each_pixels_calendar_series(stores: dict[str, Pa
     emb = meta["architecture"]["features"]["embedding"]
     assert emb["kind"] == "series" and emb["family"] == "presto" and emb["dim"] == 128
     assert emb["months"] == [10, 11, *range(10)]  # November 2017 .. October 2018
-    _, net = load_model(model)
+    net, inp, x, feats = pixel_embeddings(model, stores[PATCHES[0]], 350, 128)
     assert net.pointwise
-    store = ChipStore(stores[PATCHES[0]])
-    inp = net.features.inp
-    px = labelled_pixels(store, inp, "train").take(np.arange(0, 1400, 350))
-    x = torch.from_numpy(read_inputs(store, inp, px.rows, px.cols))
-    with torch.no_grad():
-        feats = net.features(x[:, :, None, None])[:, -128:, 0, 0]
     # the same pixels by hand: raw monthly medians per band, NaN where a month has no observation
     raw: dict[str, torch.Tensor] = {}
     for b, block in enumerate(inp.blocks):
-        z = x[:, inp.offsets()[b]:inp.offsets()[b] + block.size].reshape(len(px), len(block.dates), -1)
+        z = x[:, inp.offsets()[b]:inp.offsets()[b] + block.size].reshape(len(x), len(block.dates), -1)
         for c, band in enumerate(block.bands):
             raw[band] = z[:, :, c] * block.std[c] + block.mean[c]
-    latlon = torch.tensor([emb["latlon"]], dtype=torch.float32).expand(len(px), 2)
+    latlon = torch.tensor([emb["latlon"]], dtype=torch.float32).expand(len(x), 2)
     ref = load_presto_package(pkg).embed(raw, torch.tensor(emb["months"]), latlon)
     assert torch.allclose(feats, ref, atol=1e-4)
     assert 50.0 < emb["latlon"][0] < 52.0 and 2.5 < emb["latlon"][1] < 6.0  # Flanders
@@ -318,7 +304,6 @@ def test_own_ts_byol_embedding_in_the_pixel_classifier(stores: dict[str, Path], 
     the model's embedding features are the encoder's own ``embed`` of each pixel's calendar series (a fixed package:
     nothing is asserted about what 8 steps learnt), and the model maps the other patch."""
     from backend.models.series_encoder import load_series_package, series_from_blocks
-    from backend.predict.scene import load_model
 
     base = tmp_path_factory.getbasetemp()
     pkg = cached(base, "ts-byol-package", lambda out: command_ok(
@@ -329,13 +314,7 @@ def test_own_ts_byol_embedding_in_the_pixel_classifier(stores: dict[str, Path], 
                             "linear", "--smooth", "0", "--max-pixels", "500", "--out", model])
     emb = read_meta(model)["architecture"]["features"]["embedding"]
     assert emb["kind"] == "series" and emb["family"] == "series" and emb["dim"] == 64
-    _, net = load_model(model)
-    store = ChipStore(stores[PATCHES[0]])
-    inp = net.features.inp
-    px = labelled_pixels(store, inp, "train").take(np.arange(0, 1400, 200))
-    x = torch.from_numpy(read_inputs(store, inp, px.rows, px.cols))
-    with torch.no_grad():
-        feats = net.features(x[:, :, None, None])[:, -64:, 0, 0]
+    _, inp, x, feats = pixel_embeddings(model, stores[PATCHES[0]], 200, 64)
     values, bands = series_from_blocks(x.numpy(), inp.blocks)
     ref = load_series_package(pkg).embed(values, bands, inp.calendar.months(inp.year))
     assert torch.allclose(feats, ref, atol=1e-5)

@@ -8,23 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.backend.pretrain_helpers import REPO, SMALL_HEADS, TINY, eurosat_store, subprocess_env
+from tests.backend.pretrain_helpers import REPO, SMALL_HEADS, TINY, subprocess_env
 
 NOISE = ("litlogger", "Tip:", "is deprecated", "GPU available", "TPU available", "`Trainer.fit` stopped",
          "FutureWarning", "DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def eurosat(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    return eurosat_store(tmp_path_factory, shared_data)
-
-
-def test_a_training_run_prints_no_lightning_chatter(eurosat: Path, tmp_path: Path) -> None:
+def test_a_training_run_prints_no_lightning_chatter(pretrain_eurosat: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
-    proc = subprocess.run([sys.executable, "-m", "backend", "pretrain", "--data", str(eurosat), "--method", "byol",
-                           *SMALL_HEADS["byol"], *TINY, "--max-steps", "1", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "backend", "pretrain", "--data", str(pretrain_eurosat),
+                           "--method", "byol", *SMALL_HEADS["byol"], *TINY, "--max-steps", "1", "--out", str(out)],
                           capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model.json").is_file() and "final_loss" in proc.stdout

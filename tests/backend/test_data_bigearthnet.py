@@ -15,7 +15,7 @@ from rasterio.warp import Resampling, reproject
 
 from backend.data.bands import S2_L2A_ORDER
 from backend.data.chipstore import ChipStore
-from tests.backend.data_helpers import logs, prepare_ok, run_prepare
+from tests.backend.data_helpers import logs, prepare_ok, prepared_store, run_prepare
 
 PATCH = "87_48"  # S2A_MSIL2A_20170613T101031_87_48 + S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48
 
@@ -34,9 +34,7 @@ def pair(ben):
 
 @pytest.fixture(scope="module")
 def store(pair, tmp_path_factory) -> ChipStore:
-    out = tmp_path_factory.mktemp("ben") / "store"
-    prepare_ok(["--s2", pair[0], "--s1", pair[1], "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "ben", ["--s2", pair[0], "--s1", pair[1]])
 
 
 def test_whole_folder_is_refused_as_disjoint(ben, tmp_path):

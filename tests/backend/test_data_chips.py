@@ -10,7 +10,7 @@ import rasterio
 
 from backend.data.bands import EUROSAT_MS_ORDER
 from backend.data.chipstore import ChipStore
-from tests.backend.data_helpers import prepare_ok, run_prepare
+from tests.backend.data_helpers import prepare_ok, prepared_store, run_prepare
 
 EUROSAT = list(EUROSAT_MS_ORDER)
 
@@ -22,9 +22,7 @@ def eurosat(shared_data):
 
 @pytest.fixture(scope="module")
 def store(eurosat, tmp_path_factory) -> ChipStore:
-    out = tmp_path_factory.mktemp("eurosat") / "store"
-    prepare_ok(["--chips", eurosat, "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "eurosat", ["--chips", eurosat])
 
 
 def _subset(eurosat, dst, classes=("Forest", "SeaLake"), n=3):

@@ -13,16 +13,15 @@ from torch.utils.data import DataLoader
 from backend.data.chipstore import ChipStore
 from backend.data.datasets import ChipDataset, RandomCropDataset, SlidingWindowDataset
 from backend.errors import EoSslError
-from tests.backend.data_helpers import prepare_ok
+from tests.backend.data_helpers import prepared_store
 
 
 @pytest.fixture(scope="module")
 def cube(shared_data, tmp_path_factory) -> ChipStore:
     d = shared_data / "worldcereal_flanders_2018"
-    out = tmp_path_factory.mktemp("cube") / "store"
-    prepare_ok(["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
-                "--val-fraction", "0.3", "--test-fraction", "0.2", "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "cube",
+                           ["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field",
+                            "ct_name", "--val-fraction", "0.3", "--test-fraction", "0.2"])
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +31,7 @@ def chips(shared_data, tmp_path_factory) -> ChipStore:
         (root / c).mkdir()
         for f in sorted((shared_data / "eurosat_ms_train" / c).glob("*.tif"))[:5]:
             shutil.copy(f, root / c / f.name)
-    out = tmp_path_factory.mktemp("chips") / "store"
-    prepare_ok(["--chips", root, "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "chips", ["--chips", root])
 
 
 def _expected(store: ChipStore, sensor: str, r: int, c: int, size: int, t_idx=None, normalize=True):

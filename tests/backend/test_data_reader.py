@@ -17,7 +17,7 @@ from backend.data.datasets import ChipDataset, RandomCropDataset, SlidingWindowD
 from backend.data.dates import COMPOSITE, choose_date, composite_of
 from backend.data.labelled import Chips, CubeCrops, CubeReader, CubeWindows, draw_fraction, split_parcels, store_stats
 from backend.models.inputs import match_channels, spec_from_stats
-from tests.backend.data_helpers import prepare_ok
+from tests.backend.data_helpers import prepare_ok, prepared_store
 
 CHANNELS = [("s1", "VH"), ("s2", "B08"), ("s2", "B02"), ("s1", "VV"), ("s2", "B11")]  # mixed sensors, not store order
 
@@ -27,10 +27,9 @@ def cube(shared_data, tmp_path_factory) -> ChipStore:
     d = shared_data / "worldcereal_flanders_2018"
     if not d.exists():
         pytest.skip(f"{d} is absent: the real Flanders cube of ../shared/data is needed")
-    out = tmp_path_factory.mktemp("cube") / "store"
-    prepare_ok(["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
-                "--val-fraction", "0.3", "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "cube",
+                           ["--s2", d / "s2", "--s1", d / "s1", "--parcels", d / "parcels.gpkg", "--class-field",
+                            "ct_name", "--val-fraction", "0.3"])
 
 
 def _model_window(store, spec, picks, choice, split, keep, r, c, size):

@@ -26,14 +26,9 @@ def _linear_copy(src_path: Path, dst_path: Path) -> Path:
     return dst_path
 
 
-@pytest.fixture(scope="module")
-def flanders(shared_data):
-    return shared_data / "worldcereal_flanders_2018"
-
-
-def test_two_band_linear_file_is_converted_to_db(flanders, tmp_path):
-    s2 = flanders / "s2" / "S2_20180416.tif"
-    s1_db = flanders / "s1" / "S1_20180416.tif"  # same day as the S2 date, same 10 m grid
+def test_two_band_linear_file_is_converted_to_db(flanders_2018, tmp_path):
+    s2 = flanders_2018 / "s2" / "S2_20180416.tif"
+    s1_db = flanders_2018 / "s1" / "S1_20180416.tif"  # same day as the S2 date, same 10 m grid
     (tmp_path / "lin").mkdir()
     s1_lin = _linear_copy(s1_db, tmp_path / "lin" / s1_db.name)
 

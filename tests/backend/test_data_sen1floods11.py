@@ -17,7 +17,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling, reproject
 
 from backend.data.chipstore import ChipStore
-from tests.backend.data_helpers import L1C_ORDER, prepare_ok
+from tests.backend.data_helpers import L1C_ORDER, prepared_store
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,7 @@ def sample(shared_data):
 
 @pytest.fixture(scope="module")
 def store(sample, tmp_path_factory) -> ChipStore:
-    out = tmp_path_factory.mktemp("sen1floods11") / "store"
-    prepare_ok(["--s2", sample / "S2", "--s1", sample / "S1", "--out", out])
-    return ChipStore(out)
+    return prepared_store(tmp_path_factory, "sen1floods11", ["--s2", sample / "S2", "--s1", sample / "S1"])
 
 
 def _direct(path, band: int, grid, dtype, nodata, resampling=Resampling.bilinear) -> np.ndarray:

@@ -12,7 +12,7 @@ import rasterio
 
 from backend.data.chipstore import ChipStore
 from backend.data.datasets import RandomCropDataset, SlidingWindowDataset
-from tests.backend.data_helpers import T37MEM_BANDS, prepare_ok, run_prepare
+from tests.backend.data_helpers import T37MEM_BANDS, prepare_ok, prepared_store, run_prepare
 
 FLANDERS_S2 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 
@@ -94,21 +94,15 @@ def test_t37mem_nodata_zero_is_invalid(t37, tmp_path):
 
 # -- WorldCereal Flanders -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def flanders(shared_data):
-    return shared_data / "worldcereal_flanders_2018"
+def fl_store(flanders_2018, tmp_path_factory) -> ChipStore:
+    d = flanders_2018
+    return prepared_store(tmp_path_factory, "flanders", ["--s2", d / "s2", "--s1", d / "s1", "--parcels",
+                                                         d / "parcels.gpkg", "--class-field", "ct_name"])
 
 
-@pytest.fixture(scope="module")
-def fl_store(flanders, tmp_path_factory) -> ChipStore:
-    out = tmp_path_factory.mktemp("flanders") / "store"
-    prepare_ok(["--s2", flanders / "s2", "--s1", flanders / "s1", "--parcels", flanders / "parcels.gpkg",
-                "--class-field", "ct_name", "--out", out])
-    return ChipStore(out)
-
-
-def test_flanders_series_and_parcels(fl_store, flanders):
-    s2_files = sorted((flanders / "s2").glob("S2_*.tif"))
-    s1_files = sorted((flanders / "s1").glob("S1_*.tif"))
+def test_flanders_series_and_parcels(fl_store, flanders_2018):
+    s2_files = sorted((flanders_2018 / "s2").glob("S2_*.tif"))
+    s1_files = sorted((flanders_2018 / "s1").glob("S1_*.tif"))
     assert (len(s2_files), len(s1_files)) == (36, 40)
     assert fl_store.dates("s2") == [_file_date(f).isoformat() for f in s2_files]
     assert fl_store.dates("s1") == [_file_date(f).isoformat() for f in s1_files]
@@ -133,9 +127,9 @@ def test_flanders_series_and_parcels(fl_store, flanders):
     # labels.tif (shipped with the patch) holds the same crop codes rasterised: the parcels match it
     import pyogrio
 
-    _, _, _, fields = pyogrio.raw.read(flanders / "parcels.gpkg", columns=["ct_code", "ct_name"])
+    _, _, _, fields = pyogrio.raw.read(flanders_2018 / "parcels.gpkg", columns=["ct_code", "ct_name"])
     code_of = dict(zip(fields[1], fields[0]))
-    with rasterio.open(flanders / "labels.tif") as src:
+    with rasterio.open(flanders_2018 / "labels.tif") as src:
         ref = src.read(1)
         ref_nodata = src.nodata
     labels = fl_store.array("labels")

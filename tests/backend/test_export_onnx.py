@@ -33,11 +33,6 @@ from tests.backend.model_helpers import (
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
 def deepness_preprocessing(tiles_nhwc: np.ndarray, props: dict[str, str]) -> np.ndarray:
     """What Deepness does to the layer's raw band values before the model (qgis-plugin-deepness,
     processing/models/preprocessing_utils.py: normalize_values_to_01, standardize_values, transpose_nhwc_to_nchw),

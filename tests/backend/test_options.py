@@ -148,3 +148,87 @@ def test_the_plugin_option_spec_is_fresh() -> None:
     spec = json.loads(committed)
     assert spec["methods"]["rs-byol"]["encoder"] == "resnet18"  # the one default for the GUI, the demo and the CLI
     assert spec["methods"]["rs-byol"]["batch_size"] == 32 and spec["methods"]["byol"]["batch_size"] == 128
+
+
+# -- issue 23: --set never shadows a named option; rs-byol's variant auto -------------------------------------------
+def test_a_set_key_a_named_option_sets_is_refused_naming_it():
+    """``--set batch_size=8`` while ``--batch-size`` exists was accepted, then silently overwritten: it is refused
+    (bad_argument) with the option to use, for every method's keys that a named option of pretrain sets."""
+    from backend.ssl.registry import METHODS
+
+    for name, method in METHODS.items():
+        keys = method.set_keys()
+        owners = options.set_owners("pretrain", keys, momentum="--ema")
+        assert owners["lr"] == "--lr" and owners["weight_decay"] == "--weight-decay", name
+        assert ("momentum" in keys) == (owners.get("momentum") == "--ema"), name
+        for key, option in owners.items():
+            with pytest.raises(EoSslError) as err:
+                options.parse_sets([f"{key}=8"], keys, name, owners)
+            assert err.value.code == "bad_argument" and f"Use {option} 8" in err.value.hint, (name, key)
+        free = next(k for k in keys if k not in owners)  # a key no option sets still goes through --set
+        assert options.parse_sets([f"{free}=3"], keys, name, owners) == {free: 3}
+    assert options.set_owners("pretrain", METHODS["byol"].set_keys())["batch_size"] == "--batch-size"
+
+
+def test_set_batch_size_on_the_command_line_names_batch_size(tmp_path):
+    from tests.backend.data_helpers import run_in_process
+
+    rc, events = run_in_process("pretrain", ["--data", tmp_path / "store", "--method", "byol", "--set",
+                                             "batch_size=8", "--out", tmp_path / "model"])
+    error = next(e for e in events if e["event"] == "error")
+    assert rc == 2 and error["code"] == "bad_argument" and "use --batch-size" in error["hint"].lower(), error
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.fixture(scope="module")
+def sample_stores(sample_dir, tmp_path_factory) -> dict[str, str]:
+    """The 2018 Flanders sample prepared from Sentinel-2 alone and from Sentinel-2 and Sentinel-1 (3 dates each)."""
+    from tests.backend.data_helpers import prepare_ok
+
+    d = sample_dir / "worldcereal_flanders_2018"
+    root = tmp_path_factory.mktemp("variant_auto")
+    s2 = [d / "s2" / f for f in ("S2_20170824.tif", "S2_20180119.tif", "S2_20180628.tif")]
+    s1 = sorted((d / "s1").glob("S1_*.tif"))[:3]
+    prepare_ok(["--s2", *s2, "--out", root / "s2"])
+    prepare_ok(["--s2", *s2, "--s1", *s1, "--out", root / "s2s1"])
+    return {"s2": str(root / "s2"), "s2s1": str(root / "s2s1")}
+
+
+class _Logs:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_rs_byol_variant_auto_follows_the_stores_sensors(sample_stores):
+    """``--variant auto`` (the default) is ``single`` when every store has Sentinel-1 and Sentinel-2, ``s2-only``
+    when one has Sentinel-2 only (as the plugin chooses), and the log says which."""
+    from backend.train.pretrain import auto_variant
+
+    logs = _Logs()
+    assert auto_variant([sample_stores["s2s1"]], logs) == "single"  # type: ignore[arg-type]
+    assert auto_variant([sample_stores["s2s1"], sample_stores["s2"]], logs) == "s2-only"  # type: ignore[arg-type]
+    assert auto_variant([sample_stores["s2"]], None) == "s2-only"
+    assert logs.lines[0] == "rs-byol --variant auto: single (every store has Sentinel-1 and Sentinel-2)"
+    assert logs.lines[1] == f"rs-byol --variant auto: s2-only (no Sentinel-1 in {sample_stores['s2']})"
+    assert parse("pretrain", ["--data", "x", "--method", "rs-byol", "--out", "o"]).variant == "auto"
+    assert parse("pretrain", ["--data", "x", "--method", "rs-byol", "--variant", "auto", "--out", "o"]).variant == \
+        "auto"
+
+
+@pytest.mark.slow
+def test_rs_byol_without_variant_trains_on_sentinel_2_alone(sample_stores, tmp_path):
+    """``pretrain --method rs-byol`` on a store without Sentinel-1 and no ``--variant`` was refused (s1_missing): it
+    now trains the s2-only variant and says so."""
+    from tests.backend.data_helpers import run_in_process
+
+    out = tmp_path / "model"
+    rc, events = run_in_process("pretrain", ["--data", sample_stores["s2"], "--method", "rs-byol", "--encoder",
+                                             "resnet10t", "--crop", "32", "--batch-size", "4", "--max-steps", "1",
+                                             "--num-workers", "0", "--devices", "cpu", "--out", out])
+    assert rc == 0, [e for e in events if e["event"] == "error"]
+    assert "rs-byol --variant auto: s2-only" in " ".join(e.get("message", "") for e in events if e["event"] == "log")
+    assert json.loads((out / "model.json").read_text())["variant"] == "s2-only"
+    assert events[-1]["summary"]["variant"] == "s2-only"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from backend import outputs
+from backend import disk, output_paths, outputs
 from backend.errors import EoSslError
 from backend.outputs import Output
 
@@ -63,15 +63,15 @@ def test_output_is_input_is_holds_or_inside(tmp_path):
     scene.write_bytes(b"x")
     inputs = [("--s2", str(data / "s2"))]
     for out in (data / "s2", data, data / "s2" / "store"):  # is, holds, inside
-        assert code_of(lambda o=out: outputs.refuse_output_in_inputs([("--out", o)], inputs)) == "output_is_input"
-    assert code_of(lambda: outputs.refuse_output_in_inputs([("--out", scene)], [("--s2", str(scene))])) \
+        assert code_of(lambda o=out: output_paths.refuse_output_in_inputs([("--out", o)], inputs)) == "output_is_input"
+    assert code_of(lambda: output_paths.refuse_output_in_inputs([("--out", scene)], [("--s2", str(scene))])) \
         == "output_is_input"
     # beside an input folder, and inputs that are not paths ('random'), are fine
-    outputs.refuse_output_in_inputs([("--out", tmp_path / "store")], [*inputs, ("--init", "random")])
+    output_paths.refuse_output_in_inputs([("--out", tmp_path / "store")], [*inputs, ("--init", "random")])
     # a symbolic link to an input is the input
     link = tmp_path / "link.tif"
     link.symlink_to(scene)
-    assert code_of(lambda: outputs.refuse_output_in_inputs([("--out", link)], [("--s2", str(scene))])) \
+    assert code_of(lambda: output_paths.refuse_output_in_inputs([("--out", link)], [("--s2", str(scene))])) \
         == "output_is_input"
 
 
@@ -110,7 +110,7 @@ def test_commit_replaces_only_the_output_checked_at_the_start(tmp_path):
     second = Output(out, kind="report", folder=True, replace=True).check()
     (second.start() / "report.json").write_text("3")
     third = Output(out, kind="report", folder=True, replace=True).check()
-    third.tmp = outputs.temp_path(out, folder=True, pid=dead_pid())  # another process's temporary name
+    third.tmp = output_paths.temp_path(out, folder=True, pid=dead_pid())  # another process's temporary name
     (third.start() / "report.json").write_text("4")
     third.commit()
     assert code_of(second.commit) == "output_exists"
@@ -142,8 +142,8 @@ def test_stale_temporaries_are_swept_and_live_ones_respected(tmp_path):
     (tmp_path / f".map.tif.part-{dead}.tif.aux.xml").write_text("x")
     other = tmp_path / f"other.tmp-{dead}"  # another output's temporary: not this output's to sweep
     other.mkdir()
-    assert outputs.sweep_stale(out) == [stale_dir]
-    assert len(outputs.sweep_stale(tmp_path / "map.tif")) == 2 and not stale_file.exists()
+    assert output_paths.sweep_stale(out) == [stale_dir]
+    assert len(output_paths.sweep_stale(tmp_path / "map.tif")) == 2 and not stale_file.exists()
     assert other.exists()
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
         try:
@@ -177,16 +177,16 @@ def test_commit_gives_the_users_umask(tmp_path):
     RuntimeError("sqlite3_exec(CREATE TABLE ...) failed: database or disk is full"),
 ])
 def test_full_disks_are_recognised(exc):
-    assert outputs.is_disk_full(exc)
+    assert disk.is_disk_full(exc)
     try:
         raise ValueError("wrapped") from exc
     except ValueError as wrapped:
-        assert outputs.is_disk_full(wrapped)
-    assert not outputs.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+        assert disk.is_disk_full(wrapped)
+    assert not disk.is_disk_full(OSError(errno.EACCES, "Permission denied"))
 
 
 def test_free_space_is_checked_before_the_first_byte(tmp_path):
-    free = outputs.free_bytes(tmp_path)
+    free = disk.free_bytes(tmp_path)
     assert free > 0
-    outputs.check_free_space(tmp_path / "store", 1)
-    assert code_of(lambda: outputs.check_free_space(tmp_path / "store", free + 2**40)) == "disk_full"
+    disk.check_free_space(tmp_path / "store", 1)
+    assert code_of(lambda: disk.check_free_space(tmp_path / "store", free + 2**40)) == "disk_full"

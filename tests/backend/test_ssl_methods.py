@@ -13,7 +13,6 @@ from backend.errors import EoSslError
 from backend.ssl import augmentations as A
 from backend.ssl.collapse import CollapseMonitor, collapse_stats
 from backend.ssl.registry import IMAGE_METHODS, METHODS, get_method
-from tests.backend.pretrain_helpers import ben_store, eurosat_store, one_torch_thread
 
 SMALL: dict[str, dict] = {
     "rs-byol": {"encoder": "resnet18", "variant": "single"},
@@ -25,19 +24,7 @@ SMALL: dict[str, dict] = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    yield from one_torch_thread()
-
-
-@pytest.fixture(scope="module")
-def eurosat(tmp_path_factory, shared_data):
-    return eurosat_store(tmp_path_factory, shared_data)
-
-
-@pytest.fixture(scope="module")
-def ben(tmp_path_factory, shared_data):
-    return ben_store(tmp_path_factory, shared_data)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registry_has_every_method():
@@ -59,10 +46,10 @@ def _batch(store, need_s1: bool, n: int = 16) -> tuple[dict[str, torch.Tensor], 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(IMAGE_METHODS))
-def test_loss_goes_down_on_real_chips(name, eurosat, ben):
+def test_loss_goes_down_on_real_chips(name, pretrain_eurosat, pretrain_ben):
     """Six SGD steps on the same augmented views of 8 real crops: the loss on those views drops."""
     rs = name == "rs-byol"
-    batch, bands = _batch(ben if rs else eurosat, need_s1=rs, n=8)
+    batch, bands = _batch(pretrain_ben if rs else pretrain_eurosat, need_s1=rs, n=8)
     torch.manual_seed(0)
     cls = IMAGE_METHODS[name]
     config = {"bands": bands, "sensors": ["s2"], "crop": 32, "batch_size": 8, "encoder": "resnet18",
@@ -101,10 +88,10 @@ def test_loss_goes_down_on_real_chips(name, eurosat, ben):
 
 
 @pytest.mark.parametrize("low", [2, 0])
-def test_swav_multi_crop_views_and_loss(low, eurosat):
+def test_swav_multi_crop_views_and_loss(low, pretrain_eurosat):
     """Two 32 px views whose codes are the targets, plus ``low`` 16 px views that only predict; the loss is finite
     and reaches the encoder through the small views too."""
-    batch, bands = _batch(eurosat, need_s1=False, n=4)
+    batch, bands = _batch(pretrain_eurosat, need_s1=False, n=4)
     torch.manual_seed(0)
     module = IMAGE_METHODS["swav"]({"bands": bands, "sensors": ["s2"], "crop": 32, "batch_size": 4,
                                     "encoder": "resnet18", **SMALL["swav"], "low_res_crops": low})

@@ -14,24 +14,17 @@ import torch
 from backend.data.pretraining import build_ssl_data
 from backend.errors import EoSslError
 from backend.ssl.rs_byol import RGB, RSBYOL, S2_POOL
-from tests.backend.pretrain_helpers import TINY, ben_store, eurosat_store, one_torch_thread, run_cli
+from tests.backend.pretrain_helpers import TINY, eurosat_store, run_cli
 
 N = 400
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def ben(tmp_path_factory, shared_data):
-    return ben_store(tmp_path_factory, shared_data)
-
-
-@pytest.fixture(scope="module")
-def labelled(ben):
-    data = build_ssl_data([ben], need_s1=True, crop=32)
+def labelled(pretrain_ben):
+    data = build_ssl_data([pretrain_ben], need_s1=True, crop=32)
     assert data.bands["s2"] == ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
     assert data.bands["s1"] == ["VV", "VH"]
     batch = torch.utils.data.default_collate([data.dataset[i] for i in range(4)])
@@ -116,8 +109,8 @@ def test_unknown_variant_is_refused(labelled):
 
 def test_store_without_s1_is_a_clear_error(tmp_path_factory, shared_data, tmp_path):
     """EuroSAT has no Sentinel-1: rs-byol single refuses it (s1_missing, exit 2) and says what to do."""
-    eurosat = eurosat_store(tmp_path_factory, shared_data)
-    rc, events = run_cli("pretrain", ["--data", eurosat, "--method", "rs-byol", "--variant", "single",
+    pretrain_eurosat = eurosat_store(tmp_path_factory, shared_data)
+    rc, events = run_cli("pretrain", ["--data", pretrain_eurosat, "--method", "rs-byol", "--variant", "single",
                                       "--out", tmp_path / "m", *TINY, "--max-steps", "1"])
     assert rc == 2
     error = next(e for e in events if e["event"] == "error")
