@@ -58,7 +58,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("backend.report",)),  # numbers, plots, html: imports nothing of backend
     ("models", ("backend.models",)),  # networks, the package format, the input spec, weights with a shape check
     ("data", ("backend.data",)),  # stores, scenes, grids; standardised by a model's input spec
-    ("methods", ("backend.ssl", "backend.pixel")),  # the SSL methods and the pixel classifiers
+    ("methods", ("backend.task", "backend.ssl", "backend.pixel")),  # the training template, the SSL methods, the pixel
+    # classifiers
     ("train", ("backend.train",)),
     ("apps", ("backend.predict", "backend.parcels", "backend.interop")),
     ("commands", ("backend.commands", "backend.cli", "backend.demo", "backend.__main__")),

@@ -17,14 +17,13 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from backend.data.datasets import standardize
 from backend.models.encoders import create_encoder
 from backend.ssl.augmentations import ssl4eo_augment
 from backend.ssl.collapse import CollapseMonitor
+from backend.task import TrainingTask
 
 #: Options every method understands (with the values a method may override in its ``DEFAULTS``).
 COMMON_DEFAULTS: dict[str, Any] = {
@@ -44,7 +43,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-class SSLMethod(pl.LightningModule):
+class SSLMethod(TrainingTask):
     """Base class of the image-level methods (see the module docstring)."""
 
     name: ClassVar[str] = ""
@@ -60,8 +59,9 @@ class SSLMethod(pl.LightningModule):
         return list(dict.fromkeys([*COMMON_DEFAULTS, *cls.DEFAULTS]))  # a method's own default of a common key: once
 
     def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
-        self.config: dict[str, Any] = {**COMMON_DEFAULTS, **self.DEFAULTS, **config}
+        full = {**COMMON_DEFAULTS, **self.DEFAULTS, **config}
+        super().__init__(full)
+        self.config: dict[str, Any] = full
         cfg = self.config
         self.sensors: list[str] = list(cfg.get("sensors", ["s2"]))
         self.encoder = self.build_encoder()
@@ -121,9 +121,6 @@ class SSLMethod(pl.LightningModule):
         return torch.cat([batch[s] for s in self.sensors], dim=1) if len(self.sensors) > 1 else batch[self.sensors[0]]
 
     # -- training ------------------------------------------------------------------------------------------
-    def _channels_last(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
-
     def encoder_units(self, v: torch.Tensor) -> torch.Tensor:
         """Views as the encoder reads them: augmented standardised bands, then ``config['input_affine']`` when the
         encoder comes from a package with its own normalisation (``pretrain --init``)."""
@@ -131,14 +128,10 @@ class SSLMethod(pl.LightningModule):
             return v
         return v * self.input_scale.to(v.dtype) + self.input_shift.to(v.dtype)
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Batches read as stored (:class:`backend.data.datasets.RawBatch`) are standardised here, on the device."""
-        return standardize(batch) if isinstance(batch, dict) else batch
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         v1, v2 = self.make_views(batch)
         v1, v2 = self.encoder_units(v1), self.encoder_units(v2)
-        loss, projection, features = self.forward_loss(self._channels_last(v1), self._channels_last(v2))
+        loss, projection, features = self.forward_loss(self.channels_last(v1), self.channels_last(v2))
         self.collapse.update(projection, features)
         return loss
 
@@ -151,18 +144,11 @@ class SSLMethod(pl.LightningModule):
                 self.on_collapse(stats)
         return stats
 
-    @property
-    def total_steps(self) -> int:
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
-        return int(total) if math.isfinite(total) else 10**9
-
     def learning_rate(self) -> float:
         cfg = self.config
         return float(cfg["lr"]) if cfg["lr"] is not None else float(cfg["base_lr"]) * cfg["batch_size"] / 256
 
     def configure_optimizers(self) -> Any:
-        from lightly.utils.scheduler import CosineWarmupScheduler
-
         cfg = self.config
         lr = self.learning_rate()
         params = [p for p in self.parameters() if p.requires_grad]
@@ -171,20 +157,18 @@ class SSLMethod(pl.LightningModule):
         else:
             opt = torch.optim.SGD(params, lr=lr, momentum=cfg["sgd_momentum"], weight_decay=cfg["weight_decay"])
         total = self.total_steps
-        if cfg["schedule"] == "cosine-warm-restarts":
-            per_epoch = self.trainer.num_training_batches if self._trainer is not None else total
-            per_epoch = int(per_epoch) if math.isfinite(per_epoch) and per_epoch > 0 else max(total, 1)
-            sched: Any = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-                opt, T_0=max(1, int(cfg["restart_epochs"]) * per_epoch), T_mult=int(cfg["restart_mult"]),
-                eta_min=float(cfg["lr_min"]))
-        elif cfg["schedule"] == "warmup-cosine":
-            warmup = int(round(float(cfg["warmup_fraction"]) * total))
-            sched = CosineWarmupScheduler(opt, warmup_epochs=warmup, max_epochs=max(total, 1),
-                                          end_value=float(cfg["lr_min"]) / lr if lr > 0 else 0.0)
-        elif cfg["schedule"] == "constant":
+        if cfg["schedule"] == "warmup-cosine":
+            return self.warmup_cosine(opt, int(round(float(cfg["warmup_fraction"]) * total)),
+                                      end_value=float(cfg["lr_min"]) / lr if lr > 0 else 0.0)
+        if cfg["schedule"] == "constant":
             return opt
-        else:
+        if cfg["schedule"] != "cosine-warm-restarts":
             raise ValueError(f"unknown schedule {cfg['schedule']!r}")
+        per_epoch = self.trainer.num_training_batches if self._trainer is not None else total
+        per_epoch = int(per_epoch) if math.isfinite(per_epoch) and per_epoch > 0 else max(total, 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            opt, T_0=max(1, int(cfg["restart_epochs"]) * per_epoch), T_mult=int(cfg["restart_mult"]),
+            eta_min=float(cfg["lr_min"]))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- export --------------------------------------------------------------------------------------------

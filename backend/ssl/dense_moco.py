@@ -13,18 +13,17 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.data.datasets import standardize
 from backend.models.unet3d import BACKBONES
 from backend.ssl.collapse import CollapseMonitor
 from backend.ssl.correspondence import apply_view, gather_pixels, sample_correspondences, sample_view_pair
 from backend.ssl.dense_loss import DenseInfoNCELoss
+from backend.task import TrainingTask
 
 
 @dataclass
@@ -69,7 +68,7 @@ def take_dates(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.gather(1, expand)
 
 
-class DenseMoCo(pl.LightningModule):
+class DenseMoCo(TrainingTask):
     """The whole method as a LightningModule; ``backbone`` is what a model package keeps (prefix ``temporal.``)."""
 
     name: ClassVar[str] = "dense-moco"
@@ -83,9 +82,8 @@ class DenseMoCo(pl.LightningModule):
         return sorted(f.name for f in fields(DenseMoCoConfig) if f.name != "in_channels")
 
     def __init__(self, config: DenseMoCoConfig) -> None:
-        super().__init__()
+        super().__init__(asdict(config))
         self.config = config
-        self.save_hyperparameters(asdict(config))
         kwargs = {"out_channels": config.feature_dim, "base": config.base_width, "depth": config.depth}
         if config.backbone == "temporal-stack-unet":
             kwargs["time_steps"] = config.time_steps
@@ -157,10 +155,6 @@ class DenseMoCo(pl.LightningModule):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Batches read as stored (:class:`backend.data.datasets.RawBatch`) are standardised here, on the device."""
-        return standardize(batch) if isinstance(batch, dict) else batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         t0 = self._clock()

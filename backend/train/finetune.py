@@ -25,7 +25,6 @@ final validation and the package metadata are one command's steps, each used by 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,6 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightly.utils.scheduler import CosineWarmupScheduler
 from torch import nn
 from torchmetrics.aggregation import SumMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -63,6 +61,7 @@ from backend.events import Events
 from backend.models import provenance
 from backend.models.inputs import InputSpec, match_channels, spec_from_meta, spec_from_stats
 from backend.report.metrics import confusion, headline, scores
+from backend.task import TrainingTask
 from backend.train import model_folder, runner
 from backend.train.init_source import InitSource, load_init
 
@@ -206,7 +205,7 @@ def build_net(task: str, init: InitSource, spec: InputSpec, num_classes: int, *,
     return net
 
 
-class FinetuneModule(pl.LightningModule):
+class FinetuneModule(TrainingTask):
     """Cross-entropy training (ignore -1) of a segmentation or classification net, scored on a confusion matrix.
 
     - ``freeze_encoder``: the encoder (weights and BatchNorm statistics) stays fixed for the whole run;
@@ -214,14 +213,22 @@ class FinetuneModule(pl.LightningModule):
       fine-tune: a pre-trained encoder is not torn apart by the gradients of a random decoder).
     - The best validation epoch is kept (``best_metric``: mIoU for segmentation, macro F1 for classification): with a
       few labelled parcels the last epoch is often past the point where the model starts memorising them, and the
-      validation parcels are the only honest judge. Its weights travel in the checkpoint, so ``--resume`` keeps them.
+      validation parcels are the only honest judge. Its weights travel in the checkpoint, so ``--resume`` keeps them
+      (in memory and in ``last.ckpt``, not as a second checkpoint file as Lightning's ``ModelCheckpoint(monitor=...)``
+      would write: a package folder holds one checkpoint while it trains).
     """
+
+    #: the schedule's length when Lightning cannot count the steps
+    UNKNOWN_STEPS = 1000
 
     def __init__(self, net: nn.Module, num_classes: int, *, lr: float = 1e-3, encoder_lr: float | None = None,
                  weight_decay: float = 1e-4, freeze_encoder: bool = False, warmup_fraction: float = 0.05,
                  frozen_fraction: float = 0.0, best_metric: str | None = "miou",
                  class_weights: torch.Tensor | None = None) -> None:
-        super().__init__()
+        super().__init__({"num_classes": num_classes, "lr": lr, "encoder_lr": encoder_lr, "weight_decay": weight_decay,
+                          "freeze_encoder": freeze_encoder, "warmup_fraction": warmup_fraction,
+                          "frozen_fraction": frozen_fraction, "best_metric": best_metric,
+                          "class_weights": class_weights.tolist() if class_weights is not None else None})
         self.net = net
         self.num_classes = num_classes
         self.lr, self.encoder_lr, self.weight_decay = lr, encoder_lr if encoder_lr is not None else lr, weight_decay
@@ -250,9 +257,7 @@ class FinetuneModule(pl.LightningModule):
     def _frozen_steps(self) -> int:
         if self.frozen_fraction >= 1:
             return 2**62
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if math.isfinite(total) and total > 0 else 1000
-        return int(self.frozen_fraction * total)
+        return int(self.frozen_fraction * self.total_steps)
 
     def train(self, mode: bool = True) -> FinetuneModule:
         super().train(mode)
@@ -263,24 +268,20 @@ class FinetuneModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _x(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = batch["x"]
-        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self._frozen and self.global_step >= self._frozen_steps():
             self._set_frozen(False)
         if self._frozen and self.net.encoder_module.training:
             # Lightning restores each submodule's own mode around validation, past any train() override
             self.net.encoder_module.eval()
-        logits = self.net(self._x(batch))
+        logits = self.net(self.channels_last(batch["x"]))
         y = batch["label"]
         if not bool((y >= 0).any()):
             return logits.sum() * 0.0  # a batch without a labelled pixel: no gradient, no NaN
         return F.cross_entropy(logits.float(), y, weight=self.class_weights, ignore_index=-1)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.net(self._x(batch)).float()
+        logits = self.net(self.channels_last(batch["x"])).float()
         y = batch["label"]
         n = (y >= 0).sum()
         if n > 0:
@@ -329,12 +330,8 @@ class FinetuneModule(pl.LightningModule):
         if enc_params:
             groups.append({"params": enc_params, "lr": self.encoder_lr})
         opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if math.isfinite(total) and total > 0 else 1000
-        warmup = max(1, int(self.warmup_fraction * total))
-        # the SSL methods' schedule (lightly): linear warm-up, then cosine down to 0 at the last step
-        sched = CosineWarmupScheduler(opt, warmup_epochs=min(warmup, total), max_epochs=total, end_value=0.0)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        # the SSL methods' schedule: linear warm-up, then cosine down to 0 at the last step
+        return self.warmup_cosine(opt, max(1, int(self.warmup_fraction * self.total_steps)), end_value=0.0)
 
 
 @torch.no_grad()
