@@ -14,22 +14,21 @@ It walks the way a new user walks and checks each stage as it goes (the checks l
 5. the parcel labelling tool on the labelled parcels: next uncertain parcel, key 2, a click -> parcel_labelling.png.
 
 Environment: EO_SSL_SHOTS (output folder), EO_SSL_WALK (the checks), EO_SSL_SAMPLE (worldcereal_flanders_2018
-folder), EO_SSL_WORK (a scratch folder), EO_SSL_BACKEND (the backend Python to choose in the panel).
+folder), EO_SSL_WORK (a scratch folder), EO_SSL_BACKEND (the backend Python to choose in the panel), EO_SSL_REPO
+(the repository).
 """
 
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
 
 import qgis.utils
 from qgis.core import (
-    QgsContrastEnhancement,
     QgsFillSymbol,
-    QgsMultiBandColorRenderer,
     QgsProject,
-    QgsRasterBandStats,
     QgsRasterLayer,
     QgsSingleSymbolRenderer,
     QgsVectorLayer,
@@ -44,7 +43,11 @@ SAMPLE = Path(os.environ["EO_SSL_SAMPLE"])
 WORK = Path(os.environ["EO_SSL_WORK"])
 BACKEND = os.environ["EO_SSL_BACKEND"]
 WALK = Path(os.environ["EO_SSL_WALK"])
+REPO = Path(os.environ["EO_SSL_REPO"])
 walk: dict = {}
+
+sys.path.insert(0, str(REPO))  # the tests' rendering helpers (they import nothing but qgis)
+from tests.plugin.rendering import true_colour  # noqa: E402
 
 
 def wait(predicate, timeout: float) -> bool:
@@ -63,19 +66,6 @@ def save(widget, name: str) -> None:
     settle()
     assert widget.grab().save(str(SHOTS / name)), name
     walk.setdefault("shots", []).append(name)
-
-
-def true_colour(layer) -> None:
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 3, 2, 1)
-    for band, setter in ((3, renderer.setRedContrastEnhancement), (2, renderer.setGreenContrastEnhancement),
-                         (1, renderer.setBlueContrastEnhancement)):
-        stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.All)
-        ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-        ce.setMinimumValue(stats.minimumValue)
-        ce.setMaximumValue(stats.mean + 2 * stats.stdDev)
-        setter(ce)
-    layer.setRenderer(renderer)
 
 
 def first_run(plugin) -> None:

@@ -27,7 +27,7 @@ shots="$ROOT/docs/img"
 mkdir -p "$shots"
 env -u EO_SSL_PYTHON -u PYTHONPATH -u QT_QPA_PLATFORM \
     EO_SSL_SHOTS="$shots" EO_SSL_WALK="$work/walk.json" EO_SSL_SAMPLE="$sample" EO_SSL_WORK="$work" \
-    EO_SSL_BACKEND="$PY" EO_SSL_SCRATCH="${EO_SSL_SCRATCH:-}" \
+    EO_SSL_BACKEND="$PY" EO_SSL_REPO="$ROOT" EO_SSL_SCRATCH="${EO_SSL_SCRATCH:-}" \
     timeout 3600 xvfb-run -a -s "-screen 0 1600x1000x24" \
     qgis --nologo --noversioncheck --profiles-path "$profiles" --code "$ROOT/scripts/qgis_screenshots.py" \
     >"$work/qgis.log" 2>&1 || { tail -n 40 "$work/qgis.log" >&2; exit 1; }

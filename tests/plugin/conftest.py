@@ -304,3 +304,23 @@ def keep_settings():
     yield
     for key, value in before.items():
         settings.put(key, value)
+
+
+@pytest.fixture()
+def project_layers(flanders, qgis_new_project):
+    """The Flanders S2 dates, S1 date and parcels as project layers (S2 shown as true colour)."""
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from tests.plugin.rendering import true_colour
+
+    project = QgsProject.instance()
+    s2 = [QgsRasterLayer(str(p), p.stem) for p in flanders["s2"]]
+    s1 = [QgsRasterLayer(str(p), p.stem) for p in flanders["s1"]]
+    parcels = QgsVectorLayer(str(flanders["parcels"]), "LPIS parcels", "ogr")
+    for layer in [*s2, *s1, parcels]:
+        assert layer.isValid(), layer.source()
+    project.addMapLayers([*s2, *s1, parcels])
+    true_colour(s2[0])
+    yield {"s2": s2, "s1": s1, "parcels": parcels}
+    project.removeAllMapLayers()
+    del s2, s1, parcels

@@ -405,3 +405,36 @@ def test_embed_writes_a_multiband_raster(prepared, flanders, awkward_dir: Path, 
 
     with rasterio.open(out) as src:
         assert src.count == 4 and src.dtypes[0] == "uint8"
+
+
+
+def test_names_and_messages_of_the_mapping_algorithms(eo_provider, tmp_path: Path) -> None:
+    """The map is named after the model (a pixel classifier without an embedding: 'pixel vote', not 'segmentation
+    None'); labelled parcels after their file (two batch outputs are told apart); Predict with a missing model folder
+    says it does not exist and what to pick."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
+    from qgis_plugin.algorithms.label_parcels import parcels_layer_name
+    from qgis_plugin.algorithms.model_inputs import model_folder
+    from qgis_plugin.algorithms.predict import _model_name
+
+    def package(name: str, arch: dict, task: str = "segmentation") -> str:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.json").write_text(json.dumps({"task": task, "architecture": arch}))
+        return str(tmp_path / name)
+
+    assert _model_name(package("vote", {"family": "pixel", "encoder": None, "decoder": "pixel vote"})) == "pixel vote"
+    assert _model_name(package("emb", {"family": "pixel", "encoder": "resnet18", "decoder": "pixel rf"})) \
+        == "pixel rf + resnet18"
+    assert _model_name(package("unet", {"family": "smp", "encoder": "resnet18", "decoder": "unet"})) \
+        == "segmentation resnet18"
+    assert parcels_layer_name(str(tmp_path / "north.gpkg")) != parcels_layer_name(str(tmp_path / "south.gpkg"))
+    assert parcels_layer_name(str(tmp_path / "north.gpkg")) == "Labelled parcels (north)"
+    alg = QgsApplication.processingRegistry().algorithmById("eo_ssl:predict")
+    context = QgsProcessingContext()
+    with pytest.raises(QgsProcessingException) as exc:
+        model_folder(alg, {"MODEL": str(tmp_path / "gone")}, context)
+    assert "does not exist" in str(exc.value) and "model.json" in str(exc.value) and "Fine-tune" in str(exc.value)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(QgsProcessingException, match="no model.json"):
+        model_folder(alg, {"MODEL": str(tmp_path / "plain")}, context)

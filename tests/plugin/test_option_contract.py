@@ -114,7 +114,7 @@ def test_parameters_mirror_the_backend_options(qgis_app) -> None:
 def test_method_dependent_defaults_are_left_to_the_method(qgis_app) -> None:
     """The GUI sends no batch size, encoder or learning rate unless one is given: the method's own applies."""
     from qgis_plugin import backend_spec
-    from qgis_plugin.algorithms.training import PretrainAlgorithm
+    from qgis_plugin.algorithms.pretrain import PretrainAlgorithm
 
     alg = PretrainAlgorithm()
     alg.initAlgorithm()
@@ -131,8 +131,9 @@ def test_the_dialog_widgets_follow_the_spec(eo_provider, qgis_iface, monkeypatch
     from qgis.core import QgsProject
 
     from backend.options import COMMANDS, METHODS, VARIANTS
-    from qgis_plugin.algorithms.training import CLI_ONLY_METHODS
-    from qgis_plugin.dialog import EoSslDialog, spin_value
+    from qgis_plugin.algorithms.pretrain import CLI_ONLY_METHODS
+    from qgis_plugin.dialog import EoSslDialog
+    from qgis_plugin.dialog_widgets import spin_value
 
     monkeypatch.setenv("EO_SSL_NO_PROBE", "1")
     pretrain = {o.name: o for o in COMMANDS["pretrain"]}
