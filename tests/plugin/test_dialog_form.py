@@ -230,3 +230,69 @@ def test_the_training_tab_fits_and_the_wheel_scrolls_it(eo_provider, project_lay
         assert dlg.crop.value() != crop  # clicked into: the wheel changes it, as usual
     finally:
         _close(dlg)
+
+
+def test_a_feature_raster_is_picked_like_a_sentinel_2_layer(eo_provider, project_layers, qgis_iface,
+                                                          tmp_path: Path) -> None:
+    """An embedding raster in the project (AlphaEarth's band names A00..) is listed and checked under 'Feature
+    rasters', not as Sentinel-2; it becomes ``prepare --features PATH --features-preset alphaearth`` and ``predict
+    --features PATH``, and alone (no Sentinel-2 checked) it is enough to run."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject, QgsRasterLayer
+
+    from qgis_plugin.algorithms import PredictAlgorithm, PrepareAlgorithm
+    from qgis_plugin.backend_runner import options_to_args
+
+    s2 = project_layers["s2"][0]
+    e = s2.extent()
+    path = tmp_path / "aef_flanders.tif"
+    codes = np.arange(8 * 16 * 16, dtype=np.int64).reshape(8, 16, 16) % 200 - 100
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=8, dtype="int8", nodata=-128,
+                       crs=s2.crs().authid(), transform=Affine(e.width() / 16, 0, e.xMinimum(), 0,
+                                                               -e.height() / 16, e.yMaximum())) as dst:
+        dst.write(codes.astype(np.int8))
+        for band in range(8):
+            dst.set_band_description(band + 1, f"A{band:02d}")
+    features = QgsRasterLayer(str(path), "aef_flanders")
+    assert features.isValid()
+    QgsProject.instance().addMapLayer(features)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.json").write_text("{}")
+    dlg = _dialog(qgis_iface)
+    try:
+        assert dlg.listed_layer_ids(dlg.features_list) == [features.id()]
+        assert dlg.checked_layer_ids(dlg.features_list) == [features.id()]
+        assert features.id() not in dlg.listed_layer_ids(dlg.s2_list)
+        assert dlg.features_preset.currentText() == "auto"  # the backend's default: nothing sent
+        assert "FEATURES_PRESET" not in dlg.choices().inputs
+        dlg.features_preset.setCurrentText("alphaearth")
+        dlg.parcels_layer.setLayer(project_layers["parcels"])
+        dlg.output_dir.setFilePath(str(tmp_path / "out"))
+        steps = {s.alg_id: s.params for s in dlg.build_steps()}
+        for alg_id in ("eo_ssl:prepare", "eo_ssl:predict"):
+            assert steps[alg_id]["FEATURES"] == [features.id()]
+            assert steps[alg_id]["FEATURES_PRESET"] == "alphaearth"
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        context.setProject(QgsProject.instance())
+        prepare = PrepareAlgorithm()
+        prepare.initAlgorithm()
+        args = options_to_args(prepare.backend_options(steps["eo_ssl:prepare"], context, feedback))
+        at = args.index("--features")
+        assert args[at:at + 4] == ["--features", str(path), "--features-preset", "alphaearth"]
+        predict = PredictAlgorithm()
+        predict.initAlgorithm()
+        args = options_to_args(predict.backend_options({**steps["eo_ssl:predict"], "MODEL": str(tmp_path / "model")},
+                                                       context, feedback))
+        assert args[args.index("--features") + 1] == str(path)
+        # the feature raster alone: no Sentinel-2 layer checked is no reason to refuse
+        dlg.set_checked_layers(dlg.s2_list, [])
+        dlg.set_checked_layers(dlg.s1_list, [])
+        steps = {s.alg_id: s.params for s in dlg.build_steps()}
+        assert steps["eo_ssl:prepare"]["S2"] == [] and steps["eo_ssl:prepare"]["FEATURES"] == [features.id()]
+        dlg.set_checked_layers(dlg.features_list, [])
+        with pytest.raises(ValueError, match="Sentinel-2 layer or feature raster"):
+            dlg.build_steps()
+    finally:
+        _close(dlg)
