@@ -181,8 +181,7 @@ class EoSslDialog(DialogTabs, QDialog):
             else:
                 self.set_backend_report(task.result)
 
-        self.probe_task = tasks.start(tr("eo-ssl: checking the backend environment"),
-                                      lambda _task: settings.probe_backend(), done)
+        self.probe_task = tasks.probe(done)
 
     def _open_setup(self) -> None:
         if self.open_setup is not None:
