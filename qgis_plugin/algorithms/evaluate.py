@@ -19,7 +19,8 @@ from .. import backend_spec as spec
 from ..i18n import tr
 from ..names import QT_TRANSLATE_NOOP
 from . import inputs
-from .base import TRAINER_CLI_ONLY, BackendAlgorithm, artifacts
+from .backend_run import artifacts
+from .base import TRAINER_CLI_ONLY, BackendAlgorithm
 from .inputs import advanced, with_help
 from .parameters import (
     ARCH,

@@ -23,7 +23,8 @@ from .. import backend_spec as spec
 from ..i18n import tr
 from ..names import QT_TRANSLATE_NOOP
 from . import inputs
-from .base import BackendAlgorithm, artifacts
+from .backend_run import artifacts
+from .base import BackendAlgorithm
 from .inputs import advanced, with_help
 from .parameters import (
     ATTRIBUTION,
