@@ -41,6 +41,10 @@ HELP_FOOTER = QT_TRANSLATE_NOOP(
 
 
 
+#: The Toolbox groups (GROUP_ID -> name), numbered in the order of the workflow.
+GROUPS = {"data": QT_TRANSLATE_NOOP("@default", "1 Data"), "training": QT_TRANSLATE_NOOP("@default", "2 Training"),
+          "mapping": QT_TRANSLATE_NOOP("@default", "3 Mapping"), "parcels": QT_TRANSLATE_NOOP("@default", "4 Parcels")}
+
 #: The training options every training algorithm leaves to the command line, and why.
 TRAINER_CLI_ONLY = {
     "--num-nodes": "multi-machine DDP is started from a terminal (torchrun on each machine), not from QGIS",
@@ -61,11 +65,14 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
     and :attr:`LEFT_OUT` the backend choices an enum leaves out, each with why."""
 
     COMMAND = ""
-    NAME = ""
+    NAME = ""  # the algorithm's id in the provider: the command's name (``label-parcels`` -> ``label_parcels``)
     DISPLAY = ""
-    GROUP = "eo-ssl"
-    GROUP_ID = "eo_ssl"
+    GROUP_ID = ""  # a key of GROUPS
     HELP = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.NAME = cls.COMMAND.replace("-", "_")
     OPTIONS: dict[str, tuple[str, ...]] = {}
     CLI_ONLY: dict[str, str] = {}
     OWN_DEFAULTS: dict[str, str] = {}
@@ -95,7 +102,7 @@ class BackendAlgorithm(QgsProcessingAlgorithm):
         return self.tr(self.DISPLAY)
 
     def group(self) -> str:
-        return self.tr(self.GROUP)
+        return self.tr(GROUPS[self.GROUP_ID])
 
     def groupId(self) -> str:  # noqa: N802 - QGIS API
         return self.GROUP_ID

@@ -37,9 +37,7 @@ from .parameters import (
 
 class EmbedAlgorithm(BackendAlgorithm):
     COMMAND = "embed"
-    NAME = "embed"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "5b Per-pixel embedding")
-    GROUP = QT_TRANSLATE_NOOP("@default", "3 Mapping")
     GROUP_ID = "mapping"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

@@ -65,9 +65,7 @@ from .training_shared import check_data, data_parameter, optional_string, precis
 
 class EvaluateAlgorithm(BackendAlgorithm):
     COMMAND = "evaluate"
-    NAME = "evaluate"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "4 Evaluate")
-    GROUP = QT_TRANSLATE_NOOP("@default", "2 Training")
     GROUP_ID = "training"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

@@ -50,9 +50,7 @@ from .parcel_inputs import PARCEL_OPTIONS, SPLIT_OPTIONS, parcels_options, parce
 
 class ExportDatasetAlgorithm(BackendAlgorithm):
     COMMAND = "export-dataset"
-    NAME = "export_dataset"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "7 Export dataset")
-    GROUP = QT_TRANSLATE_NOOP("@default", "4 Parcels")
     GROUP_ID = "parcels"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
@@ -14,7 +12,6 @@ from qgis.core import (
 )
 
 from .. import backend_spec as spec
-from ..i18n import tr
 from ..names import QT_TRANSLATE_NOOP
 from . import inputs
 from .base import TRAINER_CLI_ONLY, BackendAlgorithm
@@ -57,14 +54,20 @@ from .parameters import (
     WEIGHT_DECAY,
     same_options,
 )
-from .training_shared import check_data, data_parameter, optional_string, precision_parameter, season_parameters
+from .training_shared import (
+    check_data,
+    data_parameter,
+    optional_string,
+    package_options,
+    precision_parameter,
+    season_parameters,
+    written_package,
+)
 
 
 class FinetuneAlgorithm(BackendAlgorithm):
     COMMAND = "finetune"
-    NAME = "finetune"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "3 Fine-tune")
-    GROUP = QT_TRANSLATE_NOOP("@default", "2 Training")
     GROUP_ID = "training"
     HELP = QT_TRANSLATE_NOOP(
         "@default",
@@ -171,15 +174,11 @@ class FinetuneAlgorithm(BackendAlgorithm):
                                            NO_CLASS_BALANCE, KEEP_LAST, LABEL_FRACTION, EPOCHS, MAX_STEPS, BATCH_SIZE,
                                            CROP, SAMPLES_PER_EPOCH, LR, ENCODER_LR, WEIGHT_DECAY, DATE,
                                            CHECKPOINT_EVERY, SEED, PRECISION, RESUME))
-        options["devices"] = inputs.devices(self, parameters, context)
-        options["overwrite"] = self.parameterAsBool(parameters, OVERWRITE, context) and not options["resume"]
-        options["out"] = inputs.folder_output(self, parameters, OUTPUT, context)
+        options.update(package_options(self, parameters, context))
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:
-        out = Path(self._options["out"])
-        if not (out / "model.json").is_file():
-            raise QgsProcessingException(tr("The backend finished but {out} holds no model.json.").format(out=out))
+        out = written_package(self)
         return {"OUTPUT": str(out), "CURVES": str(out / "training_curves.png")}
 
 

@@ -52,9 +52,7 @@ def parcels_layer_name(out: str) -> str:
 
 class LabelParcelsAlgorithm(BackendAlgorithm):
     COMMAND = "label-parcels"
-    NAME = "label_parcels"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "6 Label parcels")
-    GROUP = QT_TRANSLATE_NOOP("@default", "4 Parcels")
     GROUP_ID = "parcels"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

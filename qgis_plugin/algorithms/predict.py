@@ -40,9 +40,7 @@ def _model_name(model_dir: str) -> str:
 
 class PredictAlgorithm(BackendAlgorithm):
     COMMAND = "predict"
-    NAME = "predict"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "5 Predict land cover")
-    GROUP = QT_TRANSLATE_NOOP("@default", "3 Mapping")
     GROUP_ID = "mapping"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

@@ -40,9 +40,7 @@ from .parcel_inputs import PARCEL_OPTIONS, SPLIT_OPTIONS, parcels_options, parce
 
 class PrepareAlgorithm(BackendAlgorithm):
     COMMAND = "prepare"
-    NAME = "prepare"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "1 Prepare data")
-    GROUP = QT_TRANSLATE_NOOP("@default", "1 Data")
     GROUP_ID = "data"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

@@ -47,7 +47,14 @@ from .parameters import (
     WEIGHT_DECAY,
     same_options,
 )
-from .training_shared import check_data, data_parameter, optional_string, precision_parameter
+from .training_shared import (
+    check_data,
+    data_parameter,
+    optional_string,
+    package_options,
+    precision_parameter,
+    written_package,
+)
 
 #: Encoders the dialog suggests (any timm name works).
 ENCODERS = ["resnet18", "resnet34", "resnet50"]
@@ -92,9 +99,7 @@ def pretrain_inputs(method: str, variant: str, sensors_choice: str, store: set[s
 
 class PretrainAlgorithm(BackendAlgorithm):
     COMMAND = "pretrain"
-    NAME = "pretrain"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "2 Pre-train (self-supervised)")
-    GROUP = QT_TRANSLATE_NOOP("@default", "2 Training")
     GROUP_ID = "training"
     HELP = QT_TRANSLATE_NOOP(
         "@default",
@@ -198,15 +203,11 @@ class PretrainAlgorithm(BackendAlgorithm):
         options.update(self.mapped_options(parameters, context, ENCODER, INIT, BANDS, EPOCHS, MAX_STEPS, BATCH_SIZE,
                                            CROP, EPOCH_LENGTH, LR, WEIGHT_DECAY, EMA, CHECKPOINT_EVERY, SEED,
                                            PRECISION, RESUME))
-        options["devices"] = inputs.devices(self, parameters, context)
-        options["overwrite"] = self.parameterAsBool(parameters, OVERWRITE, context) and not options["resume"]
-        options["out"] = inputs.folder_output(self, parameters, OUTPUT, context)
+        options.update(package_options(self, parameters, context))
         return options
 
     def results(self, parameters, context, feedback) -> dict[str, Any]:
-        out = Path(self._options["out"])
-        if not (out / "model.json").is_file():
-            raise QgsProcessingException(tr("The backend finished but {out} holds no model.json.").format(out=out))
+        out = written_package(self)
         s = self.summary()
         loss = s.get("final_loss", s.get("loss"))
         return {"OUTPUT": str(out), "CURVES": str(out / "training_curves.png"),

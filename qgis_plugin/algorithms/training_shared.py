@@ -1,10 +1,12 @@
 """What the three training algorithms (Pre-train, Fine-tune, Evaluate) declare alike: the chip store they read, the
-precision, the season calendar of the pixel classifiers and the optional text parameters.
+precision, the season calendar of the pixel classifiers, the optional text parameters, and the model package
+Pre-train and Fine-tune write.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from qgis.core import (
     QgsProcessingException,
@@ -14,9 +16,10 @@ from qgis.core import (
 
 from .. import backend_spec as spec
 from ..i18n import tr
+from . import inputs
 from .base import BackendAlgorithm
 from .inputs import advanced, with_help
-from .parameters import BANDS, DATA, PERIOD, PRECISION, SEASON
+from .parameters import BANDS, DATA, OUTPUT, OVERWRITE, PERIOD, PRECISION, RESUME, SEASON
 
 
 def precision_parameter(alg, command: str) -> None:
@@ -51,3 +54,19 @@ def optional_string(name: str, description: str, advanced_: bool = True) -> QgsP
     param = QgsProcessingParameterString(name, description, optional=True)
     return advanced(param) if advanced_ else param
 
+
+def package_options(alg, parameters, context) -> dict[str, Any]:
+    """Where and how a training writes its model package: the devices, the output folder, and ``overwrite``
+    (never with Resume, which continues the package's checkpoint)."""
+    resume = alg.parameterAsBool(parameters, RESUME, context)
+    return {"devices": inputs.devices(alg, parameters, context),
+            "overwrite": alg.parameterAsBool(parameters, OVERWRITE, context) and not resume,
+            "out": inputs.folder_output(alg, parameters, OUTPUT, context)}
+
+
+def written_package(alg) -> Path:
+    """The model package the backend wrote; raises when it holds no model.json."""
+    out = Path(alg._options["out"])
+    if not (out / "model.json").is_file():
+        raise QgsProcessingException(tr("The backend finished but {out} holds no model.json.").format(out=out))
+    return out

@@ -29,7 +29,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="166"/>
+        <location filename="../algorithms/base.py" line="173"/>
         <source>Cannot read the further backend options {text}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -39,52 +39,52 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/prepare.py" line="44"/>
+        <location filename="../algorithms/prepare.py" line="43"/>
         <source>1 Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/prepare.py" line="45"/>
+        <location filename="../algorithms/base.py" line="45"/>
         <source>1 Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/prepare.py" line="47"/>
+        <location filename="../algorithms/prepare.py" line="45"/>
         <source>&lt;p&gt;Builds a &lt;b&gt;chip store&lt;/b&gt; (the training format) from Sentinel-2 (and optionally Sentinel-1) scenes over an area and a period of interest: every scene is read window by window onto one 10 m grid (Sentinel-1 reprojected, kept in dB), with normalisation statistics and, when labelled parcels are given, the rasterised labels and a train/validation/test split by parcel or by spatial block (never by pixel).&lt;/p&gt;&lt;p&gt;Instead of scenes, a EuroSAT-style chip folder (&lt;code&gt;DIR/&amp;lt;Class&amp;gt;/*.tif&lt;/code&gt;) can be given.&lt;/p&gt;&lt;p&gt;The output folder feeds &lt;i&gt;Pre-train&lt;/i&gt;, &lt;i&gt;Fine-tune&lt;/i&gt; and &lt;i&gt;Evaluate&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/prepare.py" line="87"/>
+        <location filename="../algorithms/prepare.py" line="85"/>
         <source>Give Sentinel-2 scenes or a chip folder, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/prepare.py" line="112"/>
+        <location filename="../algorithms/prepare.py" line="110"/>
         <source>The backend finished but {out} holds no manifest.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/export_dataset.py" line="54"/>
+        <location filename="../algorithms/export_dataset.py" line="53"/>
         <source>7 Export dataset</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/label_parcels.py" line="57"/>
+        <location filename="../algorithms/base.py" line="46"/>
         <source>4 Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/export_dataset.py" line="57"/>
+        <location filename="../algorithms/export_dataset.py" line="55"/>
         <source>&lt;p&gt;Writes a training dataset from labelled parcels: one georeferenced GeoTIFF chip per sample (all chosen bands), a mask GeoTIFF per chip (class ids, ignore value), &lt;code&gt;index.gpkg&lt;/code&gt; (chip footprints with split, class counts and source parcels) and &lt;code&gt;dataset.json&lt;/code&gt; (bands, dates, classes with colours, grid, normalisation, provenance). The imagery is a chip store (from &lt;i&gt;Prepare data&lt;/i&gt;) or Sentinel scenes.&lt;/p&gt;&lt;p&gt;Typical input: the output of &lt;i&gt;Label parcels&lt;/i&gt; with status &apos;labelled&apos;, or parcels you labelled by hand with the eo-ssl parcel labelling tool.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/export_dataset.py" line="111"/>
+        <location filename="../algorithms/export_dataset.py" line="109"/>
         <source>Give either a chip store or Sentinel-2 scenes (one of the two).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/export_dataset.py" line="136"/>
+        <location filename="../algorithms/export_dataset.py" line="134"/>
         <source>The backend finished but wrote no chip index ({index}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -124,52 +124,52 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="44"/>
+        <location filename="../algorithms/predict.py" line="43"/>
         <source>5 Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="55"/>
+        <location filename="../algorithms/base.py" line="46"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="47"/>
+        <location filename="../algorithms/predict.py" line="45"/>
         <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="100"/>
+        <location filename="../algorithms/predict.py" line="98"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="105"/>
+        <location filename="../algorithms/predict.py" line="103"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/label_parcels.py" line="56"/>
+        <location filename="../algorithms/label_parcels.py" line="55"/>
         <source>6 Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/label_parcels.py" line="59"/>
+        <location filename="../algorithms/label_parcels.py" line="57"/>
         <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/label_parcels.py" line="107"/>
+        <location filename="../algorithms/label_parcels.py" line="105"/>
         <source>Give the parcels to label.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/label_parcels.py" line="115"/>
+        <location filename="../algorithms/label_parcels.py" line="113"/>
         <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/label_parcels.py" line="124"/>
+        <location filename="../algorithms/label_parcels.py" line="122"/>
         <source>The backend finished but wrote no parcels ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -189,67 +189,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training_shared.py" line="35"/>
+        <location filename="../algorithms/training_shared.py" line="38"/>
         <source>The chip store {data} is not a folder: run &apos;1 Prepare data&apos; first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="83"/>
+        <location filename="../algorithms/pretrain.py" line="90"/>
         <source>The chip store has no Sentinel-1 data, and the RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 bands with Sentinel-1 polarisations. Choose the variant &apos;auto&apos; or &apos;s2-only&apos; (two Sentinel-2 band draws), another method, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="88"/>
+        <location filename="../algorithms/pretrain.py" line="95"/>
         <source>The chip store has no Sentinel-1 data: choose the input bands &apos;s2&apos;, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="96"/>
+        <location filename="../algorithms/pretrain.py" line="102"/>
         <source>2 Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="97"/>
+        <location filename="../algorithms/base.py" line="45"/>
         <source>2 Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="99"/>
+        <location filename="../algorithms/pretrain.py" line="104"/>
         <source>&lt;p&gt;Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when there is one (else the CPU, slowly).&lt;/p&gt;&lt;ul&gt;&lt;li&gt;&lt;b&gt;rs-byol&lt;/b&gt;: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same place. Variants: &lt;i&gt;auto&lt;/i&gt; (the default: &lt;i&gt;single&lt;/i&gt; when the chip store has Sentinel-1, &lt;i&gt;s2-only&lt;/i&gt; when it has not), &lt;i&gt;single&lt;/i&gt; (one S2 band vs one S1 polarisation, 1-channel encoder), &lt;i&gt;three&lt;/i&gt; (three S2 bands vs VV/VH + a copy), &lt;i&gt;s2-only&lt;/i&gt; (two S2 band draws, no S1), &lt;i&gt;rgb-s1s2&lt;/i&gt; (RGB vs S1 + two non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.&lt;/li&gt;&lt;li&gt;&lt;b&gt;byol, moco-v2, simsiam, barlow-twins, swav&lt;/b&gt;: on all bands of the chip store.&lt;/li&gt;&lt;/ul&gt;&lt;p&gt;Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops at the next step and keeps the last checkpoint: run again with &lt;i&gt;Resume&lt;/i&gt; to continue.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="192"/>
+        <location filename="../algorithms/pretrain.py" line="197"/>
         <source>RS-BYOL variant &apos;auto&apos;: &apos;{variant}&apos; ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="192"/>
+        <location filename="../algorithms/pretrain.py" line="197"/>
         <source>the chip store has Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="192"/>
+        <location filename="../algorithms/pretrain.py" line="197"/>
         <source>the chip store has no Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/pretrain.py" line="209"/>
+        <location filename="../algorithms/training_shared.py" line="71"/>
         <source>The backend finished but {out} holds no model.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/finetune.py" line="66"/>
+        <location filename="../algorithms/finetune.py" line="70"/>
         <source>3 Fine-tune</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/evaluate.py" line="69"/>
+        <location filename="../algorithms/evaluate.py" line="68"/>
         <source>4 Evaluate</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/evaluate.py" line="179"/>
+        <location filename="../algorithms/evaluate.py" line="177"/>
         <source>The backend finished but wrote no report ({html}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1481,7 +1481,7 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/evaluate.py" line="180"/>
+        <location filename="../algorithms/evaluate.py" line="178"/>
         <source>Report: {path}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1531,32 +1531,32 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/embed.py" line="41"/>
+        <location filename="../algorithms/embed.py" line="40"/>
         <source>5b Per-pixel embedding</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/embed.py" line="44"/>
+        <location filename="../algorithms/embed.py" line="42"/>
         <source>&lt;p&gt;Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a multi-band raster on the analysis grid: the encoder&apos;s feature pyramid at full resolution, reduced to its first principal components. Feed it, alone or with the bands, to any classifier (QGIS&apos;s, SCP, dzetsaka), as with published satellite-embedding datasets.&lt;/p&gt;&lt;p&gt;Several dates: the embedding of their per-band median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/embed.py" line="92"/>
+        <location filename="../algorithms/embed.py" line="90"/>
         <source>The backend finished but wrote no embedding ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/finetune.py" line="69"/>
+        <location filename="../algorithms/finetune.py" line="72"/>
         <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;With a handful of labelled polygons choose the &lt;b&gt;pixel&lt;/b&gt; model: a per-pixel classifier on the spectra of every date (as SCP or dzetsaka), with the pre-trained encoder&apos;s embedding added when it helps on held-out parcels; &lt;i&gt;auto&lt;/i&gt; picks the classifier by cross-validation grouped by parcel.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/evaluate.py" line="72"/>
+        <location filename="../algorithms/evaluate.py" line="70"/>
         <source>&lt;p&gt;&lt;b&gt;compare&lt;/b&gt; (default): which path gives the best map with your labels, and what the pre-training was worth: the classic per-pixel classifiers on the spectra, the pixel classifier with the package&apos;s embedding, and the U-Net from the package and from random initialisation, all trained on the same parcels and scored on held-out parcels, at several label budgets. The report opens with one sentence that says which to use.&lt;/p&gt;&lt;p&gt;Or one protocol for the package and (optionally) a random initialisation: linear probe on frozen features, kNN, or full fine-tune, at several label fractions. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/evaluate.py" line="161"/>
+        <location filename="../algorithms/evaluate.py" line="159"/>
         <source>The {protocol} protocol evaluates a model package: choose one.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1601,32 +1601,32 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/prepare.py" line="85"/>
+        <location filename="../algorithms/prepare.py" line="83"/>
         <source>Give Sentinel-2 scenes (layers or a folder), feature rasters, or a chip folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="54"/>
+        <location filename="../algorithms/similar.py" line="53"/>
         <source>5c Find similar (feature raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="57"/>
+        <location filename="../algorithms/similar.py" line="55"/>
         <source>&lt;p&gt;Finds the pixels that look like a few examples in a &lt;b&gt;feature raster&lt;/b&gt; (a per-pixel embedding: AlphaEarth Foundations&apos; Satellite Embedding, TESSERA, eo-ssl&apos;s &lt;i&gt;Per-pixel embedding&lt;/i&gt;, any multi-band raster): the cosine similarity (-1..1) of every pixel to the mean embedding of the example polygons or points, one band per class when a class field is given. Styled from 2nd to 98th percentile.&lt;/p&gt;&lt;p&gt;The map tool &lt;i&gt;Find similar&lt;/i&gt; (eo-ssl toolbar) runs it on a clicked pixel or a drawn polygon.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="93"/>
+        <location filename="../algorithms/similar.py" line="91"/>
         <source>Give at least one feature raster layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="96"/>
+        <location filename="../algorithms/similar.py" line="94"/>
         <source>Give the example polygons or points.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="119"/>
+        <location filename="../algorithms/similar.py" line="117"/>
         <source>The backend finished but wrote no similarity raster ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1846,12 +1846,12 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="171"/>
+        <location filename="../algorithms/base.py" line="178"/>
         <source> or </source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="172"/>
+        <location filename="../algorithms/base.py" line="179"/>
         <source>The further backend options repeat {option}, which the parameter {parameter} sets: set it there and remove {typed} from the further backend options.</source>
         <translation type="unfinished"></translation>
     </message>
