@@ -296,3 +296,33 @@ def test_a_feature_raster_is_picked_like_a_sentinel_2_layer(eo_provider, project
             dlg.build_steps()
     finally:
         _close(dlg)
+
+
+def test_which_rasters_look_like_feature_rasters(qgis_app, tmp_path: Path) -> None:
+    """An embedding is told by its band names (AlphaEarth's A00.., eo-ssl embed's 'embedding 1 (PC)') or its name;
+    a many-band stack with generic band names, a Sentinel-2 file and a single band are not."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from qgis.core import QgsRasterLayer
+
+    from qgis_plugin.layer_sniffing import looks_like_features
+
+    def raster(name: str, bands: list[str | None]) -> QgsRasterLayer:
+        path = tmp_path / name
+        with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=len(bands), dtype="float32",
+                           crs="EPSG:32631", transform=Affine(10, 0, 500000, 0, -10, 5600000)) as dst:
+            dst.write(np.zeros((len(bands), 4, 4), np.float32))
+            for i, band in enumerate(bands):
+                if band:
+                    dst.set_band_description(i + 1, band)
+        layer = QgsRasterLayer(str(path), path.stem)
+        assert layer.isValid()
+        return layer
+
+    assert looks_like_features(raster("aef.tif", [f"A{i:02d}" for i in range(4)]))
+    assert looks_like_features(raster("out.tif", [f"embedding {i + 1} (PC)" for i in range(3)]))
+    assert looks_like_features(raster("tessera_2024.tif", [None] * 8))  # by its name
+    assert not looks_like_features(raster("stack.tif", [None] * 20))
+    assert not looks_like_features(raster("S2_20170824.tif", ["B02", "B03", "B04", "B08"]))
+    assert not looks_like_features(raster("embedding_one.tif", ["A00"]))  # one band: no embedding
