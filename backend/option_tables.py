@@ -36,6 +36,10 @@ NORMALISATION_PRESETS = ("ssl4eo-s12", "ssl4eo-s12-rgb", "ssl4eo-s12-stats", "ss
 PRECISIONS = ("auto", "32", "16-mixed", "bf16-mixed")
 #: the coarsest grid a command accepts, in metres (a grid of kilometre pixels is not Sentinel analysis any more)
 MAX_RESOLUTION_M = 1000.0
+#: Tiles per batch of predict and embed when --batch-size is not given, by device type (the GUI shows them too).
+INFERENCE_BATCH_SIZE = {"cpu": 4, "cuda": 32}
+_INFERENCE_BATCH_HELP = (f"tiles per batch (default {INFERENCE_BATCH_SIZE['cpu']} on the CPU, "
+                         f"{INFERENCE_BATCH_SIZE['cuda']} on a GPU)")
 
 
 @dataclass(frozen=True)
@@ -389,8 +393,7 @@ PREDICT = [
          help="tile size in pixels (default 256; a classification model: its chip size); segmentation: a multiple "
               "of the encoder's stride (32), of 2^depth for a U-Net-3D"),
     _fraction("--overlap", 0.25, "inference", "overlap between tiles, fraction of --tile (default 0.25)"),
-    _opt("--batch-size", "int", minimum=1, group="inference",
-         help="tiles per batch (default 4 on the CPU, 32 on a GPU)"),
+    _opt("--batch-size", "int", minimum=1, group="inference", help=_INFERENCE_BATCH_HELP),
     _opt("--devices", default="auto", group="inference",
          help="auto (a GPU if there is one), cpu, cuda or cuda:N; with --scenes also cpu:N (N CPU processes), N (N "
               "GPUs, or N CPU processes without one) or GPU ids like 0,1: one process per device"),
@@ -420,8 +423,7 @@ EMBED = [
     _opt("--tile", "int", default=256, minimum=32, maximum=8192, group="embedding",
          help="tile size in pixels, a multiple of 32 (default 256)"),
     _fraction("--overlap", 0.25, "embedding", "overlap between tiles, fraction of --tile (default 0.25)"),
-    _opt("--batch-size", "int", minimum=1, group="embedding", help="tiles per batch (default 4 on the CPU, 32 on a "
-                                                                   "GPU)"),
+    _opt("--batch-size", "int", minimum=1, group="embedding", help=_INFERENCE_BATCH_HELP),
     _opt("--devices", default="auto", group="embedding", help="auto, cpu, cuda or cuda:N"),
     _opt("--sample-windows", "int", default=16, minimum=1, group="embedding",
          help="random windows the projection and the scaling are fitted on (default 16)"),

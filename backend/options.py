@@ -35,6 +35,7 @@ from backend.option_tables import (
     FINETUNE,
     HEADS,
     IMPORT_WEIGHTS,
+    INFERENCE_BATCH_SIZE,
     INPUTS,
     LABEL_PARCELS,
     MAX_RESOLUTION_M,
@@ -69,6 +70,7 @@ __all__ = [
     "FINETUNE",
     "HEADS",
     "IMPORT_WEIGHTS",
+    "INFERENCE_BATCH_SIZE",
     "INPUTS",
     "LABEL_PARCELS",
     "MAX_RESOLUTION_M",
@@ -94,6 +96,11 @@ __all__ = [
     "spec",
     "validate",
 ]
+
+
+def inference_batch_size(given: int | None, device_type: str) -> int:
+    """``--batch-size`` of predict and embed, else :data:`INFERENCE_BATCH_SIZE` of the device type."""
+    return given or INFERENCE_BATCH_SIZE["cuda" if device_type == "cuda" else "cpu"]
 
 
 # -- argparse ---------------------------------------------------------------------------------------------------------

@@ -71,6 +71,14 @@ def method_defaults_text(dest: str) -> str:
                      f"{value} ({', '.join(methods)})" for value, methods in by_value.items())
 
 
+def device_defaults_text(command: str, dest: str) -> str:
+    """``4 on the CPU, 32 on a GPU``: what ``command`` uses for an option not given, by device, for labels."""
+    from .i18n import tr
+
+    values = spec()["by_device"][command][dest]
+    return tr("{cpu} on the CPU, {cuda} on a GPU").format(cpu=values["cpu"], cuda=values["cuda"])
+
+
 def number(name: str, description: str, command: str, cli: str, optional: bool = False):
     """A ``QgsProcessingParameterNumber`` for ``command``'s option ``cli``: its type, default and range. An option
     whose default is None (the backend decides) gives an optional parameter without default: left empty, nothing

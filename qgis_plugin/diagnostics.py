@@ -85,11 +85,7 @@ class DiagnosticsDialog(QDialog):
             return False
         self.status.setText(tr("Checking the backend environment (this starts its Python and imports torch)…"))
         self.recheck_button.setEnabled(False)
-
-        def work(_task):
-            return settings.probe_backend(), environment_extra()
-
-        self.task = tasks.start(tr("eo-ssl: checking the backend environment"), work, self._probe_done)
+        self.task = tasks.probe(self._probe_done, extra=environment_extra)
         return True
 
     def _probe_done(self, task: tasks.CallTask) -> None:

@@ -1,20 +1,20 @@
 """The toolbar dialog: a thin client over the eo-ssl Processing algorithms.
 
-Pick Sentinel-2 / Sentinel-1 layers of the project, an AOI (polygon layer, optionally only its selected features,
-or the current map extent), a POI, the method and its main hyper-parameters, the device and an output folder; the
-dialog turns that into a chain of algorithm runs (prepare -> pre-train -> fine-tune -> evaluate -> predict -> label
-parcels) and runs it in the background (:mod:`.jobs`), with progress, ETA, a live loss curve, the log and Cancel.
-When it is done, the outputs are in the project (styled prediction, confidence, labelled parcels) and the report is
-one click away.
+Why near 500 lines: what the dialog does is one state over one form (the steps possible, the chip store, the job's
+progress and log), kept together; its widgets are built in :mod:`.dialog_tabs`.
+
+Pick Sentinel-2 / Sentinel-1 layers of the project (or feature rasters: an embedding), an AOI (polygon layer,
+optionally only its selected features, or the current map extent), a POI, the method and its main hyper-parameters,
+the device and an output folder; the dialog turns that into a chain of algorithm runs (prepare -> pre-train ->
+fine-tune -> evaluate -> predict -> label parcels; :mod:`.dialog_plan`) and runs it in the background (:mod:`.jobs`),
+with progress, ETA, a live loss curve, the log and Cancel. When it is done, the outputs are in the project (styled
+prediction, confidence, labelled parcels) and the report is one click away. Its widgets are built by
+:mod:`.dialog_tabs`; which layer looks like what is :mod:`.layer_sniffing`'s guess.
 
 The chip store goes to the cache folder, keyed by its inputs (:mod:`.chipstores`): a second run on the same layers,
 area and period (another method, Resume) reuses it and says so. The default RS-BYOL variant ``auto`` fits the layers
 checked ('single' with Sentinel-1, 's2-only' without); a variant that needs Sentinel-1 without a Sentinel-1 layer is
 refused before anything starts.
-
-Why one module of this length: the dialog is one window whose tabs feed one chain of runs, and Qt's widget set-up
-is long by nature (each widget, its tooltip, its range from the backend's option spec); the work it starts lives
-elsewhere (:mod:`.jobs`, :mod:`.chipstores`, the algorithms).
 """
 
 from __future__ import annotations
@@ -28,160 +28,30 @@ from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsMapLayerProxyModel,
     QgsMapLayerType,
     QgsProcessingFeatureSourceDefinition,
     QgsProject,
-    QgsRasterLayer,
 )
-from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QDate, QEvent, QObject, Qt, QUrl, QVariant, pyqtSignal
-from qgis.PyQt.QtGui import QDesktopServices, QIcon
-from qgis.PyQt.QtWidgets import (
-    QAbstractItemView,
-    QAbstractSpinBox,
-    QApplication,
-    QCheckBox,
-    QComboBox,
-    QDateEdit,
-    QDialog,
-    QDialogButtonBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QFrame,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QProgressBar,
-    QPushButton,
-    QRadioButton,
-    QScrollArea,
-    QSpinBox,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from qgis.PyQt.QtCore import Qt, QUrl, pyqtSignal
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QDialog, QListWidget, QListWidgetItem, QWidget
 
 from . import backend_spec, chipstores, names, settings, tasks
+from .algorithms.pretrain import S1_VARIANTS
 from .algorithms.styling import OUTPUT_PROPERTY
-from .algorithms.training import CLI_ONLY_METHODS, ENCODERS, S1_VARIANTS
-from .dialog_plan import FEW_LABEL_STEPS, Choices, FieldInfo, given, guess_class_field, model_problem, plan_steps
+from .dialog_plan import FEW_LABEL_STEPS, Choices, model_problem, plan_steps
+from .dialog_tabs import DialogTabs
+from .dialog_widgets import spin_value
 from .i18n import tr
 from .jobs import JobRunner, Step
-from .log_view import FollowingLog
-from .loss_plot import LossPlot
+from .layer_sniffing import band_names, class_field_of, looks_like_features, looks_like_s1, looks_like_s2
 from .paths import ICON
 
-S1_HINT = re.compile(r"(^|[^a-z])(s1[ab]?|sentinel-?1|grd|vv|vh)([^a-z]|$)", re.IGNORECASE)
-S2_HINT = re.compile(r"(^|[^a-z0-9])(s2[ab]?|sentinel-?2|msil1c|msil2a|l1c|l2a|t\d{2}[a-z]{3})([^a-z]|$)",
-                     re.IGNORECASE)
-#: A band named at the end of a per-band file name (``T33UUU_20170216T102101_B8A.jp2``, ``..._B02_10m.jp2``,
-#: ``..._VH.tif``): the rule of the backend's ``band_token_in_filename``, for display (QGIS never imports the backend).
-_S2_FILE_BAND = re.compile(r"(?:^|[_\-.])B(\d{1,2})(A?)(?:_\d{2}m)?$", re.IGNORECASE)
-_S1_FILE_BAND = re.compile(r"(?:^|[_\-.])(VV|VH)$", re.IGNORECASE)
-_GENERIC_BAND = re.compile(r"^Band \d+$")
+__all__ = ["EoSslDialog"]
 
 
-def band_from_filename(path: str) -> str | None:
-    """``B02``, ``B8A``, ``VV``... when the file name ends with a band name, else None."""
-    stem = Path(path).stem
-    m = _S2_FILE_BAND.search(stem)
-    if m:
-        return f"B{int(m.group(1)):02d}" if not m.group(2) else f"B{int(m.group(1))}A"
-    m = _S1_FILE_BAND.search(stem)
-    return m.group(1).upper() if m else None
-
-
-def band_names(layer: QgsRasterLayer) -> list[str]:
-    """Band descriptions of a raster layer; a single-band file that describes none is named by its file name
-    (``..._B02.jp2`` -> ``B02``), else ``Band 3``."""
-    names = []
-    provider = layer.dataProvider()
-    for b in range(1, layer.bandCount() + 1):
-        desc = provider.generateBandName(b) if provider is not None else f"Band {b}"
-        name = layer.bandName(b)
-        if ":" in name:
-            name = name.split(":", 1)[1].strip()
-        names.append(name or desc)
-    if len(names) == 1 and _GENERIC_BAND.match(names[0]):
-        names = [band_from_filename(layer.source().split("|")[0]) or names[0]]
-    return names
-
-
-def looks_like_s1(layer: QgsRasterLayer) -> bool:
-    names = [n.upper() for n in band_names(layer)]
-    if names and set(names) <= {"VV", "VH", "HH", "HV"}:
-        return True
-    return bool(S1_HINT.search(layer.name()) or S1_HINT.search(Path(layer.source()).name))
-
-
-def looks_like_s2(layer: QgsRasterLayer) -> bool:
-    names = band_names(layer)
-    if any(re.match(r"^B(0[1-9]|1[0-2]|8A)$", n, re.IGNORECASE) for n in names):
-        return True
-    return bool(S2_HINT.search(layer.name()) or S2_HINT.search(Path(layer.source()).name))
-
-
-def spin_box(command: str, cli: str, unset: str | None = None) -> QSpinBox:
-    """A spin box for a whole-number option: its range and default from the backend's spec. With ``unset`` (an
-    option whose default depends on the method or the model) one step below the range shows that text and means
-    "not given" (:func:`given` leaves it out)."""
-    opt = backend_spec.option(command, cli)
-    box = QSpinBox()
-    low = int(opt["minimum"]) if opt.get("minimum") is not None else 0
-    box.setRange(low - 1 if unset else low, int(opt["maximum"]) if opt.get("maximum") is not None else 2**31 - 1)
-    if unset:
-        box.setSpecialValueText(unset)
-    default = backend_spec.default(command, cli)
-    box.setValue(box.minimum() if default is None else int(default))
-    return box
-
-
-def spin_value(box: QSpinBox) -> int | None:
-    """The value of a :func:`spin_box`; None at its "not given" value (the text shown below the range)."""
-    return None if box.specialValueText() and box.value() == box.minimum() else box.value()
-
-
-__all__ = ["EoSslDialog", "band_names", "given", "spin_box", "spin_value"]
-
-
-def class_field_of(layer) -> str | None:
-    """The field of a parcels layer whose values look like classes (:func:`.dialog_plan.guess_class_field`)."""
-    if layer is None:
-        return None
-    fields = []
-    for index, f in enumerate(layer.fields()):
-        distinct = len(layer.uniqueValues(index, 102))  # capped: more than 100 is no class field anyway
-        fields.append(FieldInfo(f.name(), f.type() == QVariant.String, distinct))
-    return guess_class_field(fields, layer.featureCount())
-
-
-class WheelGuard(QObject):
-    """The mouse wheel over a spin box, date or list of a scrolled tab scrolls the tab, unless that field has the
-    keyboard (clicked into): scrolling down the Training tab never changes Crop on the way."""
-
-    def __init__(self, scroll: QScrollArea) -> None:
-        super().__init__(scroll)
-        self.scroll = scroll
-
-    def guard(self, page: QWidget) -> None:
-        for widget in [*page.findChildren(QAbstractSpinBox), *page.findChildren(QComboBox)]:
-            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone gives no focus
-            widget.installEventFilter(self)
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
-            QApplication.sendEvent(self.scroll.verticalScrollBar(), event)
-            return True
-        return False
-
-
-class EoSslDialog(QDialog):
+class EoSslDialog(DialogTabs, QDialog):
     """The toolbar dialog."""
 
     jobFinished = pyqtSignal(bool, str)  # noqa: N815
@@ -209,322 +79,29 @@ class EoSslDialog(QDialog):
         self.project.layersAdded.connect(self.refresh_layers)
         self.project.layersRemoved.connect(self.refresh_layers)
 
-    # == layout ====================================================================================================
-    def _build(self) -> None:
-        root = QVBoxLayout(self)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        root.addWidget(splitter, 1)
-        self.tabs = QTabWidget()
-        splitter.addWidget(self.tabs)
-        for page, title in ((self._inputs_tab(), tr("Data")), (self._training_tab(), tr("Training")),
-                            (self._output_tab(), tr("Output"))):
-            scroll = QScrollArea()  # a small screen scrolls instead of squeezing the wrapped explanations
-            scroll.setWidgetResizable(True)
-            scroll.setFrameShape(QFrame.Shape.NoFrame)
-            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the page fits the width
-            scroll.setWidget(page)
-            WheelGuard(scroll).guard(page)
-            self.tabs.addTab(scroll, title)
-        splitter.addWidget(self._run_panel())
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([660, 440])
-
-        buttons = QDialogButtonBox()
-        self.run_button = buttons.addButton(tr("Run"), QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = buttons.addButton(tr("Cancel job"), QDialogButtonBox.ButtonRole.ActionRole)
-        self.close_button = buttons.addButton(QDialogButtonBox.StandardButton.Close)
-        self.cancel_button.setEnabled(False)
-        self.run_button.clicked.connect(self.start_job)
-        self.cancel_button.clicked.connect(self.cancel_job)
-        self.close_button.clicked.connect(self.close)
-        root.addWidget(buttons)
-        self.resize(1100, 720)
-
-    @staticmethod
-    def _narrow(combo: QComboBox, chars: int = 16) -> QComboBox:
-        """A combo box as narrow as ``chars`` characters allow, whatever its longest item (layer names, long
-        choices): the tab fits its width instead of being clipped."""
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(chars)
-        return combo
-
-    def _layer_list(self) -> QListWidget:
-        lst = QListWidget()
-        lst.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        lst.setMinimumHeight(90)
-        lst.itemChanged.connect(self._update_variant_hint)
-        return lst
-
-    def _inputs_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        box = QGroupBox(tr("Sentinel-2 scenes (check the ones to use)"))
-        bl = QVBoxLayout(box)
-        self.s2_list = self._layer_list()
-        bl.addWidget(self.s2_list)
-        lay.addWidget(box, 2)
-        box = QGroupBox(tr("Sentinel-1 scenes (optional; VV/VH)"))
-        bl = QVBoxLayout(box)
-        self.s1_list = self._layer_list()
-        bl.addWidget(self.s1_list)
-        self.all_rasters = QCheckBox(tr("Show all raster layers"))
-        self.all_rasters.setToolTip(tr("Not only those that look like Sentinel-1 or -2. Sentinel-1 layers are "
-                                       "recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the "
-                                       "Sentinel-2 list leaves them out."))
-        self.all_rasters.toggled.connect(lambda _on: self.refresh_layers())
-        bl.addWidget(self.all_rasters)
-        lay.addWidget(box, 1)
-
-        box = QGroupBox(tr("Area of interest"))
-        gl = QGridLayout(box)
-        self.aoi_layer_radio = QRadioButton(tr("Polygon layer"))
-        self.aoi_extent_radio = QRadioButton(tr("Current map extent"))
-        self.aoi_all_radio = QRadioButton(tr("Whole Sentinel-2 footprint"))
-        self.aoi_all_radio.setChecked(True)
-        self.aoi_layer = self._narrow(QgsMapLayerComboBox())
-        self.aoi_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        self.aoi_layer.setAllowEmptyLayer(True)
-        self.aoi_layer.setLayer(None)
-        self.aoi_selected = QCheckBox(tr("Selected features only"))
-        self.aoi_layer.layerChanged.connect(lambda layer: self.aoi_layer_radio.setChecked(layer is not None))
-        gl.addWidget(self.aoi_all_radio, 0, 0)
-        gl.addWidget(self.aoi_extent_radio, 0, 1)
-        gl.addWidget(self.aoi_layer_radio, 1, 0)
-        gl.addWidget(self.aoi_layer, 1, 1)
-        gl.addWidget(self.aoi_selected, 2, 1)
-        gl.setColumnStretch(1, 1)
-        lay.addWidget(box)
-
-        box = QGroupBox(tr("Period of interest"))
-        hl = QHBoxLayout(box)
-        self.poi_check = QCheckBox(tr("Only scenes from"))
-        self.poi_start = QDateEdit(QDate(QDate.currentDate().year() - 1, 1, 1))
-        self.poi_end = QDateEdit(QDate(QDate.currentDate().year() - 1, 12, 31))
-        for d in (self.poi_start, self.poi_end):
-            d.setCalendarPopup(True)
-            d.setDisplayFormat("yyyy-MM-dd")
-        hl.addWidget(self.poi_check)
-        hl.addWidget(self.poi_start)
-        hl.addWidget(QLabel(tr("to")))
-        hl.addWidget(self.poi_end)
-        hl.addStretch(1)
-        lay.addWidget(box)
-
-        box = QGroupBox(tr("Labelled parcels (a few per class are enough)"))
-        fl = QFormLayout(box)
-        fl.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: the field goes under its label
-        self.parcels_layer = self._narrow(QgsMapLayerComboBox())
-        self.parcels_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        self.parcels_layer.setAllowEmptyLayer(True)
-        self.parcels_layer.setLayer(None)
-        self.class_field = self._narrow(QgsFieldComboBox())
-        self.class_field.setAllowEmptyFieldName(True)
-        self.class_field.setToolTip(tr("The attribute holding the class of each parcel. Chosen for you: a text field "
-                                       "with few distinct values (never the feature id)."))
-        self.parcels_layer.layerChanged.connect(self._on_parcels_changed)
-        fl.addRow(tr("Parcels"), self.parcels_layer)
-        fl.addRow(tr("Class field"), self.class_field)
-        lay.addWidget(box)
-        return w
-
-    def _training_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        box = QGroupBox(tr("Steps"))
-        gl = QGridLayout(box)
-        self.step_prepare = QCheckBox(tr("Prepare data (reused while the inputs do not change)"))
-        self.step_prepare.setChecked(True)
-        self.step_prepare.setEnabled(False)
-        self.step_prepare.setToolTip(tr("The chip store is kept in the cache folder ({options}) and reused by the "
-                                        "next run on the same inputs.").format(options=tr(names.OPTIONS_PATH)))
-        self.step_pretrain = QCheckBox(tr("Pre-train (self-supervised)"))
-        self.step_pretrain.setChecked(True)
-        self.step_pretrain.setToolTip(tr("Learns an encoder from the unlabelled scenes (minutes to hours); the pixel "
-                                         "classifier then also uses its embedding where it helps on held-out "
-                                         "parcels. Off by default: the first map needs only the parcels."))
-        self.step_finetune = QCheckBox(tr("Fine-tune on the parcels"))
-        self.step_evaluate = QCheckBox(tr("Compare report (evaluate)"))
-        self.step_evaluate.setToolTip(tr("Which path gives the best map, on parcels none of them trained on: the "
-                                         "classic classifiers, random init and the pre-trained encoder. Runs "
-                                         "after the map."))
-        self.step_predict = QCheckBox(tr("Predict land cover"))
-        self.step_label = QCheckBox(tr("Label the parcels from the map"))
-        gl.addWidget(self.step_prepare, 0, 0, 1, 2)
-        for i, cb in enumerate((self.step_pretrain, self.step_finetune, self.step_evaluate, self.step_predict,
-                                self.step_label)):
-            gl.addWidget(cb, 1 + i // 2, i % 2)
-            cb.toggled.connect(self._update_steps)
-        lay.addWidget(box)
-
-        box = QGroupBox(tr("Self-supervised pre-training"))
-        fl = QFormLayout(box)
-        fl.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: the field goes under its label
-        self.method = QComboBox()
-        self.method.addItems([m for m in backend_spec.choices("pretrain", "--method") if m not in CLI_ONLY_METHODS])
-        self.variant = QComboBox()
-        self.variant.addItems([backend_spec.AUTO, *backend_spec.choices("pretrain", "--variant")])
-        self.variant_hint = QLabel("")
-        self.variant_hint.setWordWrap(True)
-        self.encoder = QComboBox()  # empty: the method's encoder (nothing is sent)
-        self.encoder.setEditable(True)
-        self.encoder.addItems(["", *ENCODERS])
-        self.encoder.lineEdit().setPlaceholderText(tr("the method's: {encoders}").format(
-            encoders=backend_spec.method_defaults_text("encoder")))
-        self.method.currentTextChanged.connect(self._update_variant_hint)
-        self.variant.currentTextChanged.connect(self._update_variant_hint)
-        self.epochs = spin_box("pretrain", "--epochs")
-        self.max_steps = spin_box("pretrain", "--max-steps", unset=tr("no limit"))
-        self.batch_size = spin_box("pretrain", "--batch-size", unset=tr("the method's"))
-        self.batch_size.setToolTip(tr("The method's own batch size: {sizes}").format(
-            sizes=backend_spec.method_defaults_text("batch_size")))
-        self.crop = spin_box("pretrain", "--crop")
-        fl.addRow(tr("Method"), self.method)
-        fl.addRow(tr("RS-BYOL variant"), self.variant)
-        fl.addRow("", self.variant_hint)
-        fl.addRow(tr("Encoder"), self.encoder)
-        fl.addRow(tr("Epochs"), self.epochs)
-        fl.addRow(tr("Maximum steps (each training)"), self.max_steps)
-        fl.addRow(tr("Batch size"), self.batch_size)
-        fl.addRow(tr("Crop (pixels)"), self.crop)
-        lay.addWidget(box)
-
-        box = QGroupBox(tr("Fine-tuning and prediction"))
-        fl = QFormLayout(box)
-        fl.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: the field goes under its label
-        self.ft_model = QComboBox()
-        self.ft_model.addItem(tr("Pixel classifier: spectra of every date + the pre-trained embedding (best with "
-                                 "few polygons)"), "pixel")
-        self.ft_model.addItem(tr("U-Net over the pre-trained encoder"), "unet")
-        self.ft_model.setToolTip(tr("With a handful of labelled polygons a per-pixel classifier generalises better "
-                                    "than a U-Net, which memorises the polygons. Tick 'Evaluate' to compare both on "
-                                    "parcels none of them trained on."))
-        self.ft_model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.ft_model.setMinimumContentsLength(24)
-        self.ft_model.currentIndexChanged.connect(self._update_model_fields)
-        fl.addRow(tr("Model"), self.ft_model)
-        self.quick = QCheckBox(tr("Quick first map (in seconds)"))
-        self.quick.setChecked(True)
-        self.quick.setToolTip(tr("The pixel classifier chooses between logistic regression and the vote on at most "
-                                 "3000 training pixels: a first map in seconds. Untick it for the map you keep (8 "
-                                 "cross-validated candidates on up to 20,000 pixels: minutes)."))
-        fl.addRow("", self.quick)
-        self.ft_epochs = spin_box("finetune", "--epochs")
-        self.ft_epochs.setToolTip(tr("U-Net only: the pixel classifier is fitted at once, without epochs."))
-        self.label_fraction = QDoubleSpinBox()
-        fraction = backend_spec.option("finetune", "--label-fraction")
-        self.label_fraction.setRange(0.01, fraction["maximum"])  # the range is open at 0: the smallest shown step
-        self.label_fraction.setSingleStep(0.05)
-        self.label_fraction.setValue(backend_spec.default("finetune", "--label-fraction"))
-        self.tile = spin_box("predict", "--tile", unset=tr("the model's"))
-        self.tile.setToolTip(tr("Empty (the model's): 256 for a segmentation model, a classifier's chip size."))
-        fl.addRow(tr("Fine-tune epochs"), self.ft_epochs)
-        fl.addRow(tr("Label fraction"), self.label_fraction)
-        fl.addRow(tr("Prediction tile (pixels)"), self.tile)
-        self.model_package = QgsFileWidget()
-        self.model_package.setStorageMode(QgsFileWidget.GetDirectory)
-        self.model_package.setToolTip(tr("A fine-tuned model package (a folder with model.json) to predict with "
-                                         "when 'Fine-tune' is off"))
-        self.model_package.fileChanged.connect(self._update_steps)
-        fl.addRow(tr("…or predict with this model"), self.model_package)
-        self.model_hint = QLabel("")
-        self.model_hint.setWordWrap(True)
-        self.model_hint.setVisible(False)
-        fl.addRow("", self.model_hint)
-        lay.addWidget(box)
-
-        box = QGroupBox(tr("Device"))
-        vl = QVBoxLayout(box)
-        hl = QHBoxLayout()
-        self.device = self._narrow(QComboBox(), 12)
-        self.device.addItem(tr("auto (GPU when there is one)"), "auto")
-        self.device.addItem(tr("CPU"), "cpu")
-        self.device_label = QLabel(tr("checking the backend environment…"))
-        self.device_label.setWordWrap(True)
-        self.setup_button = QPushButton(tr(names.SETUP_ACTION))
-        self.setup_button.setToolTip(tr("Create the backend environment, or choose an existing Python"))
-        self.setup_button.clicked.connect(self._open_setup)
-        self.setup_button.setVisible(False)
-        self.diagnostics_button = QPushButton(tr("Backend…"))
-        self.diagnostics_button.setToolTip(tr("Backend diagnostics: which Python, torch and device"))
-        self.diagnostics_button.clicked.connect(self.show_diagnostics)
-        hl.addWidget(self.device)
-        hl.addStretch(1)
-        hl.addWidget(self.setup_button)
-        hl.addWidget(self.diagnostics_button)
-        vl.addLayout(hl)
-        vl.addWidget(self.device_label)  # below the buttons: a long report wraps instead of pushing them out
-        lay.addWidget(box)
-        lay.addStretch(1)
-        self._select_default_device()
-        self._update_model_fields()
-        return w
-
-    def _output_tab(self) -> QWidget:
-        w = QWidget()
-        fl = QFormLayout(w)
-        self.output_dir = QgsFileWidget()
-        self.output_dir.setStorageMode(QgsFileWidget.GetDirectory)
-        self.output_dir.setFilePath(settings.get(settings.SETTINGS_LAST_OUTPUT) or str(Path.home() / "eo-ssl-runs"))
-        fl.addRow(tr("Output folder"), self.output_dir)
-        note = QLabel(tr(
-            "Each step writes into the output folder: <code>pretrained/</code>, <code>finetuned/</code> (model "
-            "packages), <code>report/</code>, <code>landcover.tif</code> (+ <code>.qml</code>), "
-            "<code>confidence.tif</code>, <code>parcels_labelled.gpkg</code>. The chip store goes to the cache "
-            "folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are "
-            "replaced; a pre-training resumes from its checkpoint when 'Resume' is ticked.").format(
-                options=html.escape(tr(names.OPTIONS_PATH))))
-        note.setWordWrap(True)
-        fl.addRow(note)
-        self.resume = QCheckBox(tr("Resume the pre-training from its checkpoint"))
-        fl.addRow(self.resume)
-        return w
-
-    def _run_panel(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        self.stage_label = QLabel(tr("Ready."))
-        self.stage_label.setWordWrap(True)
-        lay.addWidget(self.stage_label)
-        hl = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        self.eta_label = QLabel("")
-        self.eta_label.setMinimumWidth(80)
-        hl.addWidget(self.progress, 1)
-        hl.addWidget(self.eta_label)
-        lay.addLayout(hl)
-        self.loss_plot = LossPlot()
-        lay.addWidget(self.loss_plot, 2)
-        self.log_view = FollowingLog()
-        self.log_view.setMaximumBlockCount(5000)
-        lay.addWidget(self.log_view, 2)
-        self.report_label = QLabel("")
-        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.report_label.setOpenExternalLinks(False)
-        self.report_label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
-        lay.addWidget(self.report_label)
-        return w
-
     # == project layers ============================================================================================
     def refresh_layers(self, *_args) -> None:
-        """Fill the S2/S1 lists with the project's raster layers (band names shown), keeping what was checked.
-        The Sentinel-1 list shows the layers that look like Sentinel-1 (VV/VH bands, or S1 in the name), the
-        Sentinel-2 list the others; 'Show all raster layers' shows every raster in both, the likely ones first."""
-        checked = {lst: self.checked_layer_ids(lst) for lst in (self.s2_list, self.s1_list)}
+        """Fill the layer lists with the project's raster layers (band names shown), keeping what was checked. The
+        Sentinel-1 list shows the layers that look like Sentinel-1 (VV/VH bands, or S1 in the name), the feature
+        list those that look like an embedding (:func:`.layer_sniffing.looks_like_features`), the Sentinel-2 list
+        the others; 'Show all raster layers' shows every raster in each, the likely ones first."""
+        lists = (self.s2_list, self.s1_list, self.features_list)
+        checked = {lst: self.checked_layer_ids(lst) for lst in lists}
         first = not any(checked.values())
         rasters = [lyr for lyr in self.project.mapLayers().values() if lyr.type() == QgsMapLayerType.RasterLayer
                    and lyr.providerType() == "gdal" and not lyr.customProperty(OUTPUT_PROPERTY)]
         rasters.sort(key=lambda lyr: lyr.name())
         is_s1 = {lyr.id(): looks_like_s1(lyr) for lyr in rasters}
-        is_s2 = {lyr.id(): not is_s1[lyr.id()] and looks_like_s2(lyr) for lyr in rasters}
+        is_features = {lyr.id(): not is_s1[lyr.id()] and looks_like_features(lyr) for lyr in rasters}
+        other = {k: not is_s1[k] and not is_features[k] for k in is_s1}
+        is_s2 = {lyr.id(): other[lyr.id()] and looks_like_s2(lyr) for lyr in rasters}
         any_s2 = any(is_s2.values())
+        likely = {self.s2_list: other, self.s1_list: is_s1, self.features_list: is_features}
+        default = {self.s2_list: is_s2 if any_s2 else other, self.s1_list: is_s1, self.features_list: is_features}
         show_all = self.all_rasters.isChecked()
-        for lst in (self.s2_list, self.s1_list):
-            likely = is_s1 if lst is self.s1_list else {k: not v for k, v in is_s1.items()}
-            shown = [lyr for lyr in rasters if show_all or likely[lyr.id()]]
-            shown.sort(key=lambda lyr, likely=likely: not likely[lyr.id()])
+        for lst in lists:
+            shown = [lyr for lyr in rasters if show_all or likely[lst][lyr.id()]]
+            shown.sort(key=lambda lyr, lst=lst: not likely[lst][lyr.id()])
             lst.blockSignals(True)
             lst.clear()
             for layer in shown:
@@ -535,11 +112,7 @@ class EoSslDialog(QDialog):
                 item.setData(Qt.ItemDataRole.UserRole, layer.id())
                 item.setToolTip(layer.source())
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                if first:
-                    state = is_s1[layer.id()] if lst is self.s1_list else (
-                        is_s2[layer.id()] if any_s2 else not is_s1[layer.id()])
-                else:
-                    state = layer.id() in checked[lst]
+                state = default[lst][layer.id()] if first else layer.id() in checked[lst]
                 item.setCheckState(Qt.CheckState.Checked if state else Qt.CheckState.Unchecked)
                 lst.addItem(item)
             lst.blockSignals(False)
@@ -608,8 +181,7 @@ class EoSslDialog(QDialog):
             else:
                 self.set_backend_report(task.result)
 
-        self.probe_task = tasks.start(tr("eo-ssl: checking the backend environment"),
-                                      lambda _task: settings.probe_backend(), done)
+        self.probe_task = tasks.probe(done)
 
     def _open_setup(self) -> None:
         if self.open_setup is not None:
@@ -712,6 +284,11 @@ class EoSslDialog(QDialog):
         s1 = self.checked_layer_ids(self.s1_list)
         if s1:
             params["S1"] = s1
+        features = self.checked_layer_ids(self.features_list)
+        if features:  # prepare --features, predict --features (with the encoding unless 'auto')
+            params["FEATURES"] = features
+            if self.features_preset.currentText() != backend_spec.default("prepare", "--features-preset"):
+                params["FEATURES_PRESET"] = self.features_preset.currentText()
         if self.aoi_layer_radio.isChecked() and self.aoi_layer.currentLayer() is not None:
             layer = self.aoi_layer.currentLayer()
             params["AOI"] = QgsProcessingFeatureSourceDefinition(layer.id(), self.aoi_selected.isChecked())
@@ -739,6 +316,9 @@ class EoSslDialog(QDialog):
         description: dict[str, Any] = {"s2": layers(inputs["S2"]), "s1": layers(inputs.get("S1", [])),
                                        "poi": [inputs.get("POI_START"), inputs.get("POI_END")],
                                        "extent": inputs.get("EXTENT")}
+        if inputs.get("FEATURES"):  # only then: the keys of the stores prepared without features stay as they were
+            description["features"] = layers(inputs["FEATURES"])
+            description["features_preset"] = inputs.get("FEATURES_PRESET")
         aoi = inputs.get("AOI")
         if aoi is not None:
             layer = self.aoi_layer.currentLayer()

@@ -11,7 +11,7 @@ package to predict with, :func:`guess_class_field` picks the class field of a pa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class Choices:
     """What the dialog's widgets say (its :meth:`choices`)."""
 
     out: str
-    inputs: dict[str, Any]  # S2, S1, AOI, EXTENT, POI_START, POI_END: the algorithms' input parameters
+    inputs: dict[str, Any]  # S2, S1, FEATURES(_PRESET), AOI, EXTENT, POI_START, POI_END: the algorithms' inputs
     chips: Path  # where the chip store is (or goes)
     store_ready: bool = False  # the chip store of these inputs exists: no prepare step
     device: str = "auto"
@@ -103,7 +103,6 @@ class Choices:
     label_fraction: float = 1.0
     tile: int | None = None
     model: str = ""  # '...or predict with this model'
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def given(**params: Any) -> dict[str, Any]:
@@ -117,8 +116,8 @@ def plan_steps(c: Choices, project=None) -> list[Step]:
     evaluate (the compare report last: the map comes first). Raises ValueError with a message for the user."""
     if not c.out or c.out == ".":
         raise ValueError(tr("Choose an output folder."))
-    if not c.inputs.get("S2"):
-        raise ValueError(tr("Check at least one Sentinel-2 layer."))
+    if not c.inputs.get("S2") and not c.inputs.get("FEATURES"):
+        raise ValueError(tr("Check at least one Sentinel-2 layer or feature raster."))
     if c.parcels is not None and not c.class_field and (c.finetune or c.evaluate):
         raise ValueError(tr("Choose the class field of the parcels."))
     if c.pretrain and c.s1_variant_problem:

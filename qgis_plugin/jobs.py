@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from .algorithms.base import EventFeedback, progress_text
+from .algorithms.backend_run import EventFeedback, progress_text
 from .i18n import tr
 
 

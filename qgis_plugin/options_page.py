@@ -161,11 +161,7 @@ class EoSslOptionsPage(QgsOptionsPageWidget):
         python = self.python.filePath().strip() or None
         self.status.setText(tr("Checking (the backend Python imports PyTorch: a few seconds)…"))
         self.check_button.setEnabled(False)
-
-        def work(_task):
-            return settings.probe_backend(python=python) if python else settings.probe_backend()
-
-        self.check_task = tasks.start(tr("eo-ssl: checking the backend environment"), work, self._checked)
+        self.check_task = tasks.probe(self._checked, python=python)
         return True
 
     def _checked(self, task: tasks.CallTask) -> None:

@@ -361,12 +361,7 @@ class BackendSetupDialog(QDialog):
         """Probe ``python`` in a task; when it works it becomes the backend Python (``backendReady``)."""
         if self.check_task is not None or not python:
             return False
-
-        def work(_task):
-            return settings.probe_backend(python=python)
-
-        self.check_task = tasks.start(tr("eo-ssl: checking the backend environment"), work,
-                                      lambda task: self._checked(task, python))
+        self.check_task = tasks.probe(lambda task: self._checked(task, python), python=python)
         return True
 
     def _checked(self, task: tasks.CallTask, python: str) -> None:

@@ -106,7 +106,9 @@ class SimilarMapTool(QgsMapTool):
         self.rubber = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
         self.rubber.setColor(QColor(255, 0, 160, 160))
         self.rubber.setWidth(2)
-        self.tasks: list[QgsProcessingAlgRunnerTask] = []  # kept alive while they run
+        #: each running task with its context and feedback: the task holds a C++ reference to the context, so the
+        #: Python objects must outlive it (a context collected while the task ran crashed QGIS in its worker thread)
+        self.running: list[tuple[QgsProcessingAlgRunnerTask, QgsProcessingContext, QgsProcessingFeedback]] = []
         self.setCursor(Qt.CrossCursor)
 
     def activate(self) -> None:
@@ -152,7 +154,7 @@ class SimilarMapTool(QgsMapTool):
         context.setProject(QgsProject.instance())
         task = QgsProcessingAlgRunnerTask(alg, similar_parameters(layer, example, out), context, feedback)
         task.executed.connect(lambda ok, _results, o=out, t=task: self._done(ok, o, t, feedback))
-        self.tasks.append(task)
+        self.running.append((task, context, feedback))
         QgsApplication.taskManager().addTask(task)
         self.iface.messageBar().pushInfo("eo-ssl", tr("Find similar: running on {layer}…").format(layer=layer.name()))
         return task
@@ -160,8 +162,7 @@ class SimilarMapTool(QgsMapTool):
     def _done(self, ok: bool, out: Path, task, feedback) -> None:
         from .algorithms.similar import style_similarity
 
-        if task in self.tasks:
-            self.tasks.remove(task)
+        self.running = [run for run in self.running if run[0] is not task]
         if not ok or not Path(out).is_file():
             self.iface.messageBar().pushWarning("eo-ssl", tr("Find similar failed: {log}").format(
                 log=(feedback.textLog().strip().splitlines() or [""])[-1]))

@@ -8,6 +8,8 @@ from typing import Any
 
 from qgis.core import QgsApplication, QgsTask
 
+from .i18n import tr
+
 
 class CallTask(QgsTask):
     """Run ``fn(task)`` off the main thread; ``result`` holds its return value, ``error`` what it raised."""
@@ -36,3 +38,17 @@ def start(description: str, fn: Callable[[QgsTask], Any], on_done: Callable[[Cal
     task.taskTerminated.connect(lambda: on_done(task))
     QgsApplication.taskManager().addTask(task)
     return task
+
+
+def probe(on_done: Callable[[CallTask], None], python: str | None = None,
+          extra: Callable[[], Any] | None = None) -> CallTask:
+    """The backend probe (:func:`.settings.probe_backend`: seconds, it imports torch in the backend's Python) in a
+    task: of ``python``, else of the configured backend. With ``extra`` the task's result is ``(report, extra())``
+    (what the diagnostics show beside the report)."""
+    from . import settings
+
+    def work(_task: QgsTask) -> Any:
+        report = settings.probe_backend(python=python)
+        return (report, extra()) if extra is not None else report
+
+    return start(tr("eo-ssl: checking the backend environment"), work, on_done)

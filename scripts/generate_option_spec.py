@@ -9,6 +9,8 @@ plugin zip. It holds:
 - ``lists``: the choice lists of :mod:`backend.options` by name (methods, variants, precisions, ...);
 - ``command_defaults``: what a command uses when an option whose declared default is None is not given and the value
   depends on the command only (the epochs of ``pretrain`` and ``finetune``, ``finetune``'s batch size);
+- ``by_device``: what a command uses when an option is not given and the value depends on the device (the tiles per
+  batch of predict and embed: ``{"cpu": 4, "cuda": 32}``);
 - ``methods``: each pre-training method's own defaults for the options that depend on the method (encoder, batch
   size, crop, learning rate, weight decay, EMA decay), from the methods' ``DEFAULTS``.
 
@@ -33,15 +35,14 @@ LISTS = ("METHODS", "VARIANTS", "TASKS", "SEG_ARCHS", "HEADS", "PROTOCOLS", "COM
 
 def _method_defaults() -> dict[str, dict[str, Any]]:
     """Per method, the defaults of the options whose default is "the method's" (CLI option dest -> value)."""
-    from backend.ssl.base import COMMON_DEFAULTS
+    from backend.ssl.base import COMMON_DEFAULTS, learning_rate
     from backend.ssl.registry import IMAGE_METHODS
 
     out: dict[str, dict[str, Any]] = {}
     for name, cls in IMAGE_METHODS.items():  # dense-moco: its own config, not offered by the plugin
         cfg = {**COMMON_DEFAULTS, **cls.DEFAULTS}
-        lr = cfg["lr"] if cfg["lr"] is not None else cfg["base_lr"] * cfg["batch_size"] / 256
-        out[name] = {"encoder": cfg["encoder"], "batch_size": cfg["batch_size"], "crop": cfg["crop"], "lr": lr,
-                     "weight_decay": cfg["weight_decay"]}
+        out[name] = {"encoder": cfg["encoder"], "batch_size": cfg["batch_size"], "crop": cfg["crop"],
+                     "lr": learning_rate(cfg), "weight_decay": cfg["weight_decay"]}
         if "momentum" in cfg:
             out[name]["ema"] = cfg["momentum"]
     return out
@@ -59,6 +60,7 @@ def build() -> dict[str, Any]:
         "command_defaults": {"pretrain": {"epochs": pretrain.DEFAULT_EPOCHS},
                              "finetune": {"epochs": finetune.DEFAULTS["epochs"],
                                           "batch_size": finetune.DEFAULTS["batch_size"]}},
+        "by_device": {command: {"batch_size": dict(options.INFERENCE_BATCH_SIZE)} for command in ("predict", "embed")},
         "methods": _method_defaults(),
     }
 

@@ -11,25 +11,29 @@ It walks the way a new user walks and checks each stage as it goes (the checks l
    that run without the compare report (tens of minutes on 2 CPU cores): prepare, the quick pixel classifier,
    prediction, parcel labelling -> dialog.png;
 4. the example model opened in the Model Designer -> model_designer.png;
-5. the parcel labelling tool on the labelled parcels: next uncertain parcel, key 2, a click -> parcel_labelling.png.
+5. the parcel labelling tool on the labelled parcels: next uncertain parcel, key 2, a click -> parcel_labelling.png;
+6. *Find similar* on a feature raster (EO_SSL_SAMPLE/embedding.tif, ``eo-ssl embed`` of the sample's Sentinel-2 dates;
+   screenshots.sh writes it): the map tool clicks a parcel's pixel and runs; a styled similarity layer appears, 1.0
+   at the clicked pixel -> EO_SSL_SIMILAR_SHOTS/find_similar.png.
+
+EO_SSL_STAGES=find_similar walks stage 6 alone (the backend Python is then set in the profile, not in the panel).
 
 Environment: EO_SSL_SHOTS (output folder), EO_SSL_WALK (the checks), EO_SSL_SAMPLE (worldcereal_flanders_2018
-folder), EO_SSL_WORK (a scratch folder), EO_SSL_BACKEND (the backend Python to choose in the panel).
+folder), EO_SSL_WORK (a scratch folder), EO_SSL_BACKEND (the backend Python to choose in the panel), EO_SSL_REPO
+(the repository).
 """
 
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
 
 import qgis.utils
 from qgis.core import (
-    QgsContrastEnhancement,
     QgsFillSymbol,
-    QgsMultiBandColorRenderer,
     QgsProject,
-    QgsRasterBandStats,
     QgsRasterLayer,
     QgsSingleSymbolRenderer,
     QgsVectorLayer,
@@ -44,7 +48,13 @@ SAMPLE = Path(os.environ["EO_SSL_SAMPLE"])
 WORK = Path(os.environ["EO_SSL_WORK"])
 BACKEND = os.environ["EO_SSL_BACKEND"]
 WALK = Path(os.environ["EO_SSL_WALK"])
+REPO = Path(os.environ["EO_SSL_REPO"])
+SIMILAR_SHOTS = Path(os.environ.get("EO_SSL_SIMILAR_SHOTS") or SHOTS)
+STAGES = os.environ.get("EO_SSL_STAGES") or "all"
 walk: dict = {}
+
+sys.path.insert(0, str(REPO))  # the tests' rendering helpers (they import nothing but qgis)
+from tests.plugin.rendering import true_colour  # noqa: E402
 
 
 def wait(predicate, timeout: float) -> bool:
@@ -55,27 +65,20 @@ def wait(predicate, timeout: float) -> bool:
     return bool(predicate())
 
 
+def reached(stage: str) -> None:
+    """The walk so far, written at once: a crash of QGIS leaves what it had seen (and where it was)."""
+    walk["reached"] = stage
+    WALK.write_text(json.dumps(walk, indent=1, default=str))
+
+
 def settle(seconds: float = 0.5) -> None:
     wait(lambda: False, seconds)
 
 
-def save(widget, name: str) -> None:
+def save(widget, name: str, folder: Path = SHOTS) -> None:
     settle()
-    assert widget.grab().save(str(SHOTS / name)), name
-    walk.setdefault("shots", []).append(name)
-
-
-def true_colour(layer) -> None:
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 3, 2, 1)
-    for band, setter in ((3, renderer.setRedContrastEnhancement), (2, renderer.setGreenContrastEnhancement),
-                         (1, renderer.setBlueContrastEnhancement)):
-        stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.All)
-        ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-        ce.setMinimumValue(stats.minimumValue)
-        ce.setMaximumValue(stats.mean + 2 * stats.stdDev)
-        setter(ce)
-    layer.setRenderer(renderer)
+    assert widget.grab().save(str(folder / name)), name
+    walk.setdefault("shots", []).append(str(folder / name))
 
 
 def first_run(plugin) -> None:
@@ -249,6 +252,77 @@ def labelling(plugin) -> None:
     layer.rollBack()
 
 
+def find_similar(plugin, layers: dict) -> None:
+    """The map tool on a feature raster: a click on a pixel of the largest parcel on it, a right-click to run; the
+    similarity layer comes back styled (its .qml), with the clicked pixel's cosine to itself, 1."""
+    iface = qgis.utils.iface
+    project = QgsProject.instance()
+    canvas = iface.mapCanvas()
+    for other in project.mapLayers().values():  # what earlier stages left: the sample's S2 date and parcels only
+        if other.id() not in {layers["s2"][0].id(), layers["parcels"].id()}:
+            project.layerTreeRoot().findLayer(other.id()).setItemVisibilityChecked(False)
+    features = QgsRasterLayer(str(SAMPLE / "embedding.tif"), "Embedding (eo-ssl embed)")
+    walk["feature_raster"] = features.isValid() and features.bandCount()
+    project.addMapLayer(features)
+    project.layerTreeRoot().findLayer(features.id()).setItemVisibilityChecked(False)  # picked, not shown
+    iface.setActiveLayer(features)
+    project.setCrs(features.crs())  # the map in the raster's CRS, set now (it follows the project's a moment later)
+    canvas.setDestinationCrs(features.crs())
+    view = features.extent()
+    canvas.setExtent(view)
+    canvas.refresh()
+    wait(lambda: not canvas.isDrawing(), 30)
+    reached("find_similar: feature raster loaded")
+    plugin.toggle_similar_tool()
+    walk["similar_tool_active"] = canvas.mapTool() is plugin.similar_tool
+    reached("find_similar: tool active")
+
+    def on_map(feature):
+        return canvas.mapSettings().layerToMapCoordinates(layers["parcels"],
+                                                          feature.geometry().pointOnSurface().asPoint())
+
+    inside = [f for f in layers["parcels"].getFeatures() if view.contains(on_map(f))]  # on the feature raster
+    parcel = max(inside, key=lambda f: f.geometry().area())
+    point = on_map(parcel)
+    pixel = canvas.getCoordinateTransform().transform(point)
+    at = QPoint(int(pixel.x()), int(pixel.y()))
+    clicked = canvas.getCoordinateTransform().toMapCoordinates(at.x(), at.y())  # what the tool reads
+    walk["similar_click"] = [clicked.x(), clicked.y(), parcel["ct_name"] if "ct_name" in parcel.fields().names()
+                             else None]
+    QTest.mouseClick(canvas.viewport(), Qt.LeftButton, Qt.NoModifier, at)
+    reached("find_similar: clicked")
+    QTest.mouseClick(canvas.viewport(), Qt.RightButton, Qt.NoModifier, at)
+    reached("find_similar: running")
+
+    def similarity():
+        return next((lyr for lyr in project.mapLayers().values() if lyr.name() == "Similarity"), None)
+
+    walk["similar_layer"] = wait(lambda: similarity() is not None, 300)
+    layer = similarity()
+    if layer is None:
+        walk["similar_messages"] = [w.text() for w in iface.messageBar().items()]
+        return
+    walk["similar_renderer"] = layer.renderer().type()
+    walk["similar_styled"] = layer.renderer().type() == "singlebandpseudocolor"
+    value, ok = layer.dataProvider().sample(canvas.mapSettings().mapToLayerCoordinates(layer, clicked), 1)
+    walk["similar_at_click"] = round(float(value), 4) if ok else None
+    root = project.layerTreeRoot()
+    root.findLayer(layer.id()).setItemVisibilityChecked(True)
+    layer.setOpacity(0.8)  # the scene under it
+    parcels = root.findLayer(layers["parcels"].id())  # the parcels' outlines over it
+    root.insertChildNode(0, parcels.clone())
+    parcels.parent().removeChildNode(parcels)
+    view.scale(1.1)
+    canvas.setExtent(view)
+    canvas.refresh()
+    wait(lambda: not canvas.isDrawing(), 30)
+    iface.messageBar().clearWidgets()  # the map, not the tool's "running…"
+    settle(2.0)
+    SIMILAR_SHOTS.mkdir(parents=True, exist_ok=True)
+    save(iface.mainWindow(), "find_similar.png", SIMILAR_SHOTS)
+    plugin.toggle_similar_tool()
+
+
 def main() -> None:
     try:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -256,13 +330,17 @@ def main() -> None:
         iface.mainWindow().resize(1440, 900)
         iface.mainWindow().showMaximized()
         plugin = qgis.utils.plugins["eo_ssl"]
-        first_run(plugin)
-        settings_page(plugin)
-        diagnostics(plugin)
-        layers = load_sample()
-        run_dialog(plugin, layers)
-        model_designer(plugin)
-        labelling(plugin)
+        if STAGES == "find_similar":
+            find_similar(plugin, load_sample())
+        else:
+            first_run(plugin)
+            settings_page(plugin)
+            diagnostics(plugin)
+            layers = load_sample()
+            run_dialog(plugin, layers)
+            model_designer(plugin)
+            labelling(plugin)
+            find_similar(plugin, layers)
     except Exception:  # noqa: BLE001 - written to walk.json, the shell script fails on it
         walk["error"] = traceback.format_exc()
     WALK.write_text(json.dumps(walk, indent=1, default=str))

@@ -286,7 +286,7 @@ def run(args: argparse.Namespace, events: Events) -> dict[str, Any]:
     n_bands = sample.shape[1]
     scale, offset = _scaling(sample, args.dtype)
     nodata = DTYPES[args.dtype]
-    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    batch_size = options.inference_batch_size(args.batch_size, device.type)
     model = model.to(device).eval()
 
     @torch.inference_mode()

@@ -147,7 +147,7 @@ def load_predictor(args: argparse.Namespace, events: Events, device: torch.devic
     task = meta["task"]
     tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
     check_tile(tile, meta["architecture"], task)
-    batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    batch_size = options.inference_batch_size(args.batch_size, device.type)
     return Predictor(str(args.model), meta, spec, device, device_text, tile, batch_size, resolution)
 
 

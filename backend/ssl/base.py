@@ -43,6 +43,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
+def learning_rate(cfg: dict[str, Any]) -> float:
+    """The learning rate of a method's configuration: ``lr``, else ``base_lr`` scaled by the batch size (/256)."""
+    return float(cfg["lr"]) if cfg["lr"] is not None else float(cfg["base_lr"]) * cfg["batch_size"] / 256
+
+
 class SSLMethod(TrainingTask):
     """Base class of the image-level methods (see the module docstring)."""
 
@@ -145,8 +150,7 @@ class SSLMethod(TrainingTask):
         return stats
 
     def learning_rate(self) -> float:
-        cfg = self.config
-        return float(cfg["lr"]) if cfg["lr"] is not None else float(cfg["base_lr"]) * cfg["batch_size"] / 256
+        return learning_rate(self.config)
 
     def configure_optimizers(self) -> Any:
         cfg = self.config

@@ -1,11 +1,17 @@
-"""The eo-ssl Processing algorithms: one per backend command (docs/DESIGN.md)."""
+"""The eo-ssl Processing algorithms: one per backend command, one per module (docs/DESIGN.md); their parameter names
+are in :mod:`.parameters`."""
 
 from __future__ import annotations
 
-from .data import ExportDatasetAlgorithm, PrepareAlgorithm
-from .mapping import EmbedAlgorithm, LabelParcelsAlgorithm, PredictAlgorithm
+from .embed import EmbedAlgorithm
+from .evaluate import EvaluateAlgorithm
+from .export_dataset import ExportDatasetAlgorithm
+from .finetune import FinetuneAlgorithm
+from .label_parcels import LabelParcelsAlgorithm
+from .predict import PredictAlgorithm
+from .prepare import PrepareAlgorithm
+from .pretrain import PretrainAlgorithm
 from .similar import SimilarAlgorithm
-from .training import EvaluateAlgorithm, FinetuneAlgorithm, PretrainAlgorithm
 
 #: Backend commands without an algorithm, and why (tests/plugin/test_option_contract.py).
 CLI_ONLY_COMMANDS = {

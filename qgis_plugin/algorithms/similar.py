@@ -50,9 +50,7 @@ class SimilarityStyler(QgsProcessingLayerPostProcessorInterface):
 
 class SimilarAlgorithm(BackendAlgorithm):
     COMMAND = "similar"
-    NAME = "similar"
     DISPLAY = QT_TRANSLATE_NOOP("@default", "5c Find similar (feature raster)")
-    GROUP = QT_TRANSLATE_NOOP("@default", "3 Mapping")
     GROUP_ID = "mapping"
     HELP = QT_TRANSLATE_NOOP(
         "@default",

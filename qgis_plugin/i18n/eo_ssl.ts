@@ -4,17 +4,17 @@
 <context>
     <name>@default</name>
     <message>
-        <location filename="../algorithms/base.py" line="51"/>
+        <location filename="../algorithms/base.py" line="36"/>
         <source>&lt;p&gt;&lt;i&gt;eo-ssl runs this step in its own Python process (the backend; see Raster &amp;gt; eo-ssl &amp;gt; Backend diagnostics), so QGIS never loads PyTorch. The exact command line is shown at the top of the log: the same command works in a terminal (&lt;code&gt;python -m backend ...&lt;/code&gt;).&lt;/i&gt;&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="175"/>
+        <location filename="../algorithms/backend_run.py" line="155"/>
         <source>nothing set</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="176"/>
+        <location filename="../algorithms/backend_run.py" line="156"/>
         <source>eo-ssl has no backend Python yet (looked at: {looked}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -24,67 +24,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="244"/>
+        <location filename="../algorithms/backend_run.py" line="224"/>
         <source>Cancel: asking the backend to stop at its next safe point…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="398"/>
+        <location filename="../algorithms/base.py" line="173"/>
         <source>Cannot read the further backend options {text}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="82"/>
+        <location filename="../algorithms/parcel_inputs.py" line="47"/>
         <source>Give the labelled parcels and their class field together (or neither).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="94"/>
+        <location filename="../algorithms/prepare.py" line="43"/>
         <source>1 Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="95"/>
+        <location filename="../algorithms/base.py" line="45"/>
         <source>1 Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="97"/>
+        <location filename="../algorithms/prepare.py" line="45"/>
         <source>&lt;p&gt;Builds a &lt;b&gt;chip store&lt;/b&gt; (the training format) from Sentinel-2 (and optionally Sentinel-1) scenes over an area and a period of interest: every scene is read window by window onto one 10 m grid (Sentinel-1 reprojected, kept in dB), with normalisation statistics and, when labelled parcels are given, the rasterised labels and a train/validation/test split by parcel or by spatial block (never by pixel).&lt;/p&gt;&lt;p&gt;Instead of scenes, a EuroSAT-style chip folder (&lt;code&gt;DIR/&amp;lt;Class&amp;gt;/*.tif&lt;/code&gt;) can be given.&lt;/p&gt;&lt;p&gt;The output folder feeds &lt;i&gt;Pre-train&lt;/i&gt;, &lt;i&gt;Fine-tune&lt;/i&gt; and &lt;i&gt;Evaluate&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="137"/>
+        <location filename="../algorithms/prepare.py" line="85"/>
         <source>Give Sentinel-2 scenes or a chip folder, not both.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="162"/>
+        <location filename="../algorithms/prepare.py" line="110"/>
         <source>The backend finished but {out} holds no manifest.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="170"/>
+        <location filename="../algorithms/export_dataset.py" line="53"/>
         <source>7 Export dataset</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="246"/>
+        <location filename="../algorithms/base.py" line="46"/>
         <source>4 Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="173"/>
+        <location filename="../algorithms/export_dataset.py" line="55"/>
         <source>&lt;p&gt;Writes a training dataset from labelled parcels: one georeferenced GeoTIFF chip per sample (all chosen bands), a mask GeoTIFF per chip (class ids, ignore value), &lt;code&gt;index.gpkg&lt;/code&gt; (chip footprints with split, class counts and source parcels) and &lt;code&gt;dataset.json&lt;/code&gt; (bands, dates, classes with colours, grid, normalisation, provenance). The imagery is a chip store (from &lt;i&gt;Prepare data&lt;/i&gt;) or Sentinel scenes.&lt;/p&gt;&lt;p&gt;Typical input: the output of &lt;i&gt;Label parcels&lt;/i&gt; with status &apos;labelled&apos;, or parcels you labelled by hand with the eo-ssl parcel labelling tool.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="227"/>
+        <location filename="../algorithms/export_dataset.py" line="109"/>
         <source>Give either a chip store or Sentinel-2 scenes (one of the two).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="252"/>
+        <location filename="../algorithms/export_dataset.py" line="134"/>
         <source>The backend finished but wrote no chip index ({index}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -124,52 +124,52 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="107"/>
+        <location filename="../algorithms/predict.py" line="43"/>
         <source>5 Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="55"/>
+        <location filename="../algorithms/base.py" line="46"/>
         <source>3 Mapping</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="110"/>
+        <location filename="../algorithms/predict.py" line="45"/>
         <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="163"/>
+        <location filename="../algorithms/predict.py" line="98"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="168"/>
+        <location filename="../algorithms/predict.py" line="103"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="245"/>
+        <location filename="../algorithms/label_parcels.py" line="55"/>
         <source>6 Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="248"/>
+        <location filename="../algorithms/label_parcels.py" line="57"/>
         <source>&lt;p&gt;Labels every parcel from a land-cover map: the majority class (id and name), its share of the parcel&apos;s valid pixels, the mean confidence, the class entropy, pixel counts and a &lt;b&gt;status&lt;/b&gt;: &lt;i&gt;labelled&lt;/i&gt;, &lt;i&gt;uncertain&lt;/i&gt; (majority share or confidence below the thresholds), &lt;i&gt;too_small&lt;/i&gt;, &lt;i&gt;no_data&lt;/i&gt;, &lt;i&gt;outside_raster&lt;/i&gt;, or a geometry problem. Every input feature is in the output with all its attributes; the input is never modified.&lt;/p&gt;&lt;p&gt;Review the uncertain parcels with the eo-ssl parcel labelling tool (&apos;next uncertain parcel&apos;), then export a dataset.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="296"/>
+        <location filename="../algorithms/label_parcels.py" line="105"/>
         <source>Give the parcels to label.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="304"/>
+        <location filename="../algorithms/label_parcels.py" line="113"/>
         <source>The labelled parcels are written as a GeoPackage: {out} must end in .gpkg.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="313"/>
+        <location filename="../algorithms/label_parcels.py" line="122"/>
         <source>The backend finished but wrote no parcels ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -189,67 +189,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="118"/>
+        <location filename="../algorithms/training_shared.py" line="38"/>
         <source>The chip store {data} is not a folder: run &apos;1 Prepare data&apos; first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="156"/>
+        <location filename="../algorithms/pretrain.py" line="90"/>
         <source>The chip store has no Sentinel-1 data, and the RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 bands with Sentinel-1 polarisations. Choose the variant &apos;auto&apos; or &apos;s2-only&apos; (two Sentinel-2 band draws), another method, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="161"/>
+        <location filename="../algorithms/pretrain.py" line="95"/>
         <source>The chip store has no Sentinel-1 data: choose the input bands &apos;s2&apos;, or prepare the data with Sentinel-1 layers.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="169"/>
+        <location filename="../algorithms/pretrain.py" line="102"/>
         <source>2 Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="415"/>
+        <location filename="../algorithms/base.py" line="45"/>
         <source>2 Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="172"/>
+        <location filename="../algorithms/pretrain.py" line="104"/>
         <source>&lt;p&gt;Self-supervised pre-training of an encoder on the unlabelled imagery of a chip store, on the GPU when there is one (else the CPU, slowly).&lt;/p&gt;&lt;ul&gt;&lt;li&gt;&lt;b&gt;rs-byol&lt;/b&gt;: the two views of a crop are a Sentinel-2 band and a Sentinel-1 polarisation of the same place. Variants: &lt;i&gt;auto&lt;/i&gt; (the default: &lt;i&gt;single&lt;/i&gt; when the chip store has Sentinel-1, &lt;i&gt;s2-only&lt;/i&gt; when it has not), &lt;i&gt;single&lt;/i&gt; (one S2 band vs one S1 polarisation, 1-channel encoder), &lt;i&gt;three&lt;/i&gt; (three S2 bands vs VV/VH + a copy), &lt;i&gt;s2-only&lt;/i&gt; (two S2 band draws, no S1), &lt;i&gt;rgb-s1s2&lt;/i&gt; (RGB vs S1 + two non-RGB bands). Needs Sentinel-1 in the chip store except for s2-only.&lt;/li&gt;&lt;li&gt;&lt;b&gt;byol, moco-v2, simsiam, barlow-twins, swav&lt;/b&gt;: on all bands of the chip store.&lt;/li&gt;&lt;/ul&gt;&lt;p&gt;Output: a model package folder (weights.safetensors + model.json + training_curves.png). Cancel stops at the next step and keeps the last checkpoint: run again with &lt;i&gt;Resume&lt;/i&gt; to continue.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="264"/>
+        <location filename="../algorithms/pretrain.py" line="197"/>
         <source>RS-BYOL variant &apos;auto&apos;: &apos;{variant}&apos; ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="264"/>
+        <location filename="../algorithms/pretrain.py" line="197"/>
         <source>the chip store has Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="264"/>
+        <location filename="../algorithms/pretrain.py" line="197"/>
         <source>the chip store has no Sentinel-1</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="407"/>
+        <location filename="../algorithms/training_shared.py" line="71"/>
         <source>The backend finished but {out} holds no model.json.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="291"/>
+        <location filename="../algorithms/finetune.py" line="70"/>
         <source>3 Fine-tune</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="414"/>
+        <location filename="../algorithms/evaluate.py" line="68"/>
         <source>4 Evaluate</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="523"/>
+        <location filename="../algorithms/evaluate.py" line="177"/>
         <source>The backend finished but wrote no report ({html}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -279,217 +279,217 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="368"/>
+        <location filename="../tasks.py" line="54"/>
         <source>eo-ssl: checking the backend environment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../options_page.py" line="178"/>
+        <location filename="../options_page.py" line="174"/>
         <source>The check failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../diagnostics.py" line="109"/>
+        <location filename="../diagnostics.py" line="105"/>
         <source>Ready</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../diagnostics.py" line="109"/>
+        <location filename="../diagnostics.py" line="105"/>
         <source>Not usable</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../diagnostics.py" line="117"/>
+        <location filename="../diagnostics.py" line="113"/>
         <source>Report copied to the clipboard.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="203"/>
+        <location filename="../dialog.py" line="73"/>
         <source>eo-ssl — self-supervised land cover from Sentinel-1/2</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="219"/>
+        <location filename="../dialog_tabs.py" line="54"/>
         <source>Data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="219"/>
+        <location filename="../dialog_tabs.py" line="54"/>
         <source>Training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="219"/>
+        <location filename="../dialog_tabs.py" line="54"/>
         <source>Output</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="234"/>
+        <location filename="../dialog_tabs.py" line="63"/>
         <source>Run</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="235"/>
+        <location filename="../dialog_tabs.py" line="64"/>
         <source>Cancel job</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="267"/>
+        <location filename="../dialog_tabs.py" line="81"/>
         <source>Sentinel-1 scenes (optional; VV/VH)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="279"/>
+        <location filename="../dialog_tabs.py" line="111"/>
         <source>Area of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="281"/>
+        <location filename="../dialog_tabs.py" line="113"/>
         <source>Polygon layer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="282"/>
+        <location filename="../dialog_tabs.py" line="114"/>
         <source>Current map extent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="283"/>
+        <location filename="../dialog_tabs.py" line="115"/>
         <source>Whole Sentinel-2 footprint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="289"/>
+        <location filename="../dialog_tabs.py" line="118"/>
         <source>Selected features only</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="299"/>
+        <location filename="../dialog_tabs.py" line="128"/>
         <source>Period of interest</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="301"/>
+        <location filename="../dialog_tabs.py" line="130"/>
         <source>Only scenes from</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="309"/>
+        <location filename="../dialog_tabs.py" line="138"/>
         <source>to</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="326"/>
+        <location filename="../dialog_tabs.py" line="152"/>
         <source>Parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="327"/>
+        <location filename="../dialog_tabs.py" line="153"/>
         <source>Class field</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="334"/>
+        <location filename="../dialog_tabs.py" line="160"/>
         <source>Steps</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="339"/>
+        <location filename="../dialog_tabs.py" line="165"/>
         <source>The chip store is kept in the cache folder ({options}) and reused by the next run on the same inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="341"/>
+        <location filename="../dialog_tabs.py" line="167"/>
         <source>Pre-train (self-supervised)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="346"/>
+        <location filename="../dialog_tabs.py" line="172"/>
         <source>Fine-tune on the parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="168"/>
+        <location filename="../dialog_tabs.py" line="177"/>
         <source>Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="352"/>
+        <location filename="../dialog_tabs.py" line="178"/>
         <source>Label the parcels from the map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="360"/>
+        <location filename="../dialog_tabs.py" line="186"/>
         <source>Self-supervised pre-training</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="377"/>
+        <location filename="../dialog_tabs.py" line="203"/>
         <source>no limit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="382"/>
+        <location filename="../dialog_tabs.py" line="208"/>
         <source>Method</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="383"/>
+        <location filename="../dialog_tabs.py" line="209"/>
         <source>RS-BYOL variant</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="385"/>
+        <location filename="../dialog_tabs.py" line="211"/>
         <source>Encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="386"/>
+        <location filename="../dialog_tabs.py" line="212"/>
         <source>Epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="387"/>
+        <location filename="../dialog_tabs.py" line="213"/>
         <source>Maximum steps (each training)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="388"/>
+        <location filename="../dialog_tabs.py" line="214"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="389"/>
+        <location filename="../dialog_tabs.py" line="215"/>
         <source>Crop (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="392"/>
+        <location filename="../dialog_tabs.py" line="218"/>
         <source>Fine-tuning and prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="421"/>
+        <location filename="../dialog_tabs.py" line="247"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="422"/>
+        <location filename="../dialog_tabs.py" line="248"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="423"/>
+        <location filename="../dialog_tabs.py" line="249"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="426"/>
+        <location filename="../dialog_tabs.py" line="252"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="429"/>
+        <location filename="../dialog_tabs.py" line="255"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -499,7 +499,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="440"/>
+        <location filename="../dialog_tabs.py" line="266"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -509,7 +509,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="442"/>
+        <location filename="../dialog_tabs.py" line="268"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -519,152 +519,147 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="448"/>
+        <location filename="../dialog_tabs.py" line="274"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="449"/>
+        <location filename="../dialog_tabs.py" line="275"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="469"/>
+        <location filename="../dialog_tabs.py" line="295"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="470"/>
+        <location filename="../dialog_tabs.py" line="296"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="479"/>
+        <location filename="../dialog_tabs.py" line="305"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="486"/>
+        <location filename="../dialog_tabs.py" line="312"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="533"/>
+        <location filename="../dialog.py" line="110"/>
         <source>{layer} — {n} band(s): {bands}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="581"/>
+        <location filename="../dialog.py" line="154"/>
         <source>auto: &apos;single&apos; (a Sentinel-2 band against a Sentinel-1 polarisation), as Sentinel-1 layers are checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="582"/>
+        <location filename="../dialog.py" line="155"/>
         <source>auto: &apos;s2-only&apos; (two Sentinel-2 band draws), as no Sentinel-1 layer is checked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="592"/>
+        <location filename="../dialog.py" line="165"/>
         <source>The RS-BYOL variant &apos;{variant}&apos; pairs Sentinel-2 with Sentinel-1, and no Sentinel-1 layer is checked on the Data tab: check one, or choose the variant &apos;auto&apos; or &apos;s2-only&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="607"/>
+        <location filename="../dialog.py" line="180"/>
         <source>The backend check failed: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="646"/>
+        <location filename="../dialog.py" line="218"/>
         <source>Click &apos;{setup}&apos; to create the backend environment or choose an existing Python.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="653"/>
+        <location filename="../dialog.py" line="225"/>
         <source>1 GPU: {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="655"/>
+        <location filename="../dialog.py" line="227"/>
         <source>{n} GPUs (data-parallel)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="727"/>
+        <location filename="../dialog.py" line="304"/>
         <source>There is no map canvas to take the extent from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="760"/>
+        <location filename="../dialog.py" line="340"/>
         <source>The chip store is prepared again ({why}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="119"/>
+        <location filename="../dialog_plan.py" line="118"/>
         <source>Choose an output folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="121"/>
-        <source>Check at least one Sentinel-2 layer.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../dialog_plan.py" line="123"/>
+        <location filename="../dialog_plan.py" line="122"/>
         <source>Choose the class field of the parcels.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="139"/>
+        <location filename="../dialog_plan.py" line="138"/>
         <source>Prepare data</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="145"/>
+        <location filename="../dialog_plan.py" line="144"/>
         <source>Pre-train ({method})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="148"/>
+        <location filename="../dialog_plan.py" line="147"/>
         <source>Pre-train ({method} {variant})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="131"/>
+        <location filename="../dialog_plan.py" line="130"/>
         <source>Tick &apos;Fine-tune&apos; or choose a model package to predict with.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="170"/>
+        <location filename="../dialog_plan.py" line="169"/>
         <source>Label parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="805"/>
+        <location filename="../dialog.py" line="385"/>
         <source>Cannot start:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="819"/>
+        <location filename="../dialog.py" line="399"/>
         <source>Output folder: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="821"/>
+        <location filename="../dialog.py" line="401"/>
         <source>Prepare data: reusing the chip store {path} (prepared {when} from the same layers, area and period).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="852"/>
+        <location filename="../dialog.py" line="432"/>
         <source>Step {k}/{n}: {title}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="856"/>
+        <location filename="../dialog.py" line="436"/>
         <source>starting…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="877"/>
+        <location filename="../dialog.py" line="457"/>
         <source>Report:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1246,27 +1241,27 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../options_page.py" line="180"/>
+        <location filename="../options_page.py" line="176"/>
         <source>Ready: {summary}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../options_page.py" line="183"/>
+        <location filename="../options_page.py" line="179"/>
         <source>Not usable: {problem}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../options_page.py" line="189"/>
+        <location filename="../options_page.py" line="185"/>
         <source>Empty the eo-ssl cache</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../options_page.py" line="189"/>
+        <location filename="../options_page.py" line="185"/>
         <source>Delete the chip stores in {path}? The dialog prepares them again when it needs them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../options_page.py" line="195"/>
+        <location filename="../options_page.py" line="191"/>
         <source>{size} freed.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1461,32 +1456,32 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="381"/>
+        <location filename="../setup_panel.py" line="376"/>
         <source>Ready: {summary}. This is now the backend Python (see {options}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../setup_panel.py" line="388"/>
+        <location filename="../setup_panel.py" line="383"/>
         <source>Not usable: {problem}. {hint}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="148"/>
+        <location filename="../algorithms/backend_run.py" line="128"/>
         <source>Warning [{code}]: {message}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="151"/>
+        <location filename="../algorithms/backend_run.py" line="131"/>
         <source>Wrote {kind}: {path}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/base.py" line="157"/>
+        <location filename="../algorithms/backend_run.py" line="137"/>
         <source>Finished in {seconds} s</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="524"/>
+        <location filename="../algorithms/evaluate.py" line="178"/>
         <source>Report: {path}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1536,107 +1531,107 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="187"/>
+        <location filename="../algorithms/embed.py" line="40"/>
         <source>5b Per-pixel embedding</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="190"/>
+        <location filename="../algorithms/embed.py" line="42"/>
         <source>&lt;p&gt;Writes the per-pixel features of a pre-trained encoder (a package of Pre-train, or an imported one) as a multi-band raster on the analysis grid: the encoder&apos;s feature pyramid at full resolution, reduced to its first principal components. Feed it, alone or with the bands, to any classifier (QGIS&apos;s, SCP, dzetsaka), as with published satellite-embedding datasets.&lt;/p&gt;&lt;p&gt;Several dates: the embedding of their per-band median composite. 8-bit or 16-bit output is scaled per band (the scale and offset travel with the file).&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="238"/>
+        <location filename="../algorithms/embed.py" line="90"/>
         <source>The backend finished but wrote no embedding ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="294"/>
+        <location filename="../algorithms/finetune.py" line="72"/>
         <source>&lt;p&gt;Fine-tunes (or linear-probes, with &lt;i&gt;Freeze the encoder&lt;/i&gt;) a model on the labelled parcels of a chip store: &lt;b&gt;segmentation&lt;/b&gt; (U-Net or DeepLabV3+ over the encoder; pixels outside parcels are ignored) or &lt;b&gt;classification&lt;/b&gt; (chip folders or parcel crops). Start from a pre-trained model package, or from a random initialisation to measure what the pre-training bought.&lt;/p&gt;&lt;p&gt;With a handful of labelled polygons choose the &lt;b&gt;pixel&lt;/b&gt; model: a per-pixel classifier on the spectra of every date (as SCP or dzetsaka), with the pre-trained encoder&apos;s embedding added when it helps on held-out parcels; &lt;i&gt;auto&lt;/i&gt; picks the classifier by cross-validation grouped by parcel.&lt;/p&gt;&lt;p&gt;Output: a model package with classes (names and colours), bands, normalisation and validation metrics: the input of &lt;i&gt;Predict land cover&lt;/i&gt;.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="417"/>
+        <location filename="../algorithms/evaluate.py" line="70"/>
         <source>&lt;p&gt;&lt;b&gt;compare&lt;/b&gt; (default): which path gives the best map with your labels, and what the pre-training was worth: the classic per-pixel classifiers on the spectra, the pixel classifier with the package&apos;s embedding, and the U-Net from the package and from random initialisation, all trained on the same parcels and scored on held-out parcels, at several label budgets. The report opens with one sentence that says which to use.&lt;/p&gt;&lt;p&gt;Or one protocol for the package and (optionally) a random initialisation: linear probe on frozen features, kNN, or full fine-tune, at several label fractions. Metrics: overall accuracy, macro F1, per-class IoU, mIoU, confusion matrix.&lt;/p&gt;&lt;p&gt;The HTML report opens in the Processing Results Viewer.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/training.py" line="505"/>
+        <location filename="../algorithms/evaluate.py" line="159"/>
         <source>The {protocol} protocol evaluates a model package: choose one.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="396"/>
+        <location filename="../dialog_tabs.py" line="222"/>
         <source>Pixel classifier: spectra of every date + the pre-trained embedding (best with few polygons)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="398"/>
+        <location filename="../dialog_tabs.py" line="224"/>
         <source>U-Net over the pre-trained encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="399"/>
+        <location filename="../dialog_tabs.py" line="225"/>
         <source>With a handful of labelled polygons a per-pixel classifier generalises better than a U-Net, which memorises the polygons. Tick &apos;Evaluate&apos; to compare both on parcels none of them trained on.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="405"/>
+        <location filename="../dialog_tabs.py" line="231"/>
         <source>Model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="156"/>
+        <location filename="../dialog_plan.py" line="155"/>
         <source>Fine-tune (pixel classifier)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="159"/>
+        <location filename="../dialog_plan.py" line="158"/>
         <source>Fine-tune (U-Net)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="182"/>
+        <location filename="../dialog_plan.py" line="181"/>
         <source>Evaluate: which path gives the best map</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="372"/>
+        <location filename="../dialog_tabs.py" line="198"/>
         <source>the method&apos;s: {encoders}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/data.py" line="135"/>
+        <location filename="../algorithms/prepare.py" line="83"/>
         <source>Give Sentinel-2 scenes (layers or a folder), feature rasters, or a chip folder.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="54"/>
+        <location filename="../algorithms/similar.py" line="53"/>
         <source>5c Find similar (feature raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="57"/>
+        <location filename="../algorithms/similar.py" line="55"/>
         <source>&lt;p&gt;Finds the pixels that look like a few examples in a &lt;b&gt;feature raster&lt;/b&gt; (a per-pixel embedding: AlphaEarth Foundations&apos; Satellite Embedding, TESSERA, eo-ssl&apos;s &lt;i&gt;Per-pixel embedding&lt;/i&gt;, any multi-band raster): the cosine similarity (-1..1) of every pixel to the mean embedding of the example polygons or points, one band per class when a class field is given. Styled from 2nd to 98th percentile.&lt;/p&gt;&lt;p&gt;The map tool &lt;i&gt;Find similar&lt;/i&gt; (eo-ssl toolbar) runs it on a clicked pixel or a drawn polygon.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="93"/>
+        <location filename="../algorithms/similar.py" line="91"/>
         <source>Give at least one feature raster layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="96"/>
+        <location filename="../algorithms/similar.py" line="94"/>
         <source>Give the example polygons or points.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/similar.py" line="119"/>
+        <location filename="../algorithms/similar.py" line="117"/>
         <source>The backend finished but wrote no similarity raster ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../similar_tool.py" line="169"/>
+        <location filename="../similar_tool.py" line="170"/>
         <source>Similarity</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1656,137 +1651,137 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../similar_tool.py" line="114"/>
+        <location filename="../similar_tool.py" line="116"/>
         <source>Find similar: click a pixel, or click the vertices of a polygon, then right-click to run (Esc clears).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../similar_tool.py" line="144"/>
+        <location filename="../similar_tool.py" line="146"/>
         <source>Find similar needs a feature raster layer (an embedding: AlphaEarth, TESSERA, eo-ssl&apos;s Per-pixel embedding): add one to the project and select it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../similar_tool.py" line="157"/>
+        <location filename="../similar_tool.py" line="159"/>
         <source>Find similar: running on {layer}…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../similar_tool.py" line="166"/>
+        <location filename="../similar_tool.py" line="167"/>
         <source>Find similar failed: {log}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="63"/>
+        <location filename="../algorithms/model_inputs.py" line="19"/>
         <source>Pick the folder a Fine-tune run wrote (it holds model.json and weights.safetensors; the dialog writes it as &lt;output folder&gt;/finetuned).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="66"/>
+        <location filename="../algorithms/model_inputs.py" line="22"/>
         <source>Choose the model package. {pick}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="68"/>
+        <location filename="../algorithms/model_inputs.py" line="24"/>
         <source>The model folder {model} does not exist. {pick}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="71"/>
+        <location filename="../algorithms/model_inputs.py" line="27"/>
         <source>{model} is not an eo-ssl model package (no model.json in it). {pick}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="101"/>
+        <location filename="../algorithms/label_parcels.py" line="49"/>
         <source>Labelled parcels ({name})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/mapping.py" line="101"/>
+        <location filename="../algorithms/label_parcels.py" line="49"/>
         <source>Labelled parcels</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="262"/>
+        <location filename="../dialog_tabs.py" line="76"/>
         <source>Sentinel-2 scenes (check the ones to use)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="271"/>
+        <location filename="../dialog_tabs.py" line="85"/>
         <source>Show all raster layers</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="272"/>
+        <location filename="../dialog_tabs.py" line="86"/>
         <source>Not only those that look like Sentinel-1 or -2. Sentinel-1 layers are recognised by their VV/VH bands or a name with S1, GRD, VV or VH; the Sentinel-2 list leaves them out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="314"/>
+        <location filename="../dialog_tabs.py" line="143"/>
         <source>Labelled parcels (a few per class are enough)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="323"/>
+        <location filename="../dialog_tabs.py" line="149"/>
         <source>The attribute holding the class of each parcel. Chosen for you: a text field with few distinct values (never the feature id).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="336"/>
+        <location filename="../dialog_tabs.py" line="162"/>
         <source>Prepare data (reused while the inputs do not change)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="343"/>
+        <location filename="../dialog_tabs.py" line="169"/>
         <source>Learns an encoder from the unlabelled scenes (minutes to hours); the pixel classifier then also uses its embedding where it helps on held-out parcels. Off by default: the first map needs only the parcels.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="347"/>
+        <location filename="../dialog_tabs.py" line="173"/>
         <source>Compare report (evaluate)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="348"/>
+        <location filename="../dialog_tabs.py" line="174"/>
         <source>Which path gives the best map, on parcels none of them trained on: the classic classifiers, random init and the pre-trained encoder. Runs after the map.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="378"/>
+        <location filename="../dialog_tabs.py" line="204"/>
         <source>the method&apos;s</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="379"/>
+        <location filename="../dialog_tabs.py" line="205"/>
         <source>The method&apos;s own batch size: {sizes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="406"/>
+        <location filename="../dialog_tabs.py" line="232"/>
         <source>Quick first map (in seconds)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="408"/>
+        <location filename="../dialog_tabs.py" line="234"/>
         <source>The pixel classifier chooses between logistic regression and the vote on at most 3000 training pixels: a first map in seconds. Untick it for the map you keep (8 cross-validated candidates on up to 20,000 pixels: minutes).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="413"/>
+        <location filename="../dialog_tabs.py" line="239"/>
         <source>U-Net only: the pixel classifier is fitted at once, without epochs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="419"/>
+        <location filename="../dialog_tabs.py" line="245"/>
         <source>the model&apos;s</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="420"/>
+        <location filename="../dialog_tabs.py" line="246"/>
         <source>Empty (the model&apos;s): 256 for a segmentation model, a classifier&apos;s chip size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog.py" line="826"/>
+        <location filename="../dialog.py" line="406"/>
         <source>Nothing to run: the chip store is ready ({path}). Tick a step on the Training tab (Fine-tune, Predict…) to go on.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1811,7 +1806,7 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_plan.py" line="156"/>
+        <location filename="../dialog_plan.py" line="155"/>
         <source>Fine-tune (pixel classifier, quick)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1848,6 +1843,41 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../venv_setup.py" line="302"/>
         <source>installing the backend&apos;s packages</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="178"/>
+        <source> or </source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/base.py" line="179"/>
+        <source>The further backend options repeat {option}, which the parameter {parameter} sets: set it there and remove {typed} from the further backend options.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../backend_spec.py" line="79"/>
+        <source>{cpu} on the CPU, {cuda} on a GPU</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_plan.py" line="120"/>
+        <source>Check at least one Sentinel-2 layer or feature raster.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_tabs.py" line="93"/>
+        <source>Feature rasters (optional; an embedding: AlphaEarth, TESSERA, eo-ssl Embed)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_tabs.py" line="96"/>
+        <source>Per-pixel features beside the scenes, or alone: prepared onto the grid as Sentinel-1 (prepare --features) and read again for the map (predict --features).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_tabs.py" line="101"/>
+        <source>Encoding</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -150,43 +150,34 @@ def python_for_tests() -> str:
     return sys.executable
 
 
+#: The feedback methods a :class:`Recorder` keeps the texts of, and the list each goes to.
+RECORDED = {"pushInfo": "infos", "pushCommandInfo": "commands", "pushWarning": "warnings",
+            "pushConsoleInfo": "console", "reportError": "errors"}
+
+
 class Recorder:
-    """A QgsProcessingFeedback that keeps what the algorithm reported."""
+    """A QgsProcessingFeedback that keeps what the algorithm reported (:data:`RECORDED`)."""
 
     def __new__(cls):
         from qgis.core import QgsProcessingFeedback
 
+        def keeping(method: str, kept: str):
+            """``method`` that also appends its text to the list ``kept``."""
+            def push(self, text, *args):
+                getattr(self, kept).append(text)
+                getattr(QgsProcessingFeedback, method)(self, text, *args)
+            return push
+
         class _Feedback(QgsProcessingFeedback):
             def __init__(self) -> None:
                 super().__init__()
-                self.infos: list[str] = []
-                self.commands: list[str] = []
-                self.warnings: list[str] = []
-                self.errors: list[str] = []
-                self.console: list[str] = []
+                for kept in RECORDED.values():
+                    setattr(self, kept, [])
                 self.progress_values: list[float] = []
                 self.progressChanged.connect(self.progress_values.append)
 
-            def pushInfo(self, info):
-                self.infos.append(info)
-                super().pushInfo(info)
-
-            def pushCommandInfo(self, info):
-                self.commands.append(info)
-                super().pushCommandInfo(info)
-
-            def pushWarning(self, warning):
-                self.warnings.append(warning)
-                super().pushWarning(warning)
-
-            def pushConsoleInfo(self, info):
-                self.console.append(info)
-                super().pushConsoleInfo(info)
-
-            def reportError(self, error, fatalError=False):
-                self.errors.append(error)
-                super().reportError(error, fatalError)
-
+        for method, kept in RECORDED.items():  # before any instance: sip sees the overrides
+            setattr(_Feedback, method, keeping(method, kept))
         return _Feedback()
 
 
@@ -304,3 +295,23 @@ def keep_settings():
     yield
     for key, value in before.items():
         settings.put(key, value)
+
+
+@pytest.fixture()
+def project_layers(flanders, qgis_new_project):
+    """The Flanders S2 dates, S1 date and parcels as project layers (S2 shown as true colour)."""
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from tests.plugin.rendering import true_colour
+
+    project = QgsProject.instance()
+    s2 = [QgsRasterLayer(str(p), p.stem) for p in flanders["s2"]]
+    s1 = [QgsRasterLayer(str(p), p.stem) for p in flanders["s1"]]
+    parcels = QgsVectorLayer(str(flanders["parcels"]), "LPIS parcels", "ogr")
+    for layer in [*s2, *s1, parcels]:
+        assert layer.isValid(), layer.source()
+    project.addMapLayers([*s2, *s1, parcels])
+    true_colour(s2[0])
+    yield {"s2": s2, "s1": s1, "parcels": parcels}
+    project.removeAllMapLayers()
+    del s2, s1, parcels

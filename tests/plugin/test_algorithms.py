@@ -211,12 +211,12 @@ def test_pretrain_offers_every_method(eo_provider, method: str, tmp_path: Path) 
 
     alg = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:pretrain")
     params = {"DATA": str(tmp_path), "METHOD": method, "VARIANT": "three", "MAX_STEPS": 7,
-              "EXTRA_ARGS": "--lr 0.05", "OUTPUT": str(tmp_path / "model")}
+              "EXTRA_ARGS": "--threads 2", "OUTPUT": str(tmp_path / "model")}
     assert alg.prepare(params, QgsProcessingContext(), QgsProcessingFeedback())
     args = options_to_args(alg._options) + alg._extra
     assert args[args.index("--method") + 1] == method
     assert ("--variant" in args) == (method == "rs-byol")
-    assert args[args.index("--max-steps") + 1] == "7" and args[-2:] == ["--lr", "0.05"]
+    assert args[args.index("--max-steps") + 1] == "7" and args[-2:] == ["--threads", "2"]
     assert args[args.index("--out") + 1] == str(tmp_path / "model")
 
 
@@ -384,7 +384,7 @@ def test_evaluate_compares_the_paths_by_default(prepared, awkward_dir: Path) -> 
     out = awkward_dir / "compare ü"
     feedback = Recorder()
     results = run_alg("eo_ssl:evaluate", {"DATA": str(prepared["out"]), "LABEL_FRACTIONS": "1", "DEVICES": "cpu",
-                                          "EXTRA_ARGS": "--paths classic --max-train-pixels 800",
+                                          "PATHS": "classic", "MAX_TRAIN_PIXELS": 800,
                                           "OUTPUT": str(out)}, feedback)
     report = json.loads(Path(results["REPORT_JSON"]).read_text())
     assert report["protocol"] == "compare" and "--protocol compare" in feedback.commands[0]
@@ -405,3 +405,36 @@ def test_embed_writes_a_multiband_raster(prepared, flanders, awkward_dir: Path, 
 
     with rasterio.open(out) as src:
         assert src.count == 4 and src.dtypes[0] == "uint8"
+
+
+
+def test_names_and_messages_of_the_mapping_algorithms(eo_provider, tmp_path: Path) -> None:
+    """The map is named after the model (a pixel classifier without an embedding: 'pixel vote', not 'segmentation
+    None'); labelled parcels after their file (two batch outputs are told apart); Predict with a missing model folder
+    says it does not exist and what to pick."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
+    from qgis_plugin.algorithms.label_parcels import parcels_layer_name
+    from qgis_plugin.algorithms.model_inputs import model_folder
+    from qgis_plugin.algorithms.predict import _model_name
+
+    def package(name: str, arch: dict, task: str = "segmentation") -> str:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.json").write_text(json.dumps({"task": task, "architecture": arch}))
+        return str(tmp_path / name)
+
+    assert _model_name(package("vote", {"family": "pixel", "encoder": None, "decoder": "pixel vote"})) == "pixel vote"
+    assert _model_name(package("emb", {"family": "pixel", "encoder": "resnet18", "decoder": "pixel rf"})) \
+        == "pixel rf + resnet18"
+    assert _model_name(package("unet", {"family": "smp", "encoder": "resnet18", "decoder": "unet"})) \
+        == "segmentation resnet18"
+    assert parcels_layer_name(str(tmp_path / "north.gpkg")) != parcels_layer_name(str(tmp_path / "south.gpkg"))
+    assert parcels_layer_name(str(tmp_path / "north.gpkg")) == "Labelled parcels (north)"
+    alg = QgsApplication.processingRegistry().algorithmById("eo_ssl:predict")
+    context = QgsProcessingContext()
+    with pytest.raises(QgsProcessingException) as exc:
+        model_folder(alg, {"MODEL": str(tmp_path / "gone")}, context)
+    assert "does not exist" in str(exc.value) and "model.json" in str(exc.value) and "Fine-tune" in str(exc.value)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(QgsProcessingException, match="no model.json"):
+        model_folder(alg, {"MODEL": str(tmp_path / "plain")}, context)

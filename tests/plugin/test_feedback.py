@@ -9,7 +9,7 @@ pytestmark = pytest.mark.qgis
 
 
 def test_progress_text_and_eta() -> None:
-    from qgis_plugin.algorithms.base import format_eta, progress_text
+    from qgis_plugin.algorithms.backend_run import format_eta, progress_text
 
     assert format_eta(65) == "1:05" and format_eta(3725) == "1:02:05" and format_eta(None) == ""
     text = progress_text({"step": 12, "total": 100, "epoch": 2, "loss": 0.43121, "eta_s": 65, "stage": "train",
@@ -20,7 +20,7 @@ def test_progress_text_and_eta() -> None:
 def test_events_reach_the_feedback(qgis_app) -> None:
     from qgis.core import QgsProcessingFeedback
 
-    from qgis_plugin.algorithms.base import EventFeedback, EventForwarder
+    from qgis_plugin.algorithms.backend_run import EventFeedback, EventForwarder
 
     seen: list[dict] = []
     feedback = EventFeedback()
@@ -55,7 +55,7 @@ def test_error_messages() -> None:
     """The backend's hints stay for the CLI: for the codes the plugin knows (one table, messages.GUI_HINTS) QGIS says
     what to do in its own words, with the backend's option names turned into the names of QGIS's settings; an
     unknown code keeps the backend's hint."""
-    from qgis_plugin.algorithms.base import error_message
+    from qgis_plugin.algorithms.backend_run import error_message
     from qgis_plugin.messages import GUI_HINTS
 
     text = error_message("pretrain", {

@@ -5,6 +5,8 @@ A default changed on one side only fails here."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.qgis
@@ -114,7 +116,7 @@ def test_parameters_mirror_the_backend_options(qgis_app) -> None:
 def test_method_dependent_defaults_are_left_to_the_method(qgis_app) -> None:
     """The GUI sends no batch size, encoder or learning rate unless one is given: the method's own applies."""
     from qgis_plugin import backend_spec
-    from qgis_plugin.algorithms.training import PretrainAlgorithm
+    from qgis_plugin.algorithms.pretrain import PretrainAlgorithm
 
     alg = PretrainAlgorithm()
     alg.initAlgorithm()
@@ -131,8 +133,9 @@ def test_the_dialog_widgets_follow_the_spec(eo_provider, qgis_iface, monkeypatch
     from qgis.core import QgsProject
 
     from backend.options import COMMANDS, METHODS, VARIANTS
-    from qgis_plugin.algorithms.training import CLI_ONLY_METHODS
-    from qgis_plugin.dialog import EoSslDialog, spin_value
+    from qgis_plugin.algorithms.pretrain import CLI_ONLY_METHODS
+    from qgis_plugin.dialog import EoSslDialog
+    from qgis_plugin.dialog_widgets import spin_value
 
     monkeypatch.setenv("EO_SSL_NO_PROBE", "1")
     pretrain = {o.name: o for o in COMMANDS["pretrain"]}
@@ -152,3 +155,63 @@ def test_the_dialog_widgets_follow_the_spec(eo_provider, qgis_iface, monkeypatch
         dlg.disconnect_project()
         dlg.close()
         dlg.deleteLater()
+
+
+def test_further_options_that_repeat_a_parameter_are_refused(eo_provider, tmp_path: Path) -> None:
+    """Every option a parameter sets, typed again in 'Further backend options' (as ``--x v``, ``--x=v`` or
+    argparse's abbreviation), is refused with the parameter's name: typed after the parameters it would silently
+    win. Options no parameter sets (CLI_ONLY) still pass."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
+    from qgis_plugin.algorithms import ALGORITHMS
+
+    context = QgsProcessingContext()
+    refused = 0
+    for cls in ALGORITHMS:
+        alg = QgsApplication.processingRegistry().createAlgorithmById(f"eo_ssl:{cls.NAME}")
+        for name, options in alg.OPTIONS.items():
+            for option in options:
+                with pytest.raises(QgsProcessingException) as exc:
+                    alg.extra_args({"EXTRA_ARGS": f"{option} 1"}, context)
+                assert option in str(exc.value), (cls.NAME, option)
+                assert f"'{alg.parameterDefinition(name).description()}'" in str(exc.value), (cls.NAME, option)
+                refused += 1
+        for option in alg.CLI_ONLY:
+            assert alg.extra_args({"EXTRA_ARGS": f"{option} 1"}, context) == [option, "1"], (cls.NAME, option)
+    assert refused > 150, refused
+    pretrain = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:pretrain")
+    for typed in ("--batch-size=8", "--batch 8", "--threads 2 --batch-size 8"):
+        with pytest.raises(QgsProcessingException, match="'Batch size"):
+            pretrain.extra_args({"EXTRA_ARGS": typed}, context)
+    assert pretrain.extra_args({"EXTRA_ARGS": "--set queue_size=4096"}, context) == ["--set", "queue_size=4096"]
+    # the toolbox and the dialog's runs hear it before anything starts (checkParameterValues)
+    predict = QgsApplication.processingRegistry().createAlgorithmById("eo_ssl:predict")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.json").write_text("{}")
+    ok, message = predict.checkParameterValues({"MODEL": str(tmp_path / "model"), "S2_FOLDER": str(tmp_path),
+                                                "EXTRA_ARGS": "--tile 128", "OUTPUT": str(tmp_path / "map.tif")},
+                                               context)
+    assert not ok and "--tile" in message and "'Tile size (pixels)'" in message
+
+
+def test_defaults_shown_by_the_gui_are_the_backends(eo_provider) -> None:
+    """The learning rates the pre-training shows are what each method trains with (the backend's
+    ``learning_rate``, not a copy of its formula); the inference batch sizes predict and embed show are the
+    backend's ``INFERENCE_BATCH_SIZE``."""
+    from qgis.core import QgsApplication
+
+    from backend.options import INFERENCE_BATCH_SIZE
+    from backend.ssl.base import COMMON_DEFAULTS, learning_rate
+    from backend.ssl.registry import IMAGE_METHODS
+    from qgis_plugin import backend_spec
+
+    registry = QgsApplication.processingRegistry()
+    lr_label = registry.algorithmById("eo_ssl:pretrain").parameterDefinition("LR").description()
+    for name, cls in IMAGE_METHODS.items():
+        lr = learning_rate({**COMMON_DEFAULTS, **cls.DEFAULTS})
+        assert backend_spec.method_default(name, "lr") == lr, name
+        assert f"{lr:g} (" in lr_label and name in lr_label, (name, lr_label)
+    shown = f"{INFERENCE_BATCH_SIZE['cpu']} on the CPU, {INFERENCE_BATCH_SIZE['cuda']} on a GPU"
+    for command in ("predict", "embed"):
+        assert backend_spec.device_defaults_text(command, "batch_size") == shown
+        assert shown in registry.algorithmById(f"eo_ssl:{command}").parameterDefinition("BATCH_SIZE").description()

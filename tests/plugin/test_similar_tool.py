@@ -98,3 +98,39 @@ def test_similar_runs_through_processing_and_is_styled(eo_provider, aef: Path, t
     assert style_similarity(layer)
     assert layer.renderer().type() == "singlebandpseudocolor"
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_the_map_tool_runs_in_a_background_task_and_adds_the_styled_layer(eo_provider, aef: Path, qgis_iface) -> None:
+    """As in QGIS: the tool's run starts ``eo_ssl:similar`` in a QgsProcessingAlgRunnerTask and returns; the context
+    and feedback the task refers to outlive the call (collected while the task ran, they crashed a real QGIS in its
+    worker thread), and the styled similarity layer is added when it ends."""
+    import gc
+
+    from qgis.core import QgsPointXY, QgsProject, QgsRasterLayer
+
+    from qgis_plugin.similar_tool import SimilarMapTool, example_geometry
+    from tests.plugin.conftest import wait_until
+
+    project = QgsProject.instance()
+    layer = QgsRasterLayer(str(aef), "aef")
+    project.addMapLayer(layer)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(layer.crs())
+    canvas.setExtent(layer.extent())
+    qgis_iface.setActiveLayer(layer)
+    tool = SimilarMapTool(canvas, qgis_iface)
+    try:
+        assert tool.run(example_geometry([QgsPointXY(335055, 5819695)])) is not None
+        gc.collect()  # the run's locals are gone; what the task refers to is kept with it
+        assert len(tool.running) == 1
+
+        def similarity():
+            return next((lyr for lyr in project.mapLayers().values() if lyr.name() == "Similarity"), None)
+
+        assert wait_until(lambda: similarity() is not None, 180)
+        assert similarity().renderer().type() == "singlebandpseudocolor"
+        value, ok = similarity().dataProvider().sample(QgsPointXY(335055, 5819695), 1)
+        assert ok and value == pytest.approx(1.0, abs=1e-4)
+        assert tool.running == []
+    finally:
+        project.removeAllMapLayers()
