@@ -189,7 +189,8 @@ class DialogTabs:
         self.method = QComboBox()
         self.method.addItems([m for m in backend_spec.choices("pretrain", "--method") if m not in CLI_ONLY_METHODS])
         self.variant = QComboBox()
-        self.variant.addItems([backend_spec.AUTO, *backend_spec.choices("pretrain", "--variant")])
+        # the backend's choices hold 'auto' (its default); first either way
+        self.variant.addItems(list(dict.fromkeys([backend_spec.AUTO, *backend_spec.choices("pretrain", "--variant")])))
         self.variant_hint = QLabel("")
         self.variant_hint.setWordWrap(True)
         self.encoder = QComboBox()  # empty: the method's encoder (nothing is sent)

@@ -79,12 +79,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/export_dataset.py" line="109"/>
-        <source>Give either a chip store or Sentinel-2 scenes (one of the two).</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../algorithms/export_dataset.py" line="134"/>
+        <location filename="../algorithms/export_dataset.py" line="140"/>
         <source>The backend finished but wrote no chip index ({index}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -424,72 +419,72 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="203"/>
+        <location filename="../dialog_tabs.py" line="204"/>
         <source>no limit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="208"/>
+        <location filename="../dialog_tabs.py" line="209"/>
         <source>Method</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="209"/>
+        <location filename="../dialog_tabs.py" line="210"/>
         <source>RS-BYOL variant</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="211"/>
+        <location filename="../dialog_tabs.py" line="212"/>
         <source>Encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="212"/>
+        <location filename="../dialog_tabs.py" line="213"/>
         <source>Epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="213"/>
+        <location filename="../dialog_tabs.py" line="214"/>
         <source>Maximum steps (each training)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="214"/>
+        <location filename="../dialog_tabs.py" line="215"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="215"/>
+        <location filename="../dialog_tabs.py" line="216"/>
         <source>Crop (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="218"/>
+        <location filename="../dialog_tabs.py" line="219"/>
         <source>Fine-tuning and prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="247"/>
+        <location filename="../dialog_tabs.py" line="248"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="248"/>
+        <location filename="../dialog_tabs.py" line="249"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="249"/>
+        <location filename="../dialog_tabs.py" line="250"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="252"/>
+        <location filename="../dialog_tabs.py" line="253"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="255"/>
+        <location filename="../dialog_tabs.py" line="256"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -499,7 +494,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="266"/>
+        <location filename="../dialog_tabs.py" line="267"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -509,7 +504,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="268"/>
+        <location filename="../dialog_tabs.py" line="269"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -519,32 +514,32 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="274"/>
+        <location filename="../dialog_tabs.py" line="275"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="275"/>
+        <location filename="../dialog_tabs.py" line="276"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="295"/>
+        <location filename="../dialog_tabs.py" line="296"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="296"/>
+        <location filename="../dialog_tabs.py" line="297"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="305"/>
+        <location filename="../dialog_tabs.py" line="306"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="312"/>
+        <location filename="../dialog_tabs.py" line="313"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1561,22 +1556,22 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="222"/>
+        <location filename="../dialog_tabs.py" line="223"/>
         <source>Pixel classifier: spectra of every date + the pre-trained embedding (best with few polygons)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="224"/>
+        <location filename="../dialog_tabs.py" line="225"/>
         <source>U-Net over the pre-trained encoder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="225"/>
+        <location filename="../dialog_tabs.py" line="226"/>
         <source>With a handful of labelled polygons a per-pixel classifier generalises better than a U-Net, which memorises the polygons. Tick &apos;Evaluate&apos; to compare both on parcels none of them trained on.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="231"/>
+        <location filename="../dialog_tabs.py" line="232"/>
         <source>Model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1596,7 +1591,7 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="198"/>
+        <location filename="../dialog_tabs.py" line="199"/>
         <source>the method&apos;s: {encoders}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1746,37 +1741,37 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="204"/>
+        <location filename="../dialog_tabs.py" line="205"/>
         <source>the method&apos;s</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="205"/>
+        <location filename="../dialog_tabs.py" line="206"/>
         <source>The method&apos;s own batch size: {sizes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="232"/>
+        <location filename="../dialog_tabs.py" line="233"/>
         <source>Quick first map (in seconds)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="234"/>
+        <location filename="../dialog_tabs.py" line="235"/>
         <source>The pixel classifier chooses between logistic regression and the vote on at most 3000 training pixels: a first map in seconds. Untick it for the map you keep (8 cross-validated candidates on up to 20,000 pixels: minutes).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="239"/>
+        <location filename="../dialog_tabs.py" line="240"/>
         <source>U-Net only: the pixel classifier is fitted at once, without epochs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="245"/>
+        <location filename="../dialog_tabs.py" line="246"/>
         <source>the model&apos;s</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="246"/>
+        <location filename="../dialog_tabs.py" line="247"/>
         <source>Empty (the model&apos;s): 256 for a segmentation model, a classifier&apos;s chip size.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1878,6 +1873,11 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../dialog_tabs.py" line="101"/>
         <source>Encoding</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../algorithms/export_dataset.py" line="113"/>
+        <source>Give either a chip store or Sentinel-2 scenes / feature rasters (one of the two).</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
