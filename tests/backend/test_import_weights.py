@@ -207,6 +207,13 @@ def test_presets_and_known_files_match_torchgeo():
         raw = preset.raw()
         assert [raw[b]["mean"] for b in preset.bands] == pytest.approx(mean.tolist())
         assert [raw[b]["std"] for b in preset.bands] == pytest.approx(std.tolist())
+    # the per-band statistics presets (SoftCon's S2, the S1 weights'): torchgeo's module constants, copied because
+    # they are private names there (importing torchgeo would also cost the backend seconds at start-up)
+    resnet = pytest.importorskip("torchgeo.models.resnet")
+    for name, mean, std in (("ssl4eo-s12-stats", resnet._mean_s2, resnet._std_s2),
+                            ("ssl4eo-s12-s1", resnet._mean_s1, resnet._std_s1)):
+        assert list(presets.PRESETS[name].mean) == pytest.approx(list(mean)), name
+        assert list(presets.PRESETS[name].std) == pytest.approx(list(std)), name
 
 
 @pytest.fixture(scope="module")
