@@ -8,11 +8,14 @@ lazily, so ``eo-ssl prepare --help`` does not pay for importing torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from backend import __version__, disk, options, output_paths, outputs
 from backend.commands import COMMANDS
@@ -66,7 +69,7 @@ def check_arguments(command: str, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    is_process = argv is None  # the console script or ``python -m backend``: the signal handlers stay to the end
+    is_process = argv is None  # the console script or ``python -m backend``: see exit_on_late_signal
     argv = list(sys.argv[1:] if argv is None else argv)
     ddp_child_stdout_to_stderr()  # before any event: a DDP child's stdout is not the JSON-lines channel
     command = next((a for a in argv if a in COMMANDS), None)
@@ -88,24 +91,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     events = Events(json_mode=args.events)
     with events.json_stdout(), events.signal_handlers(restore=not is_process):
-        arg_dict = {k: v for k, v in vars(args).items() if k not in ("events", "command")}
-        events.start(args.command, **arg_dict)
-        outputs.run_started()
-        try:
-            check_arguments(args.command, args)
-            module = importlib.import_module(COMMANDS[args.command][0])
-            events.check_cancel()  # a signal while the command's libraries loaded: stop before any work
-            summary = module.run(args, events) or {}
-            if events.cancelled:  # the signal came after the command's last safe point
-                raise Cancelled(_late(events), hint="Nothing to redo: the outputs were complete before it came.")
-        except BaseException as exc:  # noqa: BLE001 - every way a run ends early is reported here, once
-            return _ended_early(events, args, exc)
-        outputs.run_succeeded()
-        events.done(ok=True, summary=summary)
-        if not args.events and summary:
-            for key, value in summary.items():
-                print(f"{key}: {value}")
+        rc = _run(args, events)
+    if is_process:
+        exit_on_late_signal(rc)
+    return rc
+
+
+def _run(args: argparse.Namespace, events: Events) -> int:
+    """The command, from its ``start`` event to its ``done`` event; the exit code."""
+    arg_dict = {k: v for k, v in vars(args).items() if k not in ("events", "command")}
+    events.start(args.command, **arg_dict)
+    outputs.run_started()
+    try:
+        check_arguments(args.command, args)
+        module = importlib.import_module(COMMANDS[args.command][0])
+        events.check_cancel()  # a signal while the command's libraries loaded: stop before any work
+        summary = module.run(args, events) or {}
+        if events.cancelled:  # the signal came after the command's last safe point
+            raise Cancelled(_late(events), hint="Nothing to redo: the outputs were complete before it came.")
+    except BaseException as exc:  # noqa: BLE001 - every way a run ends early is reported here, once
+        return _ended_early(events, args, exc)
+    outputs.run_succeeded()
+    events.done(ok=True, summary=summary)
+    if not args.events and summary:
+        for key, value in summary.items():
+            print(f"{key}: {value}")
     return 0
+
+
+def exit_on_late_signal(rc: int) -> None:
+    """After the run's last event, in a process that is the CLI: SIGINT/SIGTERM end the process at once with the
+    exit code the run already reported. The default action would turn a finished job into one killed by the signal
+    (exit -15) while the interpreter shuts down; ignoring the signal would leave a shutdown that hangs (a DataLoader
+    worker, a library's teardown) impossible to stop with Ctrl-C."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(rc)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 def _failed(events: Events, rc: int, code: str, message: str, hint: str) -> int:

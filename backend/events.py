@@ -122,17 +122,17 @@ class Events:
         """While active, the first SIGINT/SIGTERM asks for a clean stop and a second one stops at once.
 
         Afterwards the previous handlers come back (``restore``: in-process callers such as the demo and tests keep
-        theirs); when the run is the process (``restore=False``), a signal after the run's last event is ignored
-        instead: the exit code and the ``done`` event already say how it ended, and the default action would turn
-        a finished job into one killed by the signal (exit -15) while the interpreter shuts down."""
+        theirs); when the run is the process (``restore=False``) they stay until the CLI replaces them with
+        :func:`backend.cli.exit_on_late_signal`: the default action would turn a finished job into one killed by the
+        signal (exit -15) while the interpreter shuts down."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         self.install_signal_handlers()
         try:
             yield
         finally:
-            for sig, handler in previous.items():
+            for sig, handler in previous.items() if restore else ():
                 with contextlib.suppress(ValueError, TypeError):
-                    signal.signal(sig, handler if restore else signal.SIG_IGN)
+                    signal.signal(sig, handler)
 
     def install_signal_handlers(self) -> None:
         """First SIGINT/SIGTERM asks for a clean stop; a second one stops at once."""

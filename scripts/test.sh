@@ -10,9 +10,9 @@ bash scripts/setup.sh || { echo "test: set-up failed" >&2; exit 1; }
 export QT_QPA_PLATFORM=offscreen
 export PYTHONDONTWRITEBYTECODE=1
 
-# two pytest-xdist workers per file group (--dist loadfile: a module's fixtures are built once, in one worker); the
-# tests train with one torch thread each, so two workers use both cores of the CI machine (up to 4 on a larger one).
-# EO_SSL_TEST_WORKERS=0 runs them in this process (a debugger, -x on the first failure in order).
+# pytest-xdist workers, one per core up to 4 (two on the CI machine); --dist loadfile sends each test file to one
+# worker, so a module's fixtures are built once. The tests train with one torch thread each.
+# EO_SSL_TEST_WORKERS=N sets the number; 0 runs them in this process (a debugger, -x on the first failure in order).
 workers="${EO_SSL_TEST_WORKERS:-$(n="$(nproc 2>/dev/null || echo 2)"; echo $(( n < 4 ? n : 4 )))}"
 echo "test: pytest ($workers workers)"
 if [ "$workers" -gt 0 ]; then

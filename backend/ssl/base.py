@@ -66,7 +66,7 @@ class SSLMethod(TrainingTask):
     def __init__(self, config: dict[str, Any]) -> None:
         full = {**COMMON_DEFAULTS, **self.DEFAULTS, **config}
         super().__init__(full)
-        self.config: dict[str, Any] = full
+        self.config: dict[str, Any] = self.hparams  # one object: a later update (pretrain --init) is checkpointed too
         cfg = self.config
         self.sensors: list[str] = list(cfg.get("sensors", ["s2"]))
         self.encoder = self.build_encoder()
