@@ -45,6 +45,12 @@ def default(command: str, name: str) -> Any:
     return value
 
 
+def input_default(key: str) -> Any:
+    """A default the backend takes from the input (``input_defaults``: the encoder of a random initialisation, the
+    frozen share from a package, a segmentation model's tile), for the labels that say it."""
+    return spec()["input_defaults"][key]
+
+
 def choices(command: str, name: str) -> list[str]:
     """The option's choices, else the usual values a front end offers (``--precision``)."""
     opt = option(command, name)

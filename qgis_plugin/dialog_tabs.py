@@ -244,7 +244,8 @@ class DialogTabs:
         self.label_fraction.setSingleStep(0.05)
         self.label_fraction.setValue(backend_spec.default("finetune", "--label-fraction"))
         self.tile = spin_box("predict", "--tile", unset=tr("the model's"))
-        self.tile.setToolTip(tr("Empty (the model's): 256 for a segmentation model, a classifier's chip size."))
+        self.tile.setToolTip(tr("Empty (the model's): {tile} for a segmentation model, a classifier's chip "
+                                "size.").format(tile=backend_spec.input_default("tile_of_segmentation")))
         fl.addRow(tr("Fine-tune epochs"), self.ft_epochs)
         fl.addRow(tr("Label fraction"), self.label_fraction)
         fl.addRow(tr("Prediction tile (pixels)"), self.tile)

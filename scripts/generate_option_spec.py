@@ -51,7 +51,8 @@ def _method_defaults() -> dict[str, dict[str, Any]]:
 def build() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from backend import options
-    from backend.train import finetune, pretrain
+    from backend.predict import scene
+    from backend.train import finetune, init_source, pretrain
 
     return {
         "generated_by": "scripts/generate_option_spec.py from backend/options.py: do not edit",
@@ -60,6 +61,10 @@ def build() -> dict[str, Any]:
         "command_defaults": {"pretrain": {"epochs": pretrain.DEFAULT_EPOCHS},
                              "finetune": {"epochs": finetune.DEFAULTS["epochs"],
                                           "batch_size": finetune.DEFAULTS["batch_size"]}},
+        # defaults that depend on the input, for the GUI's labels (keys no option has: never sent as a value)
+        "input_defaults": {"encoder_of_random": init_source.DEFAULT_ENCODER,
+                           "frozen_fraction_from_package": finetune.PRETRAINED_FROZEN_FRACTION,
+                           "tile_of_segmentation": scene.SEGMENTATION_TILE},
         "by_device": {command: {"batch_size": dict(options.INFERENCE_BATCH_SIZE)} for command in ("predict", "embed")},
         "methods": _method_defaults(),
     }

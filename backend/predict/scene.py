@@ -54,6 +54,9 @@ from backend.predict.tiled import ReadAhead, TiledStats, plan_tiles, predict_til
 from backend.predict.writer import CLASS_NODATA, CONFIDENCE_NODATA, RasterSink, WriteBehind, class_metadata
 from backend.train.networks import check_tile
 
+#: ``--tile`` of a segmentation model when not given (a classifier's is its chip size)
+SEGMENTATION_TILE = 256
+
 
 # -- model ----------------------------------------------------------------------------------------------------------
 def load_model(model_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
@@ -145,7 +148,7 @@ def load_predictor(args: argparse.Namespace, events: Events, device: torch.devic
         device = resolve_device(args.devices).torch_device
     device_text = inference_text(device)
     task = meta["task"]
-    tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else 256)
+    tile = args.tile or (int(meta["input"].get("crop") or 64) if task == "classification" else SEGMENTATION_TILE)
     check_tile(tile, meta["architecture"], task)
     batch_size = options.inference_batch_size(args.batch_size, device.type)
     return Predictor(str(args.model), meta, spec, device, device_text, tile, batch_size, resolution)

@@ -125,7 +125,7 @@ class EvaluateAlgorithm(BackendAlgorithm):
                                                "--probe-epochs")))
         self.addParameter(advanced(spec.number(K, "Neighbours of the kNN vote", c, "--k")))
         self.addParameter(optional_string(ENCODER, "Encoder of 'random' without a package (timm name; empty: "
-                                                   "resnet18)"))
+                                                   "{})".format(spec.input_default("encoder_of_random"))))
         self.addParameter(advanced(spec.enum(ARCH, "Decoder (fine-tune protocol on a cube)", c, "--arch")))
         self.addParameter(optional_string(DATE, "Sentinel-2 date read from a multi-date cube (YYYY-MM-DD)"))
         self.addParameter(advanced(spec.number(CROP, "Training crop (pixels, cube)", c, "--crop")))

@@ -101,7 +101,8 @@ class FinetuneAlgorithm(BackendAlgorithm):
             INIT, "Start from this model package (empty: random initialisation)",
             behavior=QgsProcessingParameterFile.Folder, optional=True),
             "A folder written by Pre-train (or Fine-tune)."))
-        self.addParameter(optional_string(ENCODER, "Encoder for a random initialisation (timm name; empty: resnet18)"))
+        self.addParameter(optional_string(ENCODER, "Encoder for a random initialisation (timm name; empty: {})"
+                                          .format(spec.input_default("encoder_of_random"))))
         self.addParameter(with_help(spec.enum(ARCH, "Segmentation model", c, "--arch",
                                               exclude=tuple(self.LEFT_OUT[ARCH])),
             "unet / deeplabv3plus / deeplabv3: a decoder over the encoder; pixel: a per-pixel classifier on the "
@@ -125,8 +126,8 @@ class FinetuneAlgorithm(BackendAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(FREEZE_ENCODER, "Freeze the encoder (linear probe)",
                                                         defaultValue=False))
         self.addParameter(advanced(spec.number(
-            FROZEN_FRACTION, "Share of the steps with the encoder frozen first (empty: 0.3 from a package, 0 from "
-            "random)", c, "--frozen-fraction")))
+            FROZEN_FRACTION, "Share of the steps with the encoder frozen first (empty: {} from a package, 0 from "
+            "random)".format(spec.input_default("frozen_fraction_from_package")), c, "--frozen-fraction")))
         self.addParameter(advanced(QgsProcessingParameterBoolean(
             NO_CLASS_BALANCE, "Draw segmentation crops uniformly (not each class equally often)", defaultValue=False)))
         self.addParameter(advanced(QgsProcessingParameterBoolean(

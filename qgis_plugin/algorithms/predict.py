@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from .. import backend_spec as spec
 from ..i18n import tr
 from ..names import QT_TRANSLATE_NOOP
 from . import inputs
@@ -66,8 +67,9 @@ class PredictAlgorithm(BackendAlgorithm):
             "A folder holding weights.safetensors and model.json."))
         inputs.raster_input_parameters(self, s2_optional=True, with_grid=False)
         inputs.feature_input_parameters(self)
-        tiling_parameters(self, "Empty: 256 for a segmentation model (a multiple of the model's stride); a "
-                                 "classification model uses its chip size.")
+        tiling_parameters(self, "Empty: {} for a segmentation model (a multiple of the model's stride); a "
+                                 "classification model uses its chip size.".format(
+                                     spec.input_default("tile_of_segmentation")))
         self.addParameter(advanced(QgsProcessingParameterString(
             DATE, "Sentinel-2 date to read (YYYY-MM-DD; empty: the clearest in the AOI)", optional=True)))
         inputs.device_parameter(self)

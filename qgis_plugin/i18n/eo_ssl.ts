@@ -119,7 +119,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="43"/>
+        <location filename="../algorithms/predict.py" line="44"/>
         <source>5 Predict land cover</source>
         <translation type="unfinished"></translation>
     </message>
@@ -129,17 +129,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="45"/>
+        <location filename="../algorithms/predict.py" line="46"/>
         <source>&lt;p&gt;Predicts a land-cover raster over the area of interest with a fine-tuned model package: tiled, overlapping windows blended without seams, written as a compressed GeoTIFF of class ids with a colour table and a &lt;code&gt;.qml&lt;/code&gt; style (the class legend), plus an optional confidence raster (the highest class probability, 0..1).&lt;/p&gt;&lt;p&gt;The model&apos;s bands are matched to the inputs by name; a model whose bands are missing from the inputs is refused before any work. Loaded into the project with the class style and legend.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="98"/>
+        <location filename="../algorithms/predict.py" line="100"/>
         <source>The backend finished but wrote no map ({out}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../algorithms/predict.py" line="103"/>
+        <location filename="../algorithms/predict.py" line="105"/>
         <source>The backend finished but wrote no confidence raster ({conf}).</source>
         <translation type="unfinished"></translation>
     </message>
@@ -464,27 +464,27 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="248"/>
+        <location filename="../dialog_tabs.py" line="249"/>
         <source>Fine-tune epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="249"/>
+        <location filename="../dialog_tabs.py" line="250"/>
         <source>Label fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="250"/>
+        <location filename="../dialog_tabs.py" line="251"/>
         <source>Prediction tile (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="253"/>
+        <location filename="../dialog_tabs.py" line="254"/>
         <source>A fine-tuned model package (a folder with model.json) to predict with when &apos;Fine-tune&apos; is off</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="256"/>
+        <location filename="../dialog_tabs.py" line="257"/>
         <source>…or predict with this model</source>
         <translation type="unfinished"></translation>
     </message>
@@ -494,7 +494,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="267"/>
+        <location filename="../dialog_tabs.py" line="268"/>
         <source>auto (GPU when there is one)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -504,7 +504,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="269"/>
+        <location filename="../dialog_tabs.py" line="270"/>
         <source>checking the backend environment…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -514,32 +514,32 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="275"/>
+        <location filename="../dialog_tabs.py" line="276"/>
         <source>Backend…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="276"/>
+        <location filename="../dialog_tabs.py" line="277"/>
         <source>Backend diagnostics: which Python, torch and device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="296"/>
+        <location filename="../dialog_tabs.py" line="297"/>
         <source>Output folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="297"/>
+        <location filename="../dialog_tabs.py" line="298"/>
         <source>Each step writes into the output folder: &lt;code&gt;pretrained/&lt;/code&gt;, &lt;code&gt;finetuned/&lt;/code&gt; (model packages), &lt;code&gt;report/&lt;/code&gt;, &lt;code&gt;landcover.tif&lt;/code&gt; (+ &lt;code&gt;.qml&lt;/code&gt;), &lt;code&gt;confidence.tif&lt;/code&gt;, &lt;code&gt;parcels_labelled.gpkg&lt;/code&gt;. The chip store goes to the cache folder ({options}) and is reused while the layers, area and period do not change. Existing outputs are replaced; a pre-training resumes from its checkpoint when &apos;Resume&apos; is ticked.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="306"/>
+        <location filename="../dialog_tabs.py" line="307"/>
         <source>Resume the pre-training from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="313"/>
+        <location filename="../dialog_tabs.py" line="314"/>
         <source>Ready.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1771,11 +1771,6 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../dialog_tabs.py" line="247"/>
-        <source>Empty (the model&apos;s): 256 for a segmentation model, a classifier&apos;s chip size.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
         <location filename="../dialog.py" line="406"/>
         <source>Nothing to run: the chip store is ready ({path}). Tick a step on the Training tab (Fine-tune, Predict…) to go on.</source>
         <translation type="unfinished"></translation>
@@ -1851,7 +1846,7 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../backend_spec.py" line="79"/>
+        <location filename="../backend_spec.py" line="85"/>
         <source>{cpu} on the CPU, {cuda} on a GPU</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1878,6 +1873,11 @@ Update the backend (reinstall the plugin, or pull the checkout) and check Raster
     <message>
         <location filename="../algorithms/export_dataset.py" line="113"/>
         <source>Give either a chip store or Sentinel-2 scenes / feature rasters (one of the two).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../dialog_tabs.py" line="247"/>
+        <source>Empty (the model&apos;s): {tile} for a segmentation model, a classifier&apos;s chip size.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

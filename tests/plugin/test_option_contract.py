@@ -215,3 +215,28 @@ def test_defaults_shown_by_the_gui_are_the_backends(eo_provider) -> None:
     for command in ("predict", "embed"):
         assert backend_spec.device_defaults_text(command, "batch_size") == shown
         assert shown in registry.algorithmById(f"eo_ssl:{command}").parameterDefinition("BATCH_SIZE").description()
+
+
+def test_input_dependent_defaults_in_the_labels_are_the_backends(eo_provider) -> None:
+    """The defaults a label states that depend on the input (the encoder of a random initialisation, the frozen share
+    of the steps from a package, a segmentation model's tile) are the backend's constants, through the spec."""
+    from qgis.core import QgsApplication
+
+    from backend.predict.scene import SEGMENTATION_TILE
+    from backend.train.finetune import PRETRAINED_FROZEN_FRACTION
+    from backend.train.init_source import DEFAULT_ENCODER
+    from qgis_plugin import backend_spec
+
+    assert (backend_spec.input_default("encoder_of_random"), backend_spec.input_default("frozen_fraction_from_package"),
+            backend_spec.input_default("tile_of_segmentation")) == (DEFAULT_ENCODER, PRETRAINED_FROZEN_FRACTION,
+                                                                    SEGMENTATION_TILE)
+    registry = QgsApplication.processingRegistry()
+
+    def label(alg: str, name: str) -> str:
+        return registry.algorithmById(f"eo_ssl:{alg}").parameterDefinition(name).description()
+
+    assert f"empty: {DEFAULT_ENCODER})" in label("finetune", "ENCODER")
+    assert f"empty: {DEFAULT_ENCODER})" in label("evaluate", "ENCODER")
+    assert f"empty: {PRETRAINED_FROZEN_FRACTION:g} from a package" in label("finetune", "FROZEN_FRACTION")
+    tile = registry.algorithmById("eo_ssl:predict").parameterDefinition("TILE")
+    assert f"Empty: {SEGMENTATION_TILE} for a segmentation model" in tile.help()
