@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import torch
+from common import REPO, cpu_name, memory
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import cpu_name, memory  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from backend.pixel.features import Embedding, EmbeddingSpec  # noqa: E402
 

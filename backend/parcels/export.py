@@ -20,8 +20,9 @@ so no parcel's labels appear on both sides of a split. Pixels without any valid 
 parcels overlap, a chip's own parcel is drawn on top, then smaller parcels over larger ones.
 
 Imagery is read one group of nearby chips at a time (one window per group, bounded in memory), from a prepared
-chip store (``--data``) or from the source rasters (``--s2``/``--s1``, the same options as ``prepare``): the sources
-and the channels are in :mod:`backend.parcels.imagery`, where the chips go in :mod:`backend.parcels.chip_layout`.
+chip store (``--data``) or from the source rasters (``--s2``/``--s1``/``--features``, the same options as
+``prepare``): the sources and the channels are in :mod:`backend.parcels.imagery`, where the chips go in
+:mod:`backend.parcels.chip_layout`.
 """
 
 from __future__ import annotations
